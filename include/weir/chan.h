@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * weir/chan.h - the shared-memory ring channel.
+ *
+ * A channel has one writer and up to WEIR_CHAN_MAX_READERS registered
+ * readers. Every registered reader sees every message committed after its
+ * registration, in order, exactly once. The writer never drops or
+ * overwrites: reserving a slot blocks until every registered reader has
+ * released the message that last used it. With depth D the writer can be
+ * at most D messages ahead of the slowest registered reader.
+ *
+ * The ring lives in a shared segment (a memfd for anonymous channels, a
+ * POSIX shm object "/weir.<name>" for named ones, mode 0600). Anonymous
+ * channels are shared with child processes through fork(); named ones can
+ * be opened by any process of the same user with weir_chan_open().
+ *
+ * Threads: the writer side (reserve/commit/write/close) must be used by one
+ * thread at a time. Each reader id must be used by one thread at a time;
+ * different reader ids may be used concurrently from different threads on
+ * the same handle. Registration, deregistration and weir_chan_stats() are
+ * safe from any thread.
+ *
+ * Waiting: a blocked call spins briefly, then yields, then sleeps on a
+ * futex in the shared segment. When nobody sleeps, no call makes a system
+ * call. timeout_ms: -1 waits forever, 0 never waits, > 0 is a bound in
+ * milliseconds; an expired wait fails with -ETIMEDOUT.
+ *
+ * Messages larger than the slot size: the channel grows. The writer maps a
+ * new data segment whose slots hold the message (slot size doubles, rounded
+ * up to a power of two that fits), marks the old slot as a forward, and
+ * readers follow the forward when they reach it. Sequence numbers do not
+ * change. Cost: one memfd + mmap in the writer and one mmap per reader
+ * process, once per growth; the old data segments stay mapped until the
+ * channel is freed (at most about as much memory again as the newest one).
+ * At most WEIR_CHAN_MAX_GENS growths per channel.
+ */
+#ifndef WEIR_CHAN_H
+#define WEIR_CHAN_H
+
+#include <weir/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WEIR_CHAN_MAX_READERS 64
+#define WEIR_CHAN_MAX_GENS 40
+#define WEIR_CHAN_MAX_DEPTH (1u << 20)
+#define WEIR_CHAN_MAX_SLOT ((size_t)1 << 34) /* 16 GiB */
+#define WEIR_CHAN_MAX_NAME 200
+
+#define WEIR_CHAN_DEFAULT_SLOT 4096
+#define WEIR_CHAN_DEFAULT_DEPTH 8
+
+typedef struct weir_chan weir_chan;
+
+typedef struct weir_chan_opts {
+    size_t slot_bytes;    /* initial slot size; 0: WEIR_CHAN_DEFAULT_SLOT */
+    unsigned depth;       /* slots; 0: WEIR_CHAN_DEFAULT_DEPTH; max WEIR_CHAN_MAX_DEPTH */
+    unsigned max_readers; /* 0: WEIR_CHAN_MAX_READERS; more is -EINVAL */
+} weir_chan_opts;
+
+/* Flags of a message (weir_chan_msg.flags). */
+#define WEIR_MSG_ERROR 0x1u /* an error record: data is a NUL-terminated text */
+
+/* One message as seen by a reader (weir_chan_read_msg). */
+typedef struct weir_chan_msg {
+    const void *data; /* points into the shared segment; valid until release */
+    size_t len;       /* payload bytes (for an error record: strlen + 1) */
+    uint64_t seq;     /* sequence number: 0 for the first message ever written */
+    uint32_t flags;   /* WEIR_MSG_* */
+} weir_chan_msg;
+
+/*
+ * Create a channel; the returned handle is its writer (and may also
+ * register readers, for readers in the same process or in children forked
+ * later). name NULL makes an anonymous channel (memfd); otherwise a named
+ * one, "/weir.<name>" in /dev/shm, that other processes open with
+ * weir_chan_open(); the name is removed when the creator frees the handle.
+ * o may be NULL. Returns NULL on failure (-EINVAL bad options, -EEXIST
+ * name in use, or the errno of the failing system call).
+ * The caller owns the handle and frees it with weir_chan_free().
+ */
+WEIR_API weir_chan *weir_chan_create(const char *name, const weir_chan_opts *o);
+
+/*
+ * Open a named channel created by another process (or this one) in order
+ * to read it. Checks the magic and version of the segment and its sizes:
+ * a foreign or corrupt segment fails with -EPROTO or -EBADMSG. The handle
+ * cannot write (-EPERM). The caller owns the handle.
+ */
+WEIR_API weir_chan *weir_chan_open(const char *name);
+
+/*
+ * Remove the name of a channel left behind by a process that died. Open
+ * handles stay valid. Returns 0, or -ENOENT.
+ */
+WEIR_API int weir_chan_unlink(const char *name);
+
+/* The channel's name ("anon" for anonymous channels). Owned by the handle. */
+WEIR_API const char *weir_chan_name(const weir_chan *c);
+
+/*
+ * Register a reader. Returns its id (0 .. max_readers-1), or -ENOSPC when
+ * max_readers are registered, -EPIPE if the channel is closed. The reader
+ * sees every message committed after this call returns (and possibly some
+ * committed while it ran), in order.
+ */
+WEIR_API int weir_chan_register_reader(weir_chan *c);
+
+/*
+ * Deregister reader `reader`: the writer stops waiting for it at once. Any
+ * message it holds is released. Works from any handle of the channel and
+ * any process, so a dead reader can be force-deregistered by its id.
+ * Returns 0, or -EINVAL if `reader` is not registered.
+ */
+WEIR_API int weir_chan_deregister_reader(weir_chan *c, int reader);
+
+/*
+ * Force-deregister every registered reader whose process no longer exists.
+ * Returns how many were removed.
+ */
+WEIR_API int weir_chan_reap_dead_readers(weir_chan *c);
+
+/*
+ * Writer: reserve space for a message of len bytes (len may be 0, and may
+ * exceed the slot size: the channel then grows). Blocks while the slot is
+ * still held by a registered reader. Returns a pointer into the shared
+ * segment, valid until commit; NULL on failure with weir_errcode()
+ * -ETIMEDOUT, -EPIPE (closed), -EBUSY (already reserved), -EPERM (not the
+ * writer), -ENOMEM (growth failed), -EMSGSIZE (len > WEIR_CHAN_MAX_SLOT).
+ */
+WEIR_API void *weir_chan_reserve(weir_chan *w, size_t len, int timeout_ms);
+
+/*
+ * Writer: publish the reserved message with len bytes (len <= the reserved
+ * length). Never blocks. Returns 0, or -EINVAL without a reservation or
+ * with len larger than reserved.
+ */
+WEIR_API int weir_chan_commit(weir_chan *w, size_t len);
+
+/* Writer: copy len bytes from p into a new message. reserve + memcpy + commit. */
+WEIR_API int weir_chan_write(weir_chan *w, const void *p, size_t len, int timeout_ms);
+
+/*
+ * Writer: publish an error record in place of a message: it takes one
+ * sequence number like any message and carries `text` (copied, truncated
+ * to 4095 bytes) instead of data.
+ */
+WEIR_API int weir_chan_write_error(weir_chan *w, const char *text, int timeout_ms);
+
+/*
+ * Reader: wait for the next message and return a zero-copy view of it,
+ * valid until weir_chan_release(). Error records are returned as messages
+ * with WEIR_MSG_ERROR set (and must be released too). Returns 0, or
+ * -ETIMEDOUT, -EPIPE (closed and drained), -EBUSY (a message is already
+ * held: release it first), -EINVAL (reader not registered).
+ */
+WEIR_API int weir_chan_read_msg(weir_chan *c, int reader, weir_chan_msg *m, int timeout_ms);
+
+/*
+ * Reader: like weir_chan_read_msg() but returns the payload pointer and
+ * length. An error record is consumed (released) and reported as NULL with
+ * weir_errcode() == -EREMOTEIO and its text in weir_errmsg(). Other
+ * failures: NULL with the codes of weir_chan_read_msg().
+ */
+WEIR_API const void *weir_chan_read(weir_chan *c, int reader, size_t *len, int timeout_ms);
+
+/* Reader: release the message it holds. -EINVAL if it holds none. */
+WEIR_API int weir_chan_release(weir_chan *c, int reader);
+
+/*
+ * Writer: close the channel. Readers still get every committed message,
+ * then -EPIPE. Wakes every sleeper. Further reserves fail with -EPIPE.
+ */
+WEIR_API int weir_chan_close(weir_chan *w);
+
+/* 1 if the channel was closed by its writer, else 0. */
+WEIR_API int weir_chan_is_closed(const weir_chan *c);
+
+/*
+ * Unmap and free the handle; the creator also removes the channel's name.
+ * Never blocks. Readers registered through this handle are deregistered.
+ * NULL is a no-op. Other processes keep their own mappings.
+ */
+WEIR_API void weir_chan_free(weir_chan *c);
+
+/* The fd of the control segment (for passing to other processes). */
+WEIR_API int weir_chan_fd(const weir_chan *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
