@@ -55,6 +55,7 @@
 
 #include "channels/atomics.h"
 #include "channels/barrier.h"
+#include "channels/chan_internal.h"
 #include "channels/err.h"
 #include "channels/layout.h"
 #include "channels/wait.h"
@@ -1035,4 +1036,30 @@ WEIR_API int weir_chan_stats(const weir_chan *c, struct weir_chan_stats *st)
         rs->starved_ns = weir__load_relaxed(&rl->starved_ns);
     }
     return 0;
+}
+
+/* ---- engine-internal ---------------------------------------------------- */
+
+int weir__chan_unreserve(weir_chan *c)
+{
+    if (!c || !c->w.reserved)
+        return c ? CHERR(c, -EINVAL, "unreserve without a reservation")
+                 : weir__seterr(-EINVAL, "channel (null): unreserve");
+    /* The slot was never published; a forward mark written by grow() stays
+     * valid because the writer stays on the new generation. */
+    c->w.reserved = 0;
+    return 0;
+}
+
+size_t weir__chan_slot_bytes(const weir_chan *c)
+{
+    return c->w.g->slot_bytes;
+}
+
+/* Give an anonymous channel a readable name (stats, messages). */
+void weir__chan_set_label(weir_chan *c, const char *label);
+void weir__chan_set_label(weir_chan *c, const char *label)
+{
+    snprintf(c->name, sizeof c->name, "%s", label);
+    snprintf(c->ctl->name, sizeof c->ctl->name, "%s", label);
 }

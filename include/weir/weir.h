@@ -5,4 +5,6 @@
 #include <weir/common.h>
 #include <weir/chan.h>
 #include <weir/stats.h>
+#include <weir/graph.h>
+#include <weir/dag.h>
 #endif

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/* dag/graph_internal.h - the graph IR built by the builder API (weir/graph.h). */
+#ifndef WEIR_GRAPH_INTERNAL_H
+#define WEIR_GRAPH_INTERNAL_H
+
+#include <stdbool.h>
+#include <weir/graph.h>
+
+enum weir__node_kind { WEIR__N_INPUT, WEIR__N_CALL, WEIR__N_RET };
+
+struct weir__method {
+    char name[WEIR_MAX_NAME + 1];
+    weir_method_fn fn;
+    unsigned nin, nout;
+};
+
+struct weir_actor {
+    weir_graph *g;
+    unsigned idx;
+    char name[WEIR_MAX_NAME + 1];
+    weir_actor_opts opts;
+    unsigned nmethods;
+    struct weir__method *methods;
+};
+
+struct weir_node {
+    weir_graph *g;
+    unsigned id;   /* index in g->nodes */
+    int kind;      /* enum weir__node_kind */
+    unsigned argi; /* INPUT */
+    /* CALL */
+    weir_actor *actor;
+    unsigned method; /* index in actor->methods */
+    unsigned nin, nout;
+    weir_node **in;
+    /* RET */
+    weir_node *call;
+    unsigned out;
+};
+
+struct weir_graph {
+    char name[WEIR_MAX_NAME + 1];
+    unsigned nactors, cap_actors;
+    weir_actor **actors;
+    unsigned nnodes, cap_nodes;
+    weir_node **nodes;
+    unsigned nouts;
+    weir_node **outs;
+    bool frozen;
+};
+
+/* The (call, output index) a node stands for as a value; false for inputs. */
+static inline bool weir__node_value(const weir_node *n, const weir_node **call, unsigned *out)
+{
+    if (n->kind == WEIR__N_CALL) {
+        *call = n;
+        *out = 0;
+        return true;
+    }
+    if (n->kind == WEIR__N_RET) {
+        *call = n->call;
+        *out = n->out;
+        return true;
+    }
+    return false;
+}
+
+#endif

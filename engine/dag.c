@@ -1,0 +1,928 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine/dag.c - running a plan in thread mode: actor loops and the driver.
+ *
+ * Design notes.
+ *
+ * Actors. One thread per actor runs its schedule (compiler/plan.h) for
+ * execution 0, 1, 2, ... over a register file. READ holds a zero-copy view
+ * of a channel message; CALL runs the method, whose weir_call_out()
+ * reserves the output directly in the output channel's slot (zero-copy) or
+ * in a register buffer for values that stay inside the actor; WRITE
+ * commits; RELEASE gives the message back. Every channel carries exactly
+ * one message per execution, so message seq == execution index, and the
+ * actor never needs to know what the driver is doing.
+ *
+ * Failure. A failed method (weir_call_fail or a non-zero return, or an
+ * output left unset) does not stop anything: its outputs become error
+ * records carrying "actor 'a' method 'm' failed at execution N: text"; a
+ * call with an error input is skipped and forwards the first error to its
+ * own outputs; the driver turns an error record among the outputs into
+ * -EREMOTEIO for that execution only.
+ *
+ * Driver. submit reserves a slot in every argument channel before it
+ * commits any (so a timeout never publishes half an execution), and keeps
+ * at most max_inflight executions unfinished: past that it first reads the
+ * oldest execution's outputs into the buffer of finished results.
+ * wait(id) returns a buffered result or reads forward until id is done.
+ *
+ * Teardown. The driver deregisters from the output channels (writers stop
+ * waiting for it) and closes the argument channels; each actor drains what
+ * is in flight, gets -EPIPE on its next READ, closes its output channels
+ * and deregisters its readers, so closing cascades down the graph and
+ * unblocks every writer. The driver joins each thread until the dag's
+ * timeout. A thread still inside a method then is named in the error and
+ * detached; the dag is reference counted (driver + one per thread) so the
+ * memory such a thread can touch is freed by whoever leaves last.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <weir/dag.h>
+
+#include "channels/chan_internal.h"
+#include "channels/err.h"
+#include "compiler/compile.h"
+#include "dag/graph_internal.h"
+
+#define ERRTEXT_MAX 1024
+#define ERRTEXT_BUF (ERRTEXT_MAX + 512) /* failure text + the actor/method prefix */
+
+struct reg {
+    const void *data;
+    size_t len;
+    int err;         /* holds an error text instead of data */
+    int produced;    /* CALL output set by weir_call_out */
+    int reserved;    /* output reserved in its channel, not yet committed */
+    char *errtext;   /* owned copy (error registers) */
+    void *buf;       /* local buffer (values that stay in the actor) */
+    size_t cap;
+};
+
+struct actor_rt {
+    struct weir_dag *d;
+    unsigned idx;
+    const struct weir__plan_actor *pa;
+    void *state;
+    weir_method_fn *fns;
+    pthread_t th;
+    int started;
+    struct reg *regs;
+    int *rid;       /* per channel: this actor's reader id, or -1 */
+    int *reg_chan;  /* per register: channel the register is written to, or -1 */
+    int in_call;    /* atomic: inside a method */
+    unsigned cur_method;
+    uint64_t cur_exec;
+    int exited;     /* atomic */
+};
+
+struct weir_call {
+    struct actor_rt *a;
+    const struct weir__plan_op *op;
+    uint64_t exec;
+    int failed;
+    char failmsg[ERRTEXT_MAX];
+};
+
+struct weir_result {
+    uint64_t exec;
+    unsigned n;
+    int err;
+    char *errtext;
+    struct {
+        void *data;
+        size_t len;
+    } *outs;
+};
+
+struct weir_dag {
+    struct weir__plan *plan;
+    weir_chan **chans;
+    struct actor_rt *actors;
+    int *drv_rid;    /* per channel: driver reader id or -1 */
+    unsigned nargch;
+    unsigned *argch; /* argument channels, in plan order */
+    unsigned noutch;
+    unsigned *outch; /* distinct output channels, in first-use order */
+    uint64_t next_submit, next_collect;
+    unsigned partial_k;            /* output channels already read for next_collect */
+    struct weir_result *partial;   /* result being assembled for next_collect */
+    struct weir_result **ready;    /* finished, uncollected results */
+    unsigned nready, capready;
+    uint64_t *abandoned;           /* executions whose result is discarded on arrival */
+    unsigned nabandoned, capabandoned;
+    pthread_mutex_t mu;
+    int refs; /* atomic */
+    int timeout_ms;
+};
+
+static void dag_destroy(struct weir_dag *d);
+
+static void dag_unref(struct weir_dag *d)
+{
+    if (__atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        dag_destroy(d);
+}
+
+/* ---- results ------------------------------------------------------------ */
+
+static void result_free(struct weir_result *r)
+{
+    if (!r)
+        return;
+    for (unsigned i = 0; i < r->n; i++)
+        free(r->outs[i].data);
+    free(r->outs);
+    free(r->errtext);
+    free(r);
+}
+
+WEIR_API void weir_result_free(weir_result *r)
+{
+    result_free(r);
+}
+
+WEIR_API unsigned weir_result_count(const weir_result *r)
+{
+    return r ? r->n : 0;
+}
+
+WEIR_API uint64_t weir_result_exec(const weir_result *r)
+{
+    return r ? r->exec : 0;
+}
+
+WEIR_API const void *weir_result_data(const weir_result *r, unsigned i, size_t *len)
+{
+    if (!r || i >= r->n) {
+        weir__seterr(-EINVAL, "result: output %u out of range (%u outputs)", i, r ? r->n : 0);
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    if (len)
+        *len = r->outs[i].len;
+    return r->outs[i].data;
+}
+
+/* ---- inside a method --------------------------------------------------- */
+
+WEIR_API unsigned weir_call_nin(const weir_call *c)
+{
+    return c->op->nin;
+}
+
+WEIR_API unsigned weir_call_nout(const weir_call *c)
+{
+    return c->op->nout;
+}
+
+WEIR_API uint64_t weir_call_exec(const weir_call *c)
+{
+    return c->exec;
+}
+
+WEIR_API const char *weir_call_actor(const weir_call *c)
+{
+    return c->a->pa->name;
+}
+
+WEIR_API const char *weir_call_method(const weir_call *c)
+{
+    return c->a->pa->methods[c->op->method].name;
+}
+
+WEIR_API const void *weir_call_in(weir_call *c, unsigned i, size_t *len)
+{
+    if (i >= c->op->nin) {
+        weir__seterr(-EINVAL, "actor '%s' method '%s': input %u out of range (%u inputs)",
+                     weir_call_actor(c), weir_call_method(c), i, c->op->nin);
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    const struct reg *r = &c->a->regs[c->op->in[i]];
+    if (len)
+        *len = r->len;
+    return r->data;
+}
+
+WEIR_API void *weir_call_out(weir_call *c, unsigned i, size_t len)
+{
+    struct actor_rt *a = c->a;
+    if (i >= c->op->nout) {
+        weir__seterr(-EINVAL, "actor '%s' method '%s': output %u out of range (%u outputs)",
+                     weir_call_actor(c), weir_call_method(c), i, c->op->nout);
+        return NULL;
+    }
+    uint32_t ri = c->op->out[i];
+    struct reg *r = &a->regs[ri];
+    if (r->produced) {
+        if (len <= r->len)
+            return (void *)r->data;
+        weir__seterr(-EBUSY,
+                     "actor '%s' method '%s': output %u already has %zu bytes; cannot grow it to "
+                     "%zu",
+                     weir_call_actor(c), weir_call_method(c), i, r->len, len);
+        return NULL;
+    }
+    void *p;
+    int ch = a->reg_chan[ri];
+    if (ch >= 0) {
+        p = weir_chan_reserve(a->d->chans[ch], len, -1);
+        if (!p)
+            return NULL;
+        r->reserved = 1;
+    } else {
+        if (len > r->cap || !r->buf) {
+            size_t nc = len < 64 ? 64 : len;
+            void *nb = realloc(r->buf, nc);
+            if (!nb) {
+                weir__seterr(-ENOMEM, "actor '%s' method '%s': no memory for output %u (%zu bytes)",
+                             weir_call_actor(c), weir_call_method(c), i, len);
+                return NULL;
+            }
+            r->buf = nb;
+            r->cap = nc;
+        }
+        p = r->buf;
+    }
+    r->data = p;
+    r->len = len;
+    r->produced = 1;
+    return p;
+}
+
+WEIR_API int weir_call_fail(weir_call *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->failmsg, sizeof c->failmsg, fmt, ap);
+    va_end(ap);
+    c->failed = 1;
+    return -EREMOTEIO;
+}
+
+/* ---- actor loop --------------------------------------------------------- */
+
+static void reg_set_error(struct reg *r, const char *text)
+{
+    if (!r->errtext)
+        r->errtext = malloc(ERRTEXT_BUF);
+    if (r->errtext)
+        snprintf(r->errtext, ERRTEXT_BUF, "%s", text);
+    r->err = 1;
+    r->data = NULL;
+    r->len = 0;
+}
+
+static void run_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_t exec)
+{
+    struct reg *regs = a->regs;
+    /* An error input: skip the method, forward the first error. */
+    for (unsigned j = 0; j < op->nin; j++) {
+        const struct reg *in = &regs[op->in[j]];
+        if (in->err) {
+            char text[ERRTEXT_BUF];
+            snprintf(text, sizeof text, "%s", in->errtext ? in->errtext : (const char *)in->data);
+            for (unsigned k = 0; k < op->nout; k++) {
+                struct reg *o = &regs[op->out[k]];
+                o->produced = o->reserved = 0;
+                reg_set_error(o, text);
+            }
+            return;
+        }
+    }
+    for (unsigned k = 0; k < op->nout; k++) {
+        struct reg *o = &regs[op->out[k]];
+        o->data = NULL;
+        o->len = 0;
+        o->err = o->produced = o->reserved = 0;
+    }
+    weir_call call = {.a = a, .op = op, .exec = exec, .failed = 0};
+    a->cur_method = op->method;
+    a->cur_exec = exec;
+    __atomic_store_n(&a->in_call, 1, __ATOMIC_RELEASE);
+    int rc = a->fns[op->method](&call, a->state);
+    __atomic_store_n(&a->in_call, 0, __ATOMIC_RELEASE);
+    const char *mname = a->pa->methods[op->method].name;
+    char text[ERRTEXT_BUF];
+    int failed = 0;
+    if (rc != 0 || call.failed) {
+        if (call.failed)
+            snprintf(text, sizeof text, "actor '%s' method '%s' failed at execution %llu: %s",
+                     a->pa->name, mname, (unsigned long long)exec, call.failmsg);
+        else
+            snprintf(text, sizeof text,
+                     "actor '%s' method '%s' failed at execution %llu: returned %d", a->pa->name,
+                     mname, (unsigned long long)exec, rc);
+        failed = 1;
+    } else {
+        for (unsigned k = 0; k < op->nout; k++)
+            if (!regs[op->out[k]].produced) {
+                snprintf(text, sizeof text,
+                         "actor '%s' method '%s' failed at execution %llu: output %u was not "
+                         "produced (call weir_call_out)",
+                         a->pa->name, mname, (unsigned long long)exec, k);
+                failed = 1;
+                break;
+            }
+    }
+    if (!failed)
+        return;
+    for (unsigned k = 0; k < op->nout; k++) {
+        struct reg *o = &regs[op->out[k]];
+        if (o->reserved)
+            weir__chan_unreserve(a->d->chans[a->reg_chan[op->out[k]]]);
+        o->produced = o->reserved = 0;
+        reg_set_error(o, text);
+    }
+}
+
+static void *actor_main(void *arg)
+{
+    struct actor_rt *a = arg;
+    struct weir_dag *d = a->d;
+    const struct weir__plan_actor *pa = a->pa;
+    char tname[16];
+    snprintf(tname, sizeof tname, "weir:%s", pa->name);
+    pthread_setname_np(pthread_self(), tname);
+    for (uint64_t e = 0;; e++) {
+        for (unsigned i = 0; i < pa->nops; i++) {
+            const struct weir__plan_op *op = &pa->ops[i];
+            struct reg *r = &a->regs[op->reg];
+            switch (op->kind) {
+            case WEIR__OP_READ: {
+                weir_chan_msg m;
+                if (weir_chan_read_msg(d->chans[op->chan], a->rid[op->chan], &m, -1) < 0)
+                    goto stop; /* -EPIPE: teardown */
+                r->data = m.data;
+                r->len = m.len;
+                r->err = (m.flags & WEIR_MSG_ERROR) != 0;
+                if (r->err)
+                    reg_set_error(r, (const char *)m.data);
+                break;
+            }
+            case WEIR__OP_CALL:
+                run_call(a, op, e);
+                break;
+            case WEIR__OP_WRITE: {
+                weir_chan *ch = d->chans[op->chan];
+                int rc = r->err ? weir_chan_write_error(ch, r->errtext ? r->errtext : "error", -1)
+                                : weir_chan_commit(ch, r->len);
+                r->reserved = 0;
+                if (rc < 0)
+                    goto stop;
+                break;
+            }
+            case WEIR__OP_RELEASE:
+                weir_chan_release(d->chans[op->chan], a->rid[op->chan]);
+                break;
+            }
+        }
+    }
+stop:
+    for (unsigned c = 0; c < d->plan->nchans; c++) {
+        if (d->plan->chans[c].writer == (int32_t)a->idx) {
+            weir__chan_unreserve(d->chans[c]); /* harmless if nothing is reserved */
+            weir_chan_close(d->chans[c]);
+        }
+        if (a->rid[c] >= 0)
+            weir_chan_deregister_reader(d->chans[c], a->rid[c]);
+    }
+    __atomic_store_n(&a->exited, 1, __ATOMIC_RELEASE);
+    dag_unref(d);
+    return NULL;
+}
+
+/* ---- compile / start / teardown ----------------------------------------- */
+
+extern void weir__chan_set_label(weir_chan *c, const char *label);
+
+static void dag_destroy(struct weir_dag *d)
+{
+    const struct weir__plan *p = d->plan;
+    if (d->actors && p) {
+        for (unsigned a = 0; a < p->nactors; a++) {
+            struct actor_rt *ar = &d->actors[a];
+            if (ar->regs)
+                for (unsigned r = 0; r < ar->pa->nregs; r++) {
+                    free(ar->regs[r].buf);
+                    free(ar->regs[r].errtext);
+                }
+            free(ar->regs);
+            free(ar->rid);
+            free(ar->reg_chan);
+            free(ar->fns);
+        }
+    }
+    if (d->chans && p)
+        for (unsigned c = 0; c < p->nchans; c++)
+            weir_chan_free(d->chans[c]);
+    for (unsigned i = 0; i < d->nready; i++)
+        result_free(d->ready[i]);
+    result_free(d->partial);
+    free(d->ready);
+    free(d->abandoned);
+    free(d->actors);
+    free(d->chans);
+    free(d->drv_rid);
+    free(d->argch);
+    free(d->outch);
+    pthread_mutex_destroy(&d->mu);
+    weir__plan_free(d->plan);
+    free(d);
+}
+
+/* Build the runtime for plan p (owned by the dag from here on) with g's functions. */
+static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g)
+{
+    struct weir_dag *d = calloc(1, sizeof *d);
+    if (!d) {
+        weir__plan_free(p);
+        weir__seterr(-ENOMEM, "graph '%s': out of memory", g->name);
+        return NULL;
+    }
+    pthread_mutex_init(&d->mu, NULL);
+    d->plan = p;
+    d->refs = 1;
+    d->timeout_ms = p->timeout_ms;
+    unsigned nch = p->nchans;
+    d->chans = calloc(nch ? nch : 1, sizeof *d->chans);
+    d->drv_rid = malloc((nch ? nch : 1) * sizeof *d->drv_rid);
+    d->argch = malloc((nch ? nch : 1) * sizeof *d->argch);
+    d->outch = malloc((p->nouts ? p->nouts : 1) * sizeof *d->outch);
+    d->actors = calloc(p->nactors ? p->nactors : 1, sizeof *d->actors);
+    if (!d->chans || !d->drv_rid || !d->argch || !d->outch || !d->actors)
+        goto oom;
+    for (unsigned a = 0; a < p->nactors; a++) {
+        struct actor_rt *ar = &d->actors[a];
+        ar->d = d;
+        ar->idx = a;
+        ar->pa = &p->actors[a];
+        ar->state = g->actors[a]->opts.state;
+        ar->fns = malloc((ar->pa->nmethods ? ar->pa->nmethods : 1) * sizeof *ar->fns);
+        ar->regs = calloc(ar->pa->nregs ? ar->pa->nregs : 1, sizeof *ar->regs);
+        ar->rid = malloc((nch ? nch : 1) * sizeof *ar->rid);
+        ar->reg_chan = malloc((ar->pa->nregs ? ar->pa->nregs : 1) * sizeof *ar->reg_chan);
+        if (!ar->fns || !ar->regs || !ar->rid || !ar->reg_chan)
+            goto oom;
+        for (unsigned m = 0; m < ar->pa->nmethods; m++)
+            ar->fns[m] = g->actors[a]->methods[m].fn;
+        for (unsigned c = 0; c < nch; c++)
+            ar->rid[c] = -1;
+        for (unsigned r = 0; r < ar->pa->nregs; r++)
+            ar->reg_chan[r] = -1;
+        for (unsigned i = 0; i < ar->pa->nops; i++)
+            if (ar->pa->ops[i].kind == WEIR__OP_WRITE)
+                ar->reg_chan[ar->pa->ops[i].reg] = (int)ar->pa->ops[i].chan;
+    }
+    for (unsigned c = 0; c < nch; c++) {
+        const struct weir__plan_chan *pc = &p->chans[c];
+        d->drv_rid[c] = -1;
+        weir_chan_opts co = {.slot_bytes = pc->slot_bytes, .depth = pc->depth,
+                             .max_readers = pc->nreaders};
+        d->chans[c] = weir_chan_create(NULL, &co);
+        if (!d->chans[c]) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", weir_errmsg());
+            weir__seterr(weir_errcode(), "graph '%s': channel '%s': %s", p->graph, pc->name, why);
+            goto fail;
+        }
+        weir__chan_set_label(d->chans[c], pc->name);
+        if (pc->writer == WEIR__PLAN_DRIVER)
+            d->argch[d->nargch++] = c;
+        for (unsigned r = 0; r < pc->nreaders; r++) {
+            int id = weir_chan_register_reader(d->chans[c]);
+            if (id < 0)
+                goto fail;
+            if (pc->readers[r] == WEIR__PLAN_DRIVER)
+                d->drv_rid[c] = id;
+            else
+                d->actors[pc->readers[r]].rid[c] = id;
+        }
+    }
+    for (unsigned i = 0; i < p->nouts; i++) {
+        unsigned k;
+        for (k = 0; k < d->noutch; k++)
+            if (d->outch[k] == p->outputs[i])
+                break;
+        if (k == d->noutch)
+            d->outch[d->noutch++] = p->outputs[i];
+    }
+    for (unsigned a = 0; a < p->nactors; a++) {
+        struct actor_rt *ar = &d->actors[a];
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        if (ar->pa->cpu >= 0) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(ar->pa->cpu, &set);
+            pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+        }
+        __atomic_add_fetch(&d->refs, 1, __ATOMIC_ACQ_REL);
+        int rc = pthread_create(&ar->th, &attr, actor_main, ar);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) {
+            __atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL);
+            weir__seterr(-rc, "actor '%s': cannot start its thread%s: %s", ar->pa->name,
+                         ar->pa->cpu >= 0 ? " pinned to its CPU" : "", strerror(rc));
+            goto fail;
+        }
+        ar->started = 1;
+    }
+    return d;
+oom:
+    weir__seterr(-ENOMEM, "graph '%s': out of memory starting the dag", p->graph);
+fail:;
+    int code = weir_errcode();
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", weir_errmsg());
+    weir_dag_free(d);
+    weir__seterr(code, "%s", msg);
+    return NULL;
+}
+
+WEIR_API weir_dag *weir_compile(weir_graph *g, const weir_compile_opts *opts)
+{
+    weir__clearerr();
+    if (!g) {
+        weir__seterr(-EINVAL, "weir_compile: NULL graph");
+        return NULL;
+    }
+    struct weir__plan *p = NULL;
+    if (weir__compile_plan(g, opts, &p) < 0)
+        return NULL;
+    if (weir__plan_validate(p) < 0 || weir__plan_deadlock_check(p) < 0) {
+        weir__plan_free(p);
+        return NULL;
+    }
+    g->frozen = true;
+    return dag_start(p, g);
+}
+
+static uint64_t deadline_of(int timeout_ms)
+{
+    return timeout_ms < 0 ? UINT64_MAX : weir_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+}
+
+/* Milliseconds left until deadline, rounded up; -1 for none. */
+static int remaining_ms(uint64_t deadline)
+{
+    if (deadline == UINT64_MAX)
+        return -1;
+    uint64_t now = weir_now_ns();
+    if (now >= deadline)
+        return 0;
+    uint64_t ms = (deadline - now + 999999) / 1000000;
+    return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
+WEIR_API int weir_dag_free(weir_dag *d)
+{
+    if (!d)
+        return 0;
+    weir__clearerr();
+    pthread_mutex_lock(&d->mu);
+    const struct weir__plan *p = d->plan;
+    if (d->chans) {
+        for (unsigned c = 0; c < p->nchans; c++)
+            if (d->chans[c] && d->drv_rid && d->drv_rid[c] >= 0)
+                weir_chan_deregister_reader(d->chans[c], d->drv_rid[c]);
+        for (unsigned k = 0; k < d->nargch; k++)
+            weir_chan_close(d->chans[d->argch[k]]);
+    }
+    int tmo = d->timeout_ms < 0 ? WEIR_DEFAULT_TIMEOUT_MS : d->timeout_ms;
+    struct timespec abs;
+    clock_gettime(CLOCK_REALTIME, &abs);
+    abs.tv_sec += tmo / 1000;
+    abs.tv_nsec += (long)(tmo % 1000) * 1000000L;
+    if (abs.tv_nsec >= 1000000000L) {
+        abs.tv_sec++;
+        abs.tv_nsec -= 1000000000L;
+    }
+    char msg[1024] = "";
+    int len = 0, stuck = 0;
+    if (d->actors)
+        for (unsigned a = 0; a < p->nactors; a++) {
+            struct actor_rt *ar = &d->actors[a];
+            if (!ar->started)
+                continue;
+            if (pthread_timedjoin_np(ar->th, NULL, &abs) == 0)
+                continue;
+            pthread_detach(ar->th);
+            stuck++;
+            if (len < (int)sizeof msg) {
+                if (__atomic_load_n(&ar->in_call, __ATOMIC_ACQUIRE))
+                    len += snprintf(msg + len, sizeof msg - (size_t)len,
+                                    "%sactor '%s' is stuck in method '%s' (execution %llu)",
+                                    stuck > 1 ? "; " : "", ar->pa->name,
+                                    ar->pa->methods[ar->cur_method].name,
+                                    (unsigned long long)ar->cur_exec);
+                else
+                    len += snprintf(msg + len, sizeof msg - (size_t)len,
+                                    "%sactor '%s' is waiting on a stuck upstream or downstream "
+                                    "actor",
+                                    stuck > 1 ? "; " : "", ar->pa->name);
+            }
+        }
+    char graph[WEIR_MAX_NAME + 1];
+    snprintf(graph, sizeof graph, "%s", p ? p->graph : "?");
+    pthread_mutex_unlock(&d->mu);
+    dag_unref(d);
+    if (stuck)
+        return weir__seterr(-ETIMEDOUT,
+                            "graph '%s': teardown timed out after %d ms: %s; left running "
+                            "detached, freed when it returns",
+                            graph, tmo, msg);
+    return 0;
+}
+
+/* ---- driver ------------------------------------------------------------- */
+
+static int is_abandoned(struct weir_dag *d, uint64_t e, int remove)
+{
+    for (unsigned i = 0; i < d->nabandoned; i++)
+        if (d->abandoned[i] == e) {
+            if (remove)
+                d->abandoned[i] = d->abandoned[--d->nabandoned];
+            return 1;
+        }
+    return 0;
+}
+
+/* Read (the rest of) the outputs of execution next_collect. */
+static int collect_one(struct weir_dag *d, uint64_t deadline)
+{
+    const struct weir__plan *p = d->plan;
+    uint64_t e = d->next_collect;
+    if (!d->partial) {
+        d->partial = calloc(1, sizeof *d->partial);
+        if (d->partial)
+            d->partial->outs = calloc(p->nouts, sizeof *d->partial->outs);
+        if (!d->partial || !d->partial->outs) {
+            result_free(d->partial);
+            d->partial = NULL;
+            return weir__seterr(-ENOMEM, "graph '%s': out of memory for a result", p->graph);
+        }
+        d->partial->exec = e;
+        d->partial->n = p->nouts;
+        d->partial_k = 0;
+    }
+    struct weir_result *r = d->partial;
+    while (d->partial_k < d->noutch) {
+        unsigned c = d->outch[d->partial_k];
+        weir_chan_msg m;
+        int rc = weir_chan_read_msg(d->chans[c], d->drv_rid[c], &m, remaining_ms(deadline));
+        if (rc < 0) {
+            if (rc == -ETIMEDOUT)
+                return weir__seterr(-ETIMEDOUT,
+                                    "graph '%s': execution %llu not finished in time (waiting "
+                                    "for channel '%s')",
+                                    p->graph, (unsigned long long)e, p->chans[c].name);
+            return rc;
+        }
+        if (m.seq != e) {
+            weir_chan_release(d->chans[c], d->drv_rid[c]);
+            return weir__seterr(-EPROTO,
+                                "graph '%s': channel '%s' delivered message %llu for execution "
+                                "%llu",
+                                p->graph, p->chans[c].name, (unsigned long long)m.seq,
+                                (unsigned long long)e);
+        }
+        if (m.flags & WEIR_MSG_ERROR) {
+            if (!r->err) {
+                r->err = 1;
+                r->errtext = strndup((const char *)m.data, m.len);
+            }
+        } else {
+            for (unsigned i = 0; i < p->nouts; i++) {
+                if (p->outputs[i] != c)
+                    continue;
+                r->outs[i].data = malloc(m.len ? m.len : 1);
+                if (!r->outs[i].data) {
+                    weir_chan_release(d->chans[c], d->drv_rid[c]);
+                    return weir__seterr(-ENOMEM, "graph '%s': out of memory for a result",
+                                        p->graph);
+                }
+                memcpy(r->outs[i].data, m.data, m.len);
+                r->outs[i].len = m.len;
+            }
+        }
+        weir_chan_release(d->chans[c], d->drv_rid[c]);
+        d->partial_k++;
+    }
+    d->partial = NULL;
+    d->next_collect++;
+    if (is_abandoned(d, e, 1)) {
+        result_free(r);
+        return 0;
+    }
+    if (d->nready == d->capready) {
+        unsigned nc = d->capready ? d->capready * 2 : 16;
+        struct weir_result **nr = realloc(d->ready, nc * sizeof *nr);
+        if (!nr) {
+            result_free(r);
+            return weir__seterr(-ENOMEM, "graph '%s': out of memory for a result", p->graph);
+        }
+        d->ready = nr;
+        d->capready = nc;
+    }
+    d->ready[d->nready++] = r;
+    return 0;
+}
+
+static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned nargs,
+                         uint64_t *exec_id, uint64_t deadline)
+{
+    const struct weir__plan *p = d->plan;
+    if (nargs != p->nargs || (nargs && !args))
+        return weir__seterr(-EINVAL, "graph '%s': an execution takes %u argument%s, got %u",
+                            p->graph, p->nargs, p->nargs == 1 ? "" : "s", nargs);
+    if (d->next_submit - d->next_collect >= p->max_inflight) {
+        if (d->nready >= p->max_buffered)
+            return weir__seterr(-ENOBUFS,
+                                "graph '%s': %u finished results are waiting to be collected "
+                                "with weir_wait (max_buffered %u)",
+                                p->graph, d->nready, p->max_buffered);
+        int rc = collect_one(d, deadline);
+        if (rc < 0)
+            return rc;
+    }
+    /* Reserve every argument channel before committing any. */
+    unsigned k;
+    void *dst[d->nargch ? d->nargch : 1];
+    for (k = 0; k < d->nargch; k++) {
+        const struct weir__plan_chan *pc = &p->chans[d->argch[k]];
+        const weir_buf *b = &args[pc->src_index];
+        dst[k] = weir_chan_reserve(d->chans[d->argch[k]], b->len, remaining_ms(deadline));
+        if (!dst[k])
+            break;
+    }
+    if (k < d->nargch) {
+        int rc = weir_errcode();
+        char why[512];
+        snprintf(why, sizeof why, "%s", weir_errmsg());
+        while (k-- > 0)
+            weir__chan_unreserve(d->chans[d->argch[k]]);
+        return weir__seterr(rc, "graph '%s': submit: %s", p->graph, why);
+    }
+    for (k = 0; k < d->nargch; k++) {
+        const weir_buf *b = &args[p->chans[d->argch[k]].src_index];
+        if (b->len)
+            memcpy(dst[k], b->data, b->len);
+        weir_chan_commit(d->chans[d->argch[k]], b->len);
+    }
+    *exec_id = d->next_submit++;
+    return 0;
+}
+
+WEIR_API int weir_submit(weir_dag *d, const weir_buf *args, unsigned nargs, uint64_t *exec_id,
+                         int timeout_ms)
+{
+    weir__clearerr();
+    if (!d || !exec_id)
+        return weir__seterr(-EINVAL, "weir_submit: NULL dag or exec_id");
+    pthread_mutex_lock(&d->mu);
+    int rc = submit_locked(d, args, nargs, exec_id, deadline_of(timeout_ms));
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+static int wait_locked(struct weir_dag *d, uint64_t id, weir_result **res, uint64_t deadline)
+{
+    const struct weir__plan *p = d->plan;
+    if (id >= d->next_submit)
+        return weir__seterr(-ENOENT, "graph '%s': execution %llu was never submitted", p->graph,
+                            (unsigned long long)id);
+    for (;;) {
+        for (unsigned i = 0; i < d->nready; i++) {
+            if (d->ready[i]->exec != id)
+                continue;
+            struct weir_result *r = d->ready[i];
+            memmove(&d->ready[i], &d->ready[i + 1], (d->nready - i - 1) * sizeof *d->ready);
+            d->nready--;
+            if (r->err) {
+                int rc = weir__seterr(-EREMOTEIO, "%s", r->errtext ? r->errtext : "error");
+                result_free(r);
+                return rc;
+            }
+            *res = r;
+            return 0;
+        }
+        if (id < d->next_collect || is_abandoned(d, id, 0))
+            return weir__seterr(-ENOENT,
+                                "graph '%s': execution %llu was already collected or discarded",
+                                p->graph, (unsigned long long)id);
+        int rc = collect_one(d, deadline);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+WEIR_API int weir_wait(weir_dag *d, uint64_t exec_id, weir_result **res, int timeout_ms)
+{
+    weir__clearerr();
+    if (!d || !res)
+        return weir__seterr(-EINVAL, "weir_wait: NULL dag or result pointer");
+    *res = NULL;
+    pthread_mutex_lock(&d->mu);
+    int rc = wait_locked(d, exec_id, res, deadline_of(timeout_ms));
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+WEIR_API int weir_execute(weir_dag *d, const weir_buf *args, unsigned nargs, weir_result **res,
+                          int timeout_ms)
+{
+    weir__clearerr();
+    if (!d || !res)
+        return weir__seterr(-EINVAL, "weir_execute: NULL dag or result pointer");
+    *res = NULL;
+    uint64_t deadline = deadline_of(timeout_ms), id;
+    pthread_mutex_lock(&d->mu);
+    int rc = submit_locked(d, args, nargs, &id, deadline);
+    if (rc == 0) {
+        rc = wait_locked(d, id, res, deadline);
+        if (rc == -ETIMEDOUT) {
+            /* Nobody will wait for it: drop its result when it arrives. */
+            if (d->nabandoned == d->capabandoned) {
+                unsigned nc = d->capabandoned ? d->capabandoned * 2 : 8;
+                uint64_t *na = realloc(d->abandoned, nc * sizeof *na);
+                if (na) {
+                    d->abandoned = na;
+                    d->capabandoned = nc;
+                }
+            }
+            if (d->nabandoned < d->capabandoned)
+                d->abandoned[d->nabandoned++] = id;
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+/* ---- plan access and stats ---------------------------------------------- */
+
+WEIR_API int weir_dag_save_plan(const weir_dag *d, const char *path)
+{
+    weir__clearerr();
+    if (!d || !path)
+        return weir__seterr(-EINVAL, "weir_dag_save_plan: NULL dag or path");
+    return weir__plan_save(d->plan, path);
+}
+
+WEIR_API int weir_dag_write_dot(const weir_dag *d, FILE *out)
+{
+    weir__clearerr();
+    if (!d || !out)
+        return weir__seterr(-EINVAL, "weir_dag_write_dot: NULL dag or stream");
+    return weir__plan_dot(d->plan, out);
+}
+
+WEIR_API int weir_dag_write_json(const weir_dag *d, FILE *out)
+{
+    weir__clearerr();
+    if (!d || !out)
+        return weir__seterr(-EINVAL, "weir_dag_write_json: NULL dag or stream");
+    char *j = weir__plan_json(d->plan);
+    if (!j)
+        return weir__seterr(-ENOMEM, "graph '%s': out of memory", d->plan->graph);
+    int rc = fputs(j, out) < 0 ? weir__seterr(-EIO, "graph '%s': write failed", d->plan->graph)
+                               : 0;
+    free(j);
+    return rc;
+}
+
+WEIR_API uint64_t weir_dag_plan_hash(const weir_dag *d)
+{
+    return d ? weir__plan_hash(d->plan) : 0;
+}
+
+WEIR_API unsigned weir_dag_nchannels(const weir_dag *d)
+{
+    return d ? d->plan->nchans : 0;
+}
+
+WEIR_API int weir_dag_chan_stats(const weir_dag *d, unsigned i, struct weir_chan_stats *st)
+{
+    weir__clearerr();
+    if (!d || !st || i >= d->plan->nchans)
+        return weir__seterr(-EINVAL, "weir_dag_chan_stats: channel %u out of range (%u)", i,
+                            d ? d->plan->nchans : 0);
+    return weir_chan_stats(d->chans[i], st);
+}
+
+WEIR_API const char *weir_dag_chan_writer(const weir_dag *d, unsigned i)
+{
+    if (!d || i >= d->plan->nchans)
+        return NULL;
+    int32_t w = d->plan->chans[i].writer;
+    return w == WEIR__PLAN_DRIVER ? "driver" : d->plan->actors[w].name;
+}

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * weir/dag.h - compiling a graph and running it.
+ *
+ * weir_compile() lowers a graph to a plan (channels + one ordered schedule
+ * per actor), checks the plan for deadlock, creates the channels and starts
+ * one thread per actor. The dag then runs executions until weir_dag_free().
+ *
+ * The driver side (execute / submit / wait / stats) is meant for one
+ * thread at a time; calls from several threads are serialized by a mutex.
+ * Methods run on their actor's thread, one call at a time per actor.
+ */
+#ifndef WEIR_DAG_H
+#define WEIR_DAG_H
+
+#include <stdio.h>
+
+#include <weir/graph.h>
+#include <weir/stats.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weir_dag weir_dag;
+
+#define WEIR_TRANSPORT_URING 0
+#define WEIR_TRANSPORT_ZMQ 1
+
+#define WEIR_DEFAULT_MAX_INFLIGHT 8
+#define WEIR_DEFAULT_BUFFER_BYTES 1024
+#define WEIR_DEFAULT_TIMEOUT_MS 10000
+#define WEIR_DEFAULT_MAX_BUFFERED 1024
+
+typedef struct weir_compile_opts {
+    unsigned max_inflight; /* executions in flight at once; 0: WEIR_DEFAULT_MAX_INFLIGHT */
+    size_t buffer_bytes;   /* initial slot size of each channel (grows on demand); 0: default */
+    unsigned depth;        /* slots per channel; 0: max_inflight. Less than max_inflight is
+                              allowed only if the deadlock check accepts it. */
+    int transport;         /* WEIR_TRANSPORT_URING (default) or WEIR_TRANSPORT_ZMQ, remote edges */
+    int timeout_ms;        /* default timeout (teardown, actor waits); 0: default; -1: none */
+    unsigned max_buffered; /* completed results kept for out-of-order weir_wait; 0: default */
+} weir_compile_opts;
+
+/*
+ * Compile g and start its actors. opts may be NULL. g stays the caller's
+ * and is frozen (no further builder calls). Returns NULL with a message
+ * that names the node/actor/method on a validation error (-EINVAL), a
+ * plan that could deadlock (-EDEADLK, with the cycle of waiting actors
+ * and channels), or a resource failure.
+ * The caller owns the dag and frees it with weir_dag_free().
+ */
+WEIR_API weir_dag *weir_compile(weir_graph *g, const weir_compile_opts *opts);
+
+/* Save the dag's plan as a FlatBuffers file (read it with `weir-plan`). */
+WEIR_API int weir_dag_save_plan(const weir_dag *d, const char *path);
+
+/* Write the plan as Graphviz DOT to out. */
+WEIR_API int weir_dag_write_dot(const weir_dag *d, FILE *out);
+
+/* Write the plan as canonical JSON to out. */
+WEIR_API int weir_dag_write_json(const weir_dag *d, FILE *out);
+
+/* The plan's 64-bit content hash (same graph + options => same hash). */
+WEIR_API uint64_t weir_dag_plan_hash(const weir_dag *d);
+
+/*
+ * Teardown: stops the actors and frees everything; always returns within
+ * the dag's timeout (+ a little). Executions still in flight are dropped.
+ * An actor stuck inside a method past the timeout is named in the error
+ * (-ETIMEDOUT); its thread is left to finish on its own and the memory it
+ * can touch is freed when it returns. NULL: returns 0.
+ */
+WEIR_API int weir_dag_free(weir_dag *d);
+
+/* ---- execute ----------------------------------------------------------- */
+typedef struct weir_buf {
+    const void *data;
+    size_t len;
+} weir_buf;
+typedef struct weir_result weir_result;
+
+/*
+ * One execution, start to finish: submit + wait. args are copied into the
+ * argument channels before this returns. On success *res is a new result
+ * owned by the caller (weir_result_free). A method that failed makes this
+ * return -EREMOTEIO with "actor 'a' method 'm' failed at execution N: text"
+ * in weir_errmsg(); *res is then NULL. -EINVAL: wrong argument count.
+ * -ETIMEDOUT: the execution did not finish in time (it stays in flight and
+ * its result is discarded when it arrives).
+ */
+WEIR_API int weir_execute(weir_dag *d, const weir_buf *args, unsigned nargs, weir_result **res,
+                          int timeout_ms);
+
+/*
+ * Pipelined: start an execution and return its id (0, 1, 2, ... in submit
+ * order) in *exec_id. Blocks while max_inflight executions are unfinished.
+ * Finished results are kept until weir_wait() collects them; past
+ * max_buffered uncollected results, submit fails with -ENOBUFS.
+ */
+WEIR_API int weir_submit(weir_dag *d, const weir_buf *args, unsigned nargs, uint64_t *exec_id,
+                         int timeout_ms);
+
+/*
+ * Wait for execution exec_id (any order). On success *res is owned by the
+ * caller. Errors: -EREMOTEIO (a method failed; text in weir_errmsg()),
+ * -ETIMEDOUT (still running; wait again later), -ENOENT (never submitted
+ * or already collected).
+ */
+WEIR_API int weir_wait(weir_dag *d, uint64_t exec_id, weir_result **res, int timeout_ms);
+
+/* Results: copies of the graph's outputs, in weir_output() order. */
+WEIR_API unsigned weir_result_count(const weir_result *r);
+/* Output i (NULL if out of range); *len gets its size. Owned by the result. */
+WEIR_API const void *weir_result_data(const weir_result *r, unsigned i, size_t *len);
+/* Execution index of the result. */
+WEIR_API uint64_t weir_result_exec(const weir_result *r);
+WEIR_API void weir_result_free(weir_result *r);
+
+/* ---- inside a method ------------------------------------------------- */
+WEIR_API unsigned weir_call_nin(const weir_call *c);
+WEIR_API unsigned weir_call_nout(const weir_call *c);
+/* Zero-copy view of input i, valid until the method returns. NULL if out of range. */
+WEIR_API const void *weir_call_in(weir_call *c, unsigned i, size_t *len);
+/*
+ * Space for output i of len bytes, valid until the method returns: a slot
+ * of the output channel when the value crosses actors (zero-copy), else a
+ * buffer of the actor. May block while downstream readers lag. Calling it
+ * again for the same i with len <= the first returns the same space.
+ * Every output must be produced; an output left unset fails the execution.
+ */
+WEIR_API void *weir_call_out(weir_call *c, unsigned i, size_t len);
+/* Execution index. */
+WEIR_API uint64_t weir_call_exec(const weir_call *c);
+/* Fail this execution with a message; returns a non-zero value to return from the method. */
+WEIR_API int weir_call_fail(weir_call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Names, for logging. */
+WEIR_API const char *weir_call_actor(const weir_call *c);
+WEIR_API const char *weir_call_method(const weir_call *c);
+
+/* ---- stats ------------------------------------------------------------- */
+/* Number of channels of the dag. */
+WEIR_API unsigned weir_dag_nchannels(const weir_dag *d);
+/* Counters of channel i (0 .. nchannels-1); names as in the plan. */
+WEIR_API int weir_dag_chan_stats(const weir_dag *d, unsigned i, struct weir_chan_stats *st);
+/* Writer and reader names of channel i ("driver" or an actor name); static strings of the dag. */
+WEIR_API const char *weir_dag_chan_writer(const weir_dag *d, unsigned i);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * weir/graph.h - declaring a static graph of actors and method calls.
+ *
+ * A graph is built once, by one thread, then compiled (weir/dag.h). Nodes
+ * and actors are owned by their graph and freed with it. Builder calls
+ * return NULL (or a negative errno) on failure with the reason in
+ * weir_errmsg(); a failed call leaves the graph as it was. Once a graph
+ * has been compiled it is frozen: further builder calls fail with -EBUSY
+ * (compile a new graph instead), so a dag never disagrees with its graph.
+ */
+#ifndef WEIR_GRAPH_H
+#define WEIR_GRAPH_H
+
+#include <weir/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weir_graph weir_graph;
+typedef struct weir_actor weir_actor;
+typedef struct weir_node weir_node; /* owned by its graph */
+typedef struct weir_call weir_call; /* one method invocation; valid inside the method only */
+
+/*
+ * A method reads its inputs and writes its outputs through `call`; state
+ * is the actor's state pointer. Return 0, or call weir_call_fail() and
+ * return its value (any non-zero return fails the execution).
+ */
+typedef int (*weir_method_fn)(weir_call *call, void *state);
+
+#define WEIR_THREAD 0
+#define WEIR_PROCESS 1
+
+#define WEIR_MAX_NAME 64     /* graph, actor and method names: 1..64 bytes */
+#define WEIR_MAX_CALL_IO 64  /* inputs and outputs of one call */
+
+/* A new, empty graph named `name` (copied). The caller owns it. */
+WEIR_API weir_graph *weir_graph_new(const char *name);
+
+/* Free the graph, its actors and nodes. Dags compiled from it stay valid. NULL: no-op. */
+WEIR_API void weir_graph_free(weir_graph *g);
+
+typedef struct weir_actor_opts {
+    void *state;   /* handed to every method of this actor; owned by the caller */
+    int node;      /* rank that hosts the actor; 0 is the driver's */
+    int isolation; /* WEIR_THREAD (default) or WEIR_PROCESS */
+    int cpu;       /* pin to this CPU; -1: no pinning (the default when opts is NULL) */
+} weir_actor_opts;
+
+/*
+ * Add an actor. Names are unique within a graph (-EEXIST otherwise).
+ * opts may be NULL (state NULL, node 0, thread isolation, no pinning).
+ */
+WEIR_API weir_actor *weir_actor_new(weir_graph *g, const char *name, const weir_actor_opts *opts);
+
+/* The node for argument argi of every execution (the same node for the same argi). */
+WEIR_API weir_node *weir_input(weir_graph *g, unsigned argi);
+
+/*
+ * A call of method `method` of actor a, with nin inputs (nodes of the same
+ * graph: inputs, single-output calls, or weir_ret() picks) and nout >= 1
+ * outputs. Binding a method name again (another call of the same method)
+ * must use the same fn, nin and nout. Errors name the actor and method:
+ * -EINVAL (nin or nout out of range, NULL input, a multi-output call used
+ * directly as an input), -EXDEV (an input from another graph).
+ */
+WEIR_API weir_node *weir_bind(weir_actor *a, const char *method, weir_method_fn fn,
+                              weir_node *const *in, unsigned nin, unsigned nout);
+
+/* Output i of a call (needed for calls with nout > 1; allowed for any call). */
+WEIR_API weir_node *weir_ret(weir_node *call, unsigned i);
+
+/*
+ * Declare the graph's outputs, in order (replaces an earlier declaration).
+ * Each must be a call output of this graph.
+ */
+WEIR_API int weir_output(weir_graph *g, weir_node *const *outs, unsigned n);
+
+/* The graph's name. */
+WEIR_API const char *weir_graph_name(const weir_graph *g);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The whole test suite: install what is missing, then build and run the
+# Criterion suites three times - optimized, under AddressSanitizer+UBSan,
+# and the channel/engine suites under ThreadSanitizer. Ends with one line
+# "N passed, N failed" counting every Criterion test of every run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh || exit 1
+
+passed=0; failed=0; status=0
+# Add the Criterion synthesis lines of one meson test run to the totals.
+count() {
+    local log=$1/meson-logs/testlog.txt p f c
+    while read -r p f c; do
+        passed=$((passed + p)); failed=$((failed + f + c))
+    done < <(sed -n 's/.*Synthesis: Tested: [0-9]* | Passing: \([0-9]*\) | Failing: \([0-9]*\) | Crashing: \([0-9]*\).*/\1 \2 \3/p' "$log")
+    # A test program that died before printing its synthesis counts as one failure.
+    local progs synth
+    progs=$(grep -c '^==================================== [0-9]*/[0-9]* ' "$log" || true)
+    synth=$(grep -c 'Synthesis: Tested:' "$log" || true)
+    [ "$progs" -gt "$synth" ] && failed=$((failed + progs - synth))
+    return 0
+}
+run() { # run NAME BUILDDIR [meson test args...]
+    local name=$1 dir=$2; shift 2
+    echo "== $name"
+    if ! meson test -C "$dir" --print-errorlogs "$@"; then status=1; fi
+    count "$dir"
+}
+
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export ASAN_OPTIONS=detect_leaks=1
+
+bash scripts/build.sh build --buildtype=debugoptimized || exit 1
+run "optimized" build
+
+bash scripts/build.sh build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false || exit 1
+run "asan+ubsan" build-asan
+
+bash scripts/build.sh build-tsan --buildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false || exit 1
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run "tsan (channels, engine)" build-tsan --suite tsan
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$status" -eq 0 ]

@@ -1,0 +1,939 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/test_dag.c - builder, compiler and thread-mode engine.
+ *
+ * Every graph test runs >= 10^5 executions (or a stated smaller count for
+ * slow paths) and checks every output exactly, plus a checksum over all.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <weir/weir.h>
+
+#include "compiler/compile.h"
+#include "compiler/plan.h"
+
+#define N_EXEC 100000
+#define TMO 10000
+
+static int count_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static int fds_before;
+static void setup(void)
+{
+    fds_before = count_fds();
+}
+static void teardown(void)
+{
+    cr_expect_eq(count_fds(), fds_before, "file descriptors leaked: %d before, %d after",
+                 fds_before, count_fds());
+}
+
+TestSuite(dag, .init = setup, .fini = teardown, .timeout = 120);
+
+/* ---- methods ----------------------------------------------------------- */
+
+static int64_t in64(weir_call *c, unsigned i)
+{
+    size_t n;
+    const int64_t *p = weir_call_in(c, i, &n);
+    cr_assert_eq(n, sizeof(int64_t), "input %u has %zu bytes", i, n);
+    return *p;
+}
+
+static int out64(weir_call *c, unsigned i, int64_t v)
+{
+    int64_t *p = weir_call_out(c, i, sizeof v);
+    if (!p)
+        return weir_call_fail(c, "no output space: %s", weir_errmsg());
+    *p = v;
+    return 0;
+}
+
+static int add_one(weir_call *c, void *st)
+{
+    (void)st;
+    return out64(c, 0, in64(c, 0) + 1);
+}
+static int times_two(weir_call *c, void *st)
+{
+    (void)st;
+    return out64(c, 0, in64(c, 0) * 2);
+}
+static int plus_three(weir_call *c, void *st)
+{
+    (void)st;
+    return out64(c, 0, in64(c, 0) + 3);
+}
+static int sum2(weir_call *c, void *st)
+{
+    (void)st;
+    cr_assert_eq(weir_call_nin(c), 2);
+    return out64(c, 0, in64(c, 0) + in64(c, 1));
+}
+static int minus(weir_call *c, void *st)
+{
+    (void)st;
+    return out64(c, 0, in64(c, 0) - in64(c, 1));
+}
+static int divmod7(weir_call *c, void *st)
+{
+    (void)st;
+    int64_t x = in64(c, 0);
+    int rc = out64(c, 0, x / 7);
+    return rc ? rc : out64(c, 1, x % 7);
+}
+static int negate(weir_call *c, void *st)
+{
+    (void)st;
+    return out64(c, 0, -in64(c, 0));
+}
+/* Checks that the execution index matches the value (args are 0,1,2,...). */
+static int check_exec(weir_call *c, void *st)
+{
+    (void)st;
+    int64_t x = in64(c, 0);
+    if ((uint64_t)x != weir_call_exec(c))
+        return weir_call_fail(c, "value %lld at execution %llu", (long long)x,
+                              (unsigned long long)weir_call_exec(c));
+    return out64(c, 0, x);
+}
+
+static int64_t result64(const weir_result *r, unsigned i)
+{
+    size_t n;
+    const int64_t *p = weir_result_data(r, i, &n);
+    cr_assert_not_null(p);
+    cr_assert_eq(n, sizeof(int64_t));
+    return *p;
+}
+
+/* Run n executions with argument i (and i*3 as a second arg if nargs == 2). */
+typedef void (*check_fn)(int64_t i, const weir_result *r, uint64_t *sum);
+
+static uint64_t run_n(weir_dag *d, unsigned nargs, int n, check_fn check)
+{
+    uint64_t sum = 1469598103934665603ull;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t a1 = i * 3;
+        weir_buf args[2] = {{&i, sizeof i}, {&a1, sizeof a1}};
+        weir_result *r = NULL;
+        int rc = weir_execute(d, args, nargs, &r, TMO);
+        cr_assert_eq(rc, 0, "execution %lld: %d %s", (long long)i, rc, weir_errmsg());
+        check(i, r, &sum);
+        weir_result_free(r);
+    }
+    return sum;
+}
+
+static void mix(uint64_t *sum, int64_t v)
+{
+    *sum = (*sum ^ (uint64_t)v) * 1099511628211ull;
+}
+
+/* ---- shapes ------------------------------------------------------------- */
+
+static void check_chain(int64_t i, const weir_result *r, uint64_t *sum)
+{
+    cr_assert_eq(weir_result_count(r), 1);
+    int64_t v = result64(r, 0);
+    cr_assert_eq(v, i + 2, "execution %lld: got %lld", (long long)i, (long long)v);
+    mix(sum, v);
+}
+
+static uint64_t expected_sum(int n, int64_t (*f)(int64_t))
+{
+    uint64_t s = 1469598103934665603ull;
+    for (int64_t i = 0; i < n; i++)
+        mix(&s, f(i));
+    return s;
+}
+static int64_t f_chain(int64_t i)
+{
+    return i + 2;
+}
+
+Test(dag, chain)
+{
+    weir_graph *g = weir_graph_new("chain");
+    weir_actor *a = weir_actor_new(g, "a", NULL), *b = weir_actor_new(g, "b", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "add_one", add_one, &in, 1, 1);
+    weir_node *y = weir_bind(b, "add_one", add_one, &x, 1, 1);
+    cr_assert_eq(weir_output(g, &y, 1), 0);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    uint64_t s = run_n(d, 1, N_EXEC, check_chain);
+    cr_assert_eq(s, expected_sum(N_EXEC, f_chain));
+    /* Every channel carried exactly one message per execution. */
+    cr_assert_eq(weir_dag_nchannels(d), 3);
+    for (unsigned c = 0; c < weir_dag_nchannels(d); c++) {
+        struct weir_chan_stats st;
+        cr_assert_eq(weir_dag_chan_stats(d, c, &st), 0);
+        cr_assert_eq(st.messages, (uint64_t)N_EXEC, "channel %s: %llu messages", st.name,
+                     (unsigned long long)st.messages);
+        cr_assert_eq(st.nreaders, 1);
+        cr_assert_eq(st.readers[0].consumed, (uint64_t)N_EXEC);
+    }
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+}
+
+static void check_diamond(int64_t i, const weir_result *r, uint64_t *sum)
+{
+    int64_t v = result64(r, 0);
+    cr_assert_eq(v, (i + 1) * 2 + (i + 1) + 3, "execution %lld", (long long)i);
+    mix(sum, v);
+}
+static int64_t f_diamond(int64_t i)
+{
+    return (i + 1) * 2 + (i + 1) + 3;
+}
+
+Test(dag, diamond)
+{
+    weir_graph *g = weir_graph_new("diamond");
+    weir_actor *p = weir_actor_new(g, "parse", NULL), *f1 = weir_actor_new(g, "f1", NULL),
+               *f2 = weir_actor_new(g, "f2", NULL), *j = weir_actor_new(g, "join", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(p, "parse", add_one, &in, 1, 1);
+    weir_node *a = weir_bind(f1, "double", times_two, &x, 1, 1);
+    weir_node *b = weir_bind(f2, "plus3", plus_three, &x, 1, 1);
+    weir_node *ab[2] = {a, b};
+    weir_node *y = weir_bind(j, "sum", sum2, ab, 2, 1);
+    weir_output(g, &y, 1);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    /* parse.out0 is one channel with two registered readers (multicast, not copies). */
+    int found = 0;
+    for (unsigned c = 0; c < weir_dag_nchannels(d); c++) {
+        struct weir_chan_stats st;
+        weir_dag_chan_stats(d, c, &st);
+        if (!strcmp(st.name, "parse.parse.out0")) {
+            found = 1;
+            cr_assert_eq(st.nreaders, 2);
+        }
+    }
+    cr_assert(found);
+    cr_assert_eq(run_n(d, 1, N_EXEC, check_diamond), expected_sum(N_EXEC, f_diamond));
+    cr_assert_eq(weir_dag_free(d), 0);
+    weir_graph_free(g);
+}
+
+static void check_fanout(int64_t i, const weir_result *r, uint64_t *sum)
+{
+    cr_assert_eq(weir_result_count(r), 3);
+    cr_assert_eq(result64(r, 0), (i + 1) * 2);
+    cr_assert_eq(result64(r, 1), i + 1 + 3);
+    cr_assert_eq(result64(r, 2), -(i + 1));
+    mix(sum, result64(r, 0) + result64(r, 1) + result64(r, 2));
+}
+static int64_t f_fanout(int64_t i)
+{
+    return (i + 1) * 2 + i + 4 - (i + 1);
+}
+
+Test(dag, fanout_to_three)
+{
+    weir_graph *g = weir_graph_new("fanout");
+    weir_actor *src = weir_actor_new(g, "src", NULL);
+    weir_actor *c1 = weir_actor_new(g, "c1", NULL), *c2 = weir_actor_new(g, "c2", NULL),
+               *c3 = weir_actor_new(g, "c3", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(src, "inc", add_one, &in, 1, 1);
+    weir_node *outs[3] = {weir_bind(c1, "dbl", times_two, &x, 1, 1),
+                          weir_bind(c2, "p3", plus_three, &x, 1, 1),
+                          weir_bind(c3, "neg", negate, &x, 1, 1)};
+    weir_output(g, outs, 3);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    cr_assert_eq(run_n(d, 1, N_EXEC, check_fanout), expected_sum(N_EXEC, f_fanout));
+    weir_dag_free(d);
+    weir_graph_free(g);
+}
+
+static void check_multi(int64_t i, const weir_result *r, uint64_t *sum)
+{
+    cr_assert_eq(result64(r, 0), (i / 7) * 2);
+    cr_assert_eq(result64(r, 1), i % 7 + 1);
+    cr_assert_eq(result64(r, 2), i % 7);
+    mix(sum, result64(r, 0) * 31 + result64(r, 1));
+}
+static int64_t f_multi(int64_t i)
+{
+    return (i / 7) * 2 * 31 + i % 7 + 1;
+}
+
+Test(dag, multi_output)
+{
+    weir_graph *g = weir_graph_new("multi");
+    weir_actor *a = weir_actor_new(g, "split", NULL), *b = weir_actor_new(g, "b", NULL),
+               *c = weir_actor_new(g, "c", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *dm = weir_bind(a, "divmod", divmod7, &in, 1, 2);
+    weir_node *q = weir_ret(dm, 0), *rem = weir_ret(dm, 1);
+    cr_assert_not_null(q);
+    cr_assert_eq(weir_ret(dm, 0), q, "weir_ret returns the same node for the same output");
+    weir_node *outs[3] = {weir_bind(b, "dbl", times_two, &q, 1, 1),
+                          weir_bind(c, "inc", add_one, &rem, 1, 1), rem};
+    cr_assert_eq(weir_output(g, outs, 3), 0, "%s", weir_errmsg());
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    cr_assert_eq(run_n(d, 1, N_EXEC, check_multi), expected_sum(N_EXEC, f_multi));
+    weir_dag_free(d);
+    weir_graph_free(g);
+}
+
+static void check_args(int64_t i, const weir_result *r, uint64_t *sum)
+{
+    /* out0 = arg1 - arg0 = 2i ; out1 = arg0 - arg1 + 1 = -2i + 1 */
+    cr_assert_eq(result64(r, 0), 2 * i);
+    cr_assert_eq(result64(r, 1), -2 * i + 1);
+    mix(sum, result64(r, 0) ^ result64(r, 1));
+}
+static int64_t f_args(int64_t i)
+{
+    return (2 * i) ^ (-2 * i + 1);
+}
+
+Test(dag, input_attributes)
+{
+    weir_graph *g = weir_graph_new("args");
+    weir_actor *a = weir_actor_new(g, "a", NULL), *b = weir_actor_new(g, "b", NULL);
+    weir_node *a0 = weir_input(g, 0), *a1 = weir_input(g, 1);
+    cr_assert_eq(weir_input(g, 0), a0, "the same argument gives the same node");
+    weir_node *ba[2] = {a1, a0}, *ab[2] = {a0, a1};
+    weir_node *m1 = weir_bind(a, "minus", minus, ba, 2, 1);
+    weir_node *m2 = weir_bind(b, "minus", minus, ab, 2, 1);
+    weir_node *m3 = weir_bind(b, "inc", add_one, &m2, 1, 1);
+    weir_node *outs[2] = {m1, m3};
+    weir_output(g, outs, 2);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    cr_assert_eq(run_n(d, 2, N_EXEC, check_args), expected_sum(N_EXEC, f_args));
+    /* Wrong argument count. */
+    int64_t v = 1;
+    weir_buf one = {&v, sizeof v};
+    weir_result *r = (weir_result *)0x1;
+    cr_assert_eq(weir_execute(d, &one, 1, &r, TMO), -EINVAL);
+    cr_assert_null(r);
+    cr_assert(strstr(weir_errmsg(), "graph 'args': an execution takes 2 arguments, got 1"),
+              "%s", weir_errmsg());
+    /* The dag still works after the bad call. */
+    cr_assert_eq(run_n(d, 2, 10, check_args), expected_sum(10, f_args));
+    weir_dag_free(d);
+    weir_graph_free(g);
+}
+
+static void check_twomethods(int64_t i, const weir_result *r, uint64_t *sum)
+{
+    cr_assert_eq(result64(r, 0), (i + 1) * 2);
+    cr_assert_eq(result64(r, 1), (i + 1) * 2 + 3);
+    mix(sum, result64(r, 1));
+}
+static int64_t f_twomethods(int64_t i)
+{
+    return (i + 1) * 2 + 3;
+}
+
+Test(dag, actor_with_two_methods)
+{
+    weir_graph *g = weir_graph_new("two");
+    weir_actor *a = weir_actor_new(g, "a", NULL), *b = weir_actor_new(g, "b", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "inc", add_one, &in, 1, 1);
+    weir_node *y = weir_bind(a, "dbl", times_two, &x, 1, 1); /* a -> a: no channel */
+    weir_node *z = weir_bind(b, "p3", plus_three, &y, 1, 1);
+    weir_node *outs[2] = {y, z};
+    weir_output(g, outs, 2);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    /* Channels: arg0, a.dbl.out0 (to b and the driver), b.p3.out0. No channel for a.inc. */
+    cr_assert_eq(weir_dag_nchannels(d), 3);
+    for (unsigned c = 0; c < 3; c++) {
+        struct weir_chan_stats st;
+        weir_dag_chan_stats(d, c, &st);
+        cr_assert_null(strstr(st.name, "inc"), "unexpected channel %s", st.name);
+    }
+    cr_assert_eq(run_n(d, 1, N_EXEC, check_twomethods), expected_sum(N_EXEC, f_twomethods));
+    weir_dag_free(d);
+    weir_graph_free(g);
+}
+
+/* ---- pipelining ---------------------------------------------------------- */
+
+static weir_dag *chain_dag(weir_graph **gp, const weir_compile_opts *o)
+{
+    weir_graph *g = weir_graph_new("pipe");
+    weir_actor *a = weir_actor_new(g, "a", NULL), *b = weir_actor_new(g, "b", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "check", check_exec, &in, 1, 1);
+    weir_node *y = weir_bind(b, "add_one", add_one, &x, 1, 1);
+    weir_output(g, &y, 1);
+    weir_dag *d = weir_compile(g, o);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    *gp = g;
+    return d;
+}
+
+Test(dag, pipelined_in_order)
+{
+    weir_graph *g;
+    weir_compile_opts o = {.max_inflight = 16};
+    weir_dag *d = chain_dag(&g, &o);
+    uint64_t next_wait = 0, sum = 0, expect = 0;
+    for (int64_t i = 0; i < N_EXEC; i++) {
+        uint64_t id;
+        weir_buf arg = {&i, sizeof i};
+        cr_assert_eq(weir_submit(d, &arg, 1, &id, TMO), 0, "%s", weir_errmsg());
+        cr_assert_eq(id, (uint64_t)i);
+        expect += (uint64_t)i + 1;
+        if (i >= 15) {
+            weir_result *r;
+            cr_assert_eq(weir_wait(d, next_wait, &r, TMO), 0, "%s", weir_errmsg());
+            cr_assert_eq(weir_result_exec(r), next_wait);
+            cr_assert_eq(result64(r, 0), (int64_t)next_wait + 1);
+            sum += (uint64_t)result64(r, 0);
+            weir_result_free(r);
+            next_wait++;
+        }
+    }
+    while (next_wait < N_EXEC) {
+        weir_result *r;
+        cr_assert_eq(weir_wait(d, next_wait, &r, TMO), 0, "%s", weir_errmsg());
+        sum += (uint64_t)result64(r, 0);
+        weir_result_free(r);
+        next_wait++;
+    }
+    cr_assert_eq(sum, expect);
+    weir_result *r;
+    cr_assert_eq(weir_wait(d, 5, &r, 0), -ENOENT);
+    cr_assert(strstr(weir_errmsg(), "execution 5 was already collected"), "%s", weir_errmsg());
+    cr_assert_eq(weir_wait(d, N_EXEC + 10, &r, 0), -ENOENT);
+    cr_assert(strstr(weir_errmsg(), "never submitted"), "%s", weir_errmsg());
+    weir_dag_free(d);
+    weir_graph_free(g);
+}
+
+Test(dag, pipelined_out_of_order)
+{
+    weir_graph *g;
+    weir_compile_opts o = {.max_inflight = 8};
+    weir_dag *d = chain_dag(&g, &o);
+    int64_t base = 0;
+    for (int round = 0; round < 2000; round++) {
+        uint64_t ids[8];
+        for (int k = 0; k < 8; k++) {
+            int64_t v = base + k;
+            weir_buf arg = {&v, sizeof v};
+            cr_assert_eq(weir_submit(d, &arg, 1, &ids[k], TMO), 0, "%s", weir_errmsg());
+        }
+        /* Wait in a scrambled order: reverse on even rounds, odd-then-even on odd rounds. */
+        for (int k = 0; k < 8; k++) {
+            int pick = round % 2 ? (k < 4 ? 2 * k + 1 : 2 * (k - 4)) : 7 - k;
+            weir_result *r;
+            cr_assert_eq(weir_wait(d, ids[pick], &r, TMO), 0, "%s", weir_errmsg());
+            cr_assert_eq(result64(r, 0), base + pick + 1);
+            weir_result_free(r);
+        }
+        base += 8;
+    }
+    weir_dag_free(d);
+    weir_graph_free(g);
+}
+
+/* A gate the test opens: the method blocks until released. */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static int gate_open;
+static int gated(weir_call *c, void *st)
+{
+    (void)st;
+    pthread_mutex_lock(&gate_mu);
+    while (!gate_open)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+    pthread_mutex_unlock(&gate_mu);
+    return out64(c, 0, in64(c, 0));
+}
+
+Test(dag, max_inflight_backpressure)
+{
+    gate_open = 0;
+    weir_graph *g = weir_graph_new("bp");
+    weir_actor *a = weir_actor_new(g, "slow", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "gated", gated, &in, 1, 1);
+    weir_output(g, &x, 1);
+    weir_compile_opts o = {.max_inflight = 4, .timeout_ms = 2000};
+    weir_dag *d = weir_compile(g, &o);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    uint64_t id;
+    for (int64_t i = 0; i < 4; i++) {
+        weir_buf arg = {&i, sizeof i};
+        cr_assert_eq(weir_submit(d, &arg, 1, &id, 0), 0, "submit %lld: %s", (long long)i,
+                     weir_errmsg());
+    }
+    int64_t v = 4;
+    weir_buf arg = {&v, sizeof v};
+    uint64_t t0 = weir_now_ns();
+    cr_assert_eq(weir_submit(d, &arg, 1, &id, 100), -ETIMEDOUT);
+    uint64_t el = weir_now_ns() - t0;
+    cr_assert(el >= 90000000ull, "submit returned after %llu ns", (unsigned long long)el);
+    cr_assert(strstr(weir_errmsg(), "execution 0 not finished in time"), "%s", weir_errmsg());
+    pthread_mutex_lock(&gate_mu);
+    gate_open = 1;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+    cr_assert_eq(weir_submit(d, &arg, 1, &id, TMO), 0, "%s", weir_errmsg());
+    cr_assert_eq(id, 4u, "the timed-out submit did not consume an id");
+    for (uint64_t k = 0; k <= 4; k++) {
+        weir_result *r;
+        cr_assert_eq(weir_wait(d, k, &r, TMO), 0, "%s", weir_errmsg());
+        cr_assert_eq(result64(r, 0), (int64_t)k);
+        weir_result_free(r);
+    }
+    weir_dag_free(d);
+    weir_graph_free(g);
+}
+
+Test(dag, max_buffered_bound)
+{
+    weir_graph *g;
+    weir_compile_opts o = {.max_inflight = 2, .max_buffered = 3};
+    weir_dag *d = chain_dag(&g, &o);
+    uint64_t id;
+    int64_t i;
+    /* Never waiting: 2 in flight + 3 buffered, then -ENOBUFS. */
+    for (i = 0; i < 5; i++) {
+        weir_buf arg = {&i, sizeof i};
+        cr_assert_eq(weir_submit(d, &arg, 1, &id, TMO), 0, "submit %lld: %s", (long long)i,
+                     weir_errmsg());
+    }
+    weir_buf arg = {&i, sizeof i};
+    cr_assert_eq(weir_submit(d, &arg, 1, &id, TMO), -ENOBUFS);
+    cr_assert(strstr(weir_errmsg(), "3 finished results are waiting"), "%s", weir_errmsg());
+    weir_result *r;
+    cr_assert_eq(weir_wait(d, 0, &r, TMO), 0);
+    weir_result_free(r);
+    cr_assert_eq(weir_submit(d, &arg, 1, &id, TMO), 0, "%s", weir_errmsg());
+    cr_assert_eq(id, 5u);
+    weir_dag_free(d);
+    weir_graph_free(g);
+}
+
+/* ---- failures ------------------------------------------------------------ */
+
+static int fail_some(weir_call *c, void *st)
+{
+    (void)st;
+    int64_t x = in64(c, 0);
+    if (x % 7 == 3)
+        return weir_call_fail(c, "bad value %lld", (long long)x);
+    if (x % 11 == 5)
+        return -5; /* plain non-zero return */
+    if (x % 13 == 6)
+        return 0; /* forgets its output */
+    return out64(c, 0, x + 1);
+}
+
+Test(dag, failures_fail_their_execution_only)
+{
+    weir_graph *g = weir_graph_new("fail");
+    weir_actor *a = weir_actor_new(g, "a", NULL), *b = weir_actor_new(g, "b", NULL),
+               *c = weir_actor_new(g, "c", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "add_one", add_one, &in, 1, 1);
+    weir_node *y = weir_bind(b, "fail_some", fail_some, &x, 1, 1);
+    weir_node *xy[2] = {x, y};
+    weir_node *z = weir_bind(c, "sum", sum2, xy, 2, 1); /* downstream of the failure */
+    weir_output(g, &z, 1);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    int nfail = 0;
+    for (int64_t i = 0; i < 20000; i++) {
+        weir_buf arg = {&i, sizeof i};
+        weir_result *r = NULL;
+        int rc = weir_execute(d, &arg, 1, &r, TMO);
+        int64_t x1 = i + 1;
+        char want[256];
+        if (x1 % 7 == 3) {
+            snprintf(want, sizeof want,
+                     "actor 'b' method 'fail_some' failed at execution %lld: bad value %lld",
+                     (long long)i, (long long)x1);
+        } else if (x1 % 11 == 5) {
+            snprintf(want, sizeof want,
+                     "actor 'b' method 'fail_some' failed at execution %lld: returned -5",
+                     (long long)i);
+        } else if (x1 % 13 == 6) {
+            snprintf(want, sizeof want,
+                     "actor 'b' method 'fail_some' failed at execution %lld: output 0 was not "
+                     "produced",
+                     (long long)i);
+        } else {
+            cr_assert_eq(rc, 0, "execution %lld: %s", (long long)i, weir_errmsg());
+            cr_assert_eq(result64(r, 0), x1 + x1 + 1);
+            weir_result_free(r);
+            continue;
+        }
+        nfail++;
+        cr_assert_eq(rc, -EREMOTEIO, "execution %lld: rc %d", (long long)i, rc);
+        cr_assert_null(r);
+        cr_assert(strstr(weir_errmsg(), want), "execution %lld: '%s' lacks '%s'", (long long)i,
+                  weir_errmsg(), want);
+    }
+    cr_assert(nfail > 4000, "%d failures", nfail);
+    /* Error records are counted by the failing actor's output channel. */
+    int seen = 0;
+    for (unsigned k = 0; k < weir_dag_nchannels(d); k++) {
+        struct weir_chan_stats st;
+        weir_dag_chan_stats(d, k, &st);
+        if (!strcmp(st.name, "b.fail_some.out0")) {
+            seen = 1;
+            cr_assert_eq(st.errors, (uint64_t)nfail);
+        }
+    }
+    cr_assert(seen);
+    cr_assert_eq(weir_dag_free(d), 0);
+    weir_graph_free(g);
+}
+
+static int sleepy(weir_call *c, void *st)
+{
+    int ms = *(int *)st;
+    int64_t x = in64(c, 0);
+    if (x < 0) {
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return out64(c, 0, x);
+}
+
+Test(dag, execute_timeout_then_next_runs)
+{
+    int ms = 300;
+    weir_graph *g = weir_graph_new("tmo");
+    weir_actor_opts ao = {.state = &ms, .cpu = -1};
+    weir_actor *a = weir_actor_new(g, "sleeper", &ao);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "sleepy", sleepy, &in, 1, 1);
+    weir_output(g, &x, 1);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d);
+    int64_t v = -1;
+    weir_buf arg = {&v, sizeof v};
+    weir_result *r = NULL;
+    uint64_t t0 = weir_now_ns();
+    cr_assert_eq(weir_execute(d, &arg, 1, &r, 50), -ETIMEDOUT);
+    uint64_t el = weir_now_ns() - t0;
+    cr_assert(el >= 45000000ull && el < 250000000ull, "timed out after %llu ns",
+              (unsigned long long)el);
+    cr_assert(strstr(weir_errmsg(), "execution 0 not finished in time"), "%s", weir_errmsg());
+    /* The next execution returns its own result, not the late one. */
+    for (int64_t i = 1; i < 100; i++) {
+        weir_buf a2 = {&i, sizeof i};
+        cr_assert_eq(weir_execute(d, &a2, 1, &r, TMO), 0, "%s", weir_errmsg());
+        cr_assert_eq(result64(r, 0), i);
+        cr_assert_eq(weir_result_exec(r), (uint64_t)i);
+        weir_result_free(r);
+    }
+    weir_dag_free(d);
+    weir_graph_free(g);
+}
+
+Test(dag, teardown_with_executions_in_flight)
+{
+    for (int round = 0; round < 20; round++) {
+        weir_graph *g;
+        weir_compile_opts o = {.max_inflight = 8};
+        weir_dag *d = chain_dag(&g, &o);
+        uint64_t id;
+        for (int64_t i = 0; i < 8 + round; i++) {
+            weir_buf arg = {&i, sizeof i};
+            cr_assert_eq(weir_submit(d, &arg, 1, &id, TMO), 0, "%s", weir_errmsg());
+        }
+        uint64_t t0 = weir_now_ns();
+        cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+        cr_assert(weir_now_ns() - t0 < 2000000000ull);
+        weir_graph_free(g);
+    }
+}
+
+Test(dag, teardown_names_stuck_actor)
+{
+    int ms = 800;
+    weir_graph *g = weir_graph_new("stuck");
+    weir_actor_opts ao = {.state = &ms, .cpu = -1};
+    weir_actor *a = weir_actor_new(g, "sleeper", &ao);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "sleepy", sleepy, &in, 1, 1);
+    weir_output(g, &x, 1);
+    weir_compile_opts o = {.timeout_ms = 150};
+    weir_dag *d = weir_compile(g, &o);
+    cr_assert_not_null(d);
+    int64_t v = -1;
+    weir_buf arg = {&v, sizeof v};
+    uint64_t id;
+    cr_assert_eq(weir_submit(d, &arg, 1, &id, TMO), 0);
+    struct timespec ts = {0, 50000000L};
+    nanosleep(&ts, NULL); /* let the actor enter the method */
+    uint64_t t0 = weir_now_ns();
+    cr_assert_eq(weir_dag_free(d), -ETIMEDOUT);
+    uint64_t el = weir_now_ns() - t0;
+    cr_assert(el < 600000000ull, "teardown took %llu ns", (unsigned long long)el);
+    cr_assert(strstr(weir_errmsg(), "actor 'sleeper' is stuck in method 'sleepy' (execution 0)"),
+              "%s", weir_errmsg());
+    weir_graph_free(g);
+    /* Let the detached thread finish and free the dag (checked by ASan's leak check). */
+    ts.tv_sec = 1;
+    ts.tv_nsec = 0;
+    nanosleep(&ts, NULL);
+}
+
+Test(dag, idle_dag_uses_no_cpu)
+{
+    weir_graph *g;
+    weir_dag *d = chain_dag(&g, NULL);
+    for (int64_t i = 0; i < 100; i++) {
+        weir_buf arg = {&i, sizeof i};
+        weir_result *r;
+        cr_assert_eq(weir_execute(d, &arg, 1, &r, TMO), 0);
+        weir_result_free(r);
+    }
+    struct timespec ts = {0, 20000000L};
+    nanosleep(&ts, NULL); /* past the spin phase */
+    struct rusage r0, r1;
+    getrusage(RUSAGE_SELF, &r0);
+    ts.tv_nsec = 300000000L;
+    nanosleep(&ts, NULL);
+    getrusage(RUSAGE_SELF, &r1);
+    long us = (r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) * 1000000L +
+              (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) +
+              (r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) * 1000000L +
+              (r1.ru_stime.tv_usec - r0.ru_stime.tv_usec);
+    cr_assert(us < 15000, "an idle dag used %ld us of CPU in 300 ms", us);
+    weir_dag_free(d);
+    weir_graph_free(g);
+}
+
+/* ---- validation ----------------------------------------------------------- */
+
+#define EXPECT_ERR(expr, code, text)                                                               \
+    do {                                                                                           \
+        weir__seterr(0, "");                                                                       \
+        cr_assert_null((void *)(uintptr_t)(expr), #expr " should fail");                           \
+        cr_assert_eq(weir_errcode(), code, "%s: code %d: %s", #expr, weir_errcode(),              \
+                     weir_errmsg());                                                               \
+        cr_assert(strstr(weir_errmsg(), text), "%s: '%s' lacks '%s'", #expr, weir_errmsg(),      \
+                  text);                                                                           \
+    } while (0)
+
+int weir__seterr(int code, const char *fmt, ...);
+
+Test(dag, validation_errors)
+{
+    weir_graph *g = weir_graph_new("v");
+    weir_graph *h = weir_graph_new("other");
+    weir_actor *a = weir_actor_new(g, "a", NULL);
+    weir_actor *ha = weir_actor_new(h, "ha", NULL);
+    weir_node *in = weir_input(g, 0), *hin = weir_input(h, 0);
+    EXPECT_ERR(weir_actor_new(g, "a", NULL), -EEXIST, "graph 'v': duplicate actor name 'a'");
+    EXPECT_ERR(weir_actor_new(g, "", NULL), -EINVAL, "actor name '' is invalid");
+    EXPECT_ERR(weir_graph_new(NULL), -EINVAL, "graph name");
+    EXPECT_ERR(weir_bind(a, "m", add_one, &hin, 1, 1), -EXDEV,
+               "actor 'a' method 'm': input 0 is input 0 of another graph ('other')");
+    EXPECT_ERR(weir_bind(a, "m", add_one, &in, 0, 1), -EINVAL,
+               "actor 'a' method 'm': 0 inputs");
+    EXPECT_ERR(weir_bind(a, "m", add_one, &in, 1, 0), -EINVAL,
+               "actor 'a' method 'm': 0 outputs");
+    EXPECT_ERR(weir_bind(a, "m", NULL, &in, 1, 1), -EINVAL, "actor 'a' method 'm': NULL function");
+    weir_node *dm = weir_bind(a, "divmod", divmod7, &in, 1, 2);
+    cr_assert_not_null(dm);
+    EXPECT_ERR(weir_ret(dm, 2), -EINVAL, "output index 2 out of range for node");
+    EXPECT_ERR(weir_bind(a, "m", add_one, &dm, 1, 1), -EINVAL, "which has 2 outputs; pick one");
+    weir_node *two[2] = {in, in};
+    EXPECT_ERR(weir_bind(a, "divmod", divmod7, two, 2, 2), -EINVAL,
+               "actor 'a' method 'divmod': bound before with 1 inputs, 2 outputs; now 2 inputs");
+    cr_assert_eq(weir_output(g, &hin, 1), -EXDEV);
+    cr_assert(strstr(weir_errmsg(), "output 0 is input 0 of another graph"), "%s", weir_errmsg());
+    cr_assert_eq(weir_output(g, &in, 1), -EINVAL);
+    cr_assert(strstr(weir_errmsg(), "outputs must be method results"), "%s", weir_errmsg());
+
+    /* Empty graph. */
+    weir_graph *e = weir_graph_new("empty");
+    EXPECT_ERR(weir_compile(e, NULL), -EINVAL, "graph 'empty': empty graph");
+    weir_graph_free(e);
+
+    /* A call that reaches no output. */
+    weir_node *q = weir_ret(dm, 0);
+    weir_node *dead = weir_bind(a, "inc", add_one, &in, 1, 1);
+    cr_assert_not_null(dead);
+    cr_assert_eq(weir_output(g, &q, 1), 0);
+    char want[128];
+    snprintf(want, sizeof want, "graph 'v': node %u (a.inc) reaches no graph output", 4u);
+    EXPECT_ERR(weir_compile(g, NULL), -EINVAL, "(a.inc) reaches no graph output");
+    weir_graph_free(g);
+
+    /* An unused input argument. */
+    g = weir_graph_new("u");
+    a = weir_actor_new(g, "a", NULL);
+    in = weir_input(g, 1);
+    weir_node *y = weir_bind(a, "inc", add_one, &in, 1, 1);
+    weir_output(g, &y, 1);
+    EXPECT_ERR(weir_compile(g, NULL), -EINVAL, "graph 'u': input argument 0 is never used");
+    weir_node *in2 = weir_input(g, 2);
+    (void)in2;
+    weir_graph_free(g);
+
+    g = weir_graph_new("u2");
+    a = weir_actor_new(g, "a", NULL);
+    in = weir_input(g, 0);
+    weir_input(g, 1);
+    y = weir_bind(a, "inc", add_one, &in, 1, 1);
+    weir_output(g, &y, 1);
+    EXPECT_ERR(weir_compile(g, NULL), -EINVAL, "graph 'u2': input argument 1 is never used");
+    weir_graph_free(g);
+
+    /* Compiled graphs are frozen. */
+    g = weir_graph_new("frozen");
+    a = weir_actor_new(g, "a", NULL);
+    in = weir_input(g, 0);
+    y = weir_bind(a, "inc", add_one, &in, 1, 1);
+    weir_output(g, &y, 1);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d);
+    EXPECT_ERR(weir_bind(a, "inc", add_one, &y, 1, 1), -EBUSY,
+               "graph 'frozen': already compiled; modifying it afterwards is not allowed");
+    EXPECT_ERR(weir_actor_new(g, "b", NULL), -EBUSY, "already compiled");
+    cr_assert_eq(weir_output(g, &y, 1), -EBUSY);
+    /* Compiling the unchanged graph again is fine and gives the same plan. */
+    weir_dag *d2 = weir_compile(g, NULL);
+    cr_assert_not_null(d2, "%s", weir_errmsg());
+    cr_assert_eq(weir_dag_plan_hash(d), weir_dag_plan_hash(d2));
+    weir_dag_free(d2);
+    weir_dag_free(d);
+    weir_graph_free(g);
+    weir_graph_free(h);
+    (void)ha;
+}
+
+/* ---- deadlock check ---------------------------------------------------- */
+
+Test(dag, deadlock_check_rejects_depth_below_inflight)
+{
+    weir_graph *g = weir_graph_new("dl");
+    weir_actor *a = weir_actor_new(g, "a", NULL), *b = weir_actor_new(g, "b", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "inc", add_one, &in, 1, 1);
+    weir_node *y = weir_bind(b, "inc", add_one, &x, 1, 1);
+    weir_output(g, &y, 1);
+    weir_compile_opts o = {.max_inflight = 4, .depth = 1};
+    EXPECT_ERR(weir_compile(g, &o), -EDEADLK, "plan 'dl' can deadlock (max_inflight 4)");
+    cr_assert(strstr(weir_errmsg(), "driver waits to write channel 'arg0' (depth 1)"), "%s",
+              weir_errmsg());
+    cr_assert(strstr(weir_errmsg(), "waits to write channel"), "%s", weir_errmsg());
+    /* The graph was not frozen by the failed compile; legal options pass. */
+    o.depth = 4;
+    weir_dag *d = weir_compile(g, &o);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    weir_dag_free(d);
+    /* depth 1 with max_inflight 1 is Ray's exact semantics: legal. */
+    o.max_inflight = 1;
+    o.depth = 1;
+    d = weir_compile(g, &o);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    cr_assert_eq(run_n(d, 1, 1000, check_chain), expected_sum(1000, f_chain));
+    weir_dag_free(d);
+    weir_graph_free(g);
+}
+
+Test(dag, deadlock_check_rejects_crossed_schedules)
+{
+    /* Two actors each waiting to read what the other writes later: a schedule
+     * no compiler of ours emits, built by hand as a loaded plan could be. */
+    weir_graph *g = weir_graph_new("x");
+    weir_actor *a = weir_actor_new(g, "a", NULL), *b = weir_actor_new(g, "b", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "f", add_one, &in, 1, 1);
+    weir_node *y = weir_bind(b, "g", add_one, &x, 1, 1);
+    weir_node *xy[2] = {in, y};
+    weir_node *z = weir_bind(a, "h", sum2, xy, 2, 1);
+    weir_output(g, &z, 1);
+    struct weir__plan *p;
+    cr_assert_eq(weir__compile_plan(g, NULL, &p), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir__plan_deadlock_check(p), 0, "%s", weir_errmsg());
+    /* Move actor a's READ of b.g.out0 to the front of its schedule. */
+    struct weir__plan_actor *pa = &p->actors[0];
+    unsigned rd = pa->nops;
+    for (unsigned i = 0; i < pa->nops; i++)
+        if (pa->ops[i].kind == WEIR__OP_READ && strstr(p->chans[pa->ops[i].chan].name, "b.g"))
+            rd = i;
+    cr_assert(rd < pa->nops);
+    struct weir__plan_op op = pa->ops[rd];
+    memmove(&pa->ops[1], &pa->ops[0], rd * sizeof op);
+    pa->ops[0] = op;
+    cr_assert_eq(weir__plan_deadlock_check(p), -EDEADLK);
+    cr_assert(strstr(weir_errmsg(), "a waits to read channel 'b.g.out0' from b"), "%s",
+              weir_errmsg());
+    cr_assert(strstr(weir_errmsg(), "b waits to read channel 'a.f.out0' from a"), "%s",
+              weir_errmsg());
+    weir__plan_free(p);
+    weir_graph_free(g);
+}
+
+/* ---- plan round trip ------------------------------------------------------ */
+
+Test(dag, plan_save_load_same_hash)
+{
+    weir_graph *g = weir_graph_new("rt");
+    weir_actor *p = weir_actor_new(g, "parse", NULL), *f1 = weir_actor_new(g, "f1", NULL),
+               *f2 = weir_actor_new(g, "f2", NULL), *j = weir_actor_new(g, "join", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(p, "parse", add_one, &in, 1, 1);
+    weir_node *ab[2] = {weir_bind(f1, "double", times_two, &x, 1, 1),
+                        weir_bind(f2, "plus3", plus_three, &x, 1, 1)};
+    weir_node *y = weir_bind(j, "sum", sum2, ab, 2, 1);
+    weir_output(g, &y, 1);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d);
+    char path[] = "/tmp/weir-test-plan-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    cr_assert_eq(weir_dag_save_plan(d, path), 0, "%s", weir_errmsg());
+    struct weir__plan *lp;
+    cr_assert_eq(weir__plan_load(path, &lp), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir__plan_hash(lp), weir_dag_plan_hash(d));
+    cr_assert_eq(weir__plan_deadlock_check(lp), 0);
+    weir__plan_free(lp);
+    unlink(path);
+    /* DOT names every actor and channel. */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_eq(weir_dag_write_dot(d, f), 0);
+    fclose(f);
+    cr_assert(strstr(buf, "digraph"));
+    cr_assert(strstr(buf, "join"));
+    cr_assert(strstr(buf, "parse.parse.out0"), "%s", buf);
+    free(buf);
+    weir_dag_free(d);
+    weir_graph_free(g);
+}
