@@ -556,6 +556,19 @@ WEIR_API weir_dag *weir_compile(weir_graph *g, const weir_compile_opts *opts)
         weir__seterr(-EINVAL, "weir_compile: NULL graph");
         return NULL;
     }
+    for (unsigned a = 0; a < g->nactors; a++) {
+        const weir_actor *ac = g->actors[a];
+        if (ac->opts.isolation == WEIR_PROCESS) {
+            weir__seterr(-ENOSYS, "actor '%s': WEIR_PROCESS isolation is not implemented yet "
+                         "(use WEIR_THREAD)", ac->name);
+            return NULL;
+        }
+        if (ac->opts.node != 0) {
+            weir__seterr(-ENOSYS, "actor '%s': node %d: multi-node graphs are not implemented "
+                         "yet (only node 0)", ac->name, ac->opts.node);
+            return NULL;
+        }
+    }
     struct weir__plan *p = NULL;
     if (weir__compile_plan(g, opts, &p) < 0)
         return NULL;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# The main job: install what is missing, build, and run the demo pipeline.
+# The main job: install what is missing, build, and run the market-data demo pipeline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 bash scripts/build.sh build --buildtype=release
-exec ./build/perf/weir-bench chan --quick "$@"
+exec ./build/examples/weir-marketdata "$@"

@@ -937,3 +937,24 @@ Test(dag, plan_save_load_same_hash)
     weir_dag_free(d);
     weir_graph_free(g);
 }
+
+Test(dag, not_implemented_isolation_and_nodes)
+{
+    weir_graph *g = weir_graph_new("enosys");
+    weir_actor_opts po = {.isolation = WEIR_PROCESS, .cpu = -1};
+    weir_actor *a = weir_actor_new(g, "proc", &po);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "inc", add_one, &in, 1, 1);
+    weir_output(g, &x, 1);
+    EXPECT_ERR(weir_compile(g, NULL), -ENOSYS,
+               "actor 'proc': WEIR_PROCESS isolation is not implemented yet");
+    weir_graph_free(g);
+    g = weir_graph_new("enosys2");
+    weir_actor_opts no = {.node = 1, .cpu = -1};
+    a = weir_actor_new(g, "remote", &no);
+    in = weir_input(g, 0);
+    x = weir_bind(a, "inc", add_one, &in, 1, 1);
+    weir_output(g, &x, 1);
+    EXPECT_ERR(weir_compile(g, NULL), -ENOSYS, "actor 'remote': node 1: multi-node graphs");
+    weir_graph_free(g);
+}
