@@ -11,8 +11,9 @@
  * generation), the table of data generations, and one cache line per
  * reader. Data generation 0 follows the control part in the same segment;
  * later generations (created when a message exceeds the slot size) are
- * memfds that other processes open through /proc/<pid>/fd/<fd> of the
- * writer that created them.
+ * appended to the same file (ftruncate + mmap at the new offset), so any
+ * process that holds the channel's fd - inherited or from shm_open - can
+ * map them, even after the writer has exited.
  *
  * Sequence numbers are free-running 64-bit counters that span generations:
  * write_seq = messages committed; a reader's read_seq = messages it
@@ -36,7 +37,7 @@
 #include <weir/chan.h>
 
 #define WEIR__CHAN_MAGIC 0x52494557u /* "WEIR" little endian */
-#define WEIR__CHAN_VERSION 1u
+#define WEIR__CHAN_VERSION 2u
 #define WEIR__CL 64
 
 #define WEIR__SLOT_FORWARD 0x80000000u /* message is in the next generation */
@@ -50,11 +51,10 @@ struct weir__slot_hdr {
 _Static_assert(sizeof(struct weir__slot_hdr) == 16, "slot header layout");
 
 struct weir__gen_desc {
-    uint32_t pid;        /* process holding fd (the writer that grew) */
-    int32_t fd;          /* fd in that process; -1 for generation 0 */
+    uint64_t offset;     /* where the generation's slot headers start in the segment file */
     uint64_t start_seq;  /* first message written in this generation */
     uint64_t slot_bytes; /* payload capacity of a slot */
-    uint64_t seg_bytes;  /* size of the segment holding the generation */
+    uint64_t seg_bytes;  /* bytes of the generation (headers + slots) */
 };
 _Static_assert(sizeof(struct weir__gen_desc) == 32, "gen desc layout");
 
@@ -63,7 +63,7 @@ struct weir__reader_line {
     uint64_t start_seq;  /* read_seq at registration (for stats) */
     uint64_t starved_ns; /* time spent waiting in read */
     uint32_t pid;        /* registering process */
-    uint32_t epoch;      /* bumped at every registration of this id */
+    uint32_t epoch;      /* bumped at every registration and deregistration of this id */
     uint8_t pad[WEIR__CL - 32];
 } __attribute__((aligned(WEIR__CL)));
 _Static_assert(sizeof(struct weir__reader_line) == WEIR__CL, "reader line layout");

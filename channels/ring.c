@@ -62,12 +62,11 @@
 
 struct gen_map {
     uint8_t *seg;                /* start of the mapping (NULL: not mapped) */
-    size_t seg_bytes;
+    size_t seg_bytes;            /* bytes mapped at seg */
     struct weir__slot_hdr *hdrs; /* slot headers of the generation */
     uint8_t *data;               /* slot payloads */
     size_t stride;               /* bytes between payloads */
     size_t slot_bytes;
-    int fd;                      /* writer's fd for generations it created, else -1 */
 };
 
 struct wstate {
@@ -199,30 +198,20 @@ static int map_gen(weir_chan *c, unsigned k)
         goto out;
     struct weir__gen_desc d = c->ctl->gens[k];
     size_t want = gen_bytes(c->depth, d.slot_bytes);
-    if (k == 0 || d.fd < 0 || want == 0 || d.seg_bytes != want) {
+    if (k == 0 || want == 0 || d.seg_bytes != want || d.offset % 4096) {
         ret = CHERR(c, -EBADMSG, "corrupt generation %u descriptor", k);
         goto out;
     }
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%u/fd/%d", d.pid, d.fd);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        ret = CHERR(c, -errno, "cannot open generation %u at %s: %s", k, path, strerror(errno));
-        goto out;
-    }
     struct stat st;
-    if (fstat(fd, &st) < 0 || (size_t)st.st_size < d.seg_bytes) {
-        close(fd);
-        ret = CHERR(c, -EBADMSG, "generation %u segment is smaller than its descriptor says", k);
+    if (fstat(c->fd, &st) < 0 || (uint64_t)st.st_size < d.offset + d.seg_bytes) {
+        ret = CHERR(c, -EBADMSG, "generation %u lies beyond the end of the segment", k);
         goto out;
     }
-    void *p = mmap(NULL, d.seg_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
+    void *p = mmap(NULL, d.seg_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, (off_t)d.offset);
     if (p == MAP_FAILED) {
         ret = CHERR(c, -errno, "mmap of generation %u: %s", k, strerror(errno));
         goto out;
     }
-    g->fd = -1;
     gen_bind(g, p, d.seg_bytes, 0, c->depth, d.slot_bytes);
 out:
     pthread_mutex_unlock(&c->gen_mu);
@@ -250,8 +239,6 @@ static weir_chan *handle_new(const char *name)
     }
     memset(c, 0, sizeof *c);
     c->fd = -1;
-    for (unsigned k = 0; k < WEIR_CHAN_MAX_GENS; k++)
-        c->gens[k].fd = -1;
     pthread_mutex_init(&c->gen_mu, NULL);
     snprintf(c->name, sizeof c->name, "%s", name ? name : "anon");
     return c;
@@ -330,7 +317,7 @@ WEIR_API weir_chan *weir_chan_create(const char *name, const weir_chan_opts *o)
     ctl->seg_bytes = seg;
     ctl->slot_bytes0 = slot;
     snprintf(ctl->name, sizeof ctl->name, "%s", nm);
-    ctl->gens[0] = (struct weir__gen_desc){(uint32_t)c->creator, -1, 0, slot, gb};
+    ctl->gens[0] = (struct weir__gen_desc){ctl_bytes, 0, slot, gb};
     gen_bind(&c->gens[0], p, seg, ctl_bytes, depth, slot);
     c->w.g = &c->gens[0];
     ctl->version = WEIR__CHAN_VERSION;
@@ -405,7 +392,7 @@ WEIR_API weir_chan *weir_chan_open(const char *name)
         ctl->max_readers > WEIR_CHAN_MAX_READERS || ctl->ctl_bytes != ctl_bytes ||
         ctl->slot_bytes0 == 0 || ctl->slot_bytes0 > WEIR_CHAN_MAX_SLOT ||
         ctl->seg_bytes != ctl_bytes + gen_bytes(ctl->depth, ctl->slot_bytes0) ||
-        ctl->seg_bytes != (size_t)st.st_size || ctl->cur_gen >= WEIR_CHAN_MAX_GENS) {
+        ctl->seg_bytes > (size_t)st.st_size || ctl->cur_gen >= WEIR_CHAN_MAX_GENS) {
         chan_err(name, -EBADMSG,
                  "corrupt header (depth %u, max_readers %u, slot %llu, segment %llu of %lld "
                  "bytes)",
@@ -452,14 +439,13 @@ WEIR_API void weir_chan_free(weir_chan *c)
         /* Only readers this process registered: a forked child freeing its
          * copy of the handle must not deregister its parent's readers. */
         for (int i = 0; i < WEIR_CHAN_MAX_READERS; i++)
-            if (c->r[i].registered && c->ctl->readers[i].pid == (uint32_t)getpid())
+            if (c->r[i].registered && c->ctl->readers[i].pid == (uint32_t)getpid() &&
+                c->ctl->readers[i].epoch == c->r[i].epoch)
                 weir_chan_deregister_reader(c, i);
     }
     for (unsigned k = 1; k < WEIR_CHAN_MAX_GENS; k++) {
         if (c->gens[k].seg)
             munmap(c->gens[k].seg, c->gens[k].seg_bytes);
-        if (c->gens[k].fd >= 0)
-            close(c->gens[k].fd);
     }
     if (c->ctl)
         munmap(c->ctl, c->ctl_map_bytes);
@@ -562,6 +548,9 @@ WEIR_API int weir_chan_deregister_reader(weir_chan *c, int reader)
         c->r[reader].registered = 0;
         return CHERR(c, -EINVAL, "reader %d is not registered", reader);
     }
+    /* A handle still using this id (force-deregistered while alive) sees
+     * the epoch change and gets -EINVAL instead of moving a future reader. */
+    weir__store_relaxed(&ctl->readers[reader].epoch, ctl->readers[reader].epoch + 1);
     weir__fetch_and(&ctl->active_mask, ~bit);
     reg_unlock(ctl);
     c->r[reader].registered = 0;
@@ -672,34 +661,34 @@ static int grow(weir_chan *c, size_t len)
     if (k >= WEIR_CHAN_MAX_GENS)
         return CHERR(c, -EMSGSIZE, "cannot grow past %d generations (message of %zu bytes)",
                      WEIR_CHAN_MAX_GENS, len);
-    size_t slot = c->w.g->slot_bytes * 2;
-    while (slot < len)
+    size_t want = c->w.g->slot_bytes * 2 > len ? c->w.g->slot_bytes * 2 : len;
+    size_t slot = 64;
+    while (slot < want)
         slot *= 2;
     size_t gb = gen_bytes(c->depth, slot);
     if (gb == 0)
         return CHERR(c, -EMSGSIZE, "message of %zu bytes needs slots too large for depth %u",
                      len, c->depth);
-    int fd = memfd_create("weir-chan-gen", MFD_CLOEXEC);
-    if (fd < 0)
-        return CHERR(c, -ENOMEM, "growing to %zu-byte slots: memfd_create: %s", slot,
-                     strerror(errno));
-    void *p = MAP_FAILED;
-    if (ftruncate(fd, (off_t)gb) == 0)
-        p = mmap(NULL, gb, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED) {
-        int e = errno;
-        close(fd);
+    /* Append the generation to the segment file: every process that holds
+     * the channel's fd can map it, whoever created it and whether or not
+     * the writer is still alive. */
+    const struct weir__gen_desc *last = &ctl->gens[c->w.gen];
+    uint64_t off = last->offset + last->seg_bytes;
+    off = (off + 4095) / 4096 * 4096;
+    if (ftruncate(c->fd, (off_t)(off + gb)) < 0)
         return CHERR(c, -ENOMEM, "growing to %zu-byte slots (%zu bytes): %s", slot, gb,
-                     strerror(e));
-    }
+                     strerror(errno));
+    void *p = mmap(NULL, gb, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, (off_t)off);
+    if (p == MAP_FAILED)
+        return CHERR(c, -ENOMEM, "growing to %zu-byte slots (%zu bytes): %s", slot, gb,
+                     strerror(errno));
     struct gen_map *g = &c->gens[k];
     pthread_mutex_lock(&c->gen_mu);
-    g->fd = fd;
     gen_bind(g, p, gb, 0, c->depth, slot);
     pthread_mutex_unlock(&c->gen_mu);
 
     reg_lock(ctl);
-    ctl->gens[k] = (struct weir__gen_desc){(uint32_t)getpid(), fd, c->w.seq, slot, gb};
+    ctl->gens[k] = (struct weir__gen_desc){off, c->w.seq, slot, gb};
     weir__store_release(&ctl->cur_gen, k);
     reg_unlock(ctl);
     /* The forward mark becomes visible with the commit's release of write_seq. */
@@ -913,7 +902,9 @@ done:;
 WEIR_API int weir_chan_read_msg(weir_chan *c, int reader, weir_chan_msg *m, int timeout_ms)
 {
     if (__builtin_expect(!c || reader < 0 || reader >= WEIR_CHAN_MAX_READERS ||
-                             !c->r[reader].registered || c->r[reader].held || !m,
+                             !c->r[reader].registered || c->r[reader].held || !m ||
+                             weir__load_relaxed(&c->ctl->readers[reader].epoch) !=
+                                 c->r[reader].epoch,
                          0)) {
         weir__clearerr();
         int ret = reader_check(c, reader);
@@ -964,7 +955,9 @@ WEIR_API int weir_chan_read_msg(weir_chan *c, int reader, weir_chan_msg *m, int 
 WEIR_API int weir_chan_release(weir_chan *c, int reader)
 {
     if (__builtin_expect(!c || reader < 0 || reader >= WEIR_CHAN_MAX_READERS ||
-                             !c->r[reader].held,
+                             !c->r[reader].held ||
+                             weir__load_relaxed(&c->ctl->readers[reader].epoch) !=
+                                 c->r[reader].epoch,
                          0)) {
         weir__clearerr();
         int ret = reader_check(c, reader);

@@ -29,9 +29,11 @@
  * new data segment whose slots hold the message (slot size doubles, rounded
  * up to a power of two that fits), marks the old slot as a forward, and
  * readers follow the forward when they reach it. Sequence numbers do not
- * change. Cost: one memfd + mmap in the writer and one mmap per reader
+ * change. Cost: one ftruncate + mmap in the writer and one mmap per reader
  * process, once per growth; the old data segments stay mapped until the
  * channel is freed (at most about as much memory again as the newest one).
+ * Generations are appended to the channel's segment file, so a reader
+ * process can follow a growth even after the writer has exited.
  * At most WEIR_CHAN_MAX_GENS growths per channel.
  */
 #ifndef WEIR_CHAN_H
