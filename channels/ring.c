@@ -1056,3 +1056,14 @@ void weir__chan_set_label(weir_chan *c, const char *label)
     snprintf(c->name, sizeof c->name, "%s", label);
     snprintf(c->ctl->name, sizeof c->ctl->name, "%s", label);
 }
+
+/* A forked child takes over a reader id registered by its parent (stats and
+ * weir_chan_reap_dead_readers then follow the child's pid). */
+int weir__chan_claim_reader(weir_chan *c, int id);
+int weir__chan_claim_reader(weir_chan *c, int id)
+{
+    if (!c || id < 0 || id >= WEIR_CHAN_MAX_READERS || !c->r[id].registered)
+        return weir__seterr(-EINVAL, "channel: cannot claim reader %d", id);
+    weir__store_relaxed(&c->ctl->readers[id].pid, (uint32_t)getpid());
+    return 0;
+}

@@ -1,30 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * engine/dag.c - running a plan in thread mode: actor loops and the driver.
+ * engine/dag.c - compiling and running a dag: start, the driver, teardown.
  *
  * Design notes.
  *
- * Actors. One thread per actor runs its schedule (compiler/plan.h) for
- * execution 0, 1, 2, ... over a register file. READ holds a zero-copy view
- * of a channel message; CALL runs the method, whose weir_call_out()
- * reserves the output directly in the output channel's slot (zero-copy) or
- * in a register buffer for values that stay inside the actor; WRITE
- * commits; RELEASE gives the message back. Every channel carries exactly
- * one message per execution, so message seq == execution index, and the
- * actor never needs to know what the driver is doing.
- *
- * Failure. A failed method (weir_call_fail or a non-zero return, or an
- * output left unset) does not stop anything: its outputs become error
- * records carrying "actor 'a' method 'm' failed at execution N: text"; a
- * call with an error input is skipped and forwards the first error to its
- * own outputs; the driver turns an error record among the outputs into
- * -EREMOTEIO for that execution only.
+ * Start. weir_compile lowers and checks the plan, creates every channel
+ * (anonymous memfd segments) and registers every reader, then forks the
+ * WEIR_PROCESS actors (engine/proc.c) before it starts any thread of its
+ * own, then the process monitor, then one thread per WEIR_THREAD actor
+ * (engine/actor.c).
  *
  * Driver. submit reserves a slot in every argument channel before it
  * commits any (so a timeout never publishes half an execution), and keeps
  * at most max_inflight executions unfinished: past that it first reads the
  * oldest execution's outputs into the buffer of finished results.
  * wait(id) returns a buffered result or reads forward until id is done.
+ *
+ * Death. When an actor process dies or an actor cannot start, the dag is
+ * marked dead (weir__dag_mark_dead) and the pipeline is broken around the
+ * actor: its outputs are closed and its readers deregistered. Every
+ * pending execution then fails with -EPIPE and the death's description as
+ * soon as the close reaches the driver, and every later submit fails at
+ * once. Results finished before the death are still returned.
  *
  * Teardown. The driver deregisters from the output channels (writers stop
  * waiting for it) and closes the argument channels; each actor drains what
@@ -33,7 +30,8 @@
  * unblocks every writer. The driver joins each thread until the dag's
  * timeout. A thread still inside a method then is named in the error and
  * detached; the dag is reference counted (driver + one per thread) so the
- * memory such a thread can touch is freed by whoever leaves last.
+ * memory such a thread can touch is freed by whoever leaves last. Actor
+ * processes still running at the deadline are killed and reaped.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -42,7 +40,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <weir/dag.h>
 
@@ -50,362 +50,14 @@
 #include "channels/err.h"
 #include "compiler/compile.h"
 #include "dag/graph_internal.h"
-
-#define ERRTEXT_MAX 1024
-#define ERRTEXT_BUF (ERRTEXT_MAX + 512) /* failure text + the actor/method prefix */
-
-struct reg {
-    const void *data;
-    size_t len;
-    int err;         /* holds an error text instead of data */
-    int produced;    /* CALL output set by weir_call_out */
-    int reserved;    /* output reserved in its channel, not yet committed */
-    char *errtext;   /* owned copy (error registers) */
-    void *buf;       /* local buffer (values that stay in the actor) */
-    size_t cap;
-};
-
-struct actor_rt {
-    struct weir_dag *d;
-    unsigned idx;
-    const struct weir__plan_actor *pa;
-    void *state;
-    weir_method_fn *fns;
-    pthread_t th;
-    int started;
-    struct reg *regs;
-    int *rid;       /* per channel: this actor's reader id, or -1 */
-    int *reg_chan;  /* per register: channel the register is written to, or -1 */
-    int in_call;    /* atomic: inside a method */
-    unsigned cur_method;
-    uint64_t cur_exec;
-    int exited;     /* atomic */
-};
-
-struct weir_call {
-    struct actor_rt *a;
-    const struct weir__plan_op *op;
-    uint64_t exec;
-    int failed;
-    char failmsg[ERRTEXT_MAX];
-};
-
-struct weir_result {
-    uint64_t exec;
-    unsigned n;
-    int err;
-    char *errtext;
-    struct {
-        void *data;
-        size_t len;
-    } *outs;
-};
-
-struct weir_dag {
-    struct weir__plan *plan;
-    weir_chan **chans;
-    struct actor_rt *actors;
-    int *drv_rid;    /* per channel: driver reader id or -1 */
-    unsigned nargch;
-    unsigned *argch; /* argument channels, in plan order */
-    unsigned noutch;
-    unsigned *outch; /* distinct output channels, in first-use order */
-    uint64_t next_submit, next_collect;
-    unsigned partial_k;            /* output channels already read for next_collect */
-    struct weir_result *partial;   /* result being assembled for next_collect */
-    struct weir_result **ready;    /* finished, uncollected results */
-    unsigned nready, capready;
-    uint64_t *abandoned;           /* executions whose result is discarded on arrival */
-    unsigned nabandoned, capabandoned;
-    pthread_mutex_t mu;
-    int refs; /* atomic */
-    int timeout_ms;
-};
-
-static void dag_destroy(struct weir_dag *d);
-
-static void dag_unref(struct weir_dag *d)
-{
-    if (__atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL) == 0)
-        dag_destroy(d);
-}
-
-/* ---- results ------------------------------------------------------------ */
-
-static void result_free(struct weir_result *r)
-{
-    if (!r)
-        return;
-    for (unsigned i = 0; i < r->n; i++)
-        free(r->outs[i].data);
-    free(r->outs);
-    free(r->errtext);
-    free(r);
-}
-
-WEIR_API void weir_result_free(weir_result *r)
-{
-    result_free(r);
-}
-
-WEIR_API unsigned weir_result_count(const weir_result *r)
-{
-    return r ? r->n : 0;
-}
-
-WEIR_API uint64_t weir_result_exec(const weir_result *r)
-{
-    return r ? r->exec : 0;
-}
-
-WEIR_API const void *weir_result_data(const weir_result *r, unsigned i, size_t *len)
-{
-    if (!r || i >= r->n) {
-        weir__seterr(-EINVAL, "result: output %u out of range (%u outputs)", i, r ? r->n : 0);
-        if (len)
-            *len = 0;
-        return NULL;
-    }
-    if (len)
-        *len = r->outs[i].len;
-    return r->outs[i].data;
-}
-
-/* ---- inside a method --------------------------------------------------- */
-
-WEIR_API unsigned weir_call_nin(const weir_call *c)
-{
-    return c->op->nin;
-}
-
-WEIR_API unsigned weir_call_nout(const weir_call *c)
-{
-    return c->op->nout;
-}
-
-WEIR_API uint64_t weir_call_exec(const weir_call *c)
-{
-    return c->exec;
-}
-
-WEIR_API const char *weir_call_actor(const weir_call *c)
-{
-    return c->a->pa->name;
-}
-
-WEIR_API const char *weir_call_method(const weir_call *c)
-{
-    return c->a->pa->methods[c->op->method].name;
-}
-
-WEIR_API const void *weir_call_in(weir_call *c, unsigned i, size_t *len)
-{
-    if (i >= c->op->nin) {
-        weir__seterr(-EINVAL, "actor '%s' method '%s': input %u out of range (%u inputs)",
-                     weir_call_actor(c), weir_call_method(c), i, c->op->nin);
-        if (len)
-            *len = 0;
-        return NULL;
-    }
-    const struct reg *r = &c->a->regs[c->op->in[i]];
-    if (len)
-        *len = r->len;
-    return r->data;
-}
-
-WEIR_API void *weir_call_out(weir_call *c, unsigned i, size_t len)
-{
-    struct actor_rt *a = c->a;
-    if (i >= c->op->nout) {
-        weir__seterr(-EINVAL, "actor '%s' method '%s': output %u out of range (%u outputs)",
-                     weir_call_actor(c), weir_call_method(c), i, c->op->nout);
-        return NULL;
-    }
-    uint32_t ri = c->op->out[i];
-    struct reg *r = &a->regs[ri];
-    if (r->produced) {
-        if (len <= r->len)
-            return (void *)r->data;
-        weir__seterr(-EBUSY,
-                     "actor '%s' method '%s': output %u already has %zu bytes; cannot grow it to "
-                     "%zu",
-                     weir_call_actor(c), weir_call_method(c), i, r->len, len);
-        return NULL;
-    }
-    void *p;
-    int ch = a->reg_chan[ri];
-    if (ch >= 0) {
-        p = weir_chan_reserve(a->d->chans[ch], len, -1);
-        if (!p)
-            return NULL;
-        r->reserved = 1;
-    } else {
-        if (len > r->cap || !r->buf) {
-            size_t nc = len < 64 ? 64 : len;
-            void *nb = realloc(r->buf, nc);
-            if (!nb) {
-                weir__seterr(-ENOMEM, "actor '%s' method '%s': no memory for output %u (%zu bytes)",
-                             weir_call_actor(c), weir_call_method(c), i, len);
-                return NULL;
-            }
-            r->buf = nb;
-            r->cap = nc;
-        }
-        p = r->buf;
-    }
-    r->data = p;
-    r->len = len;
-    r->produced = 1;
-    return p;
-}
-
-WEIR_API int weir_call_fail(weir_call *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->failmsg, sizeof c->failmsg, fmt, ap);
-    va_end(ap);
-    c->failed = 1;
-    return -EREMOTEIO;
-}
-
-/* ---- actor loop --------------------------------------------------------- */
-
-static void reg_set_error(struct reg *r, const char *text)
-{
-    if (!r->errtext)
-        r->errtext = malloc(ERRTEXT_BUF);
-    if (r->errtext)
-        snprintf(r->errtext, ERRTEXT_BUF, "%s", text);
-    r->err = 1;
-    r->data = NULL;
-    r->len = 0;
-}
-
-static void run_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_t exec)
-{
-    struct reg *regs = a->regs;
-    /* An error input: skip the method, forward the first error. */
-    for (unsigned j = 0; j < op->nin; j++) {
-        const struct reg *in = &regs[op->in[j]];
-        if (in->err) {
-            char text[ERRTEXT_BUF];
-            snprintf(text, sizeof text, "%s", in->errtext ? in->errtext : (const char *)in->data);
-            for (unsigned k = 0; k < op->nout; k++) {
-                struct reg *o = &regs[op->out[k]];
-                o->produced = o->reserved = 0;
-                reg_set_error(o, text);
-            }
-            return;
-        }
-    }
-    for (unsigned k = 0; k < op->nout; k++) {
-        struct reg *o = &regs[op->out[k]];
-        o->data = NULL;
-        o->len = 0;
-        o->err = o->produced = o->reserved = 0;
-    }
-    weir_call call = {.a = a, .op = op, .exec = exec, .failed = 0};
-    a->cur_method = op->method;
-    a->cur_exec = exec;
-    __atomic_store_n(&a->in_call, 1, __ATOMIC_RELEASE);
-    int rc = a->fns[op->method](&call, a->state);
-    __atomic_store_n(&a->in_call, 0, __ATOMIC_RELEASE);
-    const char *mname = a->pa->methods[op->method].name;
-    char text[ERRTEXT_BUF];
-    int failed = 0;
-    if (rc != 0 || call.failed) {
-        if (call.failed)
-            snprintf(text, sizeof text, "actor '%s' method '%s' failed at execution %llu: %s",
-                     a->pa->name, mname, (unsigned long long)exec, call.failmsg);
-        else
-            snprintf(text, sizeof text,
-                     "actor '%s' method '%s' failed at execution %llu: returned %d", a->pa->name,
-                     mname, (unsigned long long)exec, rc);
-        failed = 1;
-    } else {
-        for (unsigned k = 0; k < op->nout; k++)
-            if (!regs[op->out[k]].produced) {
-                snprintf(text, sizeof text,
-                         "actor '%s' method '%s' failed at execution %llu: output %u was not "
-                         "produced (call weir_call_out)",
-                         a->pa->name, mname, (unsigned long long)exec, k);
-                failed = 1;
-                break;
-            }
-    }
-    if (!failed)
-        return;
-    for (unsigned k = 0; k < op->nout; k++) {
-        struct reg *o = &regs[op->out[k]];
-        if (o->reserved)
-            weir__chan_unreserve(a->d->chans[a->reg_chan[op->out[k]]]);
-        o->produced = o->reserved = 0;
-        reg_set_error(o, text);
-    }
-}
-
-static void *actor_main(void *arg)
-{
-    struct actor_rt *a = arg;
-    struct weir_dag *d = a->d;
-    const struct weir__plan_actor *pa = a->pa;
-    char tname[16];
-    snprintf(tname, sizeof tname, "weir:%s", pa->name);
-    pthread_setname_np(pthread_self(), tname);
-    for (uint64_t e = 0;; e++) {
-        for (unsigned i = 0; i < pa->nops; i++) {
-            const struct weir__plan_op *op = &pa->ops[i];
-            struct reg *r = &a->regs[op->reg];
-            switch (op->kind) {
-            case WEIR__OP_READ: {
-                weir_chan_msg m;
-                if (weir_chan_read_msg(d->chans[op->chan], a->rid[op->chan], &m, -1) < 0)
-                    goto stop; /* -EPIPE: teardown */
-                r->data = m.data;
-                r->len = m.len;
-                r->err = (m.flags & WEIR_MSG_ERROR) != 0;
-                if (r->err)
-                    reg_set_error(r, (const char *)m.data);
-                break;
-            }
-            case WEIR__OP_CALL:
-                run_call(a, op, e);
-                break;
-            case WEIR__OP_WRITE: {
-                weir_chan *ch = d->chans[op->chan];
-                int rc = r->err ? weir_chan_write_error(ch, r->errtext ? r->errtext : "error", -1)
-                                : weir_chan_commit(ch, r->len);
-                r->reserved = 0;
-                if (rc < 0)
-                    goto stop;
-                break;
-            }
-            case WEIR__OP_RELEASE:
-                weir_chan_release(d->chans[op->chan], a->rid[op->chan]);
-                break;
-            }
-        }
-    }
-stop:
-    for (unsigned c = 0; c < d->plan->nchans; c++) {
-        if (d->plan->chans[c].writer == (int32_t)a->idx) {
-            weir__chan_unreserve(d->chans[c]); /* harmless if nothing is reserved */
-            weir_chan_close(d->chans[c]);
-        }
-        if (a->rid[c] >= 0)
-            weir_chan_deregister_reader(d->chans[c], a->rid[c]);
-    }
-    __atomic_store_n(&a->exited, 1, __ATOMIC_RELEASE);
-    dag_unref(d);
-    return NULL;
-}
+#include "engine/engine.h"
 
 /* ---- compile / start / teardown ----------------------------------------- */
 
 extern void weir__chan_set_label(weir_chan *c, const char *label);
 
-static void dag_destroy(struct weir_dag *d)
+void weir__dag_destroy(struct weir_dag *d);
+void weir__dag_destroy(struct weir_dag *d)
 {
     const struct weir__plan *p = d->plan;
     if (d->actors && p) {
@@ -426,8 +78,17 @@ static void dag_destroy(struct weir_dag *d)
         for (unsigned c = 0; c < p->nchans; c++)
             weir_chan_free(d->chans[c]);
     for (unsigned i = 0; i < d->nready; i++)
-        result_free(d->ready[i]);
-    result_free(d->partial);
+        weir__result_free(d->ready[i]);
+    weir__result_free(d->partial);
+    if (d->actors && p)
+        for (unsigned a = 0; a < p->nactors; a++)
+            if (d->actors[a].pidfd >= 0)
+                close(d->actors[a].pidfd);
+    if (d->notes)
+        munmap(d->notes, d->notes_bytes);
+    if (d->mon_efd >= 0)
+        close(d->mon_efd);
+    pthread_mutex_destroy(&d->dead_mu);
     free(d->ready);
     free(d->abandoned);
     free(d->actors);
@@ -450,6 +111,8 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g)
         return NULL;
     }
     pthread_mutex_init(&d->mu, NULL);
+    pthread_mutex_init(&d->dead_mu, NULL);
+    d->mon_efd = -1;
     d->plan = p;
     d->refs = 1;
     d->timeout_ms = p->timeout_ms;
@@ -461,12 +124,25 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g)
     d->actors = calloc(p->nactors ? p->nactors : 1, sizeof *d->actors);
     if (!d->chans || !d->drv_rid || !d->argch || !d->outch || !d->actors)
         goto oom;
+    /* Actor notes are shared with actor processes: map them before any fork. */
+    d->notes_bytes = (p->nactors ? p->nactors : 1) * sizeof *d->notes;
+    d->notes = mmap(NULL, d->notes_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
+                    0);
+    if (d->notes == MAP_FAILED) {
+        d->notes = NULL;
+        goto oom;
+    }
+    for (unsigned a = 0; a < p->nactors; a++)
+        d->actors[a].pidfd = -1;
     for (unsigned a = 0; a < p->nactors; a++) {
         struct actor_rt *ar = &d->actors[a];
         ar->d = d;
         ar->idx = a;
         ar->pa = &p->actors[a];
         ar->state = g->actors[a]->opts.state;
+        ar->init = g->actors[a]->opts.init;
+        ar->fini = g->actors[a]->opts.fini;
+        ar->note = &d->notes[a];
         ar->fns = malloc((ar->pa->nmethods ? ar->pa->nmethods : 1) * sizeof *ar->fns);
         ar->regs = calloc(ar->pa->nregs ? ar->pa->nregs : 1, sizeof *ar->regs);
         ar->rid = malloc((nch ? nch : 1) * sizeof *ar->rid);
@@ -516,8 +192,20 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g)
         if (k == d->noutch)
             d->outch[d->noutch++] = p->outputs[i];
     }
+    /* Process actors first: fork before this dag starts any thread. */
+    for (unsigned a = 0; a < p->nactors; a++) {
+        if (d->actors[a].pa->isolation != WEIR_PROCESS)
+            continue;
+        if (weir__proc_start(d, &d->actors[a]) < 0)
+            goto fail;
+        d->nproc++;
+    }
+    if (d->nproc && weir__proc_monitor_start(d) < 0)
+        goto fail;
     for (unsigned a = 0; a < p->nactors; a++) {
         struct actor_rt *ar = &d->actors[a];
+        if (ar->pa->isolation == WEIR_PROCESS)
+            continue;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         if (ar->pa->cpu >= 0) {
@@ -527,7 +215,7 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g)
             pthread_attr_setaffinity_np(&attr, sizeof set, &set);
         }
         __atomic_add_fetch(&d->refs, 1, __ATOMIC_ACQ_REL);
-        int rc = pthread_create(&ar->th, &attr, actor_main, ar);
+        int rc = pthread_create(&ar->th, &attr, weir__actor_thread_main, ar);
         pthread_attr_destroy(&attr);
         if (rc != 0) {
             __atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL);
@@ -558,9 +246,9 @@ WEIR_API weir_dag *weir_compile(weir_graph *g, const weir_compile_opts *opts)
     }
     for (unsigned a = 0; a < g->nactors; a++) {
         const weir_actor *ac = g->actors[a];
-        if (ac->opts.isolation == WEIR_PROCESS) {
-            weir__seterr(-ENOSYS, "actor '%s': WEIR_PROCESS isolation is not implemented yet "
-                         "(use WEIR_THREAD)", ac->name);
+        if (ac->opts.max_restarts > 0) {
+            weir__seterr(-ENOSYS, "actor '%s': max_restarts %u: actor restarts are not "
+                         "implemented yet (use 0)", ac->name, ac->opts.max_restarts);
             return NULL;
         }
         if (ac->opts.node != 0) {
@@ -603,6 +291,7 @@ WEIR_API int weir_dag_free(weir_dag *d)
         return 0;
     weir__clearerr();
     pthread_mutex_lock(&d->mu);
+    __atomic_store_n(&d->tearing_down, 1, __ATOMIC_RELEASE);
     const struct weir__plan *p = d->plan;
     if (d->chans) {
         for (unsigned c = 0; c < p->nchans; c++)
@@ -622,6 +311,7 @@ WEIR_API int weir_dag_free(weir_dag *d)
     }
     char msg[1024] = "";
     int len = 0, stuck = 0;
+    uint64_t deadline = weir_now_ns() + (uint64_t)tmo * 1000000ull;
     if (d->actors)
         for (unsigned a = 0; a < p->nactors; a++) {
             struct actor_rt *ar = &d->actors[a];
@@ -632,12 +322,12 @@ WEIR_API int weir_dag_free(weir_dag *d)
             pthread_detach(ar->th);
             stuck++;
             if (len < (int)sizeof msg) {
-                if (__atomic_load_n(&ar->in_call, __ATOMIC_ACQUIRE))
+                if (__atomic_load_n(&ar->note->in_call, __ATOMIC_ACQUIRE))
                     len += snprintf(msg + len, sizeof msg - (size_t)len,
                                     "%sactor '%s' is stuck in method '%s' (execution %llu)",
                                     stuck > 1 ? "; " : "", ar->pa->name,
-                                    ar->pa->methods[ar->cur_method].name,
-                                    (unsigned long long)ar->cur_exec);
+                                    ar->pa->methods[ar->note->cur_method].name,
+                                    (unsigned long long)ar->note->cur_exec);
                 else
                     len += snprintf(msg + len, sizeof msg - (size_t)len,
                                     "%sactor '%s' is waiting on a stuck upstream or downstream "
@@ -645,14 +335,21 @@ WEIR_API int weir_dag_free(weir_dag *d)
                                     stuck > 1 ? "; " : "", ar->pa->name);
             }
         }
+    if (d->monitor_started)
+        weir__proc_monitor_stop(d);
+    if (d->nproc) {
+        int k = weir__proc_reap_all(d, deadline, msg + (len < (int)sizeof msg ? len : 0),
+                                    len < (int)sizeof msg ? sizeof msg - (size_t)len : 0, &len);
+        stuck += k;
+    }
     char graph[WEIR_MAX_NAME + 1];
     snprintf(graph, sizeof graph, "%s", p ? p->graph : "?");
     pthread_mutex_unlock(&d->mu);
-    dag_unref(d);
+    weir__dag_unref(d);
     if (stuck)
         return weir__seterr(-ETIMEDOUT,
-                            "graph '%s': teardown timed out after %d ms: %s; left running "
-                            "detached, freed when it returns",
+                            "graph '%s': teardown timed out after %d ms: %s (threads are left "
+                            "running detached and freed when they return; processes are killed)",
                             graph, tmo, msg);
     return 0;
 }
@@ -680,7 +377,7 @@ static int collect_one(struct weir_dag *d, uint64_t deadline)
         if (d->partial)
             d->partial->outs = calloc(p->nouts, sizeof *d->partial->outs);
         if (!d->partial || !d->partial->outs) {
-            result_free(d->partial);
+            weir__result_free(d->partial);
             d->partial = NULL;
             return weir__seterr(-ENOMEM, "graph '%s': out of memory for a result", p->graph);
         }
@@ -694,6 +391,9 @@ static int collect_one(struct weir_dag *d, uint64_t deadline)
         weir_chan_msg m;
         int rc = weir_chan_read_msg(d->chans[c], d->drv_rid[c], &m, remaining_ms(deadline));
         if (rc < 0) {
+            if (rc == -EPIPE && __atomic_load_n(&d->dead, __ATOMIC_ACQUIRE))
+                return weir__seterr(-EPIPE, "graph '%s': execution %llu failed: %s", p->graph,
+                                    (unsigned long long)e, d->dead_msg);
             if (rc == -ETIMEDOUT)
                 return weir__seterr(-ETIMEDOUT,
                                     "graph '%s': execution %llu not finished in time (waiting "
@@ -734,14 +434,14 @@ static int collect_one(struct weir_dag *d, uint64_t deadline)
     d->partial = NULL;
     d->next_collect++;
     if (is_abandoned(d, e, 1)) {
-        result_free(r);
+        weir__result_free(r);
         return 0;
     }
     if (d->nready == d->capready) {
         unsigned nc = d->capready ? d->capready * 2 : 16;
         struct weir_result **nr = realloc(d->ready, nc * sizeof *nr);
         if (!nr) {
-            result_free(r);
+            weir__result_free(r);
             return weir__seterr(-ENOMEM, "graph '%s': out of memory for a result", p->graph);
         }
         d->ready = nr;
@@ -755,6 +455,8 @@ static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned narg
                          uint64_t *exec_id, uint64_t deadline)
 {
     const struct weir__plan *p = d->plan;
+    if (__atomic_load_n(&d->dead, __ATOMIC_ACQUIRE))
+        return weir__seterr(-EPIPE, "graph '%s': cannot submit: %s", p->graph, d->dead_msg);
     if (nargs != p->nargs || (nargs && !args))
         return weir__seterr(-EINVAL, "graph '%s': an execution takes %u argument%s, got %u",
                             p->graph, p->nargs, p->nargs == 1 ? "" : "s", nargs);
@@ -823,7 +525,7 @@ static int wait_locked(struct weir_dag *d, uint64_t id, weir_result **res, uint6
             d->nready--;
             if (r->err) {
                 int rc = weir__seterr(-EREMOTEIO, "%s", r->errtext ? r->errtext : "error");
-                result_free(r);
+                weir__result_free(r);
                 return rc;
             }
             *res = r;

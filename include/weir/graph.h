@@ -47,6 +47,18 @@ typedef struct weir_actor_opts {
     int node;      /* rank that hosts the actor; 0 is the driver's */
     int isolation; /* WEIR_THREAD (default) or WEIR_PROCESS */
     int cpu;       /* pin to this CPU; -1: no pinning (the default when opts is NULL) */
+    /*
+     * Optional. init runs once in the actor's own thread or process before
+     * its first execution (so a WEIR_PROCESS actor creates what `state`
+     * points to where it is used: a model, an open file); a non-zero return
+     * makes the actor dead and fails every execution with its text.
+     * fini runs there after the last execution, at teardown.
+     * A WEIR_PROCESS actor works on its own copy of *state (fork): changes
+     * it makes are not seen by the driver.
+     */
+    int (*init)(void *state);
+    void (*fini)(void *state);
+    unsigned max_restarts; /* WEIR_PROCESS: fresh processes after a death; 0: none */
 } weir_actor_opts;
 
 /*

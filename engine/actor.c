@@ -1,0 +1,370 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine/actor.c - what runs inside an actor (thread or process): the
+ * schedule loop, the weir_call API of methods, and error records.
+ *
+ * Design notes. One loop runs the actor's schedule (compiler/plan.h) for
+ * execution 0, 1, 2, ... over a register file. READ holds a zero-copy view
+ * of a channel message; CALL runs the method, whose weir_call_out()
+ * reserves the output directly in the output channel's slot (zero-copy) or
+ * in a register buffer for values that stay inside the actor; WRITE
+ * commits; RELEASE gives the message back. Every channel carries exactly
+ * one message per execution, so message seq == execution index, and the
+ * actor never needs to know what the driver is doing.
+ *
+ * Failure. A failed method (weir_call_fail, a non-zero return, or an
+ * output left unset) does not stop anything: its outputs become error
+ * records carrying "actor 'a' method 'm' failed at execution N: text"; a
+ * call with an error input is skipped and forwards the first error to its
+ * own outputs; the driver turns an error record among the outputs into
+ * -EREMOTEIO for that execution only. The loop ends when a READ returns
+ * -EPIPE (teardown, or an upstream actor died); the actor then closes its
+ * outputs and deregisters its readers, so the close cascades downstream.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <weir/dag.h>
+
+#include "channels/chan_internal.h"
+#include "channels/err.h"
+#include "engine/engine.h"
+
+void weir__dag_destroy(struct weir_dag *d);
+
+void weir__dag_unref(struct weir_dag *d)
+{
+    if (__atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        weir__dag_destroy(d);
+}
+
+/* ---- results ------------------------------------------------------------ */
+
+void weir__result_free(struct weir_result *r)
+{
+    if (!r)
+        return;
+    for (unsigned i = 0; i < r->n; i++)
+        free(r->outs[i].data);
+    free(r->outs);
+    free(r->errtext);
+    free(r);
+}
+
+WEIR_API void weir_result_free(weir_result *r)
+{
+    weir__result_free(r);
+}
+
+WEIR_API unsigned weir_result_count(const weir_result *r)
+{
+    return r ? r->n : 0;
+}
+
+WEIR_API uint64_t weir_result_exec(const weir_result *r)
+{
+    return r ? r->exec : 0;
+}
+
+WEIR_API const void *weir_result_data(const weir_result *r, unsigned i, size_t *len)
+{
+    if (!r || i >= r->n) {
+        weir__seterr(-EINVAL, "result: output %u out of range (%u outputs)", i, r ? r->n : 0);
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    if (len)
+        *len = r->outs[i].len;
+    return r->outs[i].data;
+}
+
+/* ---- inside a method --------------------------------------------------- */
+
+WEIR_API unsigned weir_call_nin(const weir_call *c)
+{
+    return c->op->nin;
+}
+
+WEIR_API unsigned weir_call_nout(const weir_call *c)
+{
+    return c->op->nout;
+}
+
+WEIR_API uint64_t weir_call_exec(const weir_call *c)
+{
+    return c->exec;
+}
+
+WEIR_API const char *weir_call_actor(const weir_call *c)
+{
+    return c->a->pa->name;
+}
+
+WEIR_API const char *weir_call_method(const weir_call *c)
+{
+    return c->a->pa->methods[c->op->method].name;
+}
+
+WEIR_API const void *weir_call_in(weir_call *c, unsigned i, size_t *len)
+{
+    if (i >= c->op->nin) {
+        weir__seterr(-EINVAL, "actor '%s' method '%s': input %u out of range (%u inputs)",
+                     weir_call_actor(c), weir_call_method(c), i, c->op->nin);
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    const struct reg *r = &c->a->regs[c->op->in[i]];
+    if (len)
+        *len = r->len;
+    return r->data;
+}
+
+WEIR_API void *weir_call_out(weir_call *c, unsigned i, size_t len)
+{
+    struct actor_rt *a = c->a;
+    if (i >= c->op->nout) {
+        weir__seterr(-EINVAL, "actor '%s' method '%s': output %u out of range (%u outputs)",
+                     weir_call_actor(c), weir_call_method(c), i, c->op->nout);
+        return NULL;
+    }
+    uint32_t ri = c->op->out[i];
+    struct reg *r = &a->regs[ri];
+    if (r->produced) {
+        if (len <= r->len)
+            return (void *)r->data;
+        weir__seterr(-EBUSY,
+                     "actor '%s' method '%s': output %u already has %zu bytes; cannot grow it to "
+                     "%zu",
+                     weir_call_actor(c), weir_call_method(c), i, r->len, len);
+        return NULL;
+    }
+    void *p;
+    int ch = a->reg_chan[ri];
+    if (ch >= 0) {
+        p = weir_chan_reserve(a->d->chans[ch], len, -1);
+        if (!p)
+            return NULL;
+        r->reserved = 1;
+    } else {
+        if (len > r->cap || !r->buf) {
+            size_t nc = len < 64 ? 64 : len;
+            void *nb = realloc(r->buf, nc);
+            if (!nb) {
+                weir__seterr(-ENOMEM, "actor '%s' method '%s': no memory for output %u (%zu bytes)",
+                             weir_call_actor(c), weir_call_method(c), i, len);
+                return NULL;
+            }
+            r->buf = nb;
+            r->cap = nc;
+        }
+        p = r->buf;
+    }
+    r->data = p;
+    r->len = len;
+    r->produced = 1;
+    return p;
+}
+
+WEIR_API int weir_call_fail(weir_call *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->failmsg, sizeof c->failmsg, fmt, ap);
+    va_end(ap);
+    c->failed = 1;
+    return -EREMOTEIO;
+}
+
+/* ---- actor loop --------------------------------------------------------- */
+
+static void reg_set_error(struct reg *r, const char *text)
+{
+    if (!r->errtext)
+        r->errtext = malloc(ERRTEXT_BUF);
+    if (r->errtext)
+        snprintf(r->errtext, ERRTEXT_BUF, "%s", text);
+    r->err = 1;
+    r->data = NULL;
+    r->len = 0;
+}
+
+static void run_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_t exec)
+{
+    struct reg *regs = a->regs;
+    /* An error input: skip the method, forward the first error. */
+    for (unsigned j = 0; j < op->nin; j++) {
+        const struct reg *in = &regs[op->in[j]];
+        if (in->err) {
+            char text[ERRTEXT_BUF];
+            snprintf(text, sizeof text, "%s", in->errtext ? in->errtext : (const char *)in->data);
+            for (unsigned k = 0; k < op->nout; k++) {
+                struct reg *o = &regs[op->out[k]];
+                o->produced = o->reserved = 0;
+                reg_set_error(o, text);
+            }
+            return;
+        }
+    }
+    for (unsigned k = 0; k < op->nout; k++) {
+        struct reg *o = &regs[op->out[k]];
+        o->data = NULL;
+        o->len = 0;
+        o->err = o->produced = o->reserved = 0;
+    }
+    weir_call call = {.a = a, .op = op, .exec = exec, .failed = 0};
+    a->note->cur_method = op->method;
+    a->note->cur_exec = exec;
+    __atomic_store_n(&a->note->in_call, 1, __ATOMIC_RELEASE);
+    int rc = a->fns[op->method](&call, a->state);
+    __atomic_store_n(&a->note->in_call, 0, __ATOMIC_RELEASE);
+    const char *mname = a->pa->methods[op->method].name;
+    char text[ERRTEXT_BUF];
+    int failed = 0;
+    if (rc != 0 || call.failed) {
+        if (call.failed)
+            snprintf(text, sizeof text, "actor '%s' method '%s' failed at execution %llu: %s",
+                     a->pa->name, mname, (unsigned long long)exec, call.failmsg);
+        else
+            snprintf(text, sizeof text,
+                     "actor '%s' method '%s' failed at execution %llu: returned %d", a->pa->name,
+                     mname, (unsigned long long)exec, rc);
+        failed = 1;
+    } else {
+        for (unsigned k = 0; k < op->nout; k++)
+            if (!regs[op->out[k]].produced) {
+                snprintf(text, sizeof text,
+                         "actor '%s' method '%s' failed at execution %llu: output %u was not "
+                         "produced (call weir_call_out)",
+                         a->pa->name, mname, (unsigned long long)exec, k);
+                failed = 1;
+                break;
+            }
+    }
+    if (!failed)
+        return;
+    for (unsigned k = 0; k < op->nout; k++) {
+        struct reg *o = &regs[op->out[k]];
+        if (o->reserved)
+            weir__chan_unreserve(a->d->chans[a->reg_chan[op->out[k]]]);
+        o->produced = o->reserved = 0;
+        reg_set_error(o, text);
+    }
+}
+
+/* The schedule loop; returns at teardown (-EPIPE on a READ) or when a WRITE fails. */
+static void actor_loop(struct actor_rt *a)
+{
+    struct weir_dag *d = a->d;
+    const struct weir__plan_actor *pa = a->pa;
+    for (uint64_t e = 0;; e++) {
+        for (unsigned i = 0; i < pa->nops; i++) {
+            const struct weir__plan_op *op = &pa->ops[i];
+            struct reg *r = &a->regs[op->reg];
+            switch (op->kind) {
+            case WEIR__OP_READ: {
+                weir_chan_msg m;
+                if (weir_chan_read_msg(d->chans[op->chan], a->rid[op->chan], &m, -1) < 0)
+                    return; /* -EPIPE: teardown, or an upstream actor died */
+                r->data = m.data;
+                r->len = m.len;
+                r->err = (m.flags & WEIR_MSG_ERROR) != 0;
+                if (r->err)
+                    reg_set_error(r, (const char *)m.data);
+                break;
+            }
+            case WEIR__OP_CALL:
+                run_call(a, op, e);
+                break;
+            case WEIR__OP_WRITE: {
+                weir_chan *ch = d->chans[op->chan];
+                int rc = r->err ? weir_chan_write_error(ch, r->errtext ? r->errtext : "error", -1)
+                                : weir_chan_commit(ch, r->len);
+                r->reserved = 0;
+                if (rc < 0)
+                    return;
+                break;
+            }
+            case WEIR__OP_RELEASE:
+                weir_chan_release(d->chans[op->chan], a->rid[op->chan]);
+                break;
+            }
+        }
+    }
+}
+
+/* Leaving: close what this actor writes, deregister what it reads, so the
+ * close cascades downstream and no writer waits for this actor any more. */
+static void actor_leave(struct actor_rt *a)
+{
+    struct weir_dag *d = a->d;
+    for (unsigned c = 0; c < d->plan->nchans; c++) {
+        if (d->plan->chans[c].writer == (int32_t)a->idx) {
+            weir__chan_unreserve(d->chans[c]); /* harmless if nothing is reserved */
+            weir_chan_close(d->chans[c]);
+        }
+        if (a->rid[c] >= 0)
+            weir_chan_deregister_reader(d->chans[c], a->rid[c]);
+    }
+}
+
+int weir__actor_run(struct actor_rt *a)
+{
+    int rc = 0;
+    if (a->init && (rc = a->init(a->state)) != 0) {
+        /* No actor_leave: whoever marks the dag dead breaks the pipeline
+         * (the thread wrapper, or the process monitor), so the driver never
+         * sees a closed channel before it knows why. */
+        snprintf(a->note->text, sizeof a->note->text, "init returned %d", rc);
+        return rc;
+    }
+    actor_loop(a);
+    if (a->fini)
+        a->fini(a->state);
+    actor_leave(a);
+    return 0;
+}
+
+void *weir__actor_thread_main(void *arg)
+{
+    struct actor_rt *a = arg;
+    struct weir_dag *d = a->d;
+    char tname[16];
+    snprintf(tname, sizeof tname, "weir:%s", a->pa->name);
+    pthread_setname_np(pthread_self(), tname);
+    if (weir__actor_run(a) != 0)
+        weir__dag_mark_dead(d, (int)a->idx, "actor '%s' (thread) could not start: %s",
+                            a->pa->name, a->note->text);
+    weir__dag_unref(d);
+    return NULL;
+}
+
+void weir__dag_mark_dead(struct weir_dag *d, int who, const char *fmt, ...)
+{
+    pthread_mutex_lock(&d->dead_mu);
+    if (!__atomic_load_n(&d->dead, __ATOMIC_ACQUIRE)) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(d->dead_msg, sizeof d->dead_msg, fmt, ap);
+        va_end(ap);
+        __atomic_store_n(&d->dead, 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&d->dead_mu);
+    if (who < 0)
+        return;
+    /* Break the pipeline around the dead actor, through the driver's
+     * handles (the creator may close any channel and deregister any id):
+     * readers of its outputs drain and get -EPIPE, writers to its inputs
+     * stop waiting for it. */
+    for (unsigned c = 0; c < d->plan->nchans; c++) {
+        if (d->plan->chans[c].writer == who)
+            weir_chan_close(d->chans[c]);
+        if (d->actors[who].rid[c] >= 0)
+            weir_chan_deregister_reader(d->chans[c], d->actors[who].rid[c]);
+    }
+}

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine/engine.h - the runtime of a compiled dag, shared by the actor loop
+ * (actor.c), process isolation (proc.c) and the driver (dag.c).
+ */
+#ifndef WEIR_ENGINE_H
+#define WEIR_ENGINE_H
+
+#include <pthread.h>
+#include <sys/types.h>
+
+#include <weir/dag.h>
+
+#include "compiler/plan.h"
+
+#define ERRTEXT_MAX 1024
+#define ERRTEXT_BUF (ERRTEXT_MAX + 512) /* failure text + the actor/method prefix */
+#define DEAD_MSG_MAX 768
+
+/* Exit status of an actor process whose init failed (its text is in the note). */
+#define WEIR__EXIT_INIT 86
+
+struct reg {
+    const void *data;
+    size_t len;
+    int err;       /* holds an error text instead of data */
+    int produced;  /* CALL output set by weir_call_out */
+    int reserved;  /* output reserved in its channel, not yet committed */
+    char *errtext; /* owned copy (error registers) */
+    void *buf;     /* local buffer (values that stay in the actor) */
+    size_t cap;
+};
+
+/*
+ * What an actor is doing, in memory shared with the driver (MAP_SHARED,
+ * mapped before any fork) so that a process actor's state is visible to
+ * the driver when it dies or gets stuck.
+ */
+struct weir__actor_note {
+    int in_call;         /* atomic: inside a method */
+    unsigned cur_method;
+    uint64_t cur_exec;
+    char text[512];      /* init failure text */
+} __attribute__((aligned(64)));
+
+struct actor_rt {
+    struct weir_dag *d;
+    unsigned idx;
+    const struct weir__plan_actor *pa;
+    void *state;
+    int (*init)(void *state);
+    void (*fini)(void *state);
+    weir_method_fn *fns;
+    struct reg *regs;
+    int *rid;      /* per channel: this actor's reader id, or -1 */
+    int *reg_chan; /* per register: channel the register is written to, or -1 */
+    struct weir__actor_note *note;
+    /* thread actors */
+    pthread_t th;
+    int started;
+    /* process actors */
+    pid_t pid;
+    int pidfd;
+    int reaped; /* atomic */
+    int status_code; /* siginfo si_code / si_status of the reaped process */
+    int status;
+};
+
+struct weir_call {
+    struct actor_rt *a;
+    const struct weir__plan_op *op;
+    uint64_t exec;
+    int failed;
+    char failmsg[ERRTEXT_MAX];
+};
+
+struct weir_result {
+    uint64_t exec;
+    unsigned n;
+    int err;
+    char *errtext;
+    struct {
+        void *data;
+        size_t len;
+    } *outs;
+};
+
+struct weir_dag {
+    struct weir__plan *plan;
+    weir_chan **chans;
+    struct actor_rt *actors;
+    struct weir__actor_note *notes; /* shared mapping, one per actor */
+    size_t notes_bytes;
+    int *drv_rid;    /* per channel: driver reader id or -1 */
+    unsigned nargch;
+    unsigned *argch; /* argument channels, in plan order */
+    unsigned noutch;
+    unsigned *outch; /* distinct output channels, in first-use order */
+    uint64_t next_submit, next_collect;
+    unsigned partial_k;          /* output channels already read for next_collect */
+    struct weir_result *partial; /* result being assembled for next_collect */
+    struct weir_result **ready;  /* finished, uncollected results */
+    unsigned nready, capready;
+    uint64_t *abandoned;         /* executions whose result is discarded on arrival */
+    unsigned nabandoned, capabandoned;
+    pthread_mutex_t mu;
+    int refs; /* atomic */
+    int timeout_ms;
+    /* process actors */
+    unsigned nproc;
+    pthread_t monitor;
+    int monitor_started;
+    int mon_efd;
+    int tearing_down; /* atomic */
+    /* a dead actor breaks the dag: every pending and later execution fails */
+    int dead; /* atomic; dead_msg is written before it is set */
+    char dead_msg[DEAD_MSG_MAX];
+    pthread_mutex_t dead_mu;
+};
+
+/* actor.c */
+void weir__actor_thread_start(struct actor_rt *a);
+void *weir__actor_thread_main(void *arg);
+/* Run the actor's init, schedule loop and fini in the calling thread; returns at teardown. */
+int weir__actor_run(struct actor_rt *a);
+void weir__dag_unref(struct weir_dag *d);
+void weir__result_free(struct weir_result *r);
+
+/* Mark the dag dead (first caller wins) and break the pipeline around actor `who`
+ * (-1: none): close its output channels and deregister its readers. */
+void weir__dag_mark_dead(struct weir_dag *d, int who, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* proc.c */
+int weir__proc_start(struct weir_dag *d, struct actor_rt *a);
+int weir__proc_monitor_start(struct weir_dag *d);
+void weir__proc_monitor_stop(struct weir_dag *d);
+/* Teardown: wait for each process actor until the deadline, then SIGKILL and reap.
+ * Appends the names of killed actors to msg. Returns how many were killed. */
+int weir__proc_reap_all(struct weir_dag *d, uint64_t deadline_ns, char *msg, size_t cap, int *len);
+/* "killed by signal 11 (SIGSEGV)", "exited with status 1" */
+void weir__proc_describe(int code, int status, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine/proc.c - WEIR_PROCESS actors: fork, death detection, teardown.
+ *
+ * Design notes.
+ *
+ * Where the fork happens. weir_compile forks every process actor after it
+ * has created the dag's channels (anonymous memfd segments, inherited by
+ * the child as MAP_SHARED mappings) and registered every reader, and
+ * before it starts any thread of this dag. The child runs only the actor's
+ * init, its schedule loop and fini on the forking thread's copy of the
+ * process, then _exit()s. Threads that exist elsewhere in the program at
+ * that moment (the caller's own, or another dag's actors) do not exist in
+ * the child: a lock one of them held stays locked there. glibc makes malloc
+ * safe across fork; anything else an actor's methods share with such a
+ * thread is the caller's responsibility, which is why state meant for a
+ * process actor should be created by its init callback, in the child.
+ *
+ * Lifetime. The child asks for SIGKILL when the thread that forked it dies
+ * (PR_SET_PDEATHSIG) and checks that its parent did not die before that
+ * request, so a driver that dies takes its actors with it: no orphans, and
+ * the memfd segments go away with the last process that maps them.
+ * Compile dags with process actors from a thread that outlives them (the
+ * main thread, typically).
+ *
+ * Death. The driver holds a pidfd per actor process; one monitor thread
+ * per dag polls them (no sleeping loops): a pidfd becomes readable the
+ * moment its process exits. Outside teardown that is a death: the monitor
+ * reaps the process (waitid P_PIDFD, so no zombie), describes it (signal,
+ * exit status, the method and execution it was in, from the actor's note
+ * in shared memory) and marks the dag dead, which closes the actor's
+ * outputs and deregisters its readers so every waiting party wakes up.
+ *
+ * Teardown. The monitor is stopped through an eventfd; then each actor
+ * process gets until the dag's deadline to drain and exit, after which it
+ * is killed with SIGKILL and reaped, and named in the error.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <weir/dag.h>
+
+#include "channels/err.h"
+#include "engine/engine.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+int weir__chan_claim_reader(weir_chan *c, int id);
+
+void weir__proc_describe(int code, int status, char *buf, size_t cap)
+{
+    const char *abbrev = NULL;
+    if (code == CLD_KILLED || code == CLD_DUMPED)
+        abbrev = sigabbrev_np(status);
+    if (code == CLD_EXITED)
+        snprintf(buf, cap, "exited with status %d", status);
+    else if (code == CLD_KILLED || code == CLD_DUMPED)
+        snprintf(buf, cap, "killed by signal %d (SIG%s)%s", status, abbrev ? abbrev : "?",
+                 code == CLD_DUMPED ? ", core dumped" : "");
+    else
+        snprintf(buf, cap, "ended (code %d, status %d)", code, status);
+}
+
+int weir__proc_start(struct weir_dag *d, struct actor_rt *a)
+{
+    pid_t parent = getpid();
+    fflush(NULL); /* the child must not inherit (and later repeat) buffered output */
+    pid_t pid = fork();
+    if (pid < 0)
+        return weir__seterr(-errno, "actor '%s': fork failed: %s", a->pa->name, strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        char name[16];
+        snprintf(name, sizeof name, "weir:%s", a->pa->name);
+        prctl(PR_SET_NAME, name);
+        if (a->pa->cpu >= 0) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(a->pa->cpu, &set);
+            sched_setaffinity(0, sizeof set, &set);
+        }
+        /* Its reader ids now belong to this process (liveness checks by pid). */
+        for (unsigned c = 0; c < d->plan->nchans; c++)
+            if (a->rid[c] >= 0)
+                weir__chan_claim_reader(d->chans[c], a->rid[c]);
+        int rc = weir__actor_run(a);
+        fflush(NULL);
+        _exit(rc ? WEIR__EXIT_INIT : 0);
+    }
+    a->pid = pid;
+    a->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (a->pidfd < 0) {
+        int e = errno;
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        a->pid = 0;
+        return weir__seterr(-e, "actor '%s': pidfd_open failed: %s", a->pa->name, strerror(e));
+    }
+    return 0;
+}
+
+static void reap(struct actor_rt *a)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    while (waitid(P_PIDFD, (id_t)a->pidfd, &si, WEXITED) < 0 && errno == EINTR)
+        ;
+    a->status_code = si.si_code;
+    a->status = si.si_status;
+    __atomic_store_n(&a->reaped, 1, __ATOMIC_RELEASE);
+}
+
+static void on_death(struct weir_dag *d, struct actor_rt *a)
+{
+    char how[128];
+    weir__proc_describe(a->status_code, a->status, how, sizeof how);
+    if (a->status_code == CLD_EXITED && a->status == WEIR__EXIT_INIT && a->note->text[0])
+        weir__dag_mark_dead(d, (int)a->idx, "actor '%s' (pid %d) could not start: %s",
+                            a->pa->name, (int)a->pid, a->note->text);
+    else if (__atomic_load_n(&a->note->in_call, __ATOMIC_ACQUIRE))
+        weir__dag_mark_dead(d, (int)a->idx,
+                            "actor '%s' (pid %d) died in method '%s' at execution %llu: %s",
+                            a->pa->name, (int)a->pid, a->pa->methods[a->note->cur_method].name,
+                            (unsigned long long)a->note->cur_exec, how);
+    else
+        weir__dag_mark_dead(d, (int)a->idx, "actor '%s' (pid %d) died: %s", a->pa->name,
+                            (int)a->pid, how);
+}
+
+static void *monitor_main(void *arg)
+{
+    struct weir_dag *d = arg;
+    unsigned n = d->plan->nactors;
+    struct pollfd *pf = calloc(n + 1, sizeof *pf);
+    unsigned *who = calloc(n + 1, sizeof *who);
+    if (!pf || !who) {
+        free(pf);
+        free(who);
+        return NULL;
+    }
+    unsigned k = 1;
+    pf[0] = (struct pollfd){.fd = d->mon_efd, .events = POLLIN};
+    for (unsigned a = 0; a < n; a++)
+        if (d->actors[a].pidfd >= 0) {
+            pf[k] = (struct pollfd){.fd = d->actors[a].pidfd, .events = POLLIN};
+            who[k++] = a;
+        }
+    pthread_setname_np(pthread_self(), "weir:monitor");
+    for (;;) {
+        if (poll(pf, k, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (pf[0].revents)
+            break;
+        for (unsigned i = 1; i < k; i++) {
+            if (pf[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            struct actor_rt *a = &d->actors[who[i]];
+            reap(a);
+            pf[i].fd = -1;
+            if (!__atomic_load_n(&d->tearing_down, __ATOMIC_ACQUIRE))
+                on_death(d, a);
+        }
+    }
+    free(pf);
+    free(who);
+    return NULL;
+}
+
+int weir__proc_monitor_start(struct weir_dag *d)
+{
+    d->mon_efd = eventfd(0, EFD_CLOEXEC);
+    if (d->mon_efd < 0)
+        return weir__seterr(-errno, "graph '%s': eventfd: %s", d->plan->graph, strerror(errno));
+    int rc = pthread_create(&d->monitor, NULL, monitor_main, d);
+    if (rc != 0)
+        return weir__seterr(-rc, "graph '%s': cannot start the process monitor: %s",
+                            d->plan->graph, strerror(rc));
+    d->monitor_started = 1;
+    return 0;
+}
+
+void weir__proc_monitor_stop(struct weir_dag *d)
+{
+    uint64_t one = 1;
+    if (write(d->mon_efd, &one, sizeof one) < 0) {
+        /* an eventfd write of 1 cannot fail short of a bug; join regardless */
+    }
+    pthread_join(d->monitor, NULL);
+    d->monitor_started = 0;
+}
+
+int weir__proc_reap_all(struct weir_dag *d, uint64_t deadline_ns, char *msg, size_t cap, int *len)
+{
+    int killed = 0;
+    size_t used = 0;
+    for (unsigned i = 0; i < d->plan->nactors; i++) {
+        struct actor_rt *a = &d->actors[i];
+        if (a->pidfd < 0 || __atomic_load_n(&a->reaped, __ATOMIC_ACQUIRE))
+            continue;
+        uint64_t now = weir_now_ns();
+        int ms = now >= deadline_ns ? 0 : (int)((deadline_ns - now + 999999) / 1000000);
+        struct pollfd pf = {.fd = a->pidfd, .events = POLLIN};
+        int r;
+        while ((r = poll(&pf, 1, ms)) < 0 && errno == EINTR)
+            ;
+        if (r <= 0) {
+            int in_call = __atomic_load_n(&a->note->in_call, __ATOMIC_ACQUIRE);
+            int n;
+            if (in_call)
+                n = snprintf(msg + used, cap > used ? cap - used : 0,
+                             "%sactor '%s' (pid %d) was stuck in method '%s' (execution %llu) "
+                             "and was killed",
+                             (*len > 0 || killed) ? "; " : "", a->pa->name, (int)a->pid,
+                             a->pa->methods[a->note->cur_method].name,
+                             (unsigned long long)a->note->cur_exec);
+            else
+                n = snprintf(msg + used, cap > used ? cap - used : 0,
+                             "%sactor '%s' (pid %d) did not stop and was killed",
+                             (*len > 0 || killed) ? "; " : "", a->pa->name, (int)a->pid);
+            if (n > 0)
+                used += (size_t)n;
+            syscall(SYS_pidfd_send_signal, a->pidfd, SIGKILL, NULL, 0);
+            killed++;
+        }
+        reap(a);
+    }
+    *len += (int)(used < cap ? used : cap);
+    return killed;
+}

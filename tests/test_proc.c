@@ -1,0 +1,539 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/test_proc.c - WEIR_PROCESS actors, deaths, teardown, no leftovers.
+ *
+ * After every test the fixture checks that no child process is left
+ * (running or zombie), that /dev/shm has no new entry and that no file
+ * descriptor leaked.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <weir/weir.h>
+
+#define TMO 10000
+
+static int count_dir(const char *path)
+{
+    int n = 0;
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static int fds_before, shm_before;
+static void setup(void)
+{
+    fds_before = count_dir("/proc/self/fd");
+    shm_before = count_dir("/dev/shm");
+}
+static void teardown(void)
+{
+    int st;
+    pid_t p = waitpid(-1, &st, WNOHANG);
+    cr_expect(p == -1 && errno == ECHILD, "a child process is left (waitpid gave %d)", (int)p);
+    cr_expect_eq(count_dir("/proc/self/fd"), fds_before, "file descriptors leaked");
+    cr_expect_eq(count_dir("/dev/shm"), shm_before, "a /dev/shm entry was left behind");
+}
+
+TestSuite(proc, .init = setup, .fini = teardown, .timeout = 120);
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int64_t in64(weir_call *c, unsigned i)
+{
+    size_t n;
+    const int64_t *p = weir_call_in(c, i, &n);
+    return n == sizeof(int64_t) ? *p : INT64_MIN;
+}
+static int out64(weir_call *c, unsigned i, int64_t v)
+{
+    int64_t *p = weir_call_out(c, i, sizeof v);
+    if (!p)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    *p = v;
+    return 0;
+}
+static int64_t res64(const weir_result *r, unsigned i)
+{
+    size_t n;
+    const int64_t *p = weir_result_data(r, i, &n);
+    cr_assert_not_null(p);
+    cr_assert_eq(n, sizeof(int64_t));
+    return *p;
+}
+
+static int add_one(weir_call *c, void *st)
+{
+    (void)st;
+    return out64(c, 0, in64(c, 0) + 1);
+}
+static int times_two(weir_call *c, void *st)
+{
+    (void)st;
+    return out64(c, 0, in64(c, 0) * 2);
+}
+static int plus_three(weir_call *c, void *st)
+{
+    (void)st;
+    return out64(c, 0, in64(c, 0) + 3);
+}
+static int sum2(weir_call *c, void *st)
+{
+    (void)st;
+    return out64(c, 0, in64(c, 0) + in64(c, 1));
+}
+static int fail_sevens(weir_call *c, void *st)
+{
+    (void)st;
+    int64_t x = in64(c, 0);
+    if (x % 7 == 3)
+        return weir_call_fail(c, "seven-three %lld", (long long)x);
+    return out64(c, 0, x);
+}
+
+/* parse (thread) -> f1, f2 (processes) -> join (thread) -> check (process) */
+static weir_dag *diamond(weir_graph **gp, int iso_f, int iso_j)
+{
+    weir_graph *g = weir_graph_new("mixed");
+    weir_actor_opts t = {.isolation = WEIR_THREAD, .cpu = -1};
+    weir_actor_opts pf = {.isolation = iso_f, .cpu = -1};
+    weir_actor_opts pj = {.isolation = iso_j, .cpu = -1};
+    weir_actor *p = weir_actor_new(g, "parse", &t), *f1 = weir_actor_new(g, "f1", &pf),
+               *f2 = weir_actor_new(g, "f2", &pf), *j = weir_actor_new(g, "join", &t),
+               *k = weir_actor_new(g, "check", &pj);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(p, "parse", add_one, &in, 1, 1);
+    weir_node *ab[2] = {weir_bind(f1, "double", times_two, &x, 1, 1),
+                        weir_bind(f2, "plus3", plus_three, &x, 1, 1)};
+    weir_node *y = weir_bind(j, "sum", sum2, ab, 2, 1);
+    weir_node *z = weir_bind(k, "sevens", fail_sevens, &y, 1, 1);
+    weir_node *outs[2] = {z, ab[0]};
+    weir_output(g, outs, 2);
+    weir_compile_opts o = {.max_inflight = 8};
+    weir_dag *d = weir_compile(g, &o);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    *gp = g;
+    return d;
+}
+
+/* Run n pipelined executions; return a checksum over every result and error. */
+static uint64_t run_diamond(weir_dag *d, int64_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    int64_t waited = 0;
+    for (int64_t i = 0; i < n || waited < n;) {
+        if (i < n && i - waited < 8) {
+            weir_buf arg = {&i, sizeof i};
+            uint64_t id;
+            cr_assert_eq(weir_submit(d, &arg, 1, &id, TMO), 0, "%s", weir_errmsg());
+            i++;
+            continue;
+        }
+        weir_result *r = NULL;
+        int rc = weir_wait(d, (uint64_t)waited, &r, TMO);
+        int64_t y = (waited + 1) * 2 + waited + 4;
+        if (y % 7 == 3) {
+            cr_assert_eq(rc, -EREMOTEIO, "execution %lld: %d %s", (long long)waited, rc,
+                         weir_errmsg());
+            char want[128];
+            snprintf(want, sizeof want,
+                     "actor 'check' method 'sevens' failed at execution %lld: seven-three %lld",
+                     (long long)waited, (long long)y);
+            cr_assert(strstr(weir_errmsg(), want), "%s", weir_errmsg());
+            h = (h ^ (uint64_t)-y) * 1099511628211ull;
+        } else {
+            cr_assert_eq(rc, 0, "execution %lld: %s", (long long)waited, weir_errmsg());
+            cr_assert_eq(res64(r, 0), y);
+            cr_assert_eq(res64(r, 1), (waited + 1) * 2);
+            h = (h ^ (uint64_t)res64(r, 0)) * 1099511628211ull;
+            weir_result_free(r);
+        }
+        waited++;
+    }
+    return h;
+}
+
+Test(proc, mixed_thread_and_process_give_thread_results)
+{
+    const int64_t n = 100000;
+    weir_graph *g;
+    weir_dag *d = diamond(&g, WEIR_THREAD, WEIR_THREAD);
+    uint64_t h_thread = run_diamond(d, n);
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+
+    d = diamond(&g, WEIR_PROCESS, WEIR_PROCESS);
+    uint64_t h_proc = run_diamond(d, n);
+    cr_assert_eq(h_proc, h_thread);
+    /* Counters written by actor processes are readable from the driver. */
+    for (unsigned c = 0; c < weir_dag_nchannels(d); c++) {
+        struct weir_chan_stats st;
+        cr_assert_eq(weir_dag_chan_stats(d, c, &st), 0);
+        cr_assert_eq(st.messages, (uint64_t)n, "channel %s: %llu", st.name,
+                     (unsigned long long)st.messages);
+        if (!strcmp(st.name, "check.sevens.out0"))
+            cr_assert(st.errors > (uint64_t)n / 8, "errors %llu", (unsigned long long)st.errors);
+        if (!strcmp(st.name, "parse.parse.out0")) {
+            cr_assert_eq(st.nreaders, 2);
+            for (unsigned r = 0; r < 2; r++)
+                cr_assert_neq(st.readers[r].pid, (int)getpid(),
+                              "process readers are owned by their processes");
+        }
+    }
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+}
+
+/* ---- init / fini in the actor's process ---------------------------------- */
+
+struct pstate {
+    int64_t init_pid;
+    int64_t calls;
+    int fini_fd;
+};
+
+static int st_init(void *s)
+{
+    struct pstate *st = s;
+    st->init_pid = getpid();
+    return 0;
+}
+static void st_fini(void *s)
+{
+    struct pstate *st = s;
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, "fini %lld %lld\n", (long long)getpid(), (long long)st->calls);
+    if (write(st->fini_fd, buf, (size_t)n) != n)
+        abort();
+}
+static int whoami(weir_call *c, void *s)
+{
+    struct pstate *st = s;
+    st->calls++;
+    int rc = out64(c, 0, st->init_pid);
+    return rc ? rc : out64(c, 1, getpid());
+}
+
+Test(proc, init_and_fini_run_in_the_actor_process)
+{
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    struct pstate st = {.init_pid = 0, .calls = 0, .fini_fd = pfd[1]};
+    weir_graph *g = weir_graph_new("initfini");
+    weir_actor_opts o = {.state = &st, .isolation = WEIR_PROCESS, .cpu = -1,
+                         .init = st_init, .fini = st_fini};
+    weir_actor *a = weir_actor_new(g, "worker", &o);
+    weir_node *in = weir_input(g, 0);
+    weir_node *w = weir_bind(a, "whoami", whoami, &in, 1, 2);
+    weir_node *outs[2] = {weir_ret(w, 0), weir_ret(w, 1)};
+    weir_output(g, outs, 2);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    int64_t pid = 0;
+    for (int64_t i = 0; i < 1000; i++) {
+        weir_buf arg = {&i, sizeof i};
+        weir_result *r;
+        cr_assert_eq(weir_execute(d, &arg, 1, &r, TMO), 0, "%s", weir_errmsg());
+        cr_assert_eq(res64(r, 0), res64(r, 1), "init ran in another process than the method");
+        cr_assert_neq(res64(r, 1), (int64_t)getpid(), "the method ran in the driver");
+        pid = res64(r, 1);
+        weir_result_free(r);
+    }
+    cr_assert_eq(st.init_pid, 0, "the driver's copy of the state was touched");
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    close(pfd[1]);
+    char buf[128] = {0};
+    cr_assert(read(pfd[0], buf, sizeof buf - 1) > 0);
+    close(pfd[0]);
+    char want[64];
+    snprintf(want, sizeof want, "fini %lld 1000\n", (long long)pid);
+    cr_assert_str_eq(buf, want);
+    weir_graph_free(g);
+}
+
+static int bad_init(void *s)
+{
+    (void)s;
+    return -7;
+}
+
+Test(proc, init_failure_fails_every_execution)
+{
+    weir_graph *g = weir_graph_new("badinit");
+    weir_actor_opts o = {.isolation = WEIR_PROCESS, .cpu = -1, .init = bad_init};
+    weir_actor *a = weir_actor_new(g, "loader", &o);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "inc", add_one, &in, 1, 1);
+    weir_output(g, &x, 1);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    int64_t v = 1;
+    weir_buf arg = {&v, sizeof v};
+    weir_result *r;
+    uint64_t t0 = weir_now_ns();
+    cr_assert_eq(weir_execute(d, &arg, 1, &r, TMO), -EPIPE, "%s", weir_errmsg());
+    cr_assert(weir_now_ns() - t0 < 1000000000ull);
+    cr_assert(strstr(weir_errmsg(), "actor 'loader' (pid "), "%s", weir_errmsg());
+    cr_assert(strstr(weir_errmsg(), ") could not start: init returned -7"), "%s", weir_errmsg());
+    cr_assert_eq(weir_execute(d, &arg, 1, &r, TMO), -EPIPE);
+    cr_assert(strstr(weir_errmsg(), "cannot submit: actor 'loader'"), "%s", weir_errmsg());
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+}
+
+/* ---- deaths ---------------------------------------------------------------- */
+
+enum { DIE_SEGV, DIE_ABORT, DIE_EXIT, DIE_SIGKILL_OUTSIDE };
+
+static int boom(weir_call *c, void *s)
+{
+    int how = *(int *)s;
+    int64_t x = in64(c, 0);
+    if (x == 50) {
+        if (how == DIE_SEGV)
+            raise(SIGSEGV);
+        if (how == DIE_ABORT)
+            abort();
+        if (how == DIE_EXIT)
+            exit(1);
+        if (how == DIE_SIGKILL_OUTSIDE)
+            sleep_ms(20000); /* the test kills us from outside */
+    }
+    int rc = out64(c, 0, x + 1);
+    return rc ? rc : out64(c, 1, getpid());
+}
+static int pass1(weir_call *c, void *s)
+{
+    (void)s;
+    return out64(c, 0, in64(c, 0));
+}
+
+static void death_case(int how, const char *want_how)
+{
+    weir_graph *g = weir_graph_new("death");
+    weir_actor_opts t = {.isolation = WEIR_THREAD, .cpu = -1};
+    weir_actor_opts p = {.state = &how, .isolation = WEIR_PROCESS, .cpu = -1};
+    weir_actor *a = weir_actor_new(g, "front", &t);
+    weir_actor *v = weir_actor_new(g, "victim", &p);
+    weir_actor *b = weir_actor_new(g, "back", &t);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "pass", pass1, &in, 1, 1);
+    weir_node *y = weir_bind(v, "boom", boom, &x, 1, 2);
+    weir_node *y0 = weir_ret(y, 0);
+    weir_node *z = weir_bind(b, "pass", pass1, &y0, 1, 1);
+    weir_node *outs[2] = {z, weir_ret(y, 1)};
+    weir_output(g, outs, 2);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    int64_t pid = 0;
+    for (int64_t i = 0; i < 50; i++) {
+        weir_buf arg = {&i, sizeof i};
+        weir_result *r;
+        cr_assert_eq(weir_execute(d, &arg, 1, &r, TMO), 0, "%s", weir_errmsg());
+        cr_assert_eq(res64(r, 0), i + 1);
+        pid = res64(r, 1);
+        weir_result_free(r);
+    }
+    /* Execution 50 kills the actor; 51..53 are in flight behind it. */
+    uint64_t ids[4];
+    for (int64_t i = 50; i < 54; i++) {
+        weir_buf arg = {&i, sizeof i};
+        cr_assert_eq(weir_submit(d, &arg, 1, &ids[i - 50], TMO), 0, "%s", weir_errmsg());
+    }
+    uint64_t t0 = weir_now_ns();
+    if (how == DIE_SIGKILL_OUTSIDE) {
+        sleep_ms(100); /* let it enter the method */
+        t0 = weir_now_ns();
+        cr_assert_eq(kill((pid_t)pid, SIGKILL), 0);
+    }
+    char want[256];
+    if (how == DIE_SIGKILL_OUTSIDE || how == DIE_EXIT || how == DIE_SEGV || how == DIE_ABORT)
+        snprintf(want, sizeof want,
+                 "actor 'victim' (pid %lld) died in method 'boom' at execution 50: %s",
+                 (long long)pid, want_how);
+    for (int k = 0; k < 4; k++) {
+        weir_result *r = NULL;
+        int rc = weir_wait(d, ids[k], &r, TMO);
+        cr_assert_eq(rc, -EPIPE, "execution %d: %d %s", 50 + k, rc, weir_errmsg());
+        cr_assert_null(r);
+        cr_assert(strstr(weir_errmsg(), want), "'%s' lacks '%s'", weir_errmsg(), want);
+    }
+    uint64_t el = weir_now_ns() - t0;
+    cr_assert(el < 1000000000ull, "the failure took %llu ns", (unsigned long long)el);
+    /* Later calls keep failing cleanly, at once. */
+    for (int k = 0; k < 3; k++) {
+        int64_t val = 100 + k;
+        weir_buf arg = {&val, sizeof val};
+        weir_result *r = NULL;
+        t0 = weir_now_ns();
+        cr_assert_eq(weir_execute(d, &arg, 1, &r, TMO), -EPIPE);
+        cr_assert(weir_now_ns() - t0 < 100000000ull);
+        cr_assert(strstr(weir_errmsg(), "cannot submit: actor 'victim'"), "%s", weir_errmsg());
+        cr_assert(strstr(weir_errmsg(), want_how), "%s", weir_errmsg());
+    }
+    t0 = weir_now_ns();
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    cr_assert(weir_now_ns() - t0 < 1000000000ull);
+    weir_graph_free(g);
+}
+
+Test(proc, sigsegv_in_method)
+{
+    death_case(DIE_SEGV, "killed by signal 11 (SIGSEGV)");
+}
+Test(proc, abort_in_method)
+{
+    death_case(DIE_ABORT, "killed by signal 6 (SIGABRT)");
+}
+Test(proc, exit_in_method)
+{
+    death_case(DIE_EXIT, "exited with status 1");
+}
+Test(proc, sigkill_from_outside)
+{
+    death_case(DIE_SIGKILL_OUTSIDE, "killed by signal 9 (SIGKILL)");
+}
+
+Test(proc, death_while_idle_fails_the_next_execution)
+{
+    int how = -1;
+    weir_graph *g = weir_graph_new("idle");
+    weir_actor_opts p = {.state = &how, .isolation = WEIR_PROCESS, .cpu = -1};
+    weir_actor *v = weir_actor_new(g, "victim", &p);
+    weir_node *in = weir_input(g, 0);
+    weir_node *y = weir_bind(v, "boom", boom, &in, 1, 2);
+    weir_node *outs[2] = {weir_ret(y, 0), weir_ret(y, 1)};
+    weir_output(g, outs, 2);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    int64_t v0 = 0;
+    weir_buf arg = {&v0, sizeof v0};
+    weir_result *r;
+    cr_assert_eq(weir_execute(d, &arg, 1, &r, TMO), 0, "%s", weir_errmsg());
+    pid_t pid = (pid_t)res64(r, 1);
+    weir_result_free(r);
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+    sleep_ms(200);
+    char want[128];
+    snprintf(want, sizeof want, "actor 'victim' (pid %d) died: killed by signal 9 (SIGKILL)",
+             (int)pid);
+    cr_assert_eq(weir_execute(d, &arg, 1, &r, TMO), -EPIPE);
+    cr_assert(strstr(weir_errmsg(), want), "%s", weir_errmsg());
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+}
+
+static int sleepy(weir_call *c, void *s)
+{
+    (void)s;
+    int64_t x = in64(c, 0);
+    if (x < 0)
+        sleep_ms(30000);
+    return out64(c, 0, x);
+}
+
+Test(proc, teardown_kills_a_stuck_process_actor)
+{
+    weir_graph *g = weir_graph_new("stuckp");
+    weir_actor_opts p = {.isolation = WEIR_PROCESS, .cpu = -1};
+    weir_actor *a = weir_actor_new(g, "sleeper", &p);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "sleepy", sleepy, &in, 1, 1);
+    weir_output(g, &x, 1);
+    weir_compile_opts o = {.timeout_ms = 200};
+    weir_dag *d = weir_compile(g, &o);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    int64_t v = -1;
+    weir_buf arg = {&v, sizeof v};
+    uint64_t id;
+    cr_assert_eq(weir_submit(d, &arg, 1, &id, TMO), 0);
+    sleep_ms(100);
+    uint64_t t0 = weir_now_ns();
+    cr_assert_eq(weir_dag_free(d), -ETIMEDOUT);
+    uint64_t el = weir_now_ns() - t0;
+    cr_assert(el < 700000000ull, "teardown took %llu ns", (unsigned long long)el);
+    cr_assert(strstr(weir_errmsg(), "actor 'sleeper' (pid "), "%s", weir_errmsg());
+    cr_assert(strstr(weir_errmsg(), "was stuck in method 'sleepy' (execution 0) and was killed"),
+              "%s", weir_errmsg());
+    weir_graph_free(g);
+}
+
+/* ---- the driver dies -------------------------------------------------------- */
+
+static int report_pid(weir_call *c, void *s)
+{
+    (void)s;
+    return out64(c, 0, getpid());
+}
+
+Test(proc, driver_death_takes_actors_with_it)
+{
+    /* Orphans are re-parented to us, so we can check they died and reap them. */
+    cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    pid_t drv = fork();
+    cr_assert(drv >= 0);
+    if (drv == 0) {
+        close(pfd[0]);
+        weir_graph *g = weir_graph_new("orphans");
+        weir_actor_opts p = {.isolation = WEIR_PROCESS, .cpu = -1};
+        weir_actor *a = weir_actor_new(g, "a", &p), *b = weir_actor_new(g, "b", &p);
+        weir_node *in = weir_input(g, 0);
+        weir_node *outs[2] = {weir_bind(a, "pid", report_pid, &in, 1, 1),
+                              weir_bind(b, "pid", report_pid, &in, 1, 1)};
+        weir_output(g, outs, 2);
+        weir_dag *d = weir_compile(g, NULL);
+        if (!d)
+            _exit(3);
+        int64_t zero = 0;
+        weir_buf arg = {&zero, sizeof zero};
+        weir_result *r;
+        if (weir_execute(d, &arg, 1, &r, TMO) < 0)
+            _exit(4);
+        int64_t pids[2] = {*(const int64_t *)weir_result_data(r, 0, NULL),
+                           *(const int64_t *)weir_result_data(r, 1, NULL)};
+        if (write(pfd[1], pids, sizeof pids) != sizeof pids)
+            _exit(5);
+        for (;;)
+            pause();
+    }
+    close(pfd[1]);
+    int64_t pids[2];
+    cr_assert_eq(read(pfd[0], pids, sizeof pids), (ssize_t)sizeof pids);
+    close(pfd[0]);
+    cr_assert_eq(kill((pid_t)pids[0], 0), 0, "actor a is not running");
+    cr_assert_eq(kill(drv, SIGKILL), 0);
+    int st;
+    cr_assert_eq(waitpid(drv, &st, 0), drv);
+    /* Both actors must die (SIGKILL via PR_SET_PDEATHSIG) and come to us to be reaped. */
+    uint64_t t0 = weir_now_ns();
+    for (int k = 0; k < 2; k++) {
+        pid_t got;
+        while ((got = waitpid((pid_t)pids[k], &st, WNOHANG)) == 0) {
+            cr_assert(weir_now_ns() - t0 < 1000000000ull, "actor pid %lld still alive after 1 s",
+                      (long long)pids[k]);
+            sleep_ms(5);
+        }
+        cr_assert_eq(got, (pid_t)pids[k]);
+        cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "actor status %#x", st);
+    }
+}
