@@ -302,6 +302,14 @@ WEIR_API weir_chan *weir_chan_create(const char *name, const weir_chan_opts *o)
         chan_err(nm, -errno, "cannot size the segment to %zu bytes: %s", seg, strerror(errno));
         goto fail;
     }
+    /* Allocate now: on tmpfs ftruncate reserves nothing, and a full /dev/shm
+     * would otherwise surface as SIGBUS in the middle of a write. */
+    int fa = posix_fallocate(c->fd, 0, (off_t)seg);
+    if (fa != 0) {
+        chan_err(nm, fa == ENOSPC ? -ENOMEM : -fa,
+                 "cannot allocate %zu bytes of shared memory: %s", seg, strerror(fa));
+        goto fail;
+    }
     void *p = mmap(NULL, seg, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, 0);
     if (p == MAP_FAILED) {
         chan_err(nm, -errno, "mmap of %zu bytes failed: %s", seg, strerror(errno));
@@ -675,9 +683,16 @@ static int grow(weir_chan *c, size_t len)
     const struct weir__gen_desc *last = &ctl->gens[c->w.gen];
     uint64_t off = last->offset + last->seg_bytes;
     off = (off + 4095) / 4096 * 4096;
-    if (ftruncate(c->fd, (off_t)(off + gb)) < 0)
+    int fa = ftruncate(c->fd, (off_t)(off + gb)) < 0 ? errno
+                                                     : posix_fallocate(c->fd, (off_t)off, (off_t)gb);
+    if (fa != 0) {
+        if (ftruncate(c->fd, (off_t)off) < 0) {
+            /* leave the file as long as it was; if even that fails the extra
+             * length is unused and harmless */
+        }
         return CHERR(c, -ENOMEM, "growing to %zu-byte slots (%zu bytes): %s", slot, gb,
-                     strerror(errno));
+                     strerror(fa));
+    }
     void *p = mmap(NULL, gb, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, (off_t)off);
     if (p == MAP_FAILED)
         return CHERR(c, -ENOMEM, "growing to %zu-byte slots (%zu bytes): %s", slot, gb,

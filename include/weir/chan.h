@@ -34,7 +34,10 @@
  * channel is freed (at most about as much memory again as the newest one).
  * Generations are appended to the channel's segment file, so a reader
  * process can follow a growth even after the writer has exited.
- * At most WEIR_CHAN_MAX_GENS growths per channel.
+ * At most WEIR_CHAN_MAX_GENS - 1 growths per channel (then -EMSGSIZE).
+ * Segments are allocated when created or grown (posix_fallocate), so a
+ * full /dev/shm is an error from create or reserve (-ENOMEM), never a
+ * SIGBUS later.
  */
 #ifndef WEIR_CHAN_H
 #define WEIR_CHAN_H
