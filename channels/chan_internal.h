@@ -12,4 +12,13 @@ int weir__chan_unreserve(weir_chan *w);
 /* Writer: bytes reserved by the current reservation's slot (capacity). */
 size_t weir__chan_slot_bytes(const weir_chan *w);
 
+/* Fork support (engine/proc.c): see ring.c. */
+void weir__chan_after_fork(weir_chan *c);
+int weir__chan_writer_resync(weir_chan *c);
+int weir__chan_reader_resync(weir_chan *c, int id);
+int weir__chan_claim_reader(weir_chan *c, int id);
+uint64_t weir__chan_write_seq(const weir_chan *c);
+uint64_t weir__chan_read_seq(const weir_chan *c, int id);
+void weir__chan_set_label(weir_chan *c, const char *label);
+
 #endif

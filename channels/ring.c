@@ -1082,3 +1082,80 @@ int weir__chan_claim_reader(weir_chan *c, int id)
     weir__store_relaxed(&c->ctl->readers[id].pid, (uint32_t)getpid());
     return 0;
 }
+
+/*
+ * After a fork from a multi-threaded process (an actor restart), the
+ * child's copy of the handle may hold a mutex some other thread had
+ * locked; the child is single-threaded, so start it fresh.
+ */
+void weir__chan_after_fork(weir_chan *c);
+void weir__chan_after_fork(weir_chan *c)
+{
+    pthread_mutex_init(&c->gen_mu, NULL);
+}
+
+/*
+ * Take over the writer side from a process that died: rebuild the local
+ * writer state from the shared one. A message it had reserved but not
+ * committed is gone; a growth it had published stays (the forward mark and
+ * the new generation are both in place).
+ */
+int weir__chan_writer_resync(weir_chan *c);
+int weir__chan_writer_resync(weir_chan *c)
+{
+    struct weir__chan_ctl *ctl = c->ctl;
+    unsigned gen = weir__load_acquire(&ctl->cur_gen);
+    if (gen >= WEIR_CHAN_MAX_GENS)
+        return CHERR(c, -EBADMSG, "corrupt current generation %u", gen);
+    if (gen > 0 && map_gen(c, gen) < 0)
+        return weir_errcode();
+    c->w.seq = weir__load_acquire(&ctl->write_seq);
+    c->w.idx = (unsigned)(c->w.seq % c->depth);
+    c->w.gen = gen;
+    c->w.g = &c->gens[gen];
+    c->w.reserved = 0;
+    c->w.rescan = 1;
+    c->w.min_read = c->w.seq >= c->depth ? c->w.seq - c->depth : 0;
+    c->w.mask = 0;
+    return 0;
+}
+
+/* Take over reader `id` from a process that died: continue at its shared
+ * position (the first message it had not released). */
+int weir__chan_reader_resync(weir_chan *c, int id);
+int weir__chan_reader_resync(weir_chan *c, int id)
+{
+    struct weir__chan_ctl *ctl = c->ctl;
+    if (id < 0 || id >= WEIR_CHAN_MAX_READERS)
+        return CHERR(c, -EINVAL, "reader id %d out of range", id);
+    struct rstate *r = &c->r[id];
+    uint64_t seq = weir__load_acquire(&ctl->readers[id].read_seq);
+    /* The generation holding message seq: the last one that started at or before it. */
+    unsigned cur = weir__load_acquire(&ctl->cur_gen), gen = 0;
+    for (unsigned k = 1; k <= cur && k < WEIR_CHAN_MAX_GENS; k++)
+        if (ctl->gens[k].start_seq <= seq)
+            gen = k;
+    if (gen > 0 && map_gen(c, gen) < 0)
+        return weir_errcode();
+    r->seq = seq;
+    r->avail = seq;
+    r->idx = (unsigned)(seq % c->depth);
+    r->gen = gen;
+    r->g = &c->gens[gen];
+    r->held = 0;
+    r->registered = 1;
+    r->epoch = weir__load_relaxed(&ctl->readers[id].epoch);
+    return 0;
+}
+
+/* Shared positions, for deciding where a restarted actor resumes. */
+uint64_t weir__chan_write_seq(const weir_chan *c);
+uint64_t weir__chan_write_seq(const weir_chan *c)
+{
+    return weir__load_acquire(&c->ctl->write_seq);
+}
+uint64_t weir__chan_read_seq(const weir_chan *c, int id);
+uint64_t weir__chan_read_seq(const weir_chan *c, int id)
+{
+    return weir__load_acquire(&c->ctl->readers[id].read_seq);
+}

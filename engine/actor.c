@@ -257,12 +257,105 @@ static void run_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_
     }
 }
 
+/*
+ * Restart fail mode: execution e was partly done by a process that died.
+ * Consume exactly the messages the dead process had not released (rd_at:
+ * per channel, the first message it had not released) and write an error
+ * record exactly where it had not committed (wr_at), so every channel
+ * stays at one message per execution and downstream sees the failure.
+ */
+static int fail_exec(struct actor_rt *a, uint64_t e, const uint64_t *rd_at, const uint64_t *wr_at)
+{
+    struct weir_dag *d = a->d;
+    const struct weir__plan_actor *pa = a->pa;
+    for (unsigned i = 0; i < pa->nops; i++) {
+        const struct weir__plan_op *op = &pa->ops[i];
+        struct reg *r = &a->regs[op->reg];
+        switch (op->kind) {
+        case WEIR__OP_READ:
+            r->held = 0;
+            if (e >= rd_at[op->chan]) {
+                weir_chan_msg m;
+                if (weir_chan_read_msg(d->chans[op->chan], a->rid[op->chan], &m, -1) < 0)
+                    return -1;
+                r->held = 1;
+            }
+            break;
+        case WEIR__OP_CALL:
+            break;
+        case WEIR__OP_WRITE:
+            if (e >= wr_at[op->chan] &&
+                weir_chan_write_error(d->chans[op->chan], a->restart_text, -1) < 0)
+                return -1;
+            break;
+        case WEIR__OP_RELEASE:
+            if (r->held) {
+                weir_chan_release(d->chans[op->chan], a->rid[op->chan]);
+                r->held = 0;
+            }
+            break;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Where a replacement process resumes: e0 is the first execution the dead
+ * one had not finished on every channel, e1 the first it had not touched
+ * (and past the execution that crashed inside a method: never retried).
+ * Executions in [e0, e1) fail; from e1 on the actor runs normally.
+ */
+static uint64_t resume_point(struct actor_rt *a, uint64_t *rd_at, uint64_t *wr_at, uint64_t *e1)
+{
+    struct weir_dag *d = a->d;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (unsigned c = 0; c < d->plan->nchans; c++) {
+        rd_at[c] = wr_at[c] = UINT64_MAX;
+        uint64_t v;
+        if (a->rid[c] >= 0) {
+            weir__chan_reader_resync(d->chans[c], a->rid[c]);
+            v = rd_at[c] = weir__chan_read_seq(d->chans[c], a->rid[c]);
+        } else if (d->plan->chans[c].writer == (int32_t)a->idx) {
+            weir__chan_writer_resync(d->chans[c]);
+            v = wr_at[c] = weir__chan_write_seq(d->chans[c]);
+        } else {
+            continue;
+        }
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    if (lo == UINT64_MAX)
+        lo = hi = 0;
+    if (a->crashed_in_call && a->crash_exec + 1 > hi)
+        hi = a->crash_exec + 1;
+    *e1 = hi;
+    return lo;
+}
+
 /* The schedule loop; returns at teardown (-EPIPE on a READ) or when a WRITE fails. */
 static void actor_loop(struct actor_rt *a)
 {
     struct weir_dag *d = a->d;
     const struct weir__plan_actor *pa = a->pa;
-    for (uint64_t e = 0;; e++) {
+    uint64_t first = 0;
+    if (a->restarting) {
+        unsigned n = d->plan->nchans ? d->plan->nchans : 1;
+        uint64_t *rd_at = calloc(n, sizeof *rd_at), *wr_at = calloc(n, sizeof *wr_at), e1;
+        if (!rd_at || !wr_at) {
+            free(rd_at);
+            free(wr_at);
+            return;
+        }
+        first = resume_point(a, rd_at, wr_at, &e1);
+        for (; first < e1; first++)
+            if (fail_exec(a, first, rd_at, wr_at) < 0)
+                break;
+        free(rd_at);
+        free(wr_at);
+        if (first < e1)
+            return;
+    }
+    for (uint64_t e = first;; e++) {
         for (unsigned i = 0; i < pa->nops; i++) {
             const struct weir__plan_op *op = &pa->ops[i];
             struct reg *r = &a->regs[op->reg];

@@ -141,6 +141,7 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g)
         ar->pa = &p->actors[a];
         ar->state = g->actors[a]->opts.state;
         ar->init = g->actors[a]->opts.init;
+        ar->max_restarts = g->actors[a]->opts.max_restarts;
         ar->fini = g->actors[a]->opts.fini;
         ar->note = &d->notes[a];
         ar->fns = malloc((ar->pa->nmethods ? ar->pa->nmethods : 1) * sizeof *ar->fns);
@@ -246,9 +247,9 @@ WEIR_API weir_dag *weir_compile(weir_graph *g, const weir_compile_opts *opts)
     }
     for (unsigned a = 0; a < g->nactors; a++) {
         const weir_actor *ac = g->actors[a];
-        if (ac->opts.max_restarts > 0) {
-            weir__seterr(-ENOSYS, "actor '%s': max_restarts %u: actor restarts are not "
-                         "implemented yet (use 0)", ac->name, ac->opts.max_restarts);
+        if (ac->opts.max_restarts > 0 && ac->opts.isolation != WEIR_PROCESS) {
+            weir__seterr(-EINVAL, "actor '%s': max_restarts %u needs WEIR_PROCESS isolation (a "
+                         "thread cannot be restarted)", ac->name, ac->opts.max_restarts);
             return NULL;
         }
         if (ac->opts.node != 0) {
@@ -291,7 +292,10 @@ WEIR_API int weir_dag_free(weir_dag *d)
         return 0;
     weir__clearerr();
     pthread_mutex_lock(&d->mu);
+    /* Under dead_mu: a restart in progress finishes first, none starts after. */
+    pthread_mutex_lock(&d->dead_mu);
     __atomic_store_n(&d->tearing_down, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&d->dead_mu);
     const struct weir__plan *p = d->plan;
     if (d->chans) {
         for (unsigned c = 0; c < p->nchans; c++)
@@ -335,13 +339,13 @@ WEIR_API int weir_dag_free(weir_dag *d)
                                     stuck > 1 ? "; " : "", ar->pa->name);
             }
         }
+    if (d->nproc)
+        stuck += weir__proc_stop_all(d, deadline, msg + (len < (int)sizeof msg ? len : 0),
+                                     len < (int)sizeof msg ? sizeof msg - (size_t)len : 0, &len);
     if (d->monitor_started)
         weir__proc_monitor_stop(d);
-    if (d->nproc) {
-        int k = weir__proc_reap_all(d, deadline, msg + (len < (int)sizeof msg ? len : 0),
-                                    len < (int)sizeof msg ? sizeof msg - (size_t)len : 0, &len);
-        stuck += k;
-    }
+    if (d->nproc)
+        weir__proc_reap_remaining(d);
     char graph[WEIR_MAX_NAME + 1];
     snprintf(graph, sizeof graph, "%s", p ? p->graph : "?");
     pthread_mutex_unlock(&d->mu);

@@ -27,6 +27,7 @@ struct reg {
     int produced;  /* CALL output set by weir_call_out */
     int reserved;  /* output reserved in its channel, not yet committed */
     char *errtext; /* owned copy (error registers) */
+    int held;      /* restart fail mode: a channel message is held in this register */
     void *buf;     /* local buffer (values that stay in the actor) */
     size_t cap;
 };
@@ -64,6 +65,12 @@ struct actor_rt {
     int reaped; /* atomic */
     int status_code; /* siginfo si_code / si_status of the reaped process */
     int status;
+    /* restarts (process actors) */
+    unsigned max_restarts, restarts;
+    int restarting;       /* set in the replacement process: resume after a death */
+    int crashed_in_call;  /* the dead process was inside a method ... */
+    uint64_t crash_exec;  /* ... at this execution, which must not be retried */
+    char restart_text[DEAD_MSG_MAX]; /* why the in-flight executions failed */
 };
 
 struct weir_call {
@@ -135,9 +142,13 @@ void weir__dag_mark_dead(struct weir_dag *d, int who, const char *fmt, ...)
 int weir__proc_start(struct weir_dag *d, struct actor_rt *a);
 int weir__proc_monitor_start(struct weir_dag *d);
 void weir__proc_monitor_stop(struct weir_dag *d);
-/* Teardown: wait for each process actor until the deadline, then SIGKILL and reap.
- * Appends the names of killed actors to msg. Returns how many were killed. */
-int weir__proc_reap_all(struct weir_dag *d, uint64_t deadline_ns, char *msg, size_t cap, int *len);
+/* Teardown, with the monitor still running (it may have forked the processes, and
+ * PR_SET_PDEATHSIG follows the forking thread): wait for each process actor until
+ * the deadline, then SIGKILL it and wait for its exit. Appends the names of killed
+ * actors to msg. Returns how many were killed. */
+int weir__proc_stop_all(struct weir_dag *d, uint64_t deadline_ns, char *msg, size_t cap, int *len);
+/* After the monitor stopped: reap every actor process it did not. */
+void weir__proc_reap_remaining(struct weir_dag *d);
 /* "killed by signal 11 (SIGSEGV)", "exited with status 1" */
 void weir__proc_describe(int code, int status, char *buf, size_t cap);
 

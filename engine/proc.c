@@ -51,6 +51,7 @@
 
 #include <weir/dag.h>
 
+#include "channels/chan_internal.h"
 #include "channels/err.h"
 #include "engine/engine.h"
 
@@ -63,8 +64,6 @@
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
 #endif
-
-int weir__chan_claim_reader(weir_chan *c, int id);
 
 void weir__proc_describe(int code, int status, char *buf, size_t cap)
 {
@@ -101,9 +100,18 @@ int weir__proc_start(struct weir_dag *d, struct actor_rt *a)
             sched_setaffinity(0, sizeof set, &set);
         }
         /* Its reader ids now belong to this process (liveness checks by pid). */
-        for (unsigned c = 0; c < d->plan->nchans; c++)
+        for (unsigned c = 0; c < d->plan->nchans; c++) {
+            if (a->restarting)
+                weir__chan_after_fork(d->chans[c]);
             if (a->rid[c] >= 0)
                 weir__chan_claim_reader(d->chans[c], a->rid[c]);
+        }
+        if (a->restarting) {
+            size_t n = strlen(a->restart_text);
+            snprintf(a->restart_text + n, sizeof a->restart_text - n,
+                     "; restarted as pid %d (restart %u of %u)", (int)getpid(), a->restarts,
+                     a->max_restarts);
+        }
         int rc = weir__actor_run(a);
         fflush(NULL);
         _exit(rc ? WEIR__EXIT_INIT : 0);
@@ -148,6 +156,49 @@ static void on_death(struct weir_dag *d, struct actor_rt *a)
                             (int)a->pid, how);
 }
 
+/*
+ * A process actor died and may restart: fork a replacement that runs init
+ * again, takes over the dead process's channel positions, fails exactly
+ * the executions the dead one had started but not finished (and the one it
+ * crashed in), and goes on. Returns 0 if restarted, 1 during teardown,
+ * < 0 if the fork failed.
+ */
+static int restart(struct weir_dag *d, struct actor_rt *a)
+{
+    pthread_mutex_lock(&d->dead_mu);
+    if (__atomic_load_n(&d->tearing_down, __ATOMIC_ACQUIRE)) {
+        pthread_mutex_unlock(&d->dead_mu);
+        return 1;
+    }
+    char how[128];
+    weir__proc_describe(a->status_code, a->status, how, sizeof how);
+    a->crashed_in_call = __atomic_load_n(&a->note->in_call, __ATOMIC_ACQUIRE);
+    a->crash_exec = a->note->cur_exec;
+    if (a->status_code == CLD_EXITED && a->status == WEIR__EXIT_INIT && a->note->text[0])
+        snprintf(a->restart_text, sizeof a->restart_text,
+                 "actor '%s' (pid %d) could not start: %s", a->pa->name, (int)a->pid,
+                 a->note->text);
+    else if (a->crashed_in_call)
+        snprintf(a->restart_text, sizeof a->restart_text,
+                 "actor '%s' (pid %d) died in method '%s' at execution %llu: %s", a->pa->name,
+                 (int)a->pid, a->pa->methods[a->note->cur_method].name,
+                 (unsigned long long)a->crash_exec, how);
+    else
+        snprintf(a->restart_text, sizeof a->restart_text, "actor '%s' (pid %d) died: %s",
+                 a->pa->name, (int)a->pid, how);
+    __atomic_store_n(&a->note->in_call, 0, __ATOMIC_RELEASE);
+    a->note->text[0] = '\0';
+    a->restarts++;
+    a->restarting = 1;
+    close(a->pidfd);
+    a->pidfd = -1;
+    int rc = weir__proc_start(d, a);
+    if (rc == 0)
+        __atomic_store_n(&a->reaped, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&d->dead_mu);
+    return rc;
+}
+
 static void *monitor_main(void *arg)
 {
     struct weir_dag *d = arg;
@@ -181,8 +232,16 @@ static void *monitor_main(void *arg)
             struct actor_rt *a = &d->actors[who[i]];
             reap(a);
             pf[i].fd = -1;
-            if (!__atomic_load_n(&d->tearing_down, __ATOMIC_ACQUIRE))
-                on_death(d, a);
+            if (__atomic_load_n(&d->tearing_down, __ATOMIC_ACQUIRE))
+                continue;
+            if (a->restarts < a->max_restarts) {
+                int rc = restart(d, a);
+                if (rc == 0)
+                    pf[i].fd = a->pidfd;
+                if (rc >= 0)
+                    continue;
+            }
+            on_death(d, a);
         }
     }
     free(pf);
@@ -213,7 +272,7 @@ void weir__proc_monitor_stop(struct weir_dag *d)
     d->monitor_started = 0;
 }
 
-int weir__proc_reap_all(struct weir_dag *d, uint64_t deadline_ns, char *msg, size_t cap, int *len)
+int weir__proc_stop_all(struct weir_dag *d, uint64_t deadline_ns, char *msg, size_t cap, int *len)
 {
     int killed = 0;
     size_t used = 0;
@@ -227,27 +286,37 @@ int weir__proc_reap_all(struct weir_dag *d, uint64_t deadline_ns, char *msg, siz
         int r;
         while ((r = poll(&pf, 1, ms)) < 0 && errno == EINTR)
             ;
-        if (r <= 0) {
-            int in_call = __atomic_load_n(&a->note->in_call, __ATOMIC_ACQUIRE);
-            int n;
-            if (in_call)
-                n = snprintf(msg + used, cap > used ? cap - used : 0,
-                             "%sactor '%s' (pid %d) was stuck in method '%s' (execution %llu) "
-                             "and was killed",
-                             (*len > 0 || killed) ? "; " : "", a->pa->name, (int)a->pid,
-                             a->pa->methods[a->note->cur_method].name,
-                             (unsigned long long)a->note->cur_exec);
-            else
-                n = snprintf(msg + used, cap > used ? cap - used : 0,
-                             "%sactor '%s' (pid %d) did not stop and was killed",
-                             (*len > 0 || killed) ? "; " : "", a->pa->name, (int)a->pid);
-            if (n > 0)
-                used += (size_t)n;
-            syscall(SYS_pidfd_send_signal, a->pidfd, SIGKILL, NULL, 0);
-            killed++;
-        }
-        reap(a);
+        if (r > 0)
+            continue;
+        int in_call = __atomic_load_n(&a->note->in_call, __ATOMIC_ACQUIRE);
+        int n;
+        if (in_call)
+            n = snprintf(msg + used, cap > used ? cap - used : 0,
+                         "%sactor '%s' (pid %d) was stuck in method '%s' (execution %llu) "
+                         "and was killed",
+                         (*len > 0 || killed) ? "; " : "", a->pa->name, (int)a->pid,
+                         a->pa->methods[a->note->cur_method].name,
+                         (unsigned long long)a->note->cur_exec);
+        else
+            n = snprintf(msg + used, cap > used ? cap - used : 0,
+                         "%sactor '%s' (pid %d) did not stop and was killed",
+                         (*len > 0 || killed) ? "; " : "", a->pa->name, (int)a->pid);
+        if (n > 0)
+            used += (size_t)n;
+        syscall(SYS_pidfd_send_signal, a->pidfd, SIGKILL, NULL, 0);
+        killed++;
+        while (poll(&pf, 1, -1) < 0 && errno == EINTR)
+            ;
     }
     *len += (int)(used < cap ? used : cap);
     return killed;
+}
+
+void weir__proc_reap_remaining(struct weir_dag *d)
+{
+    for (unsigned i = 0; i < d->plan->nactors; i++) {
+        struct actor_rt *a = &d->actors[i];
+        if (a->pidfd >= 0 && !__atomic_load_n(&a->reaped, __ATOMIC_ACQUIRE))
+            reap(a);
+    }
 }

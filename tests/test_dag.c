@@ -938,16 +938,16 @@ Test(dag, plan_save_load_same_hash)
     weir_graph_free(g);
 }
 
-Test(dag, not_implemented_restarts_and_nodes)
+Test(dag, restarts_need_processes_and_nodes_are_not_implemented)
 {
-    weir_graph *g = weir_graph_new("enosys");
-    weir_actor_opts po = {.isolation = WEIR_PROCESS, .cpu = -1, .max_restarts = 2};
-    weir_actor *a = weir_actor_new(g, "proc", &po);
+    weir_graph *g = weir_graph_new("einval");
+    weir_actor_opts to = {.isolation = WEIR_THREAD, .cpu = -1, .max_restarts = 2};
+    weir_actor *a = weir_actor_new(g, "thr", &to);
     weir_node *in = weir_input(g, 0);
     weir_node *x = weir_bind(a, "inc", add_one, &in, 1, 1);
     weir_output(g, &x, 1);
-    EXPECT_ERR(weir_compile(g, NULL), -ENOSYS,
-               "actor 'proc': max_restarts 2: actor restarts are not implemented yet");
+    EXPECT_ERR(weir_compile(g, NULL), -EINVAL,
+               "actor 'thr': max_restarts 2 needs WEIR_PROCESS isolation");
     weir_graph_free(g);
     g = weir_graph_new("enosys2");
     weir_actor_opts no = {.node = 1, .cpu = -1};

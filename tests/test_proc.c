@@ -537,3 +537,141 @@ Test(proc, driver_death_takes_actors_with_it)
         cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "actor status %#x", st);
     }
 }
+
+/* ---- restarts ---------------------------------------------------------------- */
+
+struct rstate {
+    int64_t inits; /* per process: init runs on the process's own copy */
+};
+static int r_init(void *s)
+{
+    ((struct rstate *)s)->inits++;
+    return 0;
+}
+/* Crashes at executions 100, 300 and 500; outputs x + 1, the pid and the init count. */
+static int crashy(weir_call *c, void *s)
+{
+    struct rstate *st = s;
+    int64_t x = in64(c, 0);
+    if (x == 100 || x == 300 || x == 500)
+        raise(SIGSEGV);
+    int rc = out64(c, 0, x + 1);
+    rc = rc ? rc : out64(c, 1, getpid());
+    return rc ? rc : out64(c, 2, st->inits);
+}
+
+Test(proc, restarts_fail_only_the_crashed_execution)
+{
+    struct rstate st = {0};
+    weir_graph *g = weir_graph_new("restart");
+    weir_actor_opts t = {.isolation = WEIR_THREAD, .cpu = -1};
+    weir_actor_opts p = {.state = &st, .isolation = WEIR_PROCESS, .cpu = -1, .init = r_init,
+                         .max_restarts = 2};
+    weir_actor *front = weir_actor_new(g, "front", &t);
+    weir_actor *x = weir_actor_new(g, "crashy", &p);
+    weir_actor *back = weir_actor_new(g, "back", &t);
+    weir_node *in = weir_input(g, 0);
+    weir_node *a = weir_bind(front, "pass", pass1, &in, 1, 1);
+    weir_node *c = weir_bind(x, "crash", crashy, &a, 1, 3);
+    weir_node *c0 = weir_ret(c, 0);
+    weir_node *b = weir_bind(back, "pass", pass1, &c0, 1, 1);
+    weir_node *outs[3] = {b, weir_ret(c, 1), weir_ret(c, 2)};
+    weir_output(g, outs, 3);
+    weir_compile_opts o = {.max_inflight = 4};
+    weir_dag *d = weir_compile(g, &o);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    const int64_t n = 700;
+    int64_t waited = 0, pid = 0, pids_seen = 0;
+    for (int64_t i = 0; i < n || waited < n;) {
+        if (i < n && i - waited < 4) {
+            weir_buf arg = {&i, sizeof i};
+            uint64_t id;
+            int rc = weir_submit(d, &arg, 1, &id, TMO);
+            if (i <= 500 || rc == 0) {
+                cr_assert_eq(rc, 0, "submit %lld: %s", (long long)i, weir_errmsg());
+            } else {
+                /* after the third crash the dag is dead: submit fails at once */
+                cr_assert_eq(rc, -EPIPE, "submit %lld: %d %s", (long long)i, rc, weir_errmsg());
+                cr_assert(strstr(weir_errmsg(), "cannot submit: actor 'crashy'"), "%s",
+                          weir_errmsg());
+                break;
+            }
+            i++;
+            continue;
+        }
+        weir_result *r = NULL;
+        int rc = weir_wait(d, (uint64_t)waited, &r, TMO);
+        if (waited == 100 || waited == 300) {
+            cr_assert_eq(rc, -EREMOTEIO, "execution %lld: %d %s", (long long)waited, rc,
+                         weir_errmsg());
+            char want[160];
+            snprintf(want, sizeof want,
+                     "actor 'crashy' (pid %lld) died in method 'crash' at execution %lld: "
+                     "killed by signal 11 (SIGSEGV); restarted as pid ",
+                     (long long)pid, (long long)waited);
+            cr_assert(strstr(weir_errmsg(), want), "'%s' lacks '%s'", weir_errmsg(), want);
+            cr_assert(strstr(weir_errmsg(), waited == 100 ? "(restart 1 of 2)" : "(restart 2 of 2)"),
+                      "%s", weir_errmsg());
+        } else if (waited >= 500) {
+            cr_assert_eq(rc, -EPIPE, "execution %lld: %d %s", (long long)waited, rc,
+                         weir_errmsg());
+            char want[160];
+            snprintf(want, sizeof want,
+                     "actor 'crashy' (pid %lld) died in method 'crash' at execution 500: killed "
+                     "by signal 11 (SIGSEGV)",
+                     (long long)pid);
+            cr_assert(strstr(weir_errmsg(), want), "'%s' lacks '%s'", weir_errmsg(), want);
+        } else {
+            cr_assert_eq(rc, 0, "execution %lld: %s", (long long)waited, weir_errmsg());
+            cr_assert_eq(res64(r, 0), waited + 1);
+            cr_assert_eq(res64(r, 2), 1, "init ran %lld times in this process", (long long)res64(r, 2));
+            if (res64(r, 1) != pid) {
+                pids_seen++;
+                cr_assert(waited == 0 || waited == 101 || waited == 301,
+                          "new pid at execution %lld", (long long)waited);
+                pid = res64(r, 1);
+            }
+            weir_result_free(r);
+        }
+        waited++;
+    }
+    cr_assert_eq(pids_seen, 3, "expected the first process and two restarts");
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+}
+
+Test(proc, restart_after_idle_kill_fails_nothing)
+{
+    struct rstate st = {0};
+    weir_graph *g = weir_graph_new("idlerestart");
+    weir_actor_opts p = {.state = &st, .isolation = WEIR_PROCESS, .cpu = -1, .init = r_init,
+                         .max_restarts = 1};
+    weir_actor *x = weir_actor_new(g, "crashy", &p);
+    weir_node *in = weir_input(g, 0);
+    weir_node *c = weir_bind(x, "crash", crashy, &in, 1, 3);
+    weir_node *outs[3] = {weir_ret(c, 0), weir_ret(c, 1), weir_ret(c, 2)};
+    weir_output(g, outs, 3);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    pid_t first = 0;
+    for (int64_t i = 0; i < 20; i++) {
+        if (i == 10) {
+            cr_assert_eq(kill(first, SIGKILL), 0);
+            sleep_ms(100);
+        }
+        weir_buf arg = {&i, sizeof i};
+        weir_result *r;
+        cr_assert_eq(weir_execute(d, &arg, 1, &r, TMO), 0, "execution %lld: %s", (long long)i,
+                     weir_errmsg());
+        cr_assert_eq(res64(r, 0), i + 1);
+        if (i == 0)
+            first = (pid_t)res64(r, 1);
+        if (i >= 10)
+            cr_assert_neq(res64(r, 1), (int64_t)first, "not restarted");
+        else
+            cr_assert_eq(res64(r, 1), (int64_t)first);
+        weir_result_free(r);
+    }
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+}
