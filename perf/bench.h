@@ -33,21 +33,21 @@
 /* ---------------------------------------------------------------- options */
 
 struct bench_opts {
-    int quick;           /* --quick: short budgets */
-    int json;            /* --json: one JSON object on stdout, nothing else */
-    const char *filter;  /* --filter: run only cases whose "impl name" contains it */
-    int list;            /* --list: print the case names, run nothing */
-    int no_zmq;          /* --no-zmq */
-    int no_iceoryx;      /* --no-iceoryx */
-    int timeout_ms;      /* bound of every blocking call (default 5000) */
-    uint64_t budget_ns;  /* time budget of one throughput case */
-    uint64_t max_msgs;   /* message budget of one throughput case */
+    int quick;             /* --quick: short budgets */
+    int json;              /* --json: one JSON object on stdout, nothing else */
+    const char *filter;    /* --filter: run only cases whose "impl name" contains it */
+    int list;              /* --list: print the case names, run nothing */
+    int no_zmq;            /* --no-zmq */
+    int no_iceoryx;        /* --no-iceoryx */
+    int timeout_ms;        /* bound of every blocking call (default 5000) */
+    uint64_t budget_ns;    /* time budget of one throughput case */
+    uint64_t max_msgs;     /* message budget of one throughput case */
     uint64_t pp_budget_ns; /* time budget of one ping-pong case */
-    uint64_t pp_max_rt;  /* round-trip budget of one ping-pong case */
-    unsigned depth;      /* --depth: override bench_depth_for() (0: no) */
-    int rounds;          /* --rounds: the plan runs this many times; rows keep the best */
-    int round;           /* the round running now (0-based) */
-    int unpinned_multi;  /* --pin-multi none: 3+ parties float (default rr) */
+    uint64_t pp_max_rt;    /* round-trip budget of one ping-pong case */
+    unsigned depth;        /* --depth: override bench_depth_for() (0: no) */
+    int rounds;            /* --rounds: the plan runs this many times; rows keep the best */
+    int round;             /* the round running now (0-based) */
+    int unpinned_multi;    /* --pin-multi none: 3+ parties float (default rr) */
 };
 
 extern struct bench_opts bench_opts;
@@ -60,14 +60,14 @@ struct bench_row {
     char impl[24];
     size_t msg_bytes;
     int readers;
-    unsigned depth;   /* queue depth (slots, HWM, queue capacity); 0: n/a */
+    unsigned depth; /* queue depth (slots, HWM, queue capacity); 0: n/a */
     double msgs_per_s;
     double mb_per_s;
-    double p50_ns;    /* one-way latency percentiles (ping-pong round trip / 2) */
+    double p50_ns; /* one-way latency percentiles (ping-pong round trip / 2) */
     double p99_ns;
     char notes[96];
-    int failed;       /* the case ran and failed: error holds why */
-    int skipped;      /* the case could not run here: error holds why */
+    int failed;  /* the case ran and failed: error holds why */
+    int skipped; /* the case could not run here: error holds why */
     char error[BENCH_ERR_LEN];
     /* Filled by bench_emit: the figure of each round (msgs/s, or p50 for latency rows). */
     int nrounds;
@@ -117,8 +117,8 @@ int bench_finish(const char *cmd);
 /* ----------------------------------------------------------- party runner */
 
 struct bench_res {
-    uint64_t msgs;     /* messages sent (writer) or received (reader) */
-    uint64_t t_start;  /* ns, CLOCK_MONOTONIC */
+    uint64_t msgs;    /* messages sent (writer) or received (reader) */
+    uint64_t t_start; /* ns, CLOCK_MONOTONIC */
     uint64_t t_end;
     uint64_t sink;     /* checksum, keeps reads alive */
     uint64_t nsamples; /* latency samples written */
@@ -145,7 +145,7 @@ struct bench_run {
     int clean_exit;              /* children end with exit() (run destructors), not _exit() */
     bench_party_fn fn;
     void *arg;
-    int deadline_ms;             /* kill/abandon after this (0: derived) */
+    int deadline_ms; /* kill/abandon after this (0: derived) */
 };
 
 /*
@@ -250,13 +250,11 @@ static inline int bench_check(const void *p, size_t len, uint64_t seq)
 {
     uint64_t a;
     __builtin_memcpy(&a, p, 8);
-    if (a != seq)
-        return 0;
+    if (a != seq) return 0;
     if (len >= 16) {
         uint64_t b;
         __builtin_memcpy(&b, (const char *)p + len - 8, 8);
-        if (b != ~seq)
-            return 0;
+        if (b != ~seq) return 0;
     }
     return 1;
 }

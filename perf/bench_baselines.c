@@ -45,10 +45,8 @@ struct floor_arg {
 static int floor_spin_check(struct bench_shared *sh, unsigned *spins, uint64_t hard)
 {
     if ((++*spins & 0xffff) == 0) {
-        if (atomic_load_explicit(&sh->abort, memory_order_relaxed))
-            return -ECANCELED;
-        if (bench_now_ns() > hard)
-            return -ETIMEDOUT;
+        if (atomic_load_explicit(&sh->abort, memory_order_relaxed)) return -ECANCELED;
+        if (bench_now_ns() > hard) return -ETIMEDOUT;
     }
     bench_cpu_relax();
     return 0;
@@ -59,8 +57,7 @@ static int floor_party(struct bench_shared *sh, int idx, void *arg)
     struct floor_arg *f = arg;
     atomic_uint_fast64_t *back = f->two ? &f->b : &f->a;
     int gen = 0, rc = bench_barrier(sh, 2, &gen);
-    if (rc < 0)
-        return bench_fail(sh, idx, rc, "floor: barrier: %s", strerror(-rc));
+    if (rc < 0) return bench_fail(sh, idx, rc, "floor: barrier: %s", strerror(-rc));
     uint64_t hard = bench_now_ns() + bench_opts.pp_budget_ns + 1000000ull * bench_opts.timeout_ms;
     unsigned spins = 0;
     if (idx == 0) {
@@ -78,11 +75,9 @@ static int floor_party(struct bench_shared *sh, int idx, void *arg)
                 t_first = t_prev;
                 deadline = t + bench_opts.pp_budget_ns;
             }
-            if (i >= f->warm)
-                f->samples[k++] = t - t_prev;
+            if (i >= f->warm) f->samples[k++] = t - t_prev;
             t_prev = t;
-            if (t >= deadline)
-                break;
+            if (t >= deadline) break;
         }
         atomic_store_explicit(&f->a, STOP_SEQ, memory_order_release);
         sh->res[0].nsamples = k;
@@ -93,8 +88,7 @@ static int floor_party(struct bench_shared *sh, int idx, void *arg)
     for (uint64_t i = 0;; i++) {
         uint64_t v;
         while ((v = atomic_load_explicit(&f->a, memory_order_acquire)) != 2 * i + 1) {
-            if (v == STOP_SEQ)
-                return 0;
+            if (v == STOP_SEQ) return 0;
             if ((rc = floor_spin_check(sh, &spins, hard)) < 0)
                 return bench_fail(sh, idx, rc, "floor: no ping %llu", (unsigned long long)i);
         }
@@ -106,10 +100,9 @@ static void floor_case(int two)
 {
     struct bench_row row;
     bench_row_init(&row, two ? "floor.2lines" : "floor.1line", "atomics", 8, 1, 0);
-    if (!bench_begin(&row))
-        return;
-    snprintf(row.notes, sizeof(row.notes), "pin 0/1; %s", two ? "one line per direction" :
-                                                                 "one line both ways");
+    if (!bench_begin(&row)) return;
+    snprintf(row.notes, sizeof(row.notes), "pin 0/1; %s",
+             two ? "one line per direction" : "one line both ways");
     size_t sbytes = bench_opts.pp_max_rt * sizeof(uint64_t);
     struct floor_arg *f = bench_shm_alloc(sizeof(*f));
     struct bench_shared *sh = bench_shared_new();
@@ -121,13 +114,14 @@ static void floor_case(int two)
     f->two = two;
     f->warm = bench_opts.quick ? 1000 : 10000;
     f->samples = samples;
-    struct bench_run run = {.mode = BENCH_THREADS, .nparties = 2, .cpus = {0, 1},
-                            .fn = floor_party, .arg = f};
+    struct bench_run run = {
+        .mode = BENCH_THREADS, .nparties = 2, .cpus = {0, 1}, .fn = floor_party, .arg = f};
     int rc = bench_run_parties(sh, &run);
     if (rc < 0 || sh->res[0].nsamples == 0)
         bench_row_fail_from(&row, sh, 2, rc < 0 ? rc : -EIO);
     else
-        bench_row_latency(&row, samples, sh->res[0].nsamples, sh->res[0].t_end - sh->res[0].t_start);
+        bench_row_latency(&row, samples, sh->res[0].nsamples,
+                          sh->res[0].t_end - sh->res[0].t_start);
 out:
     bench_emit(&row);
     bench_shm_free(f, sizeof(*f));
@@ -147,8 +141,7 @@ void bench_baseline_memcpy(size_t n)
 {
     struct bench_row row;
     bench_row_init(&row, "memcpy", "libc", n, 0, 0);
-    if (!bench_begin(&row))
-        return;
+    if (!bench_begin(&row)) return;
     snprintf(row.notes, sizeof(row.notes), "1 core (CPU 0), same src -> dst each time");
     void *src = NULL, *dst = NULL;
     if (posix_memalign(&src, 64, n) || posix_memalign(&dst, 64, n)) {
@@ -170,11 +163,9 @@ void bench_baseline_memcpy(size_t n)
         memcpy(dst, src, n);
         bench_escape(dst);
         iters++;
-        if ((iters & mask) == 0 && (t = bench_now_ns()) - t0 >= bench_opts.budget_ns)
-            break;
+        if ((iters & mask) == 0 && (t = bench_now_ns()) - t0 >= bench_opts.budget_ns) break;
     }
-    if (have_saved)
-        sched_setaffinity(0, sizeof(saved), &saved);
+    if (have_saved) sched_setaffinity(0, sizeof(saved), &saved);
     bench_row_throughput(&row, iters, t - t0);
 out:
     bench_emit(&row);
@@ -185,9 +176,10 @@ out:
 /* ------------------------------------------------------- pipes / sockets */
 
 struct fd_arg {
-    int fd[4];  /* tput: [0] read end, [1] write end; pp: [0] ping r, [1] ping w, [2] pong r, [3] pong w */
+    int fd[4]; /* tput: [0] read end, [1] write end; pp: [0] ping r, [1] ping w, [2] pong r, [3]
+                  pong w */
     int unix_sock;
-    int spin;   /* ping-pong: non-blocking reads, spinning on EAGAIN */
+    int spin; /* ping-pong: non-blocking reads, spinning on EAGAIN */
     size_t n;
     uint64_t warm;
     const uint8_t *src;
@@ -196,8 +188,7 @@ struct fd_arg {
 
 static void close_fd(int *fd)
 {
-    if (*fd >= 0)
-        close(*fd);
+    if (*fd >= 0) close(*fd);
     *fd = -1;
 }
 
@@ -205,12 +196,10 @@ static void close_fd(int *fd)
 static void close_alias(int *fd, int i)
 {
     int v = fd[i];
-    if (v < 0)
-        return;
+    if (v < 0) return;
     close(v);
     for (int j = 0; j < 4; j++)
-        if (fd[j] == v)
-            fd[j] = -1;
+        if (fd[j] == v) fd[j] = -1;
 }
 
 /* 0 or negative errno. */
@@ -221,11 +210,9 @@ static int write_full(int fd, const void *p, size_t n, uint64_t hard)
     while (n) {
         ssize_t w = write(fd, b, n);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             if (errno == EAGAIN) {
-                if ((++tries & 4095) == 0 && bench_now_ns() > hard)
-                    return -ETIMEDOUT;
+                if ((++tries & 4095) == 0 && bench_now_ns() > hard) return -ETIMEDOUT;
                 bench_cpu_relax();
                 continue;
             }
@@ -246,18 +233,15 @@ static int read_full(int fd, void *p, size_t n, uint64_t hard)
     while (got < n) {
         ssize_t r = read(fd, b + got, n - got);
         if (r < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             if (errno == EAGAIN) {
-                if ((++tries & 4095) == 0 && bench_now_ns() > hard)
-                    return -ETIMEDOUT;
+                if ((++tries & 4095) == 0 && bench_now_ns() > hard) return -ETIMEDOUT;
                 bench_cpu_relax();
                 continue;
             }
             return -errno;
         }
-        if (r == 0)
-            return got ? -EPROTO : 0;
+        if (r == 0) return got ? -EPROTO : 0;
         got += (size_t)r;
     }
     return 1;
@@ -268,8 +252,7 @@ static int fd_tput_party(struct bench_shared *sh, int idx, void *arg)
     struct fd_arg *a = arg;
     int gen = 0, rc;
     char *buf = malloc(a->n);
-    if (!buf)
-        return bench_fail(sh, idx, -ENOMEM, "out of memory");
+    if (!buf) return bench_fail(sh, idx, -ENOMEM, "out of memory");
     uint64_t hard = UINT64_MAX;
     if (idx == 0) {
         close_fd(&a->fd[0]);
@@ -288,8 +271,7 @@ static int fd_tput_party(struct bench_shared *sh, int idx, void *arg)
             } else if ((seq & mask) == 0 && seq > a->warm && bench_now_ns() >= deadline) {
                 break;
             }
-            if (seq >= a->warm + bench_opts.max_msgs)
-                break;
+            if (seq >= a->warm + bench_opts.max_msgs) break;
             bench_stamp(buf, a->n, seq);
             if ((rc = write_full(a->fd[1], buf, a->n, hard)) < 0) {
                 bench_fail(sh, idx, rc, "writer: write: %s", strerror(-rc));
@@ -310,8 +292,7 @@ static int fd_tput_party(struct bench_shared *sh, int idx, void *arg)
     uint64_t expect = 0;
     for (;; expect++) {
         rc = read_full(a->fd[0], buf, a->n, hard);
-        if (rc == 0)
-            break;
+        if (rc == 0) break;
         if (rc < 0) {
             free(buf);
             return bench_fail(sh, idx, rc, "reader: read: %s", strerror(-rc));
@@ -334,12 +315,14 @@ void bench_baseline_fd_tput(int unix_sock, size_t n)
     struct bench_row row;
     unsigned depth = bench_depth_for(n);
     bench_row_init(&row, "tput.proc.copy", unix_sock ? "unix" : "pipe", n, 1, 0);
-    if (!bench_begin(&row))
-        return;
+    if (!bench_begin(&row)) return;
     snprintf(row.notes, sizeof(row.notes), "pin 0/1; %s, blocking, default buffer",
              unix_sock ? "SOCK_STREAM" : "pipe");
-    struct fd_arg a = {.fd = {-1, -1, -1, -1}, .unix_sock = unix_sock, .n = n,
-                       .warm = bench_warmup_for(n, depth), .src = bench_src_buf(n)};
+    struct fd_arg a = {.fd = {-1, -1, -1, -1},
+                       .unix_sock = unix_sock,
+                       .n = n,
+                       .warm = bench_warmup_for(n, depth),
+                       .src = bench_src_buf(n)};
     struct bench_shared *sh = bench_shared_new();
     int rc;
     if (!sh || !a.src) {
@@ -363,8 +346,8 @@ void bench_baseline_fd_tput(int unix_sock, size_t n)
                  strerror(errno));
         goto out;
     }
-    struct bench_run run = {.mode = BENCH_PROCS, .nparties = 2, .cpus = {0, 1},
-                            .fn = fd_tput_party, .arg = &a};
+    struct bench_run run = {
+        .mode = BENCH_PROCS, .nparties = 2, .cpus = {0, 1}, .fn = fd_tput_party, .arg = &a};
     rc = bench_run_parties(sh, &run);
     if (rc < 0) {
         bench_row_fail_from(&row, sh, 2, rc);
@@ -390,8 +373,7 @@ static int fd_pp_party(struct bench_shared *sh, int idx, void *arg)
     int rfd = idx == 0 ? a->fd[2] : a->fd[0];
     int wfd = idx == 0 ? a->fd[1] : a->fd[3];
     for (int i = 0; i < 4; i++)
-        if (a->fd[i] != rfd && a->fd[i] != wfd)
-            close_alias(a->fd, i);
+        if (a->fd[i] != rfd && a->fd[i] != wfd) close_alias(a->fd, i);
     if (a->spin) {
         int fl = fcntl(rfd, F_GETFL);
         fcntl(rfd, F_SETFL, fl | O_NONBLOCK);
@@ -399,15 +381,13 @@ static int fd_pp_party(struct bench_shared *sh, int idx, void *arg)
     int gen = 0, rc = bench_barrier(sh, 2, &gen);
     char buf[4096];
     uint64_t hard = bench_now_ns() + bench_opts.pp_budget_ns + 2000000ull * bench_opts.timeout_ms;
-    if (rc < 0)
-        goto done;
+    if (rc < 0) goto done;
     memcpy(buf, a->src, a->n);
     if (idx == 0) {
         uint64_t k = 0, t_prev = bench_now_ns(), t_first = 0, deadline = UINT64_MAX;
         for (uint64_t i = 0; k < bench_opts.pp_max_rt; i++) {
             bench_stamp(buf, a->n, i);
-            if ((rc = write_full(wfd, buf, a->n, hard)) < 0)
-                break;
+            if ((rc = write_full(wfd, buf, a->n, hard)) < 0) break;
             if ((rc = read_full(rfd, buf, a->n, hard)) <= 0 || !bench_check(buf, a->n, i)) {
                 rc = rc < 0 ? rc : -EBADMSG;
                 break;
@@ -417,34 +397,28 @@ static int fd_pp_party(struct bench_shared *sh, int idx, void *arg)
                 t_first = t_prev;
                 deadline = t + bench_opts.pp_budget_ns;
             }
-            if (i >= a->warm)
-                a->samples[k++] = t - t_prev;
+            if (i >= a->warm) a->samples[k++] = t - t_prev;
             t_prev = t;
-            if (t >= deadline)
-                break;
+            if (t >= deadline) break;
         }
         sh->res[0].nsamples = k;
         sh->res[0].t_start = t_first;
         sh->res[0].t_end = t_prev;
     } else {
         for (uint64_t i = 0;; i++) {
-            if ((rc = read_full(rfd, buf, a->n, hard)) <= 0)
-                break;
+            if ((rc = read_full(rfd, buf, a->n, hard)) <= 0) break;
             if (!bench_check(buf, a->n, i)) {
                 rc = -EBADMSG;
                 break;
             }
-            if ((rc = write_full(wfd, buf, a->n, hard)) < 0)
-                break;
+            if ((rc = write_full(wfd, buf, a->n, hard)) < 0) break;
         }
     }
 done:
-    if (wfd == rfd)
-        shutdown(wfd, SHUT_WR);
+    if (wfd == rfd) shutdown(wfd, SHUT_WR);
     for (int i = 0; i < 4; i++)
         close_alias(a->fd, i);
-    if (rc < 0)
-        return bench_fail(sh, idx, rc, "%s: %s", idx ? "echo" : "pinger", strerror(-rc));
+    if (rc < 0) return bench_fail(sh, idx, rc, "%s: %s", idx ? "echo" : "pinger", strerror(-rc));
     return 0;
 }
 
@@ -453,14 +427,17 @@ void bench_baseline_fd_pingpong(int unix_sock, int spin, size_t n)
     struct bench_row row;
     bench_row_init(&row, spin ? "pingpong.proc.spin" : "pingpong.proc.block",
                    unix_sock ? "unix" : "pipe", n, 1, 0);
-    if (!bench_begin(&row))
-        return;
+    if (!bench_begin(&row)) return;
     snprintf(row.notes, sizeof(row.notes), "pin 0/1; %s%s",
              unix_sock ? "SOCK_STREAM socketpair" : "two pipes",
              spin ? ", O_NONBLOCK reads spinning on EAGAIN" : ", blocking reads");
     size_t sbytes = bench_opts.pp_max_rt * sizeof(uint64_t);
-    struct fd_arg a = {.fd = {-1, -1, -1, -1}, .unix_sock = unix_sock, .spin = spin, .n = n,
-                       .warm = bench_opts.quick ? 100 : 1000, .src = bench_src_buf(n)};
+    struct fd_arg a = {.fd = {-1, -1, -1, -1},
+                       .unix_sock = unix_sock,
+                       .spin = spin,
+                       .n = n,
+                       .warm = bench_opts.quick ? 100 : 1000,
+                       .src = bench_src_buf(n)};
     a.samples = bench_shm_alloc(sbytes);
     struct bench_shared *sh = bench_shared_new();
     int rc = 0;
@@ -494,8 +471,8 @@ void bench_baseline_fd_pingpong(int unix_sock, int spin, size_t n)
         snprintf(row.error, sizeof(row.error), "%s", strerror(errno));
         goto out;
     }
-    struct bench_run run = {.mode = BENCH_PROCS, .nparties = 2, .cpus = {0, 1},
-                            .fn = fd_pp_party, .arg = &a};
+    struct bench_run run = {
+        .mode = BENCH_PROCS, .nparties = 2, .cpus = {0, 1}, .fn = fd_pp_party, .arg = &a};
     rc = bench_run_parties(sh, &run);
     if (rc < 0 || sh->res[0].nsamples == 0)
         bench_row_fail_from(&row, sh, 2, rc < 0 ? rc : -EIO);
@@ -561,10 +538,8 @@ static int zmq_party(struct bench_shared *sh, int idx, void *arg, int pingpong)
     void *s = NULL;
     char *buf = malloc(a->n < 16 ? 16 : a->n);
     int gen = 0, rc = 0;
-    if (ctx && buf)
-        s = zsock(sh, idx, ctx, pingpong ? 0 : a->hwm);
-    if (have_pinned)
-        sched_setaffinity(0, sizeof(pinned), &pinned);
+    if (ctx && buf) s = zsock(sh, idx, ctx, pingpong ? 0 : a->hwm);
+    if (have_pinned) sched_setaffinity(0, sizeof(pinned), &pinned);
     if (!ctx || !buf) {
         rc = bench_fail(sh, idx, -ENOMEM, "zmq_ctx_new / malloc failed");
         goto done;
@@ -574,8 +549,7 @@ static int zmq_party(struct bench_shared *sh, int idx, void *arg, int pingpong)
         goto done;
     }
     if (idx == 1 && zmq_bind(s, a->ep) < 0) {
-        rc = bench_fail(sh, idx, -zmq_errno(), "zmq_bind %s: %s", a->ep,
-                        zmq_strerror(zmq_errno()));
+        rc = bench_fail(sh, idx, -zmq_errno(), "zmq_bind %s: %s", a->ep, zmq_strerror(zmq_errno()));
         goto done;
     }
     if ((rc = bench_barrier(sh, 2, &gen)) < 0) {
@@ -599,8 +573,7 @@ static int zmq_party(struct bench_shared *sh, int idx, void *arg, int pingpong)
             } else if ((seq & mask) == 0 && seq > a->warm && bench_now_ns() >= deadline) {
                 break;
             }
-            if (seq >= a->warm + bench_opts.max_msgs)
-                break;
+            if (seq >= a->warm + bench_opts.max_msgs) break;
             bench_stamp(buf, a->n, seq);
             if (zmq_send(s, buf, a->n, 0) < 0) {
                 rc = bench_fail(sh, idx, -zmq_errno(), "writer: zmq_send %llu: %s",
@@ -645,8 +618,8 @@ static int zmq_party(struct bench_shared *sh, int idx, void *arg, int pingpong)
         for (uint64_t i = 0; k < bench_opts.pp_max_rt; i++) {
             bench_stamp(buf, a->n, i);
             if (zmq_send(s, buf, a->n, 0) < 0 || zmq_recv(s, buf, a->n, 0) != (int)a->n) {
-                rc = bench_fail(sh, idx, -EIO, "pinger: round trip %llu: %s",
-                                (unsigned long long)i, zmq_strerror(zmq_errno()));
+                rc = bench_fail(sh, idx, -EIO, "pinger: round trip %llu: %s", (unsigned long long)i,
+                                zmq_strerror(zmq_errno()));
                 break;
             }
             if (!bench_check(buf, a->n, i)) {
@@ -659,11 +632,9 @@ static int zmq_party(struct bench_shared *sh, int idx, void *arg, int pingpong)
                 t_first = t_prev;
                 deadline = t + bench_opts.pp_budget_ns;
             }
-            if (i >= a->warm)
-                a->samples[k++] = t - t_prev;
+            if (i >= a->warm) a->samples[k++] = t - t_prev;
             t_prev = t;
-            if (t >= deadline)
-                break;
+            if (t >= deadline) break;
         }
         sh->res[0].nsamples = k;
         sh->res[0].t_start = t_first;
@@ -677,8 +648,7 @@ static int zmq_party(struct bench_shared *sh, int idx, void *arg, int pingpong)
                                 zmq_strerror(zmq_errno()));
                 break;
             }
-            if (r == 8 && !memcmp(buf, &stop, 8))
-                break;
+            if (r == 8 && !memcmp(buf, &stop, 8)) break;
             if (zmq_send(s, buf, (size_t)r, 0) < 0) {
                 rc = bench_fail(sh, idx, -zmq_errno(), "echo: zmq_send: %s",
                                 zmq_strerror(zmq_errno()));
@@ -687,10 +657,8 @@ static int zmq_party(struct bench_shared *sh, int idx, void *arg, int pingpong)
         }
     }
 done:
-    if (s)
-        zmq_close(s);
-    if (ctx && !a->ctx)
-        zmq_ctx_term(ctx);
+    if (s) zmq_close(s);
+    if (ctx && !a->ctx) zmq_ctx_term(ctx);
     free(buf);
     return rc < 0 ? rc : sh->res[idx].err;
 }
@@ -710,11 +678,11 @@ static void zmq_case(int ipc, size_t n, int pingpong)
     static unsigned counter;
     struct bench_row row;
     int hwm = n <= 1024 ? 1000 : (int)bench_depth_for(n);
-    bench_row_init(&row, pingpong ? (ipc ? "pingpong.proc.copy" : "pingpong.thr.copy")
-                                  : (ipc ? "tput.proc.copy" : "tput.thr.copy"),
+    bench_row_init(&row,
+                   pingpong ? (ipc ? "pingpong.proc.copy" : "pingpong.thr.copy")
+                            : (ipc ? "tput.proc.copy" : "tput.thr.copy"),
                    ipc ? "zmq-ipc" : "zmq-inproc", n, 1, pingpong ? 0 : (unsigned)hwm);
-    if (!bench_begin(&row))
-        return;
+    if (!bench_begin(&row)) return;
     if (bench_opts.no_zmq) {
         row.skipped = 1;
         snprintf(row.error, sizeof(row.error), "--no-zmq");
@@ -724,7 +692,10 @@ static void zmq_case(int ipc, size_t n, int pingpong)
     snprintf(row.notes, sizeof(row.notes), "pin 0/1; PAIR, %s, blocking zmq_send/zmq_recv",
              ipc ? "ipc://, processes" : "inproc://, threads");
     size_t sbytes = bench_opts.pp_max_rt * sizeof(uint64_t);
-    struct zmq_arg a = {.ipc = ipc, .n = n, .hwm = hwm, .src = bench_src_buf(n),
+    struct zmq_arg a = {.ipc = ipc,
+                        .n = n,
+                        .hwm = hwm,
+                        .src = bench_src_buf(n),
                         .warm = pingpong ? (bench_opts.quick ? 100u : 1000u)
                                          : bench_warmup_for(n, bench_depth_for(n))};
     if (ipc)
@@ -742,8 +713,10 @@ static void zmq_case(int ipc, size_t n, int pingpong)
         snprintf(row.error, sizeof(row.error), "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
         goto out;
     }
-    struct bench_run run = {.mode = ipc ? BENCH_PROCS : BENCH_THREADS, .nparties = 2,
-                            .cpus = {0, 1}, .fn = pingpong ? zmq_pp_party : zmq_tput_party,
+    struct bench_run run = {.mode = ipc ? BENCH_PROCS : BENCH_THREADS,
+                            .nparties = 2,
+                            .cpus = {0, 1},
+                            .fn = pingpong ? zmq_pp_party : zmq_tput_party,
                             .arg = &a};
     int rc = bench_run_parties(sh, &run);
     if (rc < 0) {
@@ -762,10 +735,8 @@ static void zmq_case(int ipc, size_t n, int pingpong)
         bench_row_throughput(&row, sh->res[0].msgs - a.warm, sh->res[1].t_end - sh->res[0].t_start);
     }
 out:
-    if (a.ctx)
-        zmq_ctx_term(a.ctx);
-    if (ipc)
-        unlink(a.ep + strlen("ipc://"));
+    if (a.ctx) zmq_ctx_term(a.ctx);
+    if (ipc) unlink(a.ep + strlen("ipc://"));
     bench_emit(&row);
     bench_shm_free(a.samples, sbytes);
     bench_shared_free(sh);
@@ -792,13 +763,12 @@ static void zmq_missing(int ipc, size_t n, int pingpong)
 {
     static int noted;
     struct bench_row row;
-    bench_row_init(&row, pingpong ? (ipc ? "pingpong.proc.copy" : "pingpong.thr.copy")
-                                  : (ipc ? "tput.proc.copy" : "tput.thr.copy"),
+    bench_row_init(&row,
+                   pingpong ? (ipc ? "pingpong.proc.copy" : "pingpong.thr.copy")
+                            : (ipc ? "tput.proc.copy" : "tput.thr.copy"),
                    ipc ? "zmq-ipc" : "zmq-inproc", n, 1, 0);
-    if (!bench_begin(&row))
-        return;
-    if (!noted++)
-        bench_note("ZeroMQ baselines skipped: weir-bench was built without libzmq");
+    if (!bench_begin(&row)) return;
+    if (!noted++) bench_note("ZeroMQ baselines skipped: weir-bench was built without libzmq");
 }
 
 void bench_baseline_zmq_tput(int ipc, size_t n)

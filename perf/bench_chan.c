@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* CPUs for n parties: 2 parties on CPUs 0 and 1; more (than the 2 cores
  * of the target machine) round-robin: party i on CPU i % 2. */
@@ -86,16 +87,14 @@ static int tput_writer(struct bench_shared *sh, int idx, struct tput_arg *a)
         } else if ((seq & mask) == 0 && seq > a->warm && bench_now_ns() >= deadline) {
             break;
         }
-        if (seq >= limit || atomic_load_explicit(&sh->abort, memory_order_relaxed))
-            break;
+        if (seq >= limit || atomic_load_explicit(&sh->abort, memory_order_relaxed)) break;
         void *p = weir_chan_reserve(a->c, a->n, tmo);
         if (!p) {
             rc = bench_fail(sh, idx, weir_errcode(), "writer: weir_chan_reserve (seq %llu): %s",
                             (unsigned long long)seq, weir_errmsg());
             break;
         }
-        if (!a->zc)
-            memcpy(p, a->src, a->n);
+        if (!a->zc) memcpy(p, a->src, a->n);
         bench_stamp(p, a->n, seq);
         rc = weir_chan_commit(a->c, a->n);
         if (rc < 0) {
@@ -117,21 +116,18 @@ static int tput_reader(struct bench_shared *sh, int idx, struct tput_arg *a)
     int gen = 0, tmo = bench_opts.timeout_ms;
     int id = a->ids[idx - 1];
     int rc = bench_barrier(sh, a->readers + 1, &gen);
-    if (rc < 0)
-        return bench_fail(sh, idx, rc, "reader %d: barrier: %s", id, strerror(-rc));
+    if (rc < 0) return bench_fail(sh, idx, rc, "reader %d: barrier: %s", id, strerror(-rc));
     uint64_t expect = 0, sum = 0;
     for (;;) {
         weir_chan_msg m;
         rc = weir_chan_read_msg(a->c, id, &m, tmo);
-        if (rc == -EPIPE)
-            break;
+        if (rc == -EPIPE) break;
         if (rc < 0)
             return bench_fail(sh, idx, rc, "reader %d: weir_chan_read_msg (seq %llu): %s", id,
                               (unsigned long long)expect, weir_errmsg());
         if (m.len != a->n || m.seq != expect || m.flags || !bench_check(m.data, a->n, expect)) {
             uint64_t got = 0;
-            if (m.len >= 8)
-                memcpy(&got, m.data, 8);
+            if (m.len >= 8) memcpy(&got, m.data, 8);
             weir_chan_release(a->c, id);
             return bench_fail(sh, idx, -EBADMSG,
                               "reader %d: message %llu is wrong: len %zu (want %zu), seq %llu, "
@@ -139,8 +135,7 @@ static int tput_reader(struct bench_shared *sh, int idx, struct tput_arg *a)
                               id, (unsigned long long)expect, m.len, a->n,
                               (unsigned long long)m.seq, (unsigned long long)got, m.flags);
         }
-        if (!a->zc)
-            sum += bench_sum64(m.data, a->n);
+        if (!a->zc) sum += bench_sum64(m.data, a->n);
         rc = weir_chan_release(a->c, id);
         if (rc < 0)
             return bench_fail(sh, idx, rc, "reader %d: weir_chan_release: %s", id, weir_errmsg());
@@ -164,14 +159,19 @@ void bench_chan_tput(enum bench_mode mode, int zc, size_t n, int readers)
     unsigned depth = bench_depth_for(n);
     struct bench_row row;
     bench_row_init(&row, name, "weir", n, readers, depth);
-    if (!bench_begin(&row))
-        return;
+    if (!bench_begin(&row)) return;
 
     struct bench_run run = {.mode = mode, .nparties = readers + 1, .fn = tput_party};
     pin_plan(run.nparties, run.cpus, row.notes, sizeof(row.notes));
+    size_t nl = strlen(row.notes);
+    snprintf(row.notes + nl, sizeof(row.notes) - nl, "; %s",
+             zc ? "zero-copy: seq stamped/checked only" : "memcpy in, readers sum every byte");
 
-    struct tput_arg a = {.readers = readers, .n = n, .zc = zc,
-                         .warm = bench_warmup_for(n, depth), .src = bench_src_buf(n)};
+    struct tput_arg a = {.readers = readers,
+                         .n = n,
+                         .zc = zc,
+                         .warm = bench_warmup_for(n, depth),
+                         .src = bench_src_buf(n)};
     weir_chan_opts o = {.slot_bytes = n, .depth = depth, .max_readers = (unsigned)readers};
     struct bench_shared *sh = bench_shared_new();
     if (!sh || !a.src) {
@@ -190,8 +190,7 @@ void bench_chan_tput(enum bench_mode mode, int zc, size_t n, int readers)
         a.ids[i] = weir_chan_register_reader(a.c);
         if (a.ids[i] < 0) {
             row.failed = 1;
-            snprintf(row.error, sizeof(row.error), "weir_chan_register_reader: %s",
-                     weir_errmsg());
+            snprintf(row.error, sizeof(row.error), "weir_chan_register_reader: %s", weir_errmsg());
             goto out;
         }
     }
@@ -212,8 +211,7 @@ void bench_chan_tput(enum bench_mode mode, int zc, size_t n, int readers)
                      (unsigned long long)r->msgs, (unsigned long long)w->msgs);
             goto out;
         }
-        if (r->t_end > t_end)
-            t_end = r->t_end;
+        if (r->t_end > t_end) t_end = r->t_end;
     }
     if (w->msgs <= a.warm || t_end <= w->t_start) {
         row.failed = 1;
@@ -222,8 +220,7 @@ void bench_chan_tput(enum bench_mode mode, int zc, size_t n, int readers)
         goto out;
     }
     bench_row_throughput(&row, w->msgs - a.warm, t_end - w->t_start);
-    if (zc)
-        row.mb_per_s = -1; /* the payload was not moved: no bandwidth to speak of */
+    if (zc) row.mb_per_s = -1; /* the payload was not moved: no bandwidth to speak of */
     {
         struct weir_chan_stats st;
         if (weir_chan_stats(a.c, &st) == 0 && st.messages != w->msgs) {
@@ -254,10 +251,8 @@ struct pp_arg {
 static int pp_send(weir_chan *c, const struct pp_arg *a, uint64_t seq, int tmo)
 {
     void *p = weir_chan_reserve(c, a->n, tmo);
-    if (!p)
-        return weir_errcode() ? weir_errcode() : -EIO;
-    if (!a->zc)
-        memcpy(p, a->src, a->n);
+    if (!p) return weir_errcode() ? weir_errcode() : -EIO;
+    if (!a->zc) memcpy(p, a->src, a->n);
     bench_stamp(p, a->n, seq);
     return weir_chan_commit(c, a->n);
 }
@@ -268,14 +263,12 @@ static int pp_recv(weir_chan *c, int id, const struct pp_arg *a, uint64_t seq, u
 {
     weir_chan_msg m;
     int rc = weir_chan_read_msg(c, id, &m, tmo);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     if (m.len != a->n || m.seq != seq || !bench_check(m.data, a->n, seq)) {
         weir_chan_release(c, id);
         return -EBADMSG;
     }
-    if (!a->zc)
-        *sum += bench_sum64(m.data, a->n);
+    if (!a->zc) *sum += bench_sum64(m.data, a->n);
     return weir_chan_release(c, id);
 }
 
@@ -303,11 +296,9 @@ static int pp_pinger(struct bench_shared *sh, int idx, struct pp_arg *a)
             t_first = t_prev;
             deadline = t + bench_opts.pp_budget_ns;
         }
-        if (i >= a->warm)
-            a->samples[k++] = t - t_prev;
+        if (i >= a->warm) a->samples[k++] = t - t_prev;
         t_prev = t;
-        if (t >= deadline)
-            break;
+        if (t >= deadline) break;
     }
     weir_chan_close(a->ping);
     sh->res[idx].nsamples = k;
@@ -327,8 +318,7 @@ static int pp_echo(struct bench_shared *sh, int idx, struct pp_arg *a)
     }
     for (;; i++) {
         rc = pp_recv(a->ping, a->ping_id, a, i, &sum, tmo);
-        if (rc == -EPIPE)
-            break;
+        if (rc == -EPIPE) break;
         if (rc < 0) {
             bench_fail(sh, idx, rc, "echo: receive %llu: %s", (unsigned long long)i,
                        rc == -EBADMSG ? "wrong message" : weir_errmsg());
@@ -357,14 +347,16 @@ void bench_chan_pingpong(enum bench_mode mode, int zc, size_t n)
     unsigned depth = bench_depth_for(n);
     struct bench_row row;
     bench_row_init(&row, name, "weir", n, 1, depth);
-    if (!bench_begin(&row))
-        return;
+    if (!bench_begin(&row)) return;
     struct bench_run run = {.mode = mode, .nparties = 2, .fn = pp_party};
     pin_plan(2, run.cpus, row.notes, sizeof(row.notes));
+    size_t nl = strlen(row.notes);
+    snprintf(row.notes + nl, sizeof(row.notes) - nl, "; %s",
+             zc ? "zero-copy: seq stamped/checked only" : "memcpy in, receiver sums every byte");
 
     size_t sbytes = bench_opts.pp_max_rt * sizeof(uint64_t);
-    struct pp_arg a = {.n = n, .zc = zc, .warm = bench_opts.quick ? 200 : 2000,
-                       .src = bench_src_buf(n)};
+    struct pp_arg a = {
+        .n = n, .zc = zc, .warm = bench_opts.quick ? 200 : 2000, .src = bench_src_buf(n)};
     a.samples = bench_shm_alloc(sbytes);
     weir_chan_opts o = {.slot_bytes = n, .depth = depth, .max_readers = 1};
     struct bench_shared *sh = bench_shared_new();
@@ -417,11 +409,29 @@ static void legend(void)
     FILE *f = fopen("/proc/loadavg", "r");
     char load[128] = "?";
     if (f) {
-        if (fgets(load, sizeof(load), f))
-            load[strcspn(load, "\n")] = 0;
+        if (fgets(load, sizeof(load), f)) load[strcspn(load, "\n")] = 0;
         fclose(f);
     }
     bench_note("load average at start: %s (figures assume an otherwise idle machine)", load);
+    /* The 4th field is runnable/total tasks and counts us: take the least of a
+     * few samples, so a task that was runnable for an instant does not count. */
+    int running = 1 << 30;
+    for (int i = 0; i < 5; i++) {
+        int r = 0, total = 0;
+        char buf[128] = "";
+        FILE *lf = fopen("/proc/loadavg", "r");
+        if (lf) {
+            if (!fgets(buf, sizeof(buf), lf)) buf[0] = 0;
+            fclose(lf);
+        }
+        if (sscanf(buf, "%*f %*f %*f %d/%d", &r, &total) == 2 && r < running) running = r;
+        struct timespec ts = {0, 10000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (running != 1 << 30 && running > 1)
+        bench_note("WARNING: %d other runnable task(s) at start: other work shares the 2 CPUs, "
+                   "cross-CPU figures will be low and noisy (see the CPU parallelism notes)",
+                   running - 1);
     bench_note("weir-bench chan%s: %d round(s) (the whole plan runs %d time(s), so cases "
                "interleave; each row is its best round), each case %llu ms or %llu messages per "
                "round (ping-pong: %llu round trips), call timeout %d ms",
@@ -507,8 +517,7 @@ static void plan(void)
         bench_baseline_zmq_tput(0, n);
         bench_baseline_zmq_tput(1, n);
         bench_iceoryx_tput(0, n);
-        if (n >= 65536)
-            bench_iceoryx_tput(1, n);
+        if (n >= 65536) bench_iceoryx_tput(1, n);
     }
 
     /* Ping-pong latency, after the cache-line floor. */
@@ -536,8 +545,7 @@ static void plan(void)
 int bench_cmd_chan(int argc, char **argv)
 {
     int rc = bench_parse_opts(argc, argv, "chan");
-    if (rc)
-        return rc > 0 ? 0 : 2;
+    if (rc) return rc > 0 ? 0 : 2;
     if (bench_opts.list) {
         plan();
         return 0;

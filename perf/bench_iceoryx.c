@@ -55,7 +55,7 @@
 
 #define STOP_SEQ UINT64_MAX
 
-static int ice_state;        /* 0 not tried, 1 RouDi running, -1 unavailable */
+static int ice_state; /* 0 not tried, 1 RouDi running, -1 unavailable */
 static pid_t roudi_pid = -1;
 static pid_t owner_pid = -1; /* the process that started RouDi */
 static char roudi_dir[64];
@@ -66,8 +66,7 @@ static void ice_skip(const char *name, const char *impl, size_t n, int readers, 
 {
     struct bench_row row;
     bench_row_init(&row, name, impl, n, readers, 0);
-    if (!bench_begin(&row))
-        return;
+    if (!bench_begin(&row)) return;
     row.skipped = 1;
     snprintf(row.error, sizeof(row.error), "%s", why);
     bench_emit(&row);
@@ -83,8 +82,8 @@ static char roudi_user_seg[160]; /* /dev/shm/<user>: RouDi's data segment */
  */
 static void roudi_kill(int grace_ms)
 {
-    if (roudi_pid <= 0 || getpid() != owner_pid)
-        return;
+    if (getpid() != owner_pid) return;
+    if (roudi_pid <= 0) goto files;
     kill(roudi_pid, SIGTERM);
     int status;
     pid_t r = 0;
@@ -98,22 +97,24 @@ static void roudi_kill(int grace_ms)
         kill(roudi_pid, SIGKILL);
         waitpid(roudi_pid, &status, 0);
         unlink("/dev/shm/iceoryx_mgmt");
-        if (roudi_user_seg[0])
-            unlink(roudi_user_seg);
+        if (roudi_user_seg[0]) unlink(roudi_user_seg);
         unlink("/tmp/roudi");
         unlink("/tmp/roudi.lock");
     }
     roudi_pid = -1;
-    unlink(roudi_log);
-    unlink(roudi_cfg);
-    rmdir(roudi_dir);
+files:
+    if (roudi_dir[0]) {
+        unlink(roudi_log);
+        unlink(roudi_cfg);
+        rmdir(roudi_dir);
+        roudi_dir[0] = 0;
+    }
 }
 
 void bench_iceoryx_stop(void)
 {
     roudi_kill(3000);
-    if (ice_state > 0)
-        ice_state = 0;
+    if (ice_state > 0) ice_state = 0;
 }
 
 #ifdef WEIR_BENCH_HAVE_ICEORYX
@@ -134,22 +135,20 @@ static void on_signal(int sig)
     _exit(128 + sig);
 }
 
-static const char roudi_config[] =
-    "[general]\n"
-    "version = 1\n"
-    "\n"
-    "[[segment]]\n"
-    "\n"
-    "[[segment.mempool]]\nsize = 256\ncount = 4096\n\n"
-    "[[segment.mempool]]\nsize = 1152\ncount = 1024\n\n"
-    "[[segment.mempool]]\nsize = 65664\ncount = 96\n\n"
-    "[[segment.mempool]]\nsize = 1048704\ncount = 24\n";
+static const char roudi_config[] = "[general]\n"
+                                   "version = 1\n"
+                                   "\n"
+                                   "[[segment]]\n"
+                                   "\n"
+                                   "[[segment.mempool]]\nsize = 256\ncount = 4096\n\n"
+                                   "[[segment.mempool]]\nsize = 1152\ncount = 1024\n\n"
+                                   "[[segment.mempool]]\nsize = 65664\ncount = 96\n\n"
+                                   "[[segment.mempool]]\nsize = 1048704\ncount = 24\n";
 
 static int log_says_ready(void)
 {
     FILE *f = fopen(roudi_log, "r");
-    if (!f)
-        return 0;
+    if (!f) return 0;
     char line[512];
     int ready = 0;
     while (!ready && fgets(line, sizeof(line), f))
@@ -158,25 +157,37 @@ static int log_says_ready(void)
     return ready;
 }
 
-static void log_tail(char *out, size_t n)
+/* The line of RouDi's log that says why it stopped: the first "Fatal" one,
+ * else the last one; ANSI colour codes removed. */
+static void log_reason(char *out, size_t n)
 {
     out[0] = 0;
     FILE *f = fopen(roudi_log, "r");
-    if (!f)
-        return;
-    char line[512];
+    if (!f) return;
+    char line[512], last[512] = "", fatal[512] = "";
     while (fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\n")] = 0;
-        if (line[0])
-            snprintf(out, n, "%.200s", line);
+        size_t j = 0;
+        for (size_t i = 0; line[i] && line[i] != '\n'; i++) {
+            if (line[i] == '\033') { /* skip ESC [ ... m */
+                while (line[i] && line[i] != 'm')
+                    i++;
+                if (!line[i]) break;
+                continue;
+            }
+            line[j++] = line[i];
+        }
+        line[j] = 0;
+        if (!line[0]) continue;
+        snprintf(last, sizeof(last), "%s", line);
+        if (!fatal[0] && strstr(line, "Fatal")) snprintf(fatal, sizeof(fatal), "%s", line);
     }
     fclose(f);
+    snprintf(out, n, "%.200s", fatal[0] ? fatal : last);
 }
 
 static int ice_start(void)
 {
-    if (ice_state)
-        return ice_state > 0;
+    if (ice_state) return ice_state > 0;
     ice_state = -1;
     if (bench_opts.no_iceoryx) {
         bench_note("iceoryx baselines skipped: --no-iceoryx");
@@ -184,18 +195,21 @@ static int ice_start(void)
     }
     snprintf(roudi_dir, sizeof(roudi_dir), "/tmp/weir-bench-iox-XXXXXX");
     if (!mkdtemp(roudi_dir)) {
+        roudi_dir[0] = 0;
         bench_note("iceoryx baselines skipped: mkdtemp: %s", strerror(errno));
         return 0;
     }
     snprintf(roudi_log, sizeof(roudi_log), "%s/roudi.log", roudi_dir);
     snprintf(roudi_cfg, sizeof(roudi_cfg), "%s/roudi.toml", roudi_dir);
+    owner_pid = getpid();
     FILE *f = fopen(roudi_cfg, "w");
-    if (!f || fputs(roudi_config, f) < 0 || fclose(f) != 0) {
+    int wrote = f && fputs(roudi_config, f) >= 0;
+    if (f && fclose(f) != 0) wrote = 0;
+    if (!wrote) {
         bench_note("iceoryx baselines skipped: cannot write %s", roudi_cfg);
-        rmdir(roudi_dir);
+        roudi_kill(0); /* removes the files */
         return 0;
     }
-    owner_pid = getpid();
     struct passwd *pw = getpwuid(geteuid());
     if (pw && pw->pw_name[0] && !strchr(pw->pw_name, '/'))
         snprintf(roudi_user_seg, sizeof(roudi_user_seg), "/dev/shm/%.100s", pw->pw_name);
@@ -214,8 +228,7 @@ static int ice_start(void)
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        if (nul >= 0)
-            dup2(nul, 0);
+        if (nul >= 0) dup2(nul, 0);
         execlp("iox-roudi", "iox-roudi", "-m", "off", "-l", "warning", "-c", roudi_cfg,
                (char *)NULL);
         dprintf(2, "exec iox-roudi: %s\n", strerror(errno));
@@ -229,7 +242,7 @@ static int ice_start(void)
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid) {
             char tail[256];
-            log_tail(tail, sizeof(tail));
+            log_reason(tail, sizeof(tail));
             roudi_pid = -1;
             bench_note("iceoryx baselines skipped: iox-roudi exited (%s %d): %s",
                        WIFEXITED(status) ? "status" : "signal",
@@ -238,8 +251,7 @@ static int ice_start(void)
             ice_state = -1;
             return 0;
         }
-        if (log_says_ready())
-            break;
+        if (log_says_ready()) break;
         if (bench_now_ns() - t0 > 5000000000ull) {
             bench_note("iceoryx baselines skipped: iox-roudi not ready within 5 s");
             bench_iceoryx_stop();
@@ -250,8 +262,8 @@ static int ice_start(void)
         nanosleep(&ts, NULL);
     }
     ice_state = 1;
-    bench_note("iox-roudi (pid %d, monitoring off, own mempool config) ready in %.0f ms",
-               (int)pid, (double)(bench_now_ns() - t0) / 1e6);
+    bench_note("iox-roudi (pid %d, monitoring off, own mempool config) ready in %.0f ms", (int)pid,
+               (double)(bench_now_ns() - t0) / 1e6);
     return 1;
 }
 
@@ -270,7 +282,7 @@ struct ice_arg {
     uint64_t warm;
     const uint8_t *src;
     uint64_t *samples;
-    int init_runtime; /* each party initialises its own runtime (process mode) */
+    int init_runtime;           /* each party initialises its own runtime (process mode) */
     struct bench_shared *inner; /* thread mode: the threads' shared area */
     int pingpong;
 };
@@ -310,10 +322,8 @@ static int ice_connect(struct bench_shared *sh, iox_pub_t pub, iox_sub_t sub)
     uint64_t deadline = bench_now_ns() + (uint64_t)bench_opts.timeout_ms * 1000000u;
     while ((pub && !iox_pub_has_subscribers(pub)) ||
            (sub && iox_sub_get_subscription_state(sub) != SubscribeState_SUBSCRIBED)) {
-        if (bench_now_ns() > deadline)
-            return -ETIMEDOUT;
-        if (atomic_load(&sh->abort))
-            return -ECANCELED;
+        if (bench_now_ns() > deadline) return -ETIMEDOUT;
+        if (atomic_load(&sh->abort)) return -ECANCELED;
         struct timespec ts = {0, 200000L};
         nanosleep(&ts, NULL);
     }
@@ -327,8 +337,7 @@ static void *ice_loan(struct bench_shared *sh, iox_pub_t pub, size_t n, int *err
     uint64_t deadline = 0;
     for (unsigned spins = 1;; spins++) {
         enum iox_AllocationResult r = iox_pub_loan_aligned_chunk(pub, &p, (uint32_t)n, 64);
-        if (r == AllocationResult_SUCCESS)
-            return p;
+        if (r == AllocationResult_SUCCESS) return p;
         if (r != AllocationResult_RUNNING_OUT_OF_CHUNKS &&
             r != AllocationResult_TOO_MANY_CHUNKS_ALLOCATED_IN_PARALLEL) {
             *err = (int)r;
@@ -354,8 +363,7 @@ static const void *ice_take(struct bench_shared *sh, iox_sub_t sub, int *err)
     uint64_t deadline = 0;
     for (unsigned spins = 1;; spins++) {
         enum iox_ChunkReceiveResult r = iox_sub_take_chunk(sub, &p);
-        if (r == ChunkReceiveResult_SUCCESS)
-            return p;
+        if (r == ChunkReceiveResult_SUCCESS) return p;
         if (r != ChunkReceiveResult_NO_CHUNK_AVAILABLE) {
             *err = (int)r;
             return NULL;
@@ -377,8 +385,7 @@ static int ice_tput_party(struct bench_shared *sh, int idx, void *arg)
 {
     struct ice_arg *a = arg;
     int gen = 0, rc = 0, err = 0;
-    if (a->init_runtime)
-        ice_runtime();
+    if (a->init_runtime) ice_runtime();
     iox_pub_storage_t pst;
     iox_sub_storage_t sst;
     iox_pub_t pub = idx == 0 ? ice_pub(&pst, a->instance, "tput") : NULL;
@@ -408,8 +415,7 @@ static int ice_tput_party(struct bench_shared *sh, int idx, void *arg)
                            (unsigned long long)seq, err);
                 break;
             }
-            if (!a->zc)
-                memcpy(p, a->src, a->n);
+            if (!a->zc) memcpy(p, a->src, a->n);
             bench_stamp(p, a->n, seq);
             iox_pub_publish_chunk(pub, p);
         }
@@ -444,8 +450,7 @@ static int ice_tput_party(struct bench_shared *sh, int idx, void *arg)
                            (unsigned long long)expect, (unsigned long long)first);
                 break;
             }
-            if (!a->zc)
-                sum += bench_sum64(p, a->n);
+            if (!a->zc) sum += bench_sum64(p, a->n);
             iox_sub_release_chunk(sub, p);
         }
         sh->res[1].t_end = bench_now_ns();
@@ -454,10 +459,8 @@ static int ice_tput_party(struct bench_shared *sh, int idx, void *arg)
     }
     bench_barrier(sh, 2, &gen); /* nobody leaves while the other still uses its port */
 out:
-    if (pub)
-        iox_pub_deinit(pub);
-    if (sub)
-        iox_sub_deinit(sub);
+    if (pub) iox_pub_deinit(pub);
+    if (sub) iox_sub_deinit(sub);
     return sh->res[idx].err;
 }
 
@@ -465,8 +468,7 @@ static int ice_pp_party(struct bench_shared *sh, int idx, void *arg)
 {
     struct ice_arg *a = arg;
     int gen = 0, rc = 0, err = 0;
-    if (a->init_runtime)
-        ice_runtime();
+    if (a->init_runtime) ice_runtime();
     iox_pub_storage_t pst;
     iox_sub_storage_t sst;
     iox_pub_t pub = ice_pub(&pst, a->instance, idx == 0 ? "ping" : "pong");
@@ -486,8 +488,7 @@ static int ice_pp_party(struct bench_shared *sh, int idx, void *arg)
                 bench_fail(sh, idx, -ENOBUFS, "pinger: loan failed (%d)", err);
                 break;
             }
-            if (!a->zc)
-                memcpy(p, a->src, a->n);
+            if (!a->zc) memcpy(p, a->src, a->n);
             bench_stamp(p, a->n, i);
             iox_pub_publish_chunk(pub, p);
             const void *q = ice_take(sh, sub, &err);
@@ -497,8 +498,7 @@ static int ice_pp_party(struct bench_shared *sh, int idx, void *arg)
                 break;
             }
             int ok = bench_check(q, a->n, i);
-            if (ok && !a->zc)
-                sum += bench_sum64(q, a->n);
+            if (ok && !a->zc) sum += bench_sum64(q, a->n);
             iox_sub_release_chunk(sub, q);
             if (!ok) {
                 bench_fail(sh, idx, -EBADMSG, "pinger: wrong answer %llu", (unsigned long long)i);
@@ -509,11 +509,9 @@ static int ice_pp_party(struct bench_shared *sh, int idx, void *arg)
                 t_first = t_prev;
                 deadline = t + bench_opts.pp_budget_ns;
             }
-            if (i >= a->warm)
-                a->samples[k++] = t - t_prev;
+            if (i >= a->warm) a->samples[k++] = t - t_prev;
             t_prev = t;
-            if (t >= deadline)
-                break;
+            if (t >= deadline) break;
         }
         sh->res[0].nsamples = k;
         sh->res[0].t_start = t_first;
@@ -538,8 +536,7 @@ static int ice_pp_party(struct bench_shared *sh, int idx, void *arg)
                 break;
             }
             int ok = bench_check(q, a->n, i);
-            if (ok && !a->zc)
-                sum += bench_sum64(q, a->n);
+            if (ok && !a->zc) sum += bench_sum64(q, a->n);
             iox_sub_release_chunk(sub, q);
             if (!ok) {
                 bench_fail(sh, idx, -EBADMSG, "echo: wrong message %llu", (unsigned long long)i);
@@ -550,8 +547,7 @@ static int ice_pp_party(struct bench_shared *sh, int idx, void *arg)
                 bench_fail(sh, idx, -ENOBUFS, "echo: loan failed (%d)", err);
                 break;
             }
-            if (!a->zc)
-                memcpy(p, a->src, a->n);
+            if (!a->zc) memcpy(p, a->src, a->n);
             bench_stamp(p, a->n, i);
             iox_pub_publish_chunk(pub, p);
         }
@@ -571,8 +567,11 @@ static int ice_container(struct bench_shared *outer, int idx, void *arg)
     (void)outer;
     (void)idx;
     ice_runtime();
-    struct bench_run run = {.mode = BENCH_THREADS, .nparties = 2, .cpus = {0, 1},
-                            .fn = a->pingpong ? ice_pp_party : ice_tput_party, .arg = a};
+    struct bench_run run = {.mode = BENCH_THREADS,
+                            .nparties = 2,
+                            .cpus = {0, 1},
+                            .fn = a->pingpong ? ice_pp_party : ice_tput_party,
+                            .arg = a};
     return bench_run_parties(a->inner, &run);
 }
 
@@ -585,14 +584,14 @@ static void ice_case(enum bench_mode mode, int zc, size_t n, int pingpong)
     unsigned depth = bench_depth_for(n);
     struct bench_row row;
     bench_row_init(&row, name, "iceoryx", n, 1, depth);
-    if (!bench_begin(&row))
-        return;
+    if (!bench_begin(&row)) return;
     if (!ice_start()) {
         ice_skip(name, "iceoryx", n, 1, "iceoryx/RouDi not available (see note)");
         return;
     }
-    snprintf(row.notes, sizeof(row.notes), "pin 0/1; %s, busy-poll take, WAIT_FOR_CONSUMER",
-             mode == BENCH_THREADS ? "threads of one process" : "processes");
+    snprintf(row.notes, sizeof(row.notes), "pin 0/1; %s; busy-poll take; %s",
+             mode == BENCH_THREADS ? "threads" : "processes",
+             zc ? "zero-copy: seq only" : "memcpy in, sum every byte");
     size_t sbytes = bench_opts.pp_max_rt * sizeof(uint64_t);
     struct ice_arg *a = bench_shm_alloc(sizeof(*a));
     struct bench_shared *sh = bench_shared_new();
@@ -613,15 +612,23 @@ static void ice_case(enum bench_mode mode, int zc, size_t n, int pingpong)
     a->inner = sh;
     int rc;
     if (mode == BENCH_THREADS) {
-        struct bench_run run = {.mode = BENCH_PROCS, .nparties = 1, .all_children = 1,
-                                .clean_exit = 1, .fn = ice_container, .arg = a,
+        struct bench_run run = {.mode = BENCH_PROCS,
+                                .nparties = 1,
+                                .all_children = 1,
+                                .clean_exit = 1,
+                                .fn = ice_container,
+                                .arg = a,
                                 .cpus = {-1}};
         rc = bench_run_parties(outer, &run);
     } else {
         a->init_runtime = 1;
-        struct bench_run run = {.mode = BENCH_PROCS, .nparties = 2, .all_children = 1,
-                                .clean_exit = 1, .cpus = {0, 1},
-                                .fn = pingpong ? ice_pp_party : ice_tput_party, .arg = a};
+        struct bench_run run = {.mode = BENCH_PROCS,
+                                .nparties = 2,
+                                .all_children = 1,
+                                .clean_exit = 1,
+                                .cpus = {0, 1},
+                                .fn = pingpong ? ice_pp_party : ice_tput_party,
+                                .arg = a};
         rc = bench_run_parties(sh, &run);
     }
     if (rc < 0) {
@@ -640,9 +647,9 @@ static void ice_case(enum bench_mode mode, int zc, size_t n, int pingpong)
         snprintf(row.error, sizeof(row.error), "subscriber got %llu messages of %llu",
                  (unsigned long long)sh->res[1].msgs, (unsigned long long)sh->res[0].msgs);
     } else {
-        bench_row_throughput(&row, sh->res[0].msgs - a->warm, sh->res[1].t_end - sh->res[0].t_start);
-        if (zc)
-            row.mb_per_s = -1;
+        bench_row_throughput(&row, sh->res[0].msgs - a->warm,
+                             sh->res[1].t_end - sh->res[0].t_start);
+        if (zc) row.mb_per_s = -1;
     }
 out:
     bench_emit(&row);
@@ -674,8 +681,7 @@ static void ice_missing(const char *name, size_t n)
     static int noted;
     struct bench_row row;
     bench_row_init(&row, name, "iceoryx", n, 1, 0);
-    if (!bench_begin(&row))
-        return;
+    if (!bench_begin(&row)) return;
     (void)ice_skip;
     if (!noted++)
         bench_note("iceoryx baselines skipped: weir-bench was built without the iceoryx C binding");

@@ -36,42 +36,40 @@ static const struct cmd cmds[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: weir-bench <subcommand> [options]\n"
-            "\n"
-            "subcommands:\n");
+    fprintf(f, "usage: weir-bench <subcommand> [options]\n"
+               "\n"
+               "subcommands:\n");
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].summary);
-    fprintf(f,
-            "\n"
-            "options:\n"
-            "  --quick           short budgets (whole run < 30 s on 2 cores)\n"
-            "  --json            print only one JSON object on stdout:\n"
-            "                    {\"cases\":[...],\"ratios\":{...},\"notes\":[...]}\n"
-            "  --filter A,B,...  run only cases whose \"impl name msg_bytes rN\" contains\n"
-            "                    one of the strings (e.g. --filter weir, --filter pingpong,\n"
-            "                    --filter 'weir tput.thr.read 64 r,memcpy')\n"
-            "  --list            list the cases, run nothing\n"
-            "  --budget-ms N     time budget of each case, shared by its rounds\n"
-            "                    (default 1200, quick 120)\n"
-            "  --rounds N        run the whole plan N times (1..9, default 3), interleaved,\n"
-            "                    and keep each case's best round (noise only slows down)\n"
-            "  --timeout-ms N    bound of every blocking call (default 5000)\n"
-            "  --depth N         ring depth / queue capacity for every size (1..256;\n"
-            "                    default 256 up to 1 KiB, 16 for 64 KiB, 4 for 1 MiB)\n"
-            "  --pin-multi MODE  3-4 parties on the 2 cores: rr (party i on CPU i%%2,\n"
-            "                    default) or none (unpinned); 2 parties: always CPUs 0/1\n"
-            "  --no-zmq          skip the ZeroMQ baselines\n"
-            "  --no-iceoryx      skip the iceoryx baselines (and iox-roudi)\n"
-            "  -h, --help        this text\n"
-            "\n"
-            "chan cases: tput.<thr|proc>.<read|zc|copy> (1 writer -> rd readers),\n"
-            "pingpong.<thr|proc>.<read|zc|copy|block|spin>, floor.1line/2lines (cache-line\n"
-            "ping-pong between two pinned threads), memcpy; thr = threads, proc = processes\n"
-            "(fork); --list shows every case, the table's notes say what each one does.\n"
-            "\n"
-            "Each case runs for its time budget or its message budget, whichever\n"
-            "comes first. Exit status: 0 all cases ran, 1 a case failed, 2 usage.\n");
+    fprintf(f, "\n"
+               "options:\n"
+               "  --quick           short budgets (whole run < 30 s on 2 cores)\n"
+               "  --json            print only one JSON object on stdout:\n"
+               "                    {\"cases\":[...],\"ratios\":{...},\"notes\":[...]}\n"
+               "  --filter A,B,...  run only cases whose \"impl name msg_bytes rN\" contains\n"
+               "                    one of the strings (e.g. --filter weir, --filter pingpong,\n"
+               "                    --filter 'weir tput.thr.read 64 r,memcpy')\n"
+               "  --list            list the cases, run nothing\n"
+               "  --budget-ms N     time budget of each case, shared by its rounds\n"
+               "                    (default 1200, quick 120)\n"
+               "  --rounds N        run the whole plan N times (1..9, default 3), interleaved,\n"
+               "                    and keep each case's best round (noise only slows down)\n"
+               "  --timeout-ms N    bound of every blocking call (default 5000)\n"
+               "  --depth N         ring depth / queue capacity for every size (1..256;\n"
+               "                    default 256 up to 1 KiB, 16 for 64 KiB, 4 for 1 MiB)\n"
+               "  --pin-multi MODE  3-4 parties on the 2 cores: rr (party i on CPU i%%2,\n"
+               "                    default) or none (unpinned); 2 parties: always CPUs 0/1\n"
+               "  --no-zmq          skip the ZeroMQ baselines\n"
+               "  --no-iceoryx      skip the iceoryx baselines (and iox-roudi)\n"
+               "  -h, --help        this text\n"
+               "\n"
+               "chan cases: tput.<thr|proc>.<read|zc|copy> (1 writer -> rd readers),\n"
+               "pingpong.<thr|proc>.<read|zc|copy|block|spin>, floor.1line/2lines (cache-line\n"
+               "ping-pong between two pinned threads), memcpy; thr = threads, proc = processes\n"
+               "(fork); --list shows every case, the table's notes say what each one does.\n"
+               "\n"
+               "Each case runs for its time budget or its message budget, whichever\n"
+               "comes first. Exit status: 0 all cases ran, 1 a case failed, 2 usage.\n");
 }
 
 int bench_parse_opts(int argc, char **argv, const char *cmd)
@@ -97,8 +95,7 @@ int bench_parse_opts(int argc, char **argv, const char *cmd)
     optind = 1;
     for (;;) {
         int o = getopt_long(argc, argv, ":h", lo, NULL);
-        if (o == -1)
-            break;
+        if (o == -1) break;
         char *end = NULL;
         switch (o) {
         case 'q':
@@ -189,10 +186,8 @@ int bench_parse_opts(int argc, char **argv, const char *cmd)
                 argv[optind]);
         return -1;
     }
-    if (budget_ms < 0)
-        budget_ms = bench_opts.quick ? 120 : 1200;
-    if (!bench_opts.rounds)
-        bench_opts.rounds = 3;
+    if (budget_ms < 0) budget_ms = bench_opts.quick ? 120 : 1200;
+    if (!bench_opts.rounds) bench_opts.rounds = 3;
     /* The budget of a case is shared by its rounds. */
     bench_opts.budget_ns = (uint64_t)budget_ms * 1000000u / (uint64_t)bench_opts.rounds;
     bench_opts.pp_budget_ns = bench_opts.budget_ns;
@@ -236,18 +231,15 @@ void bench_row_init(struct bench_row *r, const char *name, const char *impl, siz
 /* The filter is a comma-separated list of substrings of "impl name msg_bytes rN". */
 static int selected_key(const char *key)
 {
-    if (!bench_opts.filter)
-        return 1;
+    if (!bench_opts.filter) return 1;
     const char *f = bench_opts.filter;
     while (*f) {
         size_t n = strcspn(f, ",");
         char part[128];
         snprintf(part, sizeof(part), "%.*s", (int)(n < sizeof(part) ? n : sizeof(part) - 1), f);
-        if (part[0] && strstr(key, part))
-            return 1;
+        if (part[0] && strstr(key, part)) return 1;
         f += n;
-        if (*f == ',')
-            f++;
+        if (*f == ',') f++;
     }
     return 0;
 }
@@ -263,8 +255,7 @@ int bench_begin(const struct bench_row *r)
 {
     char key[128];
     snprintf(key, sizeof(key), "%s %s %zu r%d", r->impl, r->name, r->msg_bytes, r->readers);
-    if (!selected_key(key))
-        return 0;
+    if (!selected_key(key)) return 0;
     if (bench_opts.list) {
         printf("%-10s %-20s %9zu %d\n", r->impl, r->name, r->msg_bytes, r->readers);
         return 0;
@@ -322,8 +313,9 @@ static void print_row(const struct bench_row *r)
         snprintf(rd, sizeof(rd), "-");
     const char *tag = r->failed ? "FAILED: " : r->skipped ? "skipped: " : "";
     printf("%-20s %-10s %9zu %2s %5s %9s %9s %8s %8s  %s%s%s%s\n", r->name, r->impl, r->msg_bytes,
-           rd, depth, rate, mb, p50, p99, r->notes, (r->failed || r->skipped) && r->notes[0] ? "; " : "",
-           tag, (r->failed || r->skipped) ? r->error : "");
+           rd, depth, rate, mb, p50, p99, r->notes,
+           (r->failed || r->skipped) && r->notes[0] ? "; " : "", tag,
+           (r->failed || r->skipped) ? r->error : "");
     fflush(stdout);
 }
 
@@ -349,10 +341,8 @@ static struct bench_row *find_same(const struct bench_row *r)
 static void progress(const struct bench_row *r)
 {
     static int tty = -1;
-    if (tty < 0)
-        tty = isatty(2);
-    if (!tty)
-        return;
+    if (tty < 0) tty = isatty(2);
+    if (!tty) return;
     fprintf(stderr, "\r\033[K[round %d/%d] %s %s %zu B r%d", bench_opts.round + 1,
             bench_opts.rounds, r->impl, r->name, r->msg_bytes, r->readers);
 }
@@ -368,8 +358,7 @@ void bench_emit(const struct bench_row *r)
     }
     struct bench_row *old = find_same(r);
     if (old) {
-        if (old->failed || old->skipped)
-            return;
+        if (old->failed || old->skipped) return;
         if (r->failed || r->skipped) {
             double keep[BENCH_MAX_ROUNDS];
             int nk = old->nrounds;
@@ -380,8 +369,7 @@ void bench_emit(const struct bench_row *r)
             return;
         }
         double v = round_figure(r);
-        if (old->nrounds < BENCH_MAX_ROUNDS)
-            old->round_val[old->nrounds++] = v;
+        if (old->nrounds < BENCH_MAX_ROUNDS) old->round_val[old->nrounds++] = v;
         int better = is_latency_row(r) ? v < old->p50_ns : v > old->msgs_per_s;
         if (better) {
             old->msgs_per_s = r->msgs_per_s;
@@ -404,8 +392,7 @@ void bench_emit(const struct bench_row *r)
     struct bench_row *n = &rows[nrows++];
     *n = *r;
     n->nrounds = 0;
-    if (!r->failed && !r->skipped)
-        n->round_val[n->nrounds++] = round_figure(r);
+    if (!r->failed && !r->skipped) n->round_val[n->nrounds++] = round_figure(r);
 }
 
 const struct bench_row *bench_find(const char *name, const char *impl, size_t msg_bytes,
@@ -413,14 +400,10 @@ const struct bench_row *bench_find(const char *name, const char *impl, size_t ms
 {
     for (size_t i = 0; i < nrows; i++) {
         const struct bench_row *r = &rows[i];
-        if (strcmp(r->name, name) || strcmp(r->impl, impl))
-            continue;
-        if (msg_bytes && r->msg_bytes != msg_bytes)
-            continue;
-        if (readers && r->readers != readers)
-            continue;
-        if (r->failed || r->skipped)
-            return NULL;
+        if (strcmp(r->name, name) || strcmp(r->impl, impl)) continue;
+        if (msg_bytes && r->msg_bytes != msg_bytes) continue;
+        if (readers && r->readers != readers) continue;
+        if (r->failed || r->skipped) return NULL;
         return r;
     }
     return NULL;
@@ -438,8 +421,7 @@ void bench_note(const char *fmt, ...)
         if (nn) {
             notes = nn;
             notes[nnotes] = strdup(buf);
-            if (notes[nnotes])
-                nnotes++;
+            if (notes[nnotes]) nnotes++;
         }
     } else {
         printf("# %s\n", buf);
@@ -450,8 +432,7 @@ void bench_note(const char *fmt, ...)
 void bench_ratio(const char *key, const char *desc, double num, double den, const char *op,
                  double target, const char *why_missing)
 {
-    if (nratios == sizeof(ratios) / sizeof(ratios[0]))
-        return;
+    if (nratios == sizeof(ratios) / sizeof(ratios[0])) return;
     if (bench_opts.filter && !(num > 0 && den > 0))
         return; /* a filtered run: only the ratios it measured */
     struct ratio *q = &ratios[nratios++];
@@ -553,7 +534,7 @@ static void print_json(const char *cmd)
         else
             printf("%s", q->ok ? "true" : "false");
         printf(",\"what\":");
-        json_str(q->desc);
+        json_str(q->desc + strspn(q->desc, " "));
         printf("}");
     }
     printf("},\n\"notes\":[");
@@ -566,10 +547,8 @@ static void print_json(const char *cmd)
 
 static void print_table(void)
 {
-    if (isatty(2))
-        fprintf(stderr, "\r\033[K");
-    if (!nrows)
-        return;
+    if (isatty(2)) fprintf(stderr, "\r\033[K");
+    if (!nrows) return;
     print_header();
     for (size_t i = 0; i < nrows; i++)
         print_row(&rows[i]);
@@ -577,8 +556,7 @@ static void print_table(void)
 
 static void print_ratios(void)
 {
-    if (!nratios)
-        return;
+    if (!nratios) return;
     printf("\nratios (targets of the issue, from this run):\n");
     for (size_t i = 0; i < nratios; i++) {
         const struct ratio *q = &ratios[i];
@@ -594,8 +572,7 @@ static void print_ratios(void)
 int bench_finish(const char *cmd)
 {
     if (bench_opts.json) {
-        if (isatty(2))
-            fprintf(stderr, "\r\033[K");
+        if (isatty(2)) fprintf(stderr, "\r\033[K");
         print_json(cmd);
     } else {
         print_table();
@@ -624,10 +601,10 @@ int main(int argc, char **argv)
         return 0;
     }
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-        if (!strcmp(sub, cmds[i].name))
-            return cmds[i].fn(argc - 1, argv + 1);
+        if (!strcmp(sub, cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
     if (sub[0] == '-')
-        fprintf(stderr, "weir-bench: expected a subcommand before option '%s' (try 'weir-bench --help')\n",
+        fprintf(stderr,
+                "weir-bench: expected a subcommand before option '%s' (try 'weir-bench --help')\n",
                 sub);
     else
         fprintf(stderr, "weir-bench: unknown subcommand '%s' (try 'weir-bench --help')\n", sub);

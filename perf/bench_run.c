@@ -43,8 +43,7 @@ void *bench_shm_alloc(size_t bytes)
 
 void bench_shm_free(void *p, size_t bytes)
 {
-    if (p)
-        munmap(p, bytes);
+    if (p) munmap(p, bytes);
 }
 
 struct bench_shared *bench_shared_new(void)
@@ -62,8 +61,7 @@ int bench_pin_self(int cpu)
     cpu_set_t set;
     CPU_ZERO(&set);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    if (ncpu < 1)
-        ncpu = 1;
+    if (ncpu < 1) ncpu = 1;
     if (cpu < 0) {
         for (long i = 0; i < ncpu && i < CPU_SETSIZE; i++)
             CPU_SET((int)i, &set);
@@ -76,8 +74,7 @@ int bench_pin_self(int cpu)
 
 int bench_fail(struct bench_shared *sh, int idx, int err, const char *fmt, ...)
 {
-    if (err >= 0)
-        err = -EIO;
+    if (err >= 0) err = -EIO;
     struct bench_res *r = &sh->res[idx];
     if (r->err == 0) {
         va_list ap;
@@ -97,11 +94,9 @@ int bench_barrier(struct bench_shared *sh, int n, int *gen)
     atomic_fetch_add(&sh->arrived, 1);
     uint64_t deadline = bench_now_ns() + (uint64_t)(bench_opts.timeout_ms + 5000) * 1000000u;
     for (unsigned spins = 1; atomic_load(&sh->arrived) < target; spins++) {
-        if (atomic_load_explicit(&sh->abort, memory_order_relaxed))
-            return -ECANCELED;
+        if (atomic_load_explicit(&sh->abort, memory_order_relaxed)) return -ECANCELED;
         if ((spins & 63) == 0) {
-            if (bench_now_ns() > deadline)
-                return -ETIMEDOUT;
+            if (bench_now_ns() > deadline) return -ETIMEDOUT;
             sched_yield(); /* more parties than CPUs: let the late ones run */
         } else {
             bench_cpu_relax();
@@ -152,8 +147,7 @@ static void *watchdog_main(void *p)
         if (rc == ETIMEDOUT && !w->done) {
             w->fired = 1;
             for (int i = 0; i < w->npids; i++)
-                if (w->pids[i] > 0)
-                    kill(w->pids[i], SIGKILL);
+                if (w->pids[i] > 0) kill(w->pids[i], SIGKILL);
             break;
         }
     }
@@ -164,16 +158,14 @@ static void *watchdog_main(void *p)
 static int first_error(const struct bench_shared *sh, int n)
 {
     for (int i = 0; i < n; i++)
-        if (sh->res[i].err)
-            return sh->res[i].err;
+        if (sh->res[i].err) return sh->res[i].err;
     return 0;
 }
 
 int bench_run_parties(struct bench_shared *sh, const struct bench_run *run)
 {
     int n = run->nparties;
-    if (n < 1 || n > BENCH_MAX_PARTIES)
-        return -EINVAL;
+    if (n < 1 || n > BENCH_MAX_PARTIES) return -EINVAL;
     int deadline_ms = run->deadline_ms;
     if (deadline_ms <= 0)
         deadline_ms = (int)(bench_opts.budget_ns / 1000000u) +
@@ -197,10 +189,8 @@ int bench_run_parties(struct bench_shared *sh, const struct bench_run *run)
         }
         cpu_set_t saved;
         int have_saved = sched_getaffinity(0, sizeof(saved), &saved) == 0;
-        if (sh->res[0].err == 0 && first_error(sh, n) == 0)
-            run_one(sh, run, 0);
-        if (have_saved)
-            sched_setaffinity(0, sizeof(saved), &saved);
+        if (sh->res[0].err == 0 && first_error(sh, n) == 0) run_one(sh, run, 0);
+        if (have_saved) sched_setaffinity(0, sizeof(saved), &saved);
         for (int i = 1; i <= started; i++) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -210,7 +200,8 @@ int bench_run_parties(struct bench_shared *sh, const struct bench_run *run)
                 clock_gettime(CLOCK_REALTIME, &ts);
                 ts.tv_sec += bench_opts.timeout_ms / 1000 + 2;
                 if (pthread_timedjoin_np(th[i], NULL, &ts) != 0) {
-                    fprintf(stderr, "weir-bench: fatal: party %d (thread) did not finish; giving up\n", i);
+                    fprintf(stderr,
+                            "weir-bench: fatal: party %d (thread) did not finish; giving up\n", i);
                     fflush(stdout);
                     _exit(3);
                 }
@@ -230,8 +221,7 @@ int bench_run_parties(struct bench_shared *sh, const struct bench_run *run)
         }
         if (pid == 0) {
             run_one(sh, run, i);
-            if (run->clean_exit)
-                exit(sh->res[i].err ? 1 : 0);
+            if (run->clean_exit) exit(sh->res[i].err ? 1 : 0);
             _exit(sh->res[i].err ? 1 : 0);
         }
         pids[i] = pid;
@@ -255,21 +245,18 @@ int bench_run_parties(struct bench_shared *sh, const struct bench_run *run)
     if (first == 1) {
         cpu_set_t saved;
         int have_saved = sched_getaffinity(0, sizeof(saved), &saved) == 0;
-        if (first_error(sh, n) == 0)
-            run_one(sh, run, 0);
-        if (have_saved)
-            sched_setaffinity(0, sizeof(saved), &saved);
+        if (first_error(sh, n) == 0) run_one(sh, run, 0);
+        if (have_saved) sched_setaffinity(0, sizeof(saved), &saved);
     }
     for (int i = first; i < n; i++) {
-        if (pids[i] <= 0)
-            continue;
+        if (pids[i] <= 0) continue;
         int status = 0;
         while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
             ;
         if (WIFSIGNALED(status) && sh->res[i].err == 0)
             bench_fail(sh, i, WTERMSIG(status) == SIGKILL ? -ETIMEDOUT : -ECHILD,
-                       "party %d (pid %d) killed by signal %d%s", i, (int)pids[i],
-                       WTERMSIG(status), WTERMSIG(status) == SIGKILL ? " (deadline)" : "");
+                       "party %d (pid %d) killed by signal %d%s", i, (int)pids[i], WTERMSIG(status),
+                       WTERMSIG(status) == SIGKILL ? " (deadline)" : "");
         else if (WIFEXITED(status) && WEXITSTATUS(status) != 0 && sh->res[i].err == 0)
             bench_fail(sh, i, -ECHILD, "party %d exited with status %d", i, WEXITSTATUS(status));
         pids[i] = 0;
@@ -333,8 +320,7 @@ const uint8_t *bench_src_buf(size_t bytes)
     static size_t have;
     if (bytes > have) {
         uint8_t *nb = NULL;
-        if (posix_memalign((void **)&nb, 64, bytes))
-            return NULL;
+        if (posix_memalign((void **)&nb, 64, bytes)) return NULL;
         for (size_t i = 0; i < bytes; i++)
             nb[i] = (uint8_t)(i * 131u + 7u);
         free(buf);
@@ -346,12 +332,9 @@ const uint8_t *bench_src_buf(size_t bytes)
 
 unsigned bench_depth_for(size_t msg_bytes)
 {
-    if (bench_opts.depth)
-        return bench_opts.depth;
-    if (msg_bytes <= 1024)
-        return 256;
-    if (msg_bytes <= 65536)
-        return 16;
+    if (bench_opts.depth) return bench_opts.depth;
+    if (msg_bytes <= 1024) return 256;
+    if (msg_bytes <= 65536) return 16;
     return 4;
 }
 
@@ -376,29 +359,24 @@ void bench_sort_u64(uint64_t *v, size_t n)
 
 double bench_percentile_sorted(const uint64_t *sorted, size_t n, double q)
 {
-    if (n == 0)
-        return -1;
+    if (n == 0) return -1;
     size_t i = (size_t)(q * (double)n);
-    if (i >= n)
-        i = n - 1;
+    if (i >= n) i = n - 1;
     return (double)sorted[i];
 }
 
 void bench_row_latency(struct bench_row *r, uint64_t *rt, size_t n, uint64_t span_ns)
 {
-    if (n == 0)
-        return;
+    if (n == 0) return;
     bench_sort_u64(rt, n);
     r->p50_ns = bench_percentile_sorted(rt, n, 0.50) / 2.0;
     r->p99_ns = bench_percentile_sorted(rt, n, 0.99) / 2.0;
-    if (span_ns)
-        r->msgs_per_s = (double)n * 1e9 / (double)span_ns;
+    if (span_ns) r->msgs_per_s = (double)n * 1e9 / (double)span_ns;
 }
 
 void bench_row_throughput(struct bench_row *r, uint64_t msgs, uint64_t span_ns)
 {
-    if (span_ns == 0)
-        return;
+    if (span_ns == 0) return;
     r->msgs_per_s = (double)msgs * 1e9 / (double)span_ns;
     r->mb_per_s = r->msgs_per_s * (double)r->msg_bytes / 1e6;
 }
@@ -412,8 +390,7 @@ void bench_row_fail_from(struct bench_row *r, const struct bench_shared *sh, int
     int best = -1;
     for (int i = 0; sh && i < n; i++) {
         const struct bench_res *q = &sh->res[i];
-        if (!q->err || !q->errmsg[0])
-            continue;
+        if (!q->err || !q->errmsg[0]) continue;
         if (best < 0 || (q->err != -ECANCELED && sh->res[best].err == -ECANCELED) ||
             ((q->err == -ECANCELED) == (sh->res[best].err == -ECANCELED) &&
              q->t_fail < sh->res[best].t_fail))
@@ -457,17 +434,14 @@ double bench_parallelism(void)
     int have_saved = sched_getaffinity(0, sizeof(saved), &saved) == 0;
     burn_main(&one);
     for (int i = 0; i < 2; i++)
-        if (pthread_create(&t[i], NULL, burn_main, &two[i]))
-            return -1;
+        if (pthread_create(&t[i], NULL, burn_main, &two[i])) return -1;
     for (int i = 0; i < 2; i++)
         pthread_join(t[i], NULL);
     burn_main(&one2);
-    if (have_saved)
-        sched_setaffinity(0, sizeof(saved), &saved);
+    if (have_saved) sched_setaffinity(0, sizeof(saved), &saved);
     /* The better single-thread rate is the reference (a slow one means the
      * machine was busy, not that two threads scale better than 2x). */
     uint64_t single = one.work > one2.work ? one.work : one2.work;
-    if (!single)
-        return -1;
+    if (!single) return -1;
     return (double)(two[0].work + two[1].work) / (double)(2 * single);
 }
