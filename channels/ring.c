@@ -75,6 +75,7 @@ struct wstate {
     uint64_t mask;     /* active_mask when min_read was computed */
     unsigned idx;      /* seq % depth */
     unsigned gen;
+    uint32_t spin_ns; /* adaptive spin budget (wait.h) */
     int reserved;
     int rescan;
     size_t reserved_len;
@@ -87,6 +88,7 @@ struct rstate {
     unsigned idx;
     unsigned gen;
     uint32_t epoch; /* registration epoch of the id, to detect force-deregistration */
+    uint32_t spin_ns; /* adaptive spin budget (wait.h) */
     int registered;
     int held;
     struct gen_map *g;
@@ -275,6 +277,7 @@ WEIR_API weir_chan *weir_chan_create(const char *name, const weir_chan_opts *o)
     if (!c)
         return NULL;
     c->writer = 1;
+    c->w.spin_ns = WEIR__SPIN_NS;
     c->creator = getpid();
     c->depth = depth;
     if (name) {
@@ -535,6 +538,7 @@ WEIR_API int weir_chan_register_reader(weir_chan *c)
     r->gen = gen;
     r->g = &c->gens[gen];
     r->epoch = epoch;
+    r->spin_ns = WEIR__SPIN_NS;
     r->held = 0;
     r->registered = 1;
     return id;
@@ -623,6 +627,8 @@ static int wait_for_space(weir_chan *c, int timeout_ms)
                      (unsigned long long)c->w.seq);
     uint64_t t0 = weir_now_ns();
     uint64_t deadline = weir__deadline(t0, timeout_ms);
+    uint32_t spin = c->w.spin_ns;
+    int spinning = 1;
     int ret = 0;
     for (unsigned it = 0;; it++) {
         for (int k = 0; k < 64; k++) {
@@ -638,9 +644,10 @@ static int wait_for_space(weir_chan *c, int timeout_ms)
                         timeout_ms, (unsigned long long)c->w.seq);
             goto done;
         }
-        if (now - t0 < WEIR__SPIN_NS)
+        if (now - t0 < spin)
             continue;
-        if (now - t0 < WEIR__SPIN_NS + WEIR__YIELD_NS) {
+        spinning = 0;
+        if (now - t0 < spin + WEIR__YIELD_NS) {
             sched_yield();
             continue;
         }
@@ -657,6 +664,7 @@ static int wait_for_space(weir_chan *c, int timeout_ms)
         weir__store_relaxed(&ctl->wr_sleeping, 0);
     }
 done:
+    c->w.spin_ns = weir__spin_adapt(spin, spinning && ret == 0);
     weir__store_relaxed(&ctl->blocked_ns, ctl->blocked_ns + (weir_now_ns() - t0));
     return ret;
 }
@@ -868,6 +876,8 @@ static int wait_for_data(weir_chan *c, int reader, int timeout_ms)
     }
     uint64_t t0 = weir_now_ns();
     uint64_t deadline = weir__deadline(t0, timeout_ms);
+    uint32_t spin = r->spin_ns;
+    int spinning = 1;
     for (;;) {
         for (int k = 0; k < 64; k++) {
             r->avail = weir__load_acquire(&ctl->write_seq);
@@ -890,9 +900,10 @@ static int wait_for_data(weir_chan *c, int reader, int timeout_ms)
                         reader, timeout_ms, (unsigned long long)r->seq);
             goto done;
         }
-        if (now - t0 < WEIR__SPIN_NS)
+        if (now - t0 < spin)
             continue;
-        if (now - t0 < WEIR__SPIN_NS + WEIR__YIELD_NS) {
+        spinning = 0;
+        if (now - t0 < spin + WEIR__YIELD_NS) {
             sched_yield();
             continue;
         }
@@ -909,6 +920,7 @@ static int wait_for_data(weir_chan *c, int reader, int timeout_ms)
         weir__fetch_sub(&ctl->rd_sleepers, 1);
     }
 done:;
+    r->spin_ns = weir__spin_adapt(spin, spinning && ret == 0);
     struct weir__reader_line *rl = &ctl->readers[reader];
     weir__store_relaxed(&rl->starved_ns, rl->starved_ns + (weir_now_ns() - t0));
     return ret;
