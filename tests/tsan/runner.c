@@ -6,12 +6,21 @@
  * Like Criterion, every test runs in its own forked child process, one at
  * a time, sorted by suite then test name: the suite's .init and the test's
  * .init, the test body, then the test's .fini and the suite's .fini (the
- * .fini fixtures also run after a failed cr_assert* or a cr_skip_test). A
- * test whose child is killed by a signal, or exits with a non-zero status
- * (ThreadSanitizer exits with 66 after a report), or exits before the test
- * has finished, is "crashing"; Criterion counts crashes among the failures
- * too. A test that runs longer than its timeout (the test's .timeout, else
- * its suite's, else --timeout) is killed with SIGKILL and fails.
+ * .fini fixtures also run after a failed cr_assert* or a cr_skip_test).
+ *
+ * Verdicts (Criterion's, except where marked):
+ *  - PASS: no failed assertion, and the process exits with status 0 (also
+ *    an exit(0) before the end of the test, as in Criterion), or with the
+ *    test's .exit_code, or is killed by the test's .signal.
+ *  - FAIL: a failed cr_assert* / cr_expect*. Unlike Criterion, failures in
+ *    .fini fixtures count too (Criterion prints them but lets the test pass).
+ *  - FAIL (timeout): runs longer than its timeout (the test's .timeout, else
+ *    its suite's, else --timeout; none if 0): killed with SIGKILL.
+ *  - CRASH (counted among the failures too, as in Criterion): killed by a
+ *    signal, or exits with a non-zero status (ThreadSanitizer exits with 66
+ *    after a report, and it turns SIGSEGV/SIGBUS into exit status 66), or a
+ *    cr_assert* failed in an .init fixture.
+ *  - SKIP: cr_skip_test() or .disabled; not counted in "Tested".
  *
  * Output (on stderr, like Criterion): the children's own output, then one
  * line per test - "[PASS] suite::name (0.12s)", "[FAIL] suite::name: reason
@@ -87,6 +96,7 @@ struct shared {
     int first_ready;
     int skipped;
     int foreign_abort; /* a cr_assert* failed outside the test's main thread */
+    int init_aborted;  /* a cr_assert* failed in an .init fixture */
     unsigned first_line;
     char first_file[256];
     char first_msg[1024];
@@ -241,9 +251,11 @@ void cri_log_(int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    const char *tag = level == CR_LOG_WARNING ? "warning: " : level == CR_LOG_ERROR ? "error: " : "";
+    const char *tag = level == CR_LOG_WARNING ? "[WARN]"
+                      : level == CR_LOG_ERROR ? "[ERR ]"
+                                              : "[----]";
     flockfile(stderr);
-    fprintf(stderr, "[----] %s%s\n", tag, msg);
+    fprintf(stderr, "%s %s\n", tag, msg);
     funlockfile(stderr);
 }
 
@@ -274,6 +286,8 @@ static void run_child(const struct cri_test_ *t, const struct cri_suite_ *s)
         cut = guarded(s->data->init, PH_INIT);
     if (!cut && t->data->init)
         cut = guarded(t->data->init, PH_INIT);
+    if (cut && !g_sh->skipped)
+        __atomic_store_n(&g_sh->init_aborted, 1, __ATOMIC_SEQ_CST);
     if (!cut)
         guarded(t->fn, PH_TEST);
     guarded(t->data->fini, PH_FINI);
@@ -435,25 +449,27 @@ static enum outcome run_one(const struct cri_test_ *t, const struct opts *o)
             out = O_FAIL;
         } else if (want_exit && code == want_exit && sh->nfailed == 0) {
             out = O_PASS;
-        } else if (!sh->completed) {
+        } else if (code != 0) {
             snprintf(reason, sizeof reason, "CRASH: exited with status %d %s%s%s%s%s", code,
                      phase_names[phase], hint, first[0] ? "; before that: " : "", first, more);
             out = O_CRASH;
-        } else if (code != 0) {
-            snprintf(reason, sizeof reason, "CRASH: exited with status %d after the test%s%s%s%s",
-                     code, hint, first[0] ? "; before that: " : "", first, more);
-            out = O_CRASH;
         } else if (want_exit) {
-            snprintf(reason, sizeof reason, "expected exit status %d, but the test returned",
+            snprintf(reason, sizeof reason, "expected exit status %d, but the test exited with 0",
                      want_exit);
             out = O_FAIL;
+        } else if (sh->nfailed > 0 && sh->init_aborted) {
+            /* Criterion reports an aborted .init as a crash of the test */
+            snprintf(reason, sizeof reason, "CRASH: cr_assert failed in .init: %s%s", first, more);
+            out = O_CRASH;
         } else if (sh->nfailed > 0) {
             snprintf(reason, sizeof reason, "%s%s", first, more);
             out = O_FAIL;
-        } else if (sh->skipped) {
-            out = O_SKIP;
         } else {
-            out = O_PASS;
+            /* exit(0) before the end passes in Criterion too (with a warning in a fixture) */
+            if (!sh->completed && phase != PH_TEST)
+                fprintf(stderr, "[----] Warning! The test `%s::%s` exited %s.\n", t->suite,
+                        t->name, phase_names[phase]);
+            out = sh->skipped ? O_SKIP : O_PASS;
         }
     } else {
         snprintf(reason, sizeof reason, "CRASH: wait status 0x%x", st);

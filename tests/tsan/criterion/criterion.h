@@ -17,7 +17,7 @@
  *    _str_eq, _str_neq, _str_lt, _str_leq, _str_gt, _str_geq, _wcs_*,
  *    _arr_eq, _arr_neq, _arr_*_cmp variants, cr_assert_fail,
  *    cr_expect_fail, cr_skip_test / cr_skip, cr_log, cr_log_info,
- *    cr_log_warn, cr_log_error. Every assertion takes an optional
+ *    cr_log_warn, cr_log_error (always printed). Every assertion takes an optional
  *    printf-style message (a string literal) after its operands.
  *
  * Operands are evaluated once (the message arguments only on failure).
@@ -187,7 +187,8 @@ void cri_log_(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
     CRI_IMPL_(Fail, 0, CRI_MSG_FAIL_, "", NULL, NULL, __VA_ARGS__)
 
 #define CRI_OP_(Fail, Op, A, B, ...)                                                               \
-    CRI_IMPL_(Fail, (A) Op (B), CRI_MSG_EXPR_FALSE_, CRI_STR_((A) Op (B)), NULL, NULL, __VA_ARGS__)
+    CRI_IMPL_(Fail, (A) Op (B), CRI_MSG_EXPR_FALSE_, CRI_STR_((A) Op (B)), NULL, NULL,             \
+              __VA_ARGS__)
 #define CRI_OP_VA_(Fail, Op, ...)                                                                  \
     CRI_OP_(Fail, Op, CRI_A1_(__VA_ARGS__), CRI_A2_(__VA_ARGS__), CRI_REST2_(__VA_ARGS__))
 
@@ -220,7 +221,7 @@ void cri_log_(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
         const char *cri_sa_ = (A);                                                                 \
         const char *cri_sb_ = (B);                                                                 \
         CRI_IMPL_(Fail, cri_sa_ != NULL && cri_sb_ != NULL && strcmp(cri_sa_, cri_sb_) Op 0,       \
-                  CRI_MSG_STR_FALSE_, CRI_STR_((A) Op (B)), cri_sa_, cri_sb_, __VA_ARGS__);          \
+                  CRI_MSG_STR_FALSE_, CRI_STR_((A) Op (B)), cri_sa_, cri_sb_, __VA_ARGS__);      \
     } while (0)
 #define CRI_STR_OP_VA_(Fail, Op, ...)                                                              \
     CRI_STR_OP_(Fail, Op, CRI_A1_(__VA_ARGS__), CRI_A2_(__VA_ARGS__), CRI_REST2_(__VA_ARGS__))
@@ -240,7 +241,7 @@ void cri_log_(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
         const wchar_t *cri_wa_ = (A);                                                              \
         const wchar_t *cri_wb_ = (B);                                                              \
         CRI_IMPL_(Fail, cri_wa_ != NULL && cri_wb_ != NULL && wcscmp(cri_wa_, cri_wb_) Op 0,       \
-                  CRI_MSG_EXPR_FALSE_, CRI_STR_((A) Op (B)), NULL, NULL, __VA_ARGS__);             \
+                  CRI_MSG_EXPR_FALSE_, CRI_STR_((A) Op (B)), NULL, NULL, __VA_ARGS__);         \
     } while (0)
 #define CRI_WCS_OP_VA_(Fail, Op, ...)                                                              \
     CRI_WCS_OP_(Fail, Op, CRI_A1_(__VA_ARGS__), CRI_A2_(__VA_ARGS__), CRI_REST2_(__VA_ARGS__))
@@ -262,7 +263,7 @@ void cri_log_(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
         for (cri_i_ = 0; !cri_order_ && cri_i_ < cri_n_; ++cri_i_)                                 \
             cri_order_ = Cmp(cri_first_ + cri_i_, cri_second_ + cri_i_);                           \
         CRI_IMPL_(Fail, cri_order_ Op 0, CRI_MSG_EXPR_FALSE_,                                      \
-                  CRI_STR_((A)[0..Size] Op (B)[0..Size]), NULL, NULL, __VA_ARGS__);                 \
+                  CRI_STR_((A)[0..Size] Op (B)[0..Size]), NULL, NULL, __VA_ARGS__);              \
     } while (0)
 #define CRI_ARR_CMP_OP_VA_(Fail, Op, ...)                                                          \
     CRI_ARR_CMP_OP_(Fail, Op, CRI_A1_(__VA_ARGS__), CRI_A2_(__VA_ARGS__), CRI_A3_(__VA_ARGS__),   \
