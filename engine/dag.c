@@ -645,3 +645,35 @@ WEIR_API const char *weir_dag_chan_writer(const weir_dag *d, unsigned i)
     int32_t w = d->plan->chans[i].writer;
     return w == WEIR__PLAN_DRIVER ? "driver" : d->plan->actors[w].name;
 }
+
+WEIR_API unsigned weir_dag_nactors(const weir_dag *d)
+{
+    return d ? d->plan->nactors : 0;
+}
+
+WEIR_API int weir_dag_actor_stats(const weir_dag *d, unsigned i, struct weir_actor_stats *st)
+{
+    weir__clearerr();
+    if (!d || !st || i >= d->plan->nactors)
+        return weir__seterr(-EINVAL, "weir_dag_actor_stats: actor %u out of range (%u)", i,
+                            d ? d->plan->nactors : 0);
+    const struct actor_rt *a = &d->actors[i];
+    memset(st, 0, sizeof *st);
+    snprintf(st->name, sizeof st->name, "%s", a->pa->name);
+    st->isolation = a->pa->isolation;
+    st->pid = a->pa->isolation == WEIR_PROCESS ? (int)a->pid : (int)getpid();
+    st->restarts = a->restarts;
+    for (unsigned c = 0; c < d->plan->nchans; c++) {
+        if (a->rid[c] < 0 && d->plan->chans[c].writer != (int32_t)i)
+            continue;
+        struct weir_chan_stats cs;
+        if (weir_chan_stats(d->chans[c], &cs) < 0)
+            continue;
+        if (d->plan->chans[c].writer == (int32_t)i)
+            st->output_blocked_ns += cs.writer_blocked_ns;
+        for (unsigned r = 0; r < cs.nreaders; r++)
+            if (cs.readers[r].id == a->rid[c])
+                st->input_starved_ns += cs.readers[r].starved_ns;
+    }
+    return 0;
+}

@@ -193,6 +193,20 @@ Test(dag, chain)
         cr_assert_eq(st.nreaders, 1);
         cr_assert_eq(st.readers[0].consumed, (uint64_t)N_EXEC);
     }
+    /* Per-actor view: b waits for a, which waits for the driver. */
+    cr_assert_eq(weir_dag_nactors(d), 2);
+    for (unsigned k = 0; k < 2; k++) {
+        struct weir_actor_stats as;
+        cr_assert_eq(weir_dag_actor_stats(d, k, &as), 0);
+        cr_assert_str_eq(as.name, k ? "b" : "a");
+        cr_assert_eq(as.isolation, WEIR_THREAD);
+        cr_assert_eq(as.pid, (int)getpid());
+        cr_assert_eq(as.restarts, 0u);
+        cr_assert(as.input_starved_ns > 0, "actor %s never waited for input", as.name);
+    }
+    struct weir_actor_stats none;
+    cr_assert_eq(weir_dag_actor_stats(d, 2, &none), -EINVAL);
+    cr_assert(strstr(weir_errmsg(), "actor 2 out of range (2)"), "%s", weir_errmsg());
     cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
     weir_graph_free(g);
 }

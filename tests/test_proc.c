@@ -636,6 +636,12 @@ Test(proc, restarts_fail_only_the_crashed_execution)
         waited++;
     }
     cr_assert_eq(pids_seen, 3, "expected the first process and two restarts");
+    struct weir_actor_stats as;
+    cr_assert_eq(weir_dag_actor_stats(d, 1, &as), 0);
+    cr_assert_str_eq(as.name, "crashy");
+    cr_assert_eq(as.isolation, WEIR_PROCESS);
+    cr_assert_eq(as.restarts, 2u);
+    cr_assert_eq((int64_t)as.pid, pid, "stats name the last process");
     cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
     weir_graph_free(g);
 }

@@ -146,6 +146,26 @@ WEIR_API int weir_dag_chan_stats(const weir_dag *d, unsigned i, struct weir_chan
 /* Writer and reader names of channel i ("driver" or an actor name); static strings of the dag. */
 WEIR_API const char *weir_dag_chan_writer(const weir_dag *d, unsigned i);
 
+/* Per-actor view of the same counters: where each actor's time went. */
+struct weir_actor_stats {
+    char name[WEIR_MAX_NAME + 1];
+    int isolation;              /* WEIR_THREAD or WEIR_PROCESS */
+    int pid;                    /* the actor's process (the driver's for threads) */
+    unsigned restarts;          /* process restarts so far */
+    uint64_t input_starved_ns;  /* time spent waiting for input messages (all inputs) */
+    uint64_t output_blocked_ns; /* time spent waiting for readers to free output slots */
+};
+
+/* Number of actors of the dag. */
+WEIR_API unsigned weir_dag_nactors(const weir_dag *d);
+
+/*
+ * Counters of actor i (0 .. nactors-1, in creation order). busy time is
+ * roughly elapsed - input_starved - output_blocked: the actor with the
+ * most busy time is the pipeline's bottleneck.
+ */
+WEIR_API int weir_dag_actor_stats(const weir_dag *d, unsigned i, struct weir_actor_stats *st);
+
 #ifdef __cplusplus
 }
 #endif
