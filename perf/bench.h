@@ -48,6 +48,8 @@ struct bench_opts {
     int rounds;            /* --rounds: the plan runs this many times; rows keep the best */
     int round;             /* the round running now (0-based) */
     int unpinned_multi;    /* --pin-multi none: 3+ parties float (default rr) */
+    int budget_given;      /* --budget-ms was given */
+    int pin_given;         /* --pin-multi was given (dag: unpinned unless "rr" is asked for) */
 };
 
 extern struct bench_opts bench_opts;
@@ -63,7 +65,8 @@ struct bench_row {
     unsigned depth; /* queue depth (slots, HWM, queue capacity); 0: n/a */
     double msgs_per_s;
     double mb_per_s;
-    double p50_ns; /* one-way latency percentiles (ping-pong round trip / 2) */
+    double p50_ns; /* latency percentiles: chan one way (ping-pong round trip / 2);
+                      dag the whole round trip of one execution */
     double p99_ns;
     char notes[96];
     int failed;  /* the case ran and failed: error holds why */
@@ -276,7 +279,15 @@ void bench_iceoryx_tput(int zero_copy, size_t msg_bytes);
 void bench_iceoryx_pingpong(enum bench_mode mode, int zero_copy, size_t msg_bytes);
 void bench_iceoryx_stop(void);
 
+/*
+ * Column names of the report: the JSON key of the rate (default
+ * "msgs_per_s"), its table heading ("msgs/s") and the heading of the
+ * readers column ("rd"). The dag subcommand counts executions and actors.
+ */
+void bench_set_columns(const char *rate_key, const char *rate_col, const char *readers_col);
+
 /* Subcommands. */
 int bench_cmd_chan(int argc, char **argv);
+int bench_cmd_dag(int argc, char **argv);
 
 #endif

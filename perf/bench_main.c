@@ -32,6 +32,10 @@ struct cmd {
 static const struct cmd cmds[] = {
     {"chan", bench_cmd_chan,
      "channel throughput (1->1, 1->2, 1->3) and ping-pong latency, with baselines"},
+    {"dag", bench_cmd_dag,
+     "compiled graphs (1 actor, chain of 4, diamond, fan-out to 4), threads and processes:\n"
+     "           round-trip latency and pipelined executions/s, beside a plain call loop\n"
+     "           and a hand-written pthread pipeline"},
 };
 
 static void usage(FILE *f)
@@ -51,22 +55,33 @@ static void usage(FILE *f)
                "                    --filter 'weir tput.thr.read 64 r,memcpy')\n"
                "  --list            list the cases, run nothing\n"
                "  --budget-ms N     time budget of each case, shared by its rounds\n"
-               "                    (default 1200, quick 120)\n"
+               "                    (default 1200, quick 120; dag quick 250)\n"
                "  --rounds N        run the whole plan N times (1..9, default 3), interleaved,\n"
                "                    and keep each case's best round (noise only slows down)\n"
                "  --timeout-ms N    bound of every blocking call (default 5000)\n"
                "  --depth N         ring depth / queue capacity for every size (1..256;\n"
-               "                    default 256 up to 1 KiB, 16 for 64 KiB, 4 for 1 MiB)\n"
-               "  --pin-multi MODE  3-4 parties on the 2 cores: rr (party i on CPU i%%2,\n"
-               "                    default) or none (unpinned); 2 parties: always CPUs 0/1\n"
-               "  --no-zmq          skip the ZeroMQ baselines\n"
-               "  --no-iceoryx      skip the iceoryx baselines (and iox-roudi)\n"
+               "                    default 256 up to 1 KiB, 16 for 64 KiB, 4 for 1 MiB);\n"
+               "                    dag: max_inflight of weir and queue capacity of the\n"
+               "                    pthread pipeline (default 16)\n"
+               "  --pin-multi MODE  chan: 3-4 parties on the 2 cores: rr (party i on CPU\n"
+               "                    i%%2, default) or none (unpinned); 2 parties: always CPUs 0/1;\n"
+               "                    dag: none (default) or rr (driver on CPU 0, actor i on\n"
+               "                    CPU (i+1)%%ncpu, weir and pthread alike)\n"
+               "  --no-zmq          chan: skip the ZeroMQ baselines\n"
+               "  --no-iceoryx      chan: skip the iceoryx baselines (and iox-roudi)\n"
                "  -h, --help        this text\n"
                "\n"
                "chan cases: tput.<thr|proc>.<read|zc|copy> (1 writer -> rd readers),\n"
                "pingpong.<thr|proc>.<read|zc|copy|block|spin>, floor.1line/2lines (cache-line\n"
                "ping-pong between two pinned threads), memcpy; thr = threads, proc = processes\n"
                "(fork); --list shows every case, the table's notes say what each one does.\n"
+               "\n"
+               "dag cases: <shape>.<mode>.<lat|tput> for shapes one, chain4, diamond, fanout4\n"
+               "and payloads of 8 B and 64 KiB; impl weir (mode thr: thread actors, proc:\n"
+               "every actor a process), pthread (thr: thread per actor, mutex/condvar queues),\n"
+               "floor (call: the stage functions called in a loop). lat = one execution at a\n"
+               "time, p50/p99 of the round trip; tput = depth executions in flight, exec/s.\n"
+               "Every output is checked. JSON rows carry executions_per_s.\n"
                "\n"
                "Each case runs for its time budget or its message budget, whichever\n"
                "comes first. Exit status: 0 all cases ran, 1 a case failed, 2 usage.\n");
@@ -152,6 +167,7 @@ int bench_parse_opts(int argc, char **argv, const char *cmd)
             break;
         }
         case O_PINMULTI:
+            bench_opts.pin_given = 1;
             if (!strcmp(optarg, "rr")) {
                 bench_opts.unpinned_multi = 0;
             } else if (!strcmp(optarg, "none")) {
@@ -186,6 +202,7 @@ int bench_parse_opts(int argc, char **argv, const char *cmd)
                 argv[optind]);
         return -1;
     }
+    bench_opts.budget_given = budget_ms >= 0;
     if (budget_ms < 0) budget_ms = bench_opts.quick ? 120 : 1200;
     if (!bench_opts.rounds) bench_opts.rounds = 3;
     /* The budget of a case is shared by its rounds. */
@@ -213,7 +230,17 @@ struct ratio {
     int ok;
     char why[96];
 };
-static struct ratio ratios[32];
+static struct ratio ratios[64];
+
+/* Column names (bench_set_columns). */
+static const char *rate_key = "msgs_per_s", *rate_col = "msgs/s", *readers_col = "rd";
+
+void bench_set_columns(const char *key, const char *col, const char *rcol)
+{
+    rate_key = key;
+    rate_col = col;
+    readers_col = rcol;
+}
 static size_t nratios;
 
 void bench_row_init(struct bench_row *r, const char *name, const char *impl, size_t msg_bytes,
@@ -289,8 +316,8 @@ static void fmt_num(char *out, size_t n, double v)
 
 static void print_header(void)
 {
-    printf("%-20s %-10s %9s %2s %5s %9s %9s %8s %8s  %s\n", "name", "impl", "msg_bytes", "rd",
-           "depth", "msgs/s", "MB/s", "p50_ns", "p99_ns", "notes");
+    printf("%-20s %-10s %9s %3s %5s %9s %9s %8s %8s  %s\n", "name", "impl", "msg_bytes",
+           readers_col, "depth", rate_col, "MB/s", "p50_ns", "p99_ns", "notes");
     printf("%.*s\n", 120,
            "---------------------------------------------------------------------------------"
            "---------------------------------------------------------------------------------");
@@ -312,7 +339,7 @@ static void print_row(const struct bench_row *r)
     else
         snprintf(rd, sizeof(rd), "-");
     const char *tag = r->failed ? "FAILED: " : r->skipped ? "skipped: " : "";
-    printf("%-20s %-10s %9zu %2s %5s %9s %9s %8s %8s  %s%s%s%s\n", r->name, r->impl, r->msg_bytes,
+    printf("%-20s %-10s %9zu %3s %5s %9s %9s %8s %8s  %s%s%s%s\n", r->name, r->impl, r->msg_bytes,
            rd, depth, rate, mb, p50, p99, r->notes,
            (r->failed || r->skipped) && r->notes[0] ? "; " : "", tag,
            (r->failed || r->skipped) ? r->error : "");
@@ -497,7 +524,7 @@ static void print_json(const char *cmd)
             printf("%u", r->depth);
         else
             printf("null");
-        printf(",\"msgs_per_s\":");
+        printf(",\"%s\":", rate_key);
         json_num(r->msgs_per_s);
         printf(",\"mb_per_s\":");
         json_num(r->mb_per_s);
