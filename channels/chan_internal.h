@@ -20,5 +20,8 @@ int weir__chan_claim_reader(weir_chan *c, int id);
 uint64_t weir__chan_write_seq(const weir_chan *c);
 uint64_t weir__chan_read_seq(const weir_chan *c, int id);
 void weir__chan_set_label(weir_chan *c, const char *label);
+/* Cheap readiness checks, so callers can skip computing a deadline (ring.c). */
+int weir__chan_can_read(weir_chan *c, int id);
+int weir__chan_can_reserve(weir_chan *c, size_t len);
 
 #endif

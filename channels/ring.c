@@ -1171,3 +1171,23 @@ uint64_t weir__chan_read_seq(const weir_chan *c, int id)
 {
     return weir__load_acquire(&c->ctl->readers[id].read_seq);
 }
+
+/* Would weir_chan_read_msg return a message at once? (No clock, no error text.) */
+int weir__chan_can_read(weir_chan *c, int id);
+int weir__chan_can_read(weir_chan *c, int id)
+{
+    struct rstate *r = &c->r[id];
+    if (!r->registered || r->held)
+        return 0;
+    if (r->seq < r->avail)
+        return 1;
+    r->avail = weir__load_acquire(&c->ctl->write_seq);
+    return r->seq < r->avail;
+}
+
+/* Would weir_chan_reserve(len) succeed at once without growing? */
+int weir__chan_can_reserve(weir_chan *c, size_t len)
+{
+    return c->writer && !c->w.reserved && !c->w.rescan && slot_free(c) &&
+           len <= c->w.g->slot_bytes && !weir__load_relaxed(&c->ctl->closed);
+}

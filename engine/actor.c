@@ -44,14 +44,59 @@ void weir__dag_unref(struct weir_dag *d)
 
 /* ---- results ------------------------------------------------------------ */
 
+/*
+ * Result blocks are recycled through a small global cache: an execute loop
+ * then allocates nothing in steady state, and large results do not make
+ * glibc shrink and regrow the heap on every execution. Global rather than
+ * per dag because a result may outlive its dag.
+ */
+#define RESULT_CACHE 16
+#define RESULT_CACHE_MAX_BYTES ((size_t)4 << 20)
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct weir_result *cache[RESULT_CACHE];
+
+struct weir_result *weir__result_alloc(size_t bytes)
+{
+    pthread_mutex_lock(&cache_mu);
+    for (unsigned i = 0; i < RESULT_CACHE; i++)
+        if (cache[i] && cache[i]->cap >= bytes) {
+            struct weir_result *r = cache[i];
+            cache[i] = NULL;
+            pthread_mutex_unlock(&cache_mu);
+            return r;
+        }
+    pthread_mutex_unlock(&cache_mu);
+    size_t cap = bytes < 256 ? 256 : bytes;
+    struct weir_result *r = malloc(cap);
+    if (r)
+        r->cap = cap;
+    return r;
+}
+
 void weir__result_free(struct weir_result *r)
 {
     if (!r)
         return;
-    for (unsigned i = 0; i < r->n; i++)
-        free(r->outs[i].data);
-    free(r->outs);
-    free(r->errtext);
+    if (r->cap <= RESULT_CACHE_MAX_BYTES) {
+        pthread_mutex_lock(&cache_mu);
+        for (unsigned i = 0; i < RESULT_CACHE; i++)
+            if (!cache[i]) {
+                cache[i] = r;
+                pthread_mutex_unlock(&cache_mu);
+                return;
+            }
+        /* Full: replace the smallest block if this one is larger. */
+        unsigned small = 0;
+        for (unsigned i = 1; i < RESULT_CACHE; i++)
+            if (cache[i]->cap < cache[small]->cap)
+                small = i;
+        if (cache[small]->cap < r->cap) {
+            struct weir_result *old = cache[small];
+            cache[small] = r;
+            r = old;
+        }
+        pthread_mutex_unlock(&cache_mu);
+    }
     free(r);
 }
 

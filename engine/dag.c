@@ -79,7 +79,7 @@ void weir__dag_destroy(struct weir_dag *d)
             weir_chan_free(d->chans[c]);
     for (unsigned i = 0; i < d->nready; i++)
         weir__result_free(d->ready[i]);
-    weir__result_free(d->partial);
+    free(d->held);
     if (d->actors && p)
         for (unsigned a = 0; a < p->nactors; a++)
             if (d->actors[a].pidfd >= 0)
@@ -121,8 +121,9 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g)
     d->drv_rid = malloc((nch ? nch : 1) * sizeof *d->drv_rid);
     d->argch = malloc((nch ? nch : 1) * sizeof *d->argch);
     d->outch = malloc((p->nouts ? p->nouts : 1) * sizeof *d->outch);
+    d->held = calloc(p->nouts ? p->nouts : 1, sizeof *d->held);
     d->actors = calloc(p->nactors ? p->nactors : 1, sizeof *d->actors);
-    if (!d->chans || !d->drv_rid || !d->argch || !d->outch || !d->actors)
+    if (!d->chans || !d->drv_rid || !d->argch || !d->outch || !d->held || !d->actors)
         goto oom;
     /* Actor notes are shared with actor processes: map them before any fork. */
     d->notes_bytes = (p->nactors ? p->nactors : 1) * sizeof *d->notes;
@@ -269,20 +270,22 @@ WEIR_API weir_dag *weir_compile(weir_graph *g, const weir_compile_opts *opts)
     return dag_start(p, g);
 }
 
-static uint64_t deadline_of(int timeout_ms)
+static struct weir__deadline deadline_of(int timeout_ms)
 {
-    return timeout_ms < 0 ? UINT64_MAX : weir_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+    return (struct weir__deadline){timeout_ms, 0};
 }
 
-/* Milliseconds left until deadline, rounded up; -1 for none. */
-static int remaining_ms(uint64_t deadline)
+/* Milliseconds left (rounded up), reading the clock only on first need; -1: none. */
+static int deadline_ms(struct weir__deadline *dl)
 {
-    if (deadline == UINT64_MAX)
-        return -1;
+    if (dl->timeout_ms <= 0)
+        return dl->timeout_ms < 0 ? -1 : 0;
     uint64_t now = weir_now_ns();
-    if (now >= deadline)
+    if (!dl->at)
+        dl->at = now + (uint64_t)dl->timeout_ms * 1000000ull;
+    if (now >= dl->at)
         return 0;
-    uint64_t ms = (deadline - now + 999999) / 1000000;
+    uint64_t ms = (dl->at - now + 999999) / 1000000;
     return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
@@ -372,28 +375,19 @@ static int is_abandoned(struct weir_dag *d, uint64_t e, int remove)
 }
 
 /* Read (the rest of) the outputs of execution next_collect. */
-static int collect_one(struct weir_dag *d, uint64_t deadline)
+/* Read (the rest of) the outputs of execution next_collect into a new ready result. */
+static int collect_one(struct weir_dag *d, struct weir__deadline *dl)
 {
     const struct weir__plan *p = d->plan;
     uint64_t e = d->next_collect;
-    if (!d->partial) {
-        d->partial = calloc(1, sizeof *d->partial);
-        if (d->partial)
-            d->partial->outs = calloc(p->nouts, sizeof *d->partial->outs);
-        if (!d->partial || !d->partial->outs) {
-            weir__result_free(d->partial);
-            d->partial = NULL;
-            return weir__seterr(-ENOMEM, "graph '%s': out of memory for a result", p->graph);
-        }
-        d->partial->exec = e;
-        d->partial->n = p->nouts;
-        d->partial_k = 0;
-    }
-    struct weir_result *r = d->partial;
+    /* 1. Hold this execution's message on every output channel. */
     while (d->partial_k < d->noutch) {
         unsigned c = d->outch[d->partial_k];
-        weir_chan_msg m;
-        int rc = weir_chan_read_msg(d->chans[c], d->drv_rid[c], &m, remaining_ms(deadline));
+        weir_chan_msg *m = &d->held[d->partial_k];
+        int rc = weir_chan_read_msg(d->chans[c], d->drv_rid[c], m,
+                                    weir__chan_can_read(d->chans[c], d->drv_rid[c])
+                                        ? 0
+                                        : deadline_ms(dl));
         if (rc < 0) {
             if (rc == -EPIPE && __atomic_load_n(&d->dead, __ATOMIC_ACQUIRE))
                 return weir__seterr(-EPIPE, "graph '%s': execution %llu failed: %s", p->graph,
@@ -405,37 +399,57 @@ static int collect_one(struct weir_dag *d, uint64_t deadline)
                                     p->graph, (unsigned long long)e, p->chans[c].name);
             return rc;
         }
-        if (m.seq != e) {
+        if (m->seq != e) {
             weir_chan_release(d->chans[c], d->drv_rid[c]);
             return weir__seterr(-EPROTO,
                                 "graph '%s': channel '%s' delivered message %llu for execution "
                                 "%llu",
-                                p->graph, p->chans[c].name, (unsigned long long)m.seq,
+                                p->graph, p->chans[c].name, (unsigned long long)m->seq,
                                 (unsigned long long)e);
         }
-        if (m.flags & WEIR_MSG_ERROR) {
-            if (!r->err) {
-                r->err = 1;
-                r->errtext = strndup((const char *)m.data, m.len);
-            }
-        } else {
-            for (unsigned i = 0; i < p->nouts; i++) {
-                if (p->outputs[i] != c)
-                    continue;
-                r->outs[i].data = malloc(m.len ? m.len : 1);
-                if (!r->outs[i].data) {
-                    weir_chan_release(d->chans[c], d->drv_rid[c]);
-                    return weir__seterr(-ENOMEM, "graph '%s': out of memory for a result",
-                                        p->graph);
-                }
-                memcpy(r->outs[i].data, m.data, m.len);
-                r->outs[i].len = m.len;
-            }
-        }
-        weir_chan_release(d->chans[c], d->drv_rid[c]);
         d->partial_k++;
     }
-    d->partial = NULL;
+    /* 2. Copy them into one block, then release them all. */
+    size_t bytes = sizeof(struct weir_result) + p->nouts * sizeof(((struct weir_result *)0)->outs[0]);
+    int err = -1;
+    for (unsigned k = 0; k < d->noutch; k++) {
+        if ((d->held[k].flags & WEIR_MSG_ERROR) && err < 0)
+            err = (int)k;
+        for (unsigned i = 0; i < p->nouts; i++)
+            if (p->outputs[i] == d->outch[k])
+                bytes += (d->held[k].len + 15) & ~(size_t)15;
+    }
+    if (err >= 0)
+        bytes += d->held[err].len + 1;
+    struct weir_result *r = weir__result_alloc(bytes);
+    if (!r)
+        return weir__seterr(-ENOMEM, "graph '%s': out of memory for a result of %zu bytes",
+                            p->graph, bytes);
+    r->exec = e;
+    r->n = p->nouts;
+    r->err = err >= 0;
+    r->errtext = NULL;
+    r->outs = (void *)(r + 1);
+    char *data = (char *)(r->outs + p->nouts);
+    for (unsigned i = 0; i < p->nouts; i++) {
+        unsigned k = 0;
+        while (d->outch[k] != p->outputs[i])
+            k++;
+        const weir_chan_msg *m = &d->held[k];
+        r->outs[i].len = (m->flags & WEIR_MSG_ERROR) ? 0 : m->len;
+        r->outs[i].data = data;
+        if (r->outs[i].len)
+            memcpy(data, m->data, m->len);
+        data += (r->outs[i].len + 15) & ~(size_t)15;
+    }
+    if (err >= 0) {
+        r->errtext = data;
+        memcpy(data, d->held[err].data, d->held[err].len);
+        data[d->held[err].len] = '\0';
+    }
+    for (unsigned k = 0; k < d->noutch; k++)
+        weir_chan_release(d->chans[d->outch[k]], d->drv_rid[d->outch[k]]);
+    d->partial_k = 0;
     d->next_collect++;
     if (is_abandoned(d, e, 1)) {
         weir__result_free(r);
@@ -456,7 +470,7 @@ static int collect_one(struct weir_dag *d, uint64_t deadline)
 }
 
 static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned nargs,
-                         uint64_t *exec_id, uint64_t deadline)
+                         uint64_t *exec_id, struct weir__deadline *dl)
 {
     const struct weir__plan *p = d->plan;
     if (__atomic_load_n(&d->dead, __ATOMIC_ACQUIRE))
@@ -470,7 +484,7 @@ static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned narg
                                 "graph '%s': %u finished results are waiting to be collected "
                                 "with weir_wait (max_buffered %u)",
                                 p->graph, d->nready, p->max_buffered);
-        int rc = collect_one(d, deadline);
+        int rc = collect_one(d, dl);
         if (rc < 0)
             return rc;
     }
@@ -480,7 +494,8 @@ static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned narg
     for (k = 0; k < d->nargch; k++) {
         const struct weir__plan_chan *pc = &p->chans[d->argch[k]];
         const weir_buf *b = &args[pc->src_index];
-        dst[k] = weir_chan_reserve(d->chans[d->argch[k]], b->len, remaining_ms(deadline));
+        weir_chan *ch = d->chans[d->argch[k]];
+        dst[k] = weir_chan_reserve(ch, b->len, weir__chan_can_reserve(ch, b->len) ? 0 : deadline_ms(dl));
         if (!dst[k])
             break;
     }
@@ -509,12 +524,14 @@ WEIR_API int weir_submit(weir_dag *d, const weir_buf *args, unsigned nargs, uint
     if (!d || !exec_id)
         return weir__seterr(-EINVAL, "weir_submit: NULL dag or exec_id");
     pthread_mutex_lock(&d->mu);
-    int rc = submit_locked(d, args, nargs, exec_id, deadline_of(timeout_ms));
+    struct weir__deadline dl = deadline_of(timeout_ms);
+    int rc = submit_locked(d, args, nargs, exec_id, &dl);
     pthread_mutex_unlock(&d->mu);
     return rc;
 }
 
-static int wait_locked(struct weir_dag *d, uint64_t id, weir_result **res, uint64_t deadline)
+static int wait_locked(struct weir_dag *d, uint64_t id, weir_result **res,
+                       struct weir__deadline *dl)
 {
     const struct weir__plan *p = d->plan;
     if (id >= d->next_submit)
@@ -539,7 +556,7 @@ static int wait_locked(struct weir_dag *d, uint64_t id, weir_result **res, uint6
             return weir__seterr(-ENOENT,
                                 "graph '%s': execution %llu was already collected or discarded",
                                 p->graph, (unsigned long long)id);
-        int rc = collect_one(d, deadline);
+        int rc = collect_one(d, dl);
         if (rc < 0)
             return rc;
     }
@@ -552,7 +569,8 @@ WEIR_API int weir_wait(weir_dag *d, uint64_t exec_id, weir_result **res, int tim
         return weir__seterr(-EINVAL, "weir_wait: NULL dag or result pointer");
     *res = NULL;
     pthread_mutex_lock(&d->mu);
-    int rc = wait_locked(d, exec_id, res, deadline_of(timeout_ms));
+    struct weir__deadline dl = deadline_of(timeout_ms);
+    int rc = wait_locked(d, exec_id, res, &dl);
     pthread_mutex_unlock(&d->mu);
     return rc;
 }
@@ -564,11 +582,12 @@ WEIR_API int weir_execute(weir_dag *d, const weir_buf *args, unsigned nargs, wei
     if (!d || !res)
         return weir__seterr(-EINVAL, "weir_execute: NULL dag or result pointer");
     *res = NULL;
-    uint64_t deadline = deadline_of(timeout_ms), id;
+    struct weir__deadline dl = deadline_of(timeout_ms);
+    uint64_t id;
     pthread_mutex_lock(&d->mu);
-    int rc = submit_locked(d, args, nargs, &id, deadline);
+    int rc = submit_locked(d, args, nargs, &id, &dl);
     if (rc == 0) {
-        rc = wait_locked(d, id, res, deadline);
+        rc = wait_locked(d, id, res, &dl);
         if (rc == -ETIMEDOUT) {
             /* Nobody will wait for it: drop its result when it arrives. */
             if (d->nabandoned == d->capabandoned) {

@@ -81,15 +81,23 @@ struct weir_call {
     char failmsg[ERRTEXT_MAX];
 };
 
+/* One block: this header, the outs array, then the output bytes (and the error text). */
 struct weir_result {
     uint64_t exec;
     unsigned n;
     int err;
-    char *errtext;
+    char *errtext; /* inside the block, or NULL */
+    size_t cap;    /* bytes of the block (for the reuse cache) */
     struct {
         void *data;
         size_t len;
     } *outs;
+};
+
+/* A deadline computed on first need, so calls that never wait read no clock. */
+struct weir__deadline {
+    int timeout_ms;
+    uint64_t at; /* 0: not computed yet */
 };
 
 struct weir_dag {
@@ -104,8 +112,8 @@ struct weir_dag {
     unsigned noutch;
     unsigned *outch; /* distinct output channels, in first-use order */
     uint64_t next_submit, next_collect;
-    unsigned partial_k;          /* output channels already read for next_collect */
-    struct weir_result *partial; /* result being assembled for next_collect */
+    unsigned partial_k;          /* output channels held for next_collect */
+    weir_chan_msg *held;         /* per output channel: the message held for next_collect */
     struct weir_result **ready;  /* finished, uncollected results */
     unsigned nready, capready;
     uint64_t *abandoned;         /* executions whose result is discarded on arrival */
@@ -132,6 +140,8 @@ void *weir__actor_thread_main(void *arg);
 int weir__actor_run(struct actor_rt *a);
 void weir__dag_unref(struct weir_dag *d);
 void weir__result_free(struct weir_result *r);
+/* A result block of at least `bytes` (from the reuse cache or malloc). */
+struct weir_result *weir__result_alloc(size_t bytes);
 
 /* Mark the dag dead (first caller wins) and break the pipeline around actor `who`
  * (-1: none): close its output channels and deregister its readers. */
