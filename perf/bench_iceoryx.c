@@ -582,6 +582,8 @@ static void ice_case(enum bench_mode mode, int zc, size_t n, int pingpong)
     snprintf(name, sizeof(name), "%s.%s.%s", pingpong ? "pingpong" : "tput",
              mode == BENCH_THREADS ? "thr" : "proc", zc ? "zc" : "read");
     unsigned depth = bench_depth_for(n);
+    if (depth > 256)
+        depth = 256; /* iceoryx's largest subscriber queue */
     struct bench_row row;
     bench_row_init(&row, name, "iceoryx", n, 1, depth);
     if (!bench_begin(&row)) return;

@@ -59,8 +59,9 @@ static void usage(FILE *f)
                "  --rounds N        run the whole plan N times (1..9, default 3), interleaved,\n"
                "                    and keep each case's best round (noise only slows down)\n"
                "  --timeout-ms N    bound of every blocking call (default 5000)\n"
-               "  --depth N         ring depth / queue capacity for every size (1..256;\n"
-               "                    default 256 up to 1 KiB, 16 for 64 KiB, 4 for 1 MiB);\n"
+               "  --depth N         ring depth / queue capacity for every size (1..65536;\n"
+               "                    iceoryx queues are capped at its maximum of 256;\n"
+               "                    default 4096 up to 64 B, 1024 up to 1 KiB, 16 for 64 KiB, 4 for 1 MiB);\n"
                "                    dag: max_inflight of weir and queue capacity of the\n"
                "                    pthread pipeline (default 16)\n"
                "  --pin-multi MODE  chan: 3-4 parties on the 2 cores: rr (party i on CPU\n"
@@ -148,8 +149,8 @@ int bench_parse_opts(int argc, char **argv, const char *cmd)
         case O_DEPTH: {
             errno = 0;
             long d = strtol(optarg, &end, 10);
-            if (errno || !end || *end || d < 1 || d > 256) {
-                fprintf(stderr, "weir-bench %s: --depth wants 1..256, not '%s'\n", cmd, optarg);
+            if (errno || !end || *end || d < 1 || d > 65536) {
+                fprintf(stderr, "weir-bench %s: --depth wants 1..65536, not '%s'\n", cmd, optarg);
                 return -1;
             }
             bench_opts.depth = (unsigned)d;
