@@ -37,18 +37,25 @@
 #include <weir/chan.h>
 
 #define WEIR__CHAN_MAGIC 0x52494557u /* "WEIR" little endian */
-#define WEIR__CHAN_VERSION 2u
+#define WEIR__CHAN_VERSION 3u
 #define WEIR__CL 64
 
-#define WEIR__SLOT_FORWARD 0x80000000u /* message is in the next generation */
+#define WEIR__SLOT_FORWARD 0x8000u /* message is in the next generation */
 #define WEIR__SLOT_FLAGS_MASK (WEIR_MSG_ERROR)
 
+/*
+ * One 64-bit word per slot: the payload length in the low 48 bits, the
+ * flags in the high 16 (8 headers per cache line: the header array costs a
+ * reader one line transfer per 8 small messages).
+ */
 struct weir__slot_hdr {
-    uint64_t len;
-    uint32_t flags;
-    uint32_t reserved;
+    uint64_t word;
 };
-_Static_assert(sizeof(struct weir__slot_hdr) == 16, "slot header layout");
+_Static_assert(sizeof(struct weir__slot_hdr) == 8, "slot header layout");
+#define WEIR__HDR_LEN_BITS 48
+#define WEIR__HDR(len, flags) (((uint64_t)(flags) << WEIR__HDR_LEN_BITS) | (uint64_t)(len))
+#define WEIR__HDR_LEN(w) ((w) & ((1ull << WEIR__HDR_LEN_BITS) - 1))
+#define WEIR__HDR_FLAGS(w) ((uint32_t)((w) >> WEIR__HDR_LEN_BITS))
 
 struct weir__gen_desc {
     uint64_t offset;     /* where the generation's slot headers start in the segment file */

@@ -715,8 +715,7 @@ static int grow(weir_chan *c, size_t len)
     weir__store_release(&ctl->cur_gen, k);
     reg_unlock(ctl);
     /* The forward mark becomes visible with the commit's release of write_seq. */
-    c->w.g->hdrs[c->w.idx].flags = WEIR__SLOT_FORWARD;
-    c->w.g->hdrs[c->w.idx].len = 0;
+    c->w.g->hdrs[c->w.idx].word = WEIR__HDR(0, WEIR__SLOT_FORWARD);
     c->w.gen = k;
     c->w.g = g;
     return 0;
@@ -764,9 +763,7 @@ WEIR_API void *weir_chan_reserve(weir_chan *c, size_t len, int timeout_ms)
 static int commit_flags(weir_chan *c, size_t len, uint32_t flags)
 {
     struct weir__chan_ctl *ctl = c->ctl;
-    struct weir__slot_hdr *h = &c->w.g->hdrs[c->w.idx];
-    h->len = len;
-    h->flags = flags;
+    c->w.g->hdrs[c->w.idx].word = WEIR__HDR(len, flags);
     c->w.reserved = 0;
     c->w.seq++;
     if (++c->w.idx == c->depth)
@@ -955,8 +952,8 @@ WEIR_API int weir_chan_read_msg(weir_chan *c, int reader, weir_chan_msg *m, int 
                 return ret;
         }
     }
-    struct weir__slot_hdr *h = &r->g->hdrs[r->idx];
-    uint32_t flags = h->flags;
+    uint64_t hw = r->g->hdrs[r->idx].word;
+    uint32_t flags = WEIR__HDR_FLAGS(hw);
     while (__builtin_expect(flags & WEIR__SLOT_FORWARD, 0)) {
         unsigned k = r->gen + 1;
         if (k >= WEIR_CHAN_MAX_GENS || map_gen(c, k) < 0)
@@ -964,10 +961,10 @@ WEIR_API int weir_chan_read_msg(weir_chan *c, int reader, weir_chan_msg *m, int 
                                            : weir_errcode();
         r->gen = k;
         r->g = &c->gens[k];
-        h = &r->g->hdrs[r->idx];
-        flags = h->flags;
+        hw = r->g->hdrs[r->idx].word;
+        flags = WEIR__HDR_FLAGS(hw);
     }
-    uint64_t len = h->len;
+    uint64_t len = WEIR__HDR_LEN(hw);
     if (__builtin_expect(len > r->g->slot_bytes, 0))
         return CHERR(c, -EBADMSG, "corrupt slot: message %llu claims %llu bytes in %zu-byte slots",
                      (unsigned long long)r->seq, (unsigned long long)len, r->g->slot_bytes);
