@@ -403,4 +403,24 @@ static inline const struct weir_chan_reader_stats *t_reader_stats(const struct w
     return NULL;
 }
 
+/*
+ * The suites' fixture: snapshot fds, mappings and /dev/shm before a test and
+ * abort (Criterion ignores assertions in .fini; a crash fails the run) if
+ * the test left anything behind.
+ */
+static struct t_leak_base g_base;
+
+static inline void leak_init(void)
+{
+    t_leak_snapshot(&g_base);
+}
+
+static inline void leak_fini(void)
+{
+    if (t_leak_check(&g_base) != 0) {
+        fprintf(stderr, "test leaked resources (see LEAK lines above)\n");
+        abort();
+    }
+}
+
 #endif

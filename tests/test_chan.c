@@ -25,22 +25,7 @@
 
 extern char **environ;
 
-/* ---- fixture: nothing leaks ------------------------------------------------ */
-
-static struct t_leak_base g_base;
-
-static void leak_init(void)
-{
-    t_leak_snapshot(&g_base);
-}
-
-static void leak_fini(void)
-{
-    if (t_leak_check(&g_base) != 0) {
-        fprintf(stderr, "test leaked resources (see LEAK lines above)\n");
-        abort(); /* Criterion ignores assertions in .fini; a crash fails the run */
-    }
-}
+/* ---- fixture: nothing leaks (leak_init / leak_fini: chan_util.h) ---------- */
 
 TestSuite(chan, .init = leak_init, .fini = leak_fini, .timeout = 90);
 
