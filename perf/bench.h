@@ -290,4 +290,47 @@ void bench_set_columns(const char *rate_key, const char *rate_col, const char *r
 int bench_cmd_chan(int argc, char **argv);
 int bench_cmd_dag(int argc, char **argv);
 
+/* ----------------------------------------------------- ping-pong clock */
+
+/*
+ * The clock of a ping-pong loop: after round trip i, bench_pp_tick()
+ * records its time (from round trip `warm` on, which also starts the time
+ * budget) and says when the budget is spent; bench_pp_full() says when the
+ * sample buffer is. bench_pp_finish() hands the samples to the result.
+ */
+struct bench_pp {
+    uint64_t k, t_prev, t_first, deadline, warm;
+    uint64_t *samples;
+};
+
+static inline struct bench_pp bench_pp_start(uint64_t warm, uint64_t *samples)
+{
+    return (struct bench_pp){0, bench_now_ns(), 0, UINT64_MAX, warm, samples};
+}
+
+static inline int bench_pp_full(const struct bench_pp *p)
+{
+    return p->k >= bench_opts.pp_max_rt;
+}
+
+static inline int bench_pp_tick(struct bench_pp *p, uint64_t i)
+{
+    uint64_t t = bench_now_ns();
+    if (i == p->warm) {
+        p->t_first = p->t_prev;
+        p->deadline = t + bench_opts.pp_budget_ns;
+    }
+    if (i >= p->warm)
+        p->samples[p->k++] = t - p->t_prev;
+    p->t_prev = t;
+    return t >= p->deadline;
+}
+
+static inline void bench_pp_finish(const struct bench_pp *p, struct bench_res *res)
+{
+    res->nsamples = p->k;
+    res->t_start = p->t_first;
+    res->t_end = p->t_prev;
+}
+
 #endif

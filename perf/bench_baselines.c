@@ -61,8 +61,8 @@ static int floor_party(struct bench_shared *sh, int idx, void *arg)
     uint64_t hard = bench_now_ns() + bench_opts.pp_budget_ns + 1000000ull * bench_opts.timeout_ms;
     unsigned spins = 0;
     if (idx == 0) {
-        uint64_t k = 0, t_prev = bench_now_ns(), t_first = 0, deadline = UINT64_MAX;
-        for (uint64_t i = 0; k < bench_opts.pp_max_rt; i++) {
+        struct bench_pp pp = bench_pp_start(f->warm, f->samples);
+        for (uint64_t i = 0; !bench_pp_full(&pp); i++) {
             atomic_store_explicit(&f->a, 2 * i + 1, memory_order_release);
             while (atomic_load_explicit(back, memory_order_acquire) != 2 * i + 2)
                 if ((rc = floor_spin_check(sh, &spins, hard)) < 0) {
@@ -70,19 +70,10 @@ static int floor_party(struct bench_shared *sh, int idx, void *arg)
                     return bench_fail(sh, idx, rc, "floor: no answer to %llu",
                                       (unsigned long long)i);
                 }
-            uint64_t t = bench_now_ns();
-            if (i == f->warm) {
-                t_first = t_prev;
-                deadline = t + bench_opts.pp_budget_ns;
-            }
-            if (i >= f->warm) f->samples[k++] = t - t_prev;
-            t_prev = t;
-            if (t >= deadline) break;
+            if (bench_pp_tick(&pp, i)) break;
         }
         atomic_store_explicit(&f->a, STOP_SEQ, memory_order_release);
-        sh->res[0].nsamples = k;
-        sh->res[0].t_start = t_first;
-        sh->res[0].t_end = t_prev;
+        bench_pp_finish(&pp, &sh->res[0]);
         return 0;
     }
     for (uint64_t i = 0;; i++) {
@@ -384,26 +375,17 @@ static int fd_pp_party(struct bench_shared *sh, int idx, void *arg)
     if (rc < 0) goto done;
     memcpy(buf, a->src, a->n);
     if (idx == 0) {
-        uint64_t k = 0, t_prev = bench_now_ns(), t_first = 0, deadline = UINT64_MAX;
-        for (uint64_t i = 0; k < bench_opts.pp_max_rt; i++) {
+        struct bench_pp pp = bench_pp_start(a->warm, a->samples);
+        for (uint64_t i = 0; !bench_pp_full(&pp); i++) {
             bench_stamp(buf, a->n, i);
             if ((rc = write_full(wfd, buf, a->n, hard)) < 0) break;
             if ((rc = read_full(rfd, buf, a->n, hard)) <= 0 || !bench_check(buf, a->n, i)) {
                 rc = rc < 0 ? rc : -EBADMSG;
                 break;
             }
-            uint64_t t = bench_now_ns();
-            if (i == a->warm) {
-                t_first = t_prev;
-                deadline = t + bench_opts.pp_budget_ns;
-            }
-            if (i >= a->warm) a->samples[k++] = t - t_prev;
-            t_prev = t;
-            if (t >= deadline) break;
+            if (bench_pp_tick(&pp, i)) break;
         }
-        sh->res[0].nsamples = k;
-        sh->res[0].t_start = t_first;
-        sh->res[0].t_end = t_prev;
+        bench_pp_finish(&pp, &sh->res[0]);
     } else {
         for (uint64_t i = 0;; i++) {
             if ((rc = read_full(rfd, buf, a->n, hard)) <= 0) break;
@@ -614,8 +596,8 @@ static int zmq_party(struct bench_shared *sh, int idx, void *arg, int pingpong)
         sh->res[1].t_end = bench_now_ns();
         sh->res[1].msgs = expect;
     } else if (idx == 0) {
-        uint64_t k = 0, t_prev = bench_now_ns(), t_first = 0, deadline = UINT64_MAX;
-        for (uint64_t i = 0; k < bench_opts.pp_max_rt; i++) {
+        struct bench_pp pp = bench_pp_start(a->warm, a->samples);
+        for (uint64_t i = 0; !bench_pp_full(&pp); i++) {
             bench_stamp(buf, a->n, i);
             if (zmq_send(s, buf, a->n, 0) < 0 || zmq_recv(s, buf, a->n, 0) != (int)a->n) {
                 rc = bench_fail(sh, idx, -EIO, "pinger: round trip %llu: %s", (unsigned long long)i,
@@ -627,18 +609,9 @@ static int zmq_party(struct bench_shared *sh, int idx, void *arg, int pingpong)
                                 (unsigned long long)i);
                 break;
             }
-            uint64_t t = bench_now_ns();
-            if (i == a->warm) {
-                t_first = t_prev;
-                deadline = t + bench_opts.pp_budget_ns;
-            }
-            if (i >= a->warm) a->samples[k++] = t - t_prev;
-            t_prev = t;
-            if (t >= deadline) break;
+            if (bench_pp_tick(&pp, i)) break;
         }
-        sh->res[0].nsamples = k;
-        sh->res[0].t_start = t_first;
-        sh->res[0].t_end = t_prev;
+        bench_pp_finish(&pp, &sh->res[0]);
         zmq_send(s, &stop, 8, 0);
     } else {
         for (;;) {

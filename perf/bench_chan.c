@@ -275,13 +275,13 @@ static int pp_recv(weir_chan *c, int id, const struct pp_arg *a, uint64_t seq, u
 static int pp_pinger(struct bench_shared *sh, int idx, struct pp_arg *a)
 {
     int gen = 0, tmo = bench_opts.timeout_ms, rc;
-    uint64_t sum = 0, k = 0;
+    uint64_t sum = 0;
     if ((rc = bench_barrier(sh, 2, &gen)) < 0) {
         weir_chan_close(a->ping);
         return bench_fail(sh, idx, rc, "pinger: barrier: %s", strerror(-rc));
     }
-    uint64_t t_prev = bench_now_ns(), t_first = 0, deadline = UINT64_MAX;
-    for (uint64_t i = 0; k < bench_opts.pp_max_rt; i++) {
+    struct bench_pp pp = bench_pp_start(a->warm, a->samples);
+    for (uint64_t i = 0; !bench_pp_full(&pp); i++) {
         if ((rc = pp_send(a->ping, a, i, tmo)) < 0) {
             bench_fail(sh, idx, rc, "pinger: send %llu: %s", (unsigned long long)i, weir_errmsg());
             break;
@@ -291,19 +291,10 @@ static int pp_pinger(struct bench_shared *sh, int idx, struct pp_arg *a)
                        rc == -EBADMSG ? "wrong message" : weir_errmsg());
             break;
         }
-        uint64_t t = bench_now_ns();
-        if (i == a->warm) {
-            t_first = t_prev;
-            deadline = t + bench_opts.pp_budget_ns;
-        }
-        if (i >= a->warm) a->samples[k++] = t - t_prev;
-        t_prev = t;
-        if (t >= deadline) break;
+        if (bench_pp_tick(&pp, i)) break;
     }
     weir_chan_close(a->ping);
-    sh->res[idx].nsamples = k;
-    sh->res[idx].t_start = t_first;
-    sh->res[idx].t_end = t_prev;
+    bench_pp_finish(&pp, &sh->res[idx]);
     sh->res[idx].sink = sum;
     return sh->res[idx].err;
 }

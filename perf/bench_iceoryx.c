@@ -481,8 +481,8 @@ static int ice_pp_party(struct bench_shared *sh, int idx, void *arg)
     }
     uint64_t sum = 0;
     if (idx == 0) {
-        uint64_t k = 0, t_prev = bench_now_ns(), t_first = 0, deadline = UINT64_MAX;
-        for (uint64_t i = 0; k < bench_opts.pp_max_rt; i++) {
+        struct bench_pp pp = bench_pp_start(a->warm, a->samples);
+        for (uint64_t i = 0; !bench_pp_full(&pp); i++) {
             void *p = ice_loan(sh, pub, a->n, &err);
             if (!p) {
                 bench_fail(sh, idx, -ENOBUFS, "pinger: loan failed (%d)", err);
@@ -504,18 +504,9 @@ static int ice_pp_party(struct bench_shared *sh, int idx, void *arg)
                 bench_fail(sh, idx, -EBADMSG, "pinger: wrong answer %llu", (unsigned long long)i);
                 break;
             }
-            uint64_t t = bench_now_ns();
-            if (i == a->warm) {
-                t_first = t_prev;
-                deadline = t + bench_opts.pp_budget_ns;
-            }
-            if (i >= a->warm) a->samples[k++] = t - t_prev;
-            t_prev = t;
-            if (t >= deadline) break;
+            if (bench_pp_tick(&pp, i)) break;
         }
-        sh->res[0].nsamples = k;
-        sh->res[0].t_start = t_first;
-        sh->res[0].t_end = t_prev;
+        bench_pp_finish(&pp, &sh->res[0]);
         void *p = ice_loan(sh, pub, a->n, &err);
         if (p) {
             bench_stamp(p, a->n, STOP_SEQ);
