@@ -14,10 +14,13 @@
  * limits the pipeline, and finally checks every score against the same
  * functions run in a plain loop.
  *
- *   weir-marketdata [-n EXECUTIONS] [-i MAX_INFLIGHT] [-w WORK] [--quiet]
+ *   weir-marketdata [-n EXECUTIONS] [-i MAX_INFLIGHT] [-w WORK] [--process]
+ *                   [--plan FILE] [--quiet]
  *
  * -w adds WORK rounds of arithmetic to the momentum stage to make it the
- * bottleneck on purpose (watch the table move).
+ * bottleneck on purpose (watch the table move). --process runs the two
+ * feature actors as separate processes (WEIR_PROCESS); --plan saves the
+ * compiled plan for `weir-plan show FILE`.
  */
 #include <errno.h>
 #include <math.h>
@@ -192,14 +195,18 @@ static int make_tick(char *buf, size_t cap, double *px)
 
 static int usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s [-n EXECUTIONS] [-i MAX_INFLIGHT] [-w WORK] [--quiet]\n", argv0);
+    fprintf(stderr,
+            "usage: %s [-n EXECUTIONS] [-i MAX_INFLIGHT] [-w WORK] [--process] [--plan FILE] "
+            "[--quiet]\n",
+            argv0);
     return 2;
 }
 
 int main(int argc, char **argv)
 {
     long n = 300000, inflight = 16, work = 0;
-    int quiet = 0;
+    int quiet = 0, process = 0;
+    const char *plan_path = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-n") && i + 1 < argc)
             n = strtol(argv[++i], NULL, 10);
@@ -209,6 +216,10 @@ int main(int argc, char **argv)
             work = strtol(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--quiet"))
             quiet = 1;
+        else if (!strcmp(argv[i], "--process"))
+            process = 1;
+        else if (!strcmp(argv[i], "--plan") && i + 1 < argc)
+            plan_path = argv[++i];
         else
             return usage(argv[0]);
     }
@@ -219,7 +230,9 @@ int main(int argc, char **argv)
     struct liquidity_state ls;
     memset(&ls, 0, sizeof ls);
     weir_graph *g = weir_graph_new("marketdata");
-    weir_actor_opts mo = {.state = &ms, .cpu = -1}, lo = {.state = &ls, .cpu = -1};
+    int iso = process ? WEIR_PROCESS : WEIR_THREAD;
+    weir_actor_opts mo = {.state = &ms, .isolation = iso, .cpu = -1},
+                    lo = {.state = &ls, .isolation = iso, .cpu = -1};
     weir_actor *parser = weir_actor_new(g, "parser", NULL);
     weir_actor *mom = weir_actor_new(g, "momentum", &mo);
     weir_actor *liq = weir_actor_new(g, "liquidity", &lo);
@@ -256,9 +269,15 @@ int main(int argc, char **argv)
         return 1;
     }
     t_compiled = weir_now_ns();
+    if (plan_path && weir_dag_save_plan(d, plan_path) < 0) {
+        fprintf(stderr, "weir-marketdata: %s\n", weir_errmsg());
+        weir_dag_free(d);
+        return 1;
+    }
     printf("weir-marketdata: %ld executions of parse -> {momentum, liquidity} -> join -> score, "
-           "max_inflight %ld, plan %016llx\n",
-           n, inflight, (unsigned long long)weir_dag_plan_hash(d));
+           "max_inflight %ld, %s, plan %016llx\n",
+           n, inflight, process ? "feature actors in processes" : "all actors in threads",
+           (unsigned long long)weir_dag_plan_hash(d));
 
     uint64_t t0 = weir_now_ns(), last = t0;
     long waited = 0, last_waited = 0;
