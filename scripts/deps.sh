@@ -2,9 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Install the Debian packages weir builds, tests and benchmarks with, if any is missing.
 set -euo pipefail
-PKGS=(gcc g++ meson ninja-build pkg-config libcriterion-dev liburing-dev libzmq3-dev
-      flatbuffers-compiler libflatbuffers-dev libiceoryx-binding-c-dev iceoryx
-      libclang-rt-14-dev iproute2 procps)
+PKGS=(gcc g++ meson ninja-build pkg-config python3 libcriterion-dev liburing-dev libzmq3-dev
+      flatbuffers-compiler libflatbuffers-dev libiceoryx-binding-c-dev iceoryx)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
