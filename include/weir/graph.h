@@ -46,7 +46,8 @@ typedef struct weir_actor_opts {
     void *state;   /* handed to every method of this actor; owned by the caller */
     int node;      /* rank that hosts the actor; 0 is the driver's */
     int isolation; /* WEIR_THREAD (default) or WEIR_PROCESS */
-    int cpu;       /* pin to this CPU; -1: no pinning (the default when opts is NULL) */
+    int cpu;       /* pin to this CPU; -1: no pinning (the default when opts is NULL).
+                      Note: a zero-filled struct pins to CPU 0; set cpu = -1 yourself. */
     /*
      * Optional. init runs once in the actor's own thread or process before
      * its first execution (so a WEIR_PROCESS actor creates what `state`
