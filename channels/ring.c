@@ -567,8 +567,10 @@ WEIR_API int weir_chan_deregister_reader(weir_chan *c, int reader)
     reg_unlock(ctl);
     c->r[reader].registered = 0;
     c->r[reader].held = 0;
-    /* The writer may be waiting for exactly this reader. */
+    /* The writer may be waiting for exactly this reader; and the reader
+     * itself may be asleep in read (another thread or process removed it). */
     wake_writer_if_sleeping(ctl);
+    wake_readers(ctl);
     return 0;
 }
 
@@ -710,12 +712,14 @@ static int grow(weir_chan *c, size_t len)
     gen_bind(g, p, gb, 0, c->depth, slot);
     pthread_mutex_unlock(&c->gen_mu);
 
+    /* The forward mark first: readers see it only with the commit's release of
+     * write_seq, and a writer that dies before publishing cur_gen leaves a
+     * channel a resynced writer can continue in either generation. */
+    c->w.g->hdrs[c->w.idx].word = WEIR__HDR(0, WEIR__SLOT_FORWARD);
     reg_lock(ctl);
     ctl->gens[k] = (struct weir__gen_desc){off, c->w.seq, slot, gb};
     weir__store_release(&ctl->cur_gen, k);
     reg_unlock(ctl);
-    /* The forward mark becomes visible with the commit's release of write_seq. */
-    c->w.g->hdrs[c->w.idx].word = WEIR__HDR(0, WEIR__SLOT_FORWARD);
     c->w.gen = k;
     c->w.g = g;
     return 0;
@@ -916,7 +920,10 @@ static int wait_for_data(weir_chan *c, int reader, int timeout_ms)
                              deadline == UINT64_MAX ? UINT64_MAX : deadline - now);
         weir__fetch_sub(&ctl->rd_sleepers, 1);
     }
-done:;
+done:
+    /* Removed while waiting (force-deregistered): no message on a dead id. */
+    if (ret == 0)
+        ret = reader_check(c, reader);
     r->spin_ns = weir__spin_adapt(spin, spinning && ret == 0);
     struct weir__reader_line *rl = &ctl->readers[reader];
     weir__store_relaxed(&rl->starved_ns, rl->starved_ns + (weir_now_ns() - t0));
@@ -943,13 +950,20 @@ WEIR_API int weir_chan_read_msg(weir_chan *c, int reader, weir_chan_msg *m, int 
     if (r->seq >= r->avail) {
         r->avail = weir__load_acquire(&c->ctl->write_seq);
         if (r->seq >= r->avail) {
-            if (timeout_ms == 0)
-                return CHERR(c, weir__load_acquire(&c->ctl->closed) ? -EPIPE : -ETIMEDOUT,
-                             "reader %d: no message %llu", reader,
+            if (timeout_ms != 0) {
+                int ret = wait_for_data(c, reader, timeout_ms);
+                if (ret < 0)
+                    return ret;
+            } else if (!weir__load_acquire(&c->ctl->closed)) {
+                return CHERR(c, -ETIMEDOUT, "reader %d: no message %llu yet", reader,
                              (unsigned long long)r->seq);
-            int ret = wait_for_data(c, reader, timeout_ms);
-            if (ret < 0)
-                return ret;
+            } else {
+                /* closed is stored after the last commit: reload to be exact. */
+                r->avail = weir__load_acquire(&c->ctl->write_seq);
+                if (r->seq >= r->avail)
+                    return CHERR(c, -EPIPE, "closed (reader %d drained %llu messages)", reader,
+                                 (unsigned long long)r->seq);
+            }
         }
     }
     uint64_t hw = r->g->hdrs[r->idx].word;

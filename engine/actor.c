@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <weir/dag.h>
 
@@ -247,7 +248,8 @@ static void run_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_
         const struct reg *in = &regs[op->in[j]];
         if (in->err) {
             char text[ERRTEXT_BUF];
-            snprintf(text, sizeof text, "%s", in->errtext ? in->errtext : (const char *)in->data);
+            snprintf(text, sizeof text, "%s",
+                     in->errtext ? in->errtext : "error (no memory for its text)");
             for (unsigned k = 0; k < op->nout; k++) {
                 struct reg *o = &regs[op->out[k]];
                 o->produced = o->reserved = 0;
@@ -399,6 +401,8 @@ static void actor_loop(struct actor_rt *a)
         free(wr_at);
         if (first < e1)
             return;
+        /* Past the failed executions: the next restart may forget this crash. */
+        __atomic_store_n(&a->note->resumed, 1, __ATOMIC_RELEASE);
     }
     for (uint64_t e = first;; e++) {
         for (unsigned i = 0; i < pa->nops; i++) {
@@ -454,6 +458,7 @@ static void actor_leave(struct actor_rt *a)
 int weir__actor_run(struct actor_rt *a)
 {
     int rc = 0;
+    __atomic_store_n(&a->note->phase, WEIR__PHASE_INIT, __ATOMIC_RELEASE);
     if (a->init && (rc = a->init(a->state)) != 0) {
         /* No actor_leave: whoever marks the dag dead breaks the pipeline
          * (the thread wrapper, or the process monitor), so the driver never
@@ -461,11 +466,30 @@ int weir__actor_run(struct actor_rt *a)
         snprintf(a->note->text, sizeof a->note->text, "init returned %d", rc);
         return rc;
     }
+    __atomic_store_n(&a->note->phase, WEIR__PHASE_RUN, __ATOMIC_RELEASE);
     actor_loop(a);
+    __atomic_store_n(&a->note->phase, WEIR__PHASE_FINI, __ATOMIC_RELEASE);
     if (a->fini)
         a->fini(a->state);
     actor_leave(a);
     return 0;
+}
+
+void weir__note_describe(const struct actor_rt *a, char *buf, size_t cap)
+{
+    const struct weir__actor_note *n = a->note;
+    int phase = __atomic_load_n(&n->phase, __ATOMIC_ACQUIRE);
+    unsigned m = n->cur_method;
+    if (phase == WEIR__PHASE_INIT)
+        snprintf(buf, cap, "in init");
+    else if (phase == WEIR__PHASE_FINI)
+        snprintf(buf, cap, "in fini");
+    else if (__atomic_load_n(&n->in_call, __ATOMIC_ACQUIRE))
+        snprintf(buf, cap, "in method '%s' (execution %llu)",
+                 m < a->pa->nmethods ? a->pa->methods[m].name : "?",
+                 (unsigned long long)n->cur_exec);
+    else
+        snprintf(buf, cap, "waiting for a message or a free slot");
 }
 
 void *weir__actor_thread_main(void *arg)
@@ -478,6 +502,13 @@ void *weir__actor_thread_main(void *arg)
     if (weir__actor_run(a) != 0)
         weir__dag_mark_dead(d, (int)a->idx, "actor '%s' (thread) could not start: %s",
                             a->pa->name, a->note->text);
+    /* Tell a teardown waiting for us (it then joins); the dag may be freed
+     * by the unref below, so nothing after it touches the dag. */
+    __atomic_store_n(&a->exited, 1, __ATOMIC_RELEASE);
+    uint64_t one = 1;
+    if (d->exit_efd >= 0 && write(d->exit_efd, &one, sizeof one) < 0) {
+        /* an eventfd write of 1 does not fail; teardown polls with a deadline anyway */
+    }
     weir__dag_unref(d);
     return NULL;
 }
@@ -493,12 +524,15 @@ void weir__dag_mark_dead(struct weir_dag *d, int who, const char *fmt, ...)
         __atomic_store_n(&d->dead, 1, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&d->dead_mu);
-    if (who < 0)
-        return;
-    /* Break the pipeline around the dead actor, through the driver's
-     * handles (the creator may close any channel and deregister any id):
-     * readers of its outputs drain and get -EPIPE, writers to its inputs
-     * stop waiting for it. */
+    if (who >= 0)
+        weir__dag_break_around(d, who);
+}
+
+void weir__dag_break_around(struct weir_dag *d, int who)
+{
+    /* Through the driver's handles (the creator may close any channel and
+     * deregister any id): readers of its outputs drain and get -EPIPE,
+     * writers to its inputs stop waiting for it. */
     for (unsigned c = 0; c < d->plan->nchans; c++) {
         if (d->plan->chans[c].writer == who)
             weir_chan_close(d->chans[c]);

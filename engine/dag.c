@@ -34,12 +34,14 @@
  * processes still running at the deadline are killed and reaped.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -88,6 +90,8 @@ void weir__dag_destroy(struct weir_dag *d)
         munmap(d->notes, d->notes_bytes);
     if (d->mon_efd >= 0)
         close(d->mon_efd);
+    if (d->exit_efd >= 0)
+        close(d->exit_efd);
     pthread_mutex_destroy(&d->dead_mu);
     free(d->ready);
     free(d->abandoned);
@@ -113,6 +117,7 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g)
     pthread_mutex_init(&d->mu, NULL);
     pthread_mutex_init(&d->dead_mu, NULL);
     d->mon_efd = -1;
+    d->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     d->plan = p;
     d->refs = 1;
     d->timeout_ms = p->timeout_ms;
@@ -123,7 +128,8 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g)
     d->outch = malloc((p->nouts ? p->nouts : 1) * sizeof *d->outch);
     d->held = calloc(p->nouts ? p->nouts : 1, sizeof *d->held);
     d->actors = calloc(p->nactors ? p->nactors : 1, sizeof *d->actors);
-    if (!d->chans || !d->drv_rid || !d->argch || !d->outch || !d->held || !d->actors)
+    if (!d->chans || !d->drv_rid || !d->argch || !d->outch || !d->held || !d->actors ||
+        d->exit_efd < 0)
         goto oom;
     /* Actor notes are shared with actor processes: map them before any fork. */
     d->notes_bytes = (p->nactors ? p->nactors : 1) * sizeof *d->notes;
@@ -234,9 +240,24 @@ fail:;
     int code = weir_errcode();
     char msg[512];
     snprintf(msg, sizeof msg, "%s", weir_errmsg());
+    /* No execution exists yet: close every channel so the actors already
+     * started leave at once (the normal teardown only closes the arguments
+     * and relies on every actor to pass the close on). */
+    if (d->chans)
+        for (unsigned c = 0; c < p->nchans; c++)
+            if (d->chans[c])
+                weir_chan_close(d->chans[c]);
     weir_dag_free(d);
     weir__seterr(code, "%s", msg);
     return NULL;
+}
+
+static int cpu_usable(int cpu)
+{
+    cpu_set_t set;
+    if (cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof set, &set) < 0)
+        return 0;
+    return CPU_ISSET(cpu, &set) != 0;
 }
 
 WEIR_API weir_dag *weir_compile(weir_graph *g, const weir_compile_opts *opts)
@@ -253,6 +274,11 @@ WEIR_API weir_dag *weir_compile(weir_graph *g, const weir_compile_opts *opts)
                          "thread cannot be restarted)", ac->name, ac->opts.max_restarts);
             return NULL;
         }
+        if (ac->opts.cpu < -1 || (ac->opts.cpu >= 0 && !cpu_usable(ac->opts.cpu))) {
+            weir__seterr(-EINVAL, "actor '%s': cpu %d is not one this process may run on "
+                         "(-1 for no pinning)", ac->name, ac->opts.cpu);
+            return NULL;
+        }
         if (ac->opts.node != 0) {
             weir__seterr(-ENOSYS, "actor '%s': node %d: multi-node graphs are not implemented "
                          "yet (only node 0)", ac->name, ac->opts.node);
@@ -266,8 +292,10 @@ WEIR_API weir_dag *weir_compile(weir_graph *g, const weir_compile_opts *opts)
         weir__plan_free(p);
         return NULL;
     }
-    g->frozen = true;
-    return dag_start(p, g);
+    weir_dag *d = dag_start(p, g);
+    if (d)
+        g->frozen = true; /* only a dag that runs freezes its graph */
+    return d;
 }
 
 static struct weir__deadline deadline_of(int timeout_ms)
@@ -289,6 +317,55 @@ static int deadline_ms(struct weir__deadline *dl)
     return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
+/*
+ * Wait until every actor thread has left and every actor process has exited,
+ * or until the deadline. Waits on the thread-exit eventfd and the pidfds, no
+ * sleeping loop. Returns how many are still running.
+ */
+static unsigned wait_actors(struct weir_dag *d, uint64_t deadline, int threads_only)
+{
+    const struct weir__plan *p = d->plan;
+    struct pollfd *pf = calloc(p->nactors + 1, sizeof *pf);
+    unsigned pending;
+    for (;;) {
+        unsigned n = 0;
+        pending = 0;
+        if (pf && d->exit_efd >= 0)
+            pf[n++] = (struct pollfd){.fd = d->exit_efd, .events = POLLIN};
+        for (unsigned i = 0; i < p->nactors; i++) {
+            struct actor_rt *a = &d->actors[i];
+            if (a->started && !a->joined) {
+                if (__atomic_load_n(&a->exited, __ATOMIC_ACQUIRE)) {
+                    pthread_join(a->th, NULL); /* it is returning: prompt */
+                    a->joined = 1;
+                } else {
+                    pending++;
+                }
+            }
+            if (threads_only || a->pidfd < 0 || __atomic_load_n(&a->reaped, __ATOMIC_ACQUIRE))
+                continue;
+            struct pollfd one = {.fd = a->pidfd, .events = POLLIN};
+            if (poll(&one, 1, 0) > 0)
+                continue;
+            pending++;
+            if (pf)
+                pf[n++] = one;
+        }
+        uint64_t now = weir_now_ns();
+        if (!pending || now >= deadline || !pf)
+            break;
+        int ms = (int)((deadline - now + 999999) / 1000000);
+        if (poll(pf, n, ms) > 0 && d->exit_efd >= 0 && (pf[0].revents & POLLIN)) {
+            uint64_t v;
+            if (read(d->exit_efd, &v, sizeof v) < 0) {
+                /* non-blocking and drained by a racing wake-up: fine */
+            }
+        }
+    }
+    free(pf);
+    return pending;
+}
+
 WEIR_API int weir_dag_free(weir_dag *d)
 {
     if (!d)
@@ -308,43 +385,31 @@ WEIR_API int weir_dag_free(weir_dag *d)
             weir_chan_close(d->chans[d->argch[k]]);
     }
     int tmo = d->timeout_ms < 0 ? WEIR_DEFAULT_TIMEOUT_MS : d->timeout_ms;
-    struct timespec abs;
-    clock_gettime(CLOCK_REALTIME, &abs);
-    abs.tv_sec += tmo / 1000;
-    abs.tv_nsec += (long)(tmo % 1000) * 1000000L;
-    if (abs.tv_nsec >= 1000000000L) {
-        abs.tv_sec++;
-        abs.tv_nsec -= 1000000000L;
-    }
     char msg[1024] = "";
     int len = 0, stuck = 0;
+    /* 1. Everyone drains and leaves through the close cascade, until the deadline. */
     uint64_t deadline = weir_now_ns() + (uint64_t)tmo * 1000000ull;
+    unsigned pending = d->actors ? wait_actors(d, deadline, 0) : 0;
+    /* 2. Past it: kill the processes still running and break the pipeline around
+     *    them, then give the threads that waited on them a moment to leave. */
+    if (pending && d->nproc)
+        stuck += weir__proc_stop_all(d, msg, sizeof msg, &len);
+    if (pending && d->actors)
+        wait_actors(d, weir_now_ns() + 200000000ull, 1);
+    /* 3. Threads still running are stuck: name them and let them go. */
     if (d->actors)
         for (unsigned a = 0; a < p->nactors; a++) {
             struct actor_rt *ar = &d->actors[a];
-            if (!ar->started)
-                continue;
-            if (pthread_timedjoin_np(ar->th, NULL, &abs) == 0)
+            if (!ar->started || ar->joined)
                 continue;
             pthread_detach(ar->th);
             stuck++;
-            if (len < (int)sizeof msg) {
-                if (__atomic_load_n(&ar->note->in_call, __ATOMIC_ACQUIRE))
-                    len += snprintf(msg + len, sizeof msg - (size_t)len,
-                                    "%sactor '%s' is stuck in method '%s' (execution %llu)",
-                                    stuck > 1 ? "; " : "", ar->pa->name,
-                                    ar->pa->methods[ar->note->cur_method].name,
-                                    (unsigned long long)ar->note->cur_exec);
-                else
-                    len += snprintf(msg + len, sizeof msg - (size_t)len,
-                                    "%sactor '%s' is waiting on a stuck upstream or downstream "
-                                    "actor",
-                                    stuck > 1 ? "; " : "", ar->pa->name);
-            }
+            char what[160];
+            weir__note_describe(ar, what, sizeof what);
+            if (len < (int)sizeof msg)
+                len += snprintf(msg + len, sizeof msg - (size_t)len, "%sactor '%s' is stuck %s",
+                                len > 0 ? "; " : "", ar->pa->name, what);
         }
-    if (d->nproc)
-        stuck += weir__proc_stop_all(d, deadline, msg + (len < (int)sizeof msg ? len : 0),
-                                     len < (int)sizeof msg ? sizeof msg - (size_t)len : 0, &len);
     if (d->monitor_started)
         weir__proc_monitor_stop(d);
     if (d->nproc)
@@ -588,7 +653,7 @@ WEIR_API int weir_execute(weir_dag *d, const weir_buf *args, unsigned nargs, wei
     int rc = submit_locked(d, args, nargs, &id, &dl);
     if (rc == 0) {
         rc = wait_locked(d, id, res, &dl);
-        if (rc == -ETIMEDOUT) {
+        if (rc < 0 && rc != -EREMOTEIO) {
             /* Nobody will wait for it: drop its result when it arrives. */
             if (d->nabandoned == d->capabandoned) {
                 unsigned nc = d->capabandoned ? d->capabandoned * 2 : 8;

@@ -39,10 +39,15 @@ struct reg {
  */
 struct weir__actor_note {
     int in_call;         /* atomic: inside a method */
+    int phase;           /* atomic: WEIR__PHASE_* */
+    int resumed;         /* atomic: a replacement process got past the failed executions */
     unsigned cur_method;
     uint64_t cur_exec;
     char text[512];      /* init failure text */
 } __attribute__((aligned(64)));
+
+enum { WEIR__PHASE_RUN = 0, WEIR__PHASE_INIT = 1, WEIR__PHASE_FINI = 2 };
+
 
 struct actor_rt {
     struct weir_dag *d;
@@ -59,6 +64,8 @@ struct actor_rt {
     /* thread actors */
     pthread_t th;
     int started;
+    int exited; /* atomic: the thread is about to return (then signals exit_efd) */
+    int joined;
     /* process actors */
     pid_t pid;
     int pidfd;
@@ -126,6 +133,7 @@ struct weir_dag {
     pthread_t monitor;
     int monitor_started;
     int mon_efd;
+    int exit_efd; /* written by each thread actor as it leaves (teardown waits on it) */
     int tearing_down; /* atomic */
     /* a dead actor breaks the dag: every pending and later execution fails */
     int dead; /* atomic; dead_msg is written before it is set */
@@ -134,6 +142,11 @@ struct weir_dag {
 };
 
 /* actor.c */
+/*
+ * "in method 'm' (execution 5)", "in init", ... for messages. Reads a note a
+ * dead process may have scribbled on: every field is checked.
+ */
+void weir__note_describe(const struct actor_rt *a, char *buf, size_t cap);
 void weir__actor_thread_start(struct actor_rt *a);
 void *weir__actor_thread_main(void *arg);
 /* Run the actor's init, schedule loop and fini in the calling thread; returns at teardown. */
@@ -142,6 +155,10 @@ void weir__dag_unref(struct weir_dag *d);
 void weir__result_free(struct weir_result *r);
 /* A result block of at least `bytes` (from the reuse cache or malloc). */
 struct weir_result *weir__result_alloc(size_t bytes);
+
+/* Close actor `who`'s output channels and deregister its readers through the
+ * driver's handles, so everyone waiting on it wakes up. */
+void weir__dag_break_around(struct weir_dag *d, int who);
 
 /* Mark the dag dead (first caller wins) and break the pipeline around actor `who`
  * (-1: none): close its output channels and deregister its readers. */
@@ -152,11 +169,11 @@ void weir__dag_mark_dead(struct weir_dag *d, int who, const char *fmt, ...)
 int weir__proc_start(struct weir_dag *d, struct actor_rt *a);
 int weir__proc_monitor_start(struct weir_dag *d);
 void weir__proc_monitor_stop(struct weir_dag *d);
-/* Teardown, with the monitor still running (it may have forked the processes, and
- * PR_SET_PDEATHSIG follows the forking thread): wait for each process actor until
- * the deadline, then SIGKILL it and wait for its exit. Appends the names of killed
- * actors to msg. Returns how many were killed. */
-int weir__proc_stop_all(struct weir_dag *d, uint64_t deadline_ns, char *msg, size_t cap, int *len);
+/* Teardown past its deadline, with the monitor still running (it may have forked
+ * the processes, and PR_SET_PDEATHSIG follows the forking thread): SIGKILL every
+ * actor process still running, wait for its exit and break the pipeline around it.
+ * Appends the names of killed actors to msg. Returns how many were killed. */
+int weir__proc_stop_all(struct weir_dag *d, char *msg, size_t cap, int *len);
 /* After the monitor stopped: reap every actor process it did not. */
 void weir__proc_reap_remaining(struct weir_dag *d);
 /* "killed by signal 11 (SIGSEGV)", "exited with status 1" */

@@ -139,17 +139,25 @@ static void reap(struct actor_rt *a)
     __atomic_store_n(&a->reaped, 1, __ATOMIC_RELEASE);
 }
 
+/* The method a (possibly scribbled-on) note names, or "?". */
+static const char *note_method(const struct actor_rt *a)
+{
+    unsigned m = a->note->cur_method;
+    return m < a->pa->nmethods ? a->pa->methods[m].name : "?";
+}
+
 static void on_death(struct weir_dag *d, struct actor_rt *a)
 {
     char how[128];
     weir__proc_describe(a->status_code, a->status, how, sizeof how);
     if (a->status_code == CLD_EXITED && a->status == WEIR__EXIT_INIT && a->note->text[0])
-        weir__dag_mark_dead(d, (int)a->idx, "actor '%s' (pid %d) could not start: %s",
-                            a->pa->name, (int)a->pid, a->note->text);
+        weir__dag_mark_dead(d, (int)a->idx, "actor '%s' (pid %d) could not start: %.*s",
+                            a->pa->name, (int)a->pid, (int)sizeof a->note->text,
+                            a->note->text);
     else if (__atomic_load_n(&a->note->in_call, __ATOMIC_ACQUIRE))
         weir__dag_mark_dead(d, (int)a->idx,
                             "actor '%s' (pid %d) died in method '%s' at execution %llu: %s",
-                            a->pa->name, (int)a->pid, a->pa->methods[a->note->cur_method].name,
+                            a->pa->name, (int)a->pid, note_method(a),
                             (unsigned long long)a->note->cur_exec, how);
     else
         weir__dag_mark_dead(d, (int)a->idx, "actor '%s' (pid %d) died: %s", a->pa->name,
@@ -172,17 +180,23 @@ static int restart(struct weir_dag *d, struct actor_rt *a)
     }
     char how[128];
     weir__proc_describe(a->status_code, a->status, how, sizeof how);
-    a->crashed_in_call = __atomic_load_n(&a->note->in_call, __ATOMIC_ACQUIRE);
-    a->crash_exec = a->note->cur_exec;
+    /* Remember the execution that crashed until a replacement got past it:
+     * a replacement that dies before (in init, say) must not retry it. */
+    int in_call = __atomic_load_n(&a->note->in_call, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&a->note->resumed, __ATOMIC_ACQUIRE))
+        a->crashed_in_call = 0;
+    if (in_call && (!a->crashed_in_call || a->note->cur_exec > a->crash_exec))
+        a->crash_exec = a->note->cur_exec;
+    a->crashed_in_call |= in_call;
+    __atomic_store_n(&a->note->resumed, 0, __ATOMIC_RELEASE);
     if (a->status_code == CLD_EXITED && a->status == WEIR__EXIT_INIT && a->note->text[0])
         snprintf(a->restart_text, sizeof a->restart_text,
-                 "actor '%s' (pid %d) could not start: %s", a->pa->name, (int)a->pid,
-                 a->note->text);
-    else if (a->crashed_in_call)
+                 "actor '%s' (pid %d) could not start: %.*s", a->pa->name, (int)a->pid,
+                 (int)sizeof a->note->text, a->note->text);
+    else if (in_call)
         snprintf(a->restart_text, sizeof a->restart_text,
                  "actor '%s' (pid %d) died in method '%s' at execution %llu: %s", a->pa->name,
-                 (int)a->pid, a->pa->methods[a->note->cur_method].name,
-                 (unsigned long long)a->crash_exec, how);
+                 (int)a->pid, note_method(a), (unsigned long long)a->note->cur_exec, how);
     else
         snprintf(a->restart_text, sizeof a->restart_text, "actor '%s' (pid %d) died: %s",
                  a->pa->name, (int)a->pid, how);
@@ -234,7 +248,7 @@ static void *monitor_main(void *arg)
             pf[i].fd = -1;
             if (__atomic_load_n(&d->tearing_down, __ATOMIC_ACQUIRE))
                 continue;
-            if (a->restarts < a->max_restarts) {
+            if (a->restarts < a->max_restarts && !__atomic_load_n(&d->dead, __ATOMIC_ACQUIRE)) {
                 int rc = restart(d, a);
                 if (rc == 0)
                     pf[i].fd = a->pidfd;
@@ -272,7 +286,7 @@ void weir__proc_monitor_stop(struct weir_dag *d)
     d->monitor_started = 0;
 }
 
-int weir__proc_stop_all(struct weir_dag *d, uint64_t deadline_ns, char *msg, size_t cap, int *len)
+int weir__proc_stop_all(struct weir_dag *d, char *msg, size_t cap, int *len)
 {
     int killed = 0;
     size_t used = 0;
@@ -280,33 +294,22 @@ int weir__proc_stop_all(struct weir_dag *d, uint64_t deadline_ns, char *msg, siz
         struct actor_rt *a = &d->actors[i];
         if (a->pidfd < 0 || __atomic_load_n(&a->reaped, __ATOMIC_ACQUIRE))
             continue;
-        uint64_t now = weir_now_ns();
-        int ms = now >= deadline_ns ? 0 : (int)((deadline_ns - now + 999999) / 1000000);
         struct pollfd pf = {.fd = a->pidfd, .events = POLLIN};
-        int r;
-        while ((r = poll(&pf, 1, ms)) < 0 && errno == EINTR)
-            ;
-        if (r > 0)
-            continue;
-        int in_call = __atomic_load_n(&a->note->in_call, __ATOMIC_ACQUIRE);
-        int n;
-        if (in_call)
-            n = snprintf(msg + used, cap > used ? cap - used : 0,
-                         "%sactor '%s' (pid %d) was stuck in method '%s' (execution %llu) "
-                         "and was killed",
-                         (*len > 0 || killed) ? "; " : "", a->pa->name, (int)a->pid,
-                         a->pa->methods[a->note->cur_method].name,
-                         (unsigned long long)a->note->cur_exec);
-        else
-            n = snprintf(msg + used, cap > used ? cap - used : 0,
-                         "%sactor '%s' (pid %d) did not stop and was killed",
-                         (*len > 0 || killed) ? "; " : "", a->pa->name, (int)a->pid);
+        if (poll(&pf, 1, 0) > 0)
+            continue; /* exited already */
+        char what[160];
+        weir__note_describe(a, what, sizeof what);
+        int n = snprintf(msg + used, cap > used ? cap - used : 0,
+                         "%sactor '%s' (pid %d) was stuck %s and was killed",
+                         (*len > 0 || killed) ? "; " : "", a->pa->name, (int)a->pid, what);
         if (n > 0)
             used += (size_t)n;
         syscall(SYS_pidfd_send_signal, a->pidfd, SIGKILL, NULL, 0);
         killed++;
         while (poll(&pf, 1, -1) < 0 && errno == EINTR)
             ;
+        /* Threads waiting on it (detached or not) must not wait forever. */
+        weir__dag_break_around(d, (int)i);
     }
     *len += (int)(used < cap ? used : cap);
     return killed;
