@@ -2346,3 +2346,70 @@ Test(chan, small_dev_shm_fails_cleanly)
                   ? " (SIGBUS: the channel handed out memory that tmpfs could not back)"
                   : "");
 }
+
+/* ---- regressions (named after the bug they pin) ------------------------------ */
+
+static weir_chan *g_sleepy_chan;
+static int g_sleepy_id;
+static atomic_int g_sleepy_rc = 999;
+static void *sleepy_reader(void *arg)
+{
+    (void)arg;
+    weir_chan_msg m;
+    atomic_store(&g_sleepy_rc, weir_chan_read_msg(g_sleepy_chan, g_sleepy_id, &m, -1));
+    return NULL;
+}
+
+/* A reader asleep in read_msg(-1) is woken by its deregistration and gets -EINVAL,
+ * and a later commit is not handed to the dead id. */
+Test(chan, regression_deregister_wakes_sleeping_reader)
+{
+    g_sleepy_chan = mk(NULL, 64, 4, 0);
+    g_sleepy_id = reg(g_sleepy_chan);
+    atomic_store(&g_sleepy_rc, 999);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, sleepy_reader, NULL), 0);
+    t_sleep_ms(300); /* past the spin and yield phases: asleep on the futex */
+    dereg(g_sleepy_chan, g_sleepy_id);
+    uint64_t t0 = t_now_ns();
+    while (atomic_load(&g_sleepy_rc) == 999 && t_ms_since(t0) < 2000)
+        t_sleep_ms(5);
+    cr_assert_eq(atomic_load(&g_sleepy_rc), -EINVAL, "reader still blocked or got %d",
+                 atomic_load(&g_sleepy_rc));
+    pthread_join(th, NULL);
+    weir_chan_free(g_sleepy_chan);
+}
+
+/* read_msg(timeout 0) racing with "write, then close" must still return the
+ * message before -EPIPE (it used to see the close without the commit). */
+static void *write_then_close(void *arg)
+{
+    weir_chan *c = arg;
+    uint64_t v = 7;
+    weir_chan_write(c, &v, sizeof v, 0);
+    weir_chan_close(c);
+    return NULL;
+}
+
+Test(chan, regression_timeout0_read_drains_before_epipe)
+{
+    int lost = 0;
+    for (int round = 0; round < 3000; round++) {
+        weir_chan *c = mk(NULL, 64, 4, 0);
+        int id = reg(c);
+        pthread_t th;
+        cr_assert_eq(pthread_create(&th, NULL, write_then_close, c), 0);
+        weir_chan_msg m;
+        int rc;
+        while ((rc = weir_chan_read_msg(c, id, &m, 0)) == -ETIMEDOUT)
+            ;
+        if (rc == 0)
+            rel(c, id);
+        else
+            lost++;
+        pthread_join(th, NULL);
+        cr_assert_eq(weir_chan_read_msg(c, id, &m, 0), -EPIPE);
+        weir_chan_free(c);
+    }
+    cr_assert_eq(lost, 0, "%d of 3000 polls lost the committed message", lost);
+}

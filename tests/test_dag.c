@@ -972,3 +972,21 @@ Test(dag, restarts_need_processes_and_nodes_are_not_implemented)
     EXPECT_ERR(weir_compile(g, NULL), -ENOSYS, "actor 'remote': node 1: multi-node graphs");
     weir_graph_free(g);
 }
+
+/* A CPU the process cannot run on is a compile error, not a half-started dag. */
+Test(dag, regression_bad_cpu_rejected_at_compile)
+{
+    weir_graph *g = weir_graph_new("cpu");
+    weir_actor_opts o = {.cpu = 500};
+    weir_actor *a = weir_actor_new(g, "A", &o);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "inc", add_one, &in, 1, 1);
+    weir_output(g, &x, 1);
+    uint64_t t0 = weir_now_ns();
+    EXPECT_ERR(weir_compile(g, NULL), -EINVAL,
+               "actor 'A': cpu 500 is not one this process may run on");
+    cr_assert(weir_now_ns() - t0 < 100000000ull);
+    /* The failed compile did not freeze the graph. */
+    cr_assert_not_null(weir_actor_new(g, "B", NULL), "%s", weir_errmsg());
+    weir_graph_free(g);
+}

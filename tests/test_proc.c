@@ -681,3 +681,199 @@ Test(proc, restart_after_idle_kill_fails_nothing)
     cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
     weir_graph_free(g);
 }
+
+/* ---- regressions (named after the bug they pin) ------------------------------ */
+
+#include <sys/mman.h>
+
+struct shared_counts {
+    int inits;
+    int calls_exec3;
+};
+static struct shared_counts *shc;
+
+static int init_second_fails(void *s)
+{
+    (void)s;
+    int n = __atomic_add_fetch(&shc->inits, 1, __ATOMIC_SEQ_CST);
+    return n == 2 ? -7 : 0;
+}
+static int abort_at_3(weir_call *c, void *s)
+{
+    (void)s;
+    if (weir_call_exec(c) == 3) {
+        __atomic_add_fetch(&shc->calls_exec3, 1, __ATOMIC_SEQ_CST);
+        abort();
+    }
+    return out64(c, 0, in64(c, 0) + 1);
+}
+
+/* A replacement whose init fails must not make the next one retry the crashed execution. */
+Test(proc, regression_crash_not_retried_after_failed_replacement)
+{
+    shc = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert(shc != MAP_FAILED);
+    weir_graph *g = weir_graph_new("retry");
+    weir_actor_opts o = {.cpu = -1, .isolation = WEIR_PROCESS, .init = init_second_fails,
+                         .max_restarts = 2};
+    weir_actor *a = weir_actor_new(g, "p", &o);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "m", abort_at_3, &in, 1, 1);
+    weir_output(g, &x, 1);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    for (int64_t i = 0; i < 6; i++) {
+        weir_buf b = {&i, sizeof i};
+        weir_result *r = NULL;
+        int rc = weir_execute(d, &b, 1, &r, TMO);
+        if (i == 3) {
+            cr_assert_eq(rc, -EREMOTEIO, "execution 3: %d %s", rc, weir_errmsg());
+        } else {
+            cr_assert_eq(rc, 0, "execution %lld: %s", (long long)i, weir_errmsg());
+            cr_assert_eq(res64(r, 0), i + 1);
+            weir_result_free(r);
+        }
+    }
+    cr_assert_eq(shc->calls_exec3, 1, "the crashed execution ran %d times", shc->calls_exec3);
+    cr_assert_eq(shc->inits, 3);
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+    munmap(shc, 4096);
+}
+
+static int abort_at_2(weir_call *c, void *s)
+{
+    (void)s;
+    if (weir_call_exec(c) == 2)
+        abort();
+    return out64(c, 0, in64(c, 0));
+}
+static int count_init(void *s)
+{
+    (void)s;
+    __atomic_add_fetch(&shc->inits, 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+/* A process that leaves cleanly because its upstream died is not restarted. */
+Test(proc, regression_clean_exit_after_upstream_death_is_not_restarted)
+{
+    shc = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert(shc != MAP_FAILED);
+    weir_graph *g = weir_graph_new("clean");
+    weir_actor_opts pa = {.cpu = -1, .isolation = WEIR_PROCESS};
+    weir_actor_opts pb = {.cpu = -1, .isolation = WEIR_PROCESS, .init = count_init,
+                          .max_restarts = 3};
+    weir_actor *a = weir_actor_new(g, "A", &pa), *b = weir_actor_new(g, "B", &pb);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "m", abort_at_2, &in, 1, 1);
+    weir_node *y = weir_bind(b, "n", add_one, &x, 1, 1);
+    weir_output(g, &y, 1);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    for (int64_t i = 0; i < 4; i++) {
+        weir_buf b2 = {&i, sizeof i};
+        weir_result *r = NULL;
+        int rc = weir_execute(d, &b2, 1, &r, TMO);
+        cr_assert_eq(rc, i < 2 ? 0 : -EPIPE, "execution %lld: %d %s", (long long)i, rc,
+                     weir_errmsg());
+        weir_result_free(r);
+    }
+    sleep_ms(200);
+    struct weir_actor_stats st;
+    cr_assert_eq(weir_dag_actor_stats(d, 1, &st), 0);
+    cr_assert_eq(st.restarts, 0u);
+    cr_assert_eq(shc->inits, 1, "B's init ran %d times", shc->inits);
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+    munmap(shc, 4096);
+}
+
+static int slow3s(weir_call *c, void *s)
+{
+    (void)s;
+    sleep_ms(3000);
+    return out64(c, 0, in64(c, 0));
+}
+
+static int count_threads_named(const char *name)
+{
+    int n = 0;
+    DIR *dir = opendir("/proc/self/task");
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        char path[300], comm[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(comm, sizeof comm, f) && !strncmp(comm, name, strlen(name)))
+            n++;
+        fclose(f);
+    }
+    closedir(dir);
+    return n;
+}
+
+/* Killing a stuck process at teardown must free the thread actor waiting on it. */
+Test(proc, regression_teardown_kill_releases_waiting_thread)
+{
+    weir_graph *g = weir_graph_new("leak");
+    weir_actor_opts p = {.cpu = -1, .isolation = WEIR_PROCESS};
+    weir_actor_opts t = {.cpu = -1, .isolation = WEIR_THREAD};
+    weir_actor *pp = weir_actor_new(g, "P", &p), *tt = weir_actor_new(g, "T", &t);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(pp, "slow", slow3s, &in, 1, 1);
+    weir_node *y = weir_bind(tt, "n", add_one, &x, 1, 1);
+    weir_output(g, &y, 1);
+    weir_compile_opts o = {.timeout_ms = 300};
+    weir_dag *d = weir_compile(g, &o);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    int64_t v = 1;
+    weir_buf b = {&v, sizeof v};
+    uint64_t id;
+    cr_assert_eq(weir_submit(d, &b, 1, &id, TMO), 0);
+    sleep_ms(50);
+    uint64_t t0 = weir_now_ns();
+    cr_assert_eq(weir_dag_free(d), -ETIMEDOUT);
+    cr_assert(weir_now_ns() - t0 < 1000000000ull);
+    cr_assert(strstr(weir_errmsg(), "actor 'P' (pid "), "%s", weir_errmsg());
+    cr_assert(strstr(weir_errmsg(), "was stuck in method 'slow' (execution 0) and was killed"),
+              "%s", weir_errmsg());
+    cr_assert_null(strstr(weir_errmsg(), "actor 'T'"), "T was freed by the kill: %s",
+                   weir_errmsg());
+    cr_assert_eq(count_threads_named("weir:T"), 0, "the thread actor is still alive");
+    weir_graph_free(g);
+}
+
+static int never_called(weir_call *c, void *s)
+{
+    (void)c;
+    (void)s;
+    abort();
+}
+
+static int stuck_init(void *s)
+{
+    (void)s;
+    sleep_ms(2000);
+    return 0;
+}
+
+/* An actor stuck in init at teardown is named as such. */
+Test(proc, regression_stuck_in_init_is_named)
+{
+    weir_graph *g = weir_graph_new("initstuck");
+    weir_actor_opts p = {.cpu = -1, .isolation = WEIR_PROCESS, .init = stuck_init};
+    weir_actor *a = weir_actor_new(g, "A", &p);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "m", never_called, &in, 1, 1);
+    weir_output(g, &x, 1);
+    weir_compile_opts o = {.timeout_ms = 200};
+    weir_dag *d = weir_compile(g, &o);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    sleep_ms(50);
+    cr_assert_eq(weir_dag_free(d), -ETIMEDOUT);
+    cr_assert(strstr(weir_errmsg(), "was stuck in init and was killed"), "%s", weir_errmsg());
+    weir_graph_free(g);
+}
