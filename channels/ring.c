@@ -557,7 +557,6 @@ WEIR_API int weir_chan_deregister_reader(weir_chan *c, int reader)
     uint64_t bit = 1ull << reader;
     if (!(weir__load_acquire(&ctl->active_mask) & bit)) {
         reg_unlock(ctl);
-        c->r[reader].registered = 0;
         return CHERR(c, -EINVAL, "reader %d is not registered", reader);
     }
     /* A handle still using this id (force-deregistered while alive) sees
@@ -565,8 +564,8 @@ WEIR_API int weir_chan_deregister_reader(weir_chan *c, int reader)
     weir__store_relaxed(&ctl->readers[reader].epoch, ctl->readers[reader].epoch + 1);
     weir__fetch_and(&ctl->active_mask, ~bit);
     reg_unlock(ctl);
-    c->r[reader].registered = 0;
-    c->r[reader].held = 0;
+    /* The handle's local reader state belongs to the reader's thread: it
+     * notices the bumped epoch on its next call (-EINVAL). */
     /* The writer may be waiting for exactly this reader; and the reader
      * itself may be asleep in read (another thread or process removed it). */
     wake_writer_if_sleeping(ctl);

@@ -265,8 +265,9 @@ static void run_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_
         o->err = o->produced = o->reserved = 0;
     }
     weir_call call = {.a = a, .op = op, .exec = exec, .failed = 0};
-    a->note->cur_method = op->method;
-    a->note->cur_exec = exec;
+    /* Relaxed atomics: the driver reads these for its messages while we run. */
+    __atomic_store_n(&a->note->cur_method, op->method, __ATOMIC_RELAXED);
+    __atomic_store_n(&a->note->cur_exec, exec, __ATOMIC_RELAXED);
     __atomic_store_n(&a->note->in_call, 1, __ATOMIC_RELEASE);
     int rc = a->fns[op->method](&call, a->state);
     __atomic_store_n(&a->note->in_call, 0, __ATOMIC_RELEASE);
@@ -479,15 +480,15 @@ void weir__note_describe(const struct actor_rt *a, char *buf, size_t cap)
 {
     const struct weir__actor_note *n = a->note;
     int phase = __atomic_load_n(&n->phase, __ATOMIC_ACQUIRE);
-    unsigned m = n->cur_method;
+    unsigned m = __atomic_load_n(&n->cur_method, __ATOMIC_RELAXED);
+    uint64_t e = __atomic_load_n(&n->cur_exec, __ATOMIC_RELAXED);
     if (phase == WEIR__PHASE_INIT)
         snprintf(buf, cap, "in init");
     else if (phase == WEIR__PHASE_FINI)
         snprintf(buf, cap, "in fini");
     else if (__atomic_load_n(&n->in_call, __ATOMIC_ACQUIRE))
         snprintf(buf, cap, "in method '%s' (execution %llu)",
-                 m < a->pa->nmethods ? a->pa->methods[m].name : "?",
-                 (unsigned long long)n->cur_exec);
+                 m < a->pa->nmethods ? a->pa->methods[m].name : "?", (unsigned long long)e);
     else
         snprintf(buf, cap, "waiting for a message or a free slot");
 }

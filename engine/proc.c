@@ -142,7 +142,7 @@ static void reap(struct actor_rt *a)
 /* The method a (possibly scribbled-on) note names, or "?". */
 static const char *note_method(const struct actor_rt *a)
 {
-    unsigned m = a->note->cur_method;
+    unsigned m = __atomic_load_n(&a->note->cur_method, __ATOMIC_RELAXED);
     return m < a->pa->nmethods ? a->pa->methods[m].name : "?";
 }
 
@@ -158,7 +158,7 @@ static void on_death(struct weir_dag *d, struct actor_rt *a)
         weir__dag_mark_dead(d, (int)a->idx,
                             "actor '%s' (pid %d) died in method '%s' at execution %llu: %s",
                             a->pa->name, (int)a->pid, note_method(a),
-                            (unsigned long long)a->note->cur_exec, how);
+                            (unsigned long long)__atomic_load_n(&a->note->cur_exec, __ATOMIC_RELAXED), how);
     else
         weir__dag_mark_dead(d, (int)a->idx, "actor '%s' (pid %d) died: %s", a->pa->name,
                             (int)a->pid, how);
@@ -185,8 +185,8 @@ static int restart(struct weir_dag *d, struct actor_rt *a)
     int in_call = __atomic_load_n(&a->note->in_call, __ATOMIC_ACQUIRE);
     if (__atomic_load_n(&a->note->resumed, __ATOMIC_ACQUIRE))
         a->crashed_in_call = 0;
-    if (in_call && (!a->crashed_in_call || a->note->cur_exec > a->crash_exec))
-        a->crash_exec = a->note->cur_exec;
+    if (in_call && (!a->crashed_in_call || __atomic_load_n(&a->note->cur_exec, __ATOMIC_RELAXED) > a->crash_exec))
+        a->crash_exec = __atomic_load_n(&a->note->cur_exec, __ATOMIC_RELAXED);
     a->crashed_in_call |= in_call;
     __atomic_store_n(&a->note->resumed, 0, __ATOMIC_RELEASE);
     if (a->status_code == CLD_EXITED && a->status == WEIR__EXIT_INIT && a->note->text[0])
@@ -196,7 +196,7 @@ static int restart(struct weir_dag *d, struct actor_rt *a)
     else if (in_call)
         snprintf(a->restart_text, sizeof a->restart_text,
                  "actor '%s' (pid %d) died in method '%s' at execution %llu: %s", a->pa->name,
-                 (int)a->pid, note_method(a), (unsigned long long)a->note->cur_exec, how);
+                 (int)a->pid, note_method(a), (unsigned long long)__atomic_load_n(&a->note->cur_exec, __ATOMIC_RELAXED), how);
     else
         snprintf(a->restart_text, sizeof a->restart_text, "actor '%s' (pid %d) died: %s",
                  a->pa->name, (int)a->pid, how);
