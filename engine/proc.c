@@ -220,8 +220,11 @@ static void *monitor_main(void *arg)
     struct pollfd *pf = calloc(n + 1, sizeof *pf);
     unsigned *who = calloc(n + 1, sizeof *who);
     if (!pf || !who) {
+        /* Without a monitor a death would go unseen: fail everything instead. */
         free(pf);
         free(who);
+        weir__dag_mark_dead(d, -1, "graph '%s': out of memory starting the process monitor",
+                            d->plan->graph);
         return NULL;
     }
     unsigned k = 1;
