@@ -9,9 +9,6 @@
  * number is used). 0, or -EINVAL if nothing is reserved. */
 int weir__chan_unreserve(weir_chan *w);
 
-/* Writer: bytes reserved by the current reservation's slot (capacity). */
-size_t weir__chan_slot_bytes(const weir_chan *w);
-
 /* Fork support (engine/proc.c): see ring.c. */
 void weir__chan_after_fork(weir_chan *c);
 int weir__chan_writer_resync(weir_chan *c);

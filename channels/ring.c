@@ -1081,13 +1081,8 @@ int weir__chan_unreserve(weir_chan *c)
     return 0;
 }
 
-size_t weir__chan_slot_bytes(const weir_chan *c)
-{
-    return c->w.g->slot_bytes;
-}
 
 /* Give an anonymous channel a readable name (stats, messages). */
-void weir__chan_set_label(weir_chan *c, const char *label);
 void weir__chan_set_label(weir_chan *c, const char *label)
 {
     snprintf(c->name, sizeof c->name, "%s", label);
@@ -1096,7 +1091,6 @@ void weir__chan_set_label(weir_chan *c, const char *label)
 
 /* A forked child takes over a reader id registered by its parent (stats and
  * weir_chan_reap_dead_readers then follow the child's pid). */
-int weir__chan_claim_reader(weir_chan *c, int id);
 int weir__chan_claim_reader(weir_chan *c, int id)
 {
     if (!c || id < 0 || id >= WEIR_CHAN_MAX_READERS || !c->r[id].registered)
@@ -1110,7 +1104,6 @@ int weir__chan_claim_reader(weir_chan *c, int id)
  * child's copy of the handle may hold a mutex some other thread had
  * locked; the child is single-threaded, so start it fresh.
  */
-void weir__chan_after_fork(weir_chan *c);
 void weir__chan_after_fork(weir_chan *c)
 {
     pthread_mutex_init(&c->gen_mu, NULL);
@@ -1122,7 +1115,6 @@ void weir__chan_after_fork(weir_chan *c)
  * committed is gone; a growth it had published stays (the forward mark and
  * the new generation are both in place).
  */
-int weir__chan_writer_resync(weir_chan *c);
 int weir__chan_writer_resync(weir_chan *c)
 {
     struct weir__chan_ctl *ctl = c->ctl;
@@ -1144,7 +1136,6 @@ int weir__chan_writer_resync(weir_chan *c)
 
 /* Take over reader `id` from a process that died: continue at its shared
  * position (the first message it had not released). */
-int weir__chan_reader_resync(weir_chan *c, int id);
 int weir__chan_reader_resync(weir_chan *c, int id)
 {
     struct weir__chan_ctl *ctl = c->ctl;
@@ -1171,19 +1162,16 @@ int weir__chan_reader_resync(weir_chan *c, int id)
 }
 
 /* Shared positions, for deciding where a restarted actor resumes. */
-uint64_t weir__chan_write_seq(const weir_chan *c);
 uint64_t weir__chan_write_seq(const weir_chan *c)
 {
     return weir__load_acquire(&c->ctl->write_seq);
 }
-uint64_t weir__chan_read_seq(const weir_chan *c, int id);
 uint64_t weir__chan_read_seq(const weir_chan *c, int id)
 {
     return weir__load_acquire(&c->ctl->readers[id].read_seq);
 }
 
 /* Would weir_chan_read_msg return a message at once? (No clock, no error text.) */
-int weir__chan_can_read(weir_chan *c, int id);
 int weir__chan_can_read(weir_chan *c, int id)
 {
     struct rstate *r = &c->r[id];

@@ -56,8 +56,6 @@
 
 /* ---- compile / start / teardown ----------------------------------------- */
 
-extern void weir__chan_set_label(weir_chan *c, const char *label);
-
 void weir__dag_destroy(struct weir_dag *d);
 void weir__dag_destroy(struct weir_dag *d)
 {
