@@ -157,7 +157,7 @@ static void gen_bind(struct gen_map *g, uint8_t *seg, size_t seg_bytes, size_t o
     g->slot_bytes = slot_bytes;
     g->seg_bytes = seg_bytes;
     /* Publish the pointer last: readers test g->seg without the mutex. */
-    __atomic_store_n(&g->seg, seg, __ATOMIC_RELEASE);
+    weir__store_release(&g->seg, seg);
 }
 
 /* ---- registration lock (cold path, shared between processes) ---------- */
@@ -192,7 +192,7 @@ static void reg_unlock(struct weir__chan_ctl *ctl)
 static int map_gen(weir_chan *c, unsigned k)
 {
     struct gen_map *g = &c->gens[k];
-    if (__atomic_load_n(&g->seg, __ATOMIC_ACQUIRE))
+    if (weir__load_acquire(&g->seg))
         return 0;
     int ret = 0;
     pthread_mutex_lock(&c->gen_mu);
@@ -653,7 +653,7 @@ static int wait_for_space(weir_chan *c, int timeout_ms)
             continue;
         }
         /* Pair 2: announce, re-check, sleep. */
-        __atomic_store_n(&ctl->wr_sleeping, 1, __ATOMIC_SEQ_CST);
+        weir__store_relaxed(&ctl->wr_sleeping, 1); /* ordered before the re-check by the heavy barrier */
         weir__heavy_barrier();
         uint32_t v = weir__load_acquire(&ctl->wr_futex);
         rescan(c);
@@ -666,7 +666,7 @@ static int wait_for_space(weir_chan *c, int timeout_ms)
     }
 done:
     c->w.spin_ns = weir__spin_adapt(spin, spinning && ret == 0);
-    weir__store_relaxed(&ctl->blocked_ns, ctl->blocked_ns + (weir_now_ns() - t0));
+    weir__counter_add(&ctl->blocked_ns, weir_now_ns() - t0);
     return ret;
 }
 
@@ -771,7 +771,7 @@ static int commit_flags(weir_chan *c, size_t len, uint32_t flags)
     c->w.seq++;
     if (++c->w.idx == c->depth)
         c->w.idx = 0;
-    weir__store_relaxed(&ctl->bytes, ctl->bytes + len);
+    weir__counter_add(&ctl->bytes, len);
     /* Pairs 1-3: publish, then look at the control line. The store->load
      * order comes from the light barrier paired with the sleeper's or the
      * registering reader's heavy barrier (channels/barrier.c). */
@@ -818,8 +818,13 @@ WEIR_API int weir_chan_write_error(weir_chan *c, const char *text, int timeout_m
     if (n)
         memcpy(dst, text, n);
     dst[n] = '\0';
-    c->ctl->errors++;
-    return commit_flags(c, n + 1, WEIR_MSG_ERROR);
+    commit_flags(c, n + 1, WEIR_MSG_ERROR);
+    /* Counted after the record is published: weir_chan_stats, in any process,
+     * loads errors before write_seq, so it never reports more error records
+     * than messages. An atomic add (error path only): exact even if the
+     * writer role moves between processes (weir__chan_writer_resync). */
+    weir__fetch_add(&c->ctl->errors, 1);
+    return 0;
 }
 
 WEIR_API int weir_chan_close(weir_chan *c)
@@ -831,8 +836,9 @@ WEIR_API int weir_chan_close(weir_chan *c)
         return CHERR(c, -EPERM, "this handle was opened for reading; only the creator closes");
     if (c->w.reserved)
         return CHERR(c, -EBUSY, "close with a reserved, uncommitted message");
-    /* Release: a reader that sees closed also sees every committed message. */
-    __atomic_store_n(&c->ctl->closed, 1, __ATOMIC_SEQ_CST);
+    /* Release, paired with the readers' acquire load of closed: a reader
+     * that sees closed also sees every committed message. */
+    weir__store_release(&c->ctl->closed, 1);
     wake_readers(c->ctl);
     return 0;
 }
@@ -925,7 +931,7 @@ done:
         ret = reader_check(c, reader);
     r->spin_ns = weir__spin_adapt(spin, spinning && ret == 0);
     struct weir__reader_line *rl = &ctl->readers[reader];
-    weir__store_relaxed(&rl->starved_ns, rl->starved_ns + (weir_now_ns() - t0));
+    weir__counter_add(&rl->starved_ns, weir_now_ns() - t0);
     return ret;
 }
 
@@ -1046,9 +1052,11 @@ WEIR_API int weir_chan_stats(const weir_chan *c, struct weir_chan_stats *st)
     const struct weir__chan_ctl *ctl = c->ctl;
     memset(st, 0, sizeof *st);
     snprintf(st->name, sizeof st->name, "%s", c->name);
+    /* errors first (pairs with the add after the record's publication), so
+     * errors <= messages in every snapshot. */
+    st->errors = weir__load_acquire(&ctl->errors);
     st->messages = weir__load_acquire(&ctl->write_seq);
     st->bytes = weir__load_relaxed(&ctl->bytes);
-    st->errors = weir__load_relaxed(&ctl->errors);
     st->writer_blocked_ns = weir__load_relaxed(&ctl->blocked_ns);
     unsigned gen = weir__load_acquire(&ctl->cur_gen);
     st->grows = gen;
