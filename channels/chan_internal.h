@@ -5,6 +5,9 @@
 
 #include <weir/chan.h>
 
+/* The engine's shared notes and flags use the same named atomics. */
+#include "channels/atomics.h"
+
 /* Writer: drop the current reservation (nothing is published, no sequence
  * number is used). 0, or -EINVAL if nothing is reserved. */
 int weir__chan_unreserve(weir_chan *w);

@@ -39,7 +39,7 @@ void weir__dag_destroy(struct weir_dag *d);
 
 void weir__dag_unref(struct weir_dag *d)
 {
-    if (__atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL) == 0)
+    if (weir__sub_fetch_acq_rel(&d->refs, 1) == 0)
         weir__dag_destroy(d);
 }
 
@@ -266,11 +266,11 @@ static void run_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_
     }
     weir_call call = {.a = a, .op = op, .exec = exec, .failed = 0};
     /* Relaxed atomics: the driver reads these for its messages while we run. */
-    __atomic_store_n(&a->note->cur_method, op->method, __ATOMIC_RELAXED);
-    __atomic_store_n(&a->note->cur_exec, exec, __ATOMIC_RELAXED);
-    __atomic_store_n(&a->note->in_call, 1, __ATOMIC_RELEASE);
+    weir__store_relaxed(&a->note->cur_method, op->method);
+    weir__store_relaxed(&a->note->cur_exec, exec);
+    weir__store_release(&a->note->in_call, 1);
     int rc = a->fns[op->method](&call, a->state);
-    __atomic_store_n(&a->note->in_call, 0, __ATOMIC_RELEASE);
+    weir__store_release(&a->note->in_call, 0);
     const char *mname = a->pa->methods[op->method].name;
     char text[ERRTEXT_BUF];
     int failed = 0;
@@ -403,7 +403,7 @@ static void actor_loop(struct actor_rt *a)
         if (first < e1)
             return;
         /* Past the failed executions: the next restart may forget this crash. */
-        __atomic_store_n(&a->note->resumed, 1, __ATOMIC_RELEASE);
+        weir__store_release(&a->note->resumed, 1);
     }
     for (uint64_t e = first;; e++) {
         for (unsigned i = 0; i < pa->nops; i++) {
@@ -459,7 +459,7 @@ static void actor_leave(struct actor_rt *a)
 int weir__actor_run(struct actor_rt *a)
 {
     int rc = 0;
-    __atomic_store_n(&a->note->phase, WEIR__PHASE_INIT, __ATOMIC_RELEASE);
+    weir__store_release(&a->note->phase, WEIR__PHASE_INIT);
     if (a->init && (rc = a->init(a->state)) != 0) {
         /* No actor_leave: whoever marks the dag dead breaks the pipeline
          * (the thread wrapper, or the process monitor), so the driver never
@@ -467,9 +467,9 @@ int weir__actor_run(struct actor_rt *a)
         snprintf(a->note->text, sizeof a->note->text, "init returned %d", rc);
         return rc;
     }
-    __atomic_store_n(&a->note->phase, WEIR__PHASE_RUN, __ATOMIC_RELEASE);
+    weir__store_release(&a->note->phase, WEIR__PHASE_RUN);
     actor_loop(a);
-    __atomic_store_n(&a->note->phase, WEIR__PHASE_FINI, __ATOMIC_RELEASE);
+    weir__store_release(&a->note->phase, WEIR__PHASE_FINI);
     if (a->fini)
         a->fini(a->state);
     actor_leave(a);
@@ -479,14 +479,14 @@ int weir__actor_run(struct actor_rt *a)
 void weir__note_describe(const struct actor_rt *a, char *buf, size_t cap)
 {
     const struct weir__actor_note *n = a->note;
-    int phase = __atomic_load_n(&n->phase, __ATOMIC_ACQUIRE);
-    unsigned m = __atomic_load_n(&n->cur_method, __ATOMIC_RELAXED);
-    uint64_t e = __atomic_load_n(&n->cur_exec, __ATOMIC_RELAXED);
+    int phase = weir__load_acquire(&n->phase);
+    unsigned m = weir__load_relaxed(&n->cur_method);
+    uint64_t e = weir__load_relaxed(&n->cur_exec);
     if (phase == WEIR__PHASE_INIT)
         snprintf(buf, cap, "in init");
     else if (phase == WEIR__PHASE_FINI)
         snprintf(buf, cap, "in fini");
-    else if (__atomic_load_n(&n->in_call, __ATOMIC_ACQUIRE))
+    else if (weir__load_acquire(&n->in_call))
         snprintf(buf, cap, "in method '%s' (execution %llu)",
                  m < a->pa->nmethods ? a->pa->methods[m].name : "?", (unsigned long long)e);
     else
@@ -505,7 +505,7 @@ void *weir__actor_thread_main(void *arg)
                             a->pa->name, a->note->text);
     /* Tell a teardown waiting for us (it then joins); the dag may be freed
      * by the unref below, so nothing after it touches the dag. */
-    __atomic_store_n(&a->exited, 1, __ATOMIC_RELEASE);
+    weir__store_release(&a->exited, 1);
     uint64_t one = 1;
     if (d->exit_efd >= 0 && write(d->exit_efd, &one, sizeof one) < 0) {
         /* an eventfd write of 1 does not fail; teardown polls with a deadline anyway */
@@ -517,12 +517,12 @@ void *weir__actor_thread_main(void *arg)
 void weir__dag_mark_dead(struct weir_dag *d, int who, const char *fmt, ...)
 {
     pthread_mutex_lock(&d->dead_mu);
-    if (!__atomic_load_n(&d->dead, __ATOMIC_ACQUIRE)) {
+    if (!weir__load_acquire(&d->dead)) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(d->dead_msg, sizeof d->dead_msg, fmt, ap);
         va_end(ap);
-        __atomic_store_n(&d->dead, 1, __ATOMIC_RELEASE);
+        weir__store_release(&d->dead, 1);
     }
     pthread_mutex_unlock(&d->dead_mu);
     if (who >= 0)

@@ -220,11 +220,11 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g)
             CPU_SET(ar->pa->cpu, &set);
             pthread_attr_setaffinity_np(&attr, sizeof set, &set);
         }
-        __atomic_add_fetch(&d->refs, 1, __ATOMIC_ACQ_REL);
+        weir__add_fetch_acq_rel(&d->refs, 1);
         int rc = pthread_create(&ar->th, &attr, weir__actor_thread_main, ar);
         pthread_attr_destroy(&attr);
         if (rc != 0) {
-            __atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL);
+            weir__sub_fetch_acq_rel(&d->refs, 1);
             weir__seterr(-rc, "actor '%s': cannot start its thread%s: %s", ar->pa->name,
                          ar->pa->cpu >= 0 ? " pinned to its CPU" : "", strerror(rc));
             goto fail;
@@ -333,14 +333,14 @@ static unsigned wait_actors(struct weir_dag *d, uint64_t deadline, int threads_o
         for (unsigned i = 0; i < p->nactors; i++) {
             struct actor_rt *a = &d->actors[i];
             if (a->started && !a->joined) {
-                if (__atomic_load_n(&a->exited, __ATOMIC_ACQUIRE)) {
+                if (weir__load_acquire(&a->exited)) {
                     pthread_join(a->th, NULL); /* it is returning: prompt */
                     a->joined = 1;
                 } else {
                     pending++;
                 }
             }
-            if (threads_only || a->pidfd < 0 || __atomic_load_n(&a->reaped, __ATOMIC_ACQUIRE))
+            if (threads_only || a->pidfd < 0 || weir__load_acquire(&a->reaped))
                 continue;
             struct pollfd one = {.fd = a->pidfd, .events = POLLIN};
             if (poll(&one, 1, 0) > 0)
@@ -372,7 +372,7 @@ WEIR_API int weir_dag_free(weir_dag *d)
     pthread_mutex_lock(&d->mu);
     /* Under dead_mu: a restart in progress finishes first, none starts after. */
     pthread_mutex_lock(&d->dead_mu);
-    __atomic_store_n(&d->tearing_down, 1, __ATOMIC_RELEASE);
+    weir__store_release(&d->tearing_down, 1);
     pthread_mutex_unlock(&d->dead_mu);
     const struct weir__plan *p = d->plan;
     if (d->chans) {
@@ -452,7 +452,7 @@ static int collect_one(struct weir_dag *d, struct weir__deadline *dl)
                                         ? 0
                                         : deadline_ms(dl));
         if (rc < 0) {
-            if (rc == -EPIPE && __atomic_load_n(&d->dead, __ATOMIC_ACQUIRE))
+            if (rc == -EPIPE && weir__load_acquire(&d->dead))
                 return weir__seterr(-EPIPE, "graph '%s': execution %llu failed: %s", p->graph,
                                     (unsigned long long)e, d->dead_msg);
             if (rc == -ETIMEDOUT)
@@ -536,7 +536,7 @@ static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned narg
                          uint64_t *exec_id, struct weir__deadline *dl)
 {
     const struct weir__plan *p = d->plan;
-    if (__atomic_load_n(&d->dead, __ATOMIC_ACQUIRE))
+    if (weir__load_acquire(&d->dead))
         return weir__seterr(-EPIPE, "graph '%s': cannot submit: %s", p->graph, d->dead_msg);
     if (nargs != p->nargs || (nargs && !args))
         return weir__seterr(-EINVAL, "graph '%s': an execution takes %u argument%s, got %u",

@@ -26,7 +26,8 @@ struct weir_chan_stats {
     char name[WEIR_CHAN_MAX_NAME + 1];
     uint64_t messages;          /* messages committed (sequence numbers used) */
     uint64_t bytes;             /* payload bytes committed */
-    uint64_t errors;            /* error records committed */
+    uint64_t errors;            /* error records committed (counted just after each is
+                                   published, so never more than messages) */
     uint64_t writer_blocked_ns; /* time the writer waited for readers */
     uint64_t grows;             /* times the channel grew */
     size_t slot_bytes;          /* current slot size */
