@@ -99,7 +99,7 @@ WEIR_API weir_actor *weir_actor_new(weir_graph *g, const char *name, const weir_
         return NULL;
     for (unsigned i = 0; i < g->nactors; i++)
         if (!strcmp(g->actors[i]->name, name)) {
-            return weir__seterr(-EEXIST, "graph '%s': duplicate actor name '%s'", g->name, name);
+            weir__seterr(-EEXIST, "graph '%s': duplicate actor name '%s'", g->name, name);
             return NULL;
         }
     if (opts && opts->isolation != WEIR_THREAD && opts->isolation != WEIR_PROCESS) {
