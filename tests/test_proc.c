@@ -21,35 +21,12 @@
 
 #include <weir/weir.h>
 
+#include "dag_util.h"
+
 #define TMO 10000
 
-static int count_dir(const char *path)
-{
-    int n = 0;
-    DIR *d = opendir(path);
-    struct dirent *e;
-    while ((e = readdir(d)))
-        n++;
-    closedir(d);
-    return n;
-}
 
-static int fds_before, shm_before;
-static void setup(void)
-{
-    fds_before = count_dir("/proc/self/fd");
-    shm_before = count_dir("/dev/shm");
-}
-static void teardown(void)
-{
-    int st;
-    pid_t p = waitpid(-1, &st, WNOHANG);
-    cr_expect(p == -1 && errno == ECHILD, "a child process is left (waitpid gave %d)", (int)p);
-    cr_expect_eq(count_dir("/proc/self/fd"), fds_before, "file descriptors leaked");
-    cr_expect_eq(count_dir("/dev/shm"), shm_before, "a /dev/shm entry was left behind");
-}
-
-TestSuite(proc, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(proc, .init = dag_leak_init, .fini = dag_leak_fini, .timeout = 120);
 
 static void sleep_ms(int ms)
 {
