@@ -336,7 +336,8 @@ static unsigned wait_actors(struct weir_dag *d, uint64_t deadline, int threads_o
         uint64_t now = weir_now_ns();
         if (!pending || now >= deadline || !pf)
             break;
-        int ms = (int)((deadline - now + 999999) / 1000000);
+        uint64_t left = (deadline - now + 999999) / 1000000;
+        int ms = deadline == UINT64_MAX ? -1 : left > INT32_MAX ? INT32_MAX : (int)left;
         if (poll(pf, n, ms) > 0 && d->exit_efd >= 0 && (pf[0].revents & POLLIN)) {
             uint64_t v;
             if (read(d->exit_efd, &v, sizeof v) < 0) {
@@ -366,11 +367,11 @@ WEIR_API int weir_dag_free(weir_dag *d)
         for (unsigned k = 0; k < d->nargch; k++)
             weir_chan_close(d->chans[d->argch[k]]);
     }
-    int tmo = d->timeout_ms < 0 ? WEIR_DEFAULT_TIMEOUT_MS : d->timeout_ms;
+    int tmo = d->timeout_ms; /* -1 (WEIR_FOREVER): wait for as long as the actors take */
     char msg[1024] = "";
     int len = 0, stuck = 0;
     /* 1. Everyone drains and leaves through the close cascade, until the deadline. */
-    uint64_t deadline = weir_now_ns() + (uint64_t)tmo * 1000000ull;
+    uint64_t deadline = tmo < 0 ? UINT64_MAX : weir_now_ns() + (uint64_t)tmo * 1000000ull;
     unsigned pending = d->actors ? wait_actors(d, deadline, 0) : 0;
     /* 2. Past it: kill the processes still running and break the pipeline around
      *    them, then give the threads that waited on them a moment to leave. */

@@ -23,6 +23,13 @@
 #include "channels/err.h"
 #include "engine/engine.h"
 
+/* Timeouts mean what <weir/common.h> says; below -1 is a caller's mistake. */
+static int bad_timeout(const char *fn, int timeout_ms)
+{
+    return weir__seterr(-EINVAL, "%s: timeout_ms %d (use -1 to wait without bound, 0 not to wait)",
+                        fn, timeout_ms);
+}
+
 static struct weir__deadline deadline_of(int timeout_ms)
 {
     return (struct weir__deadline){timeout_ms, 0};
@@ -157,21 +164,18 @@ static int collect_one(struct weir_dag *d, struct weir__deadline *dl)
                                         : deadline_ms(dl));
         if (rc < 0) {
             if (rc == -EPIPE && weir__load_acquire(&d->dead))
-                return weir__seterr(-EPIPE, "graph '%s': execution %llu failed: %s", p->graph,
-                                    (unsigned long long)e, d->dead_msg);
+                return weir__seterr(-EPIPE, "%s", d->dead_msg);
             if (rc == -ETIMEDOUT)
                 return weir__seterr(-ETIMEDOUT,
-                                    "graph '%s': execution %llu not finished in time (waiting "
-                                    "for channel '%s')",
-                                    p->graph, (unsigned long long)e, p->chans[c].name);
+                                    "not finished in time (waiting for execution %llu on channel "
+                                    "'%s')",
+                                    (unsigned long long)e, p->chans[c].name);
             return rc;
         }
         if (m->seq != e) {
             weir_chan_release(d->chans[c], d->drv_rid[c]);
-            return weir__seterr(-EPROTO,
-                                "graph '%s': channel '%s' delivered message %llu for execution "
-                                "%llu",
-                                p->graph, p->chans[c].name, (unsigned long long)m->seq,
+            return weir__seterr(-EPROTO, "channel '%s' delivered message %llu for execution %llu",
+                                p->chans[c].name, (unsigned long long)m->seq,
                                 (unsigned long long)e);
         }
         d->partial_k++;
@@ -190,8 +194,7 @@ static int collect_one(struct weir_dag *d, struct weir__deadline *dl)
         bytes += d->held[err].len + 1;
     struct weir_result *r = weir__result_alloc(bytes);
     if (!r)
-        return weir__seterr(-ENOMEM, "graph '%s': out of memory for a result of %zu bytes",
-                            p->graph, bytes);
+        return weir__seterr(-ENOMEM, "out of memory for a result of %zu bytes", bytes);
     r->exec = e;
     r->n = p->nouts;
     r->err = err >= 0;
@@ -227,7 +230,7 @@ static int collect_one(struct weir_dag *d, struct weir__deadline *dl)
         struct weir_result **nr = realloc(d->ready, nc * sizeof *nr);
         if (!nr) {
             weir__result_free(r);
-            return weir__seterr(-ENOMEM, "graph '%s': out of memory for a result", p->graph);
+            return weir__seterr(-ENOMEM, "out of memory for a result");
         }
         d->ready = nr;
         d->capready = nc;
@@ -236,12 +239,28 @@ static int collect_one(struct weir_dag *d, struct weir__deadline *dl)
     return 0;
 }
 
+/*
+ * The one shape of an execution's failure (documented in <weir/dag.h>):
+ * "graph 'G': execution ID: CAUSE" for the execution the caller asked
+ * about, "graph 'G': submit: CAUSE" when submit itself failed. CAUSE (the
+ * current message) names the failing actor and its own execution.
+ */
+static int exec_error(struct weir_dag *d, int rc, const char *what, uint64_t id)
+{
+    char cause[DEAD_MSG_MAX + 128];
+    snprintf(cause, sizeof cause, "%s", weir_errmsg());
+    if (what)
+        return weir__seterr(rc, "graph '%s': %s: %s", d->plan->graph, what, cause);
+    return weir__seterr(rc, "graph '%s': execution %llu: %s", d->plan->graph,
+                        (unsigned long long)id, cause);
+}
+
 static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned nargs,
                          uint64_t *exec_id, struct weir__deadline *dl)
 {
     const struct weir__plan *p = d->plan;
     if (weir__load_acquire(&d->dead))
-        return weir__seterr(-EPIPE, "graph '%s': cannot submit: %s", p->graph, d->dead_msg);
+        return weir__seterr(-EPIPE, "graph '%s': submit: %s", p->graph, d->dead_msg);
     if (nargs != p->nargs || (nargs && !args))
         return weir__seterr(-EINVAL, "graph '%s': an execution takes %u argument%s, got %u",
                             p->graph, p->nargs, p->nargs == 1 ? "" : "s", nargs);
@@ -253,7 +272,7 @@ static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned narg
                                 p->graph, d->nready, p->max_buffered);
         int rc = collect_one(d, dl);
         if (rc < 0)
-            return rc;
+            return exec_error(d, rc, "submit", 0);
     }
     /* Reserve every argument channel before committing any. */
     unsigned k;
@@ -290,6 +309,8 @@ WEIR_API int weir_submit(weir_dag *d, const weir_buf *args, unsigned nargs, uint
     weir__clearerr();
     if (!d || !exec_id)
         return weir__seterr(-EINVAL, "weir_submit: NULL dag or exec_id");
+    if (timeout_ms < -1)
+        return bad_timeout("weir_submit", timeout_ms);
     pthread_mutex_lock(&d->mu);
     struct weir__deadline dl = deadline_of(timeout_ms);
     int rc = submit_locked(d, args, nargs, exec_id, &dl);
@@ -312,7 +333,8 @@ static int wait_locked(struct weir_dag *d, uint64_t id, weir_result **res,
             memmove(&d->ready[i], &d->ready[i + 1], (d->nready - i - 1) * sizeof *d->ready);
             d->nready--;
             if (r->err) {
-                int rc = weir__seterr(-EREMOTEIO, "%s", r->errtext ? r->errtext : "error");
+                int rc = weir__seterr(-EREMOTEIO, "graph '%s': execution %llu: %s", p->graph,
+                                      (unsigned long long)id, r->errtext ? r->errtext : "error");
                 weir__result_free(r);
                 return rc;
             }
@@ -325,7 +347,7 @@ static int wait_locked(struct weir_dag *d, uint64_t id, weir_result **res,
                                 p->graph, (unsigned long long)id);
         int rc = collect_one(d, dl);
         if (rc < 0)
-            return rc;
+            return exec_error(d, rc, NULL, id);
     }
 }
 
@@ -334,6 +356,8 @@ WEIR_API int weir_wait(weir_dag *d, uint64_t exec_id, weir_result **res, int tim
     weir__clearerr();
     if (!d || !res)
         return weir__seterr(-EINVAL, "weir_wait: NULL dag or result pointer");
+    if (timeout_ms < -1)
+        return bad_timeout("weir_wait", timeout_ms);
     *res = NULL;
     pthread_mutex_lock(&d->mu);
     struct weir__deadline dl = deadline_of(timeout_ms);
@@ -348,6 +372,8 @@ WEIR_API int weir_execute(weir_dag *d, const weir_buf *args, unsigned nargs, wei
     weir__clearerr();
     if (!d || !res)
         return weir__seterr(-EINVAL, "weir_execute: NULL dag or result pointer");
+    if (timeout_ms < -1)
+        return bad_timeout("weir_execute", timeout_ms);
     *res = NULL;
     struct weir__deadline dl = deadline_of(timeout_ms);
     uint64_t id;
