@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * weir/stats.h - counters kept in shared memory by every channel.
+ * weir/stats.h - counters kept in shared memory by every channel
+ * (implemented in channels/ring_stats.c).
  *
  * Counters are updated by the writer and readers themselves (no extra
  * thread), so reading them is a snapshot of relaxed loads: each number is
@@ -39,7 +40,8 @@ struct weir_chan_stats {
 
 /*
  * Fill *st with the channel's counters (the struct and the function share a
- * name, as `struct stat` and stat() do). Any handle, any thread. Returns 0.
+ * name, as `struct stat` and stat() do). Any handle, any thread. Returns 0,
+ * or -EINVAL when c or st is NULL.
  */
 WEIR_API int weir_chan_stats(const weir_chan *c, struct weir_chan_stats *st);
 

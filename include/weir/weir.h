@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* weir/weir.h - umbrella header: the whole public API. */
+/* weir/weir.h - umbrella header: the whole public API (include/weir/; each
+ * header names the folder that implements it). */
 #ifndef WEIR_H
 #define WEIR_H
 #include <weir/common.h>
