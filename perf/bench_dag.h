@@ -2,7 +2,7 @@
 /*
  * perf/bench_dag.h - what the files of `weir-bench dag` share: the shapes,
  * the stage work and its checks, the rows, and the two measurement windows
- * (bench_dag.c) that every implementation runs through.
+ * (bench_dag_common.c) that every implementation runs through.
  */
 #ifndef WEIR_BENCH_DAG_H
 #define WEIR_BENCH_DAG_H
@@ -43,7 +43,9 @@ void bench_dag_stamp(uint8_t *arg, size_t n, uint64_t seq);
 int bench_dag_check(const struct bench_dag_shape *s, int k, const void *p, size_t len, size_t n,
                     uint64_t seq, char *why, size_t wl);
 
-unsigned bench_dag_inflight(void);        /* executions in flight (--depth, default 16) */
+unsigned bench_dag_inflight(void);
+uint64_t bench_dag_tput_warmup(void);   /* executions before .tput starts counting */
+int bench_dag_pinned(void);               /* --pin-multi rr given */        /* executions in flight (--depth, default 16) */
 int bench_dag_actor_cpu(int i);           /* CPU of actor i with --pin-multi rr, else -1 */
 int bench_dag_driver_pin(cpu_set_t *saved); /* pin this thread for one case; 1 if pinned */
 void bench_dag_driver_unpin(int have, const cpu_set_t *saved);
@@ -80,6 +82,9 @@ void bench_dag_lat(const struct bench_dag_ops *o, uint64_t *next, struct bench_r
 /* .tput: o->window executions in flight, counted after a warm-up until the budget;
  * the tail is drained and checked but not counted. */
 void bench_dag_tput(const struct bench_dag_ops *o, uint64_t *next, struct bench_row *row);
+
+/* Latency samples, shared by every case (pp_max_rt entries; bench_dag.c allocates them). */
+extern uint64_t *bench_dag_samples;
 
 /* The pthread pipeline baseline (bench_dag_pthread.c): both rows of one shape and size. */
 void bench_dag_run_pthread(const struct bench_dag_shape *s, size_t n);
