@@ -221,6 +221,25 @@ static uint64_t child_drain(weir_chan *c, int id, uint64_t first, size_t max, ui
     return h;
 }
 
+/* Wait until child pid has exited and is a zombie (this process has not reaped it). */
+static void wait_zombie(pid_t pid)
+{
+    for (int i = 0;; i++) {
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "re");
+        cr_assert_not_null(f, "child %d vanished", (int)pid);
+        size_t k = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[k] = 0;
+        char *p = strrchr(buf, ')');
+        if (p && p[1] && p[2] == 'Z')
+            return;
+        cr_assert_lt(i, 1000, "child %d never exited", (int)pid);
+        t_sleep_ms(5);
+    }
+}
+
 struct child_report {
     uint64_t sum;
     uint64_t n;
@@ -623,21 +642,7 @@ Test(chan_procs, create_over_live_is_eexist_over_dead_reclaims)
     cr_assert_eq(weir_errcode(), -EEXIST);
     cr_assert(strcmp(weir_errmsg(), want) == 0, "%s", weir_errmsg());
     cr_assert_eq(t_write_full(down[1], &b, 1), 0);
-    /* wait for it to become a zombie (not reaped: that is the point) */
-    for (int i = 0;; i++) {
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-        FILE *f = fopen(path, "re");
-        cr_assert_not_null(f);
-        size_t k = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[k] = 0;
-        char *p = strrchr(buf, ')');
-        if (p && p[2] == 'Z')
-            break;
-        cr_assert_lt(i, 1000, "child never exited");
-        t_sleep_ms(5);
-    }
+    wait_zombie(pid); /* not reaped: that is the point */
     weir_chan *c = weir_chan_create(nm, NULL);
     cr_assert_not_null(c, "a zombie's channel was not reclaimed: %s", weir_errmsg());
     char sb[64];
@@ -687,20 +692,7 @@ Test(chan_procs, zombie_reader_is_reaped)
     cr_assert_eq(weir_chan_reap_dead_readers(c), 0, "reaped a live reader");
     wr_pat(c, 0, 64);
     wr_pat(c, 1, 64);
-    for (int i = 0;; i++) {
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-        FILE *f = fopen(path, "re");
-        cr_assert_not_null(f);
-        size_t k = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[k] = 0;
-        char *p = strrchr(buf, ')');
-        if (p && p[2] == 'Z')
-            break;
-        cr_assert_lt(i, 1000, "child never exited");
-        t_sleep_ms(5);
-    }
+    wait_zombie(pid);
     uint64_t sum = T_FNV_OFF;
     for (uint64_t s = 0; s < 2; s++) {
         weir_chan_msg m;
