@@ -1189,3 +1189,48 @@ int weir__chan_can_reserve(weir_chan *c, size_t len)
     return c->writer && !c->w.reserved && !c->w.rescan && slot_free(c) &&
            len <= c->w.g->slot_bytes && !weir__load_relaxed(&c->ctl->closed);
 }
+
+/* ---- hooks for channels/ring_window.c ------------------------------------ */
+
+struct weir__chan_ctl *weir__chan_ctl(const weir_chan *c)
+{
+    return c->ctl;
+}
+
+int weir__chan_gen_view(weir_chan *c, unsigned k, struct weir__gen_view *v)
+{
+    if (k >= WEIR_CHAN_MAX_GENS)
+        return CHERR(c, -EBADMSG, "generation %u out of range", k);
+    if (k > 0 && map_gen(c, k) < 0)
+        return weir_errcode();
+    const struct gen_map *g = &c->gens[k];
+    v->hdrs = g->hdrs;
+    v->data = g->data;
+    v->stride = g->stride;
+    v->slot_bytes = g->slot_bytes;
+    return 0;
+}
+
+int64_t weir__chan_reader_epoch(const weir_chan *c, int id)
+{
+    if (id < 0 || id >= WEIR_CHAN_MAX_READERS || !c->r[id].registered)
+        return -1;
+    return c->r[id].epoch;
+}
+
+void weir__chan_reader_publish(weir_chan *c, int id, uint64_t seq)
+{
+    struct rstate *r = &c->r[id];
+    r->seq = seq;
+    r->idx = (unsigned)(seq % c->depth);
+    /* Pair 1/2 as in weir_chan_release(). */
+    weir__store_release(&c->ctl->readers[id].read_seq, seq);
+    weir__light_barrier();
+    if (weir__load_relaxed(&c->ctl->wr_sleeping) != 0)
+        wake_writer_if_sleeping(c->ctl);
+}
+
+void weir__chan_kick_readers(weir_chan *c)
+{
+    wake_readers(c->ctl);
+}

@@ -115,7 +115,8 @@ struct weir__tp_ops {
 
     /*
      * recv: lend the next chunk of received bytes (at least 1), waiting up
-     * to timeout_ms. The transport spins on completions for its spin budget
+     * to timeout_ms (0: only what has already arrived, no spinning; the
+     * link uses that to learn it is about to wait). The transport spins on completions for its spin budget
      * before sleeping. 0 and *ch filled; the caller must call recv_done
      * before the next recv/recv_into. -EPIPE on orderly close by the peer.
      * One receiving thread at a time.
@@ -131,10 +132,12 @@ struct weir__tp_ops {
 
     /*
      * recv_into: fill buf with exactly len bytes: those still buffered
-     * first, then straight from the connection. timeout_ms bounds the wait
-     * for each progress step (a silent peer), not the whole transfer.
-     * 0, or a negative errno (the pipe is then unusable: -ETIMEDOUT midway
-     * leaves the stream out of frame).
+     * first, then from the connection (a backend whose receive is armed
+     * ahead, as io_uring's multishot recv is, copies from its buffers;
+     * one that can reads straight into buf). timeout_ms bounds the wait
+     * for each progress step (a silent peer), not the whole transfer; 0
+     * means "only what is already here". 0, or a negative errno (the pipe
+     * is then unusable: -ETIMEDOUT midway leaves the stream out of frame).
      */
     int (*recv_into)(weir__tp_pipe *p, void *buf, size_t len, int timeout_ms);
 
@@ -155,7 +158,7 @@ struct weir__tp_ops {
 };
 
 /* The backends built into this library. Each file defines its table only
- * when its meson option found the library (WEIR_HAVE_URING / WEIR_HAVE_ZMQ
+ * when its meson option found the library (WEIR_HAVE_URING / WEIR_HAVE_ZMQ_TRANSPORT
  * in weir_config.h); use weir__tp_get() rather than naming them. */
 extern const struct weir__tp_ops weir__tp_uring; /* channels/tcp_uring.c */
 extern const struct weir__tp_ops weir__tp_zmq;   /* channels/tcp_zmq.c */
