@@ -94,7 +94,7 @@ struct weir_link {
     int stop;                /* atomic */
     char err[MSG_LEN];
     char peer[80];
-    char last_refusal[240];
+    char last_refusal[256];
 
     /* counters (atomic) */
     uint64_t messages, bytes, frames, batches, credit_stalls, acked, reconnects, refused, rtt_ns;
@@ -424,6 +424,8 @@ static void *sender_rx(void *arg)
             break;
         }
     }
+    if (getenv("WEIR_LINK_DEBUG"))
+        fprintf(stderr, "link %s: sender rx ends: %s\n", l->endpoint, weir_errmsg());
     pthread_mutex_lock(&l->mu);
     weir__store_release(&l->rx_done, 1);
     pthread_cond_broadcast(&l->cv);
@@ -452,6 +454,8 @@ static int sender_reconnect(weir_link *l)
 {
     char why[MSG_LEN];
     snprintf(why, sizeof why, "%s", weir_errmsg());
+    if (getenv("WEIR_LINK_DEBUG"))
+        fprintf(stderr, "link %s: reconnecting after: %s\n", l->endpoint, why);
     sender_drop_pipe(l);
     uint64_t heard = weir__load_acquire(&l->last_heard_ns);
     for (;;) {
@@ -480,7 +484,7 @@ static void *sender_main(void *arg)
     struct iovec iov[2 * BATCH + 1];
     uint64_t last_send = weir_now_ns();
     int r = 0;
-    while (!weir__load_acquire(&l->stop)) {
+    while (!weir__load_acquire(&l->stop) && !weir__load_acquire(&l->status)) {
         if (weir__load_acquire(&l->rx_done)) {
             if ((r = sender_reconnect(l)) < 0)
                 break;
@@ -570,6 +574,8 @@ static void *sender_main(void *arg)
         }
         if (niov == 0)
             continue;
+        /* Before the send: an ACK for these may arrive before send() returns. */
+        weir__store_release(&l->sent, sent + nf);
         pthread_mutex_lock(&l->send_mu);
         int s = l->tp->send(p, iov, niov, -1);
         pthread_mutex_unlock(&l->send_mu);
@@ -580,10 +586,9 @@ static void *sender_main(void *arg)
             continue;
         }
         last_send = weir_now_ns();
-        weir__store_release(&l->sent, sent + nf);
         weir__fetch_add(&l->messages, nf);
         weir__fetch_add(&l->bytes, bytes);
-        weir__fetch_add(&l->frames, niov - nf + (nf ? 0 : 0));
+        weir__fetch_add(&l->frames, nf + (closed && nf == 0));
         weir__fetch_add(&l->batches, 1);
         if (closed && nf == 0)
             l->closed_sent = 1;
@@ -768,7 +773,7 @@ static void receiver_admit(weir_link *l, weir__tp_pipe *p)
     l->rx_running = 1;
     return;
 refuse: {
-    char line[240];
+    char line[256];
     snprintf(line, sizeof line, "refused %.40s: %.190s", peer, why);
     refusal(l, line);
     send_refuse(l, p, why);
@@ -881,6 +886,8 @@ static void *receiver_rx(void *arg)
             break;
         }
     }
+    if (getenv("WEIR_LINK_DEBUG"))
+        fprintf(stderr, "link %s: receiver rx ends: %s\n", l->endpoint, weir_errmsg());
     pthread_mutex_lock(&l->mu);
     weir__store_release(&l->rx_done, 1);
     pthread_mutex_unlock(&l->mu);
