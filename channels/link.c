@@ -485,6 +485,10 @@ static void *sender_main(void *arg)
     uint64_t last_send = weir_now_ns();
     int r = 0;
     while (!weir__load_acquire(&l->stop) && !weir__load_acquire(&l->status)) {
+        if (l->closed_sent && weir__load_acquire(&l->acked) >= l->close_seq) {
+            end_clean(l, "stream ended (channel closed, every message acknowledged)");
+            break;
+        }
         if (weir__load_acquire(&l->rx_done)) {
             if ((r = sender_reconnect(l)) < 0)
                 break;
@@ -805,6 +809,10 @@ static int receive_data(weir_link *l, weir__tp_pipe *p, const struct weir__frame
             break;
         if (weir_errcode() != -ETIMEDOUT || weir__load_acquire(&l->stop))
             return weir_errcode();
+        /* w is full (a stalled reader): stay alive for the sender. */
+        int r = send_frame(l, p, WEIR__FR_HEARTBEAT, 0, 0, weir_now_ns(), NULL, 0);
+        if (r < 0)
+            return r;
     }
     int r = l->tp->recv_into(p, slot, f->len, l->suspect_ms);
     if (r < 0) {
@@ -822,19 +830,36 @@ static void *receiver_rx(void *arg)
     unsigned ack_every = cr / 2 ? cr / 2 : 1;
     uint64_t acked = l->expected;
     int r = send_ack(l, p, acked);
+    uint64_t last_hb = weir_now_ns();
     while (r == 0) {
         /* About to wait for bytes: acknowledge what is committed first. */
         struct weir__tp_chunk ch;
         r = l->tp->recv(p, &ch, 0);
-        if (r == 0) {
-            l->tp->recv_done(p, &ch, 0);
-        } else if (r == -ETIMEDOUT) {
-            if (l->expected > acked && (r = send_ack(l, p, l->expected)) < 0)
+        if (r == -ETIMEDOUT && l->expected > acked) {
+            if ((r = send_ack(l, p, l->expected)) < 0)
                 break;
             acked = l->expected;
-        } else {
+            r = -ETIMEDOUT;
+        }
+        /* Wait in hb_ms steps, heartbeating; silent for suspect_ms: lost. */
+        int silent = 0;
+        while (r == -ETIMEDOUT && silent < l->suspect_ms && !weir__load_acquire(&l->stop)) {
+            if (ms_since(last_hb) >= l->hb_ms) {
+                if ((r = send_frame(l, p, WEIR__FR_HEARTBEAT, 0, 0, weir_now_ns(), NULL, 0)) < 0)
+                    break;
+                last_hb = weir_now_ns();
+            }
+            r = l->tp->recv(p, &ch, l->hb_ms);
+            if (r == -ETIMEDOUT)
+                silent += l->hb_ms;
+        }
+        if (r == -ETIMEDOUT) {
+            r = lerr(l, -ETIMEDOUT, "peer %s silent for %d ms", l->peer, silent);
             break;
         }
+        if (r < 0)
+            break;
+        l->tp->recv_done(p, &ch, 0);
         struct weir__frame f;
         r = read_hdr(l, p, &f, l->suspect_ms, WEIR__FRAME_DATA_MAX);
         if (r < 0) {
@@ -898,7 +923,6 @@ static void *receiver_rx(void *arg)
 static void *receiver_main(void *arg)
 {
     weir_link *l = arg;
-    uint64_t last_hb = 0;
     while (!weir__load_acquire(&l->stop) && !weir__load_acquire(&l->status)) {
         weir__tp_pipe *np = NULL;
         int r = l->tp->accept(l->lst, l->hb_ms, &np);
@@ -914,10 +938,6 @@ static void *receiver_main(void *arg)
             l->pipe = NULL;
             pthread_mutex_unlock(&l->mu);
             l->tp->pipe_free(p);
-        }
-        if (l->rx_running && ms_since(last_hb) >= l->hb_ms) {
-            send_frame(l, l->pipe, WEIR__FR_HEARTBEAT, 0, 0, weir_now_ns(), NULL, 0);
-            last_hb = weir_now_ns();
         }
         if (l->have_sender && !l->rx_running && !weir__load_acquire(&l->ended) &&
             !weir__load_acquire(&l->status) &&

@@ -233,3 +233,299 @@ Test(net, loopback_small_stream, .timeout = 60)
 {
     run_stream("tcp://127.0.0.1:0", 20000, SMALL_MAX, 1, 8, 0);
 }
+
+Test(net, loopback_3_readers_million, .timeout = 600)
+{
+    /* 10^6 messages optimized; 30000 under ASan/TSan (every byte is checked by
+     * three readers, which is the slow part there). */
+    run_stream("tcp://127.0.0.1:0", SANITIZED ? 30000 : 1000000, SMALL_MAX, 3, 64, 0);
+}
+
+Test(net, depth1_credits1, .timeout = 120)
+{
+    run_stream("tcp://127.0.0.1:0", 3000, 70000, 1, 1, 1);
+}
+
+/* ---- a stream running in the background while the test does other things -- */
+
+struct bg {
+    weir_chan *c, *w;
+    weir_link *tx, *rx;
+    struct writer_arg wa;
+    struct reader_arg ra;
+    pthread_t wt, rt;
+    unsigned pace_us;
+};
+
+static void *paced_writer(void *p)
+{
+    struct bg *b = p;
+    struct writer_arg *a = &b->wa;
+    uint64_t h = T_FNV_OFF;
+    for (uint64_t s = 0; s < a->n; s++) {
+        size_t len = msg_len(s, a->maxlen);
+        void *slot = weir_chan_reserve(a->c, len, TMO);
+        if (!slot) {
+            t_failf(&a->fail, "reserve of message %llu", (unsigned long long)s);
+            return NULL;
+        }
+        t_fill(slot, len, s);
+        weir_chan_commit(a->c, len);
+        h = hash_msg(h, s, slot, len);
+        if (b->pace_us && s % 16 == 0)
+            usleep(b->pace_us);
+    }
+    a->hash = h;
+    weir_chan_close(a->c);
+    return NULL;
+}
+
+static void bg_start(struct bg *b, const char *listen_ep, const char *connect_ep, uint64_t n,
+                     unsigned pace_us, const weir_link_opts *lo)
+{
+    memset(b, 0, sizeof *b);
+    b->c = mkchan("c", 16, 4096);
+    b->w = mkchan("w", 16, 4096);
+    b->ra.w = b->w;
+    b->ra.maxlen = SMALL_MAX;
+    b->ra.id = weir_chan_register_reader(b->w);
+    b->rx = weir_link_listen(b->w, listen_ep, lo);
+    cr_assert_not_null(b->rx, "listen: %s", weir_errmsg());
+    b->tx = weir_link_connect(b->c, connect_ep ? connect_ep : weir_link_endpoint(b->rx), lo);
+    cr_assert_not_null(b->tx, "connect: %s", weir_errmsg());
+    b->wa = (struct writer_arg){.c = b->c, .n = n, .maxlen = SMALL_MAX, .close_at_end = 1};
+    b->pace_us = pace_us;
+    pthread_create(&b->rt, NULL, reader_thr, &b->ra);
+    pthread_create(&b->wt, NULL, paced_writer, b);
+}
+
+/* Join and assert the stream arrived whole. */
+static void bg_finish(struct bg *b)
+{
+    pthread_join(b->wt, NULL);
+    pthread_join(b->rt, NULL);
+    cr_assert_eq(b->wa.fail.text[0], 0, "%s", b->wa.fail.text);
+    cr_assert_eq(b->ra.fail.text[0], 0, "%s", b->ra.fail.text);
+    cr_assert_eq(b->ra.end, -EPIPE, "reader ended with %d", b->ra.end);
+    cr_assert_eq(b->ra.got, b->wa.n);
+    cr_assert_eq(b->ra.hash, b->wa.hash, "running checksum differs");
+}
+
+static void bg_free(struct bg *b)
+{
+    weir_link_free(b->tx);
+    weir_link_free(b->rx);
+    weir_chan_free(b->c);
+    weir_chan_free(b->w);
+}
+
+/* ---- raw TCP peers ----------------------------------------------------------- */
+
+static int raw_connect(const weir_link *l)
+{
+    const char *ep = weir_link_endpoint(l);
+    const char *colon = strrchr(ep, ':');
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0, "connect: %s", strerror(errno));
+    return fd;
+}
+
+/* Wait until the peer closes fd (it refused us); 0 if it did within ms. */
+static int wait_eof(int fd, int ms)
+{
+    uint8_t buf[4096];
+    uint64_t t0 = t_now_ns();
+    while (t_ms_since(t0) < ms) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, 50) <= 0)
+            continue;
+        ssize_t k = read(fd, buf, sizeof buf);
+        if (k <= 0)
+            return 0;
+    }
+    return -1;
+}
+
+static void wait_refused(weir_link *rx, uint64_t before, const char *expect)
+{
+    struct weir_link_stats st;
+    for (int k = 0; k < 400; k++) {
+        weir_link_stats(rx, &st);
+        if (st.refused > before)
+            break;
+        t_sleep_ms(5);
+    }
+    cr_assert_eq(st.refused, before + 1, "refused %llu, expected %llu",
+                 (unsigned long long)st.refused, (unsigned long long)before + 1);
+    cr_assert(strstr(st.last_refusal, expect), "refusal '%s' does not say '%s'", st.last_refusal,
+              expect);
+    cr_assert_null(strchr(st.last_refusal, '\n'));
+}
+
+static size_t hello_bytes(uint8_t *out, uint32_t version, const char *token, const char *chan,
+                          int announce_len)
+{
+    struct weir__link_hello h;
+    memset(&h, 0, sizeof h);
+    h.version = version;
+    h.token_len = (uint32_t)strlen(token);
+    memcpy(h.token, token, h.token_len);
+    h.sender_id = 42;
+    h.max_data = 1u << 20;
+    h.nstreams = 1;
+    h.streams[0].stream = 1;
+    snprintf(h.streams[0].channel, sizeof h.streams[0].channel, "%s", chan);
+    int n = weir__link_hello_encode(&h, out + WEIR__FRAME_HDR, 4096);
+    cr_assert_gt(n, 0);
+    struct weir__frame f = {WEIR__FR_HELLO, 0, 0, announce_len >= 0 ? (uint32_t)announce_len
+                                                                    : (uint32_t)n, 0, 0};
+    weir__frame_encode(&f, out);
+    return WEIR__FRAME_HDR + (size_t)n;
+}
+
+enum bad { BAD_GARBAGE, BAD_TRUNCATED, BAD_OVERLIMIT, BAD_TOKEN, BAD_VERSION, BAD_SILENT,
+           BAD_CHANNEL, BAD_FIRST_DATA };
+
+static void bad_input(enum bad kind, const char *expect)
+{
+    weir_link_opts lo = {.token = "s3cret", .timeout_ms = 2000};
+    struct bg b;
+    bg_start(&b, "tcp://127.0.0.1:0", NULL, 20000, 200, &lo);
+    t_sleep_ms(50);
+    struct weir_link_stats st;
+    weir_link_stats(b.rx, &st);
+    uint64_t before = st.refused;
+    int fd = raw_connect(b.rx);
+    uint8_t buf[8192];
+    size_t n = 0;
+    switch (kind) {
+    case BAD_GARBAGE:
+        for (n = 0; n < 100; n++)
+            buf[n] = (uint8_t)(n * 37 + 11);
+        break;
+    case BAD_TRUNCATED:
+        n = hello_bytes(buf, WEIR__LINK_PROTO, "s3cret", "anon", -1) - 10;
+        break;
+    case BAD_OVERLIMIT:
+        hello_bytes(buf, WEIR__LINK_PROTO, "s3cret", "anon", 100000);
+        n = WEIR__FRAME_HDR;
+        break;
+    case BAD_TOKEN:
+        n = hello_bytes(buf, WEIR__LINK_PROTO, "s3cres", "anon", -1);
+        break;
+    case BAD_VERSION:
+        n = hello_bytes(buf, 9, "s3cret", "anon", -1);
+        break;
+    case BAD_CHANNEL:
+        n = hello_bytes(buf, WEIR__LINK_PROTO, "s3cret", "prices", -1);
+        break;
+    case BAD_FIRST_DATA: {
+        struct weir__frame f = {WEIR__FR_DATA, 0, 1, 64, 0, 0};
+        weir__frame_encode(&f, buf);
+        n = WEIR__FRAME_HDR + 64;
+        memset(buf + WEIR__FRAME_HDR, 0, 64);
+        break;
+    }
+    case BAD_SILENT:
+        n = 0;
+        break;
+    }
+    if (n)
+        cr_assert_eq(t_write_full(fd, buf, n), 0);
+    if (kind == BAD_TRUNCATED)
+        shutdown(fd, SHUT_WR);
+    cr_assert_eq(wait_eof(fd, 3000), 0, "the listener did not drop the bad connection");
+    close(fd);
+    wait_refused(b.rx, before, expect);
+    bg_finish(&b);
+    cr_assert_eq(weir_link_stats(b.tx, &st), 0);
+    cr_assert_eq(st.reconnects, 0, "the established stream was disturbed");
+    bg_free(&b);
+}
+
+Test(net, bad_garbage, .timeout = 60)
+{
+    bad_input(BAD_GARBAGE, "link frame: bad magic 0x");
+}
+Test(net, bad_truncated_frame, .timeout = 60)
+{
+    bad_input(BAD_TRUNCATED, "truncated HELLO (");
+}
+Test(net, bad_overlimit_length, .timeout = 60)
+{
+    bad_input(BAD_OVERLIMIT, "link frame HELLO: payload of 100000 bytes (control frames carry 1..4096)");
+}
+Test(net, bad_wrong_token, .timeout = 60)
+{
+    bad_input(BAD_TOKEN, ": wrong token");
+}
+Test(net, bad_wrong_version, .timeout = 60)
+{
+    bad_input(BAD_VERSION, "protocol version 9, this end speaks 1");
+}
+Test(net, bad_silent_connection, .timeout = 60)
+{
+    bad_input(BAD_SILENT, "sent no HELLO within 1000 ms");
+}
+Test(net, bad_wrong_channel, .timeout = 60)
+{
+    bad_input(BAD_CHANNEL, "channel 'prices', this end carries 'anon'");
+}
+Test(net, bad_first_frame_not_hello, .timeout = 60)
+{
+    bad_input(BAD_FIRST_DATA, "link frame DATA: payload of 64 bytes over the limit of 0");
+}
+
+Test(net, second_sender_refused, .timeout = 60)
+{
+    weir_link_opts lo = {.timeout_ms = 2000};
+    struct bg b;
+    bg_start(&b, "tcp://127.0.0.1:0", NULL, 20000, 200, &lo);
+    weir_chan *c2 = mkchan("c2", 4, 4096);
+    weir_link *tx2 = weir_link_connect(c2, weir_link_endpoint(b.rx), &lo);
+    cr_assert_null(tx2);
+    cr_assert_eq(weir_errcode(), -ECONNREFUSED);
+    cr_assert(strstr(weir_errmsg(), "refused by the peer: another sender is connected to this stream"),
+              "%s", weir_errmsg());
+    /* c2's reader was given back */
+    struct weir_chan_stats cs;
+    weir_chan_stats(c2, &cs);
+    cr_assert_eq(cs.nreaders, 0);
+    weir_chan_free(c2);
+    bg_finish(&b);
+    bg_free(&b);
+}
+
+Test(net, error_record_and_close_cross, .timeout = 60)
+{
+    weir_chan *c = mkchan("c", 4, 4096), *w = mkchan("w", 4, 4096);
+    int id = weir_chan_register_reader(w);
+    weir_link *rx = weir_link_listen(w, "tcp://127.0.0.1:0", NULL);
+    cr_assert_not_null(rx, "%s", weir_errmsg());
+    weir_link *tx = weir_link_connect(c, weir_link_endpoint(rx), NULL);
+    cr_assert_not_null(tx, "%s", weir_errmsg());
+    cr_assert_eq(weir_chan_write(c, "one", 4, TMO), 0);
+    cr_assert_eq(weir_chan_write_error(c, "method 'f' of actor 'a' failed: boom", TMO), 0);
+    cr_assert_eq(weir_chan_write(c, "two", 4, TMO), 0);
+    cr_assert_eq(weir_chan_close(c), 0);
+    weir_chan_msg m;
+    cr_assert_eq(weir_chan_read_msg(w, id, &m, TMO), 0);
+    cr_assert_str_eq(m.data, "one");
+    weir_chan_release(w, id);
+    cr_assert_eq(weir_chan_read_msg(w, id, &m, TMO), 0);
+    cr_assert_eq(m.flags, WEIR_MSG_ERROR);
+    cr_assert_str_eq(m.data, "method 'f' of actor 'a' failed: boom");
+    weir_chan_release(w, id);
+    cr_assert_eq(weir_chan_read_msg(w, id, &m, TMO), 0);
+    cr_assert_str_eq(m.data, "two");
+    weir_chan_release(w, id);
+    cr_assert_eq(weir_chan_read_msg(w, id, &m, TMO), -EPIPE, "%s", weir_errmsg());
+    cr_assert(weir_chan_is_closed(w));
+    weir_link_free(tx);
+    weir_link_free(rx);
+    weir_chan_free(c);
+    weir_chan_free(w);
+}
