@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # The whole test suite: install what is missing, then build and run the
 # Criterion suites three times - optimized, under AddressSanitizer+UBSan,
-# and the channel/engine suites under ThreadSanitizer. Ends with one line
+# the channel/engine suites under ThreadSanitizer, and the libFuzzer targets
+# for a bounded number of executions each (scripts/fuzz.sh). Ends with one line
 # "N passed, N failed" counting every Criterion test of every run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,11 @@ run "asan+ubsan" build-asan
 
 bash scripts/build.sh build-tsan --buildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false || exit 1
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run "tsan (channels, engine)" build-tsan --suite tsan
+
+# libFuzzer targets (tests/fuzz): each a bounded number of executions from its seed corpus.
+echo "== fuzz"
+if ! bash scripts/fuzz.sh; then status=1; fi
+count build-fuzz
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$status" -eq 0 ]
