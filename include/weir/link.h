@@ -101,7 +101,7 @@ struct weir_link_stats {
     uint64_t reconnects;     /* connections after the first one */
     uint64_t refused;        /* connections or frames refused (bad input) */
     uint64_t last_rtt_ns;    /* last heartbeat round trip, 0 if none yet */
-    char last_refusal[240];  /* reason of the last refusal, "" if none */
+    char last_refusal[256];  /* reason of the last refusal, "" if none */
 };
 
 /* Fill *st. 0, or -EINVAL for a NULL argument. */
