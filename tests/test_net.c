@@ -529,3 +529,213 @@ Test(net, error_record_and_close_cross, .timeout = 60)
     weir_chan_free(c);
     weir_chan_free(w);
 }
+
+/* ---- a TCP proxy that can cut or black-hole the connection ------------------ */
+
+struct proxy {
+    int lfd;
+    uint16_t port, target;
+    int mode;     /* 0 forward, 1 black hole (accept, forward nothing) */
+    int cut;      /* set: reset the current connection pair */
+    int stop;
+    int accepted; /* connections accepted */
+    pthread_t thr;
+};
+
+static void rst_close(int fd)
+{
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+}
+
+static void *proxy_thr(void *arg)
+{
+    struct proxy *px = arg;
+    int a = -1, b = -1;
+    uint8_t buf[65536];
+    while (!__atomic_load_n(&px->stop, __ATOMIC_ACQUIRE)) {
+        if (__atomic_exchange_n(&px->cut, 0, __ATOMIC_ACQ_REL) && a >= 0) {
+            rst_close(a);
+            rst_close(b);
+            a = b = -1;
+        }
+        struct pollfd pf[3] = {{.fd = px->lfd, .events = POLLIN},
+                               {.fd = a, .events = POLLIN},
+                               {.fd = b, .events = POLLIN}};
+        if (poll(pf, 3, 10) <= 0)
+            continue;
+        if (pf[0].revents & POLLIN) {
+            int n = accept(px->lfd, NULL, NULL);
+            if (n < 0)
+                continue;
+            __atomic_add_fetch(&px->accepted, 1, __ATOMIC_ACQ_REL);
+            if (a >= 0) {
+                rst_close(a);
+                rst_close(b);
+            }
+            struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(px->target)};
+            inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+            a = n;
+            b = socket(AF_INET, SOCK_STREAM, 0);
+            if (connect(b, (struct sockaddr *)&sa, sizeof sa) < 0) {
+                close(a);
+                close(b);
+                a = b = -1;
+            }
+            continue;
+        }
+        for (int i = 1; i <= 2; i++) {
+            if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            int from = i == 1 ? a : b, to = i == 1 ? b : a;
+            ssize_t k = read(from, buf, sizeof buf);
+            if (k <= 0) {
+                close(a);
+                close(b);
+                a = b = -1;
+                break;
+            }
+            if (__atomic_load_n(&px->mode, __ATOMIC_ACQUIRE) == 0 && t_write_full(to, buf, (size_t)k) < 0) {
+                close(a);
+                close(b);
+                a = b = -1;
+                break;
+            }
+        }
+    }
+    if (a >= 0) {
+        close(a);
+        close(b);
+    }
+    return NULL;
+}
+
+static void proxy_start(struct proxy *px, const weir_link *rx)
+{
+    memset(px, 0, sizeof *px);
+    px->target = (uint16_t)atoi(strrchr(weir_link_endpoint(rx), ':') + 1);
+    px->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert_eq(bind(px->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    listen(px->lfd, 8);
+    socklen_t sl = sizeof sa;
+    getsockname(px->lfd, (struct sockaddr *)&sa, &sl);
+    px->port = ntohs(sa.sin_port);
+    pthread_create(&px->thr, NULL, proxy_thr, px);
+}
+
+static void proxy_stop(struct proxy *px)
+{
+    __atomic_store_n(&px->stop, 1, __ATOMIC_RELEASE);
+    pthread_join(px->thr, NULL);
+    close(px->lfd);
+}
+
+Test(net, resume_after_reset, .timeout = 60)
+{
+    weir_chan *w = mkchan("w", 16, 4096);
+    struct bg b;
+    memset(&b, 0, sizeof b);
+    weir_link_opts lo = {.timeout_ms = 3000};
+    /* listen first, then put the proxy between */
+    weir_link *rx = weir_link_listen(w, "tcp://127.0.0.1:0", &lo);
+    cr_assert_not_null(rx, "%s", weir_errmsg());
+    struct proxy px;
+    proxy_start(&px, rx);
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", px.port);
+    b.c = mkchan("c", 16, 4096);
+    b.w = w;
+    b.rx = rx;
+    b.ra = (struct reader_arg){.w = w, .maxlen = SMALL_MAX, .id = weir_chan_register_reader(w)};
+    b.tx = weir_link_connect(b.c, ep, &lo);
+    cr_assert_not_null(b.tx, "%s", weir_errmsg());
+    b.wa = (struct writer_arg){.c = b.c, .n = 30000, .maxlen = SMALL_MAX, .close_at_end = 1};
+    b.pace_us = 300;
+    pthread_create(&b.rt, NULL, reader_thr, &b.ra);
+    pthread_create(&b.wt, NULL, paced_writer, &b);
+    /* cut in the middle of the stream */
+    struct weir_link_stats st;
+    for (int k = 0; k < 1000; k++) {
+        weir_link_stats(b.tx, &st);
+        if (st.acked > 2000)
+            break;
+        t_sleep_ms(2);
+    }
+    __atomic_store_n(&px.cut, 1, __ATOMIC_RELEASE);
+    uint64_t t0 = t_now_ns();
+    for (int k = 0; k < 1000; k++) {
+        weir_link_stats(b.tx, &st);
+        if (st.reconnects)
+            break;
+        t_sleep_ms(1);
+    }
+    double resume_ms = t_ms_since(t0);
+    bg_finish(&b);
+    weir_link_stats(b.tx, &st);
+    cr_assert_eq(st.reconnects, 1, "sender reconnects %llu", (unsigned long long)st.reconnects);
+    weir_link_stats(b.rx, &st);
+    cr_assert_eq(st.reconnects, 1, "receiver reconnects %llu", (unsigned long long)st.reconnects);
+    cr_log_info("resume after a reset: %.1f ms", resume_ms);
+    fprintf(stderr, "resume after a reset: reconnected in %.1f ms\n", resume_ms);
+    proxy_stop(&px);
+    bg_free(&b);
+}
+
+Test(net, cut_past_timeout_fails_both_ends, .timeout = 60)
+{
+    weir_chan *w = mkchan("w", 16, 4096);
+    weir_chan *c = mkchan("c", 16, 4096);
+    weir_link_opts lo = {.timeout_ms = 1000};
+    int id = weir_chan_register_reader(w);
+    weir_link *rx = weir_link_listen(w, "tcp://127.0.0.1:0", &lo);
+    cr_assert_not_null(rx);
+    struct proxy px;
+    proxy_start(&px, rx);
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", px.port);
+    weir_link *tx = weir_link_connect(c, ep, &lo);
+    cr_assert_not_null(tx, "%s", weir_errmsg());
+    cr_assert_eq(weir_chan_write(c, "hello", 6, TMO), 0);
+    weir_chan_msg m;
+    cr_assert_eq(weir_chan_read_msg(w, id, &m, TMO), 0);
+    cr_assert_str_eq(m.data, "hello");
+    weir_chan_release(w, id);
+    __atomic_store_n(&px.mode, 1, __ATOMIC_RELEASE); /* black hole: nothing gets through */
+    uint64_t t0 = t_now_ns();
+    while (weir_link_status(tx) == 0 && t_ms_since(t0) < 5000)
+        t_sleep_ms(5);
+    double tx_ms = t_ms_since(t0);
+    while (weir_link_status(rx) == 0 && t_ms_since(t0) < 5000)
+        t_sleep_ms(5);
+    double rx_ms = t_ms_since(t0);
+    cr_assert_eq(weir_link_status(tx), -ETIMEDOUT, "sender: %s", weir_errmsg());
+    cr_assert(strstr(weir_errmsg(), "lost for 1000 ms"), "%s", weir_errmsg());
+    cr_assert_eq(weir_link_status(rx), -ETIMEDOUT, "receiver: %s", weir_errmsg());
+    cr_assert_leq(tx_ms, 1000 + 1000, "sender failed after %.0f ms", tx_ms);
+    cr_assert_leq(rx_ms, 1000 + 1000, "receiver failed after %.0f ms", rx_ms);
+    fprintf(stderr, "cut past timeout (1000 ms): sender failed after %.0f ms, receiver after %.0f ms\n",
+            tx_ms, rx_ms);
+    /* w: an error record naming the peer, then close */
+    cr_assert_eq(weir_chan_read_msg(w, id, &m, TMO), 0);
+    cr_assert_eq(m.flags, WEIR_MSG_ERROR);
+    cr_assert(strstr(m.data, "peer 127.0.0.1:") && strstr(m.data, "lost for 1000 ms"), "%s",
+              (const char *)m.data);
+    weir_chan_release(w, id);
+    cr_assert_eq(weir_chan_read_msg(w, id, &m, TMO), -EPIPE);
+    /* c: the link's reader is gone, so its writer is free */
+    struct weir_chan_stats cs;
+    weir_chan_stats(c, &cs);
+    cr_assert_eq(cs.nreaders, 0);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(weir_chan_write(c, "x", 1, 100), 0);
+    t0 = t_now_ns();
+    weir_link_free(tx);
+    weir_link_free(rx);
+    cr_assert_lt(t_ms_since(t0), 1000);
+    proxy_stop(&px);
+    weir_chan_free(c);
+    weir_chan_free(w);
+}
