@@ -93,6 +93,7 @@ struct weir_link {
     int status;              /* atomic */
     int stop;                /* atomic */
     char err[MSG_LEN];
+    char rx_why[MSG_LEN]; /* why the last rx thread ended */
     char peer[80];
     char last_refusal[256];
 
@@ -427,6 +428,7 @@ static void *sender_rx(void *arg)
     if (getenv("WEIR_LINK_DEBUG"))
         fprintf(stderr, "link %s: sender rx ends: %s\n", l->endpoint, weir_errmsg());
     pthread_mutex_lock(&l->mu);
+    snprintf(l->rx_why, sizeof l->rx_why, "%s", weir_errmsg());
     weir__store_release(&l->rx_done, 1);
     pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);
@@ -453,7 +455,9 @@ static void sender_drop_pipe(weir_link *l)
 static int sender_reconnect(weir_link *l)
 {
     char why[MSG_LEN];
-    snprintf(why, sizeof why, "%s", weir_errmsg());
+    pthread_mutex_lock(&l->mu);
+    snprintf(why, sizeof why, "%s", l->rx_why[0] ? l->rx_why : weir_errmsg());
+    pthread_mutex_unlock(&l->mu);
     if (getenv("WEIR_LINK_DEBUG"))
         fprintf(stderr, "link %s: reconnecting after: %s\n", l->endpoint, why);
     sender_drop_pipe(l);
@@ -470,8 +474,12 @@ static int sender_reconnect(weir_link *l)
             weir__fetch_add(&l->reconnects, 1);
             return 0;
         }
-        if (r == -ECONNREFUSED)
-            return r; /* no listener (its process is gone) or an explicit refusal */
+        if (r == -ECONNREFUSED) {
+            /* no listener (its process is gone) or an explicit refusal */
+            char how[MSG_LEN];
+            snprintf(how, sizeof how, "%s", weir_errmsg());
+            return lerr(l, r, "peer %s lost (%.80s); %.120s", l->peer, why, how);
+        }
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -895,10 +903,11 @@ static void *receiver_rx(void *arg)
                 fail(l, r);
                 break;
             }
-            weir_chan_close(l->ch);
+            /* Status first: whoever sees w closed then sees the link ended. */
             weir__store_release(&l->ended, 1);
-            send_ack(l, p, l->expected);
             end_clean(l, "stream ended (the sender's channel closed)");
+            weir_chan_close(l->ch);
+            send_ack(l, p, l->expected);
             r = -EPIPE;
             break;
         case WEIR__FR_HEARTBEAT:

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/socket.h>
 
 #include <weir/link.h>
@@ -159,12 +160,19 @@ static int count_threads(void)
     return n;
 }
 
+/* Mappings with a name (files, shared-memory segments, io_uring rings). Anonymous
+ * ones are left out: glibc keeps the stacks of joined threads cached. */
 static int count_maps(void)
 {
     FILE *f = fopen("/proc/self/maps", "r");
-    int n = 0, ch;
-    while ((ch = fgetc(f)) != EOF)
-        n += ch == '\n';
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        char path[400] = "";
+        if (sscanf(line, "%*s %*s %*s %*s %*s %399[^\n]", path) == 1 && path[0] &&
+            strcmp(path, "[stack]") != 0)
+            n++;
+    }
     fclose(f);
     return n;
 }
@@ -736,6 +744,260 @@ Test(net, cut_past_timeout_fails_both_ends, .timeout = 60)
     weir_link_free(rx);
     cr_assert_lt(t_ms_since(t0), 1000);
     proxy_stop(&px);
+    weir_chan_free(c);
+    weir_chan_free(w);
+}
+
+/* ---- processes ------------------------------------------------------------------ */
+
+struct child_report {
+    uint64_t got, hash;
+    int end;
+    char fail[300];
+};
+
+/* Child: receive into w, check every message, report on rep_fd. */
+static void receiver_child(int port_fd, int rep_fd, const char *bind, unsigned slow_us,
+                           const char *netns)
+{
+    if (netns) {
+        char path[128];
+        snprintf(path, sizeof path, "/var/run/netns/%s", netns);
+        int nfd = open(path, O_RDONLY);
+        CCHECK(nfd >= 0 && setns(nfd, CLONE_NEWNET) == 0, "setns %s", path);
+        close(nfd);
+    }
+    weir_chan *w = weir_chan_create(NULL, &(weir_chan_opts){.slot_bytes = 4096, .depth = 16});
+    CCHECK(w, "create");
+    int id = weir_chan_register_reader(w);
+    weir_link_opts lo = {.timeout_ms = 2000};
+    weir_link *rx = weir_link_listen(w, bind, &lo);
+    CCHECK(rx, "listen");
+    uint16_t port = (uint16_t)atoi(strrchr(weir_link_endpoint(rx), ':') + 1);
+    CCHECK(t_write_full(port_fd, &port, sizeof port) == 0, "port");
+    struct child_report rep = {0};
+    uint64_t h = T_FNV_OFF;
+    for (;;) {
+        weir_chan_msg m;
+        int r = weir_chan_read_msg(w, id, &m, 20000);
+        if (r < 0) {
+            rep.end = r;
+            break;
+        }
+        size_t want = msg_len(rep.got, SMALL_MAX);
+        if (m.len != want || t_check(m.data, m.len, rep.got) >= 0) {
+            snprintf(rep.fail, sizeof rep.fail, "message %llu wrong (%zu bytes, want %zu)",
+                     (unsigned long long)rep.got, m.len, want);
+            break;
+        }
+        h = hash_msg(h, rep.got, m.data, m.len);
+        rep.got++;
+        weir_chan_release(w, id);
+        if (slow_us)
+            usleep(slow_us);
+    }
+    rep.hash = h;
+    t_write_full(rep_fd, &rep, sizeof rep);
+    weir_link_free(rx);
+    weir_chan_free(w);
+    _exit(0);
+}
+
+static pid_t spawn_receiver(const char *bind, unsigned slow_us, const char *netns, uint16_t *port,
+                            int *rep_fd)
+{
+    int pp[2], rp[2];
+    cr_assert_eq(pipe(pp), 0);
+    cr_assert_eq(pipe(rp), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(pp[0]);
+        close(rp[0]);
+        receiver_child(pp[1], rp[1], bind, slow_us, netns);
+    }
+    close(pp[1]);
+    close(rp[1]);
+    cr_assert_eq(t_read_full(pp[0], port, sizeof *port, 10000), 0, "child did not listen");
+    close(pp[0]);
+    *rep_fd = rp[0];
+    return pid;
+}
+
+static void process_stream(const char *bind, const char *connect_host, const char *netns,
+                           uint64_t n)
+{
+    uint16_t port;
+    int rep_fd;
+    pid_t pid = spawn_receiver(bind, 0, netns, &port, &rep_fd);
+    weir_chan *c = mkchan("c", 16, 4096);
+    char ep[80];
+    snprintf(ep, sizeof ep, "tcp://%s:%u", connect_host, port);
+    weir_link *tx = weir_link_connect(c, ep, &(weir_link_opts){.timeout_ms = 2000});
+    cr_assert_not_null(tx, "%s", weir_errmsg());
+    struct writer_arg wa = {.c = c, .n = n, .maxlen = SMALL_MAX, .close_at_end = 1};
+    writer_thr(&wa);
+    cr_assert_eq(wa.fail.text[0], 0, "%s", wa.fail.text);
+    struct child_report rep;
+    cr_assert_eq(t_read_full(rep_fd, &rep, sizeof rep, 60000), 0, "no report from the receiver");
+    char sb[64];
+    int st = t_wait_child(pid, 10000);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "receiver: %s", t_status_str(st, sb, sizeof sb));
+    cr_assert_eq(rep.fail[0], 0, "%s", rep.fail);
+    cr_assert_eq(rep.end, -EPIPE);
+    cr_assert_eq(rep.got, n);
+    cr_assert_eq(rep.hash, wa.hash, "running checksum differs across processes");
+    close(rep_fd);
+    for (int k = 0; k < 200 && weir_link_status(tx) == 0; k++)
+        t_sleep_ms(5);
+    cr_assert_eq(weir_link_free(tx), -EPIPE, "%s", weir_errmsg());
+    weir_chan_free(c);
+}
+
+Test(net, processes_stream, .timeout = 120)
+{
+    process_stream("tcp://127.0.0.1:0", "127.0.0.1", NULL, SANITIZED ? 20000 : 200000);
+}
+
+Test(net, sigkill_receiver, .timeout = 60)
+{
+    int maps_start = count_maps();
+    weir_chan *c = mkchan("c", 16, 4096);
+    {
+        /* warm up: glibc caches the stacks of joined threads (mappings that stay) */
+        weir_chan *w0 = mkchan("w0", 4, 4096);
+        weir_link *r0 = weir_link_listen(w0, "tcp://127.0.0.1:0", NULL);
+        weir_link *t0 = weir_link_connect(c, weir_link_endpoint(r0), NULL);
+        cr_assert_not_null(t0, "%s", weir_errmsg());
+        weir_link_free(t0);
+        weir_link_free(r0);
+        weir_chan_free(w0);
+    }
+    int fds0 = count_fds(), thr0 = count_threads(), maps0 = count_maps();
+    uint16_t port;
+    int rep_fd;
+    pid_t pid = spawn_receiver("tcp://127.0.0.1:0", 200, NULL, &port, &rep_fd);
+    char ep[80];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", port);
+    weir_link *tx = weir_link_connect(c, ep, &(weir_link_opts){.timeout_ms = 2000});
+    cr_assert_not_null(tx, "%s", weir_errmsg());
+    struct writer_arg wa = {.c = c, .n = 20000, .maxlen = SMALL_MAX, .close_at_end = 0};
+    pthread_t wt;
+    pthread_create(&wt, NULL, writer_thr, &wa);
+    struct weir_link_stats st;
+    for (int k = 0; k < 2000; k++) {
+        weir_link_stats(tx, &st);
+        if (st.acked > 200)
+            break;
+        t_sleep_ms(2);
+    }
+    cr_assert_gt(st.acked, 200);
+    kill(pid, SIGKILL);
+    uint64_t t0 = t_now_ns();
+    t_wait_child(pid, 5000);
+    while (weir_link_status(tx) == 0 && t_ms_since(t0) < 5000)
+        t_sleep_ms(1);
+    double ms = t_ms_since(t0);
+    int s = weir_link_status(tx);
+    cr_assert_neq(s, 0);
+    cr_assert_neq(s, -EPIPE);
+    cr_assert(strstr(weir_errmsg(), ep + 6), "the reason names the peer: %s", weir_errmsg());
+    cr_assert_leq(ms, 2000, "sender failed after %.0f ms", ms);
+    fprintf(stderr, "SIGKILL of the receiver: sender failed after %.1f ms (%s)\n", ms, weir_errmsg());
+    /* c's writer is released: the whole stream gets written */
+    pthread_join(wt, NULL);
+    cr_assert_eq(wa.fail.text[0], 0, "%s", wa.fail.text);
+    struct weir_chan_stats cs;
+    weir_chan_stats(c, &cs);
+    cr_assert_eq(cs.nreaders, 0);
+    cr_assert_eq(cs.messages, 20000);
+    weir_link_free(tx);
+    close(rep_fd);
+    cr_assert_eq(count_fds(), fds0, "fd leak");
+    cr_assert_eq(count_threads(), thr0, "thread leak");
+    (void)maps0;
+    weir_chan_free(c); /* c's own mappings (it grew) go with it */
+    cr_assert_eq(count_maps(), maps_start, "mapping leak (%d -> %d)", maps_start, count_maps());
+}
+
+/* ---- backpressure, memory, idle ------------------------------------------------ */
+
+static long rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size, res;
+    cr_assert_eq(fscanf(f, "%ld %ld", &size, &res), 2);
+    fclose(f);
+    return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+Test(net, writer_blocks_end_to_end_rss_flat, .timeout = 60)
+{
+    const unsigned dc = 8, dw = 4;
+    weir_chan *c = mkchan("c", dc, 4096), *w = mkchan("w", dw, 4096);
+    int id = weir_chan_register_reader(w); /* never reads: stalled */
+    (void)id;
+    weir_link *rx = weir_link_listen(w, "tcp://127.0.0.1:0", NULL);
+    cr_assert_not_null(rx);
+    weir_link *tx = weir_link_connect(c, weir_link_endpoint(rx), NULL);
+    cr_assert_not_null(tx);
+    uint8_t buf[4000];
+    uint64_t written = 0;
+    for (;;) {
+        t_fill(buf, sizeof buf, written);
+        int r = weir_chan_write(c, buf, sizeof buf, 300);
+        if (r == -ETIMEDOUT)
+            break;
+        cr_assert_eq(r, 0, "%s", weir_errmsg());
+        written++;
+        cr_assert_lt(written, 1000, "the writer never blocked");
+    }
+    /* w holds dw messages; c holds dc more that the receiver has not committed
+     * (it acknowledges commits only), so the writer stops at dc + dw. */
+    cr_assert_eq(written, dc + dw, "writer blocked after %llu messages, expected %u",
+                 (unsigned long long)written, dc + dw);
+    long r0 = rss_kb(), rmax = r0;
+    for (int i = 0; i < 20; i++) {
+        cr_assert_eq(weir_chan_write(c, buf, sizeof buf, 50), -ETIMEDOUT);
+        long r = rss_kb();
+        if (r > rmax)
+            rmax = r;
+    }
+    cr_assert_leq(rmax - r0, 256, "RSS grew by %ld KiB while stalled", rmax - r0);
+    struct weir_link_stats st;
+    weir_link_stats(tx, &st);
+    cr_assert_eq(st.status, 0, "a stalled stream is alive");
+    cr_assert_eq(st.reconnects, 0);
+    weir_link_free(tx);
+    weir_link_free(rx);
+    weir_chan_free(c);
+    weir_chan_free(w);
+}
+
+Test(net, idle_link_sleeps, .timeout = 60)
+{
+    weir_chan *c = mkchan("c", 8, 4096), *w = mkchan("w", 8, 4096);
+    int id = weir_chan_register_reader(w);
+    weir_link *rx = weir_link_listen(w, "tcp://127.0.0.1:0", NULL);
+    weir_link *tx = weir_link_connect(c, weir_link_endpoint(rx), NULL);
+    cr_assert_not_null(tx);
+    cr_assert_eq(weir_chan_write(c, "x", 2, TMO), 0);
+    weir_chan_msg m;
+    cr_assert_eq(weir_chan_read_msg(w, id, &m, TMO), 0);
+    weir_chan_release(w, id);
+    t_sleep_ms(300); /* past every spin budget, and a heartbeat or two */
+    struct timespec a, b;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+    t_sleep_ms(1000);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+    double cpu_ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+    fprintf(stderr, "idle link: %.2f ms CPU in 1 s (both ends)\n", cpu_ms);
+    cr_assert_lt(cpu_ms, 30.0, "idle link used %.1f ms CPU in 1 s", cpu_ms);
+    struct weir_link_stats st;
+    weir_link_stats(tx, &st);
+    cr_assert_gt(st.last_rtt_ns, 0, "heartbeats measured a round trip");
+    weir_link_free(tx);
+    weir_link_free(rx);
     weir_chan_free(c);
     weir_chan_free(w);
 }
