@@ -426,7 +426,7 @@ static void *sender_rx(void *arg)
         }
     }
     if (getenv("WEIR_LINK_DEBUG"))
-        fprintf(stderr, "link %s: sender rx ends: %s\n", l->endpoint, weir_errmsg());
+        fprintf(stderr, "%llu ms: link %s: sender rx ends: %s\n", (unsigned long long)(weir_now_ns() / 1000000 % 100000), l->endpoint, weir_errmsg());
     pthread_mutex_lock(&l->mu);
     snprintf(l->rx_why, sizeof l->rx_why, "%s", weir_errmsg());
     weir__store_release(&l->rx_done, 1);
@@ -459,7 +459,7 @@ static int sender_reconnect(weir_link *l)
     snprintf(why, sizeof why, "%s", l->rx_why[0] ? l->rx_why : weir_errmsg());
     pthread_mutex_unlock(&l->mu);
     if (getenv("WEIR_LINK_DEBUG"))
-        fprintf(stderr, "link %s: reconnecting after: %s\n", l->endpoint, why);
+        fprintf(stderr, "%llu ms: link %s: reconnecting after: %s\n", (unsigned long long)(weir_now_ns() / 1000000 % 100000), l->endpoint, why);
     sender_drop_pipe(l);
     uint64_t heard = weir__load_acquire(&l->last_heard_ns);
     for (;;) {
@@ -470,6 +470,10 @@ static int sender_reconnect(weir_link *l)
             return lerr(l, -ETIMEDOUT, "peer %s lost for %d ms (%s)", l->peer, l->timeout_ms,
                         why);
         int r = sender_connect(l, left < l->suspect_ms ? left : l->suspect_ms);
+        if (getenv("WEIR_LINK_DEBUG"))
+            fprintf(stderr, "%llu ms: link %s: re-dial: %d %s\n",
+                    (unsigned long long)(weir_now_ns() / 1000000 % 100000), l->endpoint, r,
+                    r ? weir_errmsg() : "");
         if (r == 0) {
             weir__fetch_add(&l->reconnects, 1);
             return 0;

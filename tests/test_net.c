@@ -754,6 +754,7 @@ struct child_report {
     uint64_t got, hash;
     int end;
     char fail[300];
+    char errtext[300]; /* an error record that arrived */
 };
 
 /* Child: receive into w, check every message, report on rep_fd. */
@@ -783,6 +784,11 @@ static void receiver_child(int port_fd, int rep_fd, const char *bind, unsigned s
         if (r < 0) {
             rep.end = r;
             break;
+        }
+        if (m.flags & WEIR_MSG_ERROR) {
+            snprintf(rep.errtext, sizeof rep.errtext, "%s", (const char *)m.data);
+            weir_chan_release(w, id);
+            continue;
         }
         size_t want = msg_len(rep.got, SMALL_MAX);
         if (m.len != want || t_check(m.data, m.len, rep.got) >= 0) {
@@ -1000,4 +1006,150 @@ Test(net, idle_link_sleeps, .timeout = 60)
     weir_link_free(rx);
     weir_chan_free(c);
     weir_chan_free(w);
+}
+
+/* ---- two network namespaces joined by a veth pair ------------------------------ */
+
+struct netns {
+    char ns[32], va[16], vb[16], a_ip[32], b_ip[32];
+};
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+    char cmd[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char full[600];
+    snprintf(full, sizeof full, "%s >/dev/null 2>&1", cmd);
+    return system(full);
+}
+
+static void netns_down(struct netns *n)
+{
+    sh("ip netns del %s", n->ns);
+    sh("ip link del %s", n->va);
+}
+
+/* The root namespace holds va (A), namespace ns holds vb (B). Skips where not permitted. */
+static void netns_up(struct netns *n)
+{
+    int id = (int)(getpid() % 100000);
+    snprintf(n->ns, sizeof n->ns, "weirt%d", id);
+    snprintf(n->va, sizeof n->va, "wla%d", id);
+    snprintf(n->vb, sizeof n->vb, "wlb%d", id);
+    snprintf(n->a_ip, sizeof n->a_ip, "10.%d.%d.1", 100 + id % 100, id / 100 % 250);
+    snprintf(n->b_ip, sizeof n->b_ip, "10.%d.%d.2", 100 + id % 100, id / 100 % 250);
+    if (sh("ip netns add %s", n->ns) != 0) {
+        cr_skip_test("ip netns not permitted here");
+        return;
+    }
+    int bad = sh("ip link add %s type veth peer name %s", n->va, n->vb) ||
+              sh("ip link set %s netns %s", n->vb, n->ns) ||
+              sh("ip addr add %s/24 dev %s", n->a_ip, n->va) || sh("ip link set %s up", n->va) ||
+              sh("ip -n %s addr add %s/24 dev %s", n->ns, n->b_ip, n->vb) ||
+              sh("ip -n %s link set %s up", n->ns, n->vb) || sh("ip -n %s link set lo up", n->ns);
+    if (bad) {
+        netns_down(n);
+        cr_skip_test("cannot create a veth pair between namespaces");
+    }
+}
+
+Test(net, netns_processes_stream, .timeout = 120)
+{
+    struct netns n;
+    netns_up(&n);
+    char bind[64];
+    snprintf(bind, sizeof bind, "tcp://%s:0", n.b_ip);
+    process_stream(bind, n.b_ip, n.ns, SANITIZED ? 20000 : 200000);
+    netns_down(&n);
+}
+
+/* A stream to a receiver process in the other namespace; cut the veth for cut_ms. */
+static void netns_cut(int cut_ms, int expect_fail)
+{
+    struct netns n;
+    netns_up(&n);
+    char bind[64];
+    snprintf(bind, sizeof bind, "tcp://%s:0", n.b_ip);
+    uint16_t port;
+    int rep_fd;
+    pid_t pid = spawn_receiver(bind, 0, n.ns, &port, &rep_fd);
+    weir_chan *c = mkchan("c", 16, 4096);
+    char ep[80];
+    snprintf(ep, sizeof ep, "tcp://%s:%u", n.b_ip, port);
+    weir_link *tx = weir_link_connect(c, ep, &(weir_link_opts){.timeout_ms = 2000});
+    cr_assert_not_null(tx, "%s", weir_errmsg());
+    struct bg b;
+    memset(&b, 0, sizeof b);
+    b.wa = (struct writer_arg){.c = c, .n = 20000, .maxlen = SMALL_MAX, .close_at_end = 1};
+    b.pace_us = 500;
+    pthread_create(&b.wt, NULL, paced_writer, &b);
+    struct weir_link_stats st;
+    for (int k = 0; k < 2000; k++) {
+        weir_link_stats(tx, &st);
+        if (st.acked > 1000)
+            break;
+        t_sleep_ms(2);
+    }
+    cr_assert_gt(st.acked, 1000);
+    cr_assert_eq(sh("ip link set %s down", n.va), 0);
+    uint64_t t0 = t_now_ns();
+    double fail_ms = -1;
+    while (t_ms_since(t0) < cut_ms) {
+        if (fail_ms < 0 && weir_link_status(tx) != 0)
+            fail_ms = t_ms_since(t0);
+        t_sleep_ms(2);
+    }
+    cr_assert_eq(sh("ip link set %s up", n.va), 0);
+    if (!expect_fail) {
+        pthread_join(b.wt, NULL);
+        cr_assert_eq(b.wa.fail.text[0], 0, "%s", b.wa.fail.text);
+        struct child_report rep;
+        cr_assert_eq(t_read_full(rep_fd, &rep, sizeof rep, 30000), 0, "no report");
+        cr_assert_eq(rep.fail[0], 0, "%s", rep.fail);
+        cr_assert_eq(rep.errtext[0], 0, "error record: %s", rep.errtext);
+        cr_assert_eq(rep.got, b.wa.n);
+        cr_assert_eq(rep.hash, b.wa.hash, "running checksum differs after the cut");
+        for (int k = 0; k < 400 && weir_link_status(tx) == 0; k++)
+            t_sleep_ms(5);
+        weir_link_stats(tx, &st);
+        cr_assert_eq(st.reconnects, 1, "reconnects %llu", (unsigned long long)st.reconnects);
+        cr_assert_eq(weir_link_status(tx), -EPIPE, "%s", weir_errmsg());
+        fprintf(stderr, "veth down %d ms: stream resumed, whole (reconnects 1)\n", cut_ms);
+    } else {
+        double ms = fail_ms;
+        cr_assert_eq(weir_link_status(tx), -ETIMEDOUT, "sender: %s", weir_errmsg());
+        cr_assert_geq(ms, 0, "the sender had not failed when the cut ended");
+        cr_assert_leq(ms, 2000 + 1000, "sender failed after %.0f ms", ms);
+        pthread_join(b.wt, NULL); /* the writer of c was released */
+        struct child_report rep;
+        cr_assert_eq(t_read_full(rep_fd, &rep, sizeof rep, 10000), 0, "no report");
+        cr_assert_eq(rep.end, -EPIPE);
+        cr_assert(strstr(rep.errtext, "lost for 2000 ms") && strstr(rep.errtext, "peer "),
+                  "receiver's error record: '%s'", rep.errtext);
+        fprintf(stderr, "veth down %d ms: sender failed after %.0f ms; receiver: %s\n", cut_ms, ms,
+                rep.errtext);
+    }
+    char sb[64];
+    int stc = t_wait_child(pid, 10000);
+    cr_assert(WIFEXITED(stc) && WEXITSTATUS(stc) == 0, "receiver: %s", t_status_str(stc, sb, sizeof sb));
+    close(rep_fd);
+    uint64_t tf = t_now_ns();
+    weir_link_free(tx);
+    cr_assert_lt(t_ms_since(tf), 2000);
+    weir_chan_free(c);
+    netns_down(&n);
+}
+
+Test(net, netns_resume_link_down_300ms, .timeout = 120)
+{
+    netns_cut(300, 0);
+}
+
+Test(net, netns_down_past_timeout, .timeout = 120)
+{
+    netns_cut(3500, 1);
 }
