@@ -275,6 +275,9 @@ static int setup(weir_link *l, weir_chan *ch, const char *endpoint, const weir_l
         memcpy(l->token, tok, n);
         l->token_len = (uint32_t)n;
     }
+    if (o && (o->flags & ~WEIR_LINK_SEND_ZC))
+        return lerr(l, -EINVAL, "unknown flags 0x%x", o->flags & ~WEIR_LINK_SEND_ZC);
+    l->cfg.send_zc = o && (o->flags & WEIR_LINK_SEND_ZC) ? 1 : 0;
     l->credits = o && o->credits ? o->credits : 0;
     if (l->credits > WEIR_CHAN_MAX_DEPTH)
         return lerr(l, -EINVAL, "credits %u over %u", l->credits, WEIR_CHAN_MAX_DEPTH);
@@ -662,8 +665,11 @@ static void *receiver_rx(void *arg);
 
 static int send_ack(weir_link *l, weir__tp_pipe *p, uint64_t seq)
 {
-    unsigned cr = l->credits ? l->credits : l->ch ? weir__chan_ctl(l->ch)->depth : 1;
-    return send_frame(l, p, WEIR__FR_ACK, STREAM_ID, cr, seq, NULL, 0);
+    unsigned cr = l->credits ? l->credits : weir__chan_ctl(l->ch)->depth;
+    int r = send_frame(l, p, WEIR__FR_ACK, STREAM_ID, cr, seq, NULL, 0);
+    if (r == 0)
+        weir__store_relaxed(&l->acked, seq);
+    return r;
 }
 
 /* Check a HELLO; 0 and the stream's resume point, or a refusal reason. */

@@ -187,6 +187,8 @@ static weir_chan *mkchan(const char *label, unsigned depth, size_t slot)
 }
 
 /* Stream n messages c -> link -> w with nreaders readers on w; asserts everything. */
+static unsigned stream_flags; /* weir_link_opts.flags of run_stream's sender */
+
 static void run_stream(const char *bind, uint64_t n, size_t maxlen, unsigned nreaders,
                        unsigned depth, unsigned credits)
 {
@@ -204,7 +206,9 @@ static void run_stream(const char *bind, uint64_t n, size_t maxlen, unsigned nre
     weir_link_opts lo = {.credits = credits, .timeout_ms = 5000};
     weir_link *rx = weir_link_listen(w, bind, &lo);
     cr_assert_not_null(rx, "listen: %s", weir_errmsg());
-    weir_link *tx = weir_link_connect(c, weir_link_endpoint(rx), &lo);
+    weir_link_opts so = lo;
+    so.flags = stream_flags;
+    weir_link *tx = weir_link_connect(c, weir_link_endpoint(rx), &so);
     cr_assert_not_null(tx, "connect: %s", weir_errmsg());
     for (unsigned i = 0; i < nreaders; i++)
         pthread_create(&rt[i], NULL, reader_thr, &ra[i]);
@@ -247,6 +251,12 @@ Test(net, loopback_3_readers_million, .timeout = 600)
     /* 10^6 messages optimized; 30000 under ASan/TSan (every byte is checked by
      * three readers, which is the slow part there). */
     run_stream("tcp://127.0.0.1:0", SANITIZED ? 30000 : 1000000, SMALL_MAX, 3, 64, 0);
+}
+
+Test(net, send_zc_stream, .timeout = 120)
+{
+    stream_flags = WEIR_LINK_SEND_ZC;
+    run_stream("tcp://127.0.0.1:0", 20000, SMALL_MAX, 2, 16, 0);
 }
 
 Test(net, depth1_credits1, .timeout = 120)

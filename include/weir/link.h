@@ -43,7 +43,14 @@ typedef struct weir_link_opts {
     int timeout_ms;      /* connect bound, and how long a silent or cut peer is waited for
                             (a cut shorter than this resumes with nothing lost);
                             0: WEIR_LINK_DEFAULT_TIMEOUT_MS */
+    unsigned flags;      /* WEIR_LINK_* below; 0: none */
 } weir_link_opts;
+
+/* weir_link_opts.flags: send with io_uring SEND_ZC (zero-copy from c's slots).
+ * Pays only where the NIC really does zero-copy; on loopback the kernel copies
+ * anyway and it halves 1 MiB throughput (PEERS.md), so it is off by default.
+ * Ignored by the ZeroMQ transport. */
+#define WEIR_LINK_SEND_ZC 0x1u
 
 /*
  * Receiving end. Listen on endpoint ("tcp://ADDR:PORT"; PORT 0 picks a free
