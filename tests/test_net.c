@@ -966,7 +966,8 @@ Test(net, writer_blocks_end_to_end_rss_flat, .timeout = 60)
     uint64_t written = 0;
     for (;;) {
         t_fill(buf, sizeof buf, written);
-        int r = weir_chan_write(c, buf, sizeof buf, 300);
+        /* long enough for the link to move what it can even under TSan */
+        int r = weir_chan_write(c, buf, sizeof buf, 1500);
         if (r == -ETIMEDOUT)
             break;
         cr_assert_eq(r, 0, "%s", weir_errmsg());
@@ -984,7 +985,11 @@ Test(net, writer_blocks_end_to_end_rss_flat, .timeout = 60)
         if (r > rmax)
             rmax = r;
     }
-    cr_assert_leq(rmax - r0, 256, "RSS grew by %ld KiB while stalled", rmax - r0);
+    /* Sanitizers map shadow memory as the threads run: a looser bound there. */
+    long bound = SANITIZED ? 4096 : 256;
+    cr_assert_leq(rmax - r0, bound, "RSS grew by %ld KiB while stalled", rmax - r0);
+    fprintf(stderr, "stalled reader: writer blocked after %llu messages, RSS +%ld KiB over 1 s\n",
+            (unsigned long long)written, rmax - r0);
     struct weir_link_stats st;
     weir_link_stats(tx, &st);
     cr_assert_eq(st.status, 0, "a stalled stream is alive");
