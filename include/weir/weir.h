@@ -8,4 +8,5 @@
 #include <weir/stats.h>
 #include <weir/graph.h>
 #include <weir/dag.h>
+#include <weir/link.h>
 #endif
