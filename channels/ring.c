@@ -58,6 +58,7 @@
 #include "channels/chan_internal.h"
 #include "channels/err.h"
 #include "channels/layout.h"
+#include "channels/probes.h"
 #include "channels/wait.h"
 
 struct gen_map {
@@ -627,6 +628,7 @@ static int wait_for_space(weir_chan *c, int timeout_ms)
         return CHERR(c, -ETIMEDOUT, "writer would block (ring full at message %llu)",
                      (unsigned long long)c->w.seq);
     uint64_t t0 = weir_now_ns();
+    WEIR_PROBE2(writer_block, c->name, c->w.seq);
     uint64_t deadline = weir__deadline(t0, timeout_ms);
     uint32_t spin = c->w.spin_ns;
     int spinning = 1;
@@ -666,7 +668,9 @@ static int wait_for_space(weir_chan *c, int timeout_ms)
     }
 done:
     c->w.spin_ns = weir__spin_adapt(spin, spinning && ret == 0);
-    weir__store_relaxed(&ctl->blocked_ns, ctl->blocked_ns + (weir_now_ns() - t0));
+    uint64_t waited = weir_now_ns() - t0;
+    weir__store_relaxed(&ctl->blocked_ns, ctl->blocked_ns + waited);
+    WEIR_PROBE4(writer_wake, c->name, c->w.seq, waited, ret);
     return ret;
 }
 
@@ -760,6 +764,7 @@ WEIR_API void *weir_chan_reserve(weir_chan *c, size_t len, int timeout_ms)
     }
     c->w.reserved = 1;
     c->w.reserved_len = len;
+    WEIR_PROBE3(chan_reserve, c->name, c->w.seq, len);
     return c->w.g->data + (size_t)c->w.idx * c->w.g->stride;
 }
 
@@ -776,6 +781,7 @@ static int commit_flags(weir_chan *c, size_t len, uint32_t flags)
      * order comes from the light barrier paired with the sleeper's or the
      * registering reader's heavy barrier (channels/barrier.c). */
     weir__store_release(&ctl->write_seq, c->w.seq);
+    WEIR_PROBE4(chan_commit, c->name, c->w.seq - 1, len, flags);
     weir__light_barrier();
     if (__builtin_expect(weir__load_relaxed(&ctl->active_mask) != c->w.mask, 0))
         c->w.rescan = 1;
@@ -875,6 +881,7 @@ static int wait_for_data(weir_chan *c, int reader, int timeout_ms)
             return 0;
     }
     uint64_t t0 = weir_now_ns();
+    WEIR_PROBE3(reader_block, c->name, reader, r->seq);
     uint64_t deadline = weir__deadline(t0, timeout_ms);
     uint32_t spin = r->spin_ns;
     int spinning = 1;
@@ -925,7 +932,9 @@ done:
         ret = reader_check(c, reader);
     r->spin_ns = weir__spin_adapt(spin, spinning && ret == 0);
     struct weir__reader_line *rl = &ctl->readers[reader];
-    weir__store_relaxed(&rl->starved_ns, rl->starved_ns + (weir_now_ns() - t0));
+    uint64_t waited = weir_now_ns() - t0;
+    weir__store_relaxed(&rl->starved_ns, rl->starved_ns + waited);
+    WEIR_PROBE5(reader_wake, c->name, reader, r->seq, waited, ret);
     return ret;
 }
 
@@ -986,6 +995,7 @@ WEIR_API int weir_chan_read_msg(weir_chan *c, int reader, weir_chan_msg *m, int 
     m->seq = r->seq;
     m->flags = flags & WEIR__SLOT_FLAGS_MASK;
     r->held = 1;
+    WEIR_PROBE4(chan_read, c->name, reader, m->seq, m->len);
     return 0;
 }
 
@@ -1011,6 +1021,7 @@ WEIR_API int weir_chan_release(weir_chan *c, int reader)
     /* Pair 1/2: publish the release, then look for a sleeping writer (light
      * barrier, paired with the writer's heavy barrier before it sleeps). */
     weir__store_release(&ctl->readers[reader].read_seq, r->seq);
+    WEIR_PROBE3(chan_release, c->name, reader, r->seq - 1);
     weir__light_barrier();
     if (__builtin_expect(weir__load_relaxed(&ctl->wr_sleeping) != 0, 0))
         wake_writer_if_sleeping(ctl);

@@ -34,6 +34,7 @@
 #include "channels/chan_internal.h"
 #include "channels/err.h"
 #include "engine/engine.h"
+#include "engine/prof.h"
 
 void weir__dag_destroy(struct weir_dag *d);
 
@@ -269,7 +270,9 @@ static void run_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_
     __atomic_store_n(&a->note->cur_method, op->method, __ATOMIC_RELAXED);
     __atomic_store_n(&a->note->cur_exec, exec, __ATOMIC_RELAXED);
     __atomic_store_n(&a->note->in_call, 1, __ATOMIC_RELEASE);
+    uint64_t prof_t0 = weir__prof_call_begin(a, op->method, exec);
     int rc = a->fns[op->method](&call, a->state);
+    weir__prof_call_end(a, op->method, exec, rc != 0 || call.failed, prof_t0);
     __atomic_store_n(&a->note->in_call, 0, __ATOMIC_RELEASE);
     const char *mname = a->pa->methods[op->method].name;
     char text[ERRTEXT_BUF];
@@ -459,6 +462,7 @@ static void actor_leave(struct actor_rt *a)
 int weir__actor_run(struct actor_rt *a)
 {
     int rc = 0;
+    weir__prof_actor_start(a);
     __atomic_store_n(&a->note->phase, WEIR__PHASE_INIT, __ATOMIC_RELEASE);
     if (a->init && (rc = a->init(a->state)) != 0) {
         /* No actor_leave: whoever marks the dag dead breaks the pipeline

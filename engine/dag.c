@@ -52,7 +52,9 @@
 #include "channels/err.h"
 #include "compiler/compile.h"
 #include "dag/graph_internal.h"
+#include "channels/probes.h"
 #include "engine/engine.h"
+#include "engine/prof.h"
 
 /* ---- compile / start / teardown ----------------------------------------- */
 
@@ -86,6 +88,7 @@ void weir__dag_destroy(struct weir_dag *d)
                 close(d->actors[a].pidfd);
     if (d->notes)
         munmap(d->notes, d->notes_bytes);
+    weir__prof_free(d);
     if (d->mon_efd >= 0)
         close(d->mon_efd);
     if (d->exit_efd >= 0)
@@ -165,6 +168,8 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g)
             if (ar->pa->ops[i].kind == WEIR__OP_WRITE)
                 ar->reg_chan[ar->pa->ops[i].reg] = (int)ar->pa->ops[i].chan;
     }
+    if (weir__prof_init(d, p->graph) < 0)
+        goto oom;
     for (unsigned c = 0; c < nch; c++) {
         const struct weir__plan_chan *pc = &p->chans[c];
         d->drv_rid[c] = -1;
@@ -231,6 +236,7 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g)
         }
         ar->started = 1;
     }
+    weir__prof_start(d);
     return d;
 oom:
     weir__seterr(-ENOMEM, "graph '%s': out of memory starting the dag", p->graph);
@@ -412,6 +418,7 @@ WEIR_API int weir_dag_free(weir_dag *d)
         weir__proc_monitor_stop(d);
     if (d->nproc)
         weir__proc_reap_remaining(d);
+    weir__prof_stop(d);
     char graph[WEIR_MAX_NAME + 1];
     snprintf(graph, sizeof graph, "%s", p ? p->graph : "?");
     pthread_mutex_unlock(&d->mu);
@@ -514,6 +521,7 @@ static int collect_one(struct weir_dag *d, struct weir__deadline *dl)
         weir_chan_release(d->chans[d->outch[k]], d->drv_rid[d->outch[k]]);
     d->partial_k = 0;
     d->next_collect++;
+    WEIR_PROBE3(execution_done, p->graph, e, err >= 0);
     if (is_abandoned(d, e, 1)) {
         weir__result_free(r);
         return 0;
@@ -577,6 +585,7 @@ static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned narg
         weir_chan_commit(d->chans[d->argch[k]], b->len);
     }
     *exec_id = d->next_submit++;
+    WEIR_PROBE2(execution_submit, p->graph, *exec_id);
     return 0;
 }
 
