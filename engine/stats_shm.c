@@ -94,9 +94,26 @@ int weir__stats_list(int (*fn)(const char *path, int pid, const char *graph, voi
     return n;
 }
 
+/* Gone: no such process, or a zombie (exited, not reaped yet). */
 static int pid_gone(int pid)
 {
-    return kill(pid, 0) < 0 && errno == ESRCH;
+    if (kill(pid, 0) < 0)
+        return errno == ESRCH;
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
+    return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+int weir__stats_pid_gone(int pid)
+{
+    return pid_gone(pid);
 }
 
 static int remove_if_stale(const char *path, int pid, const char *graph, void *arg)

@@ -141,6 +141,8 @@ struct weir__stats_hdr *weir__stats_create(const struct weir__stats_hdr *tmpl, s
 /* Copy snapshot snap (same layout, `bytes` long) into the segment under the lock. */
 void weir__stats_publish(struct weir__stats_hdr *seg, const struct weir__stats_hdr *snap,
                          size_t bytes);
+/* 1 if process pid has exited (no such process, or a zombie). */
+int weir__stats_pid_gone(int pid);
 /* Remove every weir-stats segment whose owner pid is gone. Returns how many. */
 int weir__stats_remove_stale(void);
 

@@ -46,7 +46,7 @@ struct find {
 static int list_one(const char *path, int pid, const char *graph, void *arg)
 {
     struct find *f = arg;
-    int alive = !(kill(pid, 0) < 0 && errno == ESRCH);
+    int alive = !weir__stats_pid_gone(pid);
     struct weir__stats_view v;
     char comm[WEIR__STATS_NAME] = "?";
     if (weir__stats_open(&v, path) == 0) {
@@ -72,7 +72,7 @@ static int find_one(const char *path, int pid, const char *graph, void *arg)
             weir__stats_close(&v);
         }
     }
-    if (match && !(kill(pid, 0) < 0 && errno == ESRCH)) {
+    if (match && !weir__stats_pid_gone(pid)) {
         snprintf(f->path, sizeof f->path, "%s", path);
         f->found = 1;
         return 1;
@@ -282,7 +282,7 @@ int main(int argc, char **argv)
         f.pid = 0;
     weir__stats_list(find_one, &f);
     if (!f.found) {
-        if (f.pid && kill((pid_t)f.pid, 0) < 0 && errno == ESRCH)
+        if (f.pid && weir__stats_pid_gone((int)f.pid))
             fprintf(stderr, "weir-top: no process %ld\n", f.pid);
         else
             fprintf(stderr, "weir-top: no running weir dag matches '%s' (run weir-top without an "
@@ -296,7 +296,7 @@ int main(int argc, char **argv)
     }
     unsigned pid = v.seg->pid;
     char graph[WEIR__STATS_NAME];
-    snprintf(graph, sizeof graph, "%s", v.snap->graph);
+    snprintf(graph, sizeof graph, "%s", v.seg->graph); /* static once published */
     struct weir__stats_hdr *prev = malloc(v.bytes);
     int rc = prev ? weir__stats_read(&v) : -ENOMEM;
     int status = 0, printed = 0;
