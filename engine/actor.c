@@ -35,6 +35,7 @@
 #include "channels/err.h"
 #include "engine/engine.h"
 #include "engine/prof.h"
+#include "engine/trace.h"
 
 void weir__dag_destroy(struct weir_dag *d);
 
@@ -412,6 +413,7 @@ static void actor_loop(struct actor_rt *a)
         for (unsigned i = 0; i < pa->nops; i++) {
             const struct weir__plan_op *op = &pa->ops[i];
             struct reg *r = &a->regs[op->reg];
+            uint64_t trace_t0 = __builtin_expect(a->trace != NULL, 0) ? weir_now_ns() : 0;
             switch (op->kind) {
             case WEIR__OP_READ: {
                 weir_chan_msg m;
@@ -440,6 +442,8 @@ static void actor_loop(struct actor_rt *a)
                 weir_chan_release(d->chans[op->chan], a->rid[op->chan]);
                 break;
             }
+            if (__builtin_expect(trace_t0 != 0, 0))
+                weir__trace_op(a, i, e, trace_t0);
         }
     }
 }

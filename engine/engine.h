@@ -53,6 +53,7 @@ struct weir__method_ctr;
 struct weir__actor_ctr;
 struct weir__prof_shared;
 struct weir__prof;
+struct weir__trace_buf;
 
 struct actor_rt {
     struct weir_dag *d;
@@ -87,6 +88,7 @@ struct actor_rt {
     struct weir__method_ctr *mctr;
     struct weir__actor_ctr *actr;
     struct weir__prof_shared *prof_shared;
+    struct weir__trace_buf *trace; /* engine/trace.h; NULL: not tracing */
 };
 
 struct weir_call {

@@ -29,6 +29,7 @@
 #include "engine/engine.h"
 #include "engine/prof.h"
 #include "engine/stats_shm.h"
+#include "engine/trace.h"
 
 struct weir__prof {
     void *map; /* shared: prof_shared, actor_ctr[nactors], method_ctr[nmethods] */
@@ -46,6 +47,7 @@ struct weir__prof {
     int stop; /* under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    struct weir__trace *trace; /* WEIR_TRACE, engine/trace.c */
 };
 
 static int env_int(const char *name, int dflt)
@@ -90,6 +92,12 @@ int weir__prof_init(struct weir_dag *d, const char *graph)
     if (pr->interval_ms == 0)
         pr->interval_ms = 1;
     pr->force_timing = env_int("WEIR_STATS_TIMING", 0) != 0;
+    int terr;
+    pr->trace = weir__trace_new(d, &terr);
+    if (terr)
+        return terr;
+    if (pr->trace && pr->interval_ms > 10)
+        pr->interval_ms = 10; /* occupancy counter tracks: sample often */
     if (pr->force_timing)
         pr->sh->timing = 1;
     return 0;
@@ -198,6 +206,13 @@ static void *publisher_main(void *arg)
         __atomic_store_n(&pr->sh->timing, want, __ATOMIC_RELAXED);
         fill(d, 0);
         weir__stats_publish(pr->seg, pr->snap, pr->seg_bytes);
+        if (pr->trace) {
+            unsigned nc = pr->snap->nchans;
+            uint64_t occ[nc ? nc : 1];
+            for (unsigned c = 0; c < nc; c++)
+                occ[c] = weir__stats_chan_at(pr->snap, c)->occupancy;
+            weir__trace_sample(pr->trace, pr->snap->now_ns, nc, occ);
+        }
         pthread_mutex_lock(&pr->mu);
         if (pr->stop)
             break;
@@ -295,6 +310,7 @@ void weir__prof_stop(struct weir_dag *d)
         pr->seg = NULL;
         unlink(pr->path);
     }
+    weir__trace_write(pr->trace, d);
 }
 
 void weir__prof_free(struct weir_dag *d)
@@ -305,6 +321,7 @@ void weir__prof_free(struct weir_dag *d)
     if (pr->map)
         munmap(pr->map, pr->map_bytes);
     free(pr->snap);
+    weir__trace_free(pr->trace);
     pthread_mutex_destroy(&pr->mu);
     pthread_cond_destroy(&pr->cv);
     free(pr);
