@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -516,4 +517,48 @@ Test(prof, trace_stays_bounded_and_says_so)
     const char *head = "34 34 32 ";
     cr_assert(!strncmp(out, head, strlen(head)), "%s", out);
     free(out);
+}
+
+/* ---- plan views ---------------------------------------------------------------- */
+
+Test(prof, weir_plan_svg_with_and_without_dot)
+{
+    char dir[64], plan[96], dot[96], cmd[1024];
+    snprintf(dir, sizeof dir, "/tmp/weir-test-svg.%d", (int)getpid());
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    snprintf(plan, sizeof plan, "%s/chain.plan", dir);
+    snprintf(dot, sizeof dot, "%s/dot", dir);
+    weir_graph *g;
+    weir_dag *d = chain(&g, "drawn", 0);
+    cr_assert_eq(weir_dag_save_plan(d, plan), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+    /* A stand-in for Graphviz: checks it got DOT, answers a fixed SVG. */
+    FILE *f = fopen(dot, "w");
+    fprintf(f, "#!/bin/sh\n[ \"$1\" = -Tsvg ] && grep -q digraph \"$2\" || exit 3\n"
+               "echo '<?xml version=\"1.0\"?>'\necho '<svg width=\"120pt\" height=\"300pt\"><g id=\"graph0\"/></svg>'\n");
+    fclose(f);
+    chmod(dot, 0700);
+    int st;
+    snprintf(cmd, sizeof cmd,
+             "PATH=%s:/usr/bin:/bin " WEIR_PLAN_TOOL " svg %s | python3 -c 'import sys, xml.dom.minidom as m; "
+             "d=m.parseString(sys.stdin.read()); t=[s.firstChild.data if s.firstChild else \"\" for s in d.getElementsByTagName(\"tspan\")]; "
+             "print(len(d.getElementsByTagName(\"g\")), d.documentElement.getAttribute(\"width\"), t[0].split()[0:2], "
+             "[x.strip() for x in t if \"CALL\" in x])' 2>&1",
+             dir, plan);
+    char *out = run(cmd, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    /* Two groups: the placement and dot's own; 120pt of graph + pads + the text. */
+    cr_assert_str_eq(out, "2 883 ['plan', \"'drawn'\"] ['1 CALL    inc(r0) -> r1   [node 1]', '1 CALL    dbl(r0) -> r1   [node 2]']\n"
+                          , "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "PATH=/nonexistent " WEIR_PLAN_TOOL " svg %s 2>&1 >/dev/null", plan);
+    out = run(cmd, &st);
+    cr_assert_eq(st, 0);
+    cr_assert_str_eq(out, "weir-plan: svg: Graphviz's 'dot' is not on PATH (Debian: apt-get install "
+                          "graphviz); the SVG shows the schedules only\n");
+    free(out);
+    unlink(plan);
+    unlink(dot);
+    rmdir(dir);
 }
