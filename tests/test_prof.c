@@ -562,3 +562,23 @@ Test(prof, weir_plan_svg_with_and_without_dot)
     unlink(dot);
     rmdir(dir);
 }
+
+Test(prof, weir_bench_svg_puts_weir_beside_its_baseline)
+{
+    char dir[64], cmd[1024];
+    snprintf(dir, sizeof dir, "/tmp/weir-test-bench-svg.%d", (int)getpid());
+    snprintf(cmd, sizeof cmd,
+             WEIR_BENCH " chan --quick --rounds 1 --budget-ms 60 --filter 'weir tput.thr.read 64 r1,"
+             "weir tput.thr.read 1024 r1,pipe tput.proc.copy 64 r1,pipe tput.proc.copy 1024 r1' "
+             "--svg %s >/dev/null 2>&1 && python3 -c 'import sys, xml.dom.minidom as m; "
+             "d=m.parse(sys.argv[1]+\"/chan-throughput.svg\"); l=m.parse(sys.argv[1]+\"/chan-latency.svg\"); "
+             "print([len(p.getAttribute(\"points\").split()) for p in d.getElementsByTagName(\"polyline\")], "
+             "[t.firstChild.data for t in d.getElementsByTagName(\"text\") if \" r1\" in t.firstChild.data], "
+             "len(l.getElementsByTagName(\"text\")))' %s 2>&1; rm -rf %s",
+             dir, dir, dir);
+    int st;
+    char *out = run(cmd, &st);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_str_eq(out, "[2, 2] ['weir tput.thr.read r1', 'pipe tput.proc.copy r1'] 1\n");
+    free(out);
+}
