@@ -50,6 +50,7 @@
 #include "channels/atomics.h"
 #include "channels/barrier.h"
 #include "channels/err.h"
+#include "channels/probes.h"
 #include "channels/layout.h"
 #include "channels/ring.h"
 #include "channels/wait.h"
@@ -106,8 +107,10 @@ static int wait_for_space(weir_chan *c, int timeout_ms)
         .timed_out = space_timed_out,
     };
     uint64_t waited;
+    WEIR_PROBE2(writer_block, c->name, c->w.seq);
     int ret = weir__ring_wait(&w, timeout_ms, &waited);
     weir__counter_add(&c->ctl->blocked_ns, waited);
+    WEIR_PROBE4(writer_wake, c->name, c->w.seq, waited, ret);
     return ret;
 }
 
@@ -147,6 +150,7 @@ WEIR_API void *weir_chan_reserve(weir_chan *c, size_t len, int timeout_ms)
     }
     c->w.reserved = 1;
     c->w.reserved_len = len;
+    WEIR_PROBE3(chan_reserve, c->name, c->w.seq, len);
     return c->w.g->data + (size_t)c->w.idx * c->w.g->stride;
 }
 
@@ -163,6 +167,7 @@ static int commit_flags(weir_chan *c, size_t len, uint32_t flags)
      * order comes from the light barrier paired with the sleeper's or the
      * registering reader's heavy barrier (channels/barrier.c). */
     weir__store_release(&ctl->write_seq, c->w.seq);
+    WEIR_PROBE4(chan_commit, c->name, c->w.seq - 1, len, flags);
     weir__light_barrier();
     if (__builtin_expect(weir__load_relaxed(&ctl->active_mask) != c->w.mask, 0))
         c->w.rescan = 1;
@@ -300,12 +305,14 @@ static int wait_for_data(weir_chan *c, int reader, int timeout_ms)
         .timed_out = data_timed_out,
     };
     uint64_t waited;
+    WEIR_PROBE3(reader_block, c->name, reader, r->seq);
     ret = weir__ring_wait(&w, timeout_ms, &waited);
     /* Removed while waiting (force-deregistered): no message on a dead id. */
     if (ret == 0)
         ret = weir__ring_reader_check(c, reader);
     struct weir__reader_line *rl = &ctl->readers[reader];
     weir__counter_add(&rl->starved_ns, waited);
+    WEIR_PROBE5(reader_wake, c->name, reader, r->seq, waited, ret);
     return ret;
 }
 
@@ -366,6 +373,7 @@ WEIR_API int weir_chan_read_msg(weir_chan *c, int reader, weir_chan_msg *m, int 
     m->seq = r->seq;
     m->flags = flags & WEIR__SLOT_FLAGS_MASK;
     r->held = 1;
+    WEIR_PROBE4(chan_read, c->name, reader, m->seq, m->len);
     return 0;
 }
 
@@ -391,6 +399,7 @@ WEIR_API int weir_chan_release(weir_chan *c, int reader)
     /* Pair 1/2: publish the release, then look for a sleeping writer (light
      * barrier, paired with the writer's heavy barrier before it sleeps). */
     weir__store_release(&ctl->readers[reader].read_seq, r->seq);
+    WEIR_PROBE3(chan_release, c->name, reader, r->seq - 1);
     weir__light_barrier();
     if (__builtin_expect(weir__load_relaxed(&ctl->wr_sleeping) != 0, 0))
         weir__ring_wake_writer(ctl);

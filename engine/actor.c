@@ -34,6 +34,8 @@
 #include "channels/chan_internal.h"
 #include "channels/err.h"
 #include "engine/engine.h"
+#include "engine/prof.h"
+#include "engine/trace.h"
 
 /* ---- inside a method --------------------------------------------------- */
 
@@ -175,7 +177,9 @@ static void run_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_
     weir__store_relaxed(&a->note->cur_method, op->method);
     weir__store_relaxed(&a->note->cur_exec, exec);
     weir__store_release(&a->note->in_call, 1);
+    uint64_t prof_t0 = weir__prof_call_begin(a, op->method, exec);
     int rc = a->fns[op->method](&call, a->state);
+    weir__prof_call_end(a, op->method, exec, rc != 0 || call.failed, prof_t0);
     weir__store_release(&a->note->in_call, 0);
     const char *mname = a->pa->methods[op->method].name;
     char text[ERRTEXT_BUF];
@@ -315,6 +319,7 @@ static void actor_loop(struct actor_rt *a)
         for (unsigned i = 0; i < pa->nops; i++) {
             const struct weir__plan_op *op = &pa->ops[i];
             struct reg *r = &a->regs[op->reg];
+            uint64_t trace_t0 = __builtin_expect(a->trace != NULL, 0) ? weir_now_ns() : 0;
             switch (op->kind) {
             case WEIR__OP_READ: {
                 weir_chan_msg m;
@@ -343,6 +348,8 @@ static void actor_loop(struct actor_rt *a)
                 weir_chan_release(d->chans[op->chan], a->rid[op->chan]);
                 break;
             }
+            if (__builtin_expect(trace_t0 != 0, 0))
+                weir__trace_op(a, i, e, trace_t0);
         }
     }
 }
@@ -365,6 +372,7 @@ static void actor_leave(struct actor_rt *a)
 int weir__actor_run(struct actor_rt *a)
 {
     int rc = 0;
+    weir__prof_actor_start(a);
     weir__store_release(&a->note->phase, WEIR__PHASE_INIT);
     if (a->init && (rc = a->init(a->state)) != 0) {
         /* No actor_leave: whoever marks the dag dead breaks the pipeline

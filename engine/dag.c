@@ -51,6 +51,7 @@
 #include "compiler/compile.h"
 #include "dag/graph_internal.h"
 #include "engine/engine.h"
+#include "engine/prof.h"
 
 /* ---- compile / start / teardown ----------------------------------------- */
 
@@ -84,6 +85,7 @@ static void dag_destroy(struct weir_dag *d)
                 close(d->actors[a].pidfd);
     if (d->notes)
         munmap(d->notes, d->notes_bytes);
+    weir__prof_free(d);
     if (d->mon_efd >= 0)
         close(d->mon_efd);
     if (d->exit_efd >= 0)
@@ -192,6 +194,8 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g)
             if (ar->pa->ops[i].kind == WEIR__OP_WRITE)
                 ar->reg_chan[ar->pa->ops[i].reg] = (int)ar->pa->ops[i].chan;
     }
+    if (weir__prof_init(d, p->graph) < 0)
+        goto oom;
     for (unsigned c = 0; c < nch; c++) {
         const struct weir__plan_chan *pc = &p->chans[c];
         d->drv_rid[c] = -1;
@@ -258,6 +262,7 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g)
         }
         ar->started = 1;
     }
+    weir__prof_start(d);
     return d;
 oom:
     weir__seterr(-ENOMEM, "graph '%s': out of memory starting the dag", p->graph);
@@ -397,6 +402,7 @@ WEIR_API int weir_dag_free(weir_dag *d)
         weir__proc_monitor_stop(d);
     if (d->nproc)
         weir__proc_reap_remaining(d);
+    weir__prof_stop(d);
     char graph[WEIR_MAX_NAME + 1];
     snprintf(graph, sizeof graph, "%s", p ? p->graph : "?");
     pthread_mutex_unlock(&d->mu);

@@ -21,6 +21,7 @@
 
 #include "channels/chan_internal.h"
 #include "channels/err.h"
+#include "channels/probes.h"
 #include "engine/engine.h"
 
 /* Timeouts mean what <weir/common.h> says; below -1 is a caller's mistake. */
@@ -221,6 +222,7 @@ static int collect_one(struct weir_dag *d, struct weir__deadline *dl)
         weir_chan_release(d->chans[d->outch[k]], d->drv_rid[d->outch[k]]);
     d->partial_k = 0;
     d->next_collect++;
+    WEIR_PROBE3(execution_done, p->graph, e, err >= 0);
     if (is_abandoned(d, e, 1)) {
         weir__result_free(r);
         return 0;
@@ -300,6 +302,7 @@ static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned narg
         weir_chan_commit(d->chans[d->argch[k]], b->len);
     }
     *exec_id = d->next_submit++;
+    WEIR_PROBE2(execution_submit, p->graph, *exec_id);
     return 0;
 }
 

@@ -51,6 +51,12 @@ struct weir__actor_note {
 enum { WEIR__PHASE_RUN = 0, WEIR__PHASE_INIT = 1, WEIR__PHASE_FINI = 2 };
 
 
+struct weir__method_ctr;
+struct weir__actor_ctr;
+struct weir__prof_shared;
+struct weir__prof;
+struct weir__trace_buf;
+
 struct actor_rt {
     struct weir_dag *d;
     unsigned idx;
@@ -80,6 +86,11 @@ struct actor_rt {
     int crashed_in_call;  /* the dead process was inside a method ... */
     uint64_t crash_exec;  /* ... at this execution, which must not be retried */
     char restart_text[DEAD_MSG_MAX]; /* why the in-flight executions failed */
+    /* profiling (engine/prof.h): counters in memory shared with actor processes */
+    struct weir__method_ctr *mctr;
+    struct weir__actor_ctr *actr;
+    struct weir__prof_shared *prof_shared;
+    struct weir__trace_buf *trace; /* engine/trace.h; NULL: not tracing */
 };
 
 struct weir_call {
@@ -141,6 +152,7 @@ struct weir_dag {
     int dead; /* atomic; dead_msg is written before it is set */
     char dead_msg[DEAD_MSG_MAX];
     pthread_mutex_t dead_mu;
+    struct weir__prof *prof; /* engine/prof.c */
 };
 
 /* Calls run one way: dag.c (lifecycle) -> driver.c, proc.c, actor.c -> fail.c

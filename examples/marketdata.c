@@ -23,6 +23,7 @@
  * compiled plan for `weir-plan show FILE`.
  */
 #include <errno.h>
+#include <sched.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -333,10 +334,10 @@ int main(int argc, char **argv)
     }
     /* Per-actor table: the actor that waits least is the one the others wait for. */
     printf("\n  %-10s %15s %15s %8s\n", "actor", "waiting input", "blocked output", "busy");
-    const char *bottleneck = NULL;
-    double worst = -1;
-    static char bn[WEIR_MAX_NAME + 1];
-    for (unsigned a = 0; a < weir_dag_nactors(d); a++) {
+    unsigned nact = weir_dag_nactors(d);
+    struct weir_actor_load loads[nact ? nact : 1];
+    char names[nact ? nact : 1][WEIR_MAX_NAME + 1];
+    for (unsigned a = 0; a < nact; a++) {
         struct weir_actor_stats as;
         weir_dag_actor_stats(d, a, &as);
         double wi = 100.0 * (double)as.input_starved_ns / el;
@@ -345,20 +346,17 @@ int main(int argc, char **argv)
         if (busy < 0)
             busy = 0;
         printf("  %-10s %14.1f%% %14.1f%% %7.1f%%\n", as.name, wi, bo, busy);
-        if (busy > worst) {
-            worst = busy;
-            snprintf(bn, sizeof bn, "%s", as.name);
-            bottleneck = bn;
-        }
+        snprintf(names[a], sizeof names[0], "%s", as.name);
+        loads[a].name = names[a];
+        loads[a].busy = busy / 100.0;
     }
     /* waiting % is wall time in reads: with more threads than cores it includes time
-     * spent yielding the CPU to the stage that has the work. */
-    if (bottleneck && worst >= 10.0)
-        printf("\n  bottleneck: %s (busy %.1f%% of the run; the other stages wait for it)\n",
-               bottleneck, worst);
-    else
-        printf("\n  bottleneck: the driver and the hand-offs (every actor waits for input "
-               "over 90%% of the time; try -w 300)\n");
+     * spent yielding the CPU to the stage that has the work. The rule is weir-top's. */
+    cpu_set_t cpus;
+    unsigned ncpu = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? (unsigned)CPU_COUNT(&cpus) : 1;
+    char bn[512];
+    weir_bottleneck(loads, nact, ncpu, bn, sizeof bn);
+    printf("\n  %s\n", bn);
 
     /* Check every score against the same functions in a plain loop. */
     struct momentum_state rm = {.work = (unsigned)work};

@@ -36,6 +36,7 @@ struct bench_opts {
     int quick;             /* --quick: short budgets */
     int json;              /* --json: one JSON object on stdout, nothing else */
     const char *filter;    /* --filter: run only cases whose "impl name" contains it */
+    const char *svg_dir;   /* --svg DIR: SVG plots of the run (perf/svg.c) */
     int list;              /* --list: print the case names, run nothing */
     int no_zmq;            /* --no-zmq */
     int no_iceoryx;        /* --no-iceoryx */
@@ -91,6 +92,10 @@ void bench_emit(const struct bench_row *r);
 /* Find an emitted row (msg_bytes 0 / readers 0 match any); NULL if none. */
 const struct bench_row *bench_find(const char *name, const char *impl, size_t msg_bytes,
                                    int readers);
+
+/* --svg: write DIR/<cmd>-throughput.svg and DIR/<cmd>-latency.svg from the rows (perf/svg.c).
+ * 0, or -1 with the reason on stderr. */
+int bench_svg_write(const char *dir, const char *cmd, const struct bench_row *rows, size_t n);
 
 /* A note printed in the table (stdout) or collected for JSON ("notes"). */
 void bench_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

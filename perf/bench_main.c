@@ -54,6 +54,7 @@ static void usage(FILE *f)
                "                    one of the strings (e.g. --filter weir, --filter pingpong,\n"
                "                    --filter 'weir tput.thr.read 64 r,memcpy')\n"
                "  --list            list the cases, run nothing\n"
+               "  --svg DIR         also write DIR/<cmd>-throughput.svg and -latency.svg\n"
                "  --budget-ms N     time budget of each case, shared by its rounds\n"
                "                    (default 1200, quick 120; dag quick 250)\n"
                "  --rounds N        run the whole plan N times (1..9, default 3), interleaved,\n"
@@ -90,7 +91,7 @@ static void usage(FILE *f)
 
 int bench_parse_opts(int argc, char **argv, const char *cmd)
 {
-    enum { O_BUDGET = 256, O_TIMEOUT, O_NOZMQ, O_NOICE, O_LIST, O_DEPTH, O_PINMULTI, O_ROUNDS };
+    enum { O_BUDGET = 256, O_TIMEOUT, O_NOZMQ, O_NOICE, O_LIST, O_DEPTH, O_PINMULTI, O_ROUNDS, O_SVG };
     static const struct option lo[] = {
         {"quick", no_argument, NULL, 'q'},
         {"json", no_argument, NULL, 'j'},
@@ -103,6 +104,7 @@ int bench_parse_opts(int argc, char **argv, const char *cmd)
         {"depth", required_argument, NULL, O_DEPTH},
         {"rounds", required_argument, NULL, O_ROUNDS},
         {"pin-multi", required_argument, NULL, O_PINMULTI},
+        {"svg", required_argument, NULL, O_SVG},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -167,6 +169,9 @@ int bench_parse_opts(int argc, char **argv, const char *cmd)
             bench_opts.rounds = (int)r;
             break;
         }
+        case O_SVG:
+            bench_opts.svg_dir = optarg;
+            break;
         case O_PINMULTI:
             bench_opts.pin_given = 1;
             if (!strcmp(optarg, "rr")) {
@@ -607,6 +612,8 @@ int bench_finish(const char *cmd)
         print_ratios();
     }
     fflush(stdout);
+    if (bench_opts.svg_dir && !bench_opts.list && bench_svg_write(bench_opts.svg_dir, cmd, rows, nrows) < 0)
+        any_failed = 1;
     for (size_t i = 0; i < nnotes; i++)
         free(notes[i]);
     free(notes);

@@ -6,6 +6,7 @@
  *   weir-plan json FILE   canonical JSON (what the hash covers)
  *   weir-plan dot FILE    Graphviz DOT (pipe into `dot -Tsvg`)
  *   weir-plan hash FILE   the plan hash, 16 hex digits
+ *   weir-plan svg FILE    SVG: the graph (Graphviz's dot, if installed) beside the schedules
  *
  * Every command loads the file through weir__plan_load(), so it also
  * validates it: a corrupt or inconsistent file is reported, not shown.
@@ -20,14 +21,16 @@
 #include <weir/common.h>
 
 #include "compiler/plan.h"
+#include "tools/plan_svg.h"
 
 static void usage(FILE *f)
 {
-    fputs("usage: weir-plan show|json|dot|hash FILE\n"
+    fputs("usage: weir-plan show|json|dot|hash|svg FILE\n"
           "  show  channels and per-actor schedules\n"
           "  json  canonical JSON\n"
           "  dot   Graphviz DOT\n"
-          "  hash  plan hash (16 hex digits)\n",
+          "  hash  plan hash (16 hex digits)\n"
+          "  svg   SVG: the graph (via Graphviz's dot) beside the per-actor schedules\n",
           f);
 }
 
@@ -37,6 +40,8 @@ static int run(const char *cmd, struct weir__plan *p)
         return weir__plan_print(p, stdout);
     if (!strcmp(cmd, "dot"))
         return weir__plan_dot(p, stdout);
+    if (!strcmp(cmd, "svg"))
+        return weir_plan_svg(p, stdout) < 0 ? -2 : 0;
     if (!strcmp(cmd, "hash")) {
         printf("%016" PRIx64 "\n", weir__plan_hash(p));
         return 0;
@@ -55,7 +60,7 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    static const char *const cmds[] = {"show", "json", "dot", "hash"};
+    static const char *const cmds[] = {"show", "json", "dot", "hash", "svg"};
     int known = 0;
     for (size_t i = 0; argc == 3 && i < sizeof cmds / sizeof *cmds; i++)
         known |= !strcmp(argv[1], cmds[i]);
@@ -72,6 +77,8 @@ int main(int argc, char **argv)
     }
     int ret = run(argv[1], p);
     weir__plan_free(p);
+    if (ret == -2)
+        return 1; /* reason already on stderr */
     if (ret < 0) {
         fprintf(stderr, "weir-plan: %s\n", weir_errmsg());
         return 1;

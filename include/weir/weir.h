@@ -9,4 +9,5 @@
 #include <weir/graph.h>
 #include <weir/dag.h>
 #include <weir/link.h>
+#include <weir/prof.h>
 #endif
