@@ -95,22 +95,33 @@ static void gen_bind(struct weir__gen_map *g, uint8_t *seg, size_t seg_bytes, si
 
 /* ---- registration lock (cold path, shared between processes) ---------- */
 
-void weir__ring_reg_lock(struct weir__chan_ctl *ctl)
+int weir__ring_reg_lock(weir_chan *c)
 {
+    struct weir__chan_ctl *ctl = c->ctl;
     uint32_t me = (uint32_t)getpid();
+    uint64_t t0 = 0;
     for (unsigned spins = 0;; spins++) {
         uint32_t cur = 0;
         if (weir__cas(&ctl->reg_lock, &cur, me))
-            return;
+            return 0;
         if (spins > 200 && cur != me && kill((pid_t)cur, 0) < 0 && errno == ESRCH) {
             /* The holder died inside the critical section: take over. */
             if (weir__cas(&ctl->reg_lock, &cur, me))
-                return;
+                return 0;
         }
-        if (spins < 100)
+        if (spins < 100) {
             weir__cpu_relax();
-        else
-            sched_yield();
+            continue;
+        }
+        uint64_t now = weir_now_ns();
+        if (!t0)
+            t0 = now;
+        else if (now - t0 > (uint64_t)WEIR__REG_LOCK_MAX_MS * 1000000ull)
+            return CHERR(c, -EDEADLK,
+                         "registration lock held by pid %u for over %d ms (a stuck process or a "
+                         "corrupt segment)",
+                         cur, WEIR__REG_LOCK_MAX_MS);
+        sched_yield();
     }
 }
 
@@ -493,8 +504,16 @@ int weir__ring_grow(weir_chan *c, size_t len)
     /* The forward mark first: readers see it only with the commit's release of
      * write_seq, and a writer that dies before publishing cur_gen leaves a
      * channel a resynced writer can continue in either generation. */
+    int lk = weir__ring_reg_lock(c);
+    if (lk < 0) {
+        /* Nothing was published: forget the new generation. */
+        pthread_mutex_lock(&c->gen_mu);
+        weir__store_release(&g->seg, NULL);
+        pthread_mutex_unlock(&c->gen_mu);
+        munmap(p, gb);
+        return lk;
+    }
     c->w.g->hdrs[c->w.idx].word = WEIR__HDR(0, WEIR__SLOT_FORWARD);
-    weir__ring_reg_lock(ctl);
     ctl->gens[k] = (struct weir__gen_desc){off, c->w.seq, slot, gb};
     weir__store_release(&ctl->cur_gen, k);
     weir__ring_reg_unlock(ctl);

@@ -95,8 +95,12 @@ int weir__ring_map_gen(weir_chan *c, unsigned k);
 /* Writer: move to a new generation whose slots hold len bytes (slot w.seq is free). */
 int weir__ring_grow(weir_chan *c, size_t len);
 /* The registration lock in the control segment (cold path, shared between
- * processes; a lock left by a dead holder is taken over). */
-void weir__ring_reg_lock(struct weir__chan_ctl *ctl);
+ * processes; a lock left by a dead holder is taken over). The critical
+ * sections are a few stores long, so a lock held by a live process for
+ * WEIR__REG_LOCK_MAX_MS is stuck or forged (a corrupt segment): 0, or
+ * -EDEADLK with a message naming the channel and the holder's pid. */
+#define WEIR__REG_LOCK_MAX_MS 2000
+int weir__ring_reg_lock(weir_chan *c);
 void weir__ring_reg_unlock(struct weir__chan_ctl *ctl);
 
 /* ---- readers (ring_readers.c) -------------------------------------------- */

@@ -99,7 +99,9 @@ WEIR_API int weir_chan_register_reader(weir_chan *c)
     struct weir__chan_ctl *ctl = c->ctl;
     weir__barrier_init();
     uint64_t me_start = weir__proc_start_time(getpid());
-    weir__ring_reg_lock(ctl);
+    int lk = weir__ring_reg_lock(c);
+    if (lk < 0)
+        return lk;
     if (weir__load_acquire(&ctl->closed)) {
         weir__ring_reg_unlock(ctl);
         return CHERR(c, -EPIPE, "closed; no new readers");
@@ -151,7 +153,9 @@ WEIR_API int weir_chan_attach_reader(weir_chan *c, int reader)
                      ctl->max_readers - 1);
     weir__barrier_init();
     uint64_t me_start = weir__proc_start_time(getpid());
-    weir__ring_reg_lock(ctl);
+    int lk = weir__ring_reg_lock(c);
+    if (lk < 0)
+        return lk;
     if (!(weir__load_acquire(&ctl->active_mask) & (1ull << reader))) {
         weir__ring_reg_unlock(ctl);
         return CHERR(c, -EINVAL, "reader %d is not registered", reader);
@@ -225,7 +229,9 @@ WEIR_API int weir_chan_deregister_reader(weir_chan *c, int reader)
     if (reader < 0 || (unsigned)reader >= ctl->max_readers)
         return CHERR(c, -EINVAL, "reader id %d out of range 0..%u", reader,
                      ctl->max_readers - 1);
-    weir__ring_reg_lock(ctl);
+    int lk = weir__ring_reg_lock(c);
+    if (lk < 0)
+        return lk;
     uint64_t bit = 1ull << reader;
     if (!(weir__load_acquire(&ctl->active_mask) & bit)) {
         weir__ring_reg_unlock(ctl);

@@ -21,6 +21,7 @@
 #include <sys/mount.h>
 
 #include "chan_util.h"
+#include "channels/chan_internal.h"
 #include "channels/layout.h"
 
 extern char **environ;
@@ -2412,4 +2413,37 @@ Test(chan, regression_timeout0_read_drains_before_epipe)
         weir_chan_free(c);
     }
     cr_assert_eq(lost, 0, "%d of 3000 polls lost the committed message", lost);
+}
+
+/* A registration lock held by a live process that never lets go (a stuck
+ * process, or a corrupt segment that says so: found by tests/fuzz/fuzz_segment)
+ * is an error after WEIR__REG_LOCK_MAX_MS, not a hang. */
+Test(chan, registration_lock_held_by_a_live_process_is_an_error)
+{
+    weir_chan_opts o = {.slot_bytes = 64, .depth = 2};
+    weir_chan *c = weir_chan_create(NULL, &o);
+    cr_assert(c, "%s", weir_errmsg());
+    struct weir__chan_ctl *ctl = weir__chan_ctl(c);
+    uint32_t holder = (uint32_t)getppid(); /* alive for the whole test */
+    __atomic_store_n(&ctl->reg_lock, holder, __ATOMIC_RELEASE);
+    uint64_t t0 = weir_now_ns();
+    cr_assert_eq(weir_chan_register_reader(c), -EDEADLK);
+    uint64_t el = weir_now_ns() - t0;
+    cr_assert(el >= 1900000000ull && el < 6000000000ull, "gave up after %llu ns",
+              (unsigned long long)el);
+    char want[256];
+    snprintf(want, sizeof want,
+             "registration lock held by pid %u for over 2000 ms (a stuck process or a corrupt "
+             "segment)",
+             holder);
+    cr_assert(strstr(weir_errmsg(), want), "'%s' lacks '%s'", weir_errmsg(), want);
+    __atomic_store_n(&ctl->reg_lock, 0, __ATOMIC_RELEASE);
+    int r = weir_chan_register_reader(c);
+    cr_assert_geq(r, 0, "%s", weir_errmsg());
+    cr_assert_eq(weir_chan_write(c, "x", 1, 0), 0);
+    size_t n = 0;
+    const char *m = weir_chan_read(c, r, &n, 0);
+    cr_assert(m && n == 1 && m[0] == 'x');
+    cr_assert_eq(weir_chan_release(c, r), 0);
+    weir_chan_free(c);
 }
