@@ -14,9 +14,14 @@
  * aux = credits) the other; both sides send HEARTBEAT every hb_ms, the
  * receiver answers the sender's with ECHO (round-trip time).
  *
- * Streams: the connection code handles a stream id per frame, each stream
- * with its own sequence numbers, credits and acks. The standalone API
- * opens exactly one (id 1); the multi-node issue opens more.
+ * Streams: the frame header, HELLO and WELCOME carry a stream id per
+ * frame, each stream with its own sequence numbers, credits and acks. This
+ * file serves exactly one stream per connection (id 1: the standalone
+ * API). Carrying many (the multi-node issue) needs two changes here: a
+ * table of streams per connection, and a receiver that never waits on a
+ * full w inside the shared rx thread (grant as credits only w's free
+ * slots, so a commit never blocks and one stalled stream cannot stall the
+ * others); today the rx thread waits in weir_chan_reserve (heartbeating).
  *
  * Sender. A window reader of c (channels/ring_window.h): the tx thread
  * takes messages, sends header + payload straight from the slots in

@@ -409,7 +409,9 @@ enum bad { BAD_GARBAGE, BAD_TRUNCATED, BAD_OVERLIMIT, BAD_TOKEN, BAD_VERSION, BA
 
 static void bad_input(enum bad kind, const char *expect)
 {
-    weir_link_opts lo = {.token = "s3cret", .timeout_ms = 2000};
+    /* 5 s: heartbeats every 156 ms, a peer suspected after 625 ms of silence, so a
+     * loaded machine (sanitizers, parallel builds) does not cut the stream. */
+    weir_link_opts lo = {.token = "s3cret", .timeout_ms = 5000};
     struct bg b;
     bg_start(&b, "tcp://127.0.0.1:0", NULL, 20000, 200, &lo);
     t_sleep_ms(50);
@@ -455,7 +457,7 @@ static void bad_input(enum bad kind, const char *expect)
         cr_assert_eq(t_write_full(fd, buf, n), 0);
     if (kind == BAD_TRUNCATED)
         shutdown(fd, SHUT_WR);
-    cr_assert_eq(wait_eof(fd, 3000), 0, "the listener did not drop the bad connection");
+    cr_assert_eq(wait_eof(fd, 5000), 0, "the listener did not drop the bad connection");
     close(fd);
     wait_refused(b.rx, before, expect);
     bg_finish(&b);
@@ -486,7 +488,7 @@ Test(net, bad_wrong_version, .timeout = 60)
 }
 Test(net, bad_silent_connection, .timeout = 60)
 {
-    bad_input(BAD_SILENT, "sent no HELLO within 1000 ms");
+    bad_input(BAD_SILENT, "sent no HELLO within 2000 ms");
 }
 Test(net, bad_wrong_channel, .timeout = 60)
 {
@@ -499,7 +501,7 @@ Test(net, bad_first_frame_not_hello, .timeout = 60)
 
 Test(net, second_sender_refused, .timeout = 60)
 {
-    weir_link_opts lo = {.timeout_ms = 2000};
+    weir_link_opts lo = {.timeout_ms = 5000};
     struct bg b;
     bg_start(&b, "tcp://127.0.0.1:0", NULL, 20000, 200, &lo);
     weir_chan *c2 = mkchan("c2", 4, 4096);
