@@ -27,8 +27,9 @@
  * advances read_seq. The bitmap is depth bits, allocated at open.
  *
  * Waiting for data is the reader protocol of wait.h on the channel's
- * rd_futex (announce in rd_sleepers, heavy barrier, re-check, sleep).
- * A kick bumps rd_futex, so a sleeper wakes and returns -EINTR.
+ * rd_futex through the channels' one wait loop (weir__ring_wait: spin,
+ * yield, announce in rd_sleepers, heavy barrier, re-check, sleep). A kick
+ * bumps rd_futex, so a waiter returns -EINTR.
  */
 #include "channels/ring_window.h"
 
@@ -41,6 +42,7 @@
 #include "channels/barrier.h"
 #include "channels/err.h"
 #include "channels/layout.h"
+#include "channels/ring.h"
 #include "channels/wait.h"
 
 static int werr(const struct weir__window *w, int code, const char *what)
@@ -169,59 +171,57 @@ int weir__window_poll(struct weir__window *w, weir_chan_msg *m)
     return r < 0 ? r : 1;
 }
 
+/* The one wait policy of the channels (weir__ring_wait, channels/ring_wait.c)
+ * around a window's condition: a message to take, or a kick (rd_futex bumped
+ * with nothing new), which ends the wait with -EINTR. */
+struct window_waiter {
+    struct weir__ring_waiter base;
+    struct weir__window *win;
+    weir_chan_msg *m;
+    uint32_t futex0; /* rd_futex when the wait began */
+};
+
+static int window_ready(struct weir__ring_waiter *bw)
+{
+    struct window_waiter *ww = (struct window_waiter *)bw;
+    int r = weir__window_poll(ww->win, ww->m);
+    if (r != 0)
+        return r;
+    if (weir__load_acquire(bw->futex) != ww->futex0)
+        return werr(ww->win, -EINTR, "woken without a message");
+    return 0;
+}
+
+static int window_timed_out(struct weir__ring_waiter *bw, int timeout_ms)
+{
+    (void)timeout_ms;
+    return werr(((struct window_waiter *)bw)->win, -ETIMEDOUT, "timed out waiting for a message");
+}
+
 int weir__window_next(struct weir__window *w, weir_chan_msg *m, int timeout_ms)
 {
+    struct weir__chan_ctl *ctl = w->ctl;
+    uint32_t futex0 = weir__load_acquire(&ctl->rd_futex);
     int r = weir__window_poll(w, m);
     if (r != 0)
         return r < 0 ? r : 0;
     if (timeout_ms == 0)
         return werr(w, -ETIMEDOUT, "no message yet");
-    struct weir__chan_ctl *ctl = w->ctl;
-    uint64_t t0 = weir_now_ns();
-    uint64_t deadline = weir__deadline(t0, timeout_ms);
-    uint32_t spin = w->spin_ns;
-    int spinning = 1;
-    for (;;) {
-        for (int k = 0; k < 64; k++) {
-            weir__cpu_relax();
-            if ((r = weir__window_poll(w, m)) != 0)
-                goto done;
-        }
-        uint64_t now = weir_now_ns();
-        if (now >= deadline) {
-            r = werr(w, -ETIMEDOUT, "timed out waiting for a message");
-            goto done;
-        }
-        if (now - t0 < spin)
-            continue;
-        spinning = 0;
-        if (now - t0 < spin + WEIR__YIELD_NS) {
-            sched_yield();
-            continue;
-        }
-        /* Announce, re-check, sleep (pairs with the writer's publish + light
-         * barrier + rd_sleepers check, as a plain reader does). */
-        weir__fetch_add(&ctl->rd_sleepers, 1);
-        weir__heavy_barrier();
-        uint32_t v = weir__load_acquire(&ctl->rd_futex);
-        r = weir__window_poll(w, m);
-        if (r == 0)
-            weir__futex_wait(&ctl->rd_futex, v,
-                             deadline == UINT64_MAX ? UINT64_MAX : deadline - now);
-        weir__fetch_sub(&ctl->rd_sleepers, 1);
-        if (r != 0)
-            goto done;
-        if ((r = weir__window_poll(w, m)) != 0)
-            goto done;
-        if (weir__load_relaxed(&ctl->rd_futex) != v) {
-            /* woken: by a commit (re-polled above), a close, or a kick */
-            r = werr(w, -EINTR, "woken without a message");
-            goto done;
-        }
-    }
-done:
-    w->spin_ns = weir__spin_adapt(spin, spinning && r > 0);
-    return r < 0 ? r : 0;
+    struct window_waiter ww = {
+        .base = {.c = w->c,
+                 .id = w->reader,
+                 .futex = &ctl->rd_futex,
+                 .sleepers = &ctl->rd_sleepers,
+                 .spin_ns = &w->spin_ns,
+                 .max_sleep_ns = UINT64_MAX,
+                 .ready = window_ready,
+                 .timed_out = window_timed_out},
+        .win = w,
+        .m = m,
+        .futex0 = futex0,
+    };
+    uint64_t waited;
+    return weir__ring_wait(&ww.base, timeout_ms, &waited);
 }
 
 static void publish(struct weir__window *w, uint64_t rel)
