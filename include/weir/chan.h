@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * weir/chan.h - the shared-memory ring channel.
+ * weir/chan.h - the shared-memory ring channel (implemented in channels/:
+ * ring.c segments and growth, ring_io.c the hot path, ring_readers.c
+ * registration, ring_wait.c waiting, ring_life.c process liveness).
  *
  * A channel has one writer and up to WEIR_CHAN_MAX_READERS registered
  * readers. Every registered reader sees every message committed after its

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * weir/link.h - a channel whose readers are on another machine.
+ * weir/link.h - a channel whose readers are on another machine (implemented
+ * in channels/: link.c, frame.c, ring_window.c, the transports tcp_uring.c
+ * behind transport.h).
  *
  * A link carries every message of a local channel to a channel in another
  * process (usually on another machine) over TCP. The sending end is one

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * weir/prof.h - profiling: the dag's stats segment and the bottleneck rule
+ * weir/prof.h (implemented in engine/: prof.c, stats_shm.c, bottleneck.c,
+ * trace.c) - profiling: the dag's stats segment and the bottleneck rule
  * that weir-top and the examples share.
  *
  * Every dag publishes its counters in /dev/shm/weir-stats.<pid>.<graph>
