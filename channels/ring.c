@@ -824,8 +824,13 @@ WEIR_API int weir_chan_write_error(weir_chan *c, const char *text, int timeout_m
     if (n)
         memcpy(dst, text, n);
     dst[n] = '\0';
-    c->ctl->errors++;
-    return commit_flags(c, n + 1, WEIR_MSG_ERROR);
+    commit_flags(c, n + 1, WEIR_MSG_ERROR);
+    /* Counted after the record is published: weir_chan_stats, in any process,
+     * loads errors before write_seq, so it never reports more error records
+     * than messages. An atomic add (error path only): exact even if the
+     * writer role moves between processes (weir__chan_writer_resync). */
+    weir__fetch_add(&c->ctl->errors, 1);
+    return 0;
 }
 
 WEIR_API int weir_chan_close(weir_chan *c)
@@ -1057,9 +1062,11 @@ WEIR_API int weir_chan_stats(const weir_chan *c, struct weir_chan_stats *st)
     const struct weir__chan_ctl *ctl = c->ctl;
     memset(st, 0, sizeof *st);
     snprintf(st->name, sizeof st->name, "%s", c->name);
+    /* errors first (pairs with the add after the record's publication), so
+     * errors <= messages in every snapshot. */
+    st->errors = weir__load_acquire(&ctl->errors);
     st->messages = weir__load_acquire(&ctl->write_seq);
     st->bytes = weir__load_relaxed(&ctl->bytes);
-    st->errors = weir__load_relaxed(&ctl->errors);
     st->writer_blocked_ns = weir__load_relaxed(&ctl->blocked_ns);
     unsigned gen = weir__load_acquire(&ctl->cur_gen);
     st->grows = gen;
