@@ -19,6 +19,15 @@
 #define weir__fetch_and(p, v) __atomic_fetch_and((p), (v), __ATOMIC_SEQ_CST)
 #define weir__cas(p, expp, v)                                                                      \
     __atomic_compare_exchange_n((p), (expp), (v), 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)
+#define weir__exchange(p, v) __atomic_exchange_n((p), (v), __ATOMIC_SEQ_CST)
+/* Reference counts: the decrement that reaches 0 must see every access of
+ * the other holders (acquire) and publish this holder's (release). */
+#define weir__add_fetch_acq_rel(p, v) __atomic_add_fetch((p), (v), __ATOMIC_ACQ_REL)
+#define weir__sub_fetch_acq_rel(p, v) __atomic_sub_fetch((p), (v), __ATOMIC_ACQ_REL)
+/* Single-writer counters that other threads or processes read at any time
+ * (stats): one writer, so a relaxed load + relaxed store is an exact
+ * increment, with no locked instruction on the hot path. */
+#define weir__counter_add(p, v) weir__store_relaxed((p), weir__load_relaxed(p) + (v))
 
 /*
  * Full fence: orders an earlier store before a later load (the only

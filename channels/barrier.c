@@ -37,7 +37,7 @@ static int membarrier(int cmd, unsigned flags)
 static void register_self(void)
 {
     if (membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0) < 0)
-        __atomic_store_n(&weir__asym_barrier, 0, __ATOMIC_SEQ_CST);
+        weir__store_relaxed(&weir__asym_barrier, 0); /* process-local flag; pthread_once orders it */
 }
 
 static void setup(void)
@@ -46,7 +46,7 @@ static void setup(void)
     if (q < 0 || !(q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) ||
         membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0) < 0)
         return;
-    __atomic_store_n(&weir__asym_barrier, 1, __ATOMIC_SEQ_CST);
+    weir__store_relaxed(&weir__asym_barrier, 1); /* published by pthread_once */
     pthread_atfork(NULL, NULL, register_self);
 }
 
@@ -57,8 +57,8 @@ void weir__barrier_init(void)
 
 void weir__heavy_barrier(void)
 {
-    if (__atomic_load_n(&weir__asym_barrier, __ATOMIC_RELAXED) &&
+    if (weir__load_relaxed(&weir__asym_barrier) &&
         membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0) == 0)
         return;
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    weir__fence_seq_cst();
 }

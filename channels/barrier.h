@@ -3,6 +3,8 @@
 #ifndef WEIR_BARRIER_H
 #define WEIR_BARRIER_H
 
+#include "channels/atomics.h"
+
 extern int weir__asym_barrier;
 
 /* Register this process for heavy barriers; idempotent. Call on every cold entry. */
@@ -15,10 +17,10 @@ void weir__heavy_barrier(void);
 /* Fast side: pairs with weir__heavy_barrier(); free when membarrier works. */
 static inline void weir__light_barrier(void)
 {
-    if (__builtin_expect(__atomic_load_n(&weir__asym_barrier, __ATOMIC_RELAXED), 1))
+    if (__builtin_expect(weir__load_relaxed(&weir__asym_barrier), 1))
         __asm__ __volatile__("" ::: "memory");
     else
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        weir__fence_seq_cst();
 }
 
 #endif

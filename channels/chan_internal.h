@@ -3,7 +3,16 @@
 #ifndef WEIR_CHAN_INTERNAL_H
 #define WEIR_CHAN_INTERNAL_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include <weir/chan.h>
+
+/* The engine's shared notes and flags use the same named atomics. */
+#include "channels/atomics.h"
+
+struct weir__chan_ctl;
+struct weir__slot_hdr;
 
 /* Writer: drop the current reservation (nothing is published, no sequence
  * number is used). 0, or -EINVAL if nothing is reserved. */
@@ -20,5 +29,25 @@ void weir__chan_set_label(weir_chan *c, const char *label);
 /* Cheap readiness checks, so callers can skip computing a deadline (ring.c). */
 int weir__chan_can_read(weir_chan *c, int id);
 int weir__chan_can_reserve(weir_chan *c, size_t len);
+
+/* Hooks for readers that keep their own cursor (channels/ring_window.c);
+ * defined in ring_cursor.c, beside the handle's private state (ring.h). */
+struct weir__gen_view {
+    const struct weir__slot_hdr *hdrs; /* slot headers of the generation */
+    const uint8_t *data;               /* slot payloads */
+    size_t stride;                     /* bytes between payloads */
+    size_t slot_bytes;                 /* payload capacity of a slot */
+};
+/* The shared control segment of c. */
+struct weir__chan_ctl *weir__chan_ctl(const weir_chan *c);
+/* Map generation k (if not yet) and describe it. 0, or -EBADMSG / -errno. */
+int weir__chan_gen_view(weir_chan *c, unsigned k, struct weir__gen_view *v);
+/* Registration epoch this handle holds for reader id (-1 if not registered here). */
+int64_t weir__chan_reader_epoch(const weir_chan *c, int id);
+/* Publish that reader id has released every message before seq (seq only
+ * grows), and wake a sleeping writer. One thread at a time per reader. */
+void weir__chan_reader_publish(weir_chan *c, int id, uint64_t seq);
+/* Wake every reader sleeping on c (they re-check and sleep again). */
+void weir__chan_kick_readers(weir_chan *c);
 
 #endif

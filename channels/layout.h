@@ -37,7 +37,7 @@
 #include <weir/chan.h>
 
 #define WEIR__CHAN_MAGIC 0x52494557u /* "WEIR" little endian */
-#define WEIR__CHAN_VERSION 3u
+#define WEIR__CHAN_VERSION 4u /* 4: creator_start, readers[].pid_start */
 #define WEIR__CL 64
 
 #define WEIR__SLOT_FORWARD 0x8000u /* message is in the next generation */
@@ -69,9 +69,10 @@ struct weir__reader_line {
     uint64_t read_seq;   /* next message to read == messages released */
     uint64_t start_seq;  /* read_seq at registration (for stats) */
     uint64_t starved_ns; /* time spent waiting in read */
-    uint32_t pid;        /* registering process */
-    uint32_t epoch;      /* bumped at every registration and deregistration of this id */
-    uint8_t pad[WEIR__CL - 32];
+    uint32_t pid;        /* registering (or attaching) process */
+    uint32_t epoch;      /* bumped at every registration, attach and deregistration of this id */
+    uint64_t pid_start;  /* start time of pid (ring_life.c), against pid reuse; 0: unknown */
+    uint8_t pad[WEIR__CL - 40];
 } __attribute__((aligned(WEIR__CL)));
 _Static_assert(sizeof(struct weir__reader_line) == WEIR__CL, "reader line layout");
 
@@ -85,7 +86,8 @@ struct weir__chan_ctl {
     uint32_t creator_pid;
     uint64_t seg_bytes;   /* size of this segment */
     uint64_t slot_bytes0; /* slot size of generation 0 */
-    uint8_t pad0[WEIR__CL - 40];
+    uint64_t creator_start; /* start time of creator_pid (ring_life.c), against pid reuse */
+    uint8_t pad0[WEIR__CL - 48];
     char name[4 * WEIR__CL];
 
     /* writer line: written by the writer only */

@@ -103,6 +103,19 @@ struct weir__plan {
 /* Free a plan and everything it owns. NULL is a no-op. */
 void weir__plan_free(struct weir__plan *p);
 
+/* Registers per actor a plan may declare (validation, DOT). */
+#define WEIR__PLAN_MAX_REGS (1u << 20)
+
+/* The largest encoded plan the codec accepts; weir__plan_load() reads at
+ * most this + 1 bytes (defined in compiler/plan_codec.cc). */
+extern const size_t weir__plan_max_bytes;
+
+/* Names for messages, safe on any index ("?" when out of range) (plan.c). */
+const char *weir__plan_kind_name(uint32_t kind);                      /* NULL if unknown */
+const char *weir__plan_party(const struct weir__plan *p, int32_t who); /* actor or "driver" */
+const char *weir__plan_chan_name(const struct weir__plan *p, uint32_t c);
+const char *weir__plan_method_name(const struct weir__plan_actor *a, uint32_t m);
+
 /*
  * Check every index and count of a plan (channels, registers, methods,
  * readers, ops); on failure returns -EBADMSG with a message naming the

@@ -387,8 +387,7 @@ out:
 
 extern "C" {
 
-/* The largest plan the codec accepts; weir__plan_load() reads at most this + 1 bytes. */
-extern const size_t weir__plan_max_bytes;
+/* Declared in compiler/plan.h. */
 const size_t weir__plan_max_bytes = PLAN_MAX_BYTES;
 
 int weir__plan_encode(const struct weir__plan *p, uint8_t **buf, size_t *len)

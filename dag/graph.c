@@ -12,6 +12,7 @@
  * construction (a call's inputs exist before it), which the compiler uses.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -417,4 +418,34 @@ int weir__graph_validate(const weir_graph *g)
     }
     free(live);
     return ret;
+}
+
+/* ---- validation at compile time ------------------------------------------- */
+
+static int cpu_usable(int cpu)
+{
+    cpu_set_t set;
+    if (cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof set, &set) < 0)
+        return 0;
+    return CPU_ISSET(cpu, &set) != 0;
+}
+
+int weir__graph_check_actors(const weir_graph *g)
+{
+    for (unsigned a = 0; a < g->nactors; a++) {
+        const weir_actor *ac = g->actors[a];
+        if (ac->opts.max_restarts > 0 && ac->opts.isolation != WEIR_PROCESS) {
+            return weir__seterr(-EINVAL, "actor '%s': max_restarts %u needs WEIR_PROCESS isolation "
+                                "(a thread cannot be restarted)", ac->name, ac->opts.max_restarts);
+        }
+        if (ac->opts.cpu < -1 || (ac->opts.cpu >= 0 && !cpu_usable(ac->opts.cpu))) {
+            return weir__seterr(-EINVAL, "actor '%s': cpu %d is not one this process may run on "
+                         "(-1 for no pinning)", ac->name, ac->opts.cpu);
+        }
+        if (ac->opts.node != 0) {
+            return weir__seterr(-ENOSYS, "actor '%s': node %d: multi-node graphs are not implemented "
+                         "yet (only node 0)", ac->name, ac->opts.node);
+        }
+    }
+    return 0;
 }

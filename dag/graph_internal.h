@@ -65,4 +65,12 @@ static inline bool weir__node_value(const weir_node *n, const weir_node **call, 
     return false;
 }
 
+/*
+ * Checks of actor options that depend on the machine or on features not built
+ * yet, run by weir_compile() before lowering (dag/graph.c): restarts need
+ * process isolation, CPUs must be usable by this process, node must be 0.
+ * 0, or a negative errno with the message naming the actor.
+ */
+int weir__graph_check_actors(const weir_graph *g);
+
 #endif

@@ -37,100 +37,6 @@
 #include "engine/prof.h"
 #include "engine/trace.h"
 
-void weir__dag_destroy(struct weir_dag *d);
-
-void weir__dag_unref(struct weir_dag *d)
-{
-    if (__atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL) == 0)
-        weir__dag_destroy(d);
-}
-
-/* ---- results ------------------------------------------------------------ */
-
-/*
- * Result blocks are recycled through a small global cache: an execute loop
- * then allocates nothing in steady state, and large results do not make
- * glibc shrink and regrow the heap on every execution. Global rather than
- * per dag because a result may outlive its dag.
- */
-#define RESULT_CACHE 16
-#define RESULT_CACHE_MAX_BYTES ((size_t)4 << 20)
-static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct weir_result *cache[RESULT_CACHE];
-
-struct weir_result *weir__result_alloc(size_t bytes)
-{
-    pthread_mutex_lock(&cache_mu);
-    for (unsigned i = 0; i < RESULT_CACHE; i++)
-        if (cache[i] && cache[i]->cap >= bytes) {
-            struct weir_result *r = cache[i];
-            cache[i] = NULL;
-            pthread_mutex_unlock(&cache_mu);
-            return r;
-        }
-    pthread_mutex_unlock(&cache_mu);
-    size_t cap = bytes < 256 ? 256 : bytes;
-    struct weir_result *r = malloc(cap);
-    if (r)
-        r->cap = cap;
-    return r;
-}
-
-void weir__result_free(struct weir_result *r)
-{
-    if (!r)
-        return;
-    if (r->cap <= RESULT_CACHE_MAX_BYTES) {
-        pthread_mutex_lock(&cache_mu);
-        for (unsigned i = 0; i < RESULT_CACHE; i++)
-            if (!cache[i]) {
-                cache[i] = r;
-                pthread_mutex_unlock(&cache_mu);
-                return;
-            }
-        /* Full: replace the smallest block if this one is larger. */
-        unsigned small = 0;
-        for (unsigned i = 1; i < RESULT_CACHE; i++)
-            if (cache[i]->cap < cache[small]->cap)
-                small = i;
-        if (cache[small]->cap < r->cap) {
-            struct weir_result *old = cache[small];
-            cache[small] = r;
-            r = old;
-        }
-        pthread_mutex_unlock(&cache_mu);
-    }
-    free(r);
-}
-
-WEIR_API void weir_result_free(weir_result *r)
-{
-    weir__result_free(r);
-}
-
-WEIR_API unsigned weir_result_count(const weir_result *r)
-{
-    return r ? r->n : 0;
-}
-
-WEIR_API uint64_t weir_result_exec(const weir_result *r)
-{
-    return r ? r->exec : 0;
-}
-
-WEIR_API const void *weir_result_data(const weir_result *r, unsigned i, size_t *len)
-{
-    if (!r || i >= r->n) {
-        weir__seterr(-EINVAL, "result: output %u out of range (%u outputs)", i, r ? r->n : 0);
-        if (len)
-            *len = 0;
-        return NULL;
-    }
-    if (len)
-        *len = r->outs[i].len;
-    return r->outs[i].data;
-}
-
 /* ---- inside a method --------------------------------------------------- */
 
 WEIR_API unsigned weir_call_nin(const weir_call *c)
@@ -268,13 +174,13 @@ static void run_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_
     }
     weir_call call = {.a = a, .op = op, .exec = exec, .failed = 0};
     /* Relaxed atomics: the driver reads these for its messages while we run. */
-    __atomic_store_n(&a->note->cur_method, op->method, __ATOMIC_RELAXED);
-    __atomic_store_n(&a->note->cur_exec, exec, __ATOMIC_RELAXED);
-    __atomic_store_n(&a->note->in_call, 1, __ATOMIC_RELEASE);
+    weir__store_relaxed(&a->note->cur_method, op->method);
+    weir__store_relaxed(&a->note->cur_exec, exec);
+    weir__store_release(&a->note->in_call, 1);
     uint64_t prof_t0 = weir__prof_call_begin(a, op->method, exec);
     int rc = a->fns[op->method](&call, a->state);
     weir__prof_call_end(a, op->method, exec, rc != 0 || call.failed, prof_t0);
-    __atomic_store_n(&a->note->in_call, 0, __ATOMIC_RELEASE);
+    weir__store_release(&a->note->in_call, 0);
     const char *mname = a->pa->methods[op->method].name;
     char text[ERRTEXT_BUF];
     int failed = 0;
@@ -407,7 +313,7 @@ static void actor_loop(struct actor_rt *a)
         if (first < e1)
             return;
         /* Past the failed executions: the next restart may forget this crash. */
-        __atomic_store_n(&a->note->resumed, 1, __ATOMIC_RELEASE);
+        weir__store_release(&a->note->resumed, 1);
     }
     for (uint64_t e = first;; e++) {
         for (unsigned i = 0; i < pa->nops; i++) {
@@ -467,7 +373,7 @@ int weir__actor_run(struct actor_rt *a)
 {
     int rc = 0;
     weir__prof_actor_start(a);
-    __atomic_store_n(&a->note->phase, WEIR__PHASE_INIT, __ATOMIC_RELEASE);
+    weir__store_release(&a->note->phase, WEIR__PHASE_INIT);
     if (a->init && (rc = a->init(a->state)) != 0) {
         /* No actor_leave: whoever marks the dag dead breaks the pipeline
          * (the thread wrapper, or the process monitor), so the driver never
@@ -475,77 +381,11 @@ int weir__actor_run(struct actor_rt *a)
         snprintf(a->note->text, sizeof a->note->text, "init returned %d", rc);
         return rc;
     }
-    __atomic_store_n(&a->note->phase, WEIR__PHASE_RUN, __ATOMIC_RELEASE);
+    weir__store_release(&a->note->phase, WEIR__PHASE_RUN);
     actor_loop(a);
-    __atomic_store_n(&a->note->phase, WEIR__PHASE_FINI, __ATOMIC_RELEASE);
+    weir__store_release(&a->note->phase, WEIR__PHASE_FINI);
     if (a->fini)
         a->fini(a->state);
     actor_leave(a);
     return 0;
-}
-
-void weir__note_describe(const struct actor_rt *a, char *buf, size_t cap)
-{
-    const struct weir__actor_note *n = a->note;
-    int phase = __atomic_load_n(&n->phase, __ATOMIC_ACQUIRE);
-    unsigned m = __atomic_load_n(&n->cur_method, __ATOMIC_RELAXED);
-    uint64_t e = __atomic_load_n(&n->cur_exec, __ATOMIC_RELAXED);
-    if (phase == WEIR__PHASE_INIT)
-        snprintf(buf, cap, "in init");
-    else if (phase == WEIR__PHASE_FINI)
-        snprintf(buf, cap, "in fini");
-    else if (__atomic_load_n(&n->in_call, __ATOMIC_ACQUIRE))
-        snprintf(buf, cap, "in method '%s' (execution %llu)",
-                 m < a->pa->nmethods ? a->pa->methods[m].name : "?", (unsigned long long)e);
-    else
-        snprintf(buf, cap, "waiting for a message or a free slot");
-}
-
-void *weir__actor_thread_main(void *arg)
-{
-    struct actor_rt *a = arg;
-    struct weir_dag *d = a->d;
-    char tname[16];
-    snprintf(tname, sizeof tname, "weir:%s", a->pa->name);
-    pthread_setname_np(pthread_self(), tname);
-    if (weir__actor_run(a) != 0)
-        weir__dag_mark_dead(d, (int)a->idx, "actor '%s' (thread) could not start: %s",
-                            a->pa->name, a->note->text);
-    /* Tell a teardown waiting for us (it then joins); the dag may be freed
-     * by the unref below, so nothing after it touches the dag. */
-    __atomic_store_n(&a->exited, 1, __ATOMIC_RELEASE);
-    uint64_t one = 1;
-    if (d->exit_efd >= 0 && write(d->exit_efd, &one, sizeof one) < 0) {
-        /* an eventfd write of 1 does not fail; teardown polls with a deadline anyway */
-    }
-    weir__dag_unref(d);
-    return NULL;
-}
-
-void weir__dag_mark_dead(struct weir_dag *d, int who, const char *fmt, ...)
-{
-    pthread_mutex_lock(&d->dead_mu);
-    if (!__atomic_load_n(&d->dead, __ATOMIC_ACQUIRE)) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(d->dead_msg, sizeof d->dead_msg, fmt, ap);
-        va_end(ap);
-        __atomic_store_n(&d->dead, 1, __ATOMIC_RELEASE);
-    }
-    pthread_mutex_unlock(&d->dead_mu);
-    if (who >= 0)
-        weir__dag_break_around(d, who);
-}
-
-void weir__dag_break_around(struct weir_dag *d, int who)
-{
-    /* Through the driver's handles (the creator may close any channel and
-     * deregister any id): readers of its outputs drain and get -EPIPE,
-     * writers to its inputs stop waiting for it. */
-    for (unsigned c = 0; c < d->plan->nchans; c++) {
-        if (d->plan->chans[c].writer == who)
-            weir_chan_close(d->chans[c]);
-        if (d->actors[who].rid[c] >= 0)
-            weir_chan_deregister_reader(d->chans[c], d->actors[who].rid[c]);
-    }
 }

@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * engine/dag.c - compiling and running a dag: start, the driver, teardown.
+ * engine/dag.c - the dag's lifecycle: weir_compile (lower through compiler/,
+ * then instantiate: channels, actor processes and threads), plan access and
+ * stats, and teardown. Calls run one way, down from here: into the driver
+ * (driver.c), the actor loop (actor.c), process isolation (proc.c) and the
+ * failure state (fail.c); none of them calls back.
  *
  * Design notes.
  *
@@ -9,12 +13,6 @@
  * WEIR_PROCESS actors (engine/proc.c) before it starts any thread of its
  * own, then the process monitor, then one thread per WEIR_THREAD actor
  * (engine/actor.c).
- *
- * Driver. submit reserves a slot in every argument channel before it
- * commits any (so a timeout never publishes half an execution), and keeps
- * at most max_inflight executions unfinished: past that it first reads the
- * oldest execution's outputs into the buffer of finished results.
- * wait(id) returns a buffered result or reads forward until id is done.
  *
  * Death. When an actor process dies or an actor cannot start, the dag is
  * marked dead (weir__dag_mark_dead) and the pipeline is broken around the
@@ -52,14 +50,13 @@
 #include "channels/err.h"
 #include "compiler/compile.h"
 #include "dag/graph_internal.h"
-#include "channels/probes.h"
 #include "engine/engine.h"
 #include "engine/prof.h"
 
 /* ---- compile / start / teardown ----------------------------------------- */
 
-void weir__dag_destroy(struct weir_dag *d);
-void weir__dag_destroy(struct weir_dag *d)
+/* Free everything the dag owns; called by whoever drops the last reference. */
+static void dag_destroy(struct weir_dag *d)
 {
     const struct weir__plan *p = d->plan;
     if (d->actors && p) {
@@ -107,6 +104,35 @@ void weir__dag_destroy(struct weir_dag *d)
 }
 
 /* Build the runtime for plan p (owned by the dag from here on) with g's functions. */
+/* The driver holds one reference and every actor thread one (a stuck thread
+ * detached at teardown may outlive weir_dag_free). */
+static void dag_unref(struct weir_dag *d)
+{
+    if (weir__sub_fetch_acq_rel(&d->refs, 1) == 0)
+        dag_destroy(d);
+}
+
+static void *actor_thread_main(void *arg)
+{
+    struct actor_rt *a = arg;
+    struct weir_dag *d = a->d;
+    char tname[16];
+    snprintf(tname, sizeof tname, "weir:%s", a->pa->name);
+    pthread_setname_np(pthread_self(), tname);
+    if (weir__actor_run(a) != 0)
+        weir__dag_mark_dead(d, (int)a->idx, "actor '%s' (thread) could not start: %s",
+                            a->pa->name, a->note->text);
+    /* Tell a teardown waiting for us (it then joins); the dag may be freed
+     * by the unref below, so nothing after it touches the dag. */
+    weir__store_release(&a->exited, 1);
+    uint64_t one = 1;
+    if (d->exit_efd >= 0 && write(d->exit_efd, &one, sizeof one) < 0) {
+        /* an eventfd write of 1 does not fail; teardown polls with a deadline anyway */
+    }
+    dag_unref(d);
+    return NULL;
+}
+
 static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g)
 {
     struct weir_dag *d = calloc(1, sizeof *d);
@@ -225,11 +251,11 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g)
             CPU_SET(ar->pa->cpu, &set);
             pthread_attr_setaffinity_np(&attr, sizeof set, &set);
         }
-        __atomic_add_fetch(&d->refs, 1, __ATOMIC_ACQ_REL);
-        int rc = pthread_create(&ar->th, &attr, weir__actor_thread_main, ar);
+        weir__add_fetch_acq_rel(&d->refs, 1);
+        int rc = pthread_create(&ar->th, &attr, actor_thread_main, ar);
         pthread_attr_destroy(&attr);
         if (rc != 0) {
-            __atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL);
+            weir__sub_fetch_acq_rel(&d->refs, 1);
             weir__seterr(-rc, "actor '%s': cannot start its thread%s: %s", ar->pa->name,
                          ar->pa->cpu >= 0 ? " pinned to its CPU" : "", strerror(rc));
             goto fail;
@@ -256,14 +282,6 @@ fail:;
     return NULL;
 }
 
-static int cpu_usable(int cpu)
-{
-    cpu_set_t set;
-    if (cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof set, &set) < 0)
-        return 0;
-    return CPU_ISSET(cpu, &set) != 0;
-}
-
 WEIR_API weir_dag *weir_compile(weir_graph *g, const weir_compile_opts *opts)
 {
     weir__clearerr();
@@ -271,24 +289,8 @@ WEIR_API weir_dag *weir_compile(weir_graph *g, const weir_compile_opts *opts)
         weir__seterr(-EINVAL, "weir_compile: NULL graph");
         return NULL;
     }
-    for (unsigned a = 0; a < g->nactors; a++) {
-        const weir_actor *ac = g->actors[a];
-        if (ac->opts.max_restarts > 0 && ac->opts.isolation != WEIR_PROCESS) {
-            weir__seterr(-EINVAL, "actor '%s': max_restarts %u needs WEIR_PROCESS isolation (a "
-                         "thread cannot be restarted)", ac->name, ac->opts.max_restarts);
-            return NULL;
-        }
-        if (ac->opts.cpu < -1 || (ac->opts.cpu >= 0 && !cpu_usable(ac->opts.cpu))) {
-            weir__seterr(-EINVAL, "actor '%s': cpu %d is not one this process may run on "
-                         "(-1 for no pinning)", ac->name, ac->opts.cpu);
-            return NULL;
-        }
-        if (ac->opts.node != 0) {
-            weir__seterr(-ENOSYS, "actor '%s': node %d: multi-node graphs are not implemented "
-                         "yet (only node 0)", ac->name, ac->opts.node);
-            return NULL;
-        }
-    }
+    if (weir__graph_check_actors(g) < 0)
+        return NULL;
     struct weir__plan *p = NULL;
     if (weir__compile_plan(g, opts, &p) < 0)
         return NULL;
@@ -300,25 +302,6 @@ WEIR_API weir_dag *weir_compile(weir_graph *g, const weir_compile_opts *opts)
     if (d)
         g->frozen = true; /* only a dag that runs freezes its graph */
     return d;
-}
-
-static struct weir__deadline deadline_of(int timeout_ms)
-{
-    return (struct weir__deadline){timeout_ms, 0};
-}
-
-/* Milliseconds left (rounded up), reading the clock only on first need; -1: none. */
-static int deadline_ms(struct weir__deadline *dl)
-{
-    if (dl->timeout_ms <= 0)
-        return dl->timeout_ms < 0 ? -1 : 0;
-    uint64_t now = weir_now_ns();
-    if (!dl->at)
-        dl->at = now + (uint64_t)dl->timeout_ms * 1000000ull;
-    if (now >= dl->at)
-        return 0;
-    uint64_t ms = (dl->at - now + 999999) / 1000000;
-    return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
 /*
@@ -339,14 +322,14 @@ static unsigned wait_actors(struct weir_dag *d, uint64_t deadline, int threads_o
         for (unsigned i = 0; i < p->nactors; i++) {
             struct actor_rt *a = &d->actors[i];
             if (a->started && !a->joined) {
-                if (__atomic_load_n(&a->exited, __ATOMIC_ACQUIRE)) {
+                if (weir__load_acquire(&a->exited)) {
                     pthread_join(a->th, NULL); /* it is returning: prompt */
                     a->joined = 1;
                 } else {
                     pending++;
                 }
             }
-            if (threads_only || a->pidfd < 0 || __atomic_load_n(&a->reaped, __ATOMIC_ACQUIRE))
+            if (threads_only || a->pidfd < 0 || weir__load_acquire(&a->reaped))
                 continue;
             struct pollfd one = {.fd = a->pidfd, .events = POLLIN};
             if (poll(&one, 1, 0) > 0)
@@ -358,7 +341,8 @@ static unsigned wait_actors(struct weir_dag *d, uint64_t deadline, int threads_o
         uint64_t now = weir_now_ns();
         if (!pending || now >= deadline || !pf)
             break;
-        int ms = (int)((deadline - now + 999999) / 1000000);
+        uint64_t left = (deadline - now + 999999) / 1000000;
+        int ms = deadline == UINT64_MAX ? -1 : left > INT32_MAX ? INT32_MAX : (int)left;
         if (poll(pf, n, ms) > 0 && d->exit_efd >= 0 && (pf[0].revents & POLLIN)) {
             uint64_t v;
             if (read(d->exit_efd, &v, sizeof v) < 0) {
@@ -378,7 +362,7 @@ WEIR_API int weir_dag_free(weir_dag *d)
     pthread_mutex_lock(&d->mu);
     /* Under dead_mu: a restart in progress finishes first, none starts after. */
     pthread_mutex_lock(&d->dead_mu);
-    __atomic_store_n(&d->tearing_down, 1, __ATOMIC_RELEASE);
+    weir__store_release(&d->tearing_down, 1);
     pthread_mutex_unlock(&d->dead_mu);
     const struct weir__plan *p = d->plan;
     if (d->chans) {
@@ -388,11 +372,11 @@ WEIR_API int weir_dag_free(weir_dag *d)
         for (unsigned k = 0; k < d->nargch; k++)
             weir_chan_close(d->chans[d->argch[k]]);
     }
-    int tmo = d->timeout_ms < 0 ? WEIR_DEFAULT_TIMEOUT_MS : d->timeout_ms;
+    int tmo = d->timeout_ms; /* -1 (WEIR_FOREVER): wait for as long as the actors take */
     char msg[1024] = "";
     int len = 0, stuck = 0;
     /* 1. Everyone drains and leaves through the close cascade, until the deadline. */
-    uint64_t deadline = weir_now_ns() + (uint64_t)tmo * 1000000ull;
+    uint64_t deadline = tmo < 0 ? UINT64_MAX : weir_now_ns() + (uint64_t)tmo * 1000000ull;
     unsigned pending = d->actors ? wait_actors(d, deadline, 0) : 0;
     /* 2. Past it: kill the processes still running and break the pipeline around
      *    them, then give the threads that waited on them a moment to leave. */
@@ -422,7 +406,7 @@ WEIR_API int weir_dag_free(weir_dag *d)
     char graph[WEIR_MAX_NAME + 1];
     snprintf(graph, sizeof graph, "%s", p ? p->graph : "?");
     pthread_mutex_unlock(&d->mu);
-    weir__dag_unref(d);
+    dag_unref(d);
     if (stuck)
         return weir__seterr(-ETIMEDOUT,
                             "graph '%s': teardown timed out after %d ms: %s (threads are left "
@@ -431,254 +415,6 @@ WEIR_API int weir_dag_free(weir_dag *d)
     return 0;
 }
 
-/* ---- driver ------------------------------------------------------------- */
-
-static int is_abandoned(struct weir_dag *d, uint64_t e, int remove)
-{
-    for (unsigned i = 0; i < d->nabandoned; i++)
-        if (d->abandoned[i] == e) {
-            if (remove)
-                d->abandoned[i] = d->abandoned[--d->nabandoned];
-            return 1;
-        }
-    return 0;
-}
-
-/* Read (the rest of) the outputs of execution next_collect. */
-/* Read (the rest of) the outputs of execution next_collect into a new ready result. */
-static int collect_one(struct weir_dag *d, struct weir__deadline *dl)
-{
-    const struct weir__plan *p = d->plan;
-    uint64_t e = d->next_collect;
-    /* 1. Hold this execution's message on every output channel. */
-    while (d->partial_k < d->noutch) {
-        unsigned c = d->outch[d->partial_k];
-        weir_chan_msg *m = &d->held[d->partial_k];
-        int rc = weir_chan_read_msg(d->chans[c], d->drv_rid[c], m,
-                                    weir__chan_can_read(d->chans[c], d->drv_rid[c])
-                                        ? 0
-                                        : deadline_ms(dl));
-        if (rc < 0) {
-            if (rc == -EPIPE && __atomic_load_n(&d->dead, __ATOMIC_ACQUIRE))
-                return weir__seterr(-EPIPE, "graph '%s': execution %llu failed: %s", p->graph,
-                                    (unsigned long long)e, d->dead_msg);
-            if (rc == -ETIMEDOUT)
-                return weir__seterr(-ETIMEDOUT,
-                                    "graph '%s': execution %llu not finished in time (waiting "
-                                    "for channel '%s')",
-                                    p->graph, (unsigned long long)e, p->chans[c].name);
-            return rc;
-        }
-        if (m->seq != e) {
-            weir_chan_release(d->chans[c], d->drv_rid[c]);
-            return weir__seterr(-EPROTO,
-                                "graph '%s': channel '%s' delivered message %llu for execution "
-                                "%llu",
-                                p->graph, p->chans[c].name, (unsigned long long)m->seq,
-                                (unsigned long long)e);
-        }
-        d->partial_k++;
-    }
-    /* 2. Copy them into one block, then release them all. */
-    size_t bytes = sizeof(struct weir_result) + p->nouts * sizeof(((struct weir_result *)0)->outs[0]);
-    int err = -1;
-    for (unsigned k = 0; k < d->noutch; k++) {
-        if ((d->held[k].flags & WEIR_MSG_ERROR) && err < 0)
-            err = (int)k;
-        for (unsigned i = 0; i < p->nouts; i++)
-            if (p->outputs[i] == d->outch[k])
-                bytes += (d->held[k].len + 15) & ~(size_t)15;
-    }
-    if (err >= 0)
-        bytes += d->held[err].len + 1;
-    struct weir_result *r = weir__result_alloc(bytes);
-    if (!r)
-        return weir__seterr(-ENOMEM, "graph '%s': out of memory for a result of %zu bytes",
-                            p->graph, bytes);
-    r->exec = e;
-    r->n = p->nouts;
-    r->err = err >= 0;
-    r->errtext = NULL;
-    r->outs = (void *)(r + 1);
-    char *data = (char *)(r->outs + p->nouts);
-    for (unsigned i = 0; i < p->nouts; i++) {
-        unsigned k = 0;
-        while (d->outch[k] != p->outputs[i])
-            k++;
-        const weir_chan_msg *m = &d->held[k];
-        r->outs[i].len = (m->flags & WEIR_MSG_ERROR) ? 0 : m->len;
-        r->outs[i].data = data;
-        if (r->outs[i].len)
-            memcpy(data, m->data, m->len);
-        data += (r->outs[i].len + 15) & ~(size_t)15;
-    }
-    if (err >= 0) {
-        r->errtext = data;
-        memcpy(data, d->held[err].data, d->held[err].len);
-        data[d->held[err].len] = '\0';
-    }
-    for (unsigned k = 0; k < d->noutch; k++)
-        weir_chan_release(d->chans[d->outch[k]], d->drv_rid[d->outch[k]]);
-    d->partial_k = 0;
-    d->next_collect++;
-    WEIR_PROBE3(execution_done, p->graph, e, err >= 0);
-    if (is_abandoned(d, e, 1)) {
-        weir__result_free(r);
-        return 0;
-    }
-    if (d->nready == d->capready) {
-        unsigned nc = d->capready ? d->capready * 2 : 16;
-        struct weir_result **nr = realloc(d->ready, nc * sizeof *nr);
-        if (!nr) {
-            weir__result_free(r);
-            return weir__seterr(-ENOMEM, "graph '%s': out of memory for a result", p->graph);
-        }
-        d->ready = nr;
-        d->capready = nc;
-    }
-    d->ready[d->nready++] = r;
-    return 0;
-}
-
-static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned nargs,
-                         uint64_t *exec_id, struct weir__deadline *dl)
-{
-    const struct weir__plan *p = d->plan;
-    if (__atomic_load_n(&d->dead, __ATOMIC_ACQUIRE))
-        return weir__seterr(-EPIPE, "graph '%s': cannot submit: %s", p->graph, d->dead_msg);
-    if (nargs != p->nargs || (nargs && !args))
-        return weir__seterr(-EINVAL, "graph '%s': an execution takes %u argument%s, got %u",
-                            p->graph, p->nargs, p->nargs == 1 ? "" : "s", nargs);
-    if (d->next_submit - d->next_collect >= p->max_inflight) {
-        if (d->nready >= p->max_buffered)
-            return weir__seterr(-ENOBUFS,
-                                "graph '%s': %u finished results are waiting to be collected "
-                                "with weir_wait (max_buffered %u)",
-                                p->graph, d->nready, p->max_buffered);
-        int rc = collect_one(d, dl);
-        if (rc < 0)
-            return rc;
-    }
-    /* Reserve every argument channel before committing any. */
-    unsigned k;
-    void *dst[d->nargch ? d->nargch : 1];
-    for (k = 0; k < d->nargch; k++) {
-        const struct weir__plan_chan *pc = &p->chans[d->argch[k]];
-        const weir_buf *b = &args[pc->src_index];
-        weir_chan *ch = d->chans[d->argch[k]];
-        dst[k] = weir_chan_reserve(ch, b->len, weir__chan_can_reserve(ch, b->len) ? 0 : deadline_ms(dl));
-        if (!dst[k])
-            break;
-    }
-    if (k < d->nargch) {
-        int rc = weir_errcode();
-        char why[512];
-        snprintf(why, sizeof why, "%s", weir_errmsg());
-        while (k-- > 0)
-            weir__chan_unreserve(d->chans[d->argch[k]]);
-        return weir__seterr(rc, "graph '%s': submit: %s", p->graph, why);
-    }
-    for (k = 0; k < d->nargch; k++) {
-        const weir_buf *b = &args[p->chans[d->argch[k]].src_index];
-        if (b->len)
-            memcpy(dst[k], b->data, b->len);
-        weir_chan_commit(d->chans[d->argch[k]], b->len);
-    }
-    *exec_id = d->next_submit++;
-    WEIR_PROBE2(execution_submit, p->graph, *exec_id);
-    return 0;
-}
-
-WEIR_API int weir_submit(weir_dag *d, const weir_buf *args, unsigned nargs, uint64_t *exec_id,
-                         int timeout_ms)
-{
-    weir__clearerr();
-    if (!d || !exec_id)
-        return weir__seterr(-EINVAL, "weir_submit: NULL dag or exec_id");
-    pthread_mutex_lock(&d->mu);
-    struct weir__deadline dl = deadline_of(timeout_ms);
-    int rc = submit_locked(d, args, nargs, exec_id, &dl);
-    pthread_mutex_unlock(&d->mu);
-    return rc;
-}
-
-static int wait_locked(struct weir_dag *d, uint64_t id, weir_result **res,
-                       struct weir__deadline *dl)
-{
-    const struct weir__plan *p = d->plan;
-    if (id >= d->next_submit)
-        return weir__seterr(-ENOENT, "graph '%s': execution %llu was never submitted", p->graph,
-                            (unsigned long long)id);
-    for (;;) {
-        for (unsigned i = 0; i < d->nready; i++) {
-            if (d->ready[i]->exec != id)
-                continue;
-            struct weir_result *r = d->ready[i];
-            memmove(&d->ready[i], &d->ready[i + 1], (d->nready - i - 1) * sizeof *d->ready);
-            d->nready--;
-            if (r->err) {
-                int rc = weir__seterr(-EREMOTEIO, "%s", r->errtext ? r->errtext : "error");
-                weir__result_free(r);
-                return rc;
-            }
-            *res = r;
-            return 0;
-        }
-        if (id < d->next_collect || is_abandoned(d, id, 0))
-            return weir__seterr(-ENOENT,
-                                "graph '%s': execution %llu was already collected or discarded",
-                                p->graph, (unsigned long long)id);
-        int rc = collect_one(d, dl);
-        if (rc < 0)
-            return rc;
-    }
-}
-
-WEIR_API int weir_wait(weir_dag *d, uint64_t exec_id, weir_result **res, int timeout_ms)
-{
-    weir__clearerr();
-    if (!d || !res)
-        return weir__seterr(-EINVAL, "weir_wait: NULL dag or result pointer");
-    *res = NULL;
-    pthread_mutex_lock(&d->mu);
-    struct weir__deadline dl = deadline_of(timeout_ms);
-    int rc = wait_locked(d, exec_id, res, &dl);
-    pthread_mutex_unlock(&d->mu);
-    return rc;
-}
-
-WEIR_API int weir_execute(weir_dag *d, const weir_buf *args, unsigned nargs, weir_result **res,
-                          int timeout_ms)
-{
-    weir__clearerr();
-    if (!d || !res)
-        return weir__seterr(-EINVAL, "weir_execute: NULL dag or result pointer");
-    *res = NULL;
-    struct weir__deadline dl = deadline_of(timeout_ms);
-    uint64_t id;
-    pthread_mutex_lock(&d->mu);
-    int rc = submit_locked(d, args, nargs, &id, &dl);
-    if (rc == 0) {
-        rc = wait_locked(d, id, res, &dl);
-        if (rc < 0 && rc != -EREMOTEIO) {
-            /* Nobody will wait for it: drop its result when it arrives. */
-            if (d->nabandoned == d->capabandoned) {
-                unsigned nc = d->capabandoned ? d->capabandoned * 2 : 8;
-                uint64_t *na = realloc(d->abandoned, nc * sizeof *na);
-                if (na) {
-                    d->abandoned = na;
-                    d->capabandoned = nc;
-                }
-            }
-            if (d->nabandoned < d->capabandoned)
-                d->abandoned[d->nabandoned++] = id;
-        }
-    }
-    pthread_mutex_unlock(&d->mu);
-    return rc;
-}
-
-/* ---- plan access and stats ---------------------------------------------- */
 
 WEIR_API int weir_dag_save_plan(const weir_dag *d, const char *path)
 {

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * engine/engine.h - the runtime of a compiled dag, shared by the actor loop
- * (actor.c), process isolation (proc.c) and the driver (dag.c).
+ * engine/engine.h - the runtime state of a compiled dag and the one internal
+ * interface of the engine's files: dag.c (lifecycle), driver.c (driver and
+ * results), actor.c (actor loop), proc.c (process isolation), fail.c
+ * (failure state).
  */
 #ifndef WEIR_ENGINE_H
 #define WEIR_ENGINE_H
@@ -153,25 +155,28 @@ struct weir_dag {
     struct weir__prof *prof; /* engine/prof.c */
 };
 
-/* actor.c */
+/* Calls run one way: dag.c (lifecycle) -> driver.c, proc.c, actor.c -> fail.c
+ * -> channels/. Each block below is one file's interface to those above it. */
+
+/* actor.c: the actor loop. Run the actor's init, schedule loop and fini in the
+ * calling thread (a thread of dag.c's, or an actor process of proc.c's);
+ * returns at teardown, or non-zero when init failed (text in the note). */
+int weir__actor_run(struct actor_rt *a);
+
+/* driver.c: results. A result block of at least `bytes` (from the reuse cache
+ * or malloc); free with weir__result_free (NULL is a no-op). */
+struct weir_result *weir__result_alloc(size_t bytes);
+void weir__result_free(struct weir_result *r);
+
+/* fail.c: the dag's failure state. */
 /*
  * "in method 'm' (execution 5)", "in init", ... for messages. Reads a note a
  * dead process may have scribbled on: every field is checked.
  */
 void weir__note_describe(const struct actor_rt *a, char *buf, size_t cap);
-void weir__actor_thread_start(struct actor_rt *a);
-void *weir__actor_thread_main(void *arg);
-/* Run the actor's init, schedule loop and fini in the calling thread; returns at teardown. */
-int weir__actor_run(struct actor_rt *a);
-void weir__dag_unref(struct weir_dag *d);
-void weir__result_free(struct weir_result *r);
-/* A result block of at least `bytes` (from the reuse cache or malloc). */
-struct weir_result *weir__result_alloc(size_t bytes);
-
 /* Close actor `who`'s output channels and deregister its readers through the
  * driver's handles, so everyone waiting on it wakes up. */
 void weir__dag_break_around(struct weir_dag *d, int who);
-
 /* Mark the dag dead (first caller wins) and break the pipeline around actor `who`
  * (-1: none): close its output channels and deregister its readers. */
 void weir__dag_mark_dead(struct weir_dag *d, int who, const char *fmt, ...)

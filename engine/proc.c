@@ -136,13 +136,13 @@ static void reap(struct actor_rt *a)
         ;
     a->status_code = si.si_code;
     a->status = si.si_status;
-    __atomic_store_n(&a->reaped, 1, __ATOMIC_RELEASE);
+    weir__store_release(&a->reaped, 1);
 }
 
 /* The method a (possibly scribbled-on) note names, or "?". */
 static const char *note_method(const struct actor_rt *a)
 {
-    unsigned m = __atomic_load_n(&a->note->cur_method, __ATOMIC_RELAXED);
+    unsigned m = weir__load_relaxed(&a->note->cur_method);
     return m < a->pa->nmethods ? a->pa->methods[m].name : "?";
 }
 
@@ -154,11 +154,11 @@ static void on_death(struct weir_dag *d, struct actor_rt *a)
         weir__dag_mark_dead(d, (int)a->idx, "actor '%s' (pid %d) could not start: %.*s",
                             a->pa->name, (int)a->pid, (int)sizeof a->note->text,
                             a->note->text);
-    else if (__atomic_load_n(&a->note->in_call, __ATOMIC_ACQUIRE))
+    else if (weir__load_acquire(&a->note->in_call))
         weir__dag_mark_dead(d, (int)a->idx,
                             "actor '%s' (pid %d) died in method '%s' at execution %llu: %s",
                             a->pa->name, (int)a->pid, note_method(a),
-                            (unsigned long long)__atomic_load_n(&a->note->cur_exec, __ATOMIC_RELAXED), how);
+                            (unsigned long long)weir__load_relaxed(&a->note->cur_exec), how);
     else
         weir__dag_mark_dead(d, (int)a->idx, "actor '%s' (pid %d) died: %s", a->pa->name,
                             (int)a->pid, how);
@@ -174,7 +174,7 @@ static void on_death(struct weir_dag *d, struct actor_rt *a)
 static int restart(struct weir_dag *d, struct actor_rt *a)
 {
     pthread_mutex_lock(&d->dead_mu);
-    if (__atomic_load_n(&d->tearing_down, __ATOMIC_ACQUIRE)) {
+    if (weir__load_acquire(&d->tearing_down)) {
         pthread_mutex_unlock(&d->dead_mu);
         return 1;
     }
@@ -182,13 +182,13 @@ static int restart(struct weir_dag *d, struct actor_rt *a)
     weir__proc_describe(a->status_code, a->status, how, sizeof how);
     /* Remember the execution that crashed until a replacement got past it:
      * a replacement that dies before (in init, say) must not retry it. */
-    int in_call = __atomic_load_n(&a->note->in_call, __ATOMIC_ACQUIRE);
-    if (__atomic_load_n(&a->note->resumed, __ATOMIC_ACQUIRE))
+    int in_call = weir__load_acquire(&a->note->in_call);
+    if (weir__load_acquire(&a->note->resumed))
         a->crashed_in_call = 0;
-    if (in_call && (!a->crashed_in_call || __atomic_load_n(&a->note->cur_exec, __ATOMIC_RELAXED) > a->crash_exec))
-        a->crash_exec = __atomic_load_n(&a->note->cur_exec, __ATOMIC_RELAXED);
+    if (in_call && (!a->crashed_in_call || weir__load_relaxed(&a->note->cur_exec) > a->crash_exec))
+        a->crash_exec = weir__load_relaxed(&a->note->cur_exec);
     a->crashed_in_call |= in_call;
-    __atomic_store_n(&a->note->resumed, 0, __ATOMIC_RELEASE);
+    weir__store_release(&a->note->resumed, 0);
     if (a->status_code == CLD_EXITED && a->status == WEIR__EXIT_INIT && a->note->text[0])
         snprintf(a->restart_text, sizeof a->restart_text,
                  "actor '%s' (pid %d) could not start: %.*s", a->pa->name, (int)a->pid,
@@ -196,11 +196,11 @@ static int restart(struct weir_dag *d, struct actor_rt *a)
     else if (in_call)
         snprintf(a->restart_text, sizeof a->restart_text,
                  "actor '%s' (pid %d) died in method '%s' at execution %llu: %s", a->pa->name,
-                 (int)a->pid, note_method(a), (unsigned long long)__atomic_load_n(&a->note->cur_exec, __ATOMIC_RELAXED), how);
+                 (int)a->pid, note_method(a), (unsigned long long)weir__load_relaxed(&a->note->cur_exec), how);
     else
         snprintf(a->restart_text, sizeof a->restart_text, "actor '%s' (pid %d) died: %s",
                  a->pa->name, (int)a->pid, how);
-    __atomic_store_n(&a->note->in_call, 0, __ATOMIC_RELEASE);
+    weir__store_release(&a->note->in_call, 0);
     a->note->text[0] = '\0';
     a->restarts++;
     a->restarting = 1;
@@ -208,7 +208,7 @@ static int restart(struct weir_dag *d, struct actor_rt *a)
     a->pidfd = -1;
     int rc = weir__proc_start(d, a);
     if (rc == 0)
-        __atomic_store_n(&a->reaped, 0, __ATOMIC_RELEASE);
+        weir__store_release(&a->reaped, 0);
     pthread_mutex_unlock(&d->dead_mu);
     return rc;
 }
@@ -249,9 +249,9 @@ static void *monitor_main(void *arg)
             struct actor_rt *a = &d->actors[who[i]];
             reap(a);
             pf[i].fd = -1;
-            if (__atomic_load_n(&d->tearing_down, __ATOMIC_ACQUIRE))
+            if (weir__load_acquire(&d->tearing_down))
                 continue;
-            if (a->restarts < a->max_restarts && !__atomic_load_n(&d->dead, __ATOMIC_ACQUIRE)) {
+            if (a->restarts < a->max_restarts && !weir__load_acquire(&d->dead)) {
                 int rc = restart(d, a);
                 if (rc == 0)
                     pf[i].fd = a->pidfd;
@@ -295,7 +295,7 @@ int weir__proc_stop_all(struct weir_dag *d, char *msg, size_t cap, int *len)
     size_t used = 0;
     for (unsigned i = 0; i < d->plan->nactors; i++) {
         struct actor_rt *a = &d->actors[i];
-        if (a->pidfd < 0 || __atomic_load_n(&a->reaped, __ATOMIC_ACQUIRE))
+        if (a->pidfd < 0 || weir__load_acquire(&a->reaped))
             continue;
         struct pollfd pf = {.fd = a->pidfd, .events = POLLIN};
         if (poll(&pf, 1, 0) > 0)
@@ -322,7 +322,7 @@ void weir__proc_reap_remaining(struct weir_dag *d)
 {
     for (unsigned i = 0; i < d->plan->nactors; i++) {
         struct actor_rt *a = &d->actors[i];
-        if (a->pidfd >= 0 && !__atomic_load_n(&a->reaped, __ATOMIC_ACQUIRE))
+        if (a->pidfd >= 0 && !weir__load_acquire(&a->reaped))
             reap(a);
     }
 }

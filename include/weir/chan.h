@@ -83,7 +83,11 @@ typedef struct weir_chan_msg {
  * one, "/weir.<name>" in /dev/shm, that other processes open with
  * weir_chan_open(); the name is removed when the creator frees the handle.
  * o may be NULL. Returns NULL on failure (-EINVAL bad options, -EEXIST
- * name in use, or the errno of the failing system call).
+ * name in use by a live process, or the errno of the failing system call).
+ * A name left behind by a creator that died (its pid and start time are in
+ * the segment, so a reused pid does not count) is reclaimed: the old
+ * segment is unlinked (processes that still map it keep it) and a new one
+ * created.
  * The caller owns the handle and frees it with weir_chan_free().
  */
 WEIR_API weir_chan *weir_chan_create(const char *name, const weir_chan_opts *o);
@@ -93,6 +97,11 @@ WEIR_API weir_chan *weir_chan_create(const char *name, const weir_chan_opts *o);
  * to read it. Checks the magic and version of the segment and its sizes:
  * a foreign or corrupt segment fails with -EPROTO or -EBADMSG. The handle
  * cannot write (-EPERM). The caller owns the handle.
+ *
+ * A reader of such a handle that waits for a message watches the writer
+ * (the creating process): if it dies without closing, the wait ends within
+ * about 20 ms, once every message it committed was read, with -EPIPE and
+ * "writer (pid N) died" in weir_errmsg().
  */
 WEIR_API weir_chan *weir_chan_open(const char *name);
 
@@ -110,8 +119,39 @@ WEIR_API const char *weir_chan_name(const weir_chan *c);
  * max_readers are registered, -EPIPE if the channel is closed. The reader
  * sees every message committed after this call returns (and possibly some
  * committed while it ran), in order.
+ *
+ * The id reads through this handle only, and its liveness (for
+ * weir_chan_reap_dead_readers) follows this process. To read it through
+ * another handle (a process that opened the channel by name, say), that
+ * handle calls weir_chan_attach_reader(); reading before attaching fails
+ * with -EINVAL, "registered through another handle: attach it first".
+ * Children forked after the registration may read through their copy of
+ * this handle directly.
  */
 WEIR_API int weir_chan_register_reader(weir_chan *c);
+
+/*
+ * Take over reader id `reader`, registered through another handle (often
+ * by a coordinator that never reads with it, or before a fork), so this
+ * handle reads from where that id stands: the first message it has not
+ * released, so no message is missed between registration and the first
+ * read (a message the old handle held and did not release is read again).
+ * From then on the id belongs to this handle and process (liveness checks
+ * follow this process); the previous handle's next use of it fails with
+ * -EINVAL ("taken over by another handle"), and freeing the previous
+ * handle leaves the id registered. Any thread; the id's reads must then
+ * come from one thread at a time, as always.
+ * Returns 0, or -EINVAL (out of range, or not registered).
+ */
+WEIR_API int weir_chan_attach_reader(weir_chan *c, int reader);
+
+/*
+ * Wait until at least n readers are registered (through any handle, in any
+ * process), so that none misses the first message. Any handle, any thread.
+ * timeout_ms: 0 checks once, -1 waits forever. Returns 0, or -ETIMEDOUT,
+ * -EPIPE (closed), -EINVAL (n larger than max_readers).
+ */
+WEIR_API int weir_chan_wait_readers(weir_chan *c, unsigned n, int timeout_ms);
 
 /*
  * Deregister reader `reader`: the writer stops waiting for it at once. Any
@@ -122,8 +162,10 @@ WEIR_API int weir_chan_register_reader(weir_chan *c);
 WEIR_API int weir_chan_deregister_reader(weir_chan *c, int reader);
 
 /*
- * Force-deregister every registered reader whose process no longer exists.
- * Returns how many were removed.
+ * Force-deregister every registered reader whose process is dead: exited,
+ * a zombie its parent has not reaped yet, or replaced by a later process
+ * that reuses its pid (the start time recorded at registration or attach
+ * tells them apart). Returns how many were removed.
  */
 WEIR_API int weir_chan_reap_dead_readers(weir_chan *c);
 
@@ -158,8 +200,10 @@ WEIR_API int weir_chan_write_error(weir_chan *w, const char *text, int timeout_m
  * Reader: wait for the next message and return a zero-copy view of it,
  * valid until weir_chan_release(). Error records are returned as messages
  * with WEIR_MSG_ERROR set (and must be released too). Returns 0, or
- * -ETIMEDOUT, -EPIPE (closed and drained), -EBUSY (a message is already
- * held: release it first), -EINVAL (reader not registered).
+ * -ETIMEDOUT, -EPIPE (closed and drained, or the writer of a channel
+ * opened by name died: see weir_chan_open), -EBUSY (a message is already
+ * held: release it first), -EINVAL (reader not registered, or registered
+ * through another handle: see weir_chan_attach_reader).
  */
 WEIR_API int weir_chan_read_msg(weir_chan *c, int reader, weir_chan_msg *m, int timeout_ms);
 

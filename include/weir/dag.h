@@ -1,14 +1,40 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * weir/dag.h - compiling a graph and running it.
+ * weir/dag.h - compiling a graph and running it (implemented in engine/:
+ * dag.c lifecycle, driver.c execute/submit/wait and results, actor.c the
+ * weir_call_* API, proc.c process actors).
  *
- * weir_compile() lowers a graph to a plan (channels + one ordered schedule
- * per actor), checks the plan for deadlock, creates the channels and starts
- * one thread per actor. The dag then runs executions until weir_dag_free().
+ * weir_compile() is the engine's entry: it lowers the graph through
+ * compiler/ to a plan (channels + one ordered schedule per actor) and
+ * checks the plan for deadlock, then instantiates it: it creates the
+ * channels, forks one process per WEIR_PROCESS actor and starts one
+ * thread per WEIR_THREAD actor. The engine uses the compiler, never the
+ * reverse. The dag then runs executions until weir_dag_free().
  *
  * The driver side (execute / submit / wait / stats) is meant for one
  * thread at a time; calls from several threads are serialized by a mutex.
- * Methods run on their actor's thread, one call at a time per actor.
+ * Methods run on their actor's thread or process, one call at a time per
+ * actor.
+ *
+ * Timeouts: as everywhere (<weir/common.h>): > 0 ms, 0 do not wait, -1
+ * (WEIR_FOREVER) without bound; an option field left 0 takes the default.
+ *
+ * Errors of an execution have one shape:
+ *     graph 'G': execution E: CAUSE
+ * E is the execution the call asked about (weir_wait's exec_id, the one
+ * weir_execute ran); CAUSE names what failed and at which execution F,
+ * which can be earlier than E:
+ *   -EREMOTEIO  actor 'A' method 'M' failed at execution F: TEXT
+ *               (F == E: a method failed; that execution only)
+ *   -EREMOTEIO  actor 'A' (pid P) died in method 'M' at execution F: HOW;
+ *               restarted as pid Q (restart i of k)
+ *               (a process actor that restarted: F and the executions it
+ *               had half done fail, later ones run)
+ *   -EPIPE      actor 'A' (pid P) died in method 'M' at execution F: HOW
+ *               (the dag is dead: E and every later execution fail so)
+ *   -ETIMEDOUT  not finished in time (waiting for execution F on channel 'C')
+ * HOW is "killed by signal 11 (SIGSEGV)", "exited with status 1", ...
+ * A failure inside weir_submit reads "graph 'G': submit: CAUSE".
  */
 #ifndef WEIR_DAG_H
 #define WEIR_DAG_H
@@ -38,7 +64,9 @@ typedef struct weir_compile_opts {
     unsigned depth;        /* slots per channel; 0: max_inflight. Less than max_inflight is
                               allowed only if the deadlock check accepts it. */
     int transport;         /* WEIR_TRANSPORT_URING (default) or WEIR_TRANSPORT_ZMQ, remote edges */
-    int timeout_ms;        /* default timeout (teardown, actor waits); 0: default; -1: none */
+    int timeout_ms;        /* how long teardown waits for actors to leave before it kills
+                              processes and detaches threads; 0: WEIR_DEFAULT_TIMEOUT_MS;
+                              -1 (WEIR_FOREVER): as long as they take */
     unsigned max_buffered; /* completed results kept for out-of-order weir_wait; 0: default */
 } weir_compile_opts;
 
@@ -65,8 +93,10 @@ WEIR_API int weir_dag_write_json(const weir_dag *d, FILE *out);
 WEIR_API uint64_t weir_dag_plan_hash(const weir_dag *d);
 
 /*
- * Teardown: stops the actors and frees everything; always returns within
- * the dag's timeout (+ a little). Executions still in flight are dropped.
+ * Teardown: stops the actors and frees everything; returns within the
+ * dag's timeout_ms (+ a little; with WEIR_FOREVER it waits for every method
+ * to return). Executions still in flight are dropped. An actor process
+ * still running at the deadline is killed and reaped.
  * An actor stuck inside a method past the timeout is named in the error
  * (-ETIMEDOUT); its thread is left to finish on its own and the memory it
  * can touch is freed when it returns. NULL: returns 0.
@@ -84,8 +114,8 @@ typedef struct weir_result weir_result;
  * One execution, start to finish: submit + wait. args are copied into the
  * argument channels before this returns. On success *res is a new result
  * owned by the caller (weir_result_free). A method that failed makes this
- * return -EREMOTEIO with "actor 'a' method 'm' failed at execution N: text"
- * in weir_errmsg(); *res is then NULL. -EINVAL: wrong argument count.
+ * return -EREMOTEIO with "graph 'g': execution N: actor 'a' method 'm' failed
+ * at execution N: text" in weir_errmsg() (the shape above); *res is then NULL. -EINVAL: wrong argument count.
  * -ETIMEDOUT: the execution did not finish in time (it stays in flight and
  * its result is discarded when it arrives).
  */
@@ -109,15 +139,19 @@ WEIR_API int weir_submit(weir_dag *d, const weir_buf *args, unsigned nargs, uint
  */
 WEIR_API int weir_wait(weir_dag *d, uint64_t exec_id, weir_result **res, int timeout_ms);
 
-/* Results: copies of the graph's outputs, in weir_output() order. */
+/* Results: copies of the graph's outputs, in weir_output() order. A result
+ * stays valid after weir_dag_free(). Number of outputs (0 for NULL). */
 WEIR_API unsigned weir_result_count(const weir_result *r);
 /* Output i (NULL if out of range); *len gets its size. Owned by the result. */
 WEIR_API const void *weir_result_data(const weir_result *r, unsigned i, size_t *len);
 /* Execution index of the result. */
 WEIR_API uint64_t weir_result_exec(const weir_result *r);
+/* Give a result back (its block is recycled by later executions); pointers
+ * from weir_result_data() are invalid afterwards. NULL is a no-op. */
 WEIR_API void weir_result_free(weir_result *r);
 
 /* ---- inside a method ------------------------------------------------- */
+/* Number of inputs and of outputs of the call (the nin and nout of weir_bind). */
 WEIR_API unsigned weir_call_nin(const weir_call *c);
 WEIR_API unsigned weir_call_nout(const weir_call *c);
 /* Zero-copy view of input i, valid until the method returns. NULL if out of range. */
@@ -141,9 +175,11 @@ WEIR_API const char *weir_call_method(const weir_call *c);
 /* ---- stats ------------------------------------------------------------- */
 /* Number of channels of the dag. */
 WEIR_API unsigned weir_dag_nchannels(const weir_dag *d);
-/* Counters of channel i (0 .. nchannels-1); names as in the plan. */
+/* Counters of channel i (0 .. nchannels-1); names as in the plan. 0, or -EINVAL
+ * (NULL or i out of range). */
 WEIR_API int weir_dag_chan_stats(const weir_dag *d, unsigned i, struct weir_chan_stats *st);
-/* Writer and reader names of channel i ("driver" or an actor name); static strings of the dag. */
+/* Name of the writer of channel i: "driver" or an actor name; owned by the dag (valid until
+ * weir_dag_free). NULL if i is out of range. */
 WEIR_API const char *weir_dag_chan_writer(const weir_dag *d, unsigned i);
 
 /* Per-actor view of the same counters: where each actor's time went. */
@@ -160,7 +196,8 @@ struct weir_actor_stats {
 WEIR_API unsigned weir_dag_nactors(const weir_dag *d);
 
 /*
- * Counters of actor i (0 .. nactors-1, in creation order). busy time is
+ * Counters of actor i (0 .. nactors-1, in creation order). 0, or -EINVAL
+ * (NULL or i out of range). busy time is
  * roughly elapsed - input_starved - output_blocked: the actor with the
  * most busy time is the pipeline's bottleneck.
  */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * weir/graph.h - declaring a static graph of actors and method calls.
+ * weir/graph.h - declaring a static graph of actors and method calls
+ * (implemented in dag/: the builder, the graph IR and its validation).
  *
  * A graph is built once, by one thread, then compiled (weir/dag.h). Nodes
  * and actors are owned by their graph and freed with it. Builder calls

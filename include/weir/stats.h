@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * weir/stats.h - counters kept in shared memory by every channel.
+ * weir/stats.h - counters kept in shared memory by every channel
+ * (implemented in channels/ring_stats.c).
  *
  * Counters are updated by the writer and readers themselves (no extra
  * thread), so reading them is a snapshot of relaxed loads: each number is
@@ -26,7 +27,8 @@ struct weir_chan_stats {
     char name[WEIR_CHAN_MAX_NAME + 1];
     uint64_t messages;          /* messages committed (sequence numbers used) */
     uint64_t bytes;             /* payload bytes committed */
-    uint64_t errors;            /* error records committed */
+    uint64_t errors;            /* error records committed (counted just after each is
+                                   published, so never more than messages) */
     uint64_t writer_blocked_ns; /* time the writer waited for readers */
     uint64_t grows;             /* times the channel grew */
     size_t slot_bytes;          /* current slot size */
@@ -38,7 +40,8 @@ struct weir_chan_stats {
 
 /*
  * Fill *st with the channel's counters (the struct and the function share a
- * name, as `struct stat` and stat() do). Any handle, any thread. Returns 0.
+ * name, as `struct stat` and stat() do). Any handle, any thread. Returns 0,
+ * or -EINVAL when c or st is NULL.
  */
 WEIR_API int weir_chan_stats(const weir_chan *c, struct weir_chan_stats *st);
 

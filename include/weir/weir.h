@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* weir/weir.h - umbrella header: the whole public API. */
+/* weir/weir.h - umbrella header: the whole public API (include/weir/; each
+ * header names the folder that implements it). */
 #ifndef WEIR_H
 #define WEIR_H
 #include <weir/common.h>
@@ -7,5 +8,6 @@
 #include <weir/stats.h>
 #include <weir/graph.h>
 #include <weir/dag.h>
+#include <weir/link.h>
 #include <weir/prof.h>
 #endif

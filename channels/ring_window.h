@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * channels/ring_window.h - a reader mode of the ring that holds a window of
+ * messages and releases them later, in order ("up to seq") or one by one
+ * out of order. Used by a link's sender (send straight from the slots,
+ * release on ack) and meant for the driver's zero-copy results.
+ *
+ * One registered reader id per window; the window replaces the plain
+ * read/release calls for that id (do not mix them). Two threads may use a
+ * window at once: one that takes messages (next, rewind) and one that
+ * releases (release_upto, release_one); any thread may kick.
+ */
+#ifndef WEIR_RING_WINDOW_H
+#define WEIR_RING_WINDOW_H
+
+#include <stdint.h>
+
+#include <weir/chan.h>
+
+#include "channels/chan_internal.h"
+
+struct weir__window {
+    weir_chan *c;
+    struct weir__chan_ctl *ctl;
+    int reader;
+    uint32_t epoch;
+    unsigned depth;
+    /* taker's side */
+    uint64_t next;     /* next message next() returns */
+    uint64_t avail;    /* cached write_seq */
+    unsigned gen;      /* generation holding message `next` */
+    struct weir__gen_view gv;
+    uint32_t spin_ns;
+    /* releaser's side */
+    uint64_t released; /* messages released (atomic: the taker reads it) */
+    uint64_t *done;    /* out-of-order releases: bit (seq % depth) for released < seq */
+};
+
+/* Take over registered reader `reader` of c (registered by this handle) at
+ * its current position. 0, or -EINVAL / -ENOMEM with the reason. */
+int weir__window_open(struct weir__window *w, weir_chan *c, int reader);
+
+/* Release nothing, free the window's memory (the reader stays registered). */
+void weir__window_fini(struct weir__window *w);
+
+/*
+ * The next message, held in the window until released; data points into
+ * the slot and stays valid until the message is released. Waits up to
+ * timeout_ms (spin, then sleep on the channel's futex). 0; -ETIMEDOUT;
+ * -EPIPE once the channel is closed and every message was taken; -EINVAL
+ * if the reader was deregistered. A kick makes a sleeping call return
+ * -EINTR.
+ */
+int weir__window_next(struct weir__window *w, weir_chan_msg *m, int timeout_ms);
+
+/* Next message without waiting: 1 and *m, 0 if none yet, or -EPIPE / -EINVAL. */
+int weir__window_poll(struct weir__window *w, weir_chan_msg *m);
+
+/* Move the taker back to seq (released <= seq <= next): next() returns
+ * message seq again (a link resending after a reconnect). 0 or -EINVAL. */
+int weir__window_rewind(struct weir__window *w, uint64_t seq);
+
+/* Release every message before seq (seq <= next taken). 0, or -EINVAL for a
+ * seq past what was taken or below what was released already. */
+int weir__window_release_upto(struct weir__window *w, uint64_t seq, uint64_t taken);
+
+/* Release one message out of order; the reader's position moves past the
+ * contiguous released prefix. 0, or -EINVAL (already released / not taken). */
+int weir__window_release_one(struct weir__window *w, uint64_t seq, uint64_t taken);
+
+/* Messages released so far (any thread). */
+uint64_t weir__window_released(const struct weir__window *w);
+
+/* Make a sleeping next() return -EINTR soon (any thread). */
+void weir__window_kick(struct weir__window *w);
+
+#endif
