@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <weir/common.h>
+#include <weir/prof.h>
 
 #include "channels/atomics.h"
 #include "channels/err.h"
@@ -130,6 +131,12 @@ int weir__stats_remove_stale(void)
     if (weir__stats_list(remove_if_stale, &removed) < 0)
         return weir_errcode();
     return removed;
+}
+
+WEIR_API int weir_stats_remove_stale(void)
+{
+    weir__clearerr();
+    return weir__stats_remove_stale();
 }
 
 struct weir__stats_hdr *weir__stats_create(const struct weir__stats_hdr *tmpl, size_t *bytes,

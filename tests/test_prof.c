@@ -395,6 +395,7 @@ Test(prof, weir_top_when_the_target_exits_and_stale_segments_go)
     weir_graph *g;
     weir_dag *d = chain(&g, "cleaner", 0);
     cr_assert_eq(count_stats(child), 0, "stale segment of a dead process removed");
+    cr_assert_eq(weir_stats_remove_stale(), 0, "nothing stale is left to remove");
     cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
     weir_graph_free(g);
     /* A pid that never had a dag. */

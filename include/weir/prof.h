@@ -23,6 +23,12 @@ extern "C" {
  * unavailable). A static string of the dag, valid until weir_dag_free(). */
 WEIR_API const char *weir_dag_stats_path(const weir_dag *d);
 
+/* Remove the stats segments of processes that no longer exist (a driver
+ * killed before its teardown leaves its segment; the next dag created on the
+ * machine removes it too). Any thread. Returns how many were removed, or a
+ * negative errno (cannot list /dev/shm). */
+WEIR_API int weir_stats_remove_stale(void);
+
 /* One actor's share of an interval: busy = 1 - waiting-for-input - blocked-on-output. */
 struct weir_actor_load {
     const char *name;
