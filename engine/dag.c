@@ -133,7 +133,8 @@ static void *actor_thread_main(void *arg)
     return NULL;
 }
 
-static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g)
+static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
+                                  const weir_compile_opts *opts)
 {
     struct weir_dag *d = calloc(1, sizeof *d);
     if (!d) {
@@ -194,7 +195,10 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g)
             if (ar->pa->ops[i].kind == WEIR__OP_WRITE)
                 ar->reg_chan[ar->pa->ops[i].reg] = (int)ar->pa->ops[i].chan;
     }
-    if (weir__prof_init(d, p->graph) < 0)
+    d->trace_opt = opts ? opts->trace_path : NULL;
+    int prc = weir__prof_init(d, p->graph);
+    d->trace_opt = NULL;
+    if (prc < 0)
         goto oom;
     for (unsigned c = 0; c < nch; c++) {
         const struct weir__plan_chan *pc = &p->chans[c];
@@ -298,7 +302,7 @@ WEIR_API weir_dag *weir_compile(weir_graph *g, const weir_compile_opts *opts)
         weir__plan_free(p);
         return NULL;
     }
-    weir_dag *d = dag_start(p, g);
+    weir_dag *d = dag_start(p, g, opts);
     if (d)
         g->frozen = true; /* only a dag that runs freezes its graph */
     return d;

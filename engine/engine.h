@@ -153,6 +153,7 @@ struct weir_dag {
     char dead_msg[DEAD_MSG_MAX];
     pthread_mutex_t dead_mu;
     struct weir__prof *prof; /* engine/prof.c */
+    const char *trace_opt;   /* weir_compile_opts.trace_path, borrowed during dag_start only */
 };
 
 /* Calls run one way: dag.c (lifecycle) -> driver.c, proc.c, actor.c -> fail.c

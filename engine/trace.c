@@ -49,7 +49,7 @@ static size_t buf_bytes(uint64_t cap)
 struct weir__trace *weir__trace_new(struct weir_dag *d, int *err)
 {
     *err = 0;
-    const char *path = getenv("WEIR_TRACE");
+    const char *path = d->trace_opt ? d->trace_opt : getenv("WEIR_TRACE");
     if (!path || !*path)
         return NULL;
     struct weir__trace *t = calloc(1, sizeof *t);

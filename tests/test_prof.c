@@ -495,6 +495,34 @@ Test(prof, trace_file_has_every_slice_and_flow)
     free(out);
 }
 
+/* The compile option does what WEIR_TRACE does, without the environment. */
+Test(prof, trace_path_compile_option)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/weir-test-trace-opt.%d.json", (int)getpid());
+    unsetenv("WEIR_TRACE");
+    weir_graph *g = weir_graph_new("traced_opt");
+    weir_actor_opts po = {.cpu = -1};
+    weir_actor *a = weir_actor_new(g, "a", &po), *b = weir_actor_new(g, "b", &po);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "inc", inc, &in, 1, 1);
+    weir_node *y = weir_bind(b, "dbl", dbl, &x, 1, 1);
+    cr_assert_eq(weir_output(g, &y, 1), 0, "%s", weir_errmsg());
+    weir_compile_opts o = {.trace_path = path};
+    weir_dag *d = weir_compile(g, &o);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    cr_assert_eq(run_n(d, 100), 1);
+    sleep_ms(50);
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+    int st;
+    char *out = trace_summary(path, &st);
+    unlink(path);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert_str_eq(out, "200 200 200 100 100 True 100 ['actor a', 'actor b'] True 0 0\n");
+    free(out);
+}
+
 Test(prof, trace_stays_bounded_and_says_so)
 {
     char path[128];

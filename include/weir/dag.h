@@ -68,6 +68,9 @@ typedef struct weir_compile_opts {
                               processes and detaches threads; 0: WEIR_DEFAULT_TIMEOUT_MS;
                               -1 (WEIR_FOREVER): as long as they take */
     unsigned max_buffered; /* completed results kept for out-of-order weir_wait; 0: default */
+    const char *trace_path; /* Chrome trace events (Perfetto) written here at teardown
+                               (<weir/prof.h>); NULL: $WEIR_TRACE if set, else no trace.
+                               Not part of the plan (the hash does not change). */
 } weir_compile_opts;
 
 /*
