@@ -68,6 +68,7 @@
 #include "channels/chan_internal.h"
 #include "channels/err.h"
 #include "channels/frame.h"
+#include "channels/probes.h"
 #include "channels/layout.h"
 #include "channels/link_codec.h"
 #include "channels/ring_window.h"
@@ -610,6 +611,7 @@ static void *sender_main(void *arg)
             continue;
         }
         last_send = weir_now_ns();
+        WEIR_PROBE3(link_send, weir_chan_name(l->ch), sent, bytes);
         weir__fetch_add(&l->messages, nf);
         weir__fetch_add(&l->bytes, bytes);
         weir__fetch_add(&l->frames, nf + (closed && nf == 0));
@@ -901,6 +903,7 @@ static void *receiver_rx(void *arg)
             }
             if ((r = receive_data(l, p, &f)) < 0)
                 break;
+            WEIR_PROBE3(link_recv, weir_chan_name(l->ch), f.seq, f.len);
             l->expected++;
             weir__fetch_add(&l->messages, 1);
             weir__fetch_add(&l->bytes, f.len);

@@ -24,8 +24,8 @@
  *   call_end     (actor, method, exec, failed)
  *   execution_submit (graph, exec)           the driver committed an execution's arguments
  *   execution_done   (graph, exec, failed)   the driver collected its outputs
- *   link_send    (link, seq, bytes)          a link sent a message (links engineer)
- *   link_recv    (link, seq, bytes)          a link received one
+ *   link_send    (channel, seq, bytes)       a link sent a batch: first seq, its bytes
+ *   link_recv    (channel, seq, bytes)       a link received message seq
  */
 #ifndef WEIR_PROBES_H
 #define WEIR_PROBES_H

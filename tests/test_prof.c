@@ -86,7 +86,8 @@ static char *run(const char *cmd, int *status)
 static const char *const probes[] = {"chan_reserve", "chan_commit",  "chan_read",
                                      "chan_release", "writer_block", "writer_wake",
                                      "reader_block", "reader_wake",  "call_begin",
-                                     "call_end",     "execution_submit", "execution_done"};
+                                     "call_end",     "execution_submit", "execution_done",
+                                     "link_send",    "link_recv"};
 
 Test(prof, readelf_lists_every_probe_of_libweir)
 {
