@@ -51,7 +51,7 @@
 #include "channels/barrier.h"
 #include "channels/err.h"
 #include "channels/layout.h"
-#include "channels/ring.h"
+#include "channels/ring_handle.h"
 #include "channels/wait.h"
 
 /* ---- writer ------------------------------------------------------------- */
