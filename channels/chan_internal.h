@@ -31,7 +31,7 @@ int weir__chan_can_read(weir_chan *c, int id);
 int weir__chan_can_reserve(weir_chan *c, size_t len);
 
 /* Hooks for readers that keep their own cursor (channels/ring_window.c);
- * defined in ring_cursor.c, beside the handle's private state (ring.h). */
+ * defined in ring_cursor.c, beside the handle's private state (ring_handle.h). */
 struct weir__gen_view {
     const struct weir__slot_hdr *hdrs; /* slot headers of the generation */
     const uint8_t *data;               /* slot payloads */

@@ -32,6 +32,17 @@ void weir__clearerr(void)
     errbuf[0] = '\0';
 }
 
+/* "channel 'NAME': " + the reason (channels/ring*.c). */
+int weir__chan_err(const char *name, int code, const char *fmt, ...)
+{
+    char buf[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return weir__seterr(code, "channel '%s': %s", name, buf);
+}
+
 const char *weir__strerror(int err)
 {
     if (err < 0)

@@ -7,6 +7,9 @@
 
 /* Record `code` (a negative errno) and a printf-style one-line reason; returns code. */
 int weir__seterr(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* weir__seterr with "channel 'NAME': " in front; returns code. */
+int weir__chan_err(const char *name, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Clear the last error (called at the start of calls that may fail). */
 void weir__clearerr(void);
 /* Append " (<strerror>)" style context is the caller's job; this gives the text. */

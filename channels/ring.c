@@ -6,7 +6,7 @@
  * Design notes.
  *
  * Layout and sequence rules: channels/layout.h. The other jobs of the ring
- * live beside this file (channels/ring.h lists them).
+ * live beside this file (channels/ring_handle.h lists them).
  *
  * A named channel lives in /dev/shm/weir.NAME (mode 0600), an anonymous one
  * in a memfd; both are one file: the control part, data generation 0, and
@@ -42,127 +42,7 @@
 #include "channels/barrier.h"
 #include "channels/err.h"
 #include "channels/layout.h"
-#include "channels/ring.h"
-
-
-int weir__chan_err(const char *name, int code, const char *fmt, ...)
-{
-    char buf[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    return weir__seterr(code, "channel '%s': %s", name, buf);
-}
-
-static size_t round_up(size_t v, size_t a)
-{
-    return (v + a - 1) / a * a;
-}
-
-static size_t slot_stride(size_t slot_bytes)
-{
-    if (slot_bytes < WEIR__CL)
-        return round_up(slot_bytes ? slot_bytes : 8, 8);
-    return round_up(slot_bytes, WEIR__CL);
-}
-
-static size_t hdrs_bytes(unsigned depth)
-{
-    return round_up((size_t)depth * sizeof(struct weir__slot_hdr), WEIR__CL);
-}
-
-/* Bytes of one data generation; 0 on overflow or past the size cap. */
-static size_t gen_bytes(unsigned depth, size_t slot_bytes)
-{
-    size_t stride = slot_stride(slot_bytes);
-    if (stride > ((size_t)1 << 40) / depth)
-        return 0;
-    return round_up(hdrs_bytes(depth) + (size_t)depth * stride, 4096);
-}
-
-static void gen_bind(struct weir__gen_map *g, uint8_t *seg, size_t seg_bytes, size_t off,
-                     unsigned depth, size_t slot_bytes)
-{
-    g->hdrs = (struct weir__slot_hdr *)(void *)(seg + off);
-    g->data = seg + off + hdrs_bytes(depth);
-    g->stride = slot_stride(slot_bytes);
-    g->slot_bytes = slot_bytes;
-    g->seg_bytes = seg_bytes;
-    /* Publish the pointer last: readers test g->seg without the mutex. */
-    weir__store_release(&g->seg, seg);
-}
-
-/* ---- registration lock (cold path, shared between processes) ---------- */
-
-int weir__ring_reg_lock(weir_chan *c)
-{
-    struct weir__chan_ctl *ctl = c->ctl;
-    uint32_t me = (uint32_t)getpid();
-    uint64_t t0 = 0;
-    for (unsigned spins = 0;; spins++) {
-        uint32_t cur = 0;
-        if (weir__cas(&ctl->reg_lock, &cur, me))
-            return 0;
-        if (spins > 200 && cur != me && kill((pid_t)cur, 0) < 0 && errno == ESRCH) {
-            /* The holder died inside the critical section: take over. */
-            if (weir__cas(&ctl->reg_lock, &cur, me))
-                return 0;
-        }
-        if (spins < 100) {
-            weir__cpu_relax();
-            continue;
-        }
-        uint64_t now = weir_now_ns();
-        if (!t0)
-            t0 = now;
-        else if (now - t0 > (uint64_t)WEIR__REG_LOCK_MAX_MS * 1000000ull)
-            return CHERR(c, -EDEADLK,
-                         "registration lock held by pid %u for over %d ms (a stuck process or a "
-                         "corrupt segment)",
-                         cur, WEIR__REG_LOCK_MAX_MS);
-        sched_yield();
-    }
-}
-
-void weir__ring_reg_unlock(struct weir__chan_ctl *ctl)
-{
-    weir__store_release(&ctl->reg_lock, 0);
-}
-
-/* ---- generation mapping ------------------------------------------------ */
-
-/* Make generation k of the channel available in this handle. */
-int weir__ring_map_gen(weir_chan *c, unsigned k)
-{
-    struct weir__gen_map *g = &c->gens[k];
-    if (weir__load_acquire(&g->seg))
-        return 0;
-    int ret = 0;
-    pthread_mutex_lock(&c->gen_mu);
-    if (g->seg)
-        goto out;
-    struct weir__gen_desc d = c->ctl->gens[k];
-    size_t want = gen_bytes(c->depth, d.slot_bytes);
-    if (k == 0 || want == 0 || d.seg_bytes != want || d.offset % 4096) {
-        ret = CHERR(c, -EBADMSG, "corrupt generation %u descriptor", k);
-        goto out;
-    }
-    struct stat st;
-    if (fstat(c->fd, &st) < 0 || (uint64_t)st.st_size < d.offset + d.seg_bytes) {
-        ret = CHERR(c, -EBADMSG, "generation %u lies beyond the end of the segment", k);
-        goto out;
-    }
-    void *p = mmap(NULL, d.seg_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, (off_t)d.offset);
-    if (p == MAP_FAILED) {
-        ret = CHERR(c, -errno, "mmap of generation %u: %s", k, strerror(errno));
-        goto out;
-    }
-    gen_bind(g, p, d.seg_bytes, 0, c->depth, d.slot_bytes);
-out:
-    pthread_mutex_unlock(&c->gen_mu);
-    return ret;
-}
+#include "channels/ring_handle.h"
 
 /* ---- create / open / free ---------------------------------------------- */
 
@@ -248,12 +128,12 @@ WEIR_API weir_chan *weir_chan_create(const char *name, const weir_chan_opts *o)
                  WEIR_CHAN_MAX_READERS);
         return NULL;
     }
-    size_t gb = slot <= WEIR_CHAN_MAX_SLOT ? gen_bytes(depth, slot) : 0;
+    size_t gb = slot <= WEIR_CHAN_MAX_SLOT ? weir__ring_gen_bytes(depth, slot) : 0;
     if (gb == 0) {
         weir__chan_err(nm, -EINVAL, "slot size %zu x depth %u is too large", slot, depth);
         return NULL;
     }
-    size_t ctl_bytes = round_up(sizeof(struct weir__chan_ctl), 4096);
+    size_t ctl_bytes = weir__ring_ctl_bytes();
     size_t seg = ctl_bytes + gb;
 
     weir__barrier_init();
@@ -318,7 +198,7 @@ WEIR_API weir_chan *weir_chan_create(const char *name, const weir_chan_opts *o)
     ctl->slot_bytes0 = slot;
     snprintf(ctl->name, sizeof ctl->name, "%s", nm);
     ctl->gens[0] = (struct weir__gen_desc){ctl_bytes, 0, slot, gb};
-    gen_bind(&c->gens[0], p, seg, ctl_bytes, depth, slot);
+    weir__ring_gen_bind(&c->gens[0], p, seg, ctl_bytes, depth, slot);
     c->w.g = &c->gens[0];
     ctl->version = WEIR__CHAN_VERSION;
     /* Magic last: an opener that sees it sees a complete header. */
@@ -354,7 +234,7 @@ WEIR_API weir_chan *weir_chan_open(const char *name)
         close(fd);
         return NULL;
     }
-    size_t ctl_bytes = round_up(sizeof(struct weir__chan_ctl), 4096);
+    size_t ctl_bytes = weir__ring_ctl_bytes();
     if ((size_t)st.st_size < ctl_bytes) {
         weir__chan_err(name, (size_t)st.st_size < 8 ? -EPROTO : -EBADMSG,
                  "segment of %lld bytes is too small to be a weir channel",
@@ -391,7 +271,7 @@ WEIR_API weir_chan *weir_chan_open(const char *name)
     if (ctl->depth == 0 || ctl->depth > WEIR_CHAN_MAX_DEPTH || ctl->max_readers == 0 ||
         ctl->max_readers > WEIR_CHAN_MAX_READERS || ctl->ctl_bytes != ctl_bytes ||
         ctl->slot_bytes0 == 0 || ctl->slot_bytes0 > WEIR_CHAN_MAX_SLOT ||
-        ctl->seg_bytes != ctl_bytes + gen_bytes(ctl->depth, ctl->slot_bytes0) ||
+        ctl->seg_bytes != ctl_bytes + weir__ring_gen_bytes(ctl->depth, ctl->slot_bytes0) ||
         ctl->seg_bytes > (size_t)st.st_size || ctl->cur_gen >= WEIR_CHAN_MAX_GENS) {
         weir__chan_err(name, -EBADMSG,
                  "corrupt header (depth %u, max_readers %u, slot %llu, segment %llu of %lld "
@@ -402,7 +282,7 @@ WEIR_API weir_chan *weir_chan_open(const char *name)
     }
     c->depth = ctl->depth;
     c->creator = (pid_t)ctl->creator_pid;
-    gen_bind(&c->gens[0], p, c->ctl_map_bytes, ctl_bytes, c->depth, ctl->slot_bytes0);
+    weir__ring_gen_bind(&c->gens[0], p, c->ctl_map_bytes, ctl_bytes, c->depth, ctl->slot_bytes0);
     return c;
 fail:
     weir_chan_free(c);
@@ -472,7 +352,7 @@ int weir__ring_grow(weir_chan *c, size_t len)
     size_t slot = 64;
     while (slot < want)
         slot *= 2;
-    size_t gb = gen_bytes(c->depth, slot);
+    size_t gb = weir__ring_gen_bytes(c->depth, slot);
     if (gb == 0)
         return CHERR(c, -EMSGSIZE, "message of %zu bytes needs slots too large for depth %u",
                      len, c->depth);
@@ -498,7 +378,7 @@ int weir__ring_grow(weir_chan *c, size_t len)
                      strerror(errno));
     struct weir__gen_map *g = &c->gens[k];
     pthread_mutex_lock(&c->gen_mu);
-    gen_bind(g, p, gb, 0, c->depth, slot);
+    weir__ring_gen_bind(g, p, gb, 0, c->depth, slot);
     pthread_mutex_unlock(&c->gen_mu);
 
     /* The forward mark first: readers see it only with the commit's release of

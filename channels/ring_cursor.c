@@ -3,13 +3,14 @@
  * channels/ring_cursor.c - the hooks of readers that keep their own cursor
  * (channels/ring_window.c: hold a window of messages, release up to a
  * sequence number or out of order). Declared in chan_internal.h; they read
- * and publish the handle's private reader state (channels/ring.h).
+ * and publish the handle's private reader state (channels/ring_handle.h).
  */
 #include <errno.h>
 
 #include "channels/barrier.h"
 #include "channels/chan_internal.h"
-#include "channels/ring.h"
+#include "channels/err.h"
+#include "channels/ring_handle.h"
 
 struct weir__chan_ctl *weir__chan_ctl(const weir_chan *c)
 {

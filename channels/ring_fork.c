@@ -16,7 +16,7 @@
 #include "channels/chan_internal.h"
 #include "channels/err.h"
 #include "channels/layout.h"
-#include "channels/ring.h"
+#include "channels/ring_handle.h"
 
 int weir__chan_unreserve(weir_chan *c)
 {

@@ -52,7 +52,7 @@
 #include "channels/err.h"
 #include "channels/probes.h"
 #include "channels/layout.h"
-#include "channels/ring.h"
+#include "channels/ring_handle.h"
 #include "channels/wait.h"
 
 /* ---- writer ------------------------------------------------------------- */

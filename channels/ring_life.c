@@ -24,7 +24,7 @@
 #include "channels/atomics.h"
 #include "channels/err.h"
 #include "channels/layout.h"
-#include "channels/ring.h"
+#include "channels/ring_handle.h"
 
 /* State letter and start time of pid; 0 if /proc/PID/stat cannot be read. */
 static int proc_stat(pid_t pid, char *state, uint64_t *start)

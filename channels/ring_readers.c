@@ -23,6 +23,8 @@
  * the process that registered or attached the id last.
  */
 #include <errno.h>
+#include <sched.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -33,8 +35,45 @@
 #include "channels/barrier.h"
 #include "channels/err.h"
 #include "channels/layout.h"
-#include "channels/ring.h"
+#include "channels/ring_handle.h"
 #include "channels/wait.h"
+
+/* ---- registration lock (cold path, shared between processes) ---------- */
+
+int weir__ring_reg_lock(weir_chan *c)
+{
+    struct weir__chan_ctl *ctl = c->ctl;
+    uint32_t me = (uint32_t)getpid();
+    uint64_t t0 = 0;
+    for (unsigned spins = 0;; spins++) {
+        uint32_t cur = 0;
+        if (weir__cas(&ctl->reg_lock, &cur, me))
+            return 0;
+        if (spins > 200 && cur != me && kill((pid_t)cur, 0) < 0 && errno == ESRCH) {
+            /* The holder died inside the critical section: take over. */
+            if (weir__cas(&ctl->reg_lock, &cur, me))
+                return 0;
+        }
+        if (spins < 100) {
+            weir__cpu_relax();
+            continue;
+        }
+        uint64_t now = weir_now_ns();
+        if (!t0)
+            t0 = now;
+        else if (now - t0 > (uint64_t)WEIR__REG_LOCK_MAX_MS * 1000000ull)
+            return CHERR(c, -EDEADLK,
+                         "registration lock held by pid %u for over %d ms (a stuck process or a "
+                         "corrupt segment)",
+                         cur, WEIR__REG_LOCK_MAX_MS);
+        sched_yield();
+    }
+}
+
+void weir__ring_reg_unlock(struct weir__chan_ctl *ctl)
+{
+    weir__store_release(&ctl->reg_lock, 0);
+}
 
 int weir__ring_reader_check(weir_chan *c, int reader)
 {

@@ -13,7 +13,7 @@
 #include "channels/atomics.h"
 #include "channels/err.h"
 #include "channels/layout.h"
-#include "channels/ring.h"
+#include "channels/ring_handle.h"
 
 WEIR_API int weir_chan_stats(const weir_chan *c, struct weir_chan_stats *st)
 {

@@ -25,7 +25,7 @@
 
 #include "channels/atomics.h"
 #include "channels/barrier.h"
-#include "channels/ring.h"
+#include "channels/ring_handle.h"
 #include "channels/wait.h"
 
 int weir__ring_wait(struct weir__ring_waiter *w, int timeout_ms, uint64_t *waited_ns)

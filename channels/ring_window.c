@@ -42,7 +42,7 @@
 #include "channels/barrier.h"
 #include "channels/err.h"
 #include "channels/layout.h"
-#include "channels/ring.h"
+#include "channels/ring_handle.h"
 #include "channels/wait.h"
 
 static int werr(const struct weir__window *w, int code, const char *what)

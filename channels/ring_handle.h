@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * channels/ring.h - the ring channel's handle and the calls its files share
+ * channels/ring_handle.h - the ring channel's handle and the calls its files share
  * (not public; the engine's calls are in chan_internal.h).
  *
  * The ring is written in one file per job:
- *   ring.c          segment lifecycle (create, open, free, unlink), mapping
- *                   of data generations, growth
+ *   ring.c          segment lifecycle (create, open, free, unlink), growth
+ *   ring_map.c      segment geometry, mapping of data generations
  *   ring_readers.c  reader registration, hand-over between handles, waiting
  *                   for readers, reaping dead readers
  *   ring_io.c       the hot path: reserve / commit / read / release, close
@@ -15,8 +15,8 @@
  *   ring_fork.c     the engine's fork and restart hooks (chan_internal.h)
  * Layout and sequence rules: layout.h. Memory ordering: ring_io.c.
  */
-#ifndef WEIR_CHAN_RING_H
-#define WEIR_CHAN_RING_H
+#ifndef WEIR_CHAN_RING_HANDLE_H
+#define WEIR_CHAN_RING_HANDLE_H
 
 #include <pthread.h>
 #include <stddef.h>
@@ -81,19 +81,29 @@ struct weir_chan {
     char name[WEIR_CHAN_MAX_NAME + 1];
 };
 
-/* ---- errors (ring.c) ------------------------------------------------------ */
+/* ---- errors (weir__chan_err: err.c) --------------------------------------- */
 
-/* weir__seterr with "channel 'NAME': " in front; returns code. */
-int weir__chan_err(const char *name, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 #define CHERR(c, code, ...) weir__chan_err((c)->name, code, __VA_ARGS__)
 
-/* ---- segment (ring.c) ----------------------------------------------------- */
+/* ---- geometry and mapping (ring_map.c) ------------------------------------ */
 
+/* Bytes of the control part (page-rounded): where data generation 0 starts. */
+size_t weir__ring_ctl_bytes(void);
+/* Bytes of one data generation (page-rounded); 0 on overflow or past the size cap. */
+size_t weir__ring_gen_bytes(unsigned depth, size_t slot_bytes);
+/* Point g at a generation mapped at seg + off; publishes g->seg last. */
+void weir__ring_gen_bind(struct weir__gen_map *g, uint8_t *seg, size_t seg_bytes, size_t off,
+                         unsigned depth, size_t slot_bytes);
 /* Make data generation k available in this handle: 0, or -EBADMSG / -errno. */
 int weir__ring_map_gen(weir_chan *c, unsigned k);
+
+/* ---- growth (ring.c) ------------------------------------------------------ */
+
 /* Writer: move to a new generation whose slots hold len bytes (slot w.seq is free). */
 int weir__ring_grow(weir_chan *c, size_t len);
+
+/* ---- readers (ring_readers.c) -------------------------------------------- */
+
 /* The registration lock in the control segment (cold path, shared between
  * processes; a lock left by a dead holder is taken over). The critical
  * sections are a few stores long, so a lock held by a live process for
@@ -102,8 +112,6 @@ int weir__ring_grow(weir_chan *c, size_t len);
 #define WEIR__REG_LOCK_MAX_MS 2000
 int weir__ring_reg_lock(weir_chan *c);
 void weir__ring_reg_unlock(struct weir__chan_ctl *ctl);
-
-/* ---- readers (ring_readers.c) -------------------------------------------- */
 
 /* 0 if this handle may use reader id `reader`, else -EINVAL with the reason. */
 int weir__ring_reader_check(weir_chan *c, int reader);
