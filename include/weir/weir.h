@@ -7,4 +7,5 @@
 #include <weir/stats.h>
 #include <weir/graph.h>
 #include <weir/dag.h>
+#include <weir/tensor.h>
 #endif
