@@ -23,6 +23,7 @@
 #define EDGE(e) ((e) ? (e) : "?")
 
 __extension__ typedef __int128 i128;
+#define LIM ((i128)1 << 62)
 
 static int dtype_ok(DLDataType d)
 {
@@ -71,28 +72,42 @@ int weir__tensor_span(const DLTensor *t, const char *edge, size_t *bytes)
         if (t->strides && (t->strides[i] > ((int64_t)1 << 48) || t->strides[i] < -((int64_t)1 << 48)))
             return weir__seterr(-EOVERFLOW, "tensor edge '%s': strides[%d] = %lld is too large",
                                 EDGE(edge), i, (long long)t->strides[i]);
-        contig *= n ? n : 1;
+        if (!t->strides) {
+            contig *= n ? n : 1;
+            if (contig > LIM)
+                return weir__seterr(-EOVERFLOW, "tensor edge '%s': shape has more than 2^62 elements",
+                                    EDGE(edge));
+        }
         if (n > 0) {
-            i128 reach = s * (n - 1);
+            i128 reach = s * (n - 1); /* |s| <= 2^48, n <= 2^48: fits */
             if (reach < 0)
                 lo += reach;
             else
                 hi += reach;
         }
     }
+    /* hi, -lo <= 8 * 2^96; bound them before scaling by the element size. */
+    if (hi > LIM || -lo > LIM)
+        return weir__seterr(-EOVERFLOW, "tensor edge '%s': strides reach more than 2^62 elements",
+                            EDGE(edge));
+    const i128 max = (i128)(SIZE_MAX / 2);
     i128 total;
     if (empty) {
         total = t->byte_offset;
     } else {
-        if ((i128)t->byte_offset + lo * es < 0)
+        i128 below = -lo * es, above = (hi + 1) * es; /* <= 2^62 * 2^23 */
+        if (below > max || above > max)
+            return weir__seterr(-EOVERFLOW, "tensor edge '%s': tensor spans more than %zu bytes",
+                                EDGE(edge), SIZE_MAX / 2);
+        if (below > (i128)t->byte_offset)
             return weir__seterr(-EINVAL,
                                 "tensor edge '%s': strides overrun the buffer: negative strides reach "
-                                "%lld bytes below data (byte_offset %llu)",
-                                EDGE(edge), (long long)(-(lo * es)),
+                                "%llu bytes below data (byte_offset %llu)",
+                                EDGE(edge), (unsigned long long)below,
                                 (unsigned long long)t->byte_offset);
-        total = (i128)t->byte_offset + (hi + 1) * es;
+        total = (i128)t->byte_offset + above;
     }
-    if (total > (i128)(SIZE_MAX / 2))
+    if (total > max)
         return weir__seterr(-EOVERFLOW, "tensor edge '%s': tensor spans more than %zu bytes",
                             EDGE(edge), SIZE_MAX / 2);
     *bytes = (size_t)total;

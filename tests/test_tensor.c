@@ -180,6 +180,17 @@ Test(tensor, bad_metadata_rejected_with_reason)
                  weir_errmsg());
     cr_assert_eq(total, 192 + 16);
 
+    int64_t huge[8];
+    for (int i = 0; i < 8; i++)
+        huge[i] = (int64_t)1 << 48;
+    m = meta(8, huge, NULL, kDLFloat, 32);
+    cr_assert_eq(weir__tensor_encode(slot, SLOT, &m, 1, 0, "eh", &total, &data), -EOVERFLOW);
+    cr_assert_str_eq(weir_errmsg(), "tensor edge 'eh': shape has more than 2^62 elements");
+    int64_t hst[8] = {1, 1, 1, 1, 1, 1, 1, ((int64_t)1 << 48)};
+    m = meta(8, huge, hst, kDLFloat, 32);
+    cr_assert_eq(weir__tensor_encode(slot, SLOT, &m, 1, 0, "eh", &total, &data), -EOVERFLOW);
+    cr_assert_str_eq(weir_errmsg(), "tensor edge 'eh': strides reach more than 2^62 elements");
+
     int64_t big[1] = {1000};
     m = meta(1, big, NULL, kDLFloat, 64);
     cr_assert_eq(weir__tensor_encode(slot, SLOT, &m, 1, 0, "small", &total, &data), -EMSGSIZE);
