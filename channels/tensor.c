@@ -244,3 +244,22 @@ int weir__tensor_decode(const void *msg, size_t len, const char *edge, DLTensor 
     *t = v;
     return 0;
 }
+
+int weir__tensor_check_edge(const DLTensor *t, const weir__tensor_edge *e, size_t *bytes)
+{
+    size_t span;
+    int rc = weir__tensor_span(t, e->name, &span);
+    if (rc < 0)
+        return rc;
+    if (t->device.device_type != e->device_type)
+        return weir__seterr(-EINVAL,
+                            "tensor edge '%s': tensor on device type %d, the edge allows device "
+                            "type %d only",
+                            EDGE(e->name), (int)t->device.device_type, (int)e->device_type);
+    if (e->max_bytes && span > e->max_bytes)
+        return weir__seterr(-EMSGSIZE, "tensor edge '%s': tensor of %zu bytes exceeds the edge's "
+                                       "max_bytes %zu",
+                            EDGE(e->name), span, e->max_bytes);
+    *bytes = span;
+    return 0;
+}

@@ -85,4 +85,20 @@ int weir__tensor_encode(void *slot, size_t cap, const DLTensor *meta, int in_slo
 int weir__tensor_decode(const void *msg, size_t len, const char *edge, DLTensor *t,
                         uint32_t *buf_index);
 
+/* What a tensor edge allows (weir_node_tensor): its device type and the
+ * largest data in bytes (0: any). */
+typedef struct weir__tensor_edge {
+    const char *name;
+    DLDeviceType device_type;
+    size_t max_bytes;
+} weir__tensor_edge;
+
+/*
+ * Check a producer's tensor against its edge before it is written: valid
+ * metadata (weir__tensor_span), the edge's device type (-EINVAL naming both
+ * devices), and data no larger than max_bytes (-EMSGSIZE). On success
+ * *bytes is the data span. Errors name the edge.
+ */
+int weir__tensor_check_edge(const DLTensor *t, const weir__tensor_edge *e, size_t *bytes);
+
 #endif

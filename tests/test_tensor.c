@@ -279,3 +279,27 @@ Test(tensor, decoder_rejects_foreign_bytes)
     cr_assert_eq(weir__tensor_decode(slot, n, "in", &t, NULL), 0, "%s", weir_errmsg());
     free(slot);
 }
+
+Test(tensor, edge_checks_device_and_max_bytes)
+{
+    int64_t shape[2] = {16, 16};
+    DLTensor t = meta(2, shape, NULL, kDLFloat, 32);
+    weir__tensor_edge e = {.name = "img", .device_type = kDLCPU, .max_bytes = 1024};
+    size_t b = 0;
+    cr_assert_eq(weir__tensor_check_edge(&t, &e, &b), 0, "%s", weir_errmsg());
+    cr_assert_eq(b, 1024);
+    shape[1] = 17;
+    cr_assert_eq(weir__tensor_check_edge(&t, &e, &b), -EMSGSIZE);
+    cr_assert_str_eq(weir_errmsg(),
+                     "tensor edge 'img': tensor of 1088 bytes exceeds the edge's max_bytes 1024");
+    e.max_bytes = 0; /* any size */
+    cr_assert_eq(weir__tensor_check_edge(&t, &e, &b), 0, "%s", weir_errmsg());
+    cr_assert_eq(b, 1088);
+    t.device.device_type = kDLCUDA;
+    cr_assert_eq(weir__tensor_check_edge(&t, &e, &b), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(),
+                     "tensor edge 'img': tensor on device type 2, the edge allows device type 1 only");
+    t.ndim = 9;
+    cr_assert_eq(weir__tensor_check_edge(&t, &e, &b), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "tensor edge 'img': ndim 9 out of range (0..8)");
+}
