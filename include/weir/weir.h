@@ -10,4 +10,5 @@
 #include <weir/dag.h>
 #include <weir/link.h>
 #include <weir/prof.h>
+#include <weir/tensor.h>
 #endif
