@@ -628,15 +628,36 @@ static void *sender_main(void *arg)
     return NULL;
 }
 
-WEIR_API weir_link *weir_link_connect(weir_chan *c, const char *endpoint, const weir_link_opts *o)
+/* Both ends start alike: a zeroed link, set up for channel ch (sender or not). */
+static weir_link *link_new(weir_chan *ch, const char *endpoint, const weir_link_opts *o,
+                           int sender, int *r)
 {
     weir__clearerr();
     weir_link *l = calloc(1, sizeof *l);
     if (!l) {
-        weir__seterr(-ENOMEM, "link %s: out of memory", endpoint ? endpoint : "(null)");
+        *r = weir__seterr(-ENOMEM, "link %s: out of memory", endpoint ? endpoint : "(null)");
         return NULL;
     }
-    int r = setup(l, c, endpoint, o, 1);
+    *r = setup(l, ch, endpoint, o, sender);
+    return l;
+}
+
+/* Both ends give up alike: free what was built, keep the first reason. */
+static weir_link *link_abort(weir_link *l, int r)
+{
+    char msg[MSG_LEN];
+    snprintf(msg, sizeof msg, "%s", weir_errmsg());
+    weir_link_free(l);
+    weir__seterr(r, "%s", msg);
+    return NULL;
+}
+
+WEIR_API weir_link *weir_link_connect(weir_chan *c, const char *endpoint, const weir_link_opts *o)
+{
+    int r;
+    weir_link *l = link_new(c, endpoint, o, 1, &r);
+    if (!l)
+        return NULL;
     if (r < 0)
         goto fail;
     if (getrandom(&l->sender_id, sizeof l->sender_id, 0) != sizeof l->sender_id)
@@ -657,13 +678,8 @@ WEIR_API weir_link *weir_link_connect(weir_chan *c, const char *endpoint, const 
     }
     l->main_running = 1;
     return l;
-fail: {
-    char msg[MSG_LEN];
-    snprintf(msg, sizeof msg, "%s", weir_errmsg());
-    weir_link_free(l);
-    weir__seterr(r, "%s", msg);
-    return NULL;
-}
+fail:
+    return link_abort(l, r);
 }
 
 /* ==== receiving end ======================================================== */
@@ -983,13 +999,10 @@ static void *receiver_main(void *arg)
 
 WEIR_API weir_link *weir_link_listen(weir_chan *w, const char *endpoint, const weir_link_opts *o)
 {
-    weir__clearerr();
-    weir_link *l = calloc(1, sizeof *l);
-    if (!l) {
-        weir__seterr(-ENOMEM, "link %s: out of memory", endpoint ? endpoint : "(null)");
+    int r;
+    weir_link *l = link_new(w, endpoint, o, 0, &r);
+    if (!l)
         return NULL;
-    }
-    int r = setup(l, w, endpoint, o, 0);
     if (r < 0)
         goto fail;
     if (!(l->errbuf = malloc(ERR_MAX))) {
@@ -1010,13 +1023,8 @@ WEIR_API weir_link *weir_link_listen(weir_chan *w, const char *endpoint, const w
     }
     l->main_running = 1;
     return l;
-fail: {
-    char msg[MSG_LEN];
-    snprintf(msg, sizeof msg, "%s", weir_errmsg());
-    weir_link_free(l);
-    weir__seterr(r, "%s", msg);
-    return NULL;
-}
+fail:
+    return link_abort(l, r);
 }
 
 /* ==== common =============================================================== */
