@@ -382,6 +382,7 @@ int weir__actor_run(struct actor_rt *a)
         return rc;
     }
     weir__store_release(&a->note->phase, WEIR__PHASE_RUN);
+    weir__store_release(&a->note->ready, 1);
     actor_loop(a);
     weir__store_release(&a->note->phase, WEIR__PHASE_FINI);
     if (a->fini)

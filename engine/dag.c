@@ -286,6 +286,37 @@ fail:;
     return NULL;
 }
 
+/*
+ * The ready barrier: weir_compile returns only once every actor's init has
+ * returned 0, so an init failure is the compile's error, not the first
+ * execution's. A thread or process whose init fails (or that dies in it)
+ * marks the dag dead with its text; an init still running at the dag's
+ * timeout is named. Cold path: polls the actors' notes every 200 us.
+ */
+static int wait_ready(struct weir_dag *d)
+{
+    const struct weir__plan *p = d->plan;
+    uint64_t t0 = weir_now_ns();
+    for (;;) {
+        unsigned a = 0;
+        while (a < p->nactors && weir__load_acquire(&d->actors[a].note->ready))
+            a++;
+        if (a == p->nactors)
+            return 0;
+        if (weir__load_acquire(&d->dead)) {
+            pthread_mutex_lock(&d->dead_mu);
+            int rc = weir__seterr(-EREMOTEIO, "graph '%s': %s", p->graph, d->dead_msg);
+            pthread_mutex_unlock(&d->dead_mu);
+            return rc;
+        }
+        if (d->timeout_ms >= 0 && weir_now_ns() - t0 > (uint64_t)d->timeout_ms * 1000000ull)
+            return weir__seterr(-ETIMEDOUT, "graph '%s': actor '%s' still in init after %d ms",
+                                p->graph, p->actors[a].name, d->timeout_ms);
+        struct timespec ts = {0, 200000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 WEIR_API weir_dag *weir_compile(weir_graph *g, const weir_compile_opts *opts)
 {
     weir__clearerr();
@@ -303,6 +334,14 @@ WEIR_API weir_dag *weir_compile(weir_graph *g, const weir_compile_opts *opts)
         return NULL;
     }
     weir_dag *d = dag_start(p, g, opts);
+    if (d && wait_ready(d) < 0) {
+        char msg[DEAD_MSG_MAX + 128];
+        int rc = weir_errcode();
+        snprintf(msg, sizeof msg, "%s", weir_errmsg());
+        weir_dag_free(d);
+        weir__seterr(rc, "%s", msg);
+        return NULL;
+    }
     if (d)
         g->frozen = true; /* only a dag that runs freezes its graph */
     return d;

@@ -43,6 +43,7 @@ struct weir__actor_note {
     int in_call;         /* atomic: inside a method */
     int phase;           /* atomic: WEIR__PHASE_* */
     int resumed;         /* atomic: a replacement process got past the failed executions */
+    int ready;           /* atomic: init returned 0 (weir_compile waits for every actor's) */
     unsigned cur_method;
     uint64_t cur_exec;
     char text[512];      /* init failure text */

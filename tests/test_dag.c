@@ -1069,3 +1069,30 @@ Test(dag, regression_bad_cpu_rejected_at_compile)
     cr_assert_not_null(weir_actor_new(g, "B", NULL), "%s", weir_errmsg());
     weir_graph_free(g);
 }
+
+static int init_fails(void *s)
+{
+    (void)s;
+    return -5;
+}
+
+/* The ready barrier with a thread actor: the compile fails with the actor's
+ * init text and leaves nothing behind; the graph stays unfrozen. */
+Test(dag, thread_init_failure_fails_the_compile)
+{
+    weir_graph *g = weir_graph_new("tinit");
+    weir_actor_opts ok = {.cpu = -1};
+    weir_actor_opts bad = {.cpu = -1, .init = init_fails};
+    weir_actor *a = weir_actor_new(g, "a", &ok), *b = weir_actor_new(g, "b", &bad);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "inc", add_one, &in, 1, 1);
+    weir_node *y = weir_bind(b, "inc", add_one, &x, 1, 1);
+    cr_assert_eq(weir_output(g, &y, 1), 0, "%s", weir_errmsg());
+    cr_assert_null(weir_compile(g, NULL));
+    cr_assert_eq(weir_errcode(), -EREMOTEIO);
+    cr_assert_str_eq(weir_errmsg(), "graph 'tinit': actor 'b' (thread) could not start: init "
+                                    "returned -5");
+    weir_actor *c = weir_actor_new(g, "c", &ok);
+    cr_assert_not_null(c, "the graph was frozen by a failed compile: %s", weir_errmsg());
+    weir_graph_free(g);
+}

@@ -74,8 +74,13 @@ typedef struct weir_compile_opts {
 } weir_compile_opts;
 
 /*
- * Compile g and start its actors. opts may be NULL. g stays the caller's
- * and is frozen (no further builder calls). Returns NULL with a message
+ * Compile g and start its actors; returns once every actor's init has
+ * returned 0 (the ready barrier). opts may be NULL. g stays the caller's
+ * and is frozen (no further builder calls) once a dag runs. An init that
+ * fails, or an actor process that dies in it, fails the compile with
+ * -EREMOTEIO and "graph 'g': actor 'a' (thread|pid N) could not start: TEXT"
+ * (or "… died: HOW"); an init still running after timeout_ms is -ETIMEDOUT
+ * naming the actor; either way nothing is left running. Returns NULL with a message
  * that names the node/actor/method on a validation error (-EINVAL), a
  * plan that could deadlock (-EDEADLK, with the cycle of waiting actors
  * and channels), or a resource failure.
