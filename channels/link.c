@@ -446,7 +446,8 @@ static void *sender_rx(void *arg)
     return NULL;
 }
 
-static void sender_drop_pipe(weir_link *l)
+/* Either end: stop the connection's receive thread and free the pipe. */
+static void drop_pipe(weir_link *l)
 {
     if (l->rx_running) {
         l->tp->close(l->pipe);
@@ -469,7 +470,7 @@ static int sender_reconnect(weir_link *l)
     pthread_mutex_unlock(&l->mu);
     if (getenv("WEIR_LINK_DEBUG"))
         fprintf(stderr, "%llu ms: link %s: reconnecting after: %s\n", (unsigned long long)(weir_now_ns() / 1000000 % 100000), l->endpoint, why);
-    sender_drop_pipe(l);
+    drop_pipe(l);
     uint64_t heard = weir__load_acquire(&l->last_heard_ns);
     for (;;) {
         if (weir__load_acquire(&l->stop))
@@ -726,20 +727,6 @@ static int check_hello(weir_link *l, const struct weir__link_hello *h, char *why
     return 0;
 }
 
-static void receiver_drop_rx(weir_link *l)
-{
-    if (l->rx_running) {
-        l->tp->close(l->pipe);
-        pthread_join(l->rx_thr, NULL);
-        l->rx_running = 0;
-    }
-    pthread_mutex_lock(&l->mu);
-    weir__tp_pipe *p = l->pipe;
-    l->pipe = NULL;
-    pthread_mutex_unlock(&l->mu);
-    l->tp->pipe_free(p);
-}
-
 /* A new connection: read and judge its HELLO (bounded), then install it. */
 static void receiver_admit(weir_link *l, weir__tp_pipe *p)
 {
@@ -776,7 +763,7 @@ static void receiver_admit(weir_link *l, weir__tp_pipe *p)
     if ((r = check_hello(l, &h, why, sizeof why)) < 0)
         goto refuse;
     /* Accepted: a reconnect of the same sender replaces its old connection. */
-    receiver_drop_rx(l);
+    drop_pipe(l);
     if (!l->have_sender) {
         l->have_sender = 1;
         l->cur_sender = h.sender_id;
