@@ -20,6 +20,9 @@ int weir__chan_unreserve(weir_chan *w);
 
 /* Fork support (engine/proc.c): see ring.c. */
 void weir__chan_after_fork(weir_chan *c);
+/* In a forked child that will never use c: unmap and close this process's
+ * copy (no shared state is touched); only weir_chan_free may follow. */
+void weir__chan_forget(weir_chan *c);
 int weir__chan_writer_resync(weir_chan *c);
 int weir__chan_reader_resync(weir_chan *c, int id);
 int weir__chan_claim_reader(weir_chan *c, int id);

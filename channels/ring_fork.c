@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <weir/chan.h>
@@ -56,6 +57,33 @@ int weir__chan_claim_reader(weir_chan *c, int id)
 void weir__chan_after_fork(weir_chan *c)
 {
     pthread_mutex_init(&c->gen_mu, NULL);
+}
+
+/*
+ * In a forked child that will never use c: drop this process's mapping
+ * and fd of the channel without touching shared state (no deregistration,
+ * no wake-ups: the parent's handle is unaffected). c stays allocated but
+ * is unusable afterwards except for weir_chan_free.
+ */
+void weir__chan_forget(weir_chan *c)
+{
+    if (!c)
+        return;
+    for (unsigned k = 1; k < WEIR_CHAN_MAX_GENS; k++) {
+        if (c->gens[k].seg)
+            munmap(c->gens[k].seg, c->gens[k].seg_bytes);
+        c->gens[k].seg = NULL;
+    }
+    if (c->ctl)
+        munmap(c->ctl, c->ctl_map_bytes);
+    c->ctl = NULL;
+    c->gens[0].seg = NULL;
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->named = 0;
+    for (int i = 0; i < WEIR_CHAN_MAX_READERS; i++)
+        c->r[i].registered = 0;
 }
 
 /*

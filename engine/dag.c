@@ -59,6 +59,7 @@
 static void dag_destroy(struct weir_dag *d)
 {
     const struct weir__plan *p = d->plan;
+    weir__proc_untrack(d);
     if (d->actors && p) {
         for (unsigned a = 0; a < p->nactors; a++) {
             struct actor_rt *ar = &d->actors[a];
@@ -233,6 +234,8 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
         if (k == d->noutch)
             d->outch[d->noutch++] = p->outputs[i];
     }
+    /* Its fds and mappings all exist now: children of other dags drop them. */
+    weir__proc_track(d);
     /* Process actors first: fork before this dag starts any thread. */
     for (unsigned a = 0; a < p->nactors; a++) {
         if (d->actors[a].pa->isolation != WEIR_PROCESS)

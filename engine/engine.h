@@ -123,6 +123,8 @@ struct weir__deadline {
 
 struct weir_dag {
     struct weir__plan *plan;
+    struct weir_dag *live_prev, *live_next; /* proc.c: the live dags of this process */
+    int tracked;
     weir_chan **chans;
     struct actor_rt *actors;
     struct weir__actor_note *notes; /* shared mapping, one per actor */
@@ -185,6 +187,12 @@ void weir__dag_mark_dead(struct weir_dag *d, int who, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* proc.c */
+/* The live dags of this process, so a process actor's child can drop the
+ * fds and mappings of every dag but its own (proc.c: "Inherited fds").
+ * track: once the dag's channels, notes and profiling exist; untrack:
+ * before any of them is released. */
+void weir__proc_track(struct weir_dag *d);
+void weir__proc_untrack(struct weir_dag *d);
 int weir__proc_start(struct weir_dag *d, struct actor_rt *a);
 int weir__proc_monitor_start(struct weir_dag *d);
 void weir__proc_monitor_stop(struct weir_dag *d);

@@ -31,6 +31,20 @@
  * in shared memory) and marks the dag dead, which closes the actor's
  * outputs and deregisters its readers so every waiting party wakes up.
  *
+ * Inherited fds. A fork copies every fd and mapping of the driver, other
+ * dags' channels and shared counters included; a child holding them would
+ * keep their memory alive and could, by a stray pointer, write into another
+ * dag. proc.c keeps the list of live dags (weir__proc_track), and the
+ * child of a process actor drops, before it runs anything, every fd and
+ * mapping of every dag but its own: channel segments (weir__chan_forget),
+ * actor notes, profiling counters, stats segments, trace buffers, eventfds
+ * and pidfds. Nothing shared is touched (no deregistration, no unlink):
+ * only this process's copies go. The user's own fds and standalone
+ * channels (not created by a dag) stay, since an actor may use them on
+ * purpose. The list's lock is held across fork() so the child never sees
+ * it half-updated; a dag still being built by another thread is not on the
+ * list yet, and its child keeps what it inherited of it.
+ *
  * Teardown. The monitor is stopped through an eventfd; then each actor
  * process gets until the dag's deadline to drain and exit, after which it
  * is killed with SIGKILL and reaped, and named in the error.
@@ -44,6 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -54,6 +69,7 @@
 #include "channels/chan_internal.h"
 #include "channels/err.h"
 #include "engine/engine.h"
+#include "engine/prof.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -79,14 +95,79 @@ void weir__proc_describe(int code, int status, char *buf, size_t cap)
         snprintf(buf, cap, "ended (code %d, status %d)", code, status);
 }
 
+/* ---- the live dags (see "Inherited fds") ---------------------------------- */
+
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct weir_dag *live_head;
+
+void weir__proc_track(struct weir_dag *d)
+{
+    pthread_mutex_lock(&live_mu);
+    if (!d->tracked) {
+        d->live_prev = NULL;
+        d->live_next = live_head;
+        if (live_head)
+            live_head->live_prev = d;
+        live_head = d;
+        d->tracked = 1;
+    }
+    pthread_mutex_unlock(&live_mu);
+}
+
+void weir__proc_untrack(struct weir_dag *d)
+{
+    pthread_mutex_lock(&live_mu);
+    if (d->tracked) {
+        if (d->live_prev)
+            d->live_prev->live_next = d->live_next;
+        else
+            live_head = d->live_next;
+        if (d->live_next)
+            d->live_next->live_prev = d->live_prev;
+        d->tracked = 0;
+    }
+    pthread_mutex_unlock(&live_mu);
+}
+
+/* In the child: drop this process's copies of another dag's fds and mappings. */
+static void forget_dag(struct weir_dag *o)
+{
+    const struct weir__plan *p = o->plan;
+    if (o->chans && p)
+        for (unsigned c = 0; c < p->nchans; c++)
+            weir__chan_forget(o->chans[c]);
+    if (o->actors && p)
+        for (unsigned a = 0; a < p->nactors; a++)
+            if (o->actors[a].pidfd >= 0) {
+                close(o->actors[a].pidfd);
+                o->actors[a].pidfd = -1;
+            }
+    if (o->notes)
+        munmap(o->notes, o->notes_bytes);
+    o->notes = NULL;
+    weir__prof_forget(o);
+    if (o->mon_efd >= 0)
+        close(o->mon_efd);
+    if (o->exit_efd >= 0)
+        close(o->exit_efd);
+    o->mon_efd = o->exit_efd = -1;
+}
+
 int weir__proc_start(struct weir_dag *d, struct actor_rt *a)
 {
     pid_t parent = getpid();
     fflush(NULL); /* the child must not inherit (and later repeat) buffered output */
+    pthread_mutex_lock(&live_mu);
     pid_t pid = fork();
+    if (pid != 0)
+        pthread_mutex_unlock(&live_mu);
     if (pid < 0)
         return weir__seterr(-errno, "actor '%s': fork failed: %s", a->pa->name, strerror(errno));
     if (pid == 0) {
+        for (struct weir_dag *o = live_head; o; o = o->live_next)
+            if (o != d)
+                forget_dag(o);
+        pthread_mutex_init(&live_mu, NULL);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(1);
@@ -204,8 +285,10 @@ static int restart(struct weir_dag *d, struct actor_rt *a)
     a->note->text[0] = '\0';
     a->restarts++;
     a->restarting = 1;
+    pthread_mutex_lock(&live_mu); /* a concurrent fork must not close a stale number */
     close(a->pidfd);
     a->pidfd = -1;
+    pthread_mutex_unlock(&live_mu);
     int rc = weir__proc_start(d, a);
     if (rc == 0)
         weir__store_release(&a->reaped, 0);

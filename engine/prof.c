@@ -313,6 +313,20 @@ void weir__prof_stop(struct weir_dag *d)
     weir__trace_write(pr->trace, d);
 }
 
+void weir__prof_forget(struct weir_dag *d)
+{
+    struct weir__prof *pr = d->prof;
+    if (!pr)
+        return;
+    if (pr->seg)
+        munmap(pr->seg, pr->seg_bytes);
+    pr->seg = NULL;
+    if (pr->map)
+        munmap(pr->map, pr->map_bytes);
+    pr->map = NULL;
+    weir__trace_forget(pr->trace);
+}
+
 void weir__prof_free(struct weir_dag *d)
 {
     struct weir__prof *pr = d->prof;

@@ -48,6 +48,9 @@ void weir__prof_start(struct weir_dag *d);
 void weir__prof_stop(struct weir_dag *d);
 /* Unmap the counters (destroy, when nothing runs any more). */
 void weir__prof_free(struct weir_dag *d);
+/* In a process actor's child of ANOTHER dag: unmap d's shared counters,
+ * stats segment and trace buffer (no file is unlinked, no thread joined). */
+void weir__prof_forget(struct weir_dag *d);
 /* The actor loop (re)starts in this process. */
 void weir__prof_actor_start(struct actor_rt *a);
 /* Path of the dag's stats segment, or "" (none). */

@@ -212,11 +212,20 @@ void weir__trace_write(struct weir__trace *t, const struct weir_dag *d)
         fprintf(stderr, "weir: WEIR_TRACE: writing '%s' failed: %s\n", t->path, strerror(errno));
 }
 
+void weir__trace_forget(struct weir__trace *t)
+{
+    if (t && t->map) {
+        munmap(t->map, t->map_bytes);
+        t->map = NULL;
+    }
+}
+
 void weir__trace_free(struct weir__trace *t)
 {
     if (!t)
         return;
-    munmap(t->map, t->map_bytes);
+    if (t->map)
+        munmap(t->map, t->map_bytes);
     free(t->samples);
     free(t);
 }

@@ -44,6 +44,8 @@ void weir__trace_sample(struct weir__trace *t, uint64_t now, unsigned nchans,
 /* Write the file (teardown, after the actors left). */
 void weir__trace_write(struct weir__trace *t, const struct weir_dag *d);
 void weir__trace_free(struct weir__trace *t);
+/* In a forked child of another dag: unmap t's shared buffer, nothing else. */
+void weir__trace_forget(struct weir__trace *t);
 
 static inline void weir__trace_op(struct actor_rt *a, unsigned op, uint64_t exec, uint64_t t0)
 {

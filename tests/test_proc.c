@@ -9,12 +9,14 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -857,4 +859,148 @@ Test(proc, regression_stuck_in_init_is_named)
     cr_assert_eq(weir_errcode(), -ETIMEDOUT);
     cr_assert_str_eq(weir_errmsg(), "graph 'initstuck': actor 'A' still in init after 200 ms");
     weir_graph_free(g);
+}
+
+/* ---- a process actor drops other dags' fds and mappings (issue 13, item 8) -- */
+
+#define MAX_INO 64
+struct inoset {
+    unsigned n;
+    unsigned long ino[MAX_INO];
+};
+static int in_set(const struct inoset *s, unsigned long ino)
+{
+    for (unsigned i = 0; i < s->n; i++)
+        if (s->ino[i] == ino)
+            return 1;
+    return 0;
+}
+/* The inodes of every weir channel segment this process has open as an fd. */
+static void chan_inodes(struct inoset *s)
+{
+    s->n = 0;
+    DIR *dir = opendir("/proc/self/fd");
+    cr_assert_not_null(dir);
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        char path[64], link[256];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        if (n <= 0)
+            continue;
+        link[n] = '\0';
+        struct stat st;
+        if (strncmp(link, "/memfd:weir-chan", 16) == 0 && stat(path, &st) == 0 && s->n < MAX_INO &&
+            !in_set(s, (unsigned long)st.st_ino))
+            s->ino[s->n++] = (unsigned long)st.st_ino;
+    }
+    closedir(dir);
+}
+
+static struct inoset first_dag; /* the child reads its inherited copy */
+static int user_fd = -1;
+
+/* In the second dag's process actor: how many of the first dag's segments
+ * it still has open (fds) or mapped, how many of its own it has, and
+ * whether the user's fd survived. Packed as fds * 10^6 + maps * 10^3 + own,
+ * negated if the user's fd is gone. */
+static int inherit_probe(weir_call *c, void *st)
+{
+    (void)st;
+    struct inoset now;
+    DIR *dir = opendir("/proc/self/fd");
+    int64_t fds = 0, own = 0, maps = 0;
+    now.n = 0;
+    struct dirent *e;
+    while (dir && (e = readdir(dir))) {
+        char path[64], link[256];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        struct stat sb;
+        if (n <= 0 || strncmp(link, "/memfd:weir-chan", 16) != 0 || stat(path, &sb) != 0)
+            continue;
+        if (in_set(&first_dag, (unsigned long)sb.st_ino))
+            fds++;
+        else if (!in_set(&now, (unsigned long)sb.st_ino) && now.n < MAX_INO)
+            now.ino[now.n++] = (unsigned long)sb.st_ino, own++;
+    }
+    if (dir)
+        closedir(dir);
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long ino = 0;
+        char perm[8], dev[16];
+        unsigned long long off;
+        if (sscanf(line, "%*llx-%*llx %7s %llx %15s %lu", perm, &off, dev, &ino) == 4 && ino &&
+            in_set(&first_dag, ino))
+            maps++;
+    }
+    if (f)
+        fclose(f);
+    int64_t v = fds * 1000000 + maps * 1000 + own;
+    if (fcntl(user_fd, F_GETFD) < 0)
+        v = -v - 1;
+    return out64(c, 0, v);
+}
+
+Test(proc, process_actor_drops_other_dags_fds_and_mappings)
+{
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    user_fd = pfd[0];
+    struct inoset before;
+    chan_inodes(&before);
+
+    /* The first dag: thread actors, a chain of two (three channels). */
+    weir_graph *g1 = weir_graph_new("first");
+    weir_actor_opts t = {.cpu = -1};
+    weir_actor *a1 = weir_actor_new(g1, "a", &t);
+    weir_actor *b1 = weir_actor_new(g1, "b", &t);
+    weir_node *in1 = weir_input(g1, 0);
+    weir_node *x = weir_bind(a1, "add", add_one, &in1, 1, 1);
+    weir_node *y = weir_bind(b1, "twice", times_two, &x, 1, 1);
+    weir_output(g1, &y, 1);
+    weir_dag *d1 = weir_compile(g1, NULL);
+    cr_assert_not_null(d1, "%s", weir_errmsg());
+    struct inoset all;
+    chan_inodes(&all);
+    first_dag.n = 0;
+    for (unsigned i = 0; i < all.n; i++)
+        if (!in_set(&before, all.ino[i]))
+            first_dag.ino[first_dag.n++] = all.ino[i];
+    cr_assert_eq(first_dag.n, 3, "the first dag has %u channel segments open", first_dag.n);
+
+    /* The second dag: one process actor that looks at what it inherited. */
+    weir_graph *g2 = weir_graph_new("second");
+    weir_actor_opts p = {.isolation = WEIR_PROCESS, .cpu = -1};
+    weir_actor *a2 = weir_actor_new(g2, "probe", &p);
+    weir_node *in2 = weir_input(g2, 0);
+    weir_node *z = weir_bind(a2, "probe", inherit_probe, &in2, 1, 1);
+    weir_output(g2, &z, 1);
+    weir_dag *d2 = weir_compile(g2, NULL);
+    cr_assert_not_null(d2, "%s", weir_errmsg());
+    int64_t zero = 0;
+    weir_buf arg = {&zero, sizeof zero};
+    weir_result *r;
+    cr_assert_eq(weir_execute(d2, &arg, 1, &r, TMO), 0, "%s", weir_errmsg());
+    /* 0 fds and 0 mappings of the first dag; its own 2 channels; user fd kept. */
+    cr_assert_eq(res64(r, 0), 2, "child: %lld (first dag fds*10^6 + maps*10^3 + own; <0: user fd closed)",
+                 (long long)res64(r, 0));
+    weir_result_free(r);
+
+    /* The first dag is untouched in the driver. */
+    for (int64_t i = 0; i < 100; i++) {
+        weir_buf a = {&i, sizeof i};
+        cr_assert_eq(weir_execute(d1, &a, 1, &r, TMO), 0, "%s", weir_errmsg());
+        cr_assert_eq(res64(r, 0), (i + 1) * 2);
+        weir_result_free(r);
+    }
+    cr_assert_eq(weir_dag_free(d2), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir_dag_free(d1), 0, "%s", weir_errmsg());
+    weir_graph_free(g2);
+    weir_graph_free(g1);
+    close(pfd[0]);
+    close(pfd[1]);
+    user_fd = -1;
 }
