@@ -40,6 +40,7 @@
 
 #include "channels/err.h"
 #include "compiler/compile.h"
+#include "dag/cpulist.h"
 #include "dag/graph_internal.h"
 
 int weir__graph_validate(const weir_graph *g);
@@ -74,6 +75,21 @@ static struct weir__plan_op *op_push(struct oplist *l)
 struct value_info {
     int chan; /* channel index, -1 if none */
 };
+
+/* The slot size of the channel of value (n, out): a weir_node_buffer_bytes
+ * hint on the node itself (an input or a single-output call) or on a
+ * weir_ret() pick of it, else the dag's default. */
+static size_t value_hint(const weir_graph *g, const weir_node *n, unsigned out, size_t dflt)
+{
+    if (n->buffer_bytes && (n->kind == WEIR__N_INPUT || out == 0))
+        return n->buffer_bytes;
+    for (unsigned k = 0; k < g->nnodes; k++) {
+        const weir_node *r = g->nodes[k];
+        if (r->kind == WEIR__N_RET && r->call == n && r->out == out && r->buffer_bytes)
+            return r->buffer_bytes;
+    }
+    return dflt;
+}
 
 int weir__compile_plan(const weir_graph *g, const weir_compile_opts *o, struct weir__plan **out)
 {
@@ -138,7 +154,20 @@ int weir__compile_plan(const weir_graph *g, const weir_compile_opts *o, struct w
         pa->name = xstrdup(a->name);
         pa->node = a->opts.node;
         pa->isolation = a->opts.isolation;
-        pa->cpu = a->opts.cpu;
+        if (a->cpus) {
+            cpu_set_t set;
+            char why[160], canon[1024];
+            if (weir__cpulist_parse(a->cpus, &set, why, sizeof why) < 0) {
+                /* weir__graph_check_actors ran first: only a graph changed since. */
+                free(voff);
+                free(vchan);
+                weir__plan_free(p);
+                return weir__seterr(-EINVAL, "actor '%s': cpus '%s': %s", a->name, a->cpus, why);
+            }
+            weir__cpulist_format(&set, canon, sizeof canon);
+            if (!(pa->cpus = xstrdup(canon)))
+                goto oom;
+        }
         pa->nmethods = a->nmethods;
         pa->methods = calloc(a->nmethods ? a->nmethods : 1, sizeof *pa->methods);
         if (!pa->name || !pa->methods)
@@ -241,7 +270,7 @@ int weir__compile_plan(const weir_graph *g, const weir_compile_opts *o, struct w
                 c->src_out = oi;
             }
             c->name = xstrdup(name);
-            c->slot_bytes = slot;
+            c->slot_bytes = value_hint(g, n, oi, slot);
             c->depth = depth;
             unsigned cnt = 0;
             for (unsigned a = 0; a < nreaders_max; a++)

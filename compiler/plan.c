@@ -38,6 +38,7 @@ void weir__plan_free(struct weir__plan *p)
             free(a->ops[k].out);
         }
         free(a->name);
+        free(a->cpus);
         free(a->methods);
         free(a->ops);
     }

@@ -63,7 +63,7 @@ struct weir__plan_actor {
     char *name;
     int32_t node;      /* rank hosting the actor */
     int32_t isolation; /* WEIR_THREAD / WEIR_PROCESS */
-    int32_t cpu;       /* -1: unpinned */
+    char *cpus;        /* CPU list in canonical form ("0,2-3"); NULL: unpinned */
     uint32_t nmethods;
     struct weir__plan_method *methods;
     uint32_t nregs;

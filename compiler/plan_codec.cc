@@ -94,11 +94,14 @@ fb::Offset<wp::Actor> encode_actor(fb::FlatBufferBuilder &b, const weir__plan_ac
     for (uint32_t i = 0; i < a.nops; i++)
         ops.push_back(encode_op(b, a.ops[i]));
     auto ovec = b.CreateVector(ops);
+    auto cpus = a.cpus ? b.CreateString(a.cpus) : fb::Offset<fb::String>();
     wp::ActorBuilder ab(b);
     ab.add_name(name);
     ab.add_node(a.node);
     ab.add_isolation(a.isolation);
-    ab.add_cpu(a.cpu);
+    ab.add_cpu(-1);
+    if (a.cpus)
+        ab.add_cpus(cpus);
     ab.add_methods(mvec);
     ab.add_nregs(a.nregs);
     ab.add_ops(ovec);
@@ -217,7 +220,18 @@ int decode_actor(const wp::Actor *fa, uint32_t ai, weir__plan_actor *a)
         return ret;
     a->node = fa->node();
     a->isolation = fa->isolation();
-    a->cpu = fa->cpu();
+    if (fa->cpus()) {
+        std::snprintf(what, sizeof what, "actor '%s' cpus", a->name);
+        if ((ret = copy_str(fa->cpus(), &a->cpus, what)) < 0)
+            return ret;
+    } else if (fa->cpu() >= 0) { /* a plan written before cpus existed */
+        char one[16];
+        std::snprintf(one, sizeof one, "%d", fa->cpu());
+        if (!(a->cpus = strdup(one)))
+            return -ENOMEM;
+    } else if (fa->cpu() < -1) {
+        return weir__seterr(-EBADMSG, "plan: actor '%s' is pinned to cpu %d", a->name, fa->cpu());
+    }
     a->nregs = fa->nregs();
 
     if (const auto *ms = fa->methods()) {

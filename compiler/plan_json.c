@@ -166,8 +166,11 @@ static void emit_actor(struct sink *s, const struct weir__plan_actor *a)
     put_i(s, a->node);
     put_key(s, "isolation", 0);
     put_i(s, a->isolation);
-    put_key(s, "cpu", 0);
-    put_i(s, a->cpu);
+    put_key(s, "cpus", 0);
+    if (a->cpus)
+        put_str(s, a->cpus);
+    else
+        put_z(s, "null");
     put_key(s, "methods", 0);
     put(s, "[", 1);
     for (uint32_t m = 0; a->methods && m < a->nmethods; m++) {

@@ -121,11 +121,11 @@ int weir__plan_print(const struct weir__plan *p, void *FILE_out)
 
     for (uint32_t ai = 0; p->actors && ai < p->nactors; ai++) {
         const struct weir__plan_actor *a = &p->actors[ai];
-        char cpu[16];
-        if (a->cpu < 0)
+        char cpu[64];
+        if (!a->cpus)
             snprintf(cpu, sizeof cpu, "unpinned");
         else
-            snprintf(cpu, sizeof cpu, "cpu %d", a->cpu);
+            snprintf(cpu, sizeof cpu, "cpus %.50s", a->cpus);
         fprintf(f, "\nactor %u '%s'  node %d, %s, %s, %u register%s\n", ai,
                 a->name ? a->name : "?", a->node,
                 a->isolation == WEIR_PROCESS ? "process"

@@ -37,6 +37,7 @@
 
 #include "channels/err.h"
 #include "compiler/plan.h"
+#include "dag/cpulist.h"
 
 #define PLAN_MAX_INFLIGHT 65536u     /* as weir_compile allows */
 
@@ -125,8 +126,12 @@ static int check_actor(const struct weir__plan *p, uint32_t ai, struct vstate *v
         return BAD("plan: actor '%s' is placed on node %d", a->name, a->node);
     if (a->isolation != WEIR_THREAD && a->isolation != WEIR_PROCESS)
         return BAD("plan: actor '%s' has unknown isolation %d", a->name, a->isolation);
-    if (a->cpu < -1)
-        return BAD("plan: actor '%s' is pinned to cpu %d", a->name, a->cpu);
+    if (a->cpus) {
+        cpu_set_t set;
+        char why[160];
+        if (weir__cpulist_parse(a->cpus, &set, why, sizeof why) < 0)
+            return BAD("plan: actor '%s': cpus '%.64s': %s", a->name, a->cpus, why);
+    }
     if (a->nregs > WEIR__PLAN_MAX_REGS)
         return BAD("plan: actor '%s' has %u registers (max %u)", a->name, a->nregs,
                    WEIR__PLAN_MAX_REGS);

@@ -17,7 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <weir/chan.h>
+
 #include "channels/err.h"
+#include "dag/cpulist.h"
 #include "dag/graph_internal.h"
 
 static int check_name(const char *what, const char *name)
@@ -80,6 +83,7 @@ WEIR_API void weir_graph_free(weir_graph *g)
     }
     for (unsigned i = 0; i < g->nactors; i++) {
         free(g->actors[i]->methods);
+        free(g->actors[i]->cpus);
         free(g->actors[i]);
     }
     free(g->nodes);
@@ -126,7 +130,13 @@ WEIR_API weir_actor *weir_actor_new(weir_graph *g, const char *name, const weir_
     if (opts)
         a->opts = *opts;
     else
-        a->opts = (weir_actor_opts){.state = NULL, .node = 0, .isolation = WEIR_THREAD, .cpu = -1};
+        a->opts = (weir_actor_opts){.state = NULL, .node = 0, .isolation = WEIR_THREAD};
+    if (a->opts.cpus && !(a->cpus = strdup(a->opts.cpus))) {
+        free(a);
+        weir__seterr(-ENOMEM, "actor '%s': out of memory", name);
+        return NULL;
+    }
+    a->opts.cpus = a->cpus;
     g->actors[g->nactors++] = a;
     return a;
 }
@@ -315,6 +325,26 @@ WEIR_API weir_node *weir_ret(weir_node *call, unsigned i)
     return n;
 }
 
+WEIR_API int weir_node_buffer_bytes(weir_node *n, size_t bytes)
+{
+    weir__clearerr();
+    if (!n)
+        return weir__seterr(-EINVAL, "weir_node_buffer_bytes: NULL node");
+    char buf[160];
+    if (n->kind == WEIR__N_CALL && n->nout != 1)
+        return weir__seterr(-EINVAL, "graph '%s': %s has %u outputs: give the size of each of "
+                            "its weir_ret() picks", n->g->name, node_desc(n, buf, sizeof buf), n->nout);
+    if (bytes > WEIR_CHAN_MAX_SLOT)
+        return weir__seterr(-EINVAL, "graph '%s': %s: buffer_bytes %zu is over the channel limit "
+                            "(%zu)", n->g->name, node_desc(n, buf, sizeof buf), bytes,
+                            (size_t)WEIR_CHAN_MAX_SLOT);
+    int rc = check_frozen(n->g);
+    if (rc < 0)
+        return rc;
+    n->buffer_bytes = bytes;
+    return 0;
+}
+
 WEIR_API int weir_output(weir_graph *g, weir_node *const *outs, unsigned n)
 {
     weir__clearerr();
@@ -422,12 +452,26 @@ int weir__graph_validate(const weir_graph *g)
 
 /* ---- validation at compile time ------------------------------------------- */
 
-static int cpu_usable(int cpu)
+/* 0 if the actor's CPU list parses and names only CPUs this process may run on. */
+static int check_cpus(const weir_actor *ac)
 {
-    cpu_set_t set;
-    if (cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof set, &set) < 0)
+    if (!ac->cpus)
         return 0;
-    return CPU_ISSET(cpu, &set) != 0;
+    cpu_set_t want, may;
+    char why[160];
+    if (weir__cpulist_parse(ac->cpus, &want, why, sizeof why) < 0)
+        return weir__seterr(-EINVAL, "actor '%s': cpus '%s': %s (a list as taskset -c takes it: "
+                            "\"2\", \"0,2-3\"; NULL: not pinned)", ac->name, ac->cpus, why);
+    if (sched_getaffinity(0, sizeof may, &may) < 0)
+        return weir__seterr(-errno, "actor '%s': sched_getaffinity: %s", ac->name, strerror(errno));
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &want) && !CPU_ISSET(c, &may)) {
+            char mayl[256];
+            weir__cpulist_format(&may, mayl, sizeof mayl);
+            return weir__seterr(-EINVAL, "actor '%s': cpus '%s': CPU %d is not one this process "
+                                "may run on (it may run on %s)", ac->name, ac->cpus, c, mayl);
+        }
+    return 0;
 }
 
 int weir__graph_check_actors(const weir_graph *g)
@@ -438,10 +482,9 @@ int weir__graph_check_actors(const weir_graph *g)
             return weir__seterr(-EINVAL, "actor '%s': max_restarts %u needs WEIR_PROCESS isolation "
                                 "(a thread cannot be restarted)", ac->name, ac->opts.max_restarts);
         }
-        if (ac->opts.cpu < -1 || (ac->opts.cpu >= 0 && !cpu_usable(ac->opts.cpu))) {
-            return weir__seterr(-EINVAL, "actor '%s': cpu %d is not one this process may run on "
-                         "(-1 for no pinning)", ac->name, ac->opts.cpu);
-        }
+        int rc = check_cpus(ac);
+        if (rc < 0)
+            return rc;
         if (ac->opts.node != 0) {
             return weir__seterr(-ENOSYS, "actor '%s': node %d: multi-node graphs are not implemented "
                          "yet (only node 0)", ac->name, ac->opts.node);

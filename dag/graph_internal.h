@@ -18,7 +18,8 @@ struct weir_actor {
     weir_graph *g;
     unsigned idx;
     char name[WEIR_MAX_NAME + 1];
-    weir_actor_opts opts;
+    weir_actor_opts opts; /* opts.cpus points at cpus */
+    char *cpus;           /* the actor's own copy of the CPU list, NULL: not pinned */
     unsigned nmethods;
     struct weir__method *methods;
 };
@@ -36,6 +37,8 @@ struct weir_node {
     /* RET */
     weir_node *call;
     unsigned out;
+    /* weir_node_buffer_bytes: slot size hint of this value's channel; 0: default */
+    size_t buffer_bytes;
 };
 
 struct weir_graph {

@@ -49,6 +49,7 @@
 #include "channels/chan_internal.h"
 #include "channels/err.h"
 #include "compiler/compile.h"
+#include "dag/cpulist.h"
 #include "dag/graph_internal.h"
 #include "engine/engine.h"
 #include "engine/prof.h"
@@ -252,19 +253,18 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
             continue;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
-        if (ar->pa->cpu >= 0) {
-            cpu_set_t set;
-            CPU_ZERO(&set);
-            CPU_SET(ar->pa->cpu, &set);
+        cpu_set_t set;
+        char why[160];
+        if (ar->pa->cpus && weir__cpulist_parse(ar->pa->cpus, &set, why, sizeof why) == 0)
             pthread_attr_setaffinity_np(&attr, sizeof set, &set);
-        }
         weir__add_fetch_acq_rel(&d->refs, 1);
         int rc = pthread_create(&ar->th, &attr, actor_thread_main, ar);
         pthread_attr_destroy(&attr);
         if (rc != 0) {
             weir__sub_fetch_acq_rel(&d->refs, 1);
-            weir__seterr(-rc, "actor '%s': cannot start its thread%s: %s", ar->pa->name,
-                         ar->pa->cpu >= 0 ? " pinned to its CPU" : "", strerror(rc));
+            weir__seterr(-rc, "actor '%s': cannot start its thread%s%s%s: %s", ar->pa->name,
+                         ar->pa->cpus ? " pinned to cpus '" : "", ar->pa->cpus ? ar->pa->cpus : "",
+                         ar->pa->cpus ? "'" : "", strerror(rc));
             goto fail;
         }
         ar->started = 1;

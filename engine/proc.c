@@ -68,6 +68,7 @@
 
 #include "channels/chan_internal.h"
 #include "channels/err.h"
+#include "dag/cpulist.h"
 #include "engine/engine.h"
 #include "engine/prof.h"
 
@@ -174,11 +175,13 @@ int weir__proc_start(struct weir_dag *d, struct actor_rt *a)
         char name[16];
         snprintf(name, sizeof name, "weir:%s", a->pa->name);
         prctl(PR_SET_NAME, name);
-        if (a->pa->cpu >= 0) {
-            cpu_set_t set;
-            CPU_ZERO(&set);
-            CPU_SET(a->pa->cpu, &set);
-            sched_setaffinity(0, sizeof set, &set);
+        cpu_set_t set;
+        char why[160];
+        if (a->pa->cpus && (weir__cpulist_parse(a->pa->cpus, &set, why, sizeof why) < 0 ||
+                            sched_setaffinity(0, sizeof set, &set) < 0)) {
+            snprintf(a->note->text, sizeof a->note->text, "cannot pin to cpus '%s': %s",
+                     a->pa->cpus, strerror(errno));
+            _exit(WEIR__EXIT_INIT);
         }
         /* Its reader ids now belong to this process (liveness checks by pid). */
         for (unsigned c = 0; c < d->plan->nchans; c++) {

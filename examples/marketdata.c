@@ -232,8 +232,8 @@ int main(int argc, char **argv)
     memset(&ls, 0, sizeof ls);
     weir_graph *g = weir_graph_new("marketdata");
     int iso = process ? WEIR_PROCESS : WEIR_THREAD;
-    weir_actor_opts mo = {.state = &ms, .isolation = iso, .cpu = -1},
-                    lo = {.state = &ls, .isolation = iso, .cpu = -1};
+    weir_actor_opts mo = {.state = &ms, .isolation = iso},
+                    lo = {.state = &ls, .isolation = iso};
     weir_actor *parser = weir_actor_new(g, "parser", NULL);
     weir_actor *mom = weir_actor_new(g, "momentum", &mo);
     weir_actor *liq = weir_actor_new(g, "liquidity", &lo);

@@ -220,8 +220,11 @@ static weir_dag *weir_build(const struct bench_dag_shape *s, int proc, size_t n,
     for (int i = 0; i < s->nactors; i++) {
         char name[8];
         snprintf(name, sizeof(name), "%c", 'a' + i);
+        char cpus[16];
+        int cpu = bench_dag_actor_cpu(i);
+        snprintf(cpus, sizeof cpus, "%d", cpu);
         weir_actor_opts o = {.isolation = proc ? WEIR_PROCESS : WEIR_THREAD,
-                             .cpu = bench_dag_actor_cpu(i)};
+                             .cpus = cpu >= 0 ? cpus : NULL};
         weir_actor *a = weir_actor_new(g, name, &o);
         if (!a) {
             snprintf(why, wl, "weir_actor_new: %s", weir_errmsg());

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -652,7 +653,7 @@ Test(dag, execute_timeout_then_next_runs)
 {
     int ms = 300;
     weir_graph *g = weir_graph_new("tmo");
-    weir_actor_opts ao = {.state = &ms, .cpu = -1};
+    weir_actor_opts ao = {.state = &ms};
     weir_actor *a = weir_actor_new(g, "sleeper", &ao);
     weir_node *in = weir_input(g, 0);
     weir_node *x = weir_bind(a, "sleepy", sleepy, &in, 1, 1);
@@ -702,7 +703,7 @@ Test(dag, teardown_names_stuck_actor)
 {
     int ms = 800;
     weir_graph *g = weir_graph_new("stuck");
-    weir_actor_opts ao = {.state = &ms, .cpu = -1};
+    weir_actor_opts ao = {.state = &ms};
     weir_actor *a = weir_actor_new(g, "sleeper", &ao);
     weir_node *in = weir_input(g, 0);
     weir_node *x = weir_bind(a, "sleepy", sleepy, &in, 1, 1);
@@ -736,7 +737,7 @@ Test(dag, teardown_with_timeout_forever_waits_out_a_long_method, .timeout = 60)
 {
     int ms = WEIR_DEFAULT_TIMEOUT_MS + 600;
     weir_graph *g = weir_graph_new("forever");
-    weir_actor_opts ao = {.state = &ms, .cpu = -1};
+    weir_actor_opts ao = {.state = &ms};
     weir_actor *a = weir_actor_new(g, "sleeper", &ao);
     weir_node *in = weir_input(g, 0);
     weir_node *x = weir_bind(a, "sleepy", sleepy, &in, 1, 1);
@@ -763,7 +764,7 @@ Test(dag, timeout_zero_and_below_minus_one)
 {
     int ms = 200;
     weir_graph *g = weir_graph_new("tmo0");
-    weir_actor_opts ao = {.state = &ms, .cpu = -1};
+    weir_actor_opts ao = {.state = &ms};
     weir_actor *a = weir_actor_new(g, "sleeper", &ao);
     weir_node *in = weir_input(g, 0);
     weir_node *x = weir_bind(a, "sleepy", sleepy, &in, 1, 1);
@@ -1034,7 +1035,7 @@ Test(dag, plan_save_load_same_hash)
 Test(dag, restarts_need_processes_and_nodes_are_not_implemented)
 {
     weir_graph *g = weir_graph_new("einval");
-    weir_actor_opts to = {.isolation = WEIR_THREAD, .cpu = -1, .max_restarts = 2};
+    weir_actor_opts to = {.isolation = WEIR_THREAD, .max_restarts = 2};
     weir_actor *a = weir_actor_new(g, "thr", &to);
     weir_node *in = weir_input(g, 0);
     weir_node *x = weir_bind(a, "inc", add_one, &in, 1, 1);
@@ -1043,7 +1044,7 @@ Test(dag, restarts_need_processes_and_nodes_are_not_implemented)
                "actor 'thr': max_restarts 2 needs WEIR_PROCESS isolation");
     weir_graph_free(g);
     g = weir_graph_new("enosys2");
-    weir_actor_opts no = {.node = 1, .cpu = -1};
+    weir_actor_opts no = {.node = 1};
     a = weir_actor_new(g, "remote", &no);
     in = weir_input(g, 0);
     x = weir_bind(a, "inc", add_one, &in, 1, 1);
@@ -1056,14 +1057,14 @@ Test(dag, restarts_need_processes_and_nodes_are_not_implemented)
 Test(dag, regression_bad_cpu_rejected_at_compile)
 {
     weir_graph *g = weir_graph_new("cpu");
-    weir_actor_opts o = {.cpu = 500};
+    weir_actor_opts o = {.cpus = "0,500"};
     weir_actor *a = weir_actor_new(g, "A", &o);
     weir_node *in = weir_input(g, 0);
     weir_node *x = weir_bind(a, "inc", add_one, &in, 1, 1);
     weir_output(g, &x, 1);
     uint64_t t0 = weir_now_ns();
     EXPECT_ERR(weir_compile(g, NULL), -EINVAL,
-               "actor 'A': cpu 500 is not one this process may run on");
+               "actor 'A': cpus '0,500': CPU 500 is not one this process may run on (it may run on ");
     cr_assert(weir_now_ns() - t0 < 100000000ull);
     /* The failed compile did not freeze the graph. */
     cr_assert_not_null(weir_actor_new(g, "B", NULL), "%s", weir_errmsg());
@@ -1081,8 +1082,8 @@ static int init_fails(void *s)
 Test(dag, thread_init_failure_fails_the_compile)
 {
     weir_graph *g = weir_graph_new("tinit");
-    weir_actor_opts ok = {.cpu = -1};
-    weir_actor_opts bad = {.cpu = -1, .init = init_fails};
+    weir_actor_opts ok = {0};
+    weir_actor_opts bad = {.init = init_fails};
     weir_actor *a = weir_actor_new(g, "a", &ok), *b = weir_actor_new(g, "b", &bad);
     weir_node *in = weir_input(g, 0);
     weir_node *x = weir_bind(a, "inc", add_one, &in, 1, 1);
@@ -1094,5 +1095,199 @@ Test(dag, thread_init_failure_fails_the_compile)
                                     "returned -5");
     weir_actor *c = weir_actor_new(g, "c", &ok);
     cr_assert_not_null(c, "the graph was frozen by a failed compile: %s", weir_errmsg());
+    weir_graph_free(g);
+}
+
+/* ---- CPU lists (weir_actor_opts.cpus; issue 13, item 6) ------------------- */
+
+/* Every malformed list is a compile error naming the actor, the list and the fault. */
+Test(dag, cpus_malformed_lists_rejected)
+{
+    static const char *const bad[][2] = {
+        {"", "the list is empty (NULL means not pinned)"},
+        {"x", "'x' is not a CPU number or a range N-M"},
+        {"3-1", "'3-1' is a range that goes down"},
+        {"0,,1", "an empty item"},
+        {"1-", "'1-' is not a CPU number or a range N-M"},
+        {"0, 1", "' 1' is not a CPU number or a range N-M"},
+        {"-1", "'-1' is not a CPU number or a range N-M"},
+        {"0,", "an empty item"},
+        {"99999", "CPU numbers go up to 1023"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        weir_graph *g = weir_graph_new("cpus");
+        weir_actor_opts o = {.cpus = bad[i][0]};
+        weir_actor *a = weir_actor_new(g, "A", &o);
+        weir_node *in = weir_input(g, 0);
+        weir_node *x = weir_bind(a, "inc", add_one, &in, 1, 1);
+        weir_output(g, &x, 1);
+        char want[256];
+        snprintf(want, sizeof want,
+                 "actor 'A': cpus '%s': %s (a list as taskset -c takes it: \"2\", \"0,2-3\"; "
+                 "NULL: not pinned)", bad[i][0], bad[i][1]);
+        weir__seterr(0, "");
+        cr_assert_null(weir_compile(g, NULL), "'%s' compiled", bad[i][0]);
+        cr_assert_eq(weir_errcode(), -EINVAL);
+        cr_assert_str_eq(weir_errmsg(), want);
+        weir_graph_free(g);
+    }
+}
+
+/* The CPUs the calling thread may run on, as a bit mask (CPUs 0..62). */
+static int64_t my_mask(void)
+{
+    cpu_set_t s;
+    if (sched_getaffinity(0, sizeof s, &s) < 0)
+        return -1;
+    int64_t m = 0;
+    for (int c = 0; c < 63; c++)
+        if (CPU_ISSET(c, &s))
+            m |= (int64_t)1 << c;
+    return m;
+}
+static int mask_method(weir_call *c, void *st)
+{
+    (void)st;
+    return out64(c, 0, my_mask());
+}
+
+/* One actor per case, thread and process: a zero-filled struct and NULL opts
+ * are not pinned (the old `int cpu` pinned a zero-filled struct to CPU 0);
+ * a list pins to exactly its CPUs; the plan carries the canonical form. */
+Test(dag, cpus_pin_exactly_and_zero_opts_do_not_pin)
+{
+    int64_t all = my_mask();
+    cr_assert_gt(all, 0);
+    int last = 63 - __builtin_clzll((unsigned long long)all);
+    char lastl[8], both[16];
+    snprintf(lastl, sizeof lastl, "%d", last);
+    snprintf(both, sizeof both, "%d,0", last); /* out of order on purpose */
+    const char *lists[] = {NULL, "0", lastl, both};
+    int64_t want[] = {all, 1, (int64_t)1 << last, 1 | ((int64_t)1 << last)};
+    for (int iso = 0; iso < 2; iso++) {
+        weir_graph *g = weir_graph_new("pin");
+        weir_node *in = weir_input(g, 0);
+        weir_node *outs[5];
+        for (int i = 0; i < 4; i++) {
+            char name[16];
+            snprintf(name, sizeof name, "a%d", i);
+            weir_actor_opts o = {.isolation = iso ? WEIR_PROCESS : WEIR_THREAD, .cpus = lists[i]};
+            weir_actor *a = weir_actor_new(g, name, &o);
+            outs[i] = weir_bind(a, "mask", mask_method, &in, 1, 1);
+        }
+        weir_actor *n = weir_actor_new(g, "nullopts", NULL);
+        outs[4] = weir_bind(n, "mask", mask_method, &in, 1, 1);
+        cr_assert_eq(weir_output(g, outs, 5), 0, "%s", weir_errmsg());
+        weir_dag *d = weir_compile(g, NULL);
+        cr_assert_not_null(d, "%s", weir_errmsg());
+        int64_t zero = 0;
+        weir_buf arg = {&zero, sizeof zero};
+        weir_result *r;
+        cr_assert_eq(weir_execute(d, &arg, 1, &r, 10000), 0, "%s", weir_errmsg());
+        for (int i = 0; i < 4; i++)
+            cr_expect_eq(result64(r, (unsigned)i), want[i], "%s actor %d (cpus %s): mask %llx, want %llx",
+                         iso ? "process" : "thread", i, lists[i] ? lists[i] : "NULL",
+                         (unsigned long long)result64(r, (unsigned)i), (unsigned long long)want[i]);
+        cr_expect_eq(result64(r, 4), all, "NULL opts pinned the actor");
+        weir_result_free(r);
+        char *json = NULL;
+        size_t jn = 0;
+        FILE *f = open_memstream(&json, &jn);
+        cr_assert_eq(weir_dag_write_json(d, f), 0);
+        fclose(f);
+        char canon[48];
+        if (last == 0)
+            snprintf(canon, sizeof canon, "\"cpus\":\"0\"");
+        else if (last == 1)
+            snprintf(canon, sizeof canon, "\"cpus\":\"0-1\"");
+        else
+            snprintf(canon, sizeof canon, "\"cpus\":\"0,%d\"", last);
+        cr_expect(strstr(json, "\"name\":\"a0\",\"node\":0,\"isolation\":") &&
+                      strstr(json, "\"cpus\":null"), "%s", json);
+        cr_expect(strstr(json, canon), "plan lacks %s: %s", canon, json);
+        free(json);
+        cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+        weir_graph_free(g);
+    }
+}
+
+/* ---- per-value slot sizes (weir_node_buffer_bytes; issue 13, item 7) ------ */
+
+static int make_image(weir_call *c, void *st)
+{
+    (void)st;
+    size_t n;
+    const int64_t *x = weir_call_in(c, 0, &n);
+    uint8_t *p = weir_call_out(c, 0, 262144);
+    if (!p)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    for (size_t i = 0; i < 262144; i++)
+        p[i] = (uint8_t)(*x + (int64_t)i * 7);
+    uint8_t *q = weir_call_out(c, 1, 8);
+    memcpy(q, x, 8);
+    return 0;
+}
+static int sum_image(weir_call *c, void *st)
+{
+    (void)st;
+    size_t n;
+    const uint8_t *p = weir_call_in(c, 0, &n);
+    int64_t s = (int64_t)n * 1000000;
+    for (size_t i = 0; i < n; i++)
+        s += p[i];
+    return out64(c, 0, s);
+}
+
+/* A 256 KiB image channel and 8-byte argument channels in one dag: each
+ * channel is sized from its hint (the image's slots hold it from the first
+ * message: no growth), the others keep the default; every output checked. */
+Test(dag, buffer_bytes_hint_sizes_each_channel)
+{
+    weir_graph *g = weir_graph_new("img");
+    weir_actor *a = weir_actor_new(g, "cam", NULL), *b = weir_actor_new(g, "sum", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *call = weir_bind(a, "shoot", make_image, &in, 1, 2);
+    weir_node *img = weir_ret(call, 0), *echo = weir_ret(call, 1);
+    cr_assert_eq(weir_node_buffer_bytes(img, 262144), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir_node_buffer_bytes(in, 8), 0, "%s", weir_errmsg());
+    weir_node *s = weir_bind(b, "sum", sum_image, &img, 1, 1);
+    weir_node *outs[2] = {s, echo};
+    cr_assert_eq(weir_output(g, outs, 2), 0, "%s", weir_errmsg());
+    /* A multi-output call itself takes no hint; nor does an oversized one. */
+    weir__seterr(0, "");
+    cr_assert_eq(weir_node_buffer_bytes(call, 64), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'img': node 1 (cam.shoot) has 2 outputs: give the size of "
+                                    "each of its weir_ret() picks");
+    cr_assert_eq(weir_node_buffer_bytes(img, WEIR_CHAN_MAX_SLOT + 1), -EINVAL);
+    cr_assert(strstr(weir_errmsg(), "buffer_bytes 17179869185 is over the channel limit"), "%s",
+              weir_errmsg());
+    weir_compile_opts co = {.buffer_bytes = 256};
+    weir_dag *d = weir_compile(g, &co);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    for (int64_t i = 0; i < 200; i++) {
+        weir_buf arg = {&i, sizeof i};
+        weir_result *r;
+        cr_assert_eq(weir_execute(d, &arg, 1, &r, 10000), 0, "%s", weir_errmsg());
+        int64_t want = 262144LL * 1000000;
+        for (size_t k = 0; k < 262144; k++)
+            want += (uint8_t)(i + (int64_t)k * 7);
+        cr_assert_eq(result64(r, 0), want);
+        cr_assert_eq(result64(r, 1), i);
+        weir_result_free(r);
+    }
+    unsigned found = 0;
+    for (unsigned c = 0; c < weir_dag_nchannels(d); c++) {
+        struct weir_chan_stats st;
+        cr_assert_eq(weir_dag_chan_stats(d, c, &st), 0);
+        size_t want = !strcmp(st.name, "cam.shoot.out0") ? 262144 : !strcmp(st.name, "arg0") ? 8 : 256;
+        cr_expect_eq(st.slot_bytes, want, "channel '%s': slot %zu, want %zu", st.name, st.slot_bytes,
+                     want);
+        cr_expect_eq(st.grows, 0, "channel '%s' grew %llu times", st.name,
+                     (unsigned long long)st.grows);
+        found += !strcmp(st.name, "cam.shoot.out0") + !strcmp(st.name, "arg0");
+    }
+    cr_assert_eq(found, 2);
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir_node_buffer_bytes(in, 16), -EBUSY);
     weir_graph_free(g);
 }

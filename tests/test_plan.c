@@ -78,7 +78,6 @@ static uint32_t add_actor(struct weir__plan *p, const char *name, uint32_t nregs
     p->actors = grow(p->actors, p->nactors, sizeof *p->actors);
     struct weir__plan_actor *a = &p->actors[p->nactors];
     a->name = xstrdup(name);
-    a->cpu = -1;
     a->isolation = WEIR_THREAD;
     a->nregs = nregs;
     return p->nactors++;
@@ -208,7 +207,7 @@ static struct weir__plan *diamond_plan(void)
     p->timeout_ms = -1;
     uint32_t src = add_actor(p, "src", 4), left = add_actor(p, "left", 2);
     uint32_t right = add_actor(p, "right", 2), join = add_actor(p, "join", 4);
-    p->actors[left].cpu = 1;
+    p->actors[left].cpus = xstrdup("1");
     p->actors[right].isolation = WEIR_PROCESS;
     p->actors[join].node = 1;
     add_method(p, src, "split", 2, 2);
@@ -402,7 +401,7 @@ Test(plan, canonical_json_is_pinned)
     const char *want =
         "{\"graph\":\"chain\",\"nargs\":1,\"max_inflight\":4,\"depth\":4,\"buffer_bytes\":1024,"
         "\"transport\":0,\"timeout_ms\":5000,\"max_buffered\":64,\"actors\":["
-        "{\"name\":\"a\",\"node\":0,\"isolation\":0,\"cpu\":-1,\"methods\":["
+        "{\"name\":\"a\",\"node\":0,\"isolation\":0,\"cpus\":null,\"methods\":["
         "{\"name\":\"f\",\"nin\":1,\"nout\":1},{\"name\":\"h\",\"nin\":1,\"nout\":1}],"
         "\"nregs\":3,\"ops\":["
         "{\"kind\":\"READ\",\"chan\":0,\"reg\":0},"
@@ -410,7 +409,7 @@ Test(plan, canonical_json_is_pinned)
         "{\"kind\":\"RELEASE\",\"chan\":0,\"reg\":0},"
         "{\"kind\":\"CALL\",\"method\":1,\"node\":2,\"in\":[1],\"out\":[2]},"
         "{\"kind\":\"WRITE\",\"chan\":1,\"reg\":2}]},"
-        "{\"name\":\"b\",\"node\":0,\"isolation\":0,\"cpu\":-1,\"methods\":["
+        "{\"name\":\"b\",\"node\":0,\"isolation\":0,\"cpus\":null,\"methods\":["
         "{\"name\":\"g\",\"nin\":1,\"nout\":1}],\"nregs\":2,\"ops\":["
         "{\"kind\":\"READ\",\"chan\":1,\"reg\":0},"
         "{\"kind\":\"CALL\",\"method\":0,\"node\":3,\"in\":[0],\"out\":[1]},"
@@ -472,7 +471,7 @@ Test(plan, hash_is_stable_and_sensitive)
     EDIT(max_buffered, 65);
     EDIT(actors[0].node, 2);
     EDIT(actors[0].isolation, 1);
-    EDIT(actors[1].cpu, 0);
+    EDIT(actors[1].cpus, (char *)"0");
     EDIT(actors[1].nregs, 9);
     EDIT(actors[0].methods[1].nin, 2);
     EDIT(actors[0].methods[1].nout, 2);
@@ -938,7 +937,7 @@ Test(plan, listing_and_dot)
     cr_expect(strstr(txt, "    2 WRITE   r1 -> left.f.out0"), "%s", txt);
     cr_expect(strstr(txt, "    3 RELEASE r0 (src.split.out0)"), "%s", txt);
     cr_expect(strstr(txt, "actor 2 'right'  node 0, process, unpinned"), "%s", txt);
-    cr_expect(strstr(txt, "actor 1 'left'  node 0, thread, cpu 1"), "%s", txt);
+    cr_expect(strstr(txt, "actor 1 'left'  node 0, thread, cpus 1"), "%s", txt);
     cr_expect(strstr(txt, "1 <- src.split.out1 (channel 3)"), "%s", txt);
 
     cr_expect(strstr(dot, "digraph \"diamond\" {") == dot, "%s", dot);

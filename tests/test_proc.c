@@ -92,9 +92,9 @@ static int fail_sevens(weir_call *c, void *st)
 static weir_dag *diamond(weir_graph **gp, int iso_f, int iso_j)
 {
     weir_graph *g = weir_graph_new("mixed");
-    weir_actor_opts t = {.isolation = WEIR_THREAD, .cpu = -1};
-    weir_actor_opts pf = {.isolation = iso_f, .cpu = -1};
-    weir_actor_opts pj = {.isolation = iso_j, .cpu = -1};
+    weir_actor_opts t = {.isolation = WEIR_THREAD};
+    weir_actor_opts pf = {.isolation = iso_f};
+    weir_actor_opts pj = {.isolation = iso_j};
     weir_actor *p = weir_actor_new(g, "parse", &t), *f1 = weir_actor_new(g, "f1", &pf),
                *f2 = weir_actor_new(g, "f2", &pf), *j = weir_actor_new(g, "join", &t),
                *k = weir_actor_new(g, "check", &pj);
@@ -217,7 +217,7 @@ Test(proc, init_and_fini_run_in_the_actor_process)
     cr_assert_eq(pipe(pfd), 0);
     struct pstate st = {.init_pid = 0, .calls = 0, .fini_fd = pfd[1]};
     weir_graph *g = weir_graph_new("initfini");
-    weir_actor_opts o = {.state = &st, .isolation = WEIR_PROCESS, .cpu = -1,
+    weir_actor_opts o = {.state = &st, .isolation = WEIR_PROCESS,
                          .init = st_init, .fini = st_fini};
     weir_actor *a = weir_actor_new(g, "worker", &o);
     weir_node *in = weir_input(g, 0);
@@ -260,7 +260,7 @@ static int bad_init(void *s)
 Test(proc, init_failure_fails_the_compile)
 {
     weir_graph *g = weir_graph_new("badinit");
-    weir_actor_opts o = {.isolation = WEIR_PROCESS, .cpu = -1, .init = bad_init};
+    weir_actor_opts o = {.isolation = WEIR_PROCESS, .init = bad_init};
     weir_actor *a = weir_actor_new(g, "loader", &o);
     weir_node *in = weir_input(g, 0);
     weir_node *x = weir_bind(a, "inc", add_one, &in, 1, 1);
@@ -306,8 +306,8 @@ static int pass1(weir_call *c, void *s)
 static void death_case(int how, const char *want_how)
 {
     weir_graph *g = weir_graph_new("death");
-    weir_actor_opts t = {.isolation = WEIR_THREAD, .cpu = -1};
-    weir_actor_opts p = {.state = &how, .isolation = WEIR_PROCESS, .cpu = -1};
+    weir_actor_opts t = {.isolation = WEIR_THREAD};
+    weir_actor_opts p = {.state = &how, .isolation = WEIR_PROCESS};
     weir_actor *a = weir_actor_new(g, "front", &t);
     weir_actor *v = weir_actor_new(g, "victim", &p);
     weir_actor *b = weir_actor_new(g, "back", &t);
@@ -396,7 +396,7 @@ Test(proc, death_while_idle_fails_the_next_execution)
 {
     int how = -1;
     weir_graph *g = weir_graph_new("idle");
-    weir_actor_opts p = {.state = &how, .isolation = WEIR_PROCESS, .cpu = -1};
+    weir_actor_opts p = {.state = &how, .isolation = WEIR_PROCESS};
     weir_actor *v = weir_actor_new(g, "victim", &p);
     weir_node *in = weir_input(g, 0);
     weir_node *y = weir_bind(v, "boom", boom, &in, 1, 2);
@@ -433,7 +433,7 @@ static int sleepy(weir_call *c, void *s)
 Test(proc, teardown_kills_a_stuck_process_actor)
 {
     weir_graph *g = weir_graph_new("stuckp");
-    weir_actor_opts p = {.isolation = WEIR_PROCESS, .cpu = -1};
+    weir_actor_opts p = {.isolation = WEIR_PROCESS};
     weir_actor *a = weir_actor_new(g, "sleeper", &p);
     weir_node *in = weir_input(g, 0);
     weir_node *x = weir_bind(a, "sleepy", sleepy, &in, 1, 1);
@@ -475,7 +475,7 @@ Test(proc, driver_death_takes_actors_with_it)
     if (drv == 0) {
         close(pfd[0]);
         weir_graph *g = weir_graph_new("orphans");
-        weir_actor_opts p = {.isolation = WEIR_PROCESS, .cpu = -1};
+        weir_actor_opts p = {.isolation = WEIR_PROCESS};
         weir_actor *a = weir_actor_new(g, "a", &p), *b = weir_actor_new(g, "b", &p);
         weir_node *in = weir_input(g, 0);
         weir_node *outs[2] = {weir_bind(a, "pid", report_pid, &in, 1, 1),
@@ -544,8 +544,8 @@ Test(proc, restarts_fail_only_the_crashed_execution)
 {
     struct rstate st = {0};
     weir_graph *g = weir_graph_new("restart");
-    weir_actor_opts t = {.isolation = WEIR_THREAD, .cpu = -1};
-    weir_actor_opts p = {.state = &st, .isolation = WEIR_PROCESS, .cpu = -1, .init = r_init,
+    weir_actor_opts t = {.isolation = WEIR_THREAD};
+    weir_actor_opts p = {.state = &st, .isolation = WEIR_PROCESS, .init = r_init,
                          .max_restarts = 2};
     weir_actor *front = weir_actor_new(g, "front", &t);
     weir_actor *x = weir_actor_new(g, "crashy", &p);
@@ -630,7 +630,7 @@ Test(proc, restart_after_idle_kill_fails_nothing)
 {
     struct rstate st = {0};
     weir_graph *g = weir_graph_new("idlerestart");
-    weir_actor_opts p = {.state = &st, .isolation = WEIR_PROCESS, .cpu = -1, .init = r_init,
+    weir_actor_opts p = {.state = &st, .isolation = WEIR_PROCESS, .init = r_init,
                          .max_restarts = 1};
     weir_actor *x = weir_actor_new(g, "crashy", &p);
     weir_node *in = weir_input(g, 0);
@@ -694,7 +694,7 @@ Test(proc, regression_crash_not_retried_after_failed_replacement)
     shc = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     cr_assert(shc != MAP_FAILED);
     weir_graph *g = weir_graph_new("retry");
-    weir_actor_opts o = {.cpu = -1, .isolation = WEIR_PROCESS, .init = init_second_fails,
+    weir_actor_opts o = {.isolation = WEIR_PROCESS, .init = init_second_fails,
                          .max_restarts = 2};
     weir_actor *a = weir_actor_new(g, "p", &o);
     weir_node *in = weir_input(g, 0);
@@ -741,8 +741,8 @@ Test(proc, regression_clean_exit_after_upstream_death_is_not_restarted)
     shc = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     cr_assert(shc != MAP_FAILED);
     weir_graph *g = weir_graph_new("clean");
-    weir_actor_opts pa = {.cpu = -1, .isolation = WEIR_PROCESS};
-    weir_actor_opts pb = {.cpu = -1, .isolation = WEIR_PROCESS, .init = count_init,
+    weir_actor_opts pa = {.isolation = WEIR_PROCESS};
+    weir_actor_opts pb = {.isolation = WEIR_PROCESS, .init = count_init,
                           .max_restarts = 3};
     weir_actor *a = weir_actor_new(g, "A", &pa), *b = weir_actor_new(g, "B", &pb);
     weir_node *in = weir_input(g, 0);
@@ -799,8 +799,8 @@ static int count_threads_named(const char *name)
 Test(proc, regression_teardown_kill_releases_waiting_thread)
 {
     weir_graph *g = weir_graph_new("leak");
-    weir_actor_opts p = {.cpu = -1, .isolation = WEIR_PROCESS};
-    weir_actor_opts t = {.cpu = -1, .isolation = WEIR_THREAD};
+    weir_actor_opts p = {.isolation = WEIR_PROCESS};
+    weir_actor_opts t = {.isolation = WEIR_THREAD};
     weir_actor *pp = weir_actor_new(g, "P", &p), *tt = weir_actor_new(g, "T", &t);
     weir_node *in = weir_input(g, 0);
     weir_node *x = weir_bind(pp, "slow", slow3s, &in, 1, 1);
@@ -845,7 +845,7 @@ static int stuck_init(void *s)
 Test(proc, regression_stuck_in_init_is_named)
 {
     weir_graph *g = weir_graph_new("initstuck");
-    weir_actor_opts p = {.cpu = -1, .isolation = WEIR_PROCESS, .init = stuck_init};
+    weir_actor_opts p = {.isolation = WEIR_PROCESS, .init = stuck_init};
     weir_actor *a = weir_actor_new(g, "A", &p);
     weir_node *in = weir_input(g, 0);
     weir_node *x = weir_bind(a, "m", never_called, &in, 1, 1);
@@ -883,7 +883,7 @@ static void chan_inodes(struct inoset *s)
     cr_assert_not_null(dir);
     struct dirent *e;
     while ((e = readdir(dir))) {
-        char path[64], link[256];
+        char path[300], link[256];
         snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
         ssize_t n = readlink(path, link, sizeof link - 1);
         if (n <= 0)
@@ -913,7 +913,7 @@ static int inherit_probe(weir_call *c, void *st)
     now.n = 0;
     struct dirent *e;
     while (dir && (e = readdir(dir))) {
-        char path[64], link[256];
+        char path[300], link[256];
         snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
         ssize_t n = readlink(path, link, sizeof link - 1);
         struct stat sb;
@@ -932,7 +932,7 @@ static int inherit_probe(weir_call *c, void *st)
         unsigned long ino = 0;
         char perm[8], dev[16];
         unsigned long long off;
-        if (sscanf(line, "%*llx-%*llx %7s %llx %15s %lu", perm, &off, dev, &ino) == 4 && ino &&
+        if (sscanf(line, "%*s %7s %llx %15s %lu", perm, &off, dev, &ino) == 4 && ino &&
             in_set(&first_dag, ino))
             maps++;
     }
@@ -954,7 +954,7 @@ Test(proc, process_actor_drops_other_dags_fds_and_mappings)
 
     /* The first dag: thread actors, a chain of two (three channels). */
     weir_graph *g1 = weir_graph_new("first");
-    weir_actor_opts t = {.cpu = -1};
+    weir_actor_opts t = {0};
     weir_actor *a1 = weir_actor_new(g1, "a", &t);
     weir_actor *b1 = weir_actor_new(g1, "b", &t);
     weir_node *in1 = weir_input(g1, 0);
@@ -973,7 +973,7 @@ Test(proc, process_actor_drops_other_dags_fds_and_mappings)
 
     /* The second dag: one process actor that looks at what it inherited. */
     weir_graph *g2 = weir_graph_new("second");
-    weir_actor_opts p = {.isolation = WEIR_PROCESS, .cpu = -1};
+    weir_actor_opts p = {.isolation = WEIR_PROCESS};
     weir_actor *a2 = weir_actor_new(g2, "probe", &p);
     weir_node *in2 = weir_input(g2, 0);
     weir_node *z = weir_bind(a2, "probe", inherit_probe, &in2, 1, 1);

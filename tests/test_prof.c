@@ -153,9 +153,9 @@ static weir_dag *chain_opts(weir_graph **gp, const char *name, int a_process,
                             const weir_compile_opts *o)
 {
     weir_graph *g = weir_graph_new(name);
-    weir_actor_opts pa = {.cpu = -1, .isolation = a_process ? WEIR_PROCESS : WEIR_THREAD,
+    weir_actor_opts pa = {.isolation = a_process ? WEIR_PROCESS : WEIR_THREAD,
                           .max_restarts = a_process ? 1 : 0};
-    weir_actor_opts pb = {.cpu = -1};
+    weir_actor_opts pb = {0};
     weir_actor *a = weir_actor_new(g, "a", &pa), *b = weir_actor_new(g, "b", &pb);
     weir_node *in = weir_input(g, 0);
     weir_node *x = weir_bind(a, "inc", a_process ? crash5 : inc, &in, 1, 1);

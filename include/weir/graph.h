@@ -47,8 +47,12 @@ typedef struct weir_actor_opts {
     void *state;   /* handed to every method of this actor; owned by the caller */
     int node;      /* rank that hosts the actor; 0 is the driver's */
     int isolation; /* WEIR_THREAD (default) or WEIR_PROCESS */
-    int cpu;       /* pin to this CPU; -1: no pinning (the default when opts is NULL).
-                      Note: a zero-filled struct pins to CPU 0; set cpu = -1 yourself. */
+    const char *cpus; /* pin to these CPUs: a list as `taskset -c` takes it ("2", "0,2-3");
+                         NULL: not pinned (the default, and what a zero-filled struct
+                         means). Copied by weir_actor_new. A list that does not parse, or
+                         names a CPU this process may not run on, fails weir_compile
+                         with -EINVAL naming the actor. (Was `int cpu`, whose zero
+                         value pinned to CPU 0.) */
     /*
      * Optional. init runs once in the actor's own thread or process before
      * its first execution (so a WEIR_PROCESS actor creates what `state`
@@ -85,6 +89,19 @@ WEIR_API weir_node *weir_bind(weir_actor *a, const char *method, weir_method_fn 
 
 /* Output i of a call (needed for calls with nout > 1; allowed for any call). */
 WEIR_API weir_node *weir_ret(weir_node *call, unsigned i);
+
+/*
+ * Size hint for the channel that carries value n (an input, a
+ * single-output call, or a weir_ret() pick): its slots start at `bytes`
+ * instead of weir_compile_opts.buffer_bytes, so a dag whose images are
+ * 256 KiB keeps its 8-byte argument channels small. A message larger than
+ * the slot still grows the channel; a value passed inside one actor has no
+ * channel and the hint has no effect there. 0 restores the default. The
+ * plan records each channel's size (weir-plan show). 0, or -EINVAL (NULL,
+ * a multi-output call: hint its weir_ret() picks; bytes over
+ * WEIR_CHAN_MAX_SLOT), or -EBUSY once the graph was compiled.
+ */
+WEIR_API int weir_node_buffer_bytes(weir_node *n, size_t bytes);
 
 /*
  * Declare the graph's outputs, in order (replaces an earlier declaration).
