@@ -798,6 +798,12 @@ static int direct(weir__tp_pipe *p, uint8_t *d, size_t len, int timeout_ms, size
 static int u_recv_into(weir__tp_pipe *p, void *buf, size_t len, int timeout_ms)
 {
     uint8_t *d = buf;
+    if (p->have && p->clen - p->coff > len) {
+        /* The common case of a frame header or a small payload: all buffered. */
+        memcpy(d, p->bufs + (size_t)p->bid * BUFSZ + p->coff, len);
+        p->coff += len;
+        return 0;
+    }
     while (len) {
         if (p->have) {
             struct weir__tp_chunk ch;
