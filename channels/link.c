@@ -924,11 +924,13 @@ static void *receiver_rx(void *arg)
                 fail(l, r);
                 break;
             }
-            /* Status first: whoever sees w closed then sees the link ended. */
+            /* The final ACK before w closes: a reader that sees w closed may
+             * free this link at once, and the sender needs that ACK to end
+             * cleanly. Status next: whoever sees w closed sees the link ended. */
             weir__store_release(&l->ended, 1);
+            send_ack(l, p, l->expected);
             end_clean(l, "stream ended (the sender's channel closed)");
             weir_chan_close(l->ch);
-            send_ack(l, p, l->expected);
             r = -EPIPE;
             break;
         case WEIR__FR_HEARTBEAT:

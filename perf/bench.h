@@ -69,7 +69,7 @@ struct bench_row {
     double p50_ns; /* latency percentiles: chan one way (ping-pong round trip / 2);
                       dag the whole round trip of one execution */
     double p99_ns;
-    char notes[96];
+    char notes[160];
     int failed;  /* the case ran and failed: error holds why */
     int skipped; /* the case could not run here: error holds why */
     char error[BENCH_ERR_LEN];
@@ -99,6 +99,21 @@ int bench_svg_write(const char *dir, const char *cmd, const struct bench_row *ro
 
 /* A note printed in the table (stdout) or collected for JSON ("notes"). */
 void bench_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Append "; text" to the notes of an emitted row that ran (name, impl and
+ * msg_bytes match; readers ignored): figures computed from other rows, such
+ * as ratios beside each figure, once every round ran. No row: nothing.
+ */
+void bench_annotate(const char *name, const char *impl, size_t msg_bytes, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Note the load average and warn when other tasks were runnable at start. */
+void bench_note_load(void);
+
+/* Run plan() bench_opts.rounds times (bench_opts.round set), noting the CPU
+ * parallelism (bench_parallelism) before and after each round. */
+void bench_rounds(void (*plan)(void));
 
 /* Should a case with this name/impl run (filter) ? */
 int bench_selected(const char *name, const char *impl);
@@ -294,6 +309,7 @@ void bench_set_columns(const char *rate_key, const char *rate_col, const char *r
 /* Subcommands. */
 int bench_cmd_chan(int argc, char **argv);
 int bench_cmd_dag(int argc, char **argv);
+int bench_cmd_net(int argc, char **argv);
 
 /* ----------------------------------------------------- ping-pong clock */
 

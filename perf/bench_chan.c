@@ -396,33 +396,7 @@ static const size_t sizes[] = {8, 64, 1024, 65536, 1048576};
 
 static void legend(void)
 {
-    /* Other work on the machine moves every figure: say how busy it was. */
-    FILE *f = fopen("/proc/loadavg", "r");
-    char load[128] = "?";
-    if (f) {
-        if (fgets(load, sizeof(load), f)) load[strcspn(load, "\n")] = 0;
-        fclose(f);
-    }
-    bench_note("load average at start: %s (figures assume an otherwise idle machine)", load);
-    /* The 4th field is runnable/total tasks and counts us: take the least of a
-     * few samples, so a task that was runnable for an instant does not count. */
-    int running = 1 << 30;
-    for (int i = 0; i < 5; i++) {
-        int r = 0, total = 0;
-        char buf[128] = "";
-        FILE *lf = fopen("/proc/loadavg", "r");
-        if (lf) {
-            if (!fgets(buf, sizeof(buf), lf)) buf[0] = 0;
-            fclose(lf);
-        }
-        if (sscanf(buf, "%*f %*f %*f %d/%d", &r, &total) == 2 && r < running) running = r;
-        struct timespec ts = {0, 10000000L};
-        nanosleep(&ts, NULL);
-    }
-    if (running != 1 << 30 && running > 1)
-        bench_note("WARNING: %d other runnable task(s) at start: other work shares the 2 CPUs, "
-                   "cross-CPU figures will be low and noisy (see the CPU parallelism notes)",
-                   running - 1);
+    bench_note_load();
     bench_note("weir-bench chan%s: %d round(s) (the whole plan runs %d time(s), so cases "
                "interleave; each row is its best round), each case %llu ms or %llu messages per "
                "round (ping-pong: %llu round trips), call timeout %d ms",
@@ -543,14 +517,7 @@ int bench_cmd_chan(int argc, char **argv)
     }
     uint64_t t0 = bench_now_ns();
     legend();
-    for (bench_opts.round = 0; bench_opts.round < bench_opts.rounds; bench_opts.round++) {
-        double par0 = bench_parallelism();
-        plan();
-        double par1 = bench_parallelism();
-        bench_note("round %d/%d: CPU parallelism %.2f before, %.2f after (2.00: both CPUs ran "
-                   "at once; near 1: the VM's vCPUs shared a core and cross-CPU figures suffer)",
-                   bench_opts.round + 1, bench_opts.rounds, par0, par1);
-    }
+    bench_rounds(plan);
     bench_iceoryx_stop();
     ratios();
     bench_note("wall time %.1f s", (double)(bench_now_ns() - t0) / 1e9);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct bench_opts bench_opts = {
@@ -36,6 +37,10 @@ static const struct cmd cmds[] = {
      "compiled graphs (1 actor, chain of 4, diamond, fan-out to 4), threads and processes:\n"
      "           round-trip latency and pipelined executions/s, beside a plain call loop\n"
      "           and a hand-written pthread pipeline"},
+    {"net", bench_cmd_net,
+     "links over TCP (weir-uring, weir-zmq) beside raw TCP and ZeroMQ, loopback and a\n"
+     "           veth pair between network namespaces: throughput 64 B..1 MiB, 64 B ping-pong\n"
+     "           ('weir-bench net --help')"},
 };
 
 static void usage(FILE *f)
@@ -481,6 +486,66 @@ void bench_ratio(const char *key, const char *desc, double num, double den, cons
         q->value = -1;
         snprintf(q->why, sizeof(q->why), "%s", why_missing ? why_missing : "a case is missing");
     }
+}
+
+void bench_note_load(void)
+{
+    /* Other work on the machine moves every figure: say how busy it was. */
+    FILE *f = fopen("/proc/loadavg", "r");
+    char load[128] = "?";
+    if (f) {
+        if (fgets(load, sizeof(load), f)) load[strcspn(load, "\n")] = 0;
+        fclose(f);
+    }
+    bench_note("load average at start: %s (figures assume an otherwise idle machine)", load);
+    /* The 4th field is runnable/total tasks and counts us: take the least of a
+     * few samples, so a task that was runnable for an instant does not count. */
+    int running = 1 << 30;
+    for (int i = 0; i < 5; i++) {
+        int r = 0, total = 0;
+        char buf[128] = "";
+        FILE *lf = fopen("/proc/loadavg", "r");
+        if (lf) {
+            if (!fgets(buf, sizeof(buf), lf)) buf[0] = 0;
+            fclose(lf);
+        }
+        if (sscanf(buf, "%*f %*f %*f %d/%d", &r, &total) == 2 && r < running) running = r;
+        struct timespec ts = {0, 10000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (running != 1 << 30 && running > 1)
+        bench_note("WARNING: %d other runnable task(s) at start: other work shares the 2 CPUs, "
+                   "cross-CPU figures will be low and noisy (see the CPU parallelism notes)",
+                   running - 1);
+}
+
+void bench_rounds(void (*plan)(void))
+{
+    for (bench_opts.round = 0; bench_opts.round < bench_opts.rounds; bench_opts.round++) {
+        double par0 = bench_parallelism();
+        plan();
+        double par1 = bench_parallelism();
+        bench_note("round %d/%d: CPU parallelism %.2f before, %.2f after (2.00: both CPUs ran "
+                   "at once; near 1: the VM's vCPUs shared a core and cross-CPU figures suffer)",
+                   bench_opts.round + 1, bench_opts.rounds, par0, par1);
+    }
+}
+
+void bench_annotate(const char *name, const char *impl, size_t msg_bytes, const char *fmt, ...)
+{
+    struct bench_row *r = NULL;
+    for (size_t i = 0; i < nrows && !r; i++)
+        if (!strcmp(rows[i].name, name) && !strcmp(rows[i].impl, impl) &&
+            rows[i].msg_bytes == msg_bytes && !rows[i].failed && !rows[i].skipped)
+            r = &rows[i];
+    if (!r) return;
+    size_t off = strlen(r->notes);
+    if (off + 3 >= sizeof(r->notes)) return;
+    if (off) off += (size_t)snprintf(r->notes + off, sizeof(r->notes) - off, "; ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->notes + off, sizeof(r->notes) - off, fmt, ap);
+    va_end(ap);
 }
 
 static void json_str(const char *s)

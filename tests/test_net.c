@@ -246,6 +246,68 @@ Test(net, loopback_small_stream, .timeout = 60)
     run_stream("tcp://127.0.0.1:0", 20000, SMALL_MAX, 1, 8, 0);
 }
 
+/* The receiving side frees its link the moment its reader sees the end: the
+ * final ACK must already be on its way, so the sender still ends cleanly. */
+struct quick_rx {
+    weir_chan *w;
+    weir_link *rx;
+    int id;
+    uint64_t got;
+    int end;
+};
+
+static void *quick_rx_thr(void *p)
+{
+    struct quick_rx *q = p;
+    for (;;) {
+        weir_chan_msg m;
+        int r = weir_chan_read_msg(q->w, q->id, &m, TMO);
+        if (r < 0) {
+            q->end = r;
+            break;
+        }
+        q->got++;
+        weir_chan_release(q->w, q->id);
+    }
+    weir_link_free(q->rx); /* at once, as a process about to exit would */
+    q->rx = NULL;
+    return NULL;
+}
+
+Test(net, receiver_frees_at_end_sender_ends_clean, .timeout = 120)
+{
+    for (int it = 0; it < 40; it++) {
+        weir_chan *c = mkchan("c", 8, 256), *w = mkchan("w", 8, 256);
+        struct quick_rx q = {.w = w, .id = weir_chan_register_reader(w)};
+        cr_assert_geq(q.id, 0);
+        q.rx = weir_link_listen(w, "tcp://127.0.0.1:0", &(weir_link_opts){.timeout_ms = 2000});
+        cr_assert_not_null(q.rx, "%s", weir_errmsg());
+        char ep[80];
+        snprintf(ep, sizeof ep, "%s", weir_link_endpoint(q.rx));
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, quick_rx_thr, &q), 0);
+        weir_link *tx = weir_link_connect(c, ep, &(weir_link_opts){.timeout_ms = 2000});
+        cr_assert_not_null(tx, "%s", weir_errmsg());
+        for (uint64_t s = 0; s < 50; s++) {
+            void *slot = weir_chan_reserve(c, 64, TMO);
+            cr_assert_not_null(slot, "%s", weir_errmsg());
+            t_fill(slot, 64, s);
+            cr_assert_eq(weir_chan_commit(c, 64), 0);
+        }
+        weir_chan_close(c);
+        pthread_join(t, NULL);
+        cr_assert_eq(q.end, -EPIPE);
+        cr_assert_eq(q.got, 50);
+        int st = 0;
+        for (int k = 0; k < 1000 && (st = weir_link_status(tx)) == 0; k++)
+            t_sleep_ms(2);
+        cr_assert_eq(st, -EPIPE, "iteration %d: %s", it, weir_errmsg());
+        cr_assert_eq(weir_link_free(tx), -EPIPE);
+        weir_chan_free(c);
+        weir_chan_free(w);
+    }
+}
+
 Test(net, loopback_3_readers_million, .timeout = 600)
 {
     /* 10^6 messages optimized; 30000 under ASan/TSan (every byte is checked by

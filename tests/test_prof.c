@@ -616,3 +616,41 @@ Test(prof, weir_bench_svg_puts_weir_beside_its_baseline)
     cr_assert_str_eq(out, "[2, 2] ['weir tput.thr.read r1', 'pipe tput.proc.copy r1'] 1\n");
     free(out);
 }
+
+/* weir-bench net's command line: help, bad arguments, the case list (nothing runs). */
+Test(prof, weir_bench_net_cli)
+{
+    int st;
+    char *out = run(WEIR_BENCH " net --help 2>&1", &st);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert(strncmp(out, "usage: weir-bench net [options]\n", 32) == 0, "%s", out);
+    cr_assert_not_null(strstr(out, "tcp-spin"), "%s", out);
+    free(out);
+    static const struct {
+        const char *args, *err;
+    } bad[] = {
+        {"--bogus", "weir-bench net: unknown option '--bogus' (try 'weir-bench --help')\n"},
+        {"--rounds 0", "weir-bench net: --rounds wants 1..9, not '0'\n"},
+        {"extra", "weir-bench net: unexpected argument 'extra' (try 'weir-bench --help')\n"},
+        {"--filter", "weir-bench net: option '--filter' needs a value (try 'weir-bench --help')\n"},
+        {"--svg /tmp", "weir-bench net: --svg does not apply to net (try 'weir-bench net --help')\n"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, WEIR_BENCH " net %s 2>&1 >/dev/null", bad[i].args);
+        out = run(cmd, &st);
+        cr_assert_eq(st, 2, "%s: status %d: %s", bad[i].args, st, out);
+        cr_assert_str_eq(out, bad[i].err);
+        free(out);
+    }
+    /* --list: every case once, nothing measured, no namespace made. */
+    out = run(WEIR_BENCH " net --list --filter tput.lo,pingpong.veth 2>&1", &st);
+    cr_assert_eq(st, 0, "%s", out);
+    int lines = 0;
+    for (const char *q = out; *q; q++)
+        lines += *q == '\n';
+    cr_assert_eq(lines, 25, "%s", out); /* 4 sizes x 5 impls + 5 ping-pong */
+    cr_assert_not_null(strstr(out, "weir-uring tput.lo                1048576 1\n"), "%s", out);
+    cr_assert_not_null(strstr(out, "zmq        pingpong.veth               64 1\n"), "%s", out);
+    free(out);
+}
