@@ -452,6 +452,7 @@ static void ratios(void)
     const struct bench_row *icp = bench_find("pingpong.proc.read", "iceoryx", 8, 0);
     const struct bench_row *t8 = bench_find("tput.thr.read", "weir", 8, 1);
     const struct bench_row *z8 = bench_find("tput.thr.copy", "zmq-inproc", 8, 1);
+    const struct bench_row *id8 = bench_find("tput.thr.read", "ideal-ring", 8, 1);
     const struct bench_row *t1m = bench_find("tput.thr.read", "weir", 1048576, 1);
     const struct bench_row *t1mp = bench_find("tput.proc.read", "weir", 1048576, 1);
     const struct bench_row *m1m = bench_find("memcpy", "libc", 1048576, 0);
@@ -473,6 +474,9 @@ static void ratios(void)
     bench_ratio("tput8_vs_zmq_inproc", "weir tput.thr 8 B 1->1 msgs/s / zmq-inproc msgs/s",
                 V(t8, msgs_per_s), V(z8, msgs_per_s), ">=", 10,
                 bench_have_zmq() ? NULL : "ZeroMQ not available");
+    bench_ratio("tput8_single_vs_ideal",
+                "weir tput.thr.read 8 B 1->1 (one message per call) / ideal-ring msgs/s",
+                V(t8, msgs_per_s), V(id8, msgs_per_s), ">=", 0.3, NULL);
     bench_ratio("tput1m_vs_memcpy", "weir tput.thr.read 1 MiB 1->1 MB/s / memcpy 1 MiB MB/s",
                 V(t1m, mb_per_s), V(m1m, mb_per_s), ">=", 0.8, NULL);
     bench_ratio("tput1m_proc_vs_memcpy", "  (info) weir tput.proc.read 1 MiB / memcpy 1 MiB",
@@ -491,6 +495,7 @@ static void plan(void)
     for (size_t i = 0; i < NSIZES; i++) {
         size_t n = sizes[i];
         bench_baseline_memcpy(n);
+        bench_baseline_ideal_ring(n);
         for (int rd = 1; rd <= 3; rd++) {
             bench_chan_tput(BENCH_THREADS, 0, n, rd);
             bench_chan_tput(BENCH_PROCS, 0, n, rd);
