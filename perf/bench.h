@@ -279,6 +279,9 @@ void bench_baseline_zmq_pingpong(int ipc, size_t msg_bytes);
 int bench_have_zmq(void);
 
 void bench_chan_tput(enum bench_mode mode, int zero_copy, size_t msg_bytes, int readers);
+/* batch: the .batch rows (weir_chan_reserve_n/commit_n, read_n/release_n). */
+void bench_chan_tput_batch(enum bench_mode mode, int zero_copy, int batch, size_t msg_bytes,
+                           int readers);
 void bench_chan_pingpong(enum bench_mode mode, int zero_copy, size_t msg_bytes);
 
 int bench_have_iceoryx(void);
