@@ -163,23 +163,41 @@ static __attribute__((noinline)) int reserve_slow(weir_chan *c, size_t len, int 
     return 0;
 }
 
-WEIR_API void *weir_chan_reserve(weir_chan *c, size_t len, int timeout_ms)
+/* Everything weir_chan_reserve() does, for the calls its fast path declines. */
+static __attribute__((noinline)) void *reserve_one_slow(weir_chan *c, size_t len, int timeout_ms)
 {
-    if (__builtin_expect(!c || !c->writer || c->w.reserved || len > c->w.g->slot_bytes, 0)) {
-        if (reserve_check(c, len, "reserve") < 0)
-            return NULL;
+    if (!c || !c->writer || c->w.reserved || len > WEIR_CHAN_MAX_SLOT) {
+        reserve_check(c, len, "reserve");
+        return NULL;
     }
-    /* One test for the three conditions that need the slow path. */
-    if (__builtin_expect(c->w.rescan | weir__load_relaxed(&c->ctl->closed) |
-                             !weir__ring_slot_free(c) | (len > c->w.g->slot_bytes),
-                         0)) {
-        if (reserve_slow(c, len, timeout_ms) < 0)
-            return NULL;
-    }
+    if (reserve_slow(c, len, timeout_ms) < 0)
+        return NULL;
     c->w.reserved = 1;
     c->w.reserved_len = len;
     WEIR_PROBE3(chan_reserve, c->name, c->w.seq, len);
     return c->w.g->data + (size_t)c->w.idx * c->w.g->stride;
+}
+
+/*
+ * The fast path is a leaf: every condition that needs more (bad use, a
+ * closed channel, a full ring by the cached gate, a changed reader set, a
+ * message larger than the slot) is one branch to a tail call, so the
+ * common call saves no registers.
+ */
+WEIR_API void *weir_chan_reserve(weir_chan *c, size_t len, int timeout_ms)
+{
+    /* A reading handle has no writer generation (w.g): test before using it. */
+    if (__builtin_expect(!c || !c->writer, 0))
+        return reserve_one_slow(c, len, timeout_ms);
+    const struct weir__gen_map *g = c->w.g;
+    if (__builtin_expect(c->w.reserved | c->w.rescan | (len > g->slot_bytes) |
+                             !weir__ring_slot_free(c) | weir__load_relaxed(&c->ctl->closed),
+                         0))
+        return reserve_one_slow(c, len, timeout_ms);
+    c->w.reserved = 1;
+    c->w.reserved_len = len;
+    WEIR_PROBE3(chan_reserve, c->name, c->w.seq, len);
+    return g->data + (size_t)c->w.idx * g->stride;
 }
 
 WEIR_API int weir_chan_reserve_n(weir_chan *c, size_t len, unsigned n, void **slots,
@@ -227,33 +245,53 @@ WEIR_API int weir_chan_reserve_n(weir_chan *c, size_t len, unsigned n, void **sl
     return (int)k;
 }
 
-/* Publish the k messages whose headers are written (k >= 1), bytes in all. */
-static inline void publish(weir_chan *c, unsigned k, uint64_t bytes)
+/* Wake-ups out of line and returning 0, so that the fast paths end in a
+ * tail call and stay leaf functions. */
+static __attribute__((noinline)) int wake_readers(struct weir__chan_ctl *ctl)
+{
+    weir__ring_wake_readers(ctl);
+    return 0;
+}
+
+static __attribute__((noinline)) int wake_writer(struct weir__chan_ctl *ctl)
+{
+    weir__ring_wake_writer(ctl);
+    return 0;
+}
+
+/* Publish the k messages whose headers are written (k >= 1), bytes in all;
+ * the probe of the last one (batches fire theirs in commit_n). 0. */
+static inline __attribute__((always_inline)) int publish(weir_chan *c, unsigned k, uint64_t bytes,
+                                                         uint32_t flags)
 {
     struct weir__chan_ctl *ctl = c->ctl;
+    uint64_t seq = c->w.seq + k;
+    unsigned idx = c->w.idx + k;
+    if (idx >= c->depth)
+        idx -= c->depth;
     c->w.reserved = 0;
-    c->w.seq += k;
-    c->w.idx += k;
-    if (c->w.idx >= c->depth)
-        c->w.idx -= c->depth;
+    c->w.seq = seq;
+    c->w.idx = idx;
     weir__counter_add(&ctl->bytes, bytes);
     /* Pairs 1-3: publish, then look at the control line. The store->load
      * order comes from the light barrier paired with the sleeper's or the
      * registering reader's heavy barrier (channels/barrier.c). */
-    weir__store_release(&ctl->write_seq, c->w.seq);
+    weir__store_release(&ctl->write_seq, seq);
+    if (k == 1)
+        WEIR_PROBE4(chan_commit, c->name, seq - 1, bytes, flags);
     weir__light_barrier();
     if (__builtin_expect(weir__load_relaxed(&ctl->active_mask) != c->w.mask, 0))
         c->w.rescan = 1;
     if (__builtin_expect(weir__load_relaxed(&ctl->rd_sleepers) != 0, 0))
-        weir__ring_wake_readers(ctl);
+        return wake_readers(ctl);
+    return 0;
 }
 
-static inline int commit_flags(weir_chan *c, size_t len, uint32_t flags)
+static inline __attribute__((always_inline)) int commit_flags(weir_chan *c, size_t len,
+                                                              uint32_t flags)
 {
     c->w.g->hdrs[c->w.idx].word = WEIR__HDR(len, flags);
-    publish(c, 1, len);
-    WEIR_PROBE4(chan_commit, c->name, c->w.seq - 1, len, flags);
-    return 0;
+    return publish(c, 1, len, flags);
 }
 
 static __attribute__((noinline, cold)) int commit_err(weir_chan *c, unsigned k, size_t len)
@@ -311,8 +349,8 @@ WEIR_API int weir_chan_commit_n(weir_chan *c, unsigned k, const size_t *lens)
         if (++idx == c->depth)
             idx = 0;
     }
-    publish(c, k, bytes);
-    if (WEIR_PROBE_ON(chan_commit))
+    publish(c, k, bytes, 0);
+    if (k > 1 && WEIR_PROBE_ON(chan_commit))
         for (unsigned i = 0; i < k; i++)
             WEIR_PROBE4(chan_commit, c->name, c->w.seq - k + i, lens ? lens[i] : rlen, 0);
     return 0;
@@ -540,21 +578,46 @@ static inline int take(weir_chan *c, struct weir__rstate *r, uint64_t seq, unsig
     return 0;
 }
 
-WEIR_API int weir_chan_read_msg(weir_chan *c, int reader, weir_chan_msg *m, int timeout_ms)
+/* Everything weir_chan_read_msg() does after its checks, for the calls its
+ * fast path declines (nothing cached to read, a forward, a corrupt slot). */
+static __attribute__((noinline)) int read_one_slow(weir_chan *c, int reader, weir_chan_msg *m,
+                                                   int timeout_ms)
 {
-    if (__builtin_expect(!c || !m || !read_ok(c, reader), 0))
-        return read_check(c, reader, m, 1);
     struct weir__rstate *r = &c->r[reader];
-    if (__builtin_expect(r->seq >= r->avail, 0)) {
+    if (r->seq >= r->avail) {
         int ret = read_slow(c, reader, timeout_ms);
         if (ret < 0)
             return ret;
     }
     int ret = take(c, r, r->seq, r->idx, m);
-    if (__builtin_expect(ret < 0, 0))
+    if (ret < 0)
         return ret;
     r->held = 1;
     WEIR_PROBE4(chan_read, c->name, reader, m->seq, m->len);
+    return 0;
+}
+
+/* A leaf, like weir_chan_reserve(): anything unusual is one tail call. */
+WEIR_API int weir_chan_read_msg(weir_chan *c, int reader, weir_chan_msg *m, int timeout_ms)
+{
+    if (__builtin_expect(!c || !m || !read_ok(c, reader), 0))
+        return read_check(c, reader, m, 1);
+    struct weir__rstate *r = &c->r[reader];
+    const uint64_t seq = r->seq;
+    if (__builtin_expect(seq >= r->avail, 0))
+        return read_one_slow(c, reader, m, timeout_ms);
+    const struct weir__gen_map *g = r->g;
+    const unsigned idx = r->idx;
+    const uint64_t hw = g->hdrs[idx].word;
+    const uint64_t len = WEIR__HDR_LEN(hw);
+    if (__builtin_expect((WEIR__HDR_FLAGS(hw) & WEIR__SLOT_FORWARD) | (len > g->slot_bytes), 0))
+        return read_one_slow(c, reader, m, timeout_ms);
+    m->data = g->data + (size_t)idx * g->stride;
+    m->len = (size_t)len;
+    m->seq = seq;
+    m->flags = WEIR__HDR_FLAGS(hw) & WEIR__SLOT_FLAGS_MASK;
+    r->held = 1;
+    WEIR_PROBE4(chan_read, c->name, reader, seq, len);
     return 0;
 }
 
@@ -607,8 +670,9 @@ static __attribute__((noinline, cold)) int release_err(weir_chan *c, int reader,
                  c->r[reader].held);
 }
 
-/* Release the k oldest held messages (1 <= k <= held). */
-static inline int release_k(weir_chan *c, int reader, unsigned k)
+/* Release the k oldest held messages (1 <= k <= held); inlined with k 1
+ * into weir_chan_release(), which stays a leaf (the wake is a tail call). */
+static inline __attribute__((always_inline)) int release_k(weir_chan *c, int reader, unsigned k)
 {
     if (__builtin_expect(!c || reader < 0 || reader >= WEIR_CHAN_MAX_READERS || k == 0 ||
                              k > c->r[reader].held ||
@@ -618,22 +682,24 @@ static inline int release_k(weir_chan *c, int reader, unsigned k)
         return release_err(c, reader, k);
     struct weir__rstate *r = &c->r[reader];
     struct weir__chan_ctl *ctl = c->ctl;
+    const uint64_t seq = r->seq + k;
+    unsigned idx = r->idx + k;
+    if (idx >= c->depth)
+        idx -= c->depth;
     r->held -= k;
-    r->seq += k;
-    r->idx += k;
-    if (r->idx >= c->depth)
-        r->idx -= c->depth;
+    r->seq = seq;
+    r->idx = idx;
     /* Pair 1/2: publish the release, then look for a sleeping writer (light
      * barrier, paired with the writer's heavy barrier before it sleeps). */
-    weir__store_release(&ctl->readers[reader].read_seq, r->seq);
+    weir__store_release(&ctl->readers[reader].read_seq, seq);
     if (k == 1)
-        WEIR_PROBE3(chan_release, c->name, reader, r->seq - 1);
+        WEIR_PROBE3(chan_release, c->name, reader, seq - 1);
     else if (WEIR_PROBE_ON(chan_release))
         for (unsigned i = k; i > 0; i--)
-            WEIR_PROBE3(chan_release, c->name, reader, r->seq - i);
+            WEIR_PROBE3(chan_release, c->name, reader, seq - i);
     weir__light_barrier();
     if (__builtin_expect(weir__load_relaxed(&ctl->wr_sleeping) != 0, 0))
-        weir__ring_wake_writer(ctl);
+        return wake_writer(ctl);
     return 0;
 }
 
