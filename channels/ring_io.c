@@ -640,13 +640,33 @@ WEIR_API int weir_chan_read_n(weir_chan *c, int reader, weir_chan_msg *msgs, uns
     }
     unsigned k = have < n ? (unsigned)have : n;
     unsigned idx = r->idx;
+    const uint64_t seq = r->seq;
+    /* The generation in locals: the stores into msgs[] cannot alias it. */
+    const struct weir__gen_map *g = r->g;
+    const struct weir__slot_hdr *hdrs = g->hdrs;
+    const uint8_t *data = g->data;
+    size_t stride = g->stride, slot_bytes = g->slot_bytes;
     for (unsigned i = 0; i < k; i++) {
-        int ret = take(c, r, r->seq + i, idx, &msgs[i]);
-        if (__builtin_expect(ret < 0, 0)) {
-            if (i == 0)
-                return ret;
-            k = i; /* the next read reports it */
-            break;
+        const uint64_t hw = hdrs[idx].word;
+        const uint64_t len = WEIR__HDR_LEN(hw);
+        if (__builtin_expect((WEIR__HDR_FLAGS(hw) & WEIR__SLOT_FORWARD) | (len > slot_bytes), 0)) {
+            int ret = take(c, r, seq + i, idx, &msgs[i]);
+            if (ret < 0) {
+                if (i == 0)
+                    return ret;
+                k = i; /* the next read reports it */
+                break;
+            }
+            g = r->g; /* followed a forward */
+            hdrs = g->hdrs;
+            data = g->data;
+            stride = g->stride;
+            slot_bytes = g->slot_bytes;
+        } else {
+            msgs[i].data = data + (size_t)idx * stride;
+            msgs[i].len = (size_t)len;
+            msgs[i].seq = seq + i;
+            msgs[i].flags = WEIR__HDR_FLAGS(hw) & WEIR__SLOT_FLAGS_MASK;
         }
         if (++idx == c->depth)
             idx = 0;
