@@ -29,6 +29,20 @@ TestSuite(stress, .init = leak_init, .fini = leak_fini, .timeout = 150);
 
 /* ---- the message stream ---------------------------------------------------- */
 
+/* The batched streams run 2 x 10^5 messages under sanitizers (as test_net.c
+ * reduces its counts), 10^6 otherwise. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#else
+#define SANITIZED 0
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#undef SANITIZED
+#define SANITIZED 1
+#endif
+#endif
+
 static uint64_t nmsgs(uint64_t dflt)
 {
     const char *e = getenv("WEIR_STRESS_MSGS");
@@ -404,7 +418,7 @@ static void *rth_main(void *arg)
 /* batched: the writer and every reader use the batch calls (mixed with single ones). */
 static void run_three_reader_threads(int batched)
 {
-    const uint64_t n = nmsgs(1000000);
+    const uint64_t n = nmsgs(batched && SANITIZED ? 200000 : 1000000);
     weir_chan_opts o = {.slot_bytes = 4096, .depth = 16};
     weir_chan *c = weir_chan_create(NULL, &o);
     cr_assert_not_null(c, "%s", weir_errmsg());
@@ -520,7 +534,7 @@ static void collect_reader(struct kid *k, int idx, uint64_t n, uint64_t running)
 
 static void run_three_reader_processes(int batched)
 {
-    const uint64_t n = nmsgs(1000000);
+    const uint64_t n = nmsgs(batched && SANITIZED ? 200000 : 1000000);
     char nm[64];
     t_name(nm, sizeof nm, batched ? "bprocs" : "procs");
     weir_chan_opts o = {.slot_bytes = 4096, .depth = 8};
