@@ -73,7 +73,8 @@ struct tput_arg {
 };
 
 /* Write messages seq.. (up to want of them, one unless a->batch): how many, or < 0. */
-static int tput_write(struct bench_shared *sh, int idx, struct tput_arg *a, uint64_t seq,
+static inline __attribute__((always_inline)) int tput_write(struct bench_shared *sh, int idx,
+                                                            struct tput_arg *a, uint64_t seq,
                       unsigned want, int tmo)
 {
     if (!a->batch) {
