@@ -26,6 +26,13 @@
  *   execution_done   (graph, exec, failed)   the driver collected its outputs
  *   link_send    (channel, seq, bytes)       a link sent a batch: first seq, its bytes
  *   link_recv    (channel, seq, bytes)       a link received message seq
+ *
+ * The batch calls of a channel (weir_chan_reserve_n, commit_n, read_n,
+ * release_n) fire the chan_* probe of each message of the batch, in a loop
+ * that runs only while the probe's semaphore is raised (WEIR_PROBE_ON), so
+ * an untraced batch pays one load, not a probe per message. Tracers that
+ * honour USDT semaphores (bpftrace, SystemTap, perf with kernel >= 4.20)
+ * see them; the single-message calls fire theirs unconditionally.
  */
 #ifndef WEIR_PROBES_H
 #define WEIR_PROBES_H

@@ -47,7 +47,7 @@ struct weir__wstate {
     unsigned idx;      /* seq % depth */
     unsigned gen;
     uint32_t spin_ns; /* adaptive spin budget (wait.h) */
-    int reserved;
+    unsigned reserved; /* messages reserved from seq on (0: none; > 1: a batch) */
     int rescan;
     size_t reserved_len;
     struct weir__gen_map *g;
@@ -57,12 +57,12 @@ struct weir__wstate {
 struct weir__rstate {
     uint64_t seq;   /* next message to read */
     uint64_t avail; /* cached write_seq */
-    unsigned idx;
-    unsigned gen;
+    unsigned idx;   /* seq % depth */
+    unsigned gen;   /* generation of the next message to read (seq + held) */
     uint32_t epoch; /* registration epoch of the id, to detect force-deregistration */
     uint32_t spin_ns; /* adaptive spin budget (wait.h) */
     int registered;
-    int held;
+    unsigned held; /* messages held from seq on (0: none; > 1: a batch) */
     struct weir__gen_map *g;
 } __attribute__((aligned(WEIR__CL)));
 

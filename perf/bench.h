@@ -285,6 +285,8 @@ static inline int bench_check(const void *p, size_t len, uint64_t seq)
 /* Sections of the chan subcommand (each emits its rows). */
 void bench_baseline_floor(void);
 void bench_baseline_memcpy(size_t msg_bytes);
+/* The ideal SPSC ring (perf/bench_baselines.c): row tput.thr.read / ideal-ring. */
+void bench_baseline_ideal_ring(size_t msg_bytes);
 void bench_baseline_fd_tput(int unix_sock, size_t msg_bytes);
 void bench_baseline_fd_pingpong(int unix_sock, int spin, size_t msg_bytes);
 void bench_baseline_zmq_tput(int ipc, size_t msg_bytes);
@@ -292,6 +294,9 @@ void bench_baseline_zmq_pingpong(int ipc, size_t msg_bytes);
 int bench_have_zmq(void);
 
 void bench_chan_tput(enum bench_mode mode, int zero_copy, size_t msg_bytes, int readers);
+/* batch: the .batch rows (weir_chan_reserve_n/commit_n, read_n/release_n). */
+void bench_chan_tput_batch(enum bench_mode mode, int zero_copy, int batch, size_t msg_bytes,
+                           int readers);
 void bench_chan_pingpong(enum bench_mode mode, int zero_copy, size_t msg_bytes);
 
 int bench_have_iceoryx(void);

@@ -14,6 +14,14 @@
  * stuck child, which releases a parent blocked in write() with EPIPE);
  * ZeroMQ inproc runs between threads, ipc between processes, each process
  * with its own context created after fork.
+ *
+ * The ideal ring is the ceiling a channel can approach on this machine:
+ * one writer, one reader, fixed-size slots with no header, the write index
+ * published once per IDEAL_BATCH messages (and whenever the ring is full),
+ * the read index likewise; each side reloads the other's index only when
+ * its cached copy says it must. It does the same work per message as
+ * weir's tput.*.read rows (memcpy in, stamp; check the stamp, sum every
+ * word), so the ratio of the two is the channel's own overhead.
  */
 #include "bench.h"
 
@@ -162,6 +170,159 @@ out:
     bench_emit(&row);
     free(src);
     free(dst);
+}
+
+/* ---------------------------------------------------------- ideal ring */
+
+#define IDEAL_BATCH 64
+
+struct ideal_arg {
+    _Alignas(64) atomic_uint_fast64_t head; /* messages published by the writer */
+    _Alignas(64) atomic_uint_fast64_t tail; /* messages released by the reader */
+    _Alignas(64) atomic_int closed;
+    size_t n;
+    unsigned depth; /* power of two */
+    uint64_t warm;
+    uint8_t *slots; /* depth x n bytes, shared with a forked reader */
+    const uint8_t *src;
+};
+
+static int ideal_writer(struct bench_shared *sh, struct ideal_arg *a)
+{
+    int gen = 0, rc = bench_barrier(sh, 2, &gen);
+    if (rc < 0) {
+        atomic_store_explicit(&a->closed, 1, memory_order_release);
+        return bench_fail(sh, 0, rc, "ideal writer: barrier: %s", strerror(-rc));
+    }
+    const uint64_t limit = a->warm + bench_opts.max_msgs, mask = a->depth - 1;
+    uint64_t hard = bench_now_ns() + bench_opts.budget_ns + 1000000ull * bench_opts.timeout_ms;
+    uint64_t seq = 0, t0 = 0, deadline = UINT64_MAX, tail = 0, published = 0;
+    unsigned spins = 0;
+    for (;; seq++) {
+        if (seq == a->warm) {
+            t0 = bench_now_ns();
+            deadline = t0 + bench_opts.budget_ns;
+        } else if ((seq & 255) == 0 && seq > a->warm && bench_now_ns() >= deadline) {
+            break;
+        }
+        if (seq >= limit || atomic_load_explicit(&sh->abort, memory_order_relaxed)) break;
+        while (seq - tail >= a->depth) {
+            if (published != seq) {
+                atomic_store_explicit(&a->head, seq, memory_order_release);
+                published = seq;
+            }
+            tail = atomic_load_explicit(&a->tail, memory_order_acquire);
+            if (seq - tail >= a->depth && (rc = floor_spin_check(sh, &spins, hard)) < 0) {
+                atomic_store_explicit(&a->closed, 1, memory_order_release);
+                return bench_fail(sh, 0, rc, "ideal writer: reader stuck at %llu",
+                                  (unsigned long long)tail);
+            }
+        }
+        uint8_t *p = a->slots + (seq & mask) * a->n;
+        memcpy(p, a->src, a->n);
+        bench_stamp(p, a->n, seq);
+        if (((seq + 1) & (IDEAL_BATCH - 1)) == 0) {
+            atomic_store_explicit(&a->head, seq + 1, memory_order_release);
+            published = seq + 1;
+        }
+    }
+    uint64_t t_close = bench_now_ns();
+    atomic_store_explicit(&a->head, seq, memory_order_release);
+    atomic_store_explicit(&a->closed, 1, memory_order_release);
+    sh->res[0].msgs = seq;
+    sh->res[0].t_start = t0;
+    sh->res[0].t_end = t_close;
+    return 0;
+}
+
+static int ideal_reader(struct bench_shared *sh, struct ideal_arg *a)
+{
+    int gen = 0, rc = bench_barrier(sh, 2, &gen);
+    if (rc < 0) return bench_fail(sh, 1, rc, "ideal reader: barrier: %s", strerror(-rc));
+    const uint64_t mask = a->depth - 1;
+    uint64_t hard = bench_now_ns() + bench_opts.budget_ns + 1000000ull * bench_opts.timeout_ms;
+    uint64_t seq = 0, avail = 0, sum = 0;
+    unsigned spins = 0;
+    for (;;) {
+        if (seq == avail) {
+            atomic_store_explicit(&a->tail, seq, memory_order_release);
+            while ((avail = atomic_load_explicit(&a->head, memory_order_acquire)) == seq) {
+                if (atomic_load_explicit(&a->closed, memory_order_acquire)) {
+                    /* closed is stored after the last head: reload to be exact. */
+                    avail = atomic_load_explicit(&a->head, memory_order_acquire);
+                    if (avail == seq) goto done;
+                    break;
+                }
+                if ((rc = floor_spin_check(sh, &spins, hard)) < 0)
+                    return bench_fail(sh, 1, rc, "ideal reader: no message %llu",
+                                      (unsigned long long)seq);
+            }
+        }
+        const uint8_t *p = a->slots + (seq & mask) * a->n;
+        if (!bench_check(p, a->n, seq))
+            return bench_fail(sh, 1, -EBADMSG, "ideal reader: message %llu is wrong",
+                              (unsigned long long)seq);
+        sum += bench_sum64(p, a->n);
+        seq++;
+        if ((seq & (IDEAL_BATCH - 1)) == 0)
+            atomic_store_explicit(&a->tail, seq, memory_order_release);
+    }
+done:
+    sh->res[1].t_end = bench_now_ns();
+    sh->res[1].msgs = seq;
+    sh->res[1].sink = sum;
+    return 0;
+}
+
+static int ideal_party(struct bench_shared *sh, int idx, void *arg)
+{
+    return idx == 0 ? ideal_writer(sh, arg) : ideal_reader(sh, arg);
+}
+
+void bench_baseline_ideal_ring(size_t n)
+{
+    struct bench_row row;
+    unsigned depth = bench_depth_for(n);
+    bench_row_init(&row, "tput.thr.read", "ideal-ring", n, 1, depth);
+    if (!bench_begin(&row)) return;
+    snprintf(row.notes, sizeof(row.notes),
+             "pin 0/1; SPSC, no headers, indexes published per %d; memcpy in, sum every byte",
+             IDEAL_BATCH);
+    struct ideal_arg *a = bench_shm_alloc(sizeof(*a));
+    struct bench_shared *sh = bench_shared_new();
+    size_t bytes = 0;
+    if (!a || !sh || (depth & (depth - 1)) || !bench_src_buf(n)) {
+        bench_row_fail_from(&row, NULL, 0, (depth & (depth - 1)) ? -EINVAL : -ENOMEM);
+        goto out;
+    }
+    a->n = n;
+    a->depth = depth;
+    a->warm = bench_warmup_for(n, depth);
+    a->src = bench_src_buf(n);
+    bytes = (size_t)depth * n;
+    a->slots = bench_shm_alloc(bytes);
+    if (!a->slots) {
+        bench_row_fail_from(&row, NULL, 0, -ENOMEM);
+        goto out;
+    }
+    struct bench_run run = {
+        .mode = BENCH_THREADS, .nparties = 2, .cpus = {0, 1}, .fn = ideal_party, .arg = a};
+    int rc = bench_run_parties(sh, &run);
+    if (rc < 0) {
+        bench_row_fail_from(&row, sh, 2, rc);
+    } else if (sh->res[1].msgs != sh->res[0].msgs || sh->res[0].msgs <= a->warm) {
+        row.failed = 1;
+        snprintf(row.error, sizeof(row.error), "reader got %llu messages of %llu",
+                 (unsigned long long)sh->res[1].msgs, (unsigned long long)sh->res[0].msgs);
+    } else {
+        bench_row_throughput(&row, sh->res[0].msgs - a->warm,
+                             sh->res[1].t_end - sh->res[0].t_start);
+    }
+out:
+    bench_emit(&row);
+    if (a && a->slots) bench_shm_free(a->slots, bytes);
+    if (a) bench_shm_free(a, sizeof(*a));
+    bench_shared_free(sh);
 }
 
 /* ------------------------------------------------------- pipes / sockets */

@@ -59,15 +59,52 @@ static const char *mode_str(enum bench_mode m)
 
 /* ------------------------------------------------------------ throughput */
 
+#define BENCH_BATCH 64 /* messages per batch call of the .batch rows */
+
 struct tput_arg {
     weir_chan *c;
     int ids[WEIR_CHAN_MAX_READERS];
     int readers;
     size_t n;
     int zc;
+    int batch; /* .batch rows: reserve_n/commit_n, read_n/release_n of up to BENCH_BATCH */
     uint64_t warm;
     const uint8_t *src;
 };
+
+/* Write messages seq.. (up to want of them, one unless a->batch): how many, or < 0. */
+static inline __attribute__((always_inline)) int tput_write(struct bench_shared *sh, int idx,
+                                                            struct tput_arg *a, uint64_t seq,
+                      unsigned want, int tmo)
+{
+    if (!a->batch) {
+        void *p = weir_chan_reserve(a->c, a->n, tmo);
+        if (!p)
+            return bench_fail(sh, idx, weir_errcode(), "writer: weir_chan_reserve (seq %llu): %s",
+                              (unsigned long long)seq, weir_errmsg());
+        if (!a->zc) memcpy(p, a->src, a->n);
+        bench_stamp(p, a->n, seq);
+        int rc = weir_chan_commit(a->c, a->n);
+        if (rc < 0)
+            return bench_fail(sh, idx, rc, "writer: weir_chan_commit (seq %llu): %s",
+                              (unsigned long long)seq, weir_errmsg());
+        return 1;
+    }
+    void *slots[BENCH_BATCH];
+    int k = weir_chan_reserve_n(a->c, a->n, want, slots, tmo);
+    if (k < 1)
+        return bench_fail(sh, idx, k, "writer: weir_chan_reserve_n (seq %llu): %s",
+                          (unsigned long long)seq, weir_errmsg());
+    for (int i = 0; i < k; i++) {
+        if (!a->zc) memcpy(slots[i], a->src, a->n);
+        bench_stamp(slots[i], a->n, seq + (uint64_t)i);
+    }
+    int rc = weir_chan_commit_n(a->c, (unsigned)k, NULL);
+    if (rc < 0)
+        return bench_fail(sh, idx, rc, "writer: weir_chan_commit_n (seq %llu): %s",
+                          (unsigned long long)seq, weir_errmsg());
+    return k;
+}
 
 static int tput_writer(struct bench_shared *sh, int idx, struct tput_arg *a)
 {
@@ -78,30 +115,25 @@ static int tput_writer(struct bench_shared *sh, int idx, struct tput_arg *a)
         return bench_fail(sh, idx, rc, "writer: barrier: %s", strerror(-rc));
     }
     const uint64_t limit = a->warm + bench_opts.max_msgs;
-    const uint64_t mask = a->n >= 4096 ? 0 : 255; /* how often to read the clock */
-    uint64_t seq = 0, t0 = 0, deadline = UINT64_MAX;
-    for (;; seq++) {
+    const uint64_t every = a->n >= 4096 ? 1 : 256; /* how often to read the clock */
+    uint64_t seq = 0, t0 = 0, deadline = UINT64_MAX, next_clock = UINT64_MAX;
+    for (;;) {
         if (seq == a->warm) {
             t0 = bench_now_ns();
             deadline = t0 + bench_opts.budget_ns;
-        } else if ((seq & mask) == 0 && seq > a->warm && bench_now_ns() >= deadline) {
-            break;
+            next_clock = seq + every;
+        } else if (seq >= next_clock) {
+            if (bench_now_ns() >= deadline) break;
+            next_clock += every * ((seq - next_clock) / every + 1);
         }
         if (seq >= limit || atomic_load_explicit(&sh->abort, memory_order_relaxed)) break;
-        void *p = weir_chan_reserve(a->c, a->n, tmo);
-        if (!p) {
-            rc = bench_fail(sh, idx, weir_errcode(), "writer: weir_chan_reserve (seq %llu): %s",
-                            (unsigned long long)seq, weir_errmsg());
-            break;
-        }
-        if (!a->zc) memcpy(p, a->src, a->n);
-        bench_stamp(p, a->n, seq);
-        rc = weir_chan_commit(a->c, a->n);
-        if (rc < 0) {
-            bench_fail(sh, idx, rc, "writer: weir_chan_commit (seq %llu): %s",
-                       (unsigned long long)seq, weir_errmsg());
-            break;
-        }
+        /* A batch never runs past the warm-up mark or the limit, so the clock
+         * starts and stops at the same messages as with single calls. */
+        uint64_t until = seq < a->warm ? a->warm : limit;
+        unsigned want = until - seq < BENCH_BATCH ? (unsigned)(until - seq) : BENCH_BATCH;
+        rc = tput_write(sh, idx, a, seq, want, tmo);
+        if (rc < 0) break;
+        seq += (uint64_t)rc;
     }
     uint64_t t_close = bench_now_ns();
     weir_chan_close(a->c);
@@ -118,6 +150,31 @@ static int tput_reader(struct bench_shared *sh, int idx, struct tput_arg *a)
     int rc = bench_barrier(sh, a->readers + 1, &gen);
     if (rc < 0) return bench_fail(sh, idx, rc, "reader %d: barrier: %s", id, strerror(-rc));
     uint64_t expect = 0, sum = 0;
+    while (a->batch) {
+        weir_chan_msg ms[BENCH_BATCH];
+        int k = weir_chan_read_n(a->c, id, ms, BENCH_BATCH, tmo);
+        if (k == -EPIPE) goto done;
+        if (k < 1)
+            return bench_fail(sh, idx, k, "reader %d: weir_chan_read_n (seq %llu): %s", id,
+                              (unsigned long long)expect, weir_errmsg());
+        for (int i = 0; i < k; i++, expect++) {
+            const weir_chan_msg *m = &ms[i];
+            if (m->len != a->n || m->seq != expect || m->flags ||
+                !bench_check(m->data, a->n, expect)) {
+                weir_chan_release_n(a->c, id, (unsigned)k);
+                return bench_fail(sh, idx, -EBADMSG,
+                                  "reader %d: message %llu is wrong: len %zu (want %zu), seq %llu, "
+                                  "flags %u",
+                                  id, (unsigned long long)expect, m->len, a->n,
+                                  (unsigned long long)m->seq, m->flags);
+            }
+            if (!a->zc) sum += bench_sum64(m->data, a->n);
+        }
+        rc = weir_chan_release_n(a->c, id, (unsigned)k);
+        if (rc < 0)
+            return bench_fail(sh, idx, rc, "reader %d: weir_chan_release_n: %s", id,
+                              weir_errmsg());
+    }
     for (;;) {
         weir_chan_msg m;
         rc = weir_chan_read_msg(a->c, id, &m, tmo);
@@ -141,6 +198,7 @@ static int tput_reader(struct bench_shared *sh, int idx, struct tput_arg *a)
             return bench_fail(sh, idx, rc, "reader %d: weir_chan_release: %s", id, weir_errmsg());
         expect++;
     }
+done:
     sh->res[idx].t_end = bench_now_ns();
     sh->res[idx].msgs = expect;
     sh->res[idx].sink = sum;
@@ -154,8 +212,14 @@ static int tput_party(struct bench_shared *sh, int idx, void *arg)
 
 void bench_chan_tput(enum bench_mode mode, int zc, size_t n, int readers)
 {
+    bench_chan_tput_batch(mode, zc, 0, n, readers);
+}
+
+void bench_chan_tput_batch(enum bench_mode mode, int zc, int batch, size_t n, int readers)
+{
     char name[48];
-    snprintf(name, sizeof(name), "tput.%s.%s", mode_str(mode), zc ? "zc" : "read");
+    snprintf(name, sizeof(name), "tput.%s.%s%s", mode_str(mode), zc ? "zc" : "read",
+             batch ? ".batch" : "");
     unsigned depth = bench_depth_for(n);
     struct bench_row row;
     bench_row_init(&row, name, "weir", n, readers, depth);
@@ -166,10 +230,15 @@ void bench_chan_tput(enum bench_mode mode, int zc, size_t n, int readers)
     size_t nl = strlen(row.notes);
     snprintf(row.notes + nl, sizeof(row.notes) - nl, "; %s",
              zc ? "zero-copy: seq stamped/checked only" : "memcpy in, readers sum every byte");
+    if (batch) {
+        nl = strlen(row.notes);
+        snprintf(row.notes + nl, sizeof(row.notes) - nl, "; batches <= %d", BENCH_BATCH);
+    }
 
     struct tput_arg a = {.readers = readers,
                          .n = n,
                          .zc = zc,
+                         .batch = batch,
                          .warm = bench_warmup_for(n, depth),
                          .src = bench_src_buf(n)};
     weir_chan_opts o = {.slot_bytes = n, .depth = depth, .max_readers = (unsigned)readers};
@@ -426,6 +495,7 @@ static void ratios(void)
     const struct bench_row *icp = bench_find("pingpong.proc.read", "iceoryx", 8, 0);
     const struct bench_row *t8 = bench_find("tput.thr.read", "weir", 8, 1);
     const struct bench_row *z8 = bench_find("tput.thr.copy", "zmq-inproc", 8, 1);
+    const struct bench_row *id8 = bench_find("tput.thr.read", "ideal-ring", 8, 1);
     const struct bench_row *t1m = bench_find("tput.thr.read", "weir", 1048576, 1);
     const struct bench_row *t1mp = bench_find("tput.proc.read", "weir", 1048576, 1);
     const struct bench_row *m1m = bench_find("memcpy", "libc", 1048576, 0);
@@ -433,6 +503,12 @@ static void ratios(void)
     const struct bench_row *mc1 = bench_find("tput.thr.read", "weir", 64, 1);
     const struct bench_row *mp3 = bench_find("tput.proc.read", "weir", 64, 3);
     const struct bench_row *mp1 = bench_find("tput.proc.read", "weir", 64, 1);
+    const struct bench_row *b8 = bench_find("tput.thr.read.batch", "weir", 8, 1);
+    const struct bench_row *bp8 = bench_find("tput.proc.read.batch", "weir", 8, 1);
+    const struct bench_row *bc3 = bench_find("tput.thr.read.batch", "weir", 64, 3);
+    const struct bench_row *bc1 = bench_find("tput.thr.read.batch", "weir", 64, 1);
+    const struct bench_row *bpc3 = bench_find("tput.proc.read.batch", "weir", 64, 3);
+    const struct bench_row *bpc1 = bench_find("tput.proc.read.batch", "weir", 64, 1);
 #define V(r, f) ((r) ? (r)->f : -1)
     bench_ratio("pingpong_vs_floor", "weir pingpong.thr 8 B p50 / floor.1line p50", V(pp, p50_ns),
                 V(fl, p50_ns), "<=", 2, NULL);
@@ -447,6 +523,15 @@ static void ratios(void)
     bench_ratio("tput8_vs_zmq_inproc", "weir tput.thr 8 B 1->1 msgs/s / zmq-inproc msgs/s",
                 V(t8, msgs_per_s), V(z8, msgs_per_s), ">=", 10,
                 bench_have_zmq() ? NULL : "ZeroMQ not available");
+    bench_ratio("tput8_batch_vs_ideal",
+                "weir tput.thr.read.batch 8 B 1->1 / ideal-ring msgs/s (same run)",
+                V(b8, msgs_per_s), V(id8, msgs_per_s), ">=", 0.3, NULL);
+    bench_ratio("tput8_batch_proc_vs_ideal",
+                "  (info) weir tput.proc.read.batch 8 B 1->1 / ideal-ring (threads)",
+                V(bp8, msgs_per_s), V(id8, msgs_per_s), ">=", 0.3, NULL);
+    bench_ratio("tput8_single_vs_ideal",
+                "  (info) weir tput.thr.read 8 B 1->1, one message per call / ideal-ring",
+                V(t8, msgs_per_s), V(id8, msgs_per_s), ">=", 0.3, NULL);
     bench_ratio("tput1m_vs_memcpy", "weir tput.thr.read 1 MiB 1->1 MB/s / memcpy 1 MiB MB/s",
                 V(t1m, mb_per_s), V(m1m, mb_per_s), ">=", 0.8, NULL);
     bench_ratio("tput1m_proc_vs_memcpy", "  (info) weir tput.proc.read 1 MiB / memcpy 1 MiB",
@@ -455,6 +540,10 @@ static void ratios(void)
                 V(mc1, msgs_per_s), ">=", 0.5, NULL);
     bench_ratio("multicast3_vs_1_proc", "weir tput.proc.read 64 B 1->3 / 1->1 msgs/s",
                 V(mp3, msgs_per_s), V(mp1, msgs_per_s), ">=", 0.5, NULL);
+    bench_ratio("multicast3_vs_1_batch", "weir tput.thr.read.batch 64 B 1->3 / 1->1 msgs/s",
+                V(bc3, msgs_per_s), V(bc1, msgs_per_s), ">=", 0.5, NULL);
+    bench_ratio("multicast3_vs_1_batch_proc", "weir tput.proc.read.batch 64 B 1->3 / 1->1 msgs/s",
+                V(bpc3, msgs_per_s), V(bpc1, msgs_per_s), ">=", 0.5, NULL);
 #undef V
 }
 
@@ -465,10 +554,16 @@ static void plan(void)
     for (size_t i = 0; i < NSIZES; i++) {
         size_t n = sizes[i];
         bench_baseline_memcpy(n);
+        bench_baseline_ideal_ring(n);
         for (int rd = 1; rd <= 3; rd++) {
             bench_chan_tput(BENCH_THREADS, 0, n, rd);
             bench_chan_tput(BENCH_PROCS, 0, n, rd);
         }
+        if (n <= 1024)
+            for (int rd = 1; rd <= 3; rd++) {
+                bench_chan_tput_batch(BENCH_THREADS, 0, 1, n, rd);
+                bench_chan_tput_batch(BENCH_PROCS, 0, 1, n, rd);
+            }
         if (n >= 1024) {
             bench_chan_tput(BENCH_THREADS, 1, n, 1);
             bench_chan_tput(BENCH_PROCS, 1, n, 1);

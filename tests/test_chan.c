@@ -2447,3 +2447,409 @@ Test(chan, registration_lock_held_by_a_live_process_is_an_error)
     cr_assert_eq(weir_chan_release(c, r), 0);
     weir_chan_free(c);
 }
+
+/* =========================================================================== */
+/* Batches: weir_chan_reserve_n / commit_n, weir_chan_read_n / release_n         */
+/* =========================================================================== */
+
+/* An exact failure: code, weir_errcode() and the whole text "channel 'NAME': what". */
+#define EXPECT_ERR_TEXT(expr, code, name, what)                                                    \
+    do {                                                                                           \
+        int rc_ = (expr);                                                                          \
+        char want_[600];                                                                           \
+        snprintf(want_, sizeof want_, "channel '%s': %s", (name), (what));                         \
+        cr_assert_eq(rc_, (code), "%s: expected %d, got %d; errmsg '%s'", #expr, (code), rc_,     \
+                     weir_errmsg());                                                               \
+        cr_assert_eq(weir_errcode(), (code), "%s: weir_errcode() %d", #expr, weir_errcode());     \
+        cr_assert_str_eq(weir_errmsg(), want_, "%s", #expr);                                       \
+    } while (0)
+
+/* Reserve a batch of exactly `want` slots of len bytes, fill message first+i in slot i. */
+static void wr_n(weir_chan *c, uint64_t first, size_t len, unsigned n, unsigned want,
+                 void **slots)
+{
+    int k = weir_chan_reserve_n(c, len, n, slots, TMO);
+    cr_assert_eq(k, (int)want, "reserve_n(%zu, %u) from message %llu: %d (want %u) %s", len, n,
+                 (unsigned long long)first, k, want, weir_errmsg());
+    for (unsigned i = 0; i < want; i++)
+        t_fill(slots[i], len, first + i);
+}
+
+/* Read a batch of exactly `want` messages first.. with lens[i] (NULL: len), check each. */
+static void rd_n(weir_chan *c, int id, uint64_t first, unsigned n, unsigned want,
+                 const size_t *lens, size_t len, weir_chan_msg *m)
+{
+    memset(m, 0xa5, sizeof *m * n);
+    int k = weir_chan_read_n(c, id, m, n, TMO);
+    cr_assert_eq(k, (int)want, "reader %d: read_n(%u) from %llu: %d (want %u) %s", id, n,
+                 (unsigned long long)first, k, want, weir_errmsg());
+    for (unsigned i = 0; i < want; i++) {
+        size_t l = lens ? lens[i] : len;
+        cr_assert_eq(m[i].seq, first + i, "reader %d: batch message %u has seq %llu, want %llu", id,
+                     i, (unsigned long long)m[i].seq, (unsigned long long)(first + i));
+        cr_assert_eq(m[i].len, l, "reader %d: message %llu has %zu bytes, want %zu", id,
+                     (unsigned long long)m[i].seq, m[i].len, l);
+        cr_assert_eq(m[i].flags, 0u, "message %llu flags 0x%x", (unsigned long long)m[i].seq,
+                     m[i].flags);
+        long bad = t_check(m[i].data, l, first + i);
+        cr_assert_eq(bad, -1, "reader %d: message %llu corrupt at byte %ld", id,
+                     (unsigned long long)(first + i), bad);
+    }
+}
+
+Test(chan, batch_exact_roundtrip_lengths_and_stats)
+{
+    char nm[64];
+    t_name(nm, sizeof nm, "bexact");
+    weir_chan *c = mk(nm, 64, 8, 2);
+    int a = reg(c), b = reg(c);
+    void *slots[8];
+    wr_n(c, 0, 64, 5, 5, slots);
+    /* consecutive slots of one generation: one stride apart, no wrap yet */
+    for (unsigned i = 1; i < 5; i++)
+        cr_assert_eq((uint8_t *)slots[i] - (uint8_t *)slots[i - 1], 64, "slot %u not next", i);
+    const size_t lens[5] = {64, 0, 17, 1, 63};
+    cr_assert_eq(weir_chan_commit_n(c, 5, lens), 0, "%s", weir_errmsg());
+    weir_chan_msg m[8];
+    rd_n(c, a, 0, 8, 5, lens, 0, m); /* asks 8, exactly 5 exist */
+    /* the views are the writer's slots */
+    for (unsigned i = 0; i < 5; i++)
+        cr_assert_eq(m[i].data, slots[i], "message %u is not a zero-copy view", i);
+    cr_assert_eq(weir_chan_release_n(c, a, 5), 0, "%s", weir_errmsg());
+    rd_n(c, b, 0, 2, 2, lens, 0, m); /* asks 2 of 5 */
+    cr_assert_eq(weir_chan_release_n(c, b, 2), 0, "%s", weir_errmsg());
+    rd_n(c, b, 2, 8, 3, lens + 2, 0, m);
+    cr_assert_eq(weir_chan_release_n(c, b, 3), 0, "%s", weir_errmsg());
+
+    struct weir_chan_stats st;
+    stats(c, &st);
+    cr_assert_eq(st.messages, 5, "messages %llu", (unsigned long long)st.messages);
+    cr_assert_eq(st.bytes, 64 + 0 + 17 + 1 + 63, "bytes %llu", (unsigned long long)st.bytes);
+    cr_assert_eq(t_reader_stats(&st, a)->consumed, 5);
+    cr_assert_eq(t_reader_stats(&st, b)->consumed, 5);
+    cr_assert_eq(st.writer_blocked_ns, 0);
+    weir_chan_msg one;
+    char what[128];
+    snprintf(what, sizeof what, "reader %d: no message 5 yet", a);
+    EXPECT_ERR_TEXT(weir_chan_read_n(c, a, &one, 1, 0), -ETIMEDOUT, nm, what);
+    dereg(c, a);
+    dereg(c, b);
+    weir_chan_free(c);
+}
+
+Test(chan, batch_partial_when_ring_partly_full_and_drop)
+{
+    char nm[64];
+    t_name(nm, sizeof nm, "bpart");
+    weir_chan *c = mk(nm, 32, 8, 1);
+    int a = reg(c);
+    for (uint64_t s = 0; s < 3; s++)
+        wr(c, s, 32, 0);
+    void *slots[16];
+    /* 3 of 8 slots held by the reader: asking 8 gives exactly the 5 free ones */
+    wr_n(c, 3, 32, 8, 5, slots);
+    cr_assert_eq(weir_chan_commit_n(c, 2, NULL), 0, "%s", weir_errmsg()); /* 3, 4; 5..7 dropped */
+    struct weir_chan_stats st;
+    stats(c, &st);
+    cr_assert_eq(st.messages, 5, "dropped messages were published: %llu",
+                 (unsigned long long)st.messages);
+    cr_assert_eq(st.bytes, 5 * 32);
+    /* the next message takes sequence number 5: nothing was used by the drop */
+    wr(c, 5, 7, 0);
+    /* 6 messages unread of depth 8: 2 free; wanting 4 gives 2, slots 6 and 7 */
+    wr_n(c, 6, 32, 4, 2, slots);
+    cr_assert_eq(weir_chan_commit_n(c, 2, NULL), 0, "%s", weir_errmsg());
+    /* full: a batch reserve that may not wait says so */
+    char what[128];
+    snprintf(what, sizeof what, "writer would block (ring full at message 8)");
+    EXPECT_ERR_TEXT(weir_chan_reserve_n(c, 32, 4, slots, 0), -ETIMEDOUT, nm, what);
+    weir_chan_msg m[16];
+    const size_t lens[8] = {32, 32, 32, 32, 32, 7, 32, 32};
+    rd_n(c, a, 0, 16, 8, lens, 0, m);
+    cr_assert_eq(weir_chan_release_n(c, a, 8), 0, "%s", weir_errmsg());
+    /* commit_n(0) drops the whole batch */
+    wr_n(c, 8, 32, 3, 3, slots);
+    cr_assert_eq(weir_chan_commit_n(c, 0, NULL), 0, "%s", weir_errmsg());
+    stats(c, &st);
+    cr_assert_eq(st.messages, 8);
+    cr_assert_eq(weir_chan_read_n(c, a, m, 4, 0), -ETIMEDOUT);
+    dereg(c, a);
+    weir_chan_free(c);
+}
+
+Test(chan, batch_larger_than_depth_is_partial_and_wraps)
+{
+    char nm[64];
+    t_name(nm, sizeof nm, "bdeep");
+    weir_chan *c = mk(nm, 16, 4, 1);
+    int a = reg(c);
+    void *slots[100];
+    weir_chan_msg m[100];
+    /* n beyond the depth: at most depth slots, never an error */
+    wr_n(c, 0, 16, 100, 4, slots);
+    cr_assert_eq(weir_chan_commit_n(c, 4, NULL), 0, "%s", weir_errmsg());
+    rd_n(c, a, 0, 100, 4, NULL, 16, m);
+    cr_assert_eq(weir_chan_release_n(c, a, 3), 0, "%s", weir_errmsg()); /* one still held */
+    /* 3 free: slots 0, 1, 2 of the ring */
+    wr_n(c, 4, 16, 100, 3, slots);
+    cr_assert_eq((uint8_t *)slots[0], (uint8_t *)m[0].data, "message 4 reuses slot 0");
+    cr_assert_eq(weir_chan_commit_n(c, 3, NULL), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir_chan_release(c, a), 0, "%s", weir_errmsg()); /* message 3 */
+    /* a batch across the end of the ring: slot 3, then slot 0 */
+    rd_n(c, a, 4, 2, 2, NULL, 16, m);
+    cr_assert_eq(weir_chan_release_n(c, a, 2), 0, "%s", weir_errmsg());
+    wr_n(c, 7, 16, 3, 3, slots); /* slots 3, 0, 1 */
+    cr_assert_eq((uint8_t *)slots[1] - (uint8_t *)slots[0], -3 * 16, "wrap inside the batch");
+    cr_assert_eq(weir_chan_commit_n(c, 3, NULL), 0, "%s", weir_errmsg());
+    rd_n(c, a, 6, 100, 4, NULL, 16, m); /* 6 (slot 2), 7 (3), 8 (0), 9 (1) */
+    cr_assert_eq((const uint8_t *)m[2].data - (const uint8_t *)m[1].data, -3 * 16);
+    cr_assert_eq(weir_chan_release_n(c, a, 4), 0, "%s", weir_errmsg());
+    struct weir_chan_stats st;
+    stats(c, &st);
+    cr_assert_eq(st.messages, 10);
+    cr_assert_eq(t_reader_stats(&st, a)->consumed, 10);
+    dereg(c, a);
+    weir_chan_free(c);
+}
+
+Test(chan, batch_writer_waits_for_every_reader)
+{
+    char nm[64];
+    t_name(nm, sizeof nm, "bgate");
+    weir_chan *c = mk(nm, 8, 4, 2);
+    int a = reg(c), b = reg(c);
+    void *slots[8];
+    weir_chan_msg m[8];
+    wr_n(c, 0, 8, 8, 4, slots);
+    cr_assert_eq(weir_chan_commit_n(c, 4, NULL), 0, "%s", weir_errmsg());
+    rd_n(c, a, 0, 8, 4, NULL, 8, m);
+    cr_assert_eq(weir_chan_release_n(c, a, 4), 0, "%s", weir_errmsg());
+    /* reader b has released nothing: no slot is free */
+    EXPECT_ERR_TEXT(weir_chan_reserve_n(c, 8, 8, slots, 0), -ETIMEDOUT, nm,
+                    "writer would block (ring full at message 4)");
+    EXPECT_ERR_TEXT(weir_chan_reserve_n(c, 8, 8, slots, 30), -ETIMEDOUT, nm,
+                    "writer timed out after 30 ms waiting for readers (message 4)");
+    rd_n(c, b, 0, 8, 4, NULL, 8, m);
+    cr_assert_eq(weir_chan_release_n(c, b, 2), 0, "%s", weir_errmsg());
+    /* exactly the two slots b released */
+    wr_n(c, 4, 8, 8, 2, slots);
+    cr_assert_eq(weir_chan_commit_n(c, 2, NULL), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir_chan_release_n(c, b, 2), 0, "%s", weir_errmsg());
+    wr_n(c, 6, 8, 8, 2, slots);
+    cr_assert_eq(weir_chan_commit_n(c, 2, NULL), 0, "%s", weir_errmsg());
+    rd_n(c, a, 4, 8, 4, NULL, 8, m);
+    cr_assert_eq(weir_chan_release_n(c, a, 4), 0, "%s", weir_errmsg());
+    rd_n(c, b, 4, 8, 4, NULL, 8, m);
+    cr_assert_eq(weir_chan_release_n(c, b, 4), 0, "%s", weir_errmsg());
+    struct weir_chan_stats st;
+    stats(c, &st);
+    cr_assert_eq(st.messages, 8);
+    cr_assert_gt(st.writer_blocked_ns, 0, "the 30 ms wait was not counted");
+    dereg(c, a);
+    dereg(c, b);
+    weir_chan_free(c);
+}
+
+Test(chan, batch_mixed_with_single_calls)
+{
+    char nm[64];
+    t_name(nm, sizeof nm, "bmix");
+    weir_chan *c = mk(nm, 64, 16, 1);
+    int a = reg(c);
+    void *slots[16];
+    weir_chan_msg m[16];
+    char what[200];
+    wr(c, 0, 10, 0);
+    wr_n(c, 1, 20, 3, 3, slots);
+    /* a single commit cannot take a batch of three */
+    EXPECT_ERR_TEXT(weir_chan_commit(c, 20), -EINVAL, nm,
+                    "commit of one message while a batch of 3 is reserved: use "
+                    "weir_chan_commit_n");
+    EXPECT_NULL_ERR(weir_chan_reserve(c, 8, 0), -EBUSY, nm);
+    snprintf(what, sizeof what, "channel '%s': a batch of 3 messages is already reserved; "
+             "commit it first", nm);
+    cr_assert_str_eq(weir_errmsg(), what);
+    EXPECT_ERR_TEXT(weir_chan_reserve_n(c, 8, 2, slots, 0), -EBUSY, nm,
+                    "a batch of 3 messages is already reserved; commit it first");
+    cr_assert_eq(weir_chan_commit_n(c, 3, NULL), 0, "%s", weir_errmsg());
+    wr(c, 4, 30, 0);
+    /* a batch of one commits with the single call */
+    wr_n(c, 5, 40, 1, 1, slots);
+    cr_assert_eq(weir_chan_commit(c, 40), 0, "%s", weir_errmsg());
+    /* a single reserve commits with commit_n */
+    void *p = weir_chan_reserve(c, 50, 0);
+    cr_assert_not_null(p, "%s", weir_errmsg());
+    t_fill(p, 50, 6);
+    size_t l50 = 50;
+    cr_assert_eq(weir_chan_commit_n(c, 1, &l50), 0, "%s", weir_errmsg());
+
+    rd(c, a, 0, 10, 1);
+    const size_t lens[6] = {20, 20, 20, 30, 40, 50};
+    rd_n(c, a, 1, 4, 4, lens, 0, m);
+    /* nothing more while a batch is held */
+    weir_chan_msg one;
+    EXPECT_ERR(weir_chan_read_msg(c, a, &one, 0), -EBUSY, nm);
+    EXPECT_ERR(weir_chan_read_n(c, a, &one, 1, 0), -EBUSY, nm);
+    /* single releases take the oldest held message */
+    rel(c, a);
+    rel(c, a);
+    struct weir_chan_stats st;
+    stats(c, &st);
+    cr_assert_eq(t_reader_stats(&st, a)->consumed, 3);
+    snprintf(what, sizeof what, "reader %d released 3 messages but holds 2", a);
+    EXPECT_ERR_TEXT(weir_chan_release_n(c, a, 3), -EINVAL, nm, what);
+    cr_assert_eq(weir_chan_release_n(c, a, 2), 0, "%s", weir_errmsg());
+    /* a batch of one, released with the single call */
+    rd_n(c, a, 5, 1, 1, lens + 4, 0, m);
+    rel(c, a);
+    /* a single read, released with release_n */
+    rd(c, a, 6, 50, 0);
+    cr_assert_eq(weir_chan_release_n(c, a, 1), 0, "%s", weir_errmsg());
+    stats(c, &st);
+    cr_assert_eq(st.messages, 7);
+    cr_assert_eq(st.bytes, 10 + 3 * 20 + 30 + 40 + 50);
+    cr_assert_eq(t_reader_stats(&st, a)->consumed, 7);
+    dereg(c, a);
+    weir_chan_free(c);
+}
+
+Test(chan, batch_misuse_exact_errors)
+{
+    char nm[64], what[200];
+    t_name(nm, sizeof nm, "bmis");
+    weir_chan *c = mk(nm, 64, 8, 1);
+    int a = reg(c);
+    void *slots[8];
+    weir_chan_msg m[8];
+    EXPECT_ERR_TEXT(weir_chan_reserve_n(c, 8, 0, slots, 0), -EINVAL, nm,
+                    "reserve_n of 0 messages into a slot array (need at least 1)");
+    EXPECT_ERR_TEXT(weir_chan_reserve_n(c, 8, 4, NULL, 0), -EINVAL, nm,
+                    "reserve_n of 4 messages into a NULL slot array");
+    cr_assert_eq(weir_chan_reserve_n(NULL, 8, 4, slots, 0), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "channel (null): reserve_n");
+    EXPECT_ERR_TEXT(weir_chan_reserve_n(c, WEIR_CHAN_MAX_SLOT + 1, 4, slots, 0), -EMSGSIZE, nm,
+                    "message of 17179869185 bytes exceeds the maximum 17179869184");
+    EXPECT_ERR_TEXT(weir_chan_commit_n(c, 1, NULL), -EINVAL, nm, "commit without a reserve");
+    wr_n(c, 0, 32, 3, 3, slots);
+    EXPECT_ERR_TEXT(weir_chan_commit_n(c, 4, NULL), -EINVAL, nm,
+                    "commit of 4 messages but only 3 were reserved");
+    size_t bad[3] = {32, 33, 1};
+    EXPECT_ERR_TEXT(weir_chan_commit_n(c, 3, bad), -EINVAL, nm,
+                    "commit of message 1 of the batch with 33 bytes but only 32 were reserved "
+                    "(nothing published)");
+    struct weir_chan_stats st;
+    stats(c, &st);
+    cr_assert_eq(st.messages, 0, "a rejected commit_n published %llu",
+                 (unsigned long long)st.messages);
+    /* the reservation survives the rejected commit */
+    EXPECT_ERR(weir_chan_close(c), -EBUSY, nm);
+    size_t ok[3] = {32, 0, 5};
+    cr_assert_eq(weir_chan_commit_n(c, 3, ok), 0, "%s", weir_errmsg());
+
+    /* reader side */
+    snprintf(what, sizeof what, "reader %d: read_n of 0 messages", a);
+    EXPECT_ERR_TEXT(weir_chan_read_n(c, a, m, 0, 0), -EINVAL, nm, what);
+    snprintf(what, sizeof what, "reader %d: NULL message pointer", a);
+    EXPECT_ERR_TEXT(weir_chan_read_n(c, a, NULL, 4, 0), -EINVAL, nm, what);
+    EXPECT_ERR_TEXT(weir_chan_read_n(c, 7, m, 4, 0), -EINVAL, nm, "reader 7 is not registered");
+    EXPECT_ERR_TEXT(weir_chan_read_n(c, -1, m, 4, 0), -EINVAL, nm,
+                    "reader -1 is not registered");
+    snprintf(what, sizeof what, "reader %d released without a read", a);
+    EXPECT_ERR_TEXT(weir_chan_release_n(c, a, 1), -EINVAL, nm, what);
+    rd_n(c, a, 0, 8, 3, ok, 0, m);
+    snprintf(what, sizeof what, "reader %d already holds 3 messages from 0 on; release them first",
+             a);
+    EXPECT_ERR_TEXT(weir_chan_read_n(c, a, m, 8, 0), -EBUSY, nm, what);
+    snprintf(what, sizeof what, "reader %d released 0 messages but holds 3", a);
+    EXPECT_ERR_TEXT(weir_chan_release_n(c, a, 0), -EINVAL, nm, what);
+    cr_assert_eq(weir_chan_release_n(c, a, 3), 0, "%s", weir_errmsg());
+
+    /* a read handle cannot write; closed: -EPIPE both ways */
+    weir_chan *h = weir_chan_open(nm);
+    cr_assert_not_null(h, "%s", weir_errmsg());
+    EXPECT_ERR_TEXT(weir_chan_reserve_n(h, 8, 2, slots, 0), -EPERM, nm,
+                    "this handle was opened for reading; only the creator writes");
+    EXPECT_ERR_TEXT(weir_chan_commit_n(h, 1, NULL), -EPERM, nm,
+                    "this handle was opened for reading; only the creator writes");
+    weir_chan_free(h);
+    cr_assert_eq(weir_chan_close(c), 0);
+    EXPECT_ERR_TEXT(weir_chan_reserve_n(c, 8, 2, slots, TMO), -EPIPE, nm, "closed");
+    snprintf(what, sizeof what, "closed (reader %d drained 3 messages)", a);
+    EXPECT_ERR_TEXT(weir_chan_read_n(c, a, m, 8, TMO), -EPIPE, nm, what);
+    EXPECT_ERR_TEXT(weir_chan_read_n(c, a, m, 8, 0), -EPIPE, nm, what);
+    dereg(c, a);
+    /* deregistered: the id is gone for batch calls too */
+    snprintf(what, sizeof what, "reader %d was deregistered", a);
+    EXPECT_ERR_TEXT(weir_chan_read_n(c, a, m, 8, 0), -EINVAL, nm, what);
+    snprintf(what, sizeof what, "reader %d is not registered", a);
+    EXPECT_ERR_TEXT(weir_chan_read_n(c, a, m, 8, 0), -EINVAL, nm, what);
+    weir_chan_free(c);
+}
+
+Test(chan, batch_grows_for_large_messages_and_reads_across_the_forward)
+{
+    char nm[64];
+    t_name(nm, sizeof nm, "bgrow");
+    weir_chan *c = mk(nm, 64, 8, 1);
+    int a = reg(c);
+    void *slots[8];
+    weir_chan_msg m[8];
+    /* two small messages in generation 0, then a batch of large ones: the
+     * channel grows first (2 x 64 < 1000: slots of 1024 bytes) */
+    wr(c, 0, 64, 0);
+    wr(c, 1, 5, 0);
+    wr_n(c, 2, 1000, 4, 4, slots);
+    struct weir_chan_stats st;
+    stats(c, &st);
+    cr_assert_eq(st.grows, 1, "grows %llu", (unsigned long long)st.grows);
+    cr_assert_eq(st.slot_bytes, 1024);
+    for (unsigned i = 1; i < 4; i++)
+        cr_assert_eq((uint8_t *)slots[i] - (uint8_t *)slots[i - 1], 1024,
+                     "batch slot %u not in the new generation's next slot", i);
+    const size_t lens[6] = {64, 5, 1000, 0, 1024 - 24, 999};
+    cr_assert_eq(weir_chan_commit_n(c, 4, lens + 2), 0, "%s", weir_errmsg());
+    /* one batch holds both generations' messages; every view stays valid */
+    rd_n(c, a, 0, 8, 6, lens, 0, m);
+    for (unsigned i = 0; i < 6; i++)
+        cr_assert_eq(t_check(m[i].data, lens[i], i), -1, "message %u changed", i);
+    cr_assert_eq(weir_chan_release_n(c, a, 6), 0, "%s", weir_errmsg());
+    /* and after the growth small batches fill the big slots */
+    wr_n(c, 6, 3, 8, 8, slots);
+    cr_assert_eq(weir_chan_commit_n(c, 8, NULL), 0, "%s", weir_errmsg());
+    rd_n(c, a, 6, 8, 8, NULL, 3, m);
+    cr_assert_eq(weir_chan_release_n(c, a, 8), 0, "%s", weir_errmsg());
+    stats(c, &st);
+    cr_assert_eq(st.messages, 14);
+    cr_assert_eq(st.bytes, 64 + 5 + 1000 + 0 + 1000 + 999 + 8 * 3);
+    cr_assert_eq(st.grows, 1);
+    dereg(c, a);
+    weir_chan_free(c);
+}
+
+Test(chan, batch_read_carries_error_records)
+{
+    char nm[64];
+    t_name(nm, sizeof nm, "berr");
+    weir_chan *c = mk(nm, 64, 8, 1);
+    int a = reg(c);
+    wr(c, 0, 12, 0);
+    cr_assert_eq(weir_chan_write_error(c, "stage 'x' failed", 0), 0);
+    wr(c, 2, 12, 0);
+    weir_chan_msg m[8];
+    int k = weir_chan_read_n(c, a, m, 8, TMO);
+    cr_assert_eq(k, 3, "read_n: %d %s", k, weir_errmsg());
+    cr_assert_eq(m[0].flags, 0u);
+    cr_assert_eq(m[1].flags, WEIR_MSG_ERROR);
+    cr_assert_eq(m[1].seq, 1);
+    cr_assert_eq(m[1].len, strlen("stage 'x' failed") + 1);
+    cr_assert_str_eq((const char *)m[1].data, "stage 'x' failed");
+    cr_assert_eq(m[2].flags, 0u);
+    cr_assert_eq(t_check(m[2].data, 12, 2), -1);
+    cr_assert_eq(weir_chan_release_n(c, a, 3), 0, "%s", weir_errmsg());
+    struct weir_chan_stats st;
+    stats(c, &st);
+    cr_assert_eq(st.errors, 1);
+    cr_assert_eq(st.messages, 3);
+    dereg(c, a);
+    weir_chan_free(c);
+}

@@ -724,3 +724,134 @@ Test(chan_procs, zombie_reader_is_reaped)
     cr_assert_eq(weir_chan_deregister_reader(c, live), 0);
     weir_chan_free(c);
 }
+
+/* =========================================================================== */
+/* Issue 12, item 3: batches between processes                                  */
+/* =========================================================================== */
+
+#define BATCH_PROC_MSGS 200000ull
+
+/* Message s: 8..64 bytes of t_fill's pattern for s (its length from s). */
+static size_t bp_len(uint64_t s)
+{
+    return 8 + t_len_for(s, 56);
+}
+
+static uint64_t bp_add(uint64_t h, uint64_t s, const void *p, size_t len)
+{
+    h = t_fnv_u64(h, s);
+    h = t_fnv_u64(h, len);
+    return t_fnv(h, p, len);
+}
+
+/* A forked reader of an anonymous channel (inherited handle): read_n of
+ * 1..100 at a time, checks every message, sends its count and checksum. */
+static void bp_child(weir_chan *c, int id, int out_fd)
+{
+    uint64_t h = T_FNV_OFF, s = 0, rng = 0x243F6A8885A308D3ull * (uint64_t)(id + 1);
+    weir_chan_msg m[100];
+    for (;;) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        unsigned want = 1 + (unsigned)(rng % 100);
+        int k = weir_chan_read_n(c, id, m, want, TMO);
+        if (k == -EPIPE)
+            break;
+        CCHECK(k >= 1 && (unsigned)k <= want, "read_n(%u) at %llu: %d", want,
+               (unsigned long long)s, k);
+        for (int i = 0; i < k; i++, s++) {
+            CCHECK(m[i].seq == s && m[i].len == bp_len(s) && m[i].flags == 0,
+                   "message %llu: seq %llu len %zu flags %u", (unsigned long long)s,
+                   (unsigned long long)m[i].seq, m[i].len, m[i].flags);
+            CCHECK(t_check(m[i].data, m[i].len, s) == -1, "message %llu corrupt",
+                   (unsigned long long)s);
+            h = bp_add(h, s, m[i].data, m[i].len);
+        }
+        CCHECK(weir_chan_release_n(c, id, (unsigned)k) == 0, "release_n(%d)", k);
+    }
+    uint64_t res[2] = {s, h};
+    CCHECK(t_write_full(out_fd, res, sizeof res) == 0, "result pipe");
+    _exit(0);
+}
+
+/*
+ * One writer process, three reader processes forked from it, everything
+ * through the batch calls: every reader sees every message once, in order
+ * (count and checksum equal the writer's), the writer's batches partly
+ * committed, and the shared counters exact at the end.
+ */
+Test(chan_procs, batches_to_three_forked_readers_exact)
+{
+    weir_chan *c = mk(NULL, 64, 256);
+    int ids[3], fds[3];
+    pid_t pids[3];
+    for (int i = 0; i < 3; i++) {
+        ids[i] = weir_chan_register_reader(c);
+        cr_assert_geq(ids[i], 0, "%s", weir_errmsg());
+    }
+    for (int i = 0; i < 3; i++) {
+        int p[2];
+        cr_assert_eq(pipe(p), 0);
+        pids[i] = fork();
+        cr_assert_geq(pids[i], 0);
+        if (pids[i] == 0) {
+            close(p[0]);
+            bp_child(c, ids[i], p[1]);
+        }
+        close(p[1]);
+        fds[i] = p[0];
+    }
+    uint64_t h = T_FNV_OFF, bytes = 0, rng = 0x13198A2E03707344ull;
+    void *slots[64];
+    size_t lens[64];
+    for (uint64_t s = 0; s < BATCH_PROC_MSGS;) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        unsigned want = 1 + (unsigned)(rng % 64);
+        if (want > BATCH_PROC_MSGS - s)
+            want = (unsigned)(BATCH_PROC_MSGS - s);
+        int k = weir_chan_reserve_n(c, 64, want, slots, TMO);
+        cr_assert(k >= 1 && (unsigned)k <= want, "reserve_n(%u) at %llu: %d %s", want,
+                  (unsigned long long)s, k, weir_errmsg());
+        unsigned j = (rng >> 32) % 5 == 0 ? (unsigned)(k + 1) / 2 : (unsigned)k;
+        for (unsigned i = 0; i < j; i++) {
+            lens[i] = bp_len(s + i);
+            t_fill(slots[i], lens[i], s + i);
+            h = bp_add(h, s + i, slots[i], lens[i]);
+            bytes += lens[i];
+        }
+        cr_assert_eq(weir_chan_commit_n(c, j, lens), 0, "commit_n(%u): %s", j, weir_errmsg());
+        s += j;
+    }
+    cr_assert_eq(weir_chan_close(c), 0);
+    for (int i = 0; i < 3; i++) {
+        uint64_t res[2] = {0, 0};
+        int got = t_read_full(fds[i], res, sizeof res, 60000);
+        close(fds[i]);
+        char sb[64];
+        int ws = t_wait_child(pids[i], 30000);
+        cr_assert_eq(got, 0, "reader process %d sent nothing (%s)", i,
+                     t_status_str(ws, sb, sizeof sb));
+        cr_assert(ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "reader %d: %s", i,
+                  t_status_str(ws, sb, sizeof sb));
+        cr_assert_eq(res[0], BATCH_PROC_MSGS, "reader %d got %llu messages", i,
+                     (unsigned long long)res[0]);
+        cr_assert_eq(res[1], h, "reader %d: checksum %016llx, the writer's %016llx", i,
+                     (unsigned long long)res[1], (unsigned long long)h);
+    }
+    struct weir_chan_stats st;
+    stats(c, &st);
+    cr_assert_eq(st.messages, BATCH_PROC_MSGS);
+    cr_assert_eq(st.bytes, bytes, "bytes %llu, written %llu", (unsigned long long)st.bytes,
+                 (unsigned long long)bytes);
+    cr_assert_eq(st.nreaders, 3);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(t_reader_stats(&st, ids[i])->consumed, BATCH_PROC_MSGS,
+                     "reader %d consumed %llu", i,
+                     (unsigned long long)t_reader_stats(&st, ids[i])->consumed);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(weir_chan_deregister_reader(c, ids[i]), 0);
+    weir_chan_free(c);
+}

@@ -29,6 +29,20 @@ TestSuite(stress, .init = leak_init, .fini = leak_fini, .timeout = 150);
 
 /* ---- the message stream ---------------------------------------------------- */
 
+/* The batched streams run 2 x 10^5 messages under sanitizers (as test_net.c
+ * reduces its counts), 10^6 otherwise. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#else
+#define SANITIZED 0
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#undef SANITIZED
+#define SANITIZED 1
+#endif
+#endif
+
 static uint64_t nmsgs(uint64_t dflt)
 {
     const char *e = getenv("WEIR_STRESS_MSGS");
@@ -73,6 +87,64 @@ static uint64_t running_add(uint64_t run, uint64_t seq, uint64_t len, uint64_t h
     return t_fnv_u64(run, h);
 }
 
+/* Fill message s of len bytes (format above); its hash. */
+static uint64_t fill_msg(uint8_t *p, size_t len, uint64_t s, uint64_t *rng)
+{
+    uint64_t h;
+    if (len < 16) {
+        t_fill(p, len, s);
+        return t_fnv(T_FNV_OFF, p, len);
+    }
+    size_t i = 16;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w = xorshift(rng);
+        memcpy(p + i, &w, 8);
+    }
+    for (; i < len; i++)
+        p[i] = (uint8_t)xorshift(rng);
+    h = t_fnv(T_FNV_OFF, p + 16, len - 16);
+    memcpy(p, &s, 8);
+    memcpy(p + 8, &h, 8);
+    return h;
+}
+
+/*
+ * Check message s (format above): 0 and its hash in *h, or -1 with the
+ * reason in *f.
+ */
+static int check_msg(int id, const weir_chan_msg *m, uint64_t s, uint64_t *h, struct t_fail *f)
+{
+    if (m->seq != s || m->flags != 0) {
+        t_failf(f, "reader %d: message #%llu has seq %llu, flags 0x%x", id, (unsigned long long)s,
+                (unsigned long long)m->seq, m->flags);
+        return -1;
+    }
+    const uint8_t *p = m->data;
+    if (m->len < 16) {
+        long bad = t_check(p, m->len, s);
+        if (bad != -1) {
+            t_failf(f, "reader %d: short message %llu (%zu bytes) corrupt at %ld", id,
+                    (unsigned long long)s, m->len, bad);
+            return -1;
+        }
+        *h = t_fnv(T_FNV_OFF, p, m->len);
+        return 0;
+    }
+    uint64_t hs, hh;
+    memcpy(&hs, p, 8);
+    memcpy(&hh, p + 8, 8);
+    *h = t_fnv(T_FNV_OFF, p + 16, m->len - 16);
+    if (hs != s || hh != *h) {
+        t_failf(f,
+                "reader %d: message %llu (%zu bytes): carries seq %llu, checksum %016llx, "
+                "content hashes to %016llx",
+                id, (unsigned long long)s, m->len, (unsigned long long)hs, (unsigned long long)hh,
+                (unsigned long long)*h);
+        return -1;
+    }
+    return 0;
+}
+
 /*
  * Write messages 0..n-1 and close. Returns 0 and the running checksum, or
  * -1 with the reason in *f (the channel is then closed anyway so that the
@@ -91,22 +163,7 @@ static int stream_write(weir_chan *c, uint64_t n, uint64_t seed, uint64_t *runni
             weir_chan_close(c);
             return -1;
         }
-        uint64_t h;
-        if (len < 16) {
-            t_fill(p, len, s);
-            h = t_fnv(T_FNV_OFF, p, len);
-        } else {
-            size_t i = 16;
-            for (; i + 8 <= len; i += 8) {
-                uint64_t w = xorshift(&rng);
-                memcpy(p + i, &w, 8);
-            }
-            for (; i < len; i++)
-                p[i] = (uint8_t)xorshift(&rng);
-            h = t_fnv(T_FNV_OFF, p + 16, len - 16);
-            memcpy(p, &s, 8);
-            memcpy(p + 8, &h, 8);
-        }
+        uint64_t h = fill_msg(p, len, s, &rng);
         int rc = weir_chan_commit(c, len);
         if (rc != 0) {
             t_failf(f, "writer: commit of message %llu: %d", (unsigned long long)s, rc);
@@ -159,37 +216,10 @@ static void stream_read(weir_chan *c, int id, uint64_t n, unsigned lag_every, un
             weir_chan_release(c, id);
             break;
         }
-        if (m.seq != s || m.flags != 0) {
-            t_failf(&f, "reader %d: message #%llu has seq %llu, flags 0x%x", id,
-                    (unsigned long long)s, (unsigned long long)m.seq, m.flags);
+        uint64_t h;
+        if (check_msg(id, &m, s, &h, &f) < 0) {
             weir_chan_release(c, id);
             break;
-        }
-        const uint8_t *p = m.data;
-        uint64_t h;
-        if (m.len < 16) {
-            long bad = t_check(p, m.len, s);
-            if (bad != -1) {
-                t_failf(&f, "reader %d: short message %llu (%zu bytes) corrupt at %ld", id,
-                        (unsigned long long)s, m.len, bad);
-                weir_chan_release(c, id);
-                break;
-            }
-            h = t_fnv(T_FNV_OFF, p, m.len);
-        } else {
-            uint64_t hs, hh;
-            memcpy(&hs, p, 8);
-            memcpy(&hh, p + 8, 8);
-            h = t_fnv(T_FNV_OFF, p + 16, m.len - 16);
-            if (hs != s || hh != h) {
-                t_failf(&f,
-                        "reader %d: message %llu (%zu bytes): carries seq %llu, checksum "
-                        "%016llx, content hashes to %016llx",
-                        id, (unsigned long long)s, m.len, (unsigned long long)hs,
-                        (unsigned long long)hh, (unsigned long long)h);
-                weir_chan_release(c, id);
-                break;
-            }
         }
         run = running_add(run, s, m.len, h);
         if (lag_every && s % lag_every == phase)
@@ -205,6 +235,139 @@ static void stream_read(weir_chan *c, int id, uint64_t n, unsigned lag_every, un
     res->ok = f.text[0] == '\0';
     snprintf(res->text, sizeof res->text, "%s", f.text);
     /* whatever happened, stop holding the writer back */
+    weir_chan_deregister_reader(c, id);
+}
+
+/*
+ * The same stream through the batch calls: batches of 1..48 messages
+ * reserved at the largest length among them (so the growths happen inside
+ * batches), one in eight committed short (the rest dropped and written by
+ * the next batch). Lengths are drawn per sequence number, so the stream
+ * is the one stream_len gives whatever the batches.
+ */
+#define BATCH_MAX 48
+static int stream_write_batched(weir_chan *c, uint64_t n, uint64_t seed, uint64_t *running,
+                                struct t_fail *f)
+{
+    uint64_t rng = seed | 1, brng = seed ^ 0x5851F42D4C957F2Dull, run = T_FNV_OFF;
+    size_t lens[BATCH_MAX];
+    unsigned have = 0; /* lens[0..have-1]: lengths of messages s.. */
+    void *slots[BATCH_MAX];
+    for (uint64_t s = 0; s < n;) {
+        unsigned want = 1 + (unsigned)(xorshift(&brng) % BATCH_MAX);
+        if (want > n - s)
+            want = (unsigned)(n - s);
+        for (; have < want; have++)
+            lens[have] = stream_len(s + have, n, &rng);
+        size_t maxlen = 0;
+        for (unsigned i = 0; i < want; i++)
+            if (lens[i] > maxlen)
+                maxlen = lens[i];
+        int k = weir_chan_reserve_n(c, maxlen, want, slots, TMO);
+        if (k < 1 || (unsigned)k > want) {
+            t_failf(f, "writer: reserve_n of %u messages from %llu (%zu bytes): %d", want,
+                    (unsigned long long)s, maxlen, k);
+            weir_chan_close(c);
+            return -1;
+        }
+        unsigned j = (unsigned)k;
+        if (j > 1 && (xorshift(&brng) & 7) == 0)
+            j = j / 2; /* commit a prefix, drop the rest */
+        uint64_t h[BATCH_MAX];
+        for (unsigned i = 0; i < j; i++)
+            h[i] = fill_msg(slots[i], lens[i], s + i, &rng);
+        int rc = weir_chan_commit_n(c, j, lens);
+        if (rc != 0) {
+            t_failf(f, "writer: commit_n of %u from %llu: %d", j, (unsigned long long)s, rc);
+            weir_chan_close(c);
+            return -1;
+        }
+        for (unsigned i = 0; i < j; i++)
+            run = running_add(run, s + i, lens[i], h[i]);
+        uint64_t before = s;
+        s += j;
+        have -= j;
+        memmove(lens, lens + j, have * sizeof *lens);
+        if (s / 100000 != before / 100000)
+            t_sleep_ms(2); /* let the readers run dry and sleep */
+    }
+    int rc = weir_chan_close(c);
+    if (rc != 0) {
+        t_failf(f, "writer: close: %d", rc);
+        return -1;
+    }
+    *running = run;
+    return 0;
+}
+
+/* Read the stream with read_n of 1..80 (one call in six a single read_msg),
+ * releasing each batch in one call, in two parts or one message at a time. */
+static void stream_read_batched(weir_chan *c, int id, uint64_t n, unsigned lag_every,
+                                unsigned phase, struct sres *res)
+{
+    struct t_fail f = {{0}};
+    uint64_t run = T_FNV_OFF, s = 0, rng = 0x9E3779B97F4A7C15ull * (uint64_t)(id + 1);
+    weir_chan_msg m[80];
+    for (;;) {
+        uint64_t r = xorshift(&rng);
+        unsigned want = 1 + (unsigned)(r % 80);
+        int k;
+        if ((r >> 8) % 6 == 0)
+            k = weir_chan_read_msg(c, id, m, TMO) == 0 ? 1 : weir_errcode();
+        else
+            k = weir_chan_read_n(c, id, m, want, TMO);
+        if (k == -EPIPE)
+            break;
+        if (k < 1 || (unsigned)k > want) {
+            t_failf(&f, "reader %d: read_n(%u) at message %llu: %d", id, want,
+                    (unsigned long long)s, k);
+            break;
+        }
+        if (s + (unsigned)k > n) {
+            t_failf(&f, "reader %d: %d messages from %llu, past the %llu written", id, k,
+                    (unsigned long long)s, (unsigned long long)n);
+            weir_chan_release_n(c, id, (unsigned)k);
+            break;
+        }
+        int bad = 0;
+        for (int i = 0; i < k && !bad; i++) {
+            uint64_t h;
+            if (check_msg(id, &m[i], s + (uint64_t)i, &h, &f) < 0)
+                bad = 1;
+            else
+                run = running_add(run, s + (uint64_t)i, m[i].len, h);
+            if (lag_every && (s + (uint64_t)i) % lag_every == phase)
+                t_sleep_ms(1);
+        }
+        if (bad) {
+            weir_chan_release_n(c, id, (unsigned)k);
+            break;
+        }
+        int rc = 0;
+        switch ((r >> 16) % 3) {
+        case 0:
+            rc = weir_chan_release_n(c, id, (unsigned)k);
+            break;
+        case 1:
+            rc = weir_chan_release_n(c, id, (unsigned)(k + 1) / 2);
+            if (rc == 0 && k > 1)
+                rc = weir_chan_release_n(c, id, (unsigned)k / 2);
+            break;
+        default:
+            for (int i = 0; i < k && rc == 0; i++)
+                rc = weir_chan_release(c, id);
+        }
+        if (rc != 0) {
+            t_failf(&f, "reader %d: release of %d from %llu: %d", id, k, (unsigned long long)s,
+                    rc);
+            break;
+        }
+        s += (uint64_t)k;
+    }
+    res->count = s;
+    res->running = run;
+    res->ok = f.text[0] == '\0';
+    snprintf(res->text, sizeof res->text, "%s", f.text);
     weir_chan_deregister_reader(c, id);
 }
 
@@ -238,19 +401,24 @@ struct rth {
     int id;
     uint64_t n;
     unsigned phase;
+    int batched;
     struct sres res;
 };
 
 static void *rth_main(void *arg)
 {
     struct rth *r = arg;
-    stream_read(r->c, r->id, r->n, 65536, r->phase, &r->res);
+    if (r->batched)
+        stream_read_batched(r->c, r->id, r->n, 65536, r->phase, &r->res);
+    else
+        stream_read(r->c, r->id, r->n, 65536, r->phase, &r->res);
     return NULL;
 }
 
-Test(stress, one_writer_three_reader_threads)
+/* batched: the writer and every reader use the batch calls (mixed with single ones). */
+static void run_three_reader_threads(int batched)
 {
-    const uint64_t n = nmsgs(1000000);
+    const uint64_t n = nmsgs(batched && SANITIZED ? 200000 : 1000000);
     weir_chan_opts o = {.slot_bytes = 4096, .depth = 16};
     weir_chan *c = weir_chan_create(NULL, &o);
     cr_assert_not_null(c, "%s", weir_errmsg());
@@ -262,16 +430,19 @@ Test(stress, one_writer_three_reader_threads)
         cr_assert_geq(r[k].id, 0, "%s", weir_errmsg());
         r[k].n = n;
         r[k].phase = (unsigned)k * 20000;
+        r[k].batched = batched;
         cr_assert_eq(pthread_create(&r[k].th, NULL, rth_main, &r[k]), 0);
     }
     struct t_fail f = {{0}};
     uint64_t running = 0;
     uint64_t t0 = t_now_ns();
-    int wrc = stream_write(c, n, 0x9e3779b97f4a7c15ull, &running, &f);
+    int wrc = batched ? stream_write_batched(c, n, 0x9e3779b97f4a7c15ull, &running, &f)
+                      : stream_write(c, n, 0x9e3779b97f4a7c15ull, &running, &f);
     for (int k = 0; k < 3; k++)
         pthread_join(r[k].th, NULL);
     double secs = (double)(t_now_ns() - t0) / 1e9;
-    cr_log_info("%llu messages to 3 reader threads in %.2f s", (unsigned long long)n, secs);
+    cr_log_info("%llu messages to 3 reader threads%s in %.2f s", (unsigned long long)n,
+                batched ? " in batches" : "", secs);
     cr_assert_eq(wrc, 0, "%s", f.text);
     for (int k = 0; k < 3; k++)
         check_result(&r[k].res, k, n, running);
@@ -280,6 +451,16 @@ Test(stress, one_writer_three_reader_threads)
     weir_chan_stats(c, &st);
     cr_assert_eq(st.nreaders, 0);
     weir_chan_free(c);
+}
+
+Test(stress, one_writer_three_reader_threads)
+{
+    run_three_reader_threads(0);
+}
+
+Test(stress, one_writer_three_reader_threads_batched)
+{
+    run_three_reader_threads(1);
 }
 
 /* =========================================================================== */
@@ -298,7 +479,7 @@ struct kid {
  * reads the stream, and sends a struct sres on its result pipe.
  */
 static void spawn_reader(struct kid *k, weir_chan *c, const char *name, int ready_fd, uint64_t n,
-                         unsigned phase)
+                         unsigned phase, int batched)
 {
     int res[2];
     cr_assert_eq(pipe(res), 0);
@@ -313,7 +494,10 @@ static void spawn_reader(struct kid *k, weir_chan *c, const char *name, int read
         CCHECK(t_write_full(ready_fd, &id, sizeof id) == 0, "ready pipe");
         struct sres r;
         memset(&r, 0, sizeof r);
-        stream_read(h, id, n, 65536, phase, &r);
+        if (batched)
+            stream_read_batched(h, id, n, 65536, phase, &r);
+        else
+            stream_read(h, id, n, 65536, phase, &r);
         CCHECK(t_write_full(res[1], &r, sizeof r) == 0, "result pipe");
         if (name)
             weir_chan_free(h);
@@ -348,11 +532,11 @@ static void collect_reader(struct kid *k, int idx, uint64_t n, uint64_t running)
               t_status_str(ws, sb, sizeof sb));
 }
 
-Test(stress, one_writer_three_reader_processes)
+static void run_three_reader_processes(int batched)
 {
-    const uint64_t n = nmsgs(1000000);
+    const uint64_t n = nmsgs(batched && SANITIZED ? 200000 : 1000000);
     char nm[64];
-    t_name(nm, sizeof nm, "procs");
+    t_name(nm, sizeof nm, batched ? "bprocs" : "procs");
     weir_chan_opts o = {.slot_bytes = 4096, .depth = 8};
     weir_chan *c = weir_chan_create(nm, &o);
     cr_assert_not_null(c, "%s", weir_errmsg());
@@ -360,7 +544,7 @@ Test(stress, one_writer_three_reader_processes)
     cr_assert_eq(pipe(ready), 0);
     struct kid k[3];
     for (int i = 0; i < 3; i++)
-        spawn_reader(&k[i], c, nm, ready[1], n, (unsigned)i * 20000);
+        spawn_reader(&k[i], c, nm, ready[1], n, (unsigned)i * 20000, batched);
     close(ready[1]);
     int ids[3];
     cr_assert_eq(t_read_full(ready[0], ids, sizeof ids, TMO), 0,
@@ -373,18 +557,31 @@ Test(stress, one_writer_three_reader_processes)
     struct t_fail f = {{0}};
     uint64_t running = 0;
     uint64_t t0 = t_now_ns();
-    int wrc = stream_write(c, n, 0x2545F4914F6CDD1Dull, &running, &f);
+    int wrc = batched ? stream_write_batched(c, n, 0x2545F4914F6CDD1Dull, &running, &f)
+                      : stream_write(c, n, 0x2545F4914F6CDD1Dull, &running, &f);
     if (wrc != 0)
         kill_all(k, 3);
     cr_assert_eq(wrc, 0, "%s", f.text);
     for (int i = 0; i < 3; i++)
         collect_reader(&k[i], i, n, running);
     double secs = (double)(t_now_ns() - t0) / 1e9;
-    cr_log_info("%llu messages to 3 reader processes in %.2f s", (unsigned long long)n, secs);
+    cr_log_info("%llu messages to 3 reader processes%s in %.2f s", (unsigned long long)n,
+                batched ? " in batches" : "", secs);
     check_final_stats(c, n);
     cr_assert_eq(weir_chan_stats(c, &st), 0);
     cr_assert_eq(st.nreaders, 0);
     weir_chan_free(c);
+}
+
+Test(stress, one_writer_three_reader_processes)
+{
+    run_three_reader_processes(0);
+}
+
+/* Batches across processes: named channel, readers open it by name. */
+Test(stress, one_writer_three_reader_processes_batched)
+{
+    run_three_reader_processes(1);
 }
 
 /* =========================================================================== */
@@ -691,7 +888,7 @@ static void run_kill(int use_reap)
     cr_assert_eq(pipe(ready), 0);
     struct kid k[2];
     for (int i = 0; i < 2; i++)
-        spawn_reader(&k[i], c, open_name, ready[1], n, (unsigned)i * 30000);
+        spawn_reader(&k[i], c, open_name, ready[1], n, (unsigned)i * 30000, 0);
     int holding_fd;
     pid_t victim = spawn_victim(c, open_name, ready[1], &holding_fd);
     close(ready[1]);

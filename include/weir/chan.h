@@ -188,6 +188,34 @@ WEIR_API void *weir_chan_reserve(weir_chan *w, size_t len, int timeout_ms);
  */
 WEIR_API int weir_chan_commit(weir_chan *w, size_t len);
 
+/*
+ * Writer, batch claim (the Disruptor's next(n)): reserve up to n
+ * consecutive messages of up to len bytes each with one look at the
+ * readers. Waits, as weir_chan_reserve() does, until at least one slot is
+ * free, then takes every free slot up to n: the count can be smaller than
+ * n (a ring that is partly full, or n larger than the depth: at most depth
+ * slots are ever free), like a partial write(2). slots[i] receives the
+ * pointer for message i of the batch, valid until the commit; the slots
+ * are not contiguous in memory (the ring wraps). len may exceed the slot
+ * size: the channel grows first, and the whole batch lies in the new
+ * generation. Returns the count (1..n), or -EINVAL (n 0, slots NULL), or
+ * the codes of weir_chan_reserve() (-EBUSY while anything is reserved).
+ */
+WEIR_API int weir_chan_reserve_n(weir_chan *w, size_t len, unsigned n, void **slots,
+                                 int timeout_ms);
+
+/*
+ * Writer: publish the first k messages of the reserved batch in order,
+ * message i with lens[i] bytes (lens NULL: every one len bytes, the length
+ * given to weir_chan_reserve_n). The rest of the batch is dropped: it uses
+ * no sequence number, and k 0 drops the whole batch. One publication for
+ * the k messages (readers see them all at once). Never blocks. Returns 0,
+ * or -EINVAL (nothing reserved, k larger than the batch, a length larger
+ * than reserved: nothing is published then). weir_chan_commit() commits a
+ * batch of exactly one; a larger batch needs this call.
+ */
+WEIR_API int weir_chan_commit_n(weir_chan *w, unsigned k, const size_t *lens);
+
 /* Writer: copy len bytes from p into a new message. reserve + memcpy + commit. */
 WEIR_API int weir_chan_write(weir_chan *w, const void *p, size_t len, int timeout_ms);
 
@@ -217,8 +245,34 @@ WEIR_API int weir_chan_read_msg(weir_chan *c, int reader, weir_chan_msg *m, int 
  */
 WEIR_API const void *weir_chan_read(weir_chan *c, int reader, size_t *len, int timeout_ms);
 
-/* Reader: release the message it holds. -EINVAL if it holds none. */
+/*
+ * Reader: release the message it holds (of a batch from weir_chan_read_n,
+ * the oldest one it still holds). -EINVAL if it holds none.
+ */
 WEIR_API int weir_chan_release(weir_chan *c, int reader);
+
+/*
+ * Reader, batch read: wait, as weir_chan_read_msg() does, for at least one
+ * message, then hold every message available up to n (the count can be
+ * smaller than n; never more than the depth) and describe them in
+ * msgs[0 .. count-1], in order, with consecutive sequence numbers. Each
+ * view stays valid until that message is released. Error records are
+ * messages with WEIR_MSG_ERROR set, as in weir_chan_read_msg(). Returns the
+ * count (1..n), or -EINVAL (n 0, msgs NULL), or the codes of
+ * weir_chan_read_msg() (-EBUSY while any message is held). A corrupt slot
+ * after the first message ends the batch before it; the next read reports
+ * it.
+ */
+WEIR_API int weir_chan_read_n(weir_chan *c, int reader, weir_chan_msg *msgs, unsigned n,
+                              int timeout_ms);
+
+/*
+ * Reader: release the k oldest messages it holds (k <= held), with one
+ * publication: the writer sees the k slots free at once. The others stay
+ * held (release them later, with either call). Returns 0, or -EINVAL (k 0,
+ * or more than it holds: nothing is released then).
+ */
+WEIR_API int weir_chan_release_n(weir_chan *c, int reader, unsigned k);
 
 /*
  * Writer: close the channel. Readers still get every committed message,
