@@ -103,6 +103,7 @@ struct weir__cluster {
     char (*desc)[WEIR__CLUSTER_HOST_MAX + 64];
     uint8_t *rxbuf;                     /* scratch for decoding TABLEs */
     uint64_t hb_seq, next_hb;
+    int table_done;          /* thread only: the table went out (rank 0) / came in */
     char last_refusal[WEIR__CLUSTER_REASON_MAX + 1]; /* thread only */
     /* Guarded by mu. */
     pthread_mutex_t mu;
@@ -372,6 +373,12 @@ static void on_join(struct weir__cluster *c, const uint8_t *id, size_t idlen,
         if (!c->peers[q].joined)
             return;
     send_table(c);
+    /* From here on every rank knows every other: heartbeats and liveness run,
+     * so a rank that dies before barrier 0 is named within the bound too. */
+    c->table_done = 1;
+    uint64_t t = now_ns();
+    for (int q = 1; q < c->size; q++)
+        c->peers[q].last_heard = t;
     weir__store_relaxed(&c->peers[0].arrived, 1u); /* rank 0 holds the table: at barrier 0 */
 }
 
@@ -466,6 +473,7 @@ static void worker_msg(struct weir__cluster *c, const uint8_t *buf, size_t len)
         memcpy(c->table, m->ranks, sizeof *c->table * (size_t)c->size);
         for (int r = 0; r < c->size; r++)
             set_desc(c, r);
+        c->table_done = 1;
         ack.kind = WEIR__CM_ARRIVE;
         ack.epoch = 0;
         send_msg(c, NULL, 0, &ack);
@@ -550,8 +558,11 @@ static void join_timeout(struct weir__cluster *c)
              "%d ms", c->rank, c->coord, c->timeout_ms);
         return;
     }
+    int joined_all = 1;
+    for (int r = 1; r < c->size; r++)
+        joined_all &= c->peers[r].joined;
     for (int r = 1; r < c->size; r++) {
-        int missing = !c->peers[r].joined || c->peers[r].arrived < 1;
+        int missing = joined_all ? c->peers[r].arrived < 1 : !c->peers[r].joined;
         if (!missing)
             continue;
         if (first < 0)
@@ -562,9 +573,6 @@ static void join_timeout(struct weir__cluster *c)
             len += snprintf(msg + len, sizeof msg - (size_t)len, ", ...");
         n++;
     }
-    int joined_all = 1;
-    for (int r = 1; r < c->size; r++)
-        joined_all &= c->peers[r].joined;
     char tail[WEIR__CLUSTER_REASON_MAX + 1] = "";
     if (c->last_refusal[0])
         snprintf(tail, sizeof tail, " (last refused: %.300s)", c->last_refusal);
@@ -689,7 +697,7 @@ static void *cluster_thread(void *arg)
 
         if (phase == PH_JOIN && c->join_deadline && t >= c->join_deadline && !failed_now(c))
             join_timeout(c);
-        if (phase == PH_READY) {
+        if (phase == PH_READY || c->table_done) {
             if (t >= c->next_hb) {
                 send_heartbeats(c);
                 c->next_hb = t + ms_ns(c->hb_ms) / 8;
@@ -882,7 +890,9 @@ bound:
     pthread_mutex_lock(&c->mu);
     while (c->phase == PH_JOIN && !c->fail_code)
         pthread_cond_wait(&c->cv, &c->mu);
-    int code = c->fail_code;
+    /* Past barrier 0 the join succeeded, whatever failed since (the thread
+     * may have taken RELEASE and a FAILURE in one turn): later calls say it. */
+    int code = c->phase == PH_JOIN ? c->fail_code : 0;
     char msg[WEIR__CLUSTER_REASON_MAX + 1];
     snprintf(msg, sizeof msg, "%s", c->fail_msg);
     if (!code)
@@ -896,11 +906,11 @@ bound:
     return c;
 fail:
     {
-        int code = weir_errcode();
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", weir_errmsg());
+        int ecode = weir_errcode();
+        char emsg[512];
+        snprintf(emsg, sizeof emsg, "%s", weir_errmsg());
         cluster_free(c);
-        weir__seterr(code, "%s", msg);
+        weir__seterr(ecode, "%s", emsg);
     }
     return NULL;
 }

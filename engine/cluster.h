@@ -43,6 +43,15 @@ struct weir__cluster_env {
  */
 int weir__cluster_env_parse(char *const *envp, struct weir__cluster_env *out);
 
+/*
+ * This rank's data address: WEIR_BIND when set, else the local address
+ * that routes to the coordinator's host (a UDP socket connected to it:
+ * nothing is sent), else 127.0.0.1 for an ipc:// coordinator. Writes a
+ * host (no port) into buf; 0, or -EINVAL / -EHOSTUNREACH naming the
+ * coordinator that does not resolve or route.
+ */
+int weir__cluster_bind_addr(const struct weir__cluster_env *e, char *buf, size_t cap);
+
 /* ---- the control plane (cluster.c) ----------------------------------------- */
 
 #define WEIR__CLUSTER_MAX_EP 4      /* data endpoints per rank */

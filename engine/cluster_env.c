@@ -24,9 +24,12 @@
  * a world of more than one rank is an error naming WEIR_COORD.
  */
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "channels/err.h"
 #include "engine/cluster.h"
@@ -319,4 +322,52 @@ WEIR_API int weir_world_size(void)
     memset(&e, 0, sizeof e);
     int r = parse_rank(environ, &e, &l);
     return r < 0 ? r : e.size;
+}
+
+int weir__cluster_bind_addr(const struct weir__cluster_env *e, char *buf, size_t cap)
+{
+    if (e->bind[0]) {
+        snprintf(buf, cap, "%s", e->bind);
+        return 0;
+    }
+    if (strncmp(e->coord, "tcp://", 6) != 0) {
+        snprintf(buf, cap, "127.0.0.1");
+        return 0;
+    }
+    char host[WEIR__CLUSTER_ADDR_MAX + 1], *port;
+    snprintf(host, sizeof host, "%s", e->coord + 6);
+    port = strrchr(host, ':');
+    if (port)
+        *port++ = '\0';
+    char *h = host;
+    if (h[0] == '[') {
+        h++;
+        char *close = strchr(h, ']');
+        if (close)
+            *close = '\0';
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM}, *ai = NULL;
+    int g = getaddrinfo(h, port, &hints, &ai);
+    if (g != 0)
+        return weir__seterr(-EINVAL, "cluster environment: %s='%s': host '%s' does not resolve "
+                            "(%s)", e->coord_var, e->coord, h, gai_strerror(g));
+    int r = -EHOSTUNREACH;
+    for (struct addrinfo *a = ai; a && r < 0; a = a->ai_next) {
+        int s = socket(a->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+            continue;
+        struct sockaddr_storage me;
+        socklen_t ml = sizeof me;
+        if (connect(s, a->ai_addr, a->ai_addrlen) == 0 &&
+            getsockname(s, (struct sockaddr *)&me, &ml) == 0 &&
+            getnameinfo((struct sockaddr *)&me, ml, buf, (socklen_t)cap, NULL, 0,
+                        NI_NUMERICHOST) == 0)
+            r = 0;
+        close(s);
+    }
+    freeaddrinfo(ai);
+    if (r < 0)
+        return weir__seterr(r, "cluster environment: %s='%s': no local address routes to '%s' "
+                            "(set WEIR_BIND)", e->coord_var, e->coord, h);
+    return 0;
 }
