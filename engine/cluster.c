@@ -45,8 +45,9 @@
  *
  * Teardown. Rank 0 sends TEARDOWN to every live rank and waits, bounded,
  * for each one's BYE; a rank answers BYE as soon as it receives TEARDOWN,
- * and a rank that closes without a TEARDOWN sends a FAILURE saying that it
- * left. Sockets linger at most LINGER_MS, so close never hangs on a dead
+ * a rank that closes without a TEARDOWN sends a FAILURE saying that it
+ * left, and one that closes after a failure says BYE (rank 0 need not wait
+ * for it to time out). Sockets linger at most LINGER_MS, so close never hangs on a dead
  * peer.
  */
 #include <errno.h>
@@ -120,6 +121,7 @@ struct weir__cluster {
     int report_code;
     char report_msg[WEIR__CLUSTER_REASON_MAX + 1];
     int cmd_teardown;        /* rank 0: send TEARDOWN, then wait for the BYEs */
+    int cmd_bye;             /* worker: say goodbye (closing after a failure) */
     int teardown_done;
     int cmd_stop;
 };
@@ -638,7 +640,8 @@ static void *cluster_thread(void *arg)
         int rcode = c->report_code;
         char rmsg[WEIR__CLUSTER_REASON_MAX + 1];
         snprintf(rmsg, sizeof rmsg, "%s", c->report_msg);
-        c->cmd_arrive = c->cmd_report = 0;
+        int bye = c->cmd_bye;
+        c->cmd_arrive = c->cmd_report = c->cmd_bye = 0;
         if (teardown)
             c->cmd_teardown = 0;
         pthread_mutex_unlock(&c->mu);
@@ -670,6 +673,17 @@ static void *cluster_thread(void *arg)
                 send_msg(c, NULL, 0, &m);
             }
             fail(c, c->rank, rcode, "cluster: %s failed: %s", c->desc[c->rank], rmsg);
+        }
+        if (bye && c->rank != 0) {
+            /* After a failure rank 0 may still tear down: spare it the wait. */
+            struct weir__cluster_msg m;
+            memset(&m, 0, sizeof m);
+            m.kind = WEIR__CM_BYE;
+            m.rank = c->rank;
+            send_msg(c, NULL, 0, &m);
+            pthread_mutex_lock(&c->mu);
+            pthread_cond_broadcast(&c->cv);
+            pthread_mutex_unlock(&c->mu);
         }
         if (teardown && c->rank == 0) {
             struct weir__cluster_msg m;
@@ -1086,6 +1100,9 @@ int weir__cluster_close(struct weir__cluster *c, int timeout_ms)
     } else {
         pthread_mutex_lock(&c->mu);
         int leave = !c->torn_down && !c->fail_code;
+        int bye = !c->torn_down && c->fail_code && c->phase != PH_JOIN;
+        if (bye)
+            c->cmd_bye = 1;
         if (leave) {
             c->cmd_report = 1;
             c->report_code = -ECONNRESET;
@@ -1093,11 +1110,11 @@ int weir__cluster_close(struct weir__cluster *c, int timeout_ms)
                      "cluster down");
         }
         pthread_mutex_unlock(&c->mu);
-        if (leave) {
+        if (leave || bye) {
             poke(c);
-            /* The thread sends the notice on its next turn; the socket's linger flushes it. */
+            /* The thread sends it on its next turn; the socket's linger flushes it. */
             pthread_mutex_lock(&c->mu);
-            while (c->cmd_report)
+            while (c->cmd_report || c->cmd_bye)
                 pthread_cond_wait(&c->cv, &c->mu);
             pthread_mutex_unlock(&c->mu);
         }

@@ -504,6 +504,8 @@ struct rec {
     int code2;       /* then: close (rank 0, C_OK), the failure seen (C_OPEN), ... */
     char msg2[512];
     uint64_t t;      /* C_KILL: just before the kill; C_OPEN: when the failure was seen */
+    int code3;       /* C_OPEN: close */
+    double close_ms;
     char table[512];
     char events[2048];
 };
@@ -587,6 +589,9 @@ static void rank_main(const struct spec *s, int fd)
                 snprintf(rec.msg2, sizeof rec.msg2, "%s", weir_errmsg());
             }
             rec.t = t_now_ns();
+            rec.code3 = weir__cluster_close(c, 3000);
+            rec.close_ms = t_ms_since(rec.t);
+            c = NULL;
             break;
         }
         }
@@ -938,6 +943,9 @@ Test(nodes, sigkill_worker_detected_within_bound, .timeout = 60)
     cr_assert_lt(d0, hb, "rank 0 saw it %.0f ms after the kill", d0);
     cr_assert_eq(r1.code2, -EHOSTDOWN, "%d %s", r1.code2, r1.msg2);
     cr_assert_str_eq(r1.msg2, r0.msg2); /* rank 0's notice */
+    /* Rank 1 said goodbye, the dead rank 2 is not waited for. */
+    cr_assert_eq(r0.code3, 0, "%d", r0.code3);
+    cr_assert_lt(r0.close_ms, 1500, "%.0f ms", r0.close_ms);
     cr_assert_lt(d1, hb, "rank 1 saw it %.0f ms after the kill", d1);
     cr_log_info("SIGKILL of rank 2 seen by rank 0 after %.0f ms, by rank 1 after %.0f ms (bound %d)",
                 d0, d1, hb);
