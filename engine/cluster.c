@@ -39,8 +39,12 @@
  * and declares a peer failed once it has heard nothing from it for
  * 3/4 heartbeat_ms (the thread polls every heartbeat_ms / 16), so from a
  * death to its detection takes less than heartbeat_ms. ZeroMQ's own
- * disconnect is deliberately not a failure: a cut shorter than the bound
- * reconnects and fails nothing. Rank 0 passes every failure on to the live
+ * disconnect is deliberately not a failure: a short cut reconnects and
+ * fails nothing. How short: TCP retransmits from 200 ms on and backs off,
+ * so a cut of C ms silences a peer for up to about 2C + 200 ms plus one
+ * heartbeat interval, which must stay below 3/4 of the bound (tests: a
+ * 200 ms cut under the default 2 s bound fails nothing, a lasting one is
+ * named within the bound). Rank 0 passes every failure on to the live
  * ranks as a FAILURE; the first failure is the cluster's, for good.
  *
  * Teardown. Rank 0 sends TEARDOWN to every live rank and waits, bounded,

@@ -11,9 +11,12 @@
  *   nodes_rank kill R          join; rank R SIGKILLs itself; the others
  *                              report the failure (ignoring SIGTERM, so
  *                              weir-run's stop does not pre-empt them)
+ *   nodes_rank watch MS        join; rank 0 watches for a failure for MS ms,
+ *                              then tears down; the others wait (a test cuts
+ *                              a rank off meanwhile, or not)
  *   nodes_rank sleep           sleep 60 s (signal forwarding)
  *
- * Exit status 0 when everything this rank saw was as expected, else 1
+ * Heartbeat bound 1000 ms, or $NODES_HB_MS. Exit status 0 when everything this rank saw was as expected, else 1
  * with the reason on stderr. Plan hash 0x5eed; data endpoint
  * tcp://BIND:(7000 + rank).
  */
@@ -71,7 +74,12 @@ int main(int argc, char **argv)
         sleep(60);
         return 0;
     }
-    int victim = -1;
+    int victim = -1, watch_ms = 0;
+    if (strcmp(mode, "watch") == 0) {
+        if (argc < 3)
+            DIE("watch MS");
+        watch_ms = atoi(argv[2]);
+    }
     if (strcmp(mode, "kill") == 0) {
         if (argc < 3)
             DIE("kill R");
@@ -86,7 +94,8 @@ int main(int argc, char **argv)
     struct weir__cluster_opts o = {
         .rank = e.rank, .size = e.size, .coord = e.coord, .token = e.token,
         .token_len = e.token_len, .plan_hash = 0x5eed, .endpoints = eps, .nendpoints = 1,
-        .timeout_ms = 20000, .heartbeat_ms = 1000,
+        .timeout_ms = 20000,
+        .heartbeat_ms = getenv("NODES_HB_MS") ? atoi(getenv("NODES_HB_MS")) : 1000,
     };
     struct weir__cluster *c = weir__cluster_open(&o);
     if (!c)
@@ -105,6 +114,28 @@ int main(int argc, char **argv)
         len += snprintf(line + len, sizeof line - (size_t)len, " %s", x);
     }
     printf("%s\n", line);
+    if (watch_ms) {
+        int code;
+        char msg[512];
+        uint64_t t0 = mono_ns();
+        if (e.rank == 0) {
+            while (!(code = weir__cluster_failed(c, msg, sizeof msg)) &&
+                   mono_ns() - t0 < (uint64_t)watch_ms * 1000000ull)
+                usleep(1000);
+        } else {
+            code = weir__cluster_wait(c, watch_ms + 5000);
+            snprintf(msg, sizeof msg, "%s", code ? weir_errmsg() : "");
+        }
+        if (code)
+            printf("rank %d: failure %d at %llu: %s\n", e.rank, code,
+                   (unsigned long long)mono_ns(), msg);
+        else
+            printf("rank %d: no failure\n", e.rank);
+        int r = weir__cluster_close(c, 1000);
+        if (e.rank == 0)
+            printf("rank 0: teardown %d\n", r);
+        return code == 0 || code == -EHOSTDOWN ? 0 : 1;
+    }
     if (victim >= 0) {
         if (e.rank == victim) {
             printf("rank %d: killing itself at %llu\n", e.rank, (unsigned long long)mono_ns());

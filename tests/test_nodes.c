@@ -1196,6 +1196,114 @@ Test(nodes, weir_run_netns_sigkill, .timeout = 120)
     }
 }
 
+/* Run weir-run --netns -n 3 nodes_rank watch MS; once every rank printed its
+ * table, cut rank 2's veth for cut_ms. Output into out; returns the exit
+ * status and the monotonic time of the cut. */
+static int netns_cut_run(int watch_ms, int cut_ms, int hb_ms, char *out, size_t cap,
+                         uint64_t *t_cut)
+{
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(p[1], 1);
+        dup2(p[1], 2);
+        char ms[16];
+        snprintf(ms, sizeof ms, "%d", watch_ms);
+        char hb[16];
+        snprintf(hb, sizeof hb, "%d", hb_ms);
+        setenv("NODES_HB_MS", hb, 1);
+        execl(WEIR_RUN, WEIR_RUN, "--netns", "-n", "3", NODES_RANK, "watch", ms, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t len = 0;
+    int tables = 0, cut = 0;
+    uint64_t deadline = t_now_ns() + 60000000000ull;
+    while (t_now_ns() < deadline) {
+        struct pollfd pf = {.fd = p[0], .events = POLLIN};
+        if (poll(&pf, 1, 100) > 0) {
+            ssize_t k = read(p[0], out + len, cap - 1 - len);
+            if (k <= 0)
+                break;
+            len += (size_t)k;
+            out[len] = '\0';
+        }
+        tables = 0;
+        for (const char *q = out; (q = strstr(q, ": table ")) != NULL; q++)
+            tables++;
+        if (tables == 3 && !cut) {
+            char cmd[128], o[256];
+            snprintf(cmd, sizeof cmd, "nsenter -t %d -n ip link set wr2 down 2>&1", (int)pid);
+            *t_cut = t_now_ns();
+            cr_assert_eq(sh_out(o, sizeof o, "%s", cmd), 0, "%s", o);
+            if (cut_ms > 0) {
+                t_sleep_ms((unsigned)cut_ms);
+                snprintf(cmd, sizeof cmd, "nsenter -t %d -n ip link set wr2 up 2>&1", (int)pid);
+                cr_assert_eq(sh_out(o, sizeof o, "%s", cmd), 0, "%s", o);
+            }
+            cut = 1;
+        }
+    }
+    close(p[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(cut, "the ranks never printed their tables:\n%s", out);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static double failure_ms(const char *out, int rank, uint64_t t_cut, const char **text)
+{
+    char pre[64];
+    snprintf(pre, sizeof pre, "rank %d: failure %d at ", rank, -EHOSTDOWN);
+    const char *f = strstr(out, pre);
+    cr_assert_not_null(f, "rank %d: no failure line in\n%s", rank, out);
+    char *end;
+    unsigned long long tf = strtoull(f + strlen(pre), &end, 10);
+    *text = end;
+    return (double)(tf - t_cut) / 1e6;
+}
+
+Test(nodes, weir_run_netns_cut_past_bound, .timeout = 120)
+{
+    if (!netns_ok())
+        cr_skip_test("network namespaces not permitted here");
+    static char out[32768];
+    uint64_t t_cut = 0;
+    int st = netns_cut_run(8000, 0, 1000, out, sizeof out, &t_cut);
+    cr_assert_eq(st, 0, "weir-run: %d\n%s", st, out);
+    const char *text;
+    for (int r = 0; r < 2; r++) {
+        double d = failure_ms(out, r, t_cut, &text);
+        cr_assert_lt(d, 1000, "rank %d saw the cut after %.0f ms", r, d);
+        cr_assert(strncmp(text, ": cluster: rank 2 (pid ", 23) == 0, "%s", text);
+        cr_log_info("netns cut: rank %d named rank 2 after %.0f ms", r, d);
+    }
+    /* The cut-off rank names rank 0. */
+    double d = failure_ms(out, 2, t_cut, &text);
+    cr_assert_lt(d, 1000, "rank 2 saw the cut after %.0f ms", d);
+    cr_assert(strncmp(text, ": cluster: rank 0 (pid ", 23) == 0, "%s", text);
+    expect_line(out, "rank 0: teardown 0");
+}
+
+Test(nodes, weir_run_netns_short_cut_fails_nothing, .timeout = 120)
+{
+    if (!netns_ok())
+        cr_skip_test("network namespaces not permitted here");
+    static char out[32768];
+    uint64_t t_cut = 0;
+    /* TCP retransmits from 200 ms on, backing off: a cut of C ms silences a
+     * peer for up to about 2C + 200 ms plus one heartbeat interval, which
+     * must stay below 3/4 of the bound (the default 2 s here). */
+    int st = netns_cut_run(3000, 200, 2000, out, sizeof out, &t_cut);
+    cr_assert_eq(st, 0, "weir-run: %d\n%s", st, out);
+    expect_line(out, "rank 0: no failure");
+    expect_line(out, "rank 0: teardown 0");
+    expect_line(out, "rank 1: no failure");
+    expect_line(out, "rank 2: no failure");
+}
+
 Test(nodes, mpirun_no_weir_variables, .timeout = 120)
 {
     char out[16384];
