@@ -1034,10 +1034,12 @@ int weir__cluster_wait(struct weir__cluster *c, int timeout_ms)
     int r = 0;
     while (!c->torn_down && !c->fail_code && r != ETIMEDOUT)
         r = wait_until(c, dl);
-    if (c->torn_down)
-        r = 0;
-    else if (c->fail_code)
+    /* A failure the thread took before the teardown (rank 0 sends FAILURE,
+     * then TEARDOWN, and both may arrive in one turn) is the answer. */
+    if (c->fail_code)
         r = failure(c);
+    else if (c->torn_down)
+        r = 0;
     else
         r = weir__seterr(-ETIMEDOUT, "cluster: rank %d: no teardown from rank 0 within %d ms",
                          c->rank, timeout_ms);

@@ -1075,6 +1075,8 @@ static int no_rank_left(const char *marker)
     return sh_out(out, sizeof out, "%s", cmd) == 0 && out[0] == '\0';
 }
 
+static pid_t start_sleepers(int netns, const char *marker);
+
 Test(nodes, weir_run_loopback, .timeout = 120)
 {
     char out[16384];
@@ -1122,20 +1124,7 @@ Test(nodes, weir_run_forwards_signals, .timeout = 60)
 {
     char marker[32];
     snprintf(marker, sizeof marker, "wrsig%d", (int)getpid());
-    pid_t p = fork();
-    cr_assert_geq(p, 0);
-    if (p == 0) {
-        execl(WEIR_RUN, WEIR_RUN, "-n", "3", NODES_RANK, "sleep", marker, (char *)NULL);
-        _exit(127);
-    }
-    /* Wait until all three ranks run. */
-    for (int i = 0; i < 200; i++) {
-        char out[4096];
-        sh_out(out, sizeof out, "pgrep -f -- 'sleep [%c]%s' | wc -l", marker[0], marker + 1);
-        if (atoi(out) == 3)
-            break;
-        t_sleep_ms(10);
-    }
+    pid_t p = start_sleepers(0, marker);
     uint64_t t0 = t_now_ns();
     kill(p, SIGTERM);
     int st;
@@ -1149,6 +1138,65 @@ static int netns_ok(void)
 {
     char out[512];
     return sh_out(out, sizeof out, "unshare -n true 2>&1") == 0;
+}
+
+/* Start weir-run [--netns] -n 3 nodes_rank sleep MARKER; returns once the
+ * three ranks run. */
+static pid_t start_sleepers(int netns, const char *marker)
+{
+    pid_t p = fork();
+    cr_assert_geq(p, 0);
+    if (p == 0) {
+        if (netns)
+            execl(WEIR_RUN, WEIR_RUN, "--netns", "-n", "3", NODES_RANK, "sleep", marker,
+                  (char *)NULL);
+        else
+            execl(WEIR_RUN, WEIR_RUN, "-n", "3", NODES_RANK, "sleep", marker, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 500; i++) {
+        char out[4096];
+        /* weir-run's children whose command line carries the marker */
+        sh_out(out, sizeof out, "pgrep -P %d -f -- 'sleep [%c]%s' | wc -l", (int)p, marker[0],
+               marker + 1);
+        if (atoi(out) == 3)
+            return p;
+        t_sleep_ms(10);
+    }
+    cr_assert_fail("the ranks of %s did not start", marker);
+    return p;
+}
+
+/* weir-run --netns stopped by SIGINT, or killed outright: every rank, veth,
+ * namespace and the bridge go with it (the fixture checks the links). */
+Test(nodes, weir_run_netns_sigint_and_sigkill_leave_nothing, .timeout = 60)
+{
+    if (!netns_ok())
+        cr_skip_test("network namespaces not permitted here");
+    char marker[32];
+    snprintf(marker, sizeof marker, "wrns%d", (int)getpid());
+    pid_t p = start_sleepers(1, marker);
+    char nsid[64], out[4096];
+    snprintf(nsid, sizeof nsid, "/proc/%d/ns/net", (int)p);
+    cr_assert_eq(sh_out(out, sizeof out, "nsenter --net=%s ip -o link show | grep -c ' wr[0-9]@'",
+                        nsid), 0);
+    cr_assert_eq(atoi(out), 3, "%s", out); /* three veths on weir-run's bridge */
+    kill(p, SIGINT);
+    int st;
+    waitpid(p, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGINT, "status %d", st);
+    cr_assert(no_rank_left(marker));
+
+    p = start_sleepers(1, marker);
+    kill(p, SIGKILL);
+    waitpid(p, &st, 0);
+    int gone = 0;
+    for (int i = 0; i < 200 && !gone; i++) {
+        gone = no_rank_left(marker);
+        if (!gone)
+            t_sleep_ms(10);
+    }
+    cr_assert(gone, "ranks outlived a SIGKILLed weir-run");
 }
 
 Test(nodes, weir_run_netns, .timeout = 120)
