@@ -526,8 +526,10 @@ static void recv_all(struct weir__cluster *c)
             int more = 0;
             size_t ml = sizeof more;
             zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &ml);
-            if (!more || idlen > ID_MAX)
+            if (!more)
                 continue; /* not a peer's message (ROUTER always prefixes the id) */
+            if (idlen > (int)sizeof id)
+                idlen = (int)sizeof id; /* cannot happen: ZeroMQ ids are <= 255 bytes */
         }
         zmq_msg_t msg;
         zmq_msg_init(&msg);
@@ -539,7 +541,10 @@ static void recv_all(struct weir__cluster *c)
         int more = zmq_msg_more(&msg);
         const uint8_t *buf = zmq_msg_data(&msg);
         size_t len = zmq_msg_size(&msg);
-        if (c->rank == 0)
+        if (c->rank == 0 && idlen > ID_MAX) /* weir's ranks use short ids */
+            refuse(c, id, (size_t)idlen, -1, -EPROTO, "cluster: refused a peer with a routing id "
+                   "of %d bytes (at most %d)", idlen, ID_MAX);
+        else if (c->rank == 0)
             rank0_msg(c, id, (size_t)idlen, buf, len);
         else
             worker_msg(c, buf, len);

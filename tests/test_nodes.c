@@ -757,12 +757,14 @@ Test(nodes, refuse_duplicate_rank, .timeout = 60)
 }
 
 /* A raw DEALER that sends bytes to rank 0 and returns the REFUSE it gets. */
-static void impostor(const char *coord, const uint8_t *bytes, size_t n, int want_code,
-                     const char *want)
+static void impostor_id(const char *coord, const char *id, const uint8_t *bytes, size_t n,
+                        int want_code, const char *want)
 {
     void *ctx = zmq_ctx_new();
     void *s = zmq_socket(ctx, ZMQ_DEALER);
     int linger = 0, tmo = 5000;
+    if (id)
+        zmq_setsockopt(s, ZMQ_ROUTING_ID, id, strlen(id));
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
     cr_assert_eq(zmq_connect(s, coord), 0);
@@ -780,6 +782,12 @@ static void impostor(const char *coord, const uint8_t *bytes, size_t n, int want
     cr_assert_str_eq(m.reason, want);
 }
 
+static void impostor(const char *coord, const uint8_t *bytes, size_t n, int want_code,
+                     const char *want)
+{
+    impostor_id(coord, NULL, bytes, n, want_code, want);
+}
+
 Test(nodes, refuse_bad_input_cluster_unaffected, .timeout = 60)
 {
     int port = free_port();
@@ -788,8 +796,8 @@ Test(nodes, refuse_bad_input_cluster_unaffected, .timeout = 60)
     struct child c0 = spawn(&s0);
     static uint8_t buf[1 << 16];
     struct weir__cluster_msg m;
-    char host[64], wants[8][300];
-    int codes[8], k = 0;
+    char host[64], wants[9][300];
+    int codes[9], k = 0;
     hostname(host, sizeof host);
 
     impostor(s0.coord, (const uint8_t *)"hello", 5, -EBADMSG,
@@ -849,6 +857,15 @@ Test(nodes, refuse_bad_input_cluster_unaffected, .timeout = 60)
     snprintf(wants[k], sizeof wants[k], "%s", w);
     codes[k++] = -EACCES;
 
+    char longid[101];
+    memset(longid, 'L', 100);
+    longid[100] = '\0';
+    impostor_id(s0.coord, longid, buf, n, -EPROTO, "cluster: refused a peer with a routing id of "
+                "100 bytes (at most 32)");
+    snprintf(wants[k], sizeof wants[k], "cluster: refused a peer with a routing id of 100 bytes "
+             "(at most 32)");
+    codes[k++] = -EPROTO;
+
     /* The real rank 1 joins: the cluster is unaffected. */
     struct child c1 = spawn(&s1);
     struct rec r0, r1;
@@ -862,7 +879,7 @@ Test(nodes, refuse_bad_input_cluster_unaffected, .timeout = 60)
     /* Rank 0 saw each refusal, with the same text the impostor got. */
     char ev[2048];
     int len = 0;
-    int ranks[8] = {-1, -1, -1, -1, 5, 1, 1, 1};
+    int ranks[9] = {-1, -1, -1, -1, 5, 1, 1, 1, -1};
     for (int i = 0; i < k; i++)
         len += snprintf(ev + len, sizeof ev - (size_t)len, "refused %d %d %s\n", ranks[i], codes[i],
                         wants[i]);
