@@ -96,11 +96,14 @@ struct weir__cluster;
  * and do their side. Bounded by o->timeout_ms in total. Returns the cluster
  * (caller owns it: weir__cluster_close) with heartbeats running, or NULL
  * with weir_errcode() / weir_errmsg() "cluster: ...": -ETIMEDOUT naming
- * the ranks that never joined (or "rank 0 at ... never answered"), the
- * refusal this rank received (-EPROTO plan hash or version, -EACCES token,
- * -EEXIST duplicate rank, -ERANGE rank out of range, -EINVAL world size),
- * -ECONNABORTED when rank 0 gave up on another rank, -EADDRINUSE / other
- * ZeroMQ errors naming the endpoint.
+ * the ranks that never joined ("rank 0 at ... did not complete the join"
+ * on the others), the refusal this rank received (-EPROTO plan hash or
+ * version, -EACCES token, -EEXIST duplicate rank, -ERANGE rank out of
+ * range, -EINVAL world size), the failure rank 0 saw when it gave up (the
+ * same code and text on every rank: a plan hash that differs, a rank that
+ * never came), -EHOSTDOWN for a rank that fell silent after the table went
+ * out, -EADDRINUSE / other ZeroMQ errors naming the endpoint. Barrier 0
+ * is open's own: the first weir__cluster_barrier is barrier 1.
  */
 struct weir__cluster *weir__cluster_open(const struct weir__cluster_opts *o);
 
@@ -118,12 +121,14 @@ const char *weir__cluster_describe(const struct weir__cluster *c, int r);
  * pairs with barrier N of the others). -ETIMEDOUT naming the ranks not
  * arrived (rank 0) or "rank 0 did not release" (others); the failure's
  * code and text when a rank failed meanwhile. Any thread; one at a time.
+ * A timed-out barrier leaves the ranks out of step: treat it as fatal.
  */
 int weir__cluster_barrier(struct weir__cluster *c, int timeout_ms);
 
 /*
  * Ranks != 0: wait until rank 0 tears the cluster down (0) or a rank
- * fails (its code, -EHOSTDOWN for a silent or dead rank, and text);
+ * fails (its code, -EHOSTDOWN for a silent or dead rank, and text; a
+ * failure seen before the teardown wins);
  * -ETIMEDOUT when neither happened within timeout_ms. Rank 0: -EINVAL.
  */
 int weir__cluster_wait(struct weir__cluster *c, int timeout_ms);
