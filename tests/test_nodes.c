@@ -1173,9 +1173,10 @@ static pid_t start_sleepers(int netns, const char *marker)
     }
     for (int i = 0; i < 500; i++) {
         char out[4096];
-        /* weir-run's children whose command line carries the marker */
-        sh_out(out, sizeof out, "pgrep -P %d -f -- 'sleep [%c]%s' | wc -l", (int)p, marker[0],
-               marker + 1);
+        /* weir-run's children that exec'd nodes_rank (a child not yet past
+         * exec still shows weir-run's own command line, which holds it too) */
+        sh_out(out, sizeof out, "pgrep -P %d -f -- '^[^ ]*nodes_rank sleep [%c]%s' | wc -l",
+               (int)p, marker[0], marker + 1);
         if (atoi(out) == 3)
             return p;
         t_sleep_ms(10);
