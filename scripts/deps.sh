@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(gcc g++ meson ninja-build pkg-config python3 libcriterion-dev liburing-dev libzmq3-dev
       flatbuffers-compiler libflatbuffers-dev libiceoryx-binding-c-dev iceoryx
       clang libclang-rt-14-dev iproute2 systemtap-sdt-dev bpftrace
-      libdlpack-dev)
+      libdlpack-dev openmpi-bin)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -11,4 +11,5 @@
 #include <weir/link.h>
 #include <weir/prof.h>
 #include <weir/tensor.h>
+#include <weir/cluster.h>
 #endif

@@ -1,0 +1,298 @@
+// SPDX-License-Identifier: MIT
+/*
+ * engine/cluster_codec.cc - the control plane's messages <-> FlatBuffers
+ * (engine/cluster.fbs), behind engine/cluster.h.
+ *
+ * Design notes. As channels/link_codec.cc: flatc generates
+ * engine/cluster_generated.h at build time, the official header-only
+ * runtime builds and verifies, every exception becomes -ENOMEM, and
+ * nothing C++ crosses the header. Decoding order: size (>= 8, <=
+ * WEIR__CLUSTER_MSG_MAX), identifier "WCLU", verifier (bounded depth and
+ * tables), a known body, then every field's range; strings and the token
+ * are copied into the fixed arrays of the C structs and a TABLE into the
+ * caller's array, so nothing is allocated at a size the peer chose (the
+ * one allocation is an aligned copy of the input when it is unaligned,
+ * bounded by WEIR__CLUSTER_MSG_MAX).
+ */
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "engine/cluster_generated.h"
+
+extern "C" {
+#include "channels/err.h"
+#include "engine/cluster.h"
+}
+
+namespace fb = flatbuffers;
+namespace wc = weir::cluster;
+
+namespace {
+
+const char *kind_name(int k)
+{
+    static const char *const names[] = {"?",         "JOIN",     "TABLE", "REFUSE", "ARRIVE",
+                                        "RELEASE",   "HEARTBEAT", "TEARDOWN", "BYE", "FAILURE"};
+    return k >= 1 && k <= WEIR__CM_MAX ? names[k] : names[0];
+}
+
+int copy_str(const fb::String *s, char *dst, size_t cap, const char *what, const char *field,
+             bool required)
+{
+    dst[0] = '\0';
+    if (!s) {
+        if (required)
+            return weir__seterr(-EPROTO, "cluster %s: missing %s", what, field);
+        return 0;
+    }
+    if (s->size() >= cap)
+        return weir__seterr(-EPROTO, "cluster %s: %s of %u bytes (at most %zu)", what, field,
+                            s->size(), cap - 1);
+    if (std::memchr(s->data(), '\0', s->size()))
+        return weir__seterr(-EPROTO, "cluster %s: %s contains a NUL byte", what, field);
+    std::memcpy(dst, s->data(), s->size());
+    dst[s->size()] = '\0';
+    // One line of printable text, whatever the peer sent.
+    for (char *p = dst; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+            *p = '?';
+    return 0;
+}
+
+int copy_eps(const fb::Vector<fb::Offset<fb::String>> *v, struct weir__cluster_rank *r,
+             const char *what)
+{
+    unsigned n = v ? v->size() : 0;
+    if (n > WEIR__CLUSTER_MAX_EP)
+        return weir__seterr(-EPROTO, "cluster %s: %u endpoints (at most %d)", what, n,
+                            WEIR__CLUSTER_MAX_EP);
+    for (unsigned i = 0; i < n; i++) {
+        int e = copy_str(v->Get(i), r->ep[i], sizeof r->ep[i], what, "endpoint", true);
+        if (e < 0)
+            return e;
+        if (!r->ep[i][0])
+            return weir__seterr(-EPROTO, "cluster %s: endpoint %u is empty", what, i);
+    }
+    r->nep = n;
+    return 0;
+}
+
+int check_code(int32_t code, const char *what)
+{
+    if (code >= 0 || code < -4095)
+        return weir__seterr(-EPROTO, "cluster %s: code %d is not a negative errno", what, code);
+    return 0;
+}
+
+fb::Offset<fb::Vector<fb::Offset<fb::String>>> make_eps(fb::FlatBufferBuilder &b,
+                                                          const struct weir__cluster_rank *r)
+{
+    std::vector<fb::Offset<fb::String>> v;
+    for (unsigned i = 0; i < r->nep; i++)
+        v.push_back(b.CreateString(r->ep[i]));
+    return b.CreateVector(v);
+}
+
+} // namespace
+
+extern "C" {
+
+int weir__cluster_msg_encode(const struct weir__cluster_msg *m, uint8_t **out, size_t *len)
+{
+    if (!m || !out || !len || m->kind < 1 || m->kind > WEIR__CM_MAX)
+        return weir__seterr(-EINVAL, "cluster: encode: bad argument");
+    if (m->token_len > WEIR__CLUSTER_TOKEN_MAX || m->self.nep > WEIR__CLUSTER_MAX_EP ||
+        (m->kind == WEIR__CM_TABLE && (!m->ranks || m->nranks > m->ranks_cap)))
+        return weir__seterr(-EINVAL, "cluster %s: encode: field out of range",
+                            kind_name(m->kind));
+    try {
+        fb::FlatBufferBuilder b(256);
+        fb::Offset<void> body;
+        switch (m->kind) {
+        case WEIR__CM_JOIN: {
+            auto tok = b.CreateVector(m->token, m->token_len);
+            auto host = b.CreateString(m->self.host);
+            auto eps = make_eps(b, &m->self);
+            body = wc::CreateJoin(b, m->version, m->rank, m->world_size, m->plan_hash, tok, host,
+                                  m->self.pid, eps).Union();
+            break;
+        }
+        case WEIR__CM_TABLE: {
+            std::vector<fb::Offset<wc::RankInfo>> v;
+            for (unsigned i = 0; i < m->nranks; i++) {
+                const struct weir__cluster_rank *r = &m->ranks[i];
+                if (r->nep > WEIR__CLUSTER_MAX_EP)
+                    return weir__seterr(-EINVAL, "cluster TABLE: encode: rank %d has %u "
+                                        "endpoints", r->rank, r->nep);
+                auto host = b.CreateString(r->host);
+                auto eps = make_eps(b, r);
+                v.push_back(wc::CreateRankInfo(b, r->rank, r->pid, host, eps));
+            }
+            body = wc::CreateEndpointTable(b, m->world_size, b.CreateVector(v)).Union();
+            break;
+        }
+        case WEIR__CM_REFUSE:
+            body = wc::CreateRefuse(b, m->code, b.CreateString(m->reason)).Union();
+            break;
+        case WEIR__CM_ARRIVE:
+            body = wc::CreateArrive(b, m->rank, m->epoch).Union();
+            break;
+        case WEIR__CM_RELEASE:
+            body = wc::CreateRelease(b, m->epoch).Union();
+            break;
+        case WEIR__CM_HEARTBEAT:
+            body = wc::CreateHeartbeat(b, m->rank, m->seq).Union();
+            break;
+        case WEIR__CM_TEARDOWN:
+            body = wc::CreateTeardown(b).Union();
+            break;
+        case WEIR__CM_BYE:
+            body = wc::CreateBye(b, m->rank).Union();
+            break;
+        case WEIR__CM_FAILURE:
+            body = wc::CreateFailure(b, m->rank, m->code, b.CreateString(m->reason)).Union();
+            break;
+        }
+        wc::FinishMsgBuffer(b, wc::CreateMsg(b, static_cast<wc::Body>(m->kind), body));
+        if (b.GetSize() > WEIR__CLUSTER_MSG_MAX)
+            return weir__seterr(-EMSGSIZE, "cluster %s: %u bytes (at most %u)",
+                                kind_name(m->kind), b.GetSize(), WEIR__CLUSTER_MSG_MAX);
+        uint8_t *p = static_cast<uint8_t *>(std::malloc(b.GetSize()));
+        if (!p)
+            return weir__seterr(-ENOMEM, "cluster %s: out of memory", kind_name(m->kind));
+        std::memcpy(p, b.GetBufferPointer(), b.GetSize());
+        *out = p;
+        *len = b.GetSize();
+        return 0;
+    } catch (...) {
+        return weir__seterr(-ENOMEM, "cluster %s: out of memory while encoding",
+                            kind_name(m->kind));
+    }
+}
+
+int weir__cluster_msg_decode(const uint8_t *buf, size_t len, struct weir__cluster_msg *out)
+{
+    struct weir__cluster_rank *ranks = out->ranks;
+    unsigned ranks_cap = out->ranks_cap;
+    std::memset(out, 0, sizeof *out);
+    out->ranks = ranks;
+    out->ranks_cap = ranks_cap;
+    if (!buf || len < 8 || len > WEIR__CLUSTER_MSG_MAX)
+        return weir__seterr(-EBADMSG, "cluster: control message of %zu bytes (expected 8..%u)",
+                            len, WEIR__CLUSTER_MSG_MAX);
+    if (!wc::MsgBufferHasIdentifier(buf))
+        return weir__seterr(-EBADMSG, "cluster: not a weir control message (%zu bytes, no "
+                            "'WCLU' identifier)", len);
+    std::vector<uint8_t> copy;
+    if (reinterpret_cast<uintptr_t>(buf) % alignof(uint64_t)) {
+        try {
+            copy.assign(buf, buf + len);
+        } catch (...) {
+            return weir__seterr(-ENOMEM, "cluster: out of memory");
+        }
+        buf = copy.data();
+    }
+    fb::Verifier::Options vo;
+    vo.max_depth = 8;
+    vo.max_tables = 4 * WEIR_MAX_RANKS + 16;
+    vo.check_alignment = true;
+    fb::Verifier v(buf, len, vo);
+    if (!wc::VerifyMsgBuffer(v))
+        return weir__seterr(-EBADMSG, "cluster: control message failed FlatBuffers verification "
+                            "(%zu bytes: truncated or corrupt)", len);
+    const wc::Msg *msg = wc::GetMsg(buf);
+    int k = static_cast<int>(msg->body_type());
+    if (k < 1 || k > WEIR__CM_MAX || !msg->body())
+        return weir__seterr(-EPROTO, "cluster: control message of unknown kind %d", k);
+    out->kind = k;
+    const char *what = kind_name(k);
+    int e = 0;
+    switch (k) {
+    case WEIR__CM_JOIN: {
+        const wc::Join *j = msg->body_as_Join();
+        out->version = j->version();
+        out->rank = j->rank();
+        out->world_size = j->world_size();
+        out->plan_hash = j->plan_hash();
+        out->self.rank = j->rank();
+        out->self.pid = j->pid();
+        if (const auto *t = j->token()) {
+            if (t->size() > WEIR__CLUSTER_TOKEN_MAX)
+                return weir__seterr(-EPROTO, "cluster JOIN: token of %u bytes (at most %d)",
+                                    t->size(), WEIR__CLUSTER_TOKEN_MAX);
+            out->token_len = t->size();
+            std::memcpy(out->token, t->data(), t->size());
+        }
+        if ((e = copy_str(j->host(), out->self.host, sizeof out->self.host, what, "host",
+                          false)) < 0)
+            return e;
+        return copy_eps(j->endpoints(), &out->self, what);
+    }
+    case WEIR__CM_TABLE: {
+        const wc::EndpointTable *t = msg->body_as_EndpointTable();
+        out->world_size = t->world_size();
+        const auto *rv = t->ranks();
+        unsigned n = rv ? rv->size() : 0;
+        if (t->world_size() < 1 || t->world_size() > WEIR_MAX_RANKS ||
+            n != static_cast<unsigned>(t->world_size()))
+            return weir__seterr(-EPROTO, "cluster TABLE: %u ranks for a world of %d", n,
+                                t->world_size());
+        if (!out->ranks || n > out->ranks_cap)
+            return weir__seterr(-EPROTO, "cluster TABLE: %u ranks (this rank expects %u)", n,
+                                out->ranks_cap);
+        for (unsigned i = 0; i < n; i++) {
+            const wc::RankInfo *ri = rv->Get(i);
+            struct weir__cluster_rank *r = &out->ranks[i];
+            std::memset(r, 0, sizeof *r);
+            if (ri->rank() != static_cast<int32_t>(i))
+                return weir__seterr(-EPROTO, "cluster TABLE: entry %u is rank %d", i,
+                                    ri->rank());
+            r->rank = ri->rank();
+            r->pid = ri->pid();
+            if ((e = copy_str(ri->host(), r->host, sizeof r->host, what, "host", false)) < 0 ||
+                (e = copy_eps(ri->endpoints(), r, what)) < 0)
+                return e;
+        }
+        out->nranks = n;
+        return 0;
+    }
+    case WEIR__CM_REFUSE: {
+        const wc::Refuse *r = msg->body_as_Refuse();
+        out->code = r->code();
+        if ((e = check_code(r->code(), what)) < 0)
+            return e;
+        return copy_str(r->reason(), out->reason, sizeof out->reason, what, "reason", true);
+    }
+    case WEIR__CM_ARRIVE:
+        out->rank = msg->body_as_Arrive()->rank();
+        out->epoch = msg->body_as_Arrive()->epoch();
+        return 0;
+    case WEIR__CM_RELEASE:
+        out->epoch = msg->body_as_Release()->epoch();
+        return 0;
+    case WEIR__CM_HEARTBEAT:
+        out->rank = msg->body_as_Heartbeat()->rank();
+        out->seq = msg->body_as_Heartbeat()->seq();
+        return 0;
+    case WEIR__CM_TEARDOWN:
+        return 0;
+    case WEIR__CM_BYE:
+        out->rank = msg->body_as_Bye()->rank();
+        return 0;
+    case WEIR__CM_FAILURE: {
+        const wc::Failure *f = msg->body_as_Failure();
+        out->rank = f->rank();
+        out->code = f->code();
+        if ((e = check_code(f->code(), what)) < 0)
+            return e;
+        return copy_str(f->reason(), out->reason, sizeof out->reason, what, "reason", true);
+    }
+    }
+    return weir__seterr(-EPROTO, "cluster: control message of unknown kind %d", k);
+}
+
+} // extern "C"

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/fuzz/fuzz_cluster.c - libFuzzer target for what the control plane
+ * reads from the network: every control message (engine/cluster_codec.cc)
+ * goes through weir__cluster_msg_decode before rank 0 or a rank looks at
+ * it (engine/cluster.c).
+ *
+ * The first byte picks the receiver's world size (the TABLE capacity), the
+ * rest is the message. An accepted message must satisfy every documented
+ * invariant (a known kind, strings NUL-terminated within their arrays and
+ * free of control bytes, counts within bounds) and re-encode; a refused one
+ * must say why in one line, with -EBADMSG or -EPROTO only.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <weir/weir.h>
+
+#include "engine/cluster.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct weir__cluster_rank ranks[256];
+
+static void check_str(const char *s, size_t cap)
+{
+    size_t n = strnlen(s, cap);
+    if (n == cap)
+        __builtin_trap();
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] == 0x7f)
+            __builtin_trap();
+}
+
+static void check_rank(const struct weir__cluster_rank *r)
+{
+    check_str(r->host, sizeof r->host);
+    if (r->nep > WEIR__CLUSTER_MAX_EP)
+        __builtin_trap();
+    for (unsigned i = 0; i < r->nep; i++) {
+        check_str(r->ep[i], sizeof r->ep[i]);
+        if (!r->ep[i][0])
+            __builtin_trap();
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    unsigned cap = data[0];
+    struct weir__cluster_msg m;
+    memset(&m, 0, sizeof m);
+    m.ranks = ranks;
+    m.ranks_cap = cap;
+    int r = weir__cluster_msg_decode(data + 1, size - 1, &m);
+    if (r < 0) {
+        const char *e = weir_errmsg();
+        if ((r != -EBADMSG && r != -EPROTO && r != -ENOMEM) || !e[0] || strchr(e, '\n'))
+            __builtin_trap();
+        return 0;
+    }
+    if (r != 0 || m.kind < 1 || m.kind > WEIR__CM_MAX || m.ranks != ranks || m.ranks_cap != cap)
+        __builtin_trap();
+    if (m.token_len > WEIR__CLUSTER_TOKEN_MAX)
+        __builtin_trap();
+    check_str(m.reason, sizeof m.reason);
+    check_rank(&m.self);
+    if ((m.kind == WEIR__CM_REFUSE || m.kind == WEIR__CM_FAILURE) && (m.code >= 0 || m.code < -4095))
+        __builtin_trap();
+    if (m.kind == WEIR__CM_TABLE) {
+        if (m.nranks > cap || m.nranks != (unsigned)m.world_size)
+            __builtin_trap();
+        for (unsigned i = 0; i < m.nranks; i++) {
+            if (ranks[i].rank != (int32_t)i)
+                __builtin_trap();
+            check_rank(&ranks[i]);
+        }
+    } else if (m.nranks) {
+        __builtin_trap();
+    }
+    /* What was accepted re-encodes and decodes to the same kind. */
+    uint8_t *out;
+    size_t len;
+    if (weir__cluster_msg_encode(&m, &out, &len) != 0)
+        __builtin_trap();
+    struct weir__cluster_msg again;
+    memset(&again, 0, sizeof again);
+    static struct weir__cluster_rank ranks2[256];
+    again.ranks = ranks2;
+    again.ranks_cap = cap;
+    if (weir__cluster_msg_decode(out, len, &again) != 0 || again.kind != m.kind ||
+        again.rank != m.rank || again.nranks != m.nranks || strcmp(again.reason, m.reason) != 0)
+        __builtin_trap();
+    free(out);
+    return 0;
+}

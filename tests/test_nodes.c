@@ -1,0 +1,1391 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/test_nodes.c - several ranks: the environment a rank reads
+ * (engine/cluster_env.c, table-driven), the control plane's messages
+ * (engine/cluster_codec.cc) and the control plane itself (engine/cluster.c)
+ * across processes on loopback, across network namespaces through
+ * weir-run --netns, and under Open MPI's mpirun.
+ *
+ * Rank processes are forked children that never touch Criterion: each
+ * writes one record (codes, texts, a timestamp, the events it saw) into a
+ * pipe that the test reads. Every refusal is checked by exact code and
+ * exact text on both sides. The fixture checks after every test that no
+ * fd, child process, network interface, named namespace or /dev/shm
+ * segment was left behind (and aborts in .fini, where Criterion ignores
+ * assertions).
+ */
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <zmq.h>
+
+#include <weir/weir.h>
+
+#include "chan_util.h"
+#include "engine/cluster.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#else
+#define SANITIZED 0
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#undef SANITIZED
+#define SANITIZED 1
+#endif
+#endif
+
+#define HASH 0x5eedull
+
+/* ---- leftovers -------------------------------------------------------------- */
+
+static struct t_leak_base leak0;
+
+static int count_lines(const char *cmd)
+{
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return -1;
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n++;
+    pclose(f);
+    return n;
+}
+
+static int count_children(void)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)getpid(), (int)getpid());
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    int n = 0, c;
+    int in = 0;
+    while ((c = fgetc(f)) != EOF) {
+        if (c >= '0' && c <= '9') {
+            if (!in)
+                n++;
+            in = 1;
+        } else
+            in = 0;
+    }
+    fclose(f);
+    return n;
+}
+
+/* weir-run's bridge and veths live in its own namespace: none may ever show
+ * up in this one. (Other programs on the machine create links of their
+ * own: only ours count.) */
+#define OUR_LINKS "ip -o link show 2>/dev/null | grep -E '^[0-9]+: (weirbr|wr[0-9]+)[@:]'"
+
+static void setup(void)
+{
+    t_leak_snapshot(&leak0);
+}
+
+static void teardown(void)
+{
+    int bad = t_leak_check(&leak0) != 0;
+    int kids = count_children();
+    if (kids) {
+        fprintf(stderr, "LEAK: %d child processes still running\n", kids);
+        bad = 1;
+    }
+    /* weir-run names no namespace: its ranks' namespaces end with their
+     * processes, which count_children and the tests' pgrep checks cover. */
+    int links = count_lines(OUR_LINKS);
+    if (links) {
+        fprintf(stderr, "LEAK: %d weir-run links left in this namespace\n", links);
+        bad = 1;
+    }
+    if (bad)
+        abort();
+}
+
+TestSuite(nodes, .init = setup, .fini = teardown);
+
+/* ---- the environment (pure, table-driven) ----------------------------------- */
+
+struct env_case {
+    const char *env[12];
+    int rank, size;
+    const char *coord; /* expected coord, or NULL for "" */
+    const char *err;   /* expected text after "cluster environment: ", or NULL */
+};
+
+static const struct env_case env_cases[] = {
+    /* nothing: one rank */
+    {{NULL}, 0, 1, NULL, NULL},
+    {{"PATH=/bin", "HOME=/root"}, 0, 1, NULL, NULL},
+    {{"WEIR_WORLD_SIZE=1"}, 0, 1, NULL, NULL},
+    /* weir's own */
+    {{"WEIR_RANK=2", "WEIR_WORLD_SIZE=4", "WEIR_COORD=10.0.0.1:5000"}, 2, 4, "tcp://10.0.0.1:5000",
+     NULL},
+    {{"WEIR_RANK=0", "WEIR_WORLD_SIZE=2", "WEIR_COORD=tcp://h0:1"}, 0, 2, "tcp://h0:1", NULL},
+    {{"WEIR_RANK=1", "WEIR_WORLD_SIZE=2", "WEIR_COORD=[fd00::1]:29500"}, 1, 2,
+     "tcp://[fd00::1]:29500", NULL},
+    {{"WEIR_RANK=1", "WEIR_WORLD_SIZE=2", "WEIR_COORD=ipc:///tmp/w.sock"}, 1, 2,
+     "ipc:///tmp/w.sock", NULL},
+    {{"WEIR_RANK=1", "WEIR_WORLD_SIZE=2"}, 0, 0, NULL,
+     "WEIR_COORD is not set: a world of 2 ranks (from WEIR_WORLD_SIZE) needs rank 0's control "
+     "endpoint HOST:PORT (or MASTER_ADDR and MASTER_PORT)"},
+    {{"WEIR_RANK=1"}, 0, 0, NULL, "WEIR_RANK=1 is set but WEIR_WORLD_SIZE is not"},
+    {{"WEIR_WORLD_SIZE=3"}, 0, 0, NULL,
+     "WEIR_WORLD_SIZE=3 is set but no rank variable is (WEIR_RANK, OMPI_COMM_WORLD_RANK, "
+     "PMI_RANK, RANK, SLURM_PROCID, JOB_COMPLETION_INDEX)"},
+    {{"WEIR_RANK=4", "WEIR_WORLD_SIZE=4"}, 0, 0, NULL, "WEIR_RANK=4 is not below WEIR_WORLD_SIZE=4"},
+    {{"WEIR_RANK=abc", "WEIR_WORLD_SIZE=4"}, 0, 0, NULL,
+     "WEIR_RANK='abc' is not a number (decimal digits only)"},
+    {{"WEIR_RANK=-1", "WEIR_WORLD_SIZE=4"}, 0, 0, NULL,
+     "WEIR_RANK='-1' is not a number (decimal digits only)"},
+    {{"WEIR_RANK=", "WEIR_WORLD_SIZE=4"}, 0, 0, NULL,
+     "WEIR_RANK='' is not a number (decimal digits only)"},
+    {{"WEIR_RANK=1 ", "WEIR_WORLD_SIZE=4"}, 0, 0, NULL,
+     "WEIR_RANK='1 ' is not a number (decimal digits only)"},
+    {{"WEIR_RANK=0", "WEIR_WORLD_SIZE=0"}, 0, 0, NULL, "WEIR_WORLD_SIZE=0 is out of range (1..1024)"},
+    {{"WEIR_RANK=0", "WEIR_WORLD_SIZE=1025"}, 0, 0, NULL,
+     "WEIR_WORLD_SIZE=1025 is out of range (1..1024)"},
+    {{"WEIR_RANK=0", "WEIR_WORLD_SIZE=99999999999"}, 0, 0, NULL,
+     "WEIR_WORLD_SIZE='99999999999' is not a number (decimal digits only)"},
+    /* the first entry of a name wins, as getenv */
+    {{"WEIR_RANK=1", "WEIR_RANK=7", "WEIR_WORLD_SIZE=2", "WEIR_COORD=a:1"}, 1, 2, "tcp://a:1", NULL},
+    /* WEIR_* win over a launcher (weir-run inside an srun step) */
+    {{"SLURM_PROCID=0", "SLURM_NTASKS=1", "WEIR_RANK=3", "WEIR_WORLD_SIZE=4", "WEIR_COORD=a:1"}, 3,
+     4, "tcp://a:1", NULL},
+    /* Open MPI; one host: an ipc endpoint named by the job id */
+    {{"OMPI_COMM_WORLD_RANK=1", "OMPI_COMM_WORLD_SIZE=3", "OMPI_COMM_WORLD_LOCAL_SIZE=3",
+      "OMPI_MCA_ess_base_jobid=1601634305"}, 1, 3, "ipc://@weir-1601634305", NULL},
+    {{"OMPI_COMM_WORLD_RANK=1", "OMPI_COMM_WORLD_SIZE=3", "OMPI_COMM_WORLD_LOCAL_SIZE=2",
+      "OMPI_MCA_ess_base_jobid=77"}, 0, 0, NULL,
+     "WEIR_COORD is not set: a world of 3 ranks (from OMPI_COMM_WORLD_SIZE) needs rank 0's "
+     "control endpoint HOST:PORT (or MASTER_ADDR and MASTER_PORT)"},
+    {{"OMPI_COMM_WORLD_RANK=2", "OMPI_COMM_WORLD_SIZE=3", "WEIR_COORD=h:9"}, 2, 3, "tcp://h:9",
+     NULL},
+    {{"OMPI_COMM_WORLD_RANK=2"}, 0, 0, NULL,
+     "OMPI_COMM_WORLD_RANK=2 is set but OMPI_COMM_WORLD_SIZE is not (set it, or "
+     "WEIR_WORLD_SIZE)"},
+    {{"OMPI_COMM_WORLD_RANK=3", "OMPI_COMM_WORLD_SIZE=3"}, 0, 0, NULL,
+     "OMPI_COMM_WORLD_RANK=3 is not below OMPI_COMM_WORLD_SIZE=3"},
+    {{"OMPI_COMM_WORLD_RANK=1", "OMPI_COMM_WORLD_SIZE=3", "WEIR_WORLD_SIZE=4"}, 0, 0, NULL,
+     "WEIR_WORLD_SIZE=4 contradicts OMPI_COMM_WORLD_SIZE=3"},
+    {{"OMPI_COMM_WORLD_RANK=1", "OMPI_COMM_WORLD_SIZE=3", "WEIR_WORLD_SIZE=3", "WEIR_COORD=h:1"},
+     1, 3, "tcp://h:1", NULL},
+    /* Open MPI inside Slurm: the inner launcher wins */
+    {{"SLURM_PROCID=0", "SLURM_NTASKS=2", "OMPI_COMM_WORLD_RANK=5", "OMPI_COMM_WORLD_SIZE=8",
+      "WEIR_COORD=n1:7"}, 5, 8, "tcp://n1:7", NULL},
+    /* MPICH / Hydra */
+    {{"PMI_RANK=1", "PMI_SIZE=2", "WEIR_COORD=h:2"}, 1, 2, "tcp://h:2", NULL},
+    {{"PMI_RANK=1", "PMI_SIZE=x"}, 0, 0, NULL, "PMI_SIZE='x' is not a number (decimal digits only)"},
+    /* torchrun: MASTER_ADDR / MASTER_PORT */
+    {{"RANK=3", "WORLD_SIZE=4", "MASTER_ADDR=10.1.1.1", "MASTER_PORT=29500"}, 3, 4,
+     "tcp://10.1.1.1:29500", NULL},
+    {{"RANK=3", "WORLD_SIZE=4", "MASTER_ADDR=10.1.1.1"}, 0, 0, NULL,
+     "MASTER_ADDR is set but MASTER_PORT is not (or set WEIR_COORD)"},
+    {{"RANK=3", "WORLD_SIZE=4", "MASTER_PORT=29500"}, 0, 0, NULL,
+     "MASTER_PORT is set but MASTER_ADDR is not (or set WEIR_COORD)"},
+    {{"RANK=3", "WORLD_SIZE=4", "MASTER_ADDR=h", "MASTER_PORT=0"}, 0, 0, NULL,
+     "MASTER_PORT='0' is not a port (1..65535)"},
+    {{"RANK=3", "WORLD_SIZE=4", "MASTER_ADDR=h:5", "MASTER_PORT=6"}, 0, 0, NULL,
+     "MASTER_ADDR='h:5' holds a port (the port goes in MASTER_PORT)"},
+    {{"RANK=3", "WORLD_SIZE=4", "MASTER_ADDR=a", "MASTER_PORT=1", "WEIR_COORD=b:2"}, 3, 4,
+     "tcp://b:2", NULL},
+    {{"RANK=1"}, 0, 0, NULL, "RANK=1 is set but WORLD_SIZE is not (set it, or WEIR_WORLD_SIZE)"},
+    /* torchrun inside a Slurm step: torchrun's */
+    {{"SLURM_PROCID=1", "SLURM_NTASKS=2", "RANK=6", "WORLD_SIZE=8", "MASTER_ADDR=m",
+      "MASTER_PORT=1"}, 6, 8, "tcp://m:1", NULL},
+    /* Slurm; one node: ipc named by job and step */
+    {{"SLURM_PROCID=1", "SLURM_NTASKS=4", "SLURM_STEP_NUM_NODES=1", "SLURM_JOB_ID=123",
+      "SLURM_STEP_ID=0"}, 1, 4, "ipc://@weir-123.0", NULL},
+    {{"SLURM_PROCID=1", "SLURM_NTASKS=4", "SLURM_STEP_NUM_NODES=2", "SLURM_JOB_ID=123"}, 0, 0, NULL,
+     "WEIR_COORD is not set: a world of 4 ranks (from SLURM_NTASKS) needs rank 0's control "
+     "endpoint HOST:PORT (or MASTER_ADDR and MASTER_PORT)"},
+    /* a salloc shell: size without a task is not a launch */
+    {{"SLURM_NTASKS=4", "SLURM_JOB_ID=1"}, 0, 1, NULL, NULL},
+    {{"WORLD_SIZE=4"}, 0, 1, NULL, NULL},
+    /* Kubernetes indexed Job: no size variable */
+    {{"JOB_COMPLETION_INDEX=2", "WEIR_WORLD_SIZE=3", "WEIR_COORD=job-0.svc:29500"}, 2, 3,
+     "tcp://job-0.svc:29500", NULL},
+    {{"JOB_COMPLETION_INDEX=2"}, 0, 0, NULL,
+     "JOB_COMPLETION_INDEX=2 gives the rank but no variable gives the world size: set "
+     "WEIR_WORLD_SIZE (a Kubernetes indexed Job has no size variable)"},
+    {{"JOB_COMPLETION_INDEX=3", "WEIR_WORLD_SIZE=3", "WEIR_COORD=a:1"}, 0, 0, NULL,
+     "JOB_COMPLETION_INDEX=3 is not below WEIR_WORLD_SIZE=3"},
+    /* WEIR_COORD forms */
+    {{"WEIR_RANK=0", "WEIR_WORLD_SIZE=2", "WEIR_COORD=host"}, 0, 0, NULL,
+     "WEIR_COORD='host' has no port (expected HOST:PORT)"},
+    {{"WEIR_RANK=0", "WEIR_WORLD_SIZE=2", "WEIR_COORD=host:0"}, 0, 0, NULL,
+     "WEIR_COORD='host:0': port '0' is not 1..65535"},
+    {{"WEIR_RANK=0", "WEIR_WORLD_SIZE=2", "WEIR_COORD=host:65536"}, 0, 0, NULL,
+     "WEIR_COORD='host:65536': port '65536' is not 1..65535"},
+    {{"WEIR_RANK=0", "WEIR_WORLD_SIZE=2", "WEIR_COORD=:80"}, 0, 0, NULL,
+     "WEIR_COORD=':80': no host before ':'"},
+    {{"WEIR_RANK=0", "WEIR_WORLD_SIZE=2", "WEIR_COORD="}, 0, 0, NULL,
+     "WEIR_COORD is empty (expected HOST:PORT)"},
+    {{"WEIR_RANK=0", "WEIR_WORLD_SIZE=2", "WEIR_COORD=fd00::1:80"}, 0, 0, NULL,
+     "WEIR_COORD='fd00::1:80': write an IPv6 address as [ADDRESS]:PORT"},
+    {{"WEIR_RANK=0", "WEIR_WORLD_SIZE=2", "WEIR_COORD=[fd00::1"}, 0, 0, NULL,
+     "WEIR_COORD='[fd00::1': an IPv6 address needs [ADDRESS]"},
+    {{"WEIR_RANK=0", "WEIR_WORLD_SIZE=2", "WEIR_COORD=a b:1"}, 0, 0, NULL,
+     "WEIR_COORD='a b:1': character 2 is not allowed in HOST:PORT"},
+    {{"WEIR_RANK=0", "WEIR_WORLD_SIZE=2", "WEIR_COORD=ipc://"}, 0, 0, NULL,
+     "WEIR_COORD='ipc://': an ipc:// endpoint needs a path (at most 255 bytes)"},
+    /* WEIR_BIND and WEIR_TOKEN */
+    {{"WEIR_RANK=0", "WEIR_WORLD_SIZE=2", "WEIR_COORD=a:1", "WEIR_BIND=10.0.0.2"}, 0, 2, "tcp://a:1",
+     NULL},
+    {{"WEIR_RANK=0", "WEIR_WORLD_SIZE=2", "WEIR_COORD=a:1", "WEIR_BIND=10.0.0.2:x"}, 0, 0, NULL,
+     "WEIR_BIND='10.0.0.2:x': port 'x' is not 1..65535"},
+    {{"WEIR_RANK=0", "WEIR_WORLD_SIZE=2", "WEIR_COORD=a:1", "WEIR_BIND="}, 0, 0, NULL,
+     "WEIR_BIND is empty (expected HOST[:PORT])"},
+};
+
+Test(nodes, env_table)
+{
+    for (size_t i = 0; i < sizeof env_cases / sizeof env_cases[0]; i++) {
+        const struct env_case *k = &env_cases[i];
+        struct weir__cluster_env e;
+        int r = weir__cluster_env_parse((char *const *)k->env, &e);
+        if (k->err) {
+            char want[600];
+            snprintf(want, sizeof want, "cluster environment: %s", k->err);
+            cr_assert_eq(r, -EINVAL, "case %zu (%s): %d", i, k->env[0] ? k->env[0] : "-", r);
+            cr_assert_str_eq(weir_errmsg(), want, "case %zu", i);
+            continue;
+        }
+        cr_assert_eq(r, 0, "case %zu (%s): %s", i, k->env[0] ? k->env[0] : "-", weir_errmsg());
+        cr_assert_eq(e.rank, k->rank, "case %zu: rank %d", i, e.rank);
+        cr_assert_eq(e.size, k->size, "case %zu: size %d", i, e.size);
+        cr_assert_str_eq(e.coord, k->coord ? k->coord : "", "case %zu", i);
+    }
+}
+
+Test(nodes, env_fields)
+{
+    char *env[] = {"SLURM_PROCID=1", "SLURM_NTASKS=9", "OMPI_COMM_WORLD_RANK=4",
+                   "OMPI_COMM_WORLD_SIZE=6", "WEIR_COORD=tcp://c:3", "WEIR_BIND=10.9.9.9",
+                   "WEIR_TOKEN=s3cret", NULL};
+    struct weir__cluster_env e;
+    cr_assert_eq(weir__cluster_env_parse(env, &e), 0, "%s", weir_errmsg());
+    cr_assert_str_eq(e.launcher, "Open MPI");
+    cr_assert_str_eq(e.rank_var, "OMPI_COMM_WORLD_RANK");
+    cr_assert_str_eq(e.size_var, "OMPI_COMM_WORLD_SIZE");
+    cr_assert_str_eq(e.coord_var, "WEIR_COORD");
+    cr_assert_str_eq(e.bind, "10.9.9.9");
+    cr_assert_eq(e.token_len, 6);
+    cr_assert_str_eq(e.token, "s3cret");
+    char b[64];
+    cr_assert_eq(weir__cluster_bind_addr(&e, b, sizeof b), 0);
+    cr_assert_str_eq(b, "10.9.9.9");
+    /* Without WEIR_BIND: the address that routes to the coordinator. */
+    char *env2[] = {"WEIR_RANK=1", "WEIR_WORLD_SIZE=2", "WEIR_COORD=127.0.0.1:9", NULL};
+    cr_assert_eq(weir__cluster_env_parse(env2, &e), 0);
+    cr_assert_eq(weir__cluster_bind_addr(&e, b, sizeof b), 0, "%s", weir_errmsg());
+    cr_assert_str_eq(b, "127.0.0.1");
+    char *env3[] = {"WEIR_RANK=1", "WEIR_WORLD_SIZE=2", "WEIR_COORD=no-such-host.invalid:9", NULL};
+    cr_assert_eq(weir__cluster_env_parse(env3, &e), 0);
+    cr_assert_eq(weir__cluster_bind_addr(&e, b, sizeof b), -EINVAL);
+    cr_assert(strncmp(weir_errmsg(), "cluster environment: WEIR_COORD='tcp://no-such-host.invalid:9'"
+                      ": host 'no-such-host.invalid' does not resolve (", 95) == 0, "%s",
+              weir_errmsg());
+    char tok[300];
+    memset(tok, 'x', sizeof tok);
+    memcpy(tok, "WEIR_TOKEN=", 11);
+    tok[sizeof tok - 1] = '\0';
+    char *env4[] = {tok, NULL};
+    cr_assert_eq(weir__cluster_env_parse(env4, &e), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "cluster environment: WEIR_TOKEN is 288 bytes long (at most 256)");
+}
+
+Test(nodes, weir_rank_from_environ)
+{
+    cr_assert_eq(weir_rank(), 0);
+    cr_assert_eq(weir_world_size(), 1);
+    setenv("OMPI_COMM_WORLD_RANK", "2", 1);
+    setenv("OMPI_COMM_WORLD_SIZE", "5", 1);
+    cr_assert_eq(weir_rank(), 2);
+    cr_assert_eq(weir_world_size(), 5); /* no coordinator needed to know one's rank */
+    setenv("WEIR_WORLD_SIZE", "4", 1);
+    cr_assert_eq(weir_rank(), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "cluster environment: WEIR_WORLD_SIZE=4 contradicts "
+                                    "OMPI_COMM_WORLD_SIZE=5");
+    cr_assert_eq(weir_world_size(), -EINVAL);
+    unsetenv("WEIR_WORLD_SIZE");
+    unsetenv("OMPI_COMM_WORLD_RANK");
+    unsetenv("OMPI_COMM_WORLD_SIZE");
+    cr_assert_eq(weir_world_size(), 1);
+}
+
+/* ---- the messages ------------------------------------------------------------- */
+
+static size_t enc(const struct weir__cluster_msg *m, uint8_t *out, size_t cap)
+{
+    uint8_t *b;
+    size_t n;
+    cr_assert_eq(weir__cluster_msg_encode(m, &b, &n), 0, "%s", weir_errmsg());
+    cr_assert_leq(n, cap);
+    memcpy(out, b, n);
+    free(b);
+    return n;
+}
+
+static void join_msg(struct weir__cluster_msg *m, int rank, int size, const char *token)
+{
+    memset(m, 0, sizeof *m);
+    m->kind = WEIR__CM_JOIN;
+    m->version = WEIR__CLUSTER_PROTO;
+    m->rank = rank;
+    m->world_size = size;
+    m->plan_hash = HASH;
+    m->token_len = (uint32_t)strlen(token);
+    memcpy(m->token, token, m->token_len);
+    m->self.pid = getpid();
+    gethostname(m->self.host, sizeof m->self.host);
+    m->self.nep = 2;
+    snprintf(m->self.ep[0], sizeof m->self.ep[0], "tcp://10.0.0.%d:7000", rank + 1);
+    snprintf(m->self.ep[1], sizeof m->self.ep[1], "tcp://10.1.0.%d:7000", rank + 1);
+}
+
+Test(nodes, codec_roundtrip)
+{
+    static uint8_t buf[1 << 16];
+    struct weir__cluster_msg m, d;
+    join_msg(&m, 3, 4, "tok");
+    size_t n = enc(&m, buf, sizeof buf);
+    memset(&d, 0, sizeof d);
+    cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), 0, "%s", weir_errmsg());
+    cr_assert_eq(d.kind, WEIR__CM_JOIN);
+    cr_assert_eq(d.version, WEIR__CLUSTER_PROTO);
+    cr_assert_eq(d.rank, 3);
+    cr_assert_eq(d.world_size, 4);
+    cr_assert_eq(d.plan_hash, HASH);
+    cr_assert_eq(d.token_len, 3);
+    cr_assert(memcmp(d.token, "tok", 3) == 0);
+    cr_assert_eq(d.self.pid, getpid());
+    cr_assert_str_eq(d.self.host, m.self.host);
+    cr_assert_eq(d.self.nep, 2);
+    cr_assert_str_eq(d.self.ep[1], "tcp://10.1.0.4:7000");
+
+    struct weir__cluster_rank ranks[3], out[3];
+    memset(ranks, 0, sizeof ranks);
+    for (int r = 0; r < 3; r++) {
+        ranks[r].rank = r;
+        ranks[r].pid = 100 + r;
+        snprintf(ranks[r].host, sizeof ranks[r].host, "h%d", r);
+        ranks[r].nep = (unsigned)r;
+        for (int i = 0; i < r; i++)
+            snprintf(ranks[r].ep[i], sizeof ranks[r].ep[i], "tcp://h%d:%d", r, 7000 + i);
+    }
+    memset(&m, 0, sizeof m);
+    m.kind = WEIR__CM_TABLE;
+    m.world_size = 3;
+    m.ranks = ranks;
+    m.ranks_cap = m.nranks = 3;
+    n = enc(&m, buf, sizeof buf);
+    d.ranks = out;
+    d.ranks_cap = 3;
+    cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), 0, "%s", weir_errmsg());
+    cr_assert_eq(d.kind, WEIR__CM_TABLE);
+    cr_assert_eq(d.nranks, 3);
+    for (int r = 0; r < 3; r++) {
+        cr_assert_eq(out[r].rank, r);
+        cr_assert_eq(out[r].pid, 100 + r);
+        cr_assert_eq(out[r].nep, (unsigned)r);
+        for (int i = 0; i < r; i++)
+            cr_assert_str_eq(out[r].ep[i], ranks[r].ep[i]);
+    }
+    /* A table larger than the receiver's world is refused. */
+    d.ranks_cap = 2;
+    cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), -EPROTO);
+    cr_assert_str_eq(weir_errmsg(), "cluster TABLE: 3 ranks (this rank expects 2)");
+
+    int kinds[] = {WEIR__CM_REFUSE, WEIR__CM_ARRIVE, WEIR__CM_RELEASE, WEIR__CM_HEARTBEAT,
+                   WEIR__CM_TEARDOWN, WEIR__CM_BYE, WEIR__CM_FAILURE};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        memset(&m, 0, sizeof m);
+        m.kind = kinds[k];
+        m.rank = 2;
+        m.code = -EHOSTDOWN;
+        m.epoch = 7;
+        m.seq = 99;
+        snprintf(m.reason, sizeof m.reason, "why %zu\nnext", k);
+        n = enc(&m, buf, sizeof buf);
+        memset(&d, 0, sizeof d);
+        cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), 0, "%s", weir_errmsg());
+        cr_assert_eq(d.kind, kinds[k]);
+        if (m.kind == WEIR__CM_REFUSE || m.kind == WEIR__CM_FAILURE) {
+            char want[32];
+            snprintf(want, sizeof want, "why %zu?next", k); /* control bytes become '?' */
+            cr_assert_str_eq(d.reason, want);
+            cr_assert_eq(d.code, -EHOSTDOWN);
+        }
+        if (m.kind == WEIR__CM_ARRIVE || m.kind == WEIR__CM_RELEASE)
+            cr_assert_eq(d.epoch, 7);
+        if (m.kind == WEIR__CM_HEARTBEAT)
+            cr_assert_eq(d.seq, 99);
+        if (m.kind != WEIR__CM_RELEASE && m.kind != WEIR__CM_TEARDOWN &&
+            m.kind != WEIR__CM_REFUSE)
+            cr_assert_eq(d.rank, 2);
+    }
+}
+
+Test(nodes, codec_rejects)
+{
+    static uint8_t buf[1 << 16];
+    struct weir__cluster_msg m, d;
+    join_msg(&m, 1, 2, "tok");
+    size_t n = enc(&m, buf, sizeof buf);
+    memset(&d, 0, sizeof d);
+    cr_assert_eq(weir__cluster_msg_decode(buf, 5, &d), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(), "cluster: control message of 5 bytes (expected 8..1048576)");
+    cr_assert_eq(weir__cluster_msg_decode((const uint8_t *)"garbage!garbage!", 16, &d), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(), "cluster: not a weir control message (16 bytes, no 'WCLU' "
+                                    "identifier)");
+    /* Every truncation of a valid JOIN fails verification (or the size check). */
+    /* Every truncation of a valid JOIN fails verification, except cuts of the
+     * builder's tail padding, which must decode to the very same message. */
+    unsigned refused = 0;
+    for (size_t cut = 8; cut < n; cut++) {
+        int r = weir__cluster_msg_decode(buf, cut, &d);
+        if (r == 0) {
+            cr_assert_geq(cut, n - 8, "cut at %zu of %zu verified", cut, n);
+            cr_assert(d.kind == WEIR__CM_JOIN && d.rank == 1 && d.plan_hash == HASH &&
+                      d.self.nep == 2 && strcmp(d.self.ep[1], "tcp://10.1.0.2:7000") == 0);
+            continue;
+        }
+        cr_assert_eq(r, -EBADMSG, "cut at %zu of %zu: %d %s", cut, n, r, weir_errmsg());
+        refused++;
+    }
+    cr_assert_geq(refused, n - 16);
+    /* Unaligned input is copied, then verified. */
+    static uint8_t odd[1 << 16];
+    memcpy(odd + 1, buf, n);
+    cr_assert_eq(weir__cluster_msg_decode(odd + 1, n, &d), 0, "%s", weir_errmsg());
+    /* Field ranges. */
+    memset(&m, 0, sizeof m);
+    m.kind = WEIR__CM_REFUSE;
+    m.code = 5;
+    snprintf(m.reason, sizeof m.reason, "x");
+    n = enc(&m, buf, sizeof buf);
+    cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), -EPROTO);
+    cr_assert_str_eq(weir_errmsg(), "cluster REFUSE: code 5 is not a negative errno");
+    join_msg(&m, 1, 2, "t");
+    m.self.nep = 1;
+    m.self.ep[0][0] = '\0';
+    n = enc(&m, buf, sizeof buf);
+    cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), -EPROTO);
+    cr_assert_str_eq(weir_errmsg(), "cluster JOIN: endpoint 0 is empty");
+    memset(&m, 0, sizeof m);
+    m.kind = 42;
+    uint8_t *b = NULL;
+    cr_assert_eq(weir__cluster_msg_encode(&m, &b, &n), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "cluster: encode: bad argument");
+}
+
+/* ---- ranks as processes ---------------------------------------------------------- */
+
+enum { C_OK, C_OPEN, C_KILL, C_LEAVE, C_REPORT };
+
+struct spec {
+    int rank, size, mode;
+    uint64_t hash;
+    const char *token;
+    int delay_ms, timeout_ms, hb_ms;
+    int kill_peer; /* C_OPEN: a peer is C_KILL (meet it at one barrier first) */
+    char coord[64];
+};
+
+struct rec {
+    int code;        /* open */
+    char msg[512];
+    int code2;       /* then: close (rank 0, C_OK), the failure seen (C_OPEN), ... */
+    char msg2[512];
+    uint64_t t;      /* C_KILL: just before the kill; C_OPEN: when the failure was seen */
+    int code3;       /* C_OPEN: close */
+    double close_ms;
+    char table[512];
+    char events[2048];
+};
+
+struct child {
+    pid_t pid;
+    int fd;
+};
+
+static void on_event(void *ctx, int kind, int rank, int code, const char *msg)
+{
+    struct rec *r = ctx;
+    size_t l = strlen(r->events);
+    snprintf(r->events + l, sizeof r->events - l, "%s %d %d %s\n", kind == 1 ? "refused" : "failed",
+             rank, code, msg);
+}
+
+static void rank_main(const struct spec *s, int fd)
+{
+    static struct rec rec;
+    memset(&rec, 0, sizeof rec);
+    if (s->delay_ms)
+        t_sleep_ms((unsigned)s->delay_ms);
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", 7000 + s->rank);
+    const char *eps[] = {ep};
+    struct weir__cluster_opts o = {
+        .rank = s->rank, .size = s->size, .coord = s->coord, .token = s->token,
+        .token_len = strlen(s->token), .plan_hash = s->hash, .endpoints = eps, .nendpoints = 1,
+        .timeout_ms = s->timeout_ms, .heartbeat_ms = s->hb_ms, .on_event = on_event, .ctx = &rec,
+    };
+    struct weir__cluster *c = weir__cluster_open(&o);
+    rec.code = c ? 0 : weir_errcode();
+    snprintf(rec.msg, sizeof rec.msg, "%s", c ? "" : weir_errmsg());
+    if (c) {
+        int len = 0;
+        for (int r = 0; r < s->size; r++)
+            len += snprintf(rec.table + len, sizeof rec.table - (size_t)len, "%s%s", r ? " " : "",
+                            weir__cluster_endpoint(c, r, 0));
+        switch (s->mode) {
+        case C_OK:
+            for (int b = 0; b < 3 && !rec.code2; b++) {
+                rec.code2 = weir__cluster_barrier(c, TMO);
+                if (rec.code2)
+                    snprintf(rec.msg2, sizeof rec.msg2, "barrier %d: %s", b, weir_errmsg());
+            }
+            if (rec.code2)
+                break;
+            if (s->rank == 0) {
+                rec.code2 = weir__cluster_close(c, TMO);
+                c = NULL;
+            } else {
+                rec.code2 = weir__cluster_wait(c, TMO);
+            }
+            snprintf(rec.msg2, sizeof rec.msg2, "%s", rec.code2 ? weir_errmsg() : "");
+            break;
+        case C_KILL:
+            weir__cluster_barrier(c, TMO); /* every rank is past open */
+            rec.t = t_now_ns();
+            if (write(fd, &rec, sizeof rec) != (ssize_t)sizeof rec)
+                _exit(3);
+            raise(SIGKILL);
+            break;
+        case C_LEAVE:
+            weir__cluster_close(c, 500);
+            c = NULL;
+            break;
+        case C_REPORT:
+            weir__cluster_report(c, -EIO, "disk on fire");
+            __attribute__((fallthrough)); /* then see the failure like everyone */
+        case C_OPEN: {
+            if (s->mode == C_OPEN && s->kill_peer)
+                weir__cluster_barrier(c, TMO); /* pairs with C_KILL's */
+            uint64_t t0 = t_now_ns();
+            if (s->rank == 0) {
+                while (!(rec.code2 = weir__cluster_failed(c, rec.msg2, sizeof rec.msg2)) &&
+                       t_now_ns() - t0 < 10000000000ull)
+                    t_sleep_ms(1);
+            } else {
+                rec.code2 = weir__cluster_wait(c, 10000);
+                snprintf(rec.msg2, sizeof rec.msg2, "%s", weir_errmsg());
+            }
+            rec.t = t_now_ns();
+            rec.code3 = weir__cluster_close(c, 3000);
+            rec.close_ms = t_ms_since(rec.t);
+            c = NULL;
+            break;
+        }
+        }
+        weir__cluster_close(c, 300);
+    }
+    if (write(fd, &rec, sizeof rec) != (ssize_t)sizeof rec)
+        _exit(3);
+    _exit(0);
+}
+
+static struct child spawn(const struct spec *s)
+{
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(p[0]);
+        rank_main(s, p[1]);
+    }
+    close(p[1]);
+    return (struct child){pid, p[0]};
+}
+
+/* Read the child's record and reap it; returns its wait status. */
+static int collect(struct child ch, struct rec *r)
+{
+    memset(r, 0, sizeof *r);
+    int got = t_read_full(ch.fd, r, sizeof *r, 30000);
+    close(ch.fd);
+    int st = 0;
+    waitpid(ch.pid, &st, 0);
+    cr_assert_eq(got, 0, "no record from pid %d (status %d)", (int)ch.pid, st);
+    return st;
+}
+
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof a;
+    cr_assert_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(getsockname(s, (struct sockaddr *)&a, &l), 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+static struct spec base(int rank, int size, int port)
+{
+    struct spec s = {.rank = rank, .size = size, .mode = C_OK, .hash = HASH, .token = "tok",
+                     .timeout_ms = TMO, .hb_ms = 1000};
+    snprintf(s.coord, sizeof s.coord, "tcp://127.0.0.1:%d", port);
+    return s;
+}
+
+static void hostname(char *b, size_t n)
+{
+    gethostname(b, n);
+    b[n - 1] = '\0';
+}
+
+Test(nodes, join_barrier_teardown, .timeout = 60)
+{
+    int port = free_port();
+    struct child ch[4];
+    for (int r = 0; r < 4; r++) {
+        struct spec s = base(r, 4, port);
+        s.delay_ms = (3 - r) * 50; /* the workers first: they wait for rank 0 */
+        ch[r] = spawn(&s);
+    }
+    for (int r = 0; r < 4; r++) {
+        struct rec rec;
+        int st = collect(ch[r], &rec);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "rank %d status %d", r, st);
+        cr_assert_eq(rec.code, 0, "rank %d: open: %s", r, rec.msg);
+        cr_assert_str_eq(rec.table, "tcp://127.0.0.1:7000 tcp://127.0.0.1:7001 "
+                                    "tcp://127.0.0.1:7002 tcp://127.0.0.1:7003");
+        cr_assert_eq(rec.code2, 0, "rank %d: %s", r, rec.msg2);
+        cr_assert_str_eq(rec.events, "", "rank %d", r);
+    }
+}
+
+Test(nodes, refuse_plan_hash_both_sides, .timeout = 60)
+{
+    int port = free_port();
+    struct spec s0 = base(0, 3, port), s1 = base(1, 3, port), s2 = base(2, 3, port);
+    s0.mode = s1.mode = s2.mode = C_OPEN;
+    s2.hash = 0xbad;
+    s2.delay_ms = 300; /* rank 1 has joined: it hears of it too */
+    struct child c0 = spawn(&s0), c1 = spawn(&s1), c2 = spawn(&s2);
+    struct rec r0, r1, r2;
+    collect(c0, &r0);
+    collect(c1, &r1);
+    collect(c2, &r2);
+    const char *want = "cluster: rank 2 built a different plan: hash 0000000000000bad, rank 0's "
+                       "is 0000000000005eed";
+    cr_assert_eq(r2.code, -EPROTO, "%d %s", r2.code, r2.msg);
+    cr_assert_str_eq(r2.msg, want);
+    cr_assert_eq(r0.code, -EPROTO, "%d %s", r0.code, r0.msg);
+    cr_assert_str_eq(r0.msg, want);
+    cr_assert_eq(r1.code, -EPROTO, "%d %s", r1.code, r1.msg);
+    cr_assert_str_eq(r1.msg, want);
+    char ev[600];
+    snprintf(ev, sizeof ev, "refused 2 -71 %s\nfailed 2 -71 %s\n", want, want);
+    cr_assert_str_eq(r0.events, ev);
+}
+
+Test(nodes, refuse_wrong_token_cluster_unaffected, .timeout = 60)
+{
+    int port = free_port();
+    struct spec s0 = base(0, 2, port), bad = base(1, 2, port), good = base(1, 2, port);
+    bad.token = "guess";
+    bad.mode = C_OPEN;
+    good.delay_ms = 500;
+    struct child c0 = spawn(&s0), cb = spawn(&bad), cg = spawn(&good);
+    struct rec r0, rb, rg;
+    collect(cb, &rb);
+    collect(c0, &r0);
+    collect(cg, &rg);
+    char host[64], want[300];
+    hostname(host, sizeof host);
+    snprintf(want, sizeof want, "cluster: rank 1 (pid %d on host %s) presented a wrong token "
+             "(WEIR_TOKEN differs)", (int)cb.pid, host);
+    cr_assert_eq(rb.code, -EACCES, "%d %s", rb.code, rb.msg);
+    cr_assert_str_eq(rb.msg, want);
+    cr_assert_eq(r0.code, 0, "%s", r0.msg);
+    cr_assert_eq(r0.code2, 0, "%s", r0.msg2);
+    cr_assert_eq(rg.code, 0, "%s", rg.msg);
+    cr_assert_eq(rg.code2, 0, "%s", rg.msg2);
+    char ev[400];
+    snprintf(ev, sizeof ev, "refused 1 -13 %s\n", want);
+    cr_assert_str_eq(r0.events, ev);
+}
+
+Test(nodes, refuse_duplicate_rank, .timeout = 60)
+{
+    int port = free_port();
+    struct spec s0 = base(0, 3, port), s1 = base(1, 3, port), dup = base(1, 3, port),
+                s2 = base(2, 3, port);
+    dup.delay_ms = 300;
+    dup.mode = C_OPEN;
+    s2.delay_ms = 900;
+    struct child c0 = spawn(&s0), c1 = spawn(&s1), cd = spawn(&dup), c2 = spawn(&s2);
+    struct rec r0, r1, rd, r2;
+    collect(cd, &rd);
+    collect(c0, &r0);
+    collect(c1, &r1);
+    collect(c2, &r2);
+    char host[64], want[300];
+    hostname(host, sizeof host);
+    snprintf(want, sizeof want, "cluster: rank 1 joined twice: pid %d on host %s is rank 1 "
+             "already; refused pid %d on host %s", (int)c1.pid, host, (int)cd.pid, host);
+    cr_assert_eq(rd.code, -EEXIST, "%d %s", rd.code, rd.msg);
+    cr_assert_str_eq(rd.msg, want);
+    for (int i = 0; i < 3; i++) {
+        struct rec *r = i == 0 ? &r0 : i == 1 ? &r1 : &r2;
+        cr_assert_eq(r->code, 0, "rank %d: %s", i, r->msg);
+        cr_assert_eq(r->code2, 0, "rank %d: %s", i, r->msg2);
+    }
+    char ev[400];
+    snprintf(ev, sizeof ev, "refused 1 -17 %s\n", want);
+    cr_assert_str_eq(r0.events, ev);
+}
+
+/* A raw DEALER that sends bytes to rank 0 and returns the REFUSE it gets. */
+static void impostor_id(const char *coord, const char *id, const uint8_t *bytes, size_t n,
+                        int want_code, const char *want)
+{
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0, tmo = 5000;
+    if (id)
+        zmq_setsockopt(s, ZMQ_ROUTING_ID, id, strlen(id));
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
+    cr_assert_eq(zmq_connect(s, coord), 0);
+    cr_assert_eq(zmq_send(s, bytes, n, 0), (int)n);
+    static uint8_t buf[1 << 16];
+    int got = zmq_recv(s, buf, sizeof buf, 0);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    cr_assert_gt(got, 0, "no answer to %zu bytes (expected: %s)", n, want);
+    struct weir__cluster_msg m;
+    memset(&m, 0, sizeof m);
+    cr_assert_eq(weir__cluster_msg_decode(buf, (size_t)got, &m), 0, "%s", weir_errmsg());
+    cr_assert_eq(m.kind, WEIR__CM_REFUSE);
+    cr_assert_eq(m.code, want_code, "%d for: %s", m.code, m.reason);
+    cr_assert_str_eq(m.reason, want);
+}
+
+static void impostor(const char *coord, const uint8_t *bytes, size_t n, int want_code,
+                     const char *want)
+{
+    impostor_id(coord, NULL, bytes, n, want_code, want);
+}
+
+Test(nodes, refuse_bad_input_cluster_unaffected, .timeout = 60)
+{
+    int port = free_port();
+    struct spec s0 = base(0, 2, port), s1 = base(1, 2, port);
+    s1.delay_ms = 100; /* joins after the impostors */
+    struct child c0 = spawn(&s0);
+    static uint8_t buf[1 << 16];
+    struct weir__cluster_msg m;
+    char host[64], wants[9][300];
+    int codes[9], k = 0;
+    hostname(host, sizeof host);
+
+    impostor(s0.coord, (const uint8_t *)"hello", 5, -EBADMSG,
+             "cluster: refused a message from a peer that has not joined: cluster: control "
+             "message of 5 bytes (expected 8..1048576)");
+    snprintf(wants[k], sizeof wants[k], "cluster: refused a message from a peer that has not "
+             "joined: cluster: control message of 5 bytes (expected 8..1048576)");
+    codes[k++] = -EBADMSG;
+    impostor(s0.coord, (const uint8_t *)"garbage!garbage!", 16, -EBADMSG,
+             "cluster: refused a message from a peer that has not joined: cluster: not a weir "
+             "control message (16 bytes, no 'WCLU' identifier)");
+    snprintf(wants[k], sizeof wants[k], "cluster: refused a message from a peer that has not "
+             "joined: cluster: not a weir control message (16 bytes, no 'WCLU' identifier)");
+    codes[k++] = -EBADMSG;
+    join_msg(&m, 1, 2, "tok");
+    size_t n = enc(&m, buf, sizeof buf);
+    char w[300];
+    snprintf(w, sizeof w, "cluster: refused a message from a peer that has not joined: cluster: "
+             "control message failed FlatBuffers verification (%zu bytes: truncated or corrupt)",
+             n / 2);
+    impostor(s0.coord, buf, n / 2, -EBADMSG, w);
+    snprintf(wants[k], sizeof wants[k], "%s", w);
+    codes[k++] = -EBADMSG;
+    memset(&m, 0, sizeof m);
+    m.kind = WEIR__CM_HEARTBEAT;
+    n = enc(&m, buf, sizeof buf);
+    impostor(s0.coord, buf, n, -EPROTO, "cluster: refused a HEARTBEAT from a peer that has not "
+             "joined");
+    snprintf(wants[k], sizeof wants[k], "cluster: refused a HEARTBEAT from a peer that has not "
+             "joined");
+    codes[k++] = -EPROTO;
+    join_msg(&m, 5, 2, "tok");
+    n = enc(&m, buf, sizeof buf);
+    impostor(s0.coord, buf, n, -ERANGE, "cluster: rank 5 is out of range (a world of 2 ranks "
+             "joins ranks 1..1)");
+    snprintf(wants[k], sizeof wants[k], "cluster: rank 5 is out of range (a world of 2 ranks "
+             "joins ranks 1..1)");
+    codes[k++] = -ERANGE;
+    join_msg(&m, 1, 3, "tok");
+    n = enc(&m, buf, sizeof buf);
+    impostor(s0.coord, buf, n, -EINVAL, "cluster: rank 1 says the world has 3 ranks, rank 0 says 2");
+    snprintf(wants[k], sizeof wants[k], "cluster: rank 1 says the world has 3 ranks, rank 0 says 2");
+    codes[k++] = -EINVAL;
+    join_msg(&m, 1, 2, "tok");
+    m.version = 9;
+    n = enc(&m, buf, sizeof buf);
+    impostor(s0.coord, buf, n, -EPROTO, "cluster: rank 1 speaks control protocol version 9, rank 0 "
+             "speaks 1");
+    snprintf(wants[k], sizeof wants[k], "cluster: rank 1 speaks control protocol version 9, rank 0 "
+             "speaks 1");
+    codes[k++] = -EPROTO;
+    join_msg(&m, 1, 2, "tok2");
+    n = enc(&m, buf, sizeof buf);
+    snprintf(w, sizeof w, "cluster: rank 1 (pid %d on host %s) presented a wrong token (WEIR_TOKEN "
+             "differs)", (int)getpid(), host);
+    impostor(s0.coord, buf, n, -EACCES, w);
+    snprintf(wants[k], sizeof wants[k], "%s", w);
+    codes[k++] = -EACCES;
+
+    char longid[101];
+    memset(longid, 'L', 100);
+    longid[100] = '\0';
+    impostor_id(s0.coord, longid, buf, n, -EPROTO, "cluster: refused a peer with a routing id of "
+                "100 bytes (at most 32)");
+    snprintf(wants[k], sizeof wants[k], "cluster: refused a peer with a routing id of 100 bytes "
+             "(at most 32)");
+    codes[k++] = -EPROTO;
+
+    /* The real rank 1 joins: the cluster is unaffected. */
+    struct child c1 = spawn(&s1);
+    struct rec r0, r1;
+    collect(c0, &r0);
+    collect(c1, &r1);
+    cr_assert_eq(r0.code, 0, "%s", r0.msg);
+    cr_assert_eq(r0.code2, 0, "%s", r0.msg2);
+    cr_assert_eq(r1.code, 0, "%s", r1.msg);
+    cr_assert_eq(r1.code2, 0, "%s", r1.msg2);
+    cr_assert_str_eq(r0.table, "tcp://127.0.0.1:7000 tcp://127.0.0.1:7001");
+    /* Rank 0 saw each refusal, with the same text the impostor got. */
+    char ev[2048];
+    int len = 0;
+    int ranks[9] = {-1, -1, -1, -1, 5, 1, 1, 1, -1};
+    for (int i = 0; i < k; i++)
+        len += snprintf(ev + len, sizeof ev - (size_t)len, "refused %d %d %s\n", ranks[i], codes[i],
+                        wants[i]);
+    cr_assert_str_eq(r0.events, ev);
+}
+
+Test(nodes, rank_never_joins_named, .timeout = 60)
+{
+    int port = free_port();
+    struct spec s0 = base(0, 3, port), s1 = base(1, 3, port);
+    s0.timeout_ms = s1.timeout_ms = 800;
+    s1.timeout_ms = 5000; /* rank 1 hears it from rank 0, well before its own bound */
+    uint64_t t0 = t_now_ns();
+    struct child c0 = spawn(&s0), c1 = spawn(&s1);
+    struct rec r0, r1;
+    collect(c0, &r0);
+    double ms = t_ms_since(t0);
+    collect(c1, &r1);
+    const char *want = "cluster: rank 2 of 3 did not join within 800 ms";
+    cr_assert_eq(r0.code, -ETIMEDOUT, "%d %s", r0.code, r0.msg);
+    cr_assert_str_eq(r0.msg, want);
+    cr_assert_eq(r1.code, -ETIMEDOUT, "%d %s", r1.code, r1.msg);
+    cr_assert_str_eq(r1.msg, want);
+    cr_assert_lt(ms, 800 + 1500, "rank 0 took %.0f ms", ms);
+    cr_assert_lt(t_ms_since(t0), 3000);
+}
+
+Test(nodes, worker_alone_names_rank0, .timeout = 60)
+{
+    int port = free_port();
+    struct spec s1 = base(1, 2, port);
+    s1.timeout_ms = 500;
+    struct child c1 = spawn(&s1);
+    struct rec r1;
+    collect(c1, &r1);
+    char want[200];
+    snprintf(want, sizeof want, "cluster: rank 1: rank 0 at tcp://127.0.0.1:%d did not complete "
+             "the join within 500 ms", port);
+    cr_assert_eq(r1.code, -ETIMEDOUT);
+    cr_assert_str_eq(r1.msg, want);
+}
+
+/* "cluster: rank R (pid P on host H) fell silent for N ms (heartbeat bound B ms)" */
+static void assert_silent(const char *msg, int rank, pid_t pid, int bound)
+{
+    char host[64], pre[200], post[64];
+    hostname(host, sizeof host);
+    snprintf(pre, sizeof pre, "cluster: rank %d (pid %d on host %s) fell silent for ", rank,
+             (int)pid, host);
+    snprintf(post, sizeof post, " ms (heartbeat bound %d ms)", bound);
+    cr_assert(strncmp(msg, pre, strlen(pre)) == 0, "'%s' does not start '%s'", msg, pre);
+    const char *p = msg + strlen(pre);
+    char *end;
+    long n = strtol(p, &end, 10);
+    cr_assert(end > p && n >= bound * 3 / 4 && n < bound, "silence %ld in '%s'", n, msg);
+    cr_assert_str_eq(end, post);
+}
+
+Test(nodes, sigkill_worker_detected_within_bound, .timeout = 60)
+{
+    int port = free_port();
+    int hb = 1000;
+    struct spec s0 = base(0, 3, port), s1 = base(1, 3, port), s2 = base(2, 3, port);
+    s0.mode = s1.mode = C_OPEN;
+    s0.kill_peer = s1.kill_peer = 1;
+    s2.mode = C_KILL;
+    s0.hb_ms = s1.hb_ms = s2.hb_ms = hb;
+    struct child c0 = spawn(&s0), c1 = spawn(&s1), c2 = spawn(&s2);
+    struct rec r0, r1, r2;
+    int st = collect(c2, &r2);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    collect(c0, &r0);
+    collect(c1, &r1);
+    cr_assert_eq(r0.code, 0, "%s", r0.msg);
+    cr_assert_eq(r0.code2, -EHOSTDOWN, "%d %s", r0.code2, r0.msg2);
+    assert_silent(r0.msg2, 2, c2.pid, hb);
+    double d0 = (double)(r0.t - r2.t) / 1e6, d1 = (double)(r1.t - r2.t) / 1e6;
+    cr_assert_lt(d0, hb, "rank 0 saw it %.0f ms after the kill", d0);
+    cr_assert_eq(r1.code2, -EHOSTDOWN, "%d %s", r1.code2, r1.msg2);
+    cr_assert_str_eq(r1.msg2, r0.msg2); /* rank 0's notice */
+    /* Rank 1 said goodbye, the dead rank 2 is not waited for. */
+    cr_assert_eq(r0.code3, 0, "%d", r0.code3);
+    cr_assert_lt(r0.close_ms, 1500, "%.0f ms", r0.close_ms);
+    cr_assert_lt(d1, hb, "rank 1 saw it %.0f ms after the kill", d1);
+    cr_log_info("SIGKILL of rank 2 seen by rank 0 after %.0f ms, by rank 1 after %.0f ms (bound %d)",
+                d0, d1, hb);
+}
+
+Test(nodes, sigkill_rank0_detected_within_bound, .timeout = 60)
+{
+    int port = free_port();
+    int hb = 1000;
+    struct spec s0 = base(0, 2, port), s1 = base(1, 2, port);
+    s0.mode = C_KILL;
+    s1.mode = C_OPEN;
+    s1.kill_peer = 1;
+    struct child c0 = spawn(&s0), c1 = spawn(&s1);
+    struct rec r0, r1;
+    collect(c0, &r0);
+    collect(c1, &r1);
+    cr_assert_eq(r1.code2, -EHOSTDOWN, "%d %s", r1.code2, r1.msg2);
+    assert_silent(r1.msg2, 0, c0.pid, hb);
+    double d = (double)(r1.t - r0.t) / 1e6;
+    cr_assert_lt(d, hb, "rank 1 saw it %.0f ms after the kill", d);
+}
+
+Test(nodes, worker_leaves_and_reports, .timeout = 60)
+{
+    int port = free_port();
+    struct spec s0 = base(0, 3, port), s1 = base(1, 3, port), s2 = base(2, 3, port);
+    s0.mode = s2.mode = C_OPEN;
+    s1.mode = C_REPORT;
+    struct child c0 = spawn(&s0), c1 = spawn(&s1), c2 = spawn(&s2);
+    struct rec r0, r1, r2;
+    collect(c0, &r0);
+    collect(c1, &r1);
+    collect(c2, &r2);
+    char host[64], want[300];
+    hostname(host, sizeof host);
+    snprintf(want, sizeof want, "cluster: rank 1 (pid %d on host %s) failed: disk on fire",
+             (int)c1.pid, host);
+    cr_assert_eq(r0.code2, -EIO, "%d %s", r0.code2, r0.msg2);
+    cr_assert_str_eq(r0.msg2, want);
+    cr_assert_eq(r1.code2, -EIO, "%d %s", r1.code2, r1.msg2);
+    cr_assert_str_eq(r1.msg2, want);
+    cr_assert_eq(r2.code2, -EIO, "%d %s", r2.code2, r2.msg2);
+    cr_assert_str_eq(r2.msg2, want);
+
+    /* Closing without a teardown is a failure notice too. */
+    port = free_port();
+    s0 = base(0, 2, port);
+    s1 = base(1, 2, port);
+    s0.mode = C_OPEN;
+    s1.mode = C_LEAVE;
+    c0 = spawn(&s0);
+    c1 = spawn(&s1);
+    collect(c0, &r0);
+    collect(c1, &r1);
+    snprintf(want, sizeof want, "cluster: rank 1 (pid %d on host %s) failed: it left before rank "
+             "0 tore the cluster down", (int)c1.pid, host);
+    cr_assert_eq(r0.code2, -ECONNRESET, "%d %s", r0.code2, r0.msg2);
+    cr_assert_str_eq(r0.msg2, want);
+}
+
+Test(nodes, open_bad_arguments)
+{
+    struct weir__cluster_opts o = {.rank = 2, .size = 2, .coord = "tcp://127.0.0.1:1"};
+    cr_assert_null(weir__cluster_open(&o));
+    cr_assert_eq(weir_errcode(), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "cluster: open: bad argument (rank 2 of 2, coordinator "
+                                    "'tcp://127.0.0.1:1')");
+    const char *eps[] = {""};
+    struct weir__cluster_opts o2 = {.rank = 1, .size = 2, .coord = "tcp://127.0.0.1:1",
+                                    .endpoints = eps, .nendpoints = 1};
+    cr_assert_null(weir__cluster_open(&o2));
+    cr_assert_str_eq(weir_errmsg(), "cluster: rank 1: data endpoint 0 is empty or longer than 127 "
+                                    "bytes");
+    /* The coordinator's port is taken. */
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof a;
+    cr_assert_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(s, 1), 0);
+    cr_assert_eq(getsockname(s, (struct sockaddr *)&a, &l), 0);
+    char coord[64], want[200];
+    snprintf(coord, sizeof coord, "tcp://127.0.0.1:%d", ntohs(a.sin_port));
+    struct weir__cluster_opts o3 = {.rank = 0, .size = 2, .coord = coord, .timeout_ms = 100};
+    cr_assert_null(weir__cluster_open(&o3));
+    close(s);
+    cr_assert_eq(weir_errcode(), -EADDRINUSE);
+    snprintf(want, sizeof want, "cluster: rank 0 cannot listen at %s: Address already in use",
+             coord);
+    cr_assert_str_eq(weir_errmsg(), want);
+}
+
+/* ---- launchers: weir-run, weir-run --netns, mpirun -------------------------------- */
+
+/* Run a shell command; its stdout+stderr into out; returns the exit status. */
+static int sh_out(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int sh_out(char *out, size_t cap, const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Clean environment for a launcher: no weir or launcher variable from outside. */
+#define CLEAN_ENV "env -u WEIR_RANK -u WEIR_WORLD_SIZE -u WEIR_COORD -u WEIR_BIND -u WEIR_TOKEN "
+
+static void expect_line(const char *out, const char *line)
+{
+    char want[1024];
+    snprintf(want, sizeof want, "%s\n", line);
+    cr_assert(strstr(out, want) != NULL, "missing line '%s' in:\n%s", line, out);
+}
+
+static int no_rank_left(const char *marker)
+{
+    char cmd[256], out[4096];
+    /* "[w]rmark..." matches the ranks' command lines, not this shell's. */
+    snprintf(cmd, sizeof cmd, "pgrep -f -- '[%c]%s' || true", marker[0], marker + 1);
+    return sh_out(out, sizeof out, "%s", cmd) == 0 && out[0] == '\0';
+}
+
+static pid_t start_sleepers(int netns, const char *marker);
+
+Test(nodes, weir_run_loopback, .timeout = 120)
+{
+    char out[16384];
+    int st = sh_out(out, sizeof out, CLEAN_ENV "%s -n 3 %s ok 3 2>&1", WEIR_RUN, NODES_RANK);
+    cr_assert_eq(st, 0, "weir-run: %d\n%s", st, out);
+    for (int r = 0; r < 3; r++) {
+        char l[256];
+        snprintf(l, sizeof l, "rank %d: table tcp://127.0.0.1:7000 tcp://127.0.0.1:7001 "
+                 "tcp://127.0.0.1:7002", r);
+        expect_line(out, l);
+        snprintf(l, sizeof l, "rank %d: 3 barriers", r);
+        expect_line(out, l);
+    }
+    expect_line(out, "rank 0: teardown 0");
+    expect_line(out, "rank 1: wait 0");
+    expect_line(out, "rank 2: wait 0");
+    cr_assert(strstr(out, "launcher weir, rank from WEIR_RANK, coordinator tcp://127.0.0.1:"));
+}
+
+Test(nodes, weir_run_first_failure_stops_the_rest, .timeout = 60)
+{
+    char out[8192], marker[32];
+    snprintf(marker, sizeof marker, "wrmark%d", (int)getpid());
+    uint64_t t0 = t_now_ns();
+    int st = sh_out(out, sizeof out, CLEAN_ENV "%s --grace 500 -n 3 %s exit 1 7 %s 2>&1", WEIR_RUN,
+                    NODES_RANK, marker);
+    double ms = t_ms_since(t0);
+    cr_assert_eq(st, 7, "weir-run: %d\n%s", st, out);
+    cr_assert(strstr(out, "weir-run: rank 1 (pid ") && strstr(out, ") exited with status 7; "
+                                                                   "stopping the other ranks\n"),
+              "%s", out);
+    cr_assert_lt(ms, 3000, "%.0f ms", ms);
+    cr_assert(no_rank_left(marker));
+    /* A rank killed by a signal: 128 + signal. */
+    st = sh_out(out, sizeof out, CLEAN_ENV "%s -n 2 sh -c 'kill -9 $$' 2>&1", WEIR_RUN);
+    cr_assert_eq(st, 137, "%d %s", st, out);
+    cr_assert(strstr(out, "killed by signal 9 (SIGKILL)"), "%s", out);
+    /* Usage errors. */
+    st = sh_out(out, sizeof out, "%s -n 0 true 2>&1", WEIR_RUN);
+    cr_assert_eq(st, 2);
+    cr_assert(strstr(out, "weir-run: -n 0 is out of range (1..1024)\n"), "%s", out);
+}
+
+Test(nodes, weir_run_forwards_signals, .timeout = 60)
+{
+    char marker[32];
+    snprintf(marker, sizeof marker, "wrsig%d", (int)getpid());
+    pid_t p = start_sleepers(0, marker);
+    uint64_t t0 = t_now_ns();
+    kill(p, SIGTERM);
+    int st;
+    waitpid(p, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGTERM, "status %d", st);
+    cr_assert_lt(t_ms_since(t0), 1500);
+    cr_assert(no_rank_left(marker));
+}
+
+static int netns_ok(void)
+{
+    char out[512];
+    return sh_out(out, sizeof out, "unshare -n true 2>&1") == 0;
+}
+
+/* Start weir-run [--netns] -n 3 nodes_rank sleep MARKER; returns once the
+ * three ranks run. */
+static pid_t start_sleepers(int netns, const char *marker)
+{
+    pid_t p = fork();
+    cr_assert_geq(p, 0);
+    if (p == 0) {
+        if (netns)
+            execl(WEIR_RUN, WEIR_RUN, "--netns", "-n", "3", NODES_RANK, "sleep", marker,
+                  (char *)NULL);
+        else
+            execl(WEIR_RUN, WEIR_RUN, "-n", "3", NODES_RANK, "sleep", marker, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 500; i++) {
+        char out[4096];
+        /* weir-run's children that exec'd nodes_rank (a child not yet past
+         * exec still shows weir-run's own command line, which holds it too) */
+        sh_out(out, sizeof out, "pgrep -P %d -f -- '^[^ ]*nodes_rank sleep [%c]%s' | wc -l",
+               (int)p, marker[0], marker + 1);
+        if (atoi(out) == 3)
+            return p;
+        t_sleep_ms(10);
+    }
+    cr_assert_fail("the ranks of %s did not start", marker);
+    return p;
+}
+
+/* weir-run --netns stopped by SIGINT, or killed outright: every rank, veth,
+ * namespace and the bridge go with it (the fixture checks the links). */
+Test(nodes, weir_run_netns_sigint_and_sigkill_leave_nothing, .timeout = 60)
+{
+    if (!netns_ok())
+        cr_skip_test("network namespaces not permitted here");
+    char marker[32];
+    snprintf(marker, sizeof marker, "wrns%d", (int)getpid());
+    pid_t p = start_sleepers(1, marker);
+    char nsid[64], out[4096];
+    snprintf(nsid, sizeof nsid, "/proc/%d/ns/net", (int)p);
+    cr_assert_eq(sh_out(out, sizeof out, "nsenter --net=%s ip -o link show | grep -c ' wr[0-9]@'",
+                        nsid), 0);
+    cr_assert_eq(atoi(out), 3, "%s", out); /* three veths on weir-run's bridge */
+    kill(p, SIGINT);
+    int st;
+    waitpid(p, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGINT, "status %d", st);
+    cr_assert(no_rank_left(marker));
+
+    p = start_sleepers(1, marker);
+    kill(p, SIGKILL);
+    waitpid(p, &st, 0);
+    int gone = 0;
+    for (int i = 0; i < 200 && !gone; i++) {
+        gone = no_rank_left(marker);
+        if (!gone)
+            t_sleep_ms(10);
+    }
+    cr_assert(gone, "ranks outlived a SIGKILLed weir-run");
+}
+
+Test(nodes, weir_run_netns, .timeout = 120)
+{
+    if (!netns_ok())
+        cr_skip_test("network namespaces not permitted here");
+    char out[16384];
+    int st = sh_out(out, sizeof out, CLEAN_ENV "%s --netns -n 3 %s ok 2 2>&1", WEIR_RUN,
+                    NODES_RANK);
+    cr_assert_eq(st, 0, "weir-run --netns: %d\n%s", st, out);
+    for (int r = 0; r < 3; r++) {
+        char l[256];
+        snprintf(l, sizeof l, "rank %d: table tcp://10.200.0.1:7000 tcp://10.200.0.2:7001 "
+                 "tcp://10.200.0.3:7002", r);
+        expect_line(out, l);
+    }
+    expect_line(out, "rank 0: teardown 0");
+    expect_line(out, "rank 1: wait 0");
+    expect_line(out, "rank 2: wait 0");
+    cr_assert(strstr(out, "coordinator tcp://10.200.0.1:29500\n"), "%s", out);
+}
+
+Test(nodes, weir_run_netns_sigkill, .timeout = 120)
+{
+    if (!netns_ok())
+        cr_skip_test("network namespaces not permitted here");
+    char out[16384];
+    int st = sh_out(out, sizeof out, CLEAN_ENV "%s --netns --grace 5000 -n 3 %s kill 2 2>&1",
+                    WEIR_RUN, NODES_RANK);
+    cr_assert_eq(st, 128 + SIGKILL, "weir-run --netns: %d\n%s", st, out);
+    const char *k = strstr(out, "rank 2: killing itself at ");
+    cr_assert_not_null(k, "%s", out);
+    unsigned long long tk = strtoull(k + strlen("rank 2: killing itself at "), NULL, 10);
+    for (int r = 0; r < 2; r++) {
+        char pre[64];
+        snprintf(pre, sizeof pre, "rank %d: failure %d at ", r, -EHOSTDOWN);
+        const char *f = strstr(out, pre);
+        cr_assert_not_null(f, "rank %d: no failure line in\n%s", r, out);
+        char *end;
+        unsigned long long tf = strtoull(f + strlen(pre), &end, 10);
+        double d = (double)(tf - tk) / 1e6;
+        cr_assert_lt(d, 1000, "rank %d saw it %.0f ms after the kill", r, d);
+        cr_assert(strncmp(end, ": cluster: rank 2 (pid ", 23) == 0, "%s", end);
+        cr_log_info("netns: SIGKILL of rank 2 seen by rank %d after %.0f ms", r, d);
+    }
+}
+
+/* Run weir-run --netns -n 3 nodes_rank watch MS; once every rank printed its
+ * table, cut rank 2's veth for cut_ms. Output into out; returns the exit
+ * status and the monotonic time of the cut. */
+static int netns_cut_run(int watch_ms, int cut_ms, int hb_ms, char *out, size_t cap,
+                         uint64_t *t_cut)
+{
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(p[1], 1);
+        dup2(p[1], 2);
+        char ms[16];
+        snprintf(ms, sizeof ms, "%d", watch_ms);
+        char hb[16];
+        snprintf(hb, sizeof hb, "%d", hb_ms);
+        setenv("NODES_HB_MS", hb, 1);
+        execl(WEIR_RUN, WEIR_RUN, "--netns", "-n", "3", NODES_RANK, "watch", ms, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t len = 0;
+    int tables = 0, cut = 0;
+    uint64_t deadline = t_now_ns() + 60000000000ull;
+    while (t_now_ns() < deadline) {
+        struct pollfd pf = {.fd = p[0], .events = POLLIN};
+        if (poll(&pf, 1, 100) > 0) {
+            ssize_t k = read(p[0], out + len, cap - 1 - len);
+            if (k <= 0)
+                break;
+            len += (size_t)k;
+            out[len] = '\0';
+        }
+        tables = 0;
+        for (const char *q = out; (q = strstr(q, ": table ")) != NULL; q++)
+            tables++;
+        if (tables == 3 && !cut) {
+            char cmd[128], o[256];
+            snprintf(cmd, sizeof cmd, "nsenter -t %d -n ip link set wr2 down 2>&1", (int)pid);
+            *t_cut = t_now_ns();
+            cr_assert_eq(sh_out(o, sizeof o, "%s", cmd), 0, "%s", o);
+            if (cut_ms > 0) {
+                t_sleep_ms((unsigned)cut_ms);
+                snprintf(cmd, sizeof cmd, "nsenter -t %d -n ip link set wr2 up 2>&1", (int)pid);
+                cr_assert_eq(sh_out(o, sizeof o, "%s", cmd), 0, "%s", o);
+            }
+            cut = 1;
+        }
+    }
+    close(p[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(cut, "the ranks never printed their tables:\n%s", out);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static double failure_ms(const char *out, int rank, uint64_t t_cut, const char **text)
+{
+    char pre[64];
+    snprintf(pre, sizeof pre, "rank %d: failure %d at ", rank, -EHOSTDOWN);
+    const char *f = strstr(out, pre);
+    cr_assert_not_null(f, "rank %d: no failure line in\n%s", rank, out);
+    char *end;
+    unsigned long long tf = strtoull(f + strlen(pre), &end, 10);
+    *text = end;
+    return (double)(tf - t_cut) / 1e6;
+}
+
+Test(nodes, weir_run_netns_cut_past_bound, .timeout = 120)
+{
+    if (!netns_ok())
+        cr_skip_test("network namespaces not permitted here");
+    static char out[32768];
+    uint64_t t_cut = 0;
+    int st = netns_cut_run(8000, 0, 1000, out, sizeof out, &t_cut);
+    cr_assert_eq(st, 0, "weir-run: %d\n%s", st, out);
+    const char *text;
+    for (int r = 0; r < 2; r++) {
+        double d = failure_ms(out, r, t_cut, &text);
+        cr_assert_lt(d, 1000, "rank %d saw the cut after %.0f ms", r, d);
+        cr_assert(strncmp(text, ": cluster: rank 2 (pid ", 23) == 0, "%s", text);
+        cr_log_info("netns cut: rank %d named rank 2 after %.0f ms", r, d);
+    }
+    /* The cut-off rank names rank 0. */
+    double d = failure_ms(out, 2, t_cut, &text);
+    cr_assert_lt(d, 1000, "rank 2 saw the cut after %.0f ms", d);
+    cr_assert(strncmp(text, ": cluster: rank 0 (pid ", 23) == 0, "%s", text);
+    expect_line(out, "rank 0: teardown 0");
+}
+
+Test(nodes, weir_run_netns_short_cut_fails_nothing, .timeout = 120)
+{
+    if (!netns_ok())
+        cr_skip_test("network namespaces not permitted here");
+    static char out[32768];
+    uint64_t t_cut = 0;
+    /* TCP retransmits from 200 ms on, backing off: a cut of C ms silences a
+     * peer for up to about 2C + 200 ms plus one heartbeat interval, which
+     * must stay below 3/4 of the bound (the default 2 s here). */
+    int st = netns_cut_run(3000, 200, 2000, out, sizeof out, &t_cut);
+    cr_assert_eq(st, 0, "weir-run: %d\n%s", st, out);
+    expect_line(out, "rank 0: no failure");
+    expect_line(out, "rank 0: teardown 0");
+    expect_line(out, "rank 1: no failure");
+    expect_line(out, "rank 2: no failure");
+}
+
+Test(nodes, mpirun_no_weir_variables, .timeout = 120)
+{
+    char out[16384];
+    if (sh_out(out, sizeof out, "command -v mpirun") != 0)
+        cr_skip_test("no mpirun (Debian openmpi-bin)");
+    int st = sh_out(out, sizeof out, CLEAN_ENV "mpirun -n 3 --allow-run-as-root --oversubscribe "
+                    "%s ok 2 2>&1", NODES_RANK);
+    cr_assert_eq(st, 0, "mpirun: %d\n%s", st, out);
+    for (int r = 0; r < 3; r++) {
+        char l[256];
+        snprintf(l, sizeof l, "rank %d: table tcp://127.0.0.1:7000 tcp://127.0.0.1:7001 "
+                 "tcp://127.0.0.1:7002", r);
+        expect_line(out, l);
+    }
+    cr_assert(strstr(out, "rank 1 of 3: launcher Open MPI, rank from OMPI_COMM_WORLD_RANK, "
+                          "coordinator ipc://@weir-"), "%s", out);
+    expect_line(out, "rank 0: teardown 0");
+    expect_line(out, "rank 2: wait 0");
+}
