@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -302,4 +303,279 @@ Test(tensor, edge_checks_device_and_max_bytes)
     t.ndim = 9;
     cr_assert_eq(weir__tensor_check_edge(&t, &e, &b), -EINVAL);
     cr_assert_str_eq(weir_errmsg(), "tensor edge 'img': ndim 9 out of range (0..8)");
+}
+
+/* ---- devices (channels/device.h): the simulated device and CUDA's absence ---- */
+
+#include <dlfcn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "channels/device.h"
+
+static uint64_t fnv(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(i * 31u + seed);
+}
+
+static int open_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n;
+}
+
+Test(tensor, sim_device_copies_and_counts)
+{
+    int fds0 = open_fds();
+    weir__device *dv;
+    cr_assert_eq(weir__device_open(WEIR_TENSOR_DEVICE_SIM, 1, "e", &dv), 0, "%s", weir_errmsg());
+    cr_assert_eq(dv->dl.device_type, WEIR_TENSOR_DEVICE_SIM);
+    cr_assert_eq(dv->dl.device_id, 1);
+    const size_t n = 1 << 20;
+    void *ma, *mb, *a, *b;
+    cr_assert_eq(dv->ops->mem_alloc(dv->impl, n, &ma, &a), 0, "%s", weir_errmsg());
+    cr_assert_eq(dv->ops->mem_alloc(dv->impl, n, &mb, &b), 0, "%s", weir_errmsg());
+    unsigned char *h = malloc(n), *back = malloc(n);
+    fill(h, n, 7);
+    cr_assert_eq(dv->ops->copy(dv->impl, a, h, n, WEIR__COPY_H2D), 0, "%s", weir_errmsg());
+    cr_assert_eq(dv->ops->copy(dv->impl, b, a, n, WEIR__COPY_D2D), 0, "%s", weir_errmsg());
+    memset(back, 0, n);
+    cr_assert_eq(dv->ops->copy(dv->impl, back, b, n, WEIR__COPY_D2H), 0, "%s", weir_errmsg());
+    cr_assert_eq(fnv(back, n), fnv(h, n));
+    /* Offsets inside a block are device addresses too. */
+    cr_assert_eq(dv->ops->copy(dv->impl, back, (char *)b + 100, 28, WEIR__COPY_D2H), 0);
+    cr_assert_eq(memcmp(back, h + 100, 28), 0);
+
+    /* Device memory is not host memory: copies check both sides. */
+    char want[256];
+    cr_assert_eq(dv->ops->copy(dv->impl, h, back, 16, WEIR__COPY_H2D), -EFAULT);
+    snprintf(want, sizeof want, "sim: address %p is not a device address", (void *)h);
+    cr_assert_str_eq(weir_errmsg(), want);
+    cr_assert_eq(dv->ops->copy(dv->impl, b, a, n + 1, WEIR__COPY_D2D), -EFAULT);
+    snprintf(want, sizeof want, "sim: %zu bytes at device address %p overrun its block of %zu bytes",
+             n + 1, b, n);
+    cr_assert_str_eq(weir_errmsg(), want);
+    cr_assert_eq(dv->ops->copy(dv->impl, a, b, 8, WEIR__COPY_H2D), -EFAULT);
+    snprintf(want, sizeof want, "sim: host-to-device copy from device address %p", b);
+    cr_assert_str_eq(weir_errmsg(), want);
+
+    weir__dev_counters c;
+    dv->ops->counters(dv->impl, &c);
+    cr_assert_eq(c.copies[WEIR__COPY_H2D], 1);
+    cr_assert_eq(c.copies[WEIR__COPY_D2D], 1);
+    cr_assert_eq(c.copies[WEIR__COPY_D2H], 2);
+    cr_assert_eq(c.copy_bytes, 3 * n + 28);
+    dv->ops->mem_free(dv->impl, ma);
+    dv->ops->mem_free(dv->impl, mb);
+    dv->ops->counters(dv->impl, &c);
+    cr_assert_eq(c.allocs, 2);
+    cr_assert_eq(c.frees, 2);
+    /* A freed block's address is no longer mapped. */
+    cr_assert_eq(dv->ops->copy(dv->impl, back, a, 8, WEIR__COPY_D2H), -EFAULT);
+    snprintf(want, sizeof want, "sim: device address %p is not mapped in this process", a);
+    cr_assert_str_eq(weir_errmsg(), want);
+    weir__device_close(dv);
+    free(h);
+    free(back);
+    cr_assert_eq(open_fds(), fds0, "every memfd closed");
+}
+
+Test(tensor, device_open_errors)
+{
+    weir__device *dv = NULL;
+    cr_assert_eq(weir__device_open(WEIR_TENSOR_DEVICE_SIM, 4, "x.f.out0", &dv), -ENODEV);
+    cr_assert_str_eq(weir_errmsg(), "tensor edge 'x.f.out0': sim: device 4 absent (the simulated "
+                                    "device has devices 0..3)");
+    cr_assert_eq(weir__device_open(kDLCPU, 0, "c", &dv), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "tensor edge 'c': device type 1 is not a device weir drives "
+                                    "(kDLCUDA, or the test device 12)");
+    cr_assert_null(dv);
+}
+
+/* CUDA on a machine without libcuda.so.1: a clear -ENODEV, never a crash. */
+Test(tensor, cuda_missing_is_enodev)
+{
+    weir__device *dv = NULL;
+    int rc = weir__device_open(kDLCUDA, 0, "gpu.f.out0", &dv);
+    if (!weir__device_cuda_ops()) {
+        cr_assert_eq(rc, -ENODEV);
+        cr_assert_str_eq(weir_errmsg(), "tensor edge 'gpu.f.out0': device cuda:0: the build has "
+                                        "no CUDA (configure with the CUDA toolkit's headers)");
+        return;
+    }
+    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    void *probe = lib ? lib : dlopen("libcuda.so.1", RTLD_NOW);
+    if (probe) {
+        dlclose(probe);
+        if (rc == 0)
+            weir__device_close(dv);
+        cr_skip_test("libcuda.so.1 is present: the real-GPU tests are in suite gpu");
+    }
+    cr_assert_eq(rc, -ENODEV);
+    cr_assert_str_eq(weir_errmsg(),
+                     "tensor edge 'gpu.f.out0': cuda: libcuda.so.1 not found: libcuda.so.1: "
+                     "cannot open shared object file: No such file or directory");
+    cr_assert_null(dv);
+    /* Remembered: the second open says the same without retrying. */
+    cr_assert_eq(weir__device_open(kDLCUDA, 1, "g2", &dv), -ENODEV);
+    cr_assert_str_eq(weir_errmsg(),
+                     "tensor edge 'g2': cuda: libcuda.so.1 not found: libcuda.so.1: cannot open "
+                     "shared object file: No such file or directory");
+}
+
+/*
+ * The IPC protocol across processes: the parent allocates a block and an
+ * event, fills the block, records the event and sends both handles over a
+ * unix socket (SCM_RIGHTS); the child opens its own device, imports both
+ * (its own mapping), waits on the event, checks every byte, writes its own
+ * pattern back and records; the parent waits and checks every byte.
+ */
+Test(tensor, sim_ipc_across_processes)
+{
+    int fds0 = open_fds();
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    weir__device *dv;
+    cr_assert_eq(weir__device_open(WEIR_TENSOR_DEVICE_SIM, 0, "ipc", &dv), 0, "%s", weir_errmsg());
+    const size_t n = 256 * 1024 + 3;
+    void *mem, *ptr, *ev;
+    cr_assert_eq(dv->ops->mem_alloc(dv->impl, n, &mem, &ptr), 0, "%s", weir_errmsg());
+    cr_assert_eq(dv->ops->ev_create(dv->impl, &ev), 0, "%s", weir_errmsg());
+    unsigned char *h = malloc(n);
+    fill(h, n, 1);
+    const uint64_t sum1 = fnv(h, n);
+    fill(h, n, 2);
+    const uint64_t sum2 = fnv(h, n);
+    fill(h, n, 1);
+    cr_assert_eq(dv->ops->copy(dv->impl, ptr, h, n, WEIR__COPY_H2D), 0);
+    cr_assert_eq(dv->ops->ev_record(dv->impl, ev), 0);
+    weir__dev_ipc hm, he;
+    cr_assert_eq(dv->ops->mem_export(dv->impl, mem, &hm), 0, "%s", weir_errmsg());
+    cr_assert_eq(dv->ops->ev_export(dv->impl, ev, &he), 0, "%s", weir_errmsg());
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(sv[0]);
+        weir__dev_ipc rm, re;
+        weir__device *cd;
+        void *cmem, *cptr, *cev;
+        if (weir__dev_ipc_recv(sv[1], &rm, 5000) < 0 || weir__dev_ipc_recv(sv[1], &re, 5000) < 0)
+            _exit(10);
+        if (rm.fd < 0 || rm.bytes != n || re.fd < 0)
+            _exit(11);
+        if (weir__device_open(WEIR_TENSOR_DEVICE_SIM, 0, "ipc", &cd) < 0)
+            _exit(12);
+        if (cd->ops->mem_import(cd->impl, &rm, &cmem, &cptr) < 0 ||
+            cd->ops->ev_import(cd->impl, &re, &cev) < 0)
+            _exit(13);
+        weir__dev_ipc_close(&rm);
+        weir__dev_ipc_close(&re);
+        unsigned char *b = malloc(n);
+        if (cd->ops->ev_wait(cd->impl, cev) < 0 ||
+            cd->ops->copy(cd->impl, b, cptr, n, WEIR__COPY_D2H) < 0)
+            _exit(14);
+        if (fnv(b, n) != sum1)
+            _exit(15);
+        fill(b, n, 2);
+        if (cd->ops->copy(cd->impl, cptr, b, n, WEIR__COPY_H2D) < 0 ||
+            cd->ops->ev_record(cd->impl, cev) < 0)
+            _exit(16);
+        weir__dev_counters c;
+        cd->ops->counters(cd->impl, &c);
+        if (c.imports != 2 || c.copies[WEIR__COPY_D2H] != 1 || c.copies[WEIR__COPY_H2D] != 1 ||
+            c.ev_waits != 1 || c.ev_records != 1)
+            _exit(17);
+        cd->ops->mem_free(cd->impl, cmem);
+        cd->ops->ev_destroy(cd->impl, cev);
+        weir__device_close(cd);
+        char done = 'd';
+        if (write(sv[1], &done, 1) != 1)
+            _exit(18);
+        _exit(0);
+    }
+    close(sv[1]);
+    cr_assert_eq(weir__dev_ipc_send(sv[0], &hm), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir__dev_ipc_send(sv[0], &he), 0, "%s", weir_errmsg());
+    weir__dev_ipc_close(&hm);
+    weir__dev_ipc_close(&he);
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+    cr_assert_eq(dv->ops->ev_wait(dv->impl, ev), 0);
+    memset(h, 0, n);
+    cr_assert_eq(dv->ops->copy(dv->impl, h, ptr, n, WEIR__COPY_D2H), 0);
+    cr_assert_eq(fnv(h, n), sum2, "the child's writes are in the parent's block");
+    dv->ops->mem_free(dv->impl, mem);
+    dv->ops->ev_destroy(dv->impl, ev);
+    weir__dev_counters c;
+    dv->ops->counters(dv->impl, &c);
+    cr_assert_eq(c.exports, 2);
+    cr_assert_eq(c.allocs, c.frees);
+    cr_assert_eq(c.ev_creates, c.ev_destroys);
+    weir__device_close(dv);
+    close(sv[0]);
+    free(h);
+    cr_assert_eq(open_fds(), fds0, "no fd left behind");
+}
+
+Test(tensor, sim_handles_checked)
+{
+    weir__device *d0, *d1;
+    cr_assert_eq(weir__device_open(WEIR_TENSOR_DEVICE_SIM, 0, "h", &d0), 0);
+    cr_assert_eq(weir__device_open(WEIR_TENSOR_DEVICE_SIM, 1, "h", &d1), 0);
+    void *mem, *ptr, *m2, *p2, *ev, *e2;
+    cr_assert_eq(d0->ops->mem_alloc(d0->impl, 4096, &mem, &ptr), 0);
+    weir__dev_ipc h;
+    cr_assert_eq(d0->ops->mem_export(d0->impl, mem, &h), 0);
+    cr_assert_eq(d1->ops->mem_import(d1->impl, &h, &m2, &p2), -EXDEV);
+    cr_assert_str_eq(weir_errmsg(), "sim: memory handle of device 0 imported on device 1");
+    cr_assert_eq(d0->ops->ev_import(d0->impl, &h, &e2), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(), "sim: not a simulated-device event handle");
+    h.blob[0] ^= 1;
+    cr_assert_eq(d0->ops->mem_import(d0->impl, &h, &m2, &p2), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(), "sim: not a simulated-device memory handle");
+    h.blob[0] ^= 1;
+    h.len = 3;
+    cr_assert_eq(d0->ops->mem_import(d0->impl, &h, &m2, &p2), -EBADMSG);
+    char want[128];
+    snprintf(want, sizeof want, "sim: not a simulated-device memory handle (3 bytes, fd %d)", h.fd);
+    cr_assert_str_eq(weir_errmsg(), want);
+    weir__dev_ipc_close(&h);
+    cr_assert_eq(h.fd, -1);
+    cr_assert_eq(d0->ops->ev_create(d0->impl, &ev), 0);
+    cr_assert_eq(d0->ops->ev_export(d0->impl, ev, &h), 0);
+    cr_assert_eq(d0->ops->mem_import(d0->impl, &h, &m2, &p2), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(), "sim: not a simulated-device memory handle");
+    weir__dev_ipc_close(&h);
+
+    /* The socket side: a message that is not a handle is refused, its fds closed. */
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert_eq(write(sv[0], "junk", 4), 4);
+    cr_assert_eq(weir__dev_ipc_recv(sv[1], &h, 1000), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(), "device handle: malformed message (4 bytes, 0 fds)");
+    cr_assert_eq(weir__dev_ipc_recv(sv[1], &h, 0), -ETIMEDOUT);
+    cr_assert_str_eq(weir_errmsg(), "device handle: none received within 0 ms");
+    close(sv[0]);
+    cr_assert_eq(weir__dev_ipc_recv(sv[1], &h, 1000), -EPIPE);
+    cr_assert_str_eq(weir_errmsg(), "device handle: the peer closed the socket");
+    close(sv[1]);
+    d0->ops->ev_destroy(d0->impl, ev);
+    d0->ops->mem_free(d0->impl, mem);
+    weir__device_close(d0);
+    weir__device_close(d1);
 }

@@ -37,6 +37,14 @@ extern "C" {
 #define WEIR_TENSOR_MAX_NDIM 8
 /* Alignment of the data of a CPU tensor in its ring slot. */
 #define WEIR_TENSOR_ALIGN 64
+/*
+ * The simulated device (channels/device_sim.c): DLPack's extension device
+ * type, reserved for testing. A test backend: separate memory that the
+ * host cannot dereference (copies only), fd-passed handles and events, so
+ * the device protocol of tensor edges runs on machines without a GPU. Not
+ * a device for real work; nothing selects it unless asked for by type.
+ */
+#define WEIR_TENSOR_DEVICE_SIM kDLExtDev
 
 /*
  * The number of bytes a tensor's data occupies from its data pointer:
