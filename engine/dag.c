@@ -86,6 +86,7 @@ static void dag_destroy(struct weir_dag *d)
     if (d->notes)
         munmap(d->notes, d->notes_bytes);
     weir__prof_free(d);
+    weir__tensor_dag_free(d);
     if (d->mon_efd >= 0)
         close(d->mon_efd);
     if (d->exit_efd >= 0)
@@ -200,6 +201,8 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
     d->trace_opt = NULL;
     if (prc < 0)
         goto oom;
+    if (weir__tensor_dag_init(d, g) < 0)
+        goto fail;
     for (unsigned c = 0; c < nch; c++) {
         const struct weir__plan_chan *pc = &p->chans[c];
         d->drv_rid[c] = -1;

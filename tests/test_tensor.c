@@ -579,3 +579,265 @@ Test(tensor, sim_handles_checked)
     weir__device_close(d0);
     weir__device_close(d1);
 }
+
+/* ---- tensor edges in graphs (engine/tensor.c) ----------------------------- */
+
+#include <signal.h>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#else
+#define SANITIZED 0
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#undef SANITIZED
+#define SANITIZED 1
+#endif
+#endif
+
+#define ROWS 4
+#define COLS 6
+static const DLDataType F32 = {kDLFloat, 32, 1};
+
+/* The input of execution e: x[i][j] = e * 0.5 + i * COLS + j (exact in float). */
+static float x_of(uint64_t e, int i, int j)
+{
+    return (float)(e % 4096) * 0.5f + (float)(i * COLS + j);
+}
+
+static DLTensor tensor2(float *data, int64_t *shape, int64_t *strides)
+{
+    DLTensor t;
+    memset(&t, 0, sizeof t);
+    t.data = data;
+    t.device.device_type = kDLCPU;
+    t.ndim = 2;
+    t.dtype = F32;
+    t.shape = shape;
+    t.strides = strides;
+    return t;
+}
+
+static void *zc_slot[1024]; /* thread mode: where stage 'a' wrote execution e's output */
+
+/* a.scale: y = 2x + 1, written transposed (strides {1, ROWS}) 64 bytes into its
+ * buffer, so strides and byte_offset cross the edge as given. */
+static int m_scale(weir_call *c, void *st)
+{
+    (void)st;
+    DLTensor x;
+    if (weir_call_in_tensor(c, 0, &x) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    if (x.ndim != 2 || x.shape[0] != ROWS || x.shape[1] != COLS || x.strides ||
+        (uintptr_t)x.data % 64)
+        return weir_call_fail(c, "bad input view");
+    int64_t shape[2] = {ROWS, COLS}, strides[2] = {1, ROWS};
+    DLTensor m = tensor2(NULL, shape, strides);
+    m.byte_offset = 64;
+    char *base = weir_call_out_tensor(c, 0, &m);
+    if (!base)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    zc_slot[weir_call_exec(c) % 1024] = base;
+    float *y = (float *)(base + 64);
+    const float *xv = x.data;
+    for (int i = 0; i < ROWS; i++)
+        for (int j = 0; j < COLS; j++)
+            y[i * strides[0] + j * strides[1]] = 2 * xv[i * COLS + j] + 1;
+    return 0;
+}
+
+/* Reads a strided tensor, writes it contiguous plus `add`. */
+static int copy_add(weir_call *c, unsigned in, float add, int check_zc)
+{
+    DLTensor t;
+    if (weir_call_in_tensor(c, in, &t) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    if (!t.strides || t.strides[0] != 1 || t.strides[1] != ROWS || t.byte_offset != 64 ||
+        t.shape[0] != ROWS || t.shape[1] != COLS || t.dtype.code != kDLFloat ||
+        t.dtype.bits != 32 || (uintptr_t)t.data % 64)
+        return weir_call_fail(c, "strides/byte_offset/shape not preserved");
+    void *wrote = zc_slot[weir_call_exec(c) % 1024];
+    if (check_zc && t.data != wrote)
+        return weir_call_fail(c, "not zero-copy: %p, producer wrote %p", t.data, wrote);
+    int64_t shape[2] = {ROWS, COLS};
+    DLTensor m = tensor2(NULL, shape, NULL);
+    float *z = weir_call_out_tensor(c, 0, &m);
+    if (!z)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    const float *y = (const float *)((const char *)t.data + t.byte_offset);
+    for (int i = 0; i < ROWS; i++)
+        for (int j = 0; j < COLS; j++)
+            z[i * COLS + j] = y[i * t.strides[0] + j * t.strides[1]] + add;
+    return 0;
+}
+
+static int m_plus3(weir_call *c, void *st)
+{
+    return copy_add(c, 0, 3, st != NULL);
+}
+
+static int m_plus5(weir_call *c, void *st)
+{
+    (void)st;
+    return copy_add(c, 0, 5, 0);
+}
+
+/* d.join: out = in0 + in1 (both contiguous). */
+static int m_join(weir_call *c, void *st)
+{
+    (void)st;
+    DLTensor a, b;
+    if (weir_call_in_tensor(c, 0, &a) < 0 || weir_call_in_tensor(c, 1, &b) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    int64_t shape[2] = {ROWS, COLS};
+    DLTensor m = tensor2(NULL, shape, NULL);
+    float *z = weir_call_out_tensor(c, 0, &m);
+    if (!z)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    for (int k = 0; k < ROWS * COLS; k++)
+        z[k] = ((const float *)a.data)[k] + ((const float *)b.data)[k];
+    return 0;
+}
+
+static weir_tensor_spec f32_2d(void)
+{
+    weir_tensor_spec s;
+    memset(&s, 0, sizeof s);
+    s.device = kDLCPU;
+    s.dtype = F32;
+    s.ndim = 2;
+    s.shape[0] = ROWS;
+    s.shape[1] = COLS;
+    return s;
+}
+
+/* Run n executions pipelined; check every element of every result with want(e, i, j). */
+static void run_check(weir_dag *d, uint64_t n, float (*want)(uint64_t, int, int))
+{
+    uint64_t next = 0, done = 0;
+    float x[ROWS * COLS];
+    int64_t shape[2] = {ROWS, COLS};
+    double sum = 0, wsum = 0;
+    while (done < n) {
+        while (next < n && next - done < 4) {
+            for (int i = 0; i < ROWS; i++)
+                for (int j = 0; j < COLS; j++)
+                    x[i * COLS + j] = x_of(next, i, j);
+            DLTensor t = tensor2(x, shape, NULL);
+            weir_buf arg = weir_tensor_arg(&t);
+            uint64_t id;
+            cr_assert_eq(weir_submit(d, &arg, 1, &id, 10000), 0, "%s", weir_errmsg());
+            cr_assert_eq(id, next);
+            next++;
+        }
+        weir_result *r;
+        cr_assert_eq(weir_wait(d, done, &r, 10000), 0, "execution %llu: %s",
+                     (unsigned long long)done, weir_errmsg());
+        DLTensor t;
+        cr_assert_eq(weir_result_tensor(r, 0, &t), 0, "%s", weir_errmsg());
+        cr_assert_eq(t.ndim, 2);
+        cr_assert_eq(t.shape[0], ROWS);
+        cr_assert_eq(t.shape[1], COLS);
+        cr_assert_null(t.strides);
+        cr_assert_eq(t.byte_offset, 0);
+        cr_assert_eq(t.dtype.code, kDLFloat);
+        cr_assert_eq(t.dtype.bits, 32);
+        const float *z = t.data;
+        for (int i = 0; i < ROWS; i++)
+            for (int j = 0; j < COLS; j++) {
+                float w = want(done, i, j);
+                cr_assert_eq(z[i * COLS + j], w, "execution %llu [%d][%d]: %g != %g",
+                             (unsigned long long)done, i, j, z[i * COLS + j], w);
+                sum += z[i * COLS + j];
+                wsum += w;
+            }
+        weir_result_free(r);
+        done++;
+    }
+    cr_assert_eq(sum, wsum);
+}
+
+static float want_chain(uint64_t e, int i, int j)
+{
+    return 2 * x_of(e, i, j) + 1 + 3;
+}
+
+static void chain(int iso, uint64_t n, int zc)
+{
+    weir_graph *g = weir_graph_new("tchain");
+    weir_actor_opts o = {.cpu = -1, .isolation = iso, .state = zc ? (void *)1 : NULL};
+    weir_actor *a = weir_actor_new(g, "a", &o), *b = weir_actor_new(g, "b", &o);
+    weir_node *in = weir_input(g, 0);
+    weir_tensor_spec s = f32_2d();
+    cr_assert_eq(weir_node_tensor_spec(in, &s), 0, "%s", weir_errmsg());
+    weir_node *y = weir_bind(a, "scale", m_scale, &in, 1, 1);
+    cr_assert_eq(weir_node_tensor(y, kDLCPU, 4096), 0, "%s", weir_errmsg());
+    weir_node *z = weir_bind(b, "plus3", m_plus3, &y, 1, 1);
+    cr_assert_eq(weir_node_tensor_spec(z, &s), 0);
+    cr_assert_eq(weir_output(g, &z, 1), 0);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    run_check(d, n, want_chain);
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+}
+
+Test(tensor, cpu_chain_threads_zero_copy)
+{
+    int fds0 = open_fds();
+    chain(WEIR_THREAD, SANITIZED ? 5000 : 100000, 1);
+    cr_assert_eq(open_fds(), fds0);
+}
+
+Test(tensor, cpu_chain_processes)
+{
+    int fds0 = open_fds();
+    chain(WEIR_PROCESS, SANITIZED ? 5000 : 100000, 0);
+    cr_assert_eq(open_fds(), fds0);
+}
+
+static float want_diamond(uint64_t e, int i, int j)
+{
+    float y = 2 * x_of(e, i, j) + 1;
+    return (y + 3) + (y + 5);
+}
+
+/* in -> a -> {b, c} -> d: a's tensor is read by two actors (multicast). */
+static void diamond(int iso_mid, uint64_t n)
+{
+    weir_graph *g = weir_graph_new("tdiamond");
+    weir_actor_opts t = {.cpu = -1}, pm = {.cpu = -1, .isolation = iso_mid};
+    weir_actor *a = weir_actor_new(g, "a", &t), *b = weir_actor_new(g, "b", &pm),
+               *c = weir_actor_new(g, "c", &pm), *d = weir_actor_new(g, "d", &t);
+    weir_node *in = weir_input(g, 0);
+    weir_tensor_spec s = f32_2d();
+    cr_assert_eq(weir_node_tensor_spec(in, &s), 0);
+    weir_node *y = weir_bind(a, "scale", m_scale, &in, 1, 1);
+    cr_assert_eq(weir_node_tensor(y, kDLCPU, 0), 0);
+    weir_node *zb = weir_bind(b, "plus3", m_plus3, &y, 1, 1);
+    weir_node *zc = weir_bind(c, "plus5", m_plus5, &y, 1, 1);
+    cr_assert_eq(weir_node_tensor_spec(zb, &s), 0);
+    cr_assert_eq(weir_node_tensor_spec(zc, &s), 0);
+    weir_node *j2[2] = {zb, zc};
+    weir_node *out = weir_bind(d, "join", m_join, j2, 2, 1);
+    cr_assert_eq(weir_node_tensor_spec(out, &s), 0);
+    cr_assert_eq(weir_output(g, &out, 1), 0);
+    weir_dag *dg = weir_compile(g, NULL);
+    cr_assert_not_null(dg, "%s", weir_errmsg());
+    run_check(dg, n, want_diamond);
+    cr_assert_eq(weir_dag_free(dg), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+}
+
+Test(tensor, cpu_diamond_threads)
+{
+    diamond(WEIR_THREAD, SANITIZED ? 3000 : 50000);
+}
+
+Test(tensor, cpu_diamond_processes)
+{
+    int fds0 = open_fds();
+    diamond(WEIR_PROCESS, SANITIZED ? 3000 : 50000);
+    cr_assert_eq(open_fds(), fds0);
+}
