@@ -841,3 +841,228 @@ Test(tensor, cpu_diamond_processes)
     diamond(WEIR_PROCESS, SANITIZED ? 3000 : 50000);
     cr_assert_eq(open_fds(), fds0);
 }
+
+/* ---- sim-device tensor edges ------------------------------------------------ */
+
+#define SIM WEIR_TENSOR_DEVICE_SIM
+#define TBYTES (ROWS * COLS * sizeof(float))
+
+struct devst {
+    weir__device *dev;
+    uint64_t calls;
+    int64_t kill_at; /* -1: never */
+    float add;
+};
+
+static int devst_init(void *p)
+{
+    struct devst *s = p;
+    s->calls = 0;
+    return weir__device_open(SIM, 0, "test", &s->dev) < 0 ? -1 : 0;
+}
+
+static void devst_fini(void *p)
+{
+    struct devst *s = p;
+    weir__device_close(s->dev);
+    s->dev = NULL;
+}
+
+/* up: CPU x -> sim-device y = 2x + 1, with exactly one host-to-device copy. */
+static int m_up(weir_call *c, void *p)
+{
+    struct devst *s = p;
+    DLTensor x;
+    if (weir_call_in_tensor(c, 0, &x) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    float y[ROWS * COLS];
+    for (int k = 0; k < ROWS * COLS; k++)
+        y[k] = 2 * ((const float *)x.data)[k] + 1;
+    int64_t shape[2] = {ROWS, COLS};
+    DLTensor m = tensor2(NULL, shape, NULL);
+    m.device.device_type = SIM;
+    void *dptr = weir_call_out_tensor(c, 0, &m);
+    if (!dptr)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    if (s->dev->ops->copy(s->dev->impl, dptr, y, TBYTES, WEIR__COPY_H2D) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    weir__dev_counters k;
+    s->dev->ops->counters(s->dev->impl, &k);
+    if (k.copies[WEIR__COPY_H2D] != ++s->calls || k.copies[WEIR__COPY_D2H] || k.copies[WEIR__COPY_D2D])
+        return weir_call_fail(c, "copies: %llu h2d for %llu messages",
+                              (unsigned long long)k.copies[WEIR__COPY_H2D],
+                              (unsigned long long)s->calls);
+    return 0;
+}
+
+/* down: sim-device y -> CPU z = y + add, with exactly one device-to-host copy. */
+static int m_down(weir_call *c, void *p)
+{
+    struct devst *s = p;
+    DLTensor t;
+    if (weir_call_in_tensor(c, 0, &t) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    if (t.device.device_type != SIM || t.ndim != 2 || t.shape[0] != ROWS || t.shape[1] != COLS ||
+        t.strides || (uintptr_t)t.data % 64)
+        return weir_call_fail(c, "bad device view");
+    if ((int64_t)weir_call_exec(c) == s->kill_at)
+        raise(SIGKILL); /* dies holding the device buffer */
+    float y[ROWS * COLS];
+    if (s->dev->ops->copy(s->dev->impl, y, t.data, TBYTES, WEIR__COPY_D2H) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    int64_t shape[2] = {ROWS, COLS};
+    DLTensor m = tensor2(NULL, shape, NULL);
+    float *z = weir_call_out_tensor(c, 0, &m);
+    if (!z)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    for (int k = 0; k < ROWS * COLS; k++)
+        z[k] = y[k] + s->add;
+    weir__dev_counters k;
+    s->dev->ops->counters(s->dev->impl, &k);
+    if (k.copies[WEIR__COPY_D2H] != ++s->calls || k.copies[WEIR__COPY_H2D])
+        return weir_call_fail(c, "copies: %llu d2h for %llu messages",
+                              (unsigned long long)k.copies[WEIR__COPY_D2H],
+                              (unsigned long long)s->calls);
+    return 0;
+}
+
+static struct devst st_up, st_b, st_c;
+
+static weir_dag *sim_graph(weir_graph *g, int iso, int diamond, int64_t kill_at)
+{
+    st_up = (struct devst){.kill_at = -1};
+    st_b = (struct devst){.kill_at = kill_at, .add = 3};
+    st_c = (struct devst){.kill_at = -1, .add = 5};
+    weir_actor_opts ou = {.cpu = -1, .isolation = iso, .state = &st_up, .init = devst_init,
+                          .fini = devst_fini};
+    weir_actor_opts ob = ou, oc = ou;
+    ob.state = &st_b;
+    ob.max_restarts = kill_at >= 0 ? 1 : 0;
+    oc.state = &st_c;
+    weir_actor *up = weir_actor_new(g, "up", &ou), *b = weir_actor_new(g, "b", &ob);
+    weir_node *in = weir_input(g, 0);
+    weir_tensor_spec s = f32_2d();
+    cr_assert_eq(weir_node_tensor_spec(in, &s), 0);
+    weir_node *y = weir_bind(up, "up", m_up, &in, 1, 1);
+    weir_tensor_spec ds = s;
+    ds.device = SIM;
+    ds.max_bytes = TBYTES;
+    cr_assert_eq(weir_node_tensor_spec(y, &ds), 0, "%s", weir_errmsg());
+    weir_node *zb = weir_bind(b, "down", m_down, &y, 1, 1);
+    cr_assert_eq(weir_node_tensor_spec(zb, &s), 0);
+    weir_node *out = zb;
+    if (diamond) {
+        weir_actor *c = weir_actor_new(g, "c", &oc);
+        weir_actor *j = weir_actor_new(g, "j", &(weir_actor_opts){.cpu = -1});
+        weir_node *zc = weir_bind(c, "down", m_down, &y, 1, 1);
+        cr_assert_eq(weir_node_tensor_spec(zc, &s), 0);
+        weir_node *j2[2] = {zb, zc};
+        out = weir_bind(j, "join", m_join, j2, 2, 1);
+        cr_assert_eq(weir_node_tensor_spec(out, &s), 0);
+    }
+    cr_assert_eq(weir_output(g, &out, 1), 0);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    return d;
+}
+
+static void sim_run(int iso, int diamond, uint64_t n)
+{
+    int fds0 = open_fds();
+    weir_graph *g = weir_graph_new("tsim");
+    weir_dag *d = sim_graph(g, iso, diamond, -1);
+    run_check(d, n, diamond ? want_diamond : want_chain);
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+    cr_assert_eq(open_fds(), fds0, "every pool buffer, event and handle closed");
+}
+
+Test(tensor, sim_chain_threads)
+{
+    sim_run(WEIR_THREAD, 0, SANITIZED ? 3000 : 50000);
+    cr_assert_eq(st_b.calls, SANITIZED ? 3000 : 50000, "the reader made one copy per message");
+}
+
+Test(tensor, sim_chain_processes)
+{
+    sim_run(WEIR_PROCESS, 0, SANITIZED ? 3000 : 50000);
+}
+
+Test(tensor, sim_diamond_threads)
+{
+    sim_run(WEIR_THREAD, 1, SANITIZED ? 2000 : 30000);
+}
+
+Test(tensor, sim_diamond_processes)
+{
+    sim_run(WEIR_PROCESS, 1, SANITIZED ? 2000 : 30000);
+}
+
+/* A reader process killed while it holds a device buffer: that execution
+ * fails, the replacement imports the pool again, the writer reuses the
+ * buffer, every later execution is exact, nothing leaks. */
+Test(tensor, sim_reader_killed_holding_buffer)
+{
+    int fds0 = open_fds();
+    weir_graph *g = weir_graph_new("tkill");
+    weir_dag *d = sim_graph(g, WEIR_PROCESS, 0, 5);
+    struct weir_actor_stats as;
+    cr_assert_eq(weir_dag_actor_stats(d, 1, &as), 0);
+    int pid = as.pid;
+    float x[ROWS * COLS];
+    int64_t shape[2] = {ROWS, COLS};
+    for (uint64_t e = 0; e < 40; e++) {
+        for (int i = 0; i < ROWS; i++)
+            for (int j = 0; j < COLS; j++)
+                x[i * COLS + j] = x_of(e, i, j);
+        DLTensor t = tensor2(x, shape, NULL);
+        weir_buf arg = weir_tensor_arg(&t);
+        weir_result *r = NULL;
+        int rc = weir_execute(d, &arg, 1, &r, 10000);
+        if (e == 5) {
+            cr_assert_eq(rc, -EREMOTEIO, "%d %s", rc, weir_errmsg());
+            char want[256];
+            snprintf(want, sizeof want,
+                     "graph 'tkill': execution 5: actor 'b' (pid %d) died in method 'down' at "
+                     "execution 5: killed by signal 9 (SIGKILL); restarted as pid ",
+                     pid);
+            cr_assert(strstr(weir_errmsg(), want), "'%s' lacks '%s'", weir_errmsg(), want);
+            cr_assert(strstr(weir_errmsg(), "(restart 1 of 1)"), "%s", weir_errmsg());
+            continue;
+        }
+        cr_assert_eq(rc, 0, "execution %llu: %s", (unsigned long long)e, weir_errmsg());
+        DLTensor z;
+        cr_assert_eq(weir_result_tensor(r, 0, &z), 0, "%s", weir_errmsg());
+        for (int i = 0; i < ROWS; i++)
+            for (int j = 0; j < COLS; j++)
+                cr_assert_eq(((const float *)z.data)[i * COLS + j], want_chain(e, i, j));
+        weir_result_free(r);
+    }
+    cr_assert_eq(weir_dag_actor_stats(d, 1, &as), 0);
+    cr_assert_eq(as.restarts, 1);
+    cr_assert_neq(as.pid, pid);
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+    cr_assert_eq(open_fds(), fds0);
+}
+
+/* Teardown with device tensors in flight: submitted, never waited. */
+Test(tensor, sim_teardown_in_flight)
+{
+    int fds0 = open_fds();
+    for (int iso = 0; iso < 2; iso++) {
+        weir_graph *g = weir_graph_new("tdown");
+        weir_dag *d = sim_graph(g, iso ? WEIR_PROCESS : WEIR_THREAD, 1, -1);
+        float x[ROWS * COLS] = {0};
+        int64_t shape[2] = {ROWS, COLS};
+        DLTensor t = tensor2(x, shape, NULL);
+        weir_buf arg = weir_tensor_arg(&t);
+        for (int k = 0; k < 8; k++) {
+            uint64_t id;
+            cr_assert_eq(weir_submit(d, &arg, 1, &id, 10000), 0, "%s", weir_errmsg());
+        }
+        cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+        weir_graph_free(g);
+    }
+    cr_assert_eq(open_fds(), fds0);
+}
