@@ -1066,3 +1066,267 @@ Test(tensor, sim_teardown_in_flight)
     }
     cr_assert_eq(open_fds(), fds0);
 }
+
+/* ---- bad input: each a clear error naming the edge; the graph goes on -------- */
+
+/* The producer's output for execution e: e % 8 picks what is wrong with it. */
+static int m_bad(weir_call *c, void *st)
+{
+    (void)st;
+    uint64_t e = weir_call_exec(c);
+    int64_t shape[2] = {ROWS, COLS}, neg[2] = {-1, 1};
+    DLTensor m = tensor2(NULL, shape, NULL);
+    switch (e % 8) {
+    case 1:
+        m.dtype.bits = 64; /* wrong dtype */
+        break;
+    case 2:
+        m.ndim = 1; /* wrong ndim */
+        break;
+    case 3:
+        shape[1] = COLS + 1; /* wrong shape */
+        break;
+    case 4:
+        m.strides = neg; /* strides that overrun the buffer */
+        break;
+    case 5:
+        m.device.device_type = SIM; /* a device the edge does not allow */
+        break;
+    case 6:
+        m.byte_offset = 4096; /* larger than max_bytes */
+        break;
+    }
+    float *z = weir_call_out_tensor(c, 0, &m);
+    if (!z)
+        return 0; /* returning 0 anyway: the execution still fails */
+    for (int k = 0; k < ROWS * COLS; k++)
+        z[k] = (float)e;
+    return 0;
+}
+
+Test(tensor, mismatches_fail_the_execution_naming_the_edge)
+{
+    weir_graph *g = weir_graph_new("tbad");
+    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){.cpu = -1});
+    weir_node *in = weir_input(g, 0);
+    weir_node *y = weir_bind(a, "make", m_bad, &in, 1, 1);
+    weir_tensor_spec s = f32_2d();
+    s.max_bytes = 1024;
+    cr_assert_eq(weir_node_tensor_spec(y, &s), 0);
+    cr_assert_eq(weir_output(g, &y, 1), 0);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    static const char *why[8] = {
+        NULL,
+        "dtype (code 2, bits 64, lanes 1), the edge takes (code 2, bits 32, lanes 1)",
+        "ndim 1, the edge takes ndim 2",
+        "shape[1] is 7, the edge takes 6",
+        "strides overrun the buffer: negative strides reach 12 bytes below data (byte_offset 0)",
+        "tensor on device type 12, the edge allows device type 1 only",
+        "tensor of 4192 bytes exceeds the edge's max_bytes 1024",
+        NULL,
+    };
+    for (uint64_t e = 0; e < 16; e++) {
+        int64_t v = (int64_t)e;
+        weir_buf arg = {&v, sizeof v};
+        weir_result *r = NULL;
+        int rc = weir_execute(d, &arg, 1, &r, 10000);
+        if (!why[e % 8]) {
+            cr_assert_eq(rc, 0, "execution %llu: %s", (unsigned long long)e, weir_errmsg());
+            DLTensor t;
+            cr_assert_eq(weir_result_tensor(r, 0, &t), 0, "%s", weir_errmsg());
+            cr_assert_eq(((const float *)t.data)[ROWS * COLS - 1], (float)e);
+            weir_result_free(r);
+            continue;
+        }
+        char want[512];
+        snprintf(want, sizeof want,
+                 "graph 'tbad': execution %llu: actor 'a' method 'make' failed at execution %llu: "
+                 "tensor edge 'a.make.out0': %s",
+                 (unsigned long long)e, (unsigned long long)e, why[e % 8]);
+        cr_assert_eq(rc, -EREMOTEIO, "execution %llu: %d %s", (unsigned long long)e, rc,
+                     weir_errmsg());
+        cr_assert_str_eq(weir_errmsg(), want);
+        cr_assert_null(r);
+    }
+    cr_assert_eq(weir_dag_free(d), 0);
+    weir_graph_free(g);
+}
+
+static int m_touch(weir_call *c, void *st)
+{
+    (void)st;
+    DLTensor t;
+    if (weir_call_in_tensor(c, 0, &t) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    int64_t *o = weir_call_out(c, 0, sizeof *o);
+    *o = t.ndim;
+    return 0;
+}
+
+Test(tensor, bad_arguments_fail_the_submit_naming_the_edge)
+{
+    weir_graph *g = weir_graph_new("targ");
+    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){.cpu = -1});
+    weir_node *in = weir_input(g, 0);
+    weir_tensor_spec s = f32_2d();
+    cr_assert_eq(weir_node_tensor_spec(in, &s), 0);
+    weir_node *y = weir_bind(a, "touch", m_touch, &in, 1, 1);
+    cr_assert_eq(weir_output(g, &y, 1), 0);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    float x[ROWS * COLS] = {0};
+    int64_t shape[3] = {ROWS, COLS, 1};
+    DLTensor t = tensor2(x, shape, NULL);
+    t.ndim = 3;
+    weir_buf arg = weir_tensor_arg(&t);
+    weir_result *r = NULL;
+    cr_assert_eq(weir_execute(d, &arg, 1, &r, 10000), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'targ': submit: tensor edge 'arg0': ndim 3, the edge "
+                                    "takes ndim 2");
+    int64_t raw = 1;
+    weir_buf bad = {&raw, sizeof raw};
+    cr_assert_eq(weir_execute(d, &bad, 1, &r, 10000), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'targ': submit: tensor edge 'arg0': the argument is "
+                                    "not a tensor (pass weir_tensor_arg(&t))");
+    t.ndim = 2;
+    t.data = NULL;
+    cr_assert_eq(weir_execute(d, &arg, 1, &r, 10000), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'targ': submit: tensor edge 'arg0': tensor of 96 bytes "
+                                    "with NULL data");
+    /* Nothing was sent: the next good execution is execution 0. */
+    t.data = x;
+    cr_assert_eq(weir_execute(d, &arg, 1, &r, 10000), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir_result_exec(r), 0);
+    size_t len;
+    cr_assert_eq(*(const int64_t *)weir_result_data(r, 0, &len), 2);
+    DLTensor rt;
+    cr_assert_eq(weir_result_tensor(r, 0, &rt), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(), "tensor edge 'output 0': message of 8 bytes is shorter than a "
+                                    "tensor record (192)");
+    cr_assert_eq(weir_result_tensor(r, 1, &rt), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "result: output 1 out of range (1 outputs)");
+    weir_result_free(r);
+    cr_assert_eq(weir_dag_free(d), 0);
+    weir_graph_free(g);
+}
+
+static int m_plain(weir_call *c, void *st)
+{
+    (void)st;
+    DLTensor t;
+    int rc = weir_call_in_tensor(c, 0, &t);
+    if (rc != -EINVAL || strcmp(weir_errmsg(), "actor 'a' method 'plain': input 0 is not a tensor "
+                                               "edge (mark it with weir_node_tensor)"))
+        return weir_call_fail(c, "in: %d %s", rc, weir_errmsg());
+    int64_t shape[1] = {1};
+    DLTensor m = tensor2(NULL, shape, NULL);
+    m.ndim = 1;
+    if (weir_call_out_tensor(c, 0, &m))
+        return weir_call_fail(c, "out_tensor on a plain edge worked");
+    return 0;
+}
+
+Test(tensor, plain_edges_refuse_tensor_calls)
+{
+    weir_graph *g = weir_graph_new("tplain");
+    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){.cpu = -1});
+    weir_node *in = weir_input(g, 0);
+    weir_node *y = weir_bind(a, "plain", m_plain, &in, 1, 1);
+    cr_assert_eq(weir_output(g, &y, 1), 0);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    int64_t v = 0;
+    weir_buf arg = {&v, sizeof v};
+    weir_result *r = NULL;
+    cr_assert_eq(weir_execute(d, &arg, 1, &r, 10000), -EREMOTEIO);
+    cr_assert_str_eq(weir_errmsg(), "graph 'tplain': execution 0: actor 'a' method 'plain' failed "
+                                    "at execution 0: actor 'a' method 'plain': output 0 is not a "
+                                    "tensor edge (mark it with weir_node_tensor)");
+    cr_assert_eq(weir_dag_free(d), 0);
+    weir_graph_free(g);
+}
+
+/* Device edges the machine or the build cannot serve fail at compile. */
+static const char *compile_err(DLDeviceType dev, int id, size_t max_bytes, int to_driver, int *rc)
+{
+    static char msg[1024];
+    weir_graph *g = weir_graph_new("tdev");
+    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){.cpu = -1});
+    weir_actor *b = weir_actor_new(g, "b", &(weir_actor_opts){.cpu = -1});
+    weir_node *in = weir_input(g, 0);
+    weir_node *y = weir_bind(a, "f", m_up, &in, 1, 1);
+    weir_tensor_spec s;
+    memset(&s, 0, sizeof s);
+    s.device = dev;
+    s.device_id = id;
+    s.max_bytes = max_bytes;
+    cr_assert_eq(weir_node_tensor_spec(y, &s), 0, "%s", weir_errmsg());
+    weir_node *z = to_driver ? y : weir_bind(b, "g", m_down, &y, 1, 1);
+    cr_assert_eq(weir_output(g, &z, 1), 0);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_null(d);
+    *rc = weir_errcode();
+    snprintf(msg, sizeof msg, "%s", weir_errmsg());
+    weir_graph_free(g);
+    return msg;
+}
+
+Test(tensor, device_edges_checked_at_compile)
+{
+    int fds0 = open_fds();
+    int rc;
+    const char *m = compile_err(kDLCUDA, 0, 1024, 0, &rc);
+    cr_assert_eq(rc, -ENODEV, "%d %s", rc, m);
+    if (!weir__device_cuda_ops())
+        cr_assert_str_eq(m, "graph 'tdev': tensor edge 'a.f.out0': device cuda:0: the build has no "
+                            "CUDA (configure with the CUDA toolkit's headers)");
+    else
+        cr_assert_str_eq(m, "graph 'tdev': tensor edge 'a.f.out0': cuda: libcuda.so.1 not found: "
+                            "libcuda.so.1: cannot open shared object file: No such file or "
+                            "directory");
+    m = compile_err(SIM, 9, 1024, 0, &rc);
+    cr_assert_eq(rc, -ENODEV);
+    cr_assert_str_eq(m, "graph 'tdev': tensor edge 'a.f.out0': sim: device 9 absent (the "
+                        "simulated device has devices 0..3)");
+    m = compile_err(SIM, 0, 0, 0, &rc);
+    cr_assert_eq(rc, -EINVAL);
+    cr_assert_str_eq(m, "graph 'tdev': tensor edge 'a.f.out0': a device edge needs max_bytes (the "
+                        "size of its pool's buffers)");
+    m = compile_err(SIM, 0, 1024, 1, &rc);
+    cr_assert_eq(rc, -ENOSYS);
+    cr_assert_str_eq(m, "graph 'tdev': tensor edge 'a.f.out0': device tensors as graph outputs "
+                        "are not done yet (copy to a CPU edge in an actor)");
+    cr_assert_eq(open_fds(), fds0);
+
+    weir_graph *g = weir_graph_new("tspec");
+    weir_node *in = weir_input(g, 0);
+    weir_tensor_spec s;
+    memset(&s, 0, sizeof s);
+    s.ndim = 9;
+    cr_assert_eq(weir_node_tensor_spec(in, &s), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'tspec': tensor input 0: ndim 9 out of range (0: any, "
+                                    "1..8, or WEIR_TENSOR_SCALAR)");
+    s.ndim = 1;
+    s.shape[0] = -3;
+    cr_assert_eq(weir_node_tensor_spec(in, &s), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'tspec': tensor input 0: shape[0] is negative (-3)");
+    s.shape[0] = 0;
+    s.dtype.bits = 12;
+    s.dtype.lanes = 1;
+    cr_assert_eq(weir_node_tensor_spec(in, &s), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'tspec': tensor input 0: bad dtype (code 0, bits 12, "
+                                    "lanes 1)");
+    cr_assert_eq(weir_node_tensor_spec(NULL, &s), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "weir_node_tensor: NULL node or spec");
+    cr_assert_eq(weir_node_tensor(in, SIM, 64), 0);
+    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){.cpu = -1});
+    weir_node *y = weir_bind(a, "touch", m_touch, &in, 1, 1);
+    cr_assert_eq(weir_output(g, &y, 1), 0);
+    cr_assert_null(weir_compile(g, NULL));
+    cr_assert_eq(weir_errcode(), -ENOSYS);
+    cr_assert_str_eq(weir_errmsg(), "graph 'tspec': tensor edge 'arg0': device tensors as "
+                                    "execution arguments are not done yet (pass a CPU tensor and "
+                                    "copy it to the device in an actor)");
+    weir_graph_free(g);
+}
