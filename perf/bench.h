@@ -294,6 +294,7 @@ void bench_set_columns(const char *rate_key, const char *rate_col, const char *r
 /* Subcommands. */
 int bench_cmd_chan(int argc, char **argv);
 int bench_cmd_dag(int argc, char **argv);
+int bench_cmd_tensor(int argc, char **argv);
 
 /* ----------------------------------------------------- ping-pong clock */
 

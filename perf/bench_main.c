@@ -36,6 +36,9 @@ static const struct cmd cmds[] = {
      "compiled graphs (1 actor, chain of 4, diamond, fan-out to 4), threads and processes:\n"
      "           round-trip latency and pipelined executions/s, beside a plain call loop\n"
      "           and a hand-written pthread pipeline"},
+    {"tensor", bench_cmd_tensor,
+     "CPU tensors (64 KiB .. 256 MiB) through one actor and a chain of 2, threads and\n"
+     "           processes, beside memcpy of the same size; the simulated device's copies"},
 };
 
 static void usage(FILE *f)
