@@ -15,7 +15,8 @@
  *     through one faults at once; every access goes through copy(), which
  *     translates and bounds-checks it (-EFAULT naming the address).
  *   - The stream is synchronous: a copy is complete when copy() returns, so
- *     an event is complete when recorded. Events still are real shared
+ *     an event is complete when recorded and a wait never blocks (nothing
+ *     here can hang on a peer that died). Events still are real shared
  *     objects (a memfd with a record counter, exported and imported like
  *     memory), so the handle passing and every record/wait of the protocol
  *     happen and are counted (weir__dev_counters).
@@ -70,8 +71,7 @@ struct sim_mem {
 struct sim_event_shm {
     uint32_t magic;
     int32_t dev;
-    uint64_t records;   /* atomic: how many times it was recorded */
-    uint64_t completed; /* atomic: records whose preceding work is done */
+    uint64_t records; /* atomic: how many times it was recorded (each complete at once) */
 };
 
 struct sim_event {
@@ -430,10 +430,11 @@ static int sim_ev_record(void *dev, void *ev)
 {
     struct sim_dev *d = dev;
     struct sim_event *e = ev;
-    /* The stream is synchronous: everything before this record is done.
-     * Pairs with the acquire load in sim_ev_wait (another process). */
-    uint64_t n = weir__fetch_add(&e->shm->records, 1) + 1;
-    weir__store_release(&e->shm->completed, n);
+    /* The stream is synchronous: everything before this record is done, so
+     * the event completes as it is recorded. One atomic step (a process
+     * that dies here leaves no half-recorded event for a waiter to spin
+     * on); pairs with the acquire load in sim_ev_wait (another process). */
+    weir__fetch_add(&e->shm->records, 1);
     ctr_add(d, &d->ctr.ev_records, 1);
     return 0;
 }
@@ -442,11 +443,9 @@ static int sim_ev_wait(void *dev, void *ev)
 {
     struct sim_dev *d = dev;
     struct sim_event *e = ev;
-    /* Pairs with the release store in sim_ev_record: the recorder's copies
-     * are visible once completed catches up with its record. */
-    uint64_t want = weir__load_acquire(&e->shm->records);
-    while (weir__load_acquire(&e->shm->completed) < want)
-        weir__cpu_relax();
+    /* Every record is complete: waiting is the acquire that makes the
+     * recorder's copies visible (pairs with the fetch_add in sim_ev_record). */
+    (void)weir__load_acquire(&e->shm->records);
     ctr_add(d, &d->ctr.ev_waits, 1);
     return 0;
 }
