@@ -534,8 +534,11 @@ WEIR_API int weir_dag_actor_stats(const weir_dag *d, unsigned i, struct weir_act
     memset(st, 0, sizeof *st);
     snprintf(st->name, sizeof st->name, "%s", a->pa->name);
     st->isolation = a->pa->isolation;
+    /* pid and restarts change under dead_mu when the monitor restarts a process. */
+    pthread_mutex_lock((pthread_mutex_t *)&d->dead_mu);
     st->pid = a->pa->isolation == WEIR_PROCESS ? (int)a->pid : (int)getpid();
     st->restarts = a->restarts;
+    pthread_mutex_unlock((pthread_mutex_t *)&d->dead_mu);
     for (unsigned c = 0; c < d->plan->nchans; c++) {
         if (a->rid[c] < 0 && d->plan->chans[c].writer != (int32_t)i)
             continue;
