@@ -2,7 +2,14 @@
 /*
  * weir/tensor.h - tensor edges. A tensor is DLPack's DLTensor (dtype, ndim,
  * shape, strides, byte_offset, device, data), so it crosses into PyTorch,
- * CuPy or JAX without a copy.
+ * CuPy or JAX without a copy. Implemented in dag/tensor.c (marking edges),
+ * engine/tensor.c (the calls below at run time, device pools),
+ * channels/tensor.c (the record) and channels/device*.c (the devices).
+ *
+ * Devices: kDLCPU; kDLCUDA through the CUDA driver loaded at run time with
+ * dlopen("libcuda.so.1") (a build without the CUDA headers, a machine
+ * without the library or the device: weir_compile fails with -ENODEV and
+ * "graph 'g': tensor edge 'E': cuda: ..."); WEIR_TENSOR_DEVICE_SIM in tests.
  *
  * A tensor edge carries the tensor's metadata in its ring slot (a fixed
  * record, see channels/tensor.h) and its data either in the same slot
