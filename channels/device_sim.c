@@ -277,6 +277,9 @@ static int sim_mem_import(void *dev, const weir__dev_ipc *h, void **mem, void **
     int rc = blob_get(d, h, KIND_MEM, &b);
     if (rc < 0)
         return rc;
+    if (h->bytes != b.bytes)
+        return weir__seterr(-EBADMSG, "sim: memory handle of %llu bytes whose blob says %llu",
+                            (unsigned long long)h->bytes, (unsigned long long)b.bytes);
     struct stat st;
     if (fstat(h->fd, &st) < 0 || (uint64_t)st.st_size < (b.bytes ? b.bytes : 1))
         return weir__seterr(-EBADMSG, "sim: memory handle of %llu bytes backed by %lld bytes",

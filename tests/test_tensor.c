@@ -549,6 +549,10 @@ Test(tensor, sim_handles_checked)
     cr_assert_eq(d0->ops->mem_import(d0->impl, &h, &m2, &p2), -EBADMSG);
     cr_assert_str_eq(weir_errmsg(), "sim: not a simulated-device memory handle");
     h.blob[0] ^= 1;
+    h.bytes = 8192; /* the size outside the blob must agree with it (found by fuzz_devipc) */
+    cr_assert_eq(d0->ops->mem_import(d0->impl, &h, &m2, &p2), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(), "sim: memory handle of 8192 bytes whose blob says 4096");
+    h.bytes = 4096;
     h.len = 3;
     cr_assert_eq(d0->ops->mem_import(d0->impl, &h, &m2, &p2), -EBADMSG);
     char want[128];
