@@ -212,6 +212,11 @@ int weir__tensor_arg_len(struct weir_dag *d, unsigned chan, const weir_buf *b, s
 int weir__tensor_arg_write(struct weir_dag *d, unsigned chan, const weir_buf *b, void *dst,
                            size_t *len);
 
+/* For tests: the device counters every actor of the last dag with tensor
+ * edges published when it stopped (summed), read after its weir_dag_free. */
+struct weir__dev_counters;
+void weir__tensor_last_counters(struct weir__dev_counters *out);
+
 /* proc.c */
 int weir__proc_start(struct weir_dag *d, struct actor_rt *a);
 int weir__proc_monitor_start(struct weir_dag *d);

@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <weir/tensor.h>
 
@@ -62,6 +63,8 @@ struct tedge {
 };
 
 struct weir__tensor_rt {
+    weir__dev_counters *ctr; /* per actor, shared with actor processes (MAP_SHARED) */
+    size_t ctr_bytes;
     unsigned nedges;
     struct tedge *edges;
     int *chan_edge; /* per channel: edge index or -1 */
@@ -80,6 +83,7 @@ struct tact_edge {
 };
 
 struct weir__tensor_actor {
+    weir__dev_counters ctr; /* what this actor's devices did (published at stop) */
     unsigned nedges;
     struct tact_edge *e; /* by edge index; dev NULL: not a device edge of this actor */
 };
@@ -210,11 +214,49 @@ fail:
     return rc;
 }
 
+static pthread_mutex_t last_mu = PTHREAD_MUTEX_INITIALIZER;
+static weir__dev_counters last_ctr;
+
+static void ctr_sum(weir__dev_counters *to, const weir__dev_counters *c)
+{
+    for (int k = 0; k < 3; k++)
+        to->copies[k] += c->copies[k];
+    to->copy_bytes += c->copy_bytes;
+    to->allocs += c->allocs;
+    to->frees += c->frees;
+    to->exports += c->exports;
+    to->imports += c->imports;
+    to->unmaps += c->unmaps;
+    to->ev_creates += c->ev_creates;
+    to->ev_destroys += c->ev_destroys;
+    to->ev_records += c->ev_records;
+    to->ev_waits += c->ev_waits;
+    to->syncs += c->syncs;
+}
+
+void weir__tensor_last_counters(weir__dev_counters *out)
+{
+    pthread_mutex_lock(&last_mu);
+    *out = last_ctr;
+    pthread_mutex_unlock(&last_mu);
+}
+
 void weir__tensor_dag_free(struct weir_dag *d)
 {
     struct weir__tensor_rt *T = d->tensor;
     if (!T)
         return;
+    if (T->ctr) {
+        /* Every actor has stopped (or died): publish what they did. */
+        weir__dev_counters sum;
+        memset(&sum, 0, sizeof sum);
+        for (unsigned a = 0; a < d->plan->nactors; a++)
+            ctr_sum(&sum, &T->ctr[a]);
+        pthread_mutex_lock(&last_mu);
+        last_ctr = sum;
+        pthread_mutex_unlock(&last_mu);
+        munmap(T->ctr, T->ctr_bytes);
+    }
     for (unsigned i = 0; i < T->nedges; i++)
         pool_free(T->edges[i].pool);
     if (T->reg_edge)
@@ -341,6 +383,12 @@ int weir__tensor_dag_init(struct weir_dag *d, const weir_graph *g)
         goto oom;
     for (unsigned c = 0; c < p->nchans; c++)
         T->chan_edge[c] = -1;
+    T->ctr_bytes = (p->nactors ? p->nactors : 1) * sizeof *T->ctr;
+    T->ctr = mmap(NULL, T->ctr_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (T->ctr == MAP_FAILED) {
+        T->ctr = NULL;
+        goto oom;
+    }
     for (unsigned i = 0; i < T->nedges; i++) {
         int rc = edge_setup(d, g, i);
         if (rc < 0) {
@@ -374,7 +422,8 @@ oom:
 
 /* ---- actors: their own device, imported pools --------------------------- */
 
-static void act_edge_free(struct tact_edge *t)
+/* Unmap and close what act_edge_open made; add the device's counters to *acc. */
+static void act_edge_free(struct tact_edge *t, weir__dev_counters *acc)
 {
     if (!t->dev)
         return;
@@ -390,6 +439,9 @@ static void act_edge_free(struct tact_edge *t)
     free(t->ptr);
     free(t->ready);
     free(t->rel);
+    weir__dev_counters c;
+    t->dev->ops->counters(t->dev->impl, &c);
+    ctr_sum(acc, &c);
     weir__device_close(t->dev);
     memset(t, 0, sizeof *t);
 }
@@ -495,8 +547,10 @@ void weir__tensor_actor_stop(struct actor_rt *a)
                 if (t->rel[b * P->nrd + q])
                     t->dev->ops->ev_destroy(t->dev->impl, t->rel[b * P->nrd + q]);
         t->dev->ops->sync(t->dev->impl);
-        act_edge_free(t);
+        act_edge_free(t, &A->ctr);
     }
+    /* Published in memory shared with the driver (an actor process too). */
+    ctr_sum(&a->d->tensor->ctr[a->idx], &A->ctr);
     free(A->e);
     free(A);
     a->tensor = NULL;

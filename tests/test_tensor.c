@@ -313,6 +313,7 @@ Test(tensor, edge_checks_device_and_max_bytes)
 #include <unistd.h>
 
 #include "channels/device.h"
+#include "engine/engine.h"
 
 static uint64_t fnv(const void *p, size_t n)
 {
@@ -979,6 +980,20 @@ static void sim_run(int iso, int diamond, uint64_t n)
     cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
     weir_graph_free(g);
     cr_assert_eq(open_fds(), fds0, "every pool buffer, event and handle closed");
+    /* The protocol, from what every actor's devices did (engine/tensor.c):
+     * each buffer and event imported once per actor, never per message; per
+     * message one ready record and one wait per reader, one release record
+     * per reader and the writer's wait on it; weir itself copies nothing. */
+    const uint64_t D = WEIR_DEFAULT_MAX_INFLIGHT, nrd = diamond ? 2 : 1;
+    weir__dev_counters c;
+    weir__tensor_last_counters(&c);
+    cr_assert_eq(c.copies[0] + c.copies[1] + c.copies[2], 0, "weir copied device data");
+    cr_assert_eq(c.imports, D * (2 + nrd) + nrd * D * 3);
+    cr_assert_eq(c.ev_records, n * (1 + nrd));
+    cr_assert_eq(c.ev_waits, 2 * n * nrd);
+    cr_assert_eq(c.frees, D * (1 + nrd), "every imported buffer unmapped");
+    cr_assert_eq(c.ev_destroys, D * (1 + nrd) + nrd * 2 * D, "every imported event closed");
+    cr_assert_eq(c.allocs, 0);
 }
 
 Test(tensor, sim_chain_threads)
@@ -1048,6 +1063,10 @@ Test(tensor, sim_reader_killed_holding_buffer)
     cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
     weir_graph_free(g);
     cr_assert_eq(open_fds(), fds0);
+    /* The writer and the replacement reader each imported the pool once. */
+    weir__dev_counters k;
+    weir__tensor_last_counters(&k);
+    cr_assert_eq(k.imports, 2 * 3 * WEIR_DEFAULT_MAX_INFLIGHT);
 }
 
 /* Teardown with device tensors in flight: submitted, never waited. */
