@@ -837,13 +837,13 @@ static void diamond(int iso_mid, uint64_t n)
 
 Test(tensor, cpu_diamond_threads)
 {
-    diamond(WEIR_THREAD, SANITIZED ? 3000 : 50000);
+    diamond(WEIR_THREAD, SANITIZED ? 3000 : 100000);
 }
 
 Test(tensor, cpu_diamond_processes)
 {
     int fds0 = open_fds();
-    diamond(WEIR_PROCESS, SANITIZED ? 3000 : 50000);
+    diamond(WEIR_PROCESS, SANITIZED ? 3000 : 100000);
     cr_assert_eq(open_fds(), fds0);
 }
 
