@@ -18,10 +18,17 @@
  *     cuMemSetAccess), sizes rounded to the allocation granularity.
  *     Exporting gives an fd (cuMemExportToShareableHandle); importing maps
  *     it again in the importing process. Once per buffer, never per message.
- *   - Ordering: one non-blocking stream per opened device; copies are
- *     asynchronous on it; events are CU_EVENT_INTERPROCESS (timing off),
- *     exported as cuIpcEventHandle blobs; ev_wait is cuStreamWaitEvent, so
- *     the host never blocks on another process's work.
+ *   - Ordering: one stream per opened device, a *blocking* one
+ *     (CU_STREAM_DEFAULT), so it is ordered with the legacy default stream
+ *     (stream 0) that a method's own kernels and copies use unless told
+ *     otherwise: an event weir records after a method returns covers the
+ *     method's stream-0 work, and stream-0 work after weir_call_in_tensor
+ *     waits for the producer's event. Work on a method's own non-blocking
+ *     streams must be synchronized by the method before it returns.
+ *     Copies are asynchronous on the stream; events are
+ *     CU_EVENT_INTERPROCESS (timing off), exported as cuIpcEventHandle
+ *     blobs; ev_wait is cuStreamWaitEvent, so the host never blocks on
+ *     another process's work.
  *   - fork: a CUDA context does not survive fork. Actor processes open
  *     their own device after the fork and import the pools' handles.
  *     The driver process must therefore not rely on device pointers
@@ -213,7 +220,7 @@ static int cuda_open(int id, void **out)
                               r = cu.cuDevicePrimaryCtxRetain(&d->ctx, d->dev)) == CUDA_SUCCESS) {
         if ((what = "cuCtxSetCurrent", r = cu.cuCtxSetCurrent(d->ctx)) == CUDA_SUCCESS &&
             (what = "cuStreamCreate",
-             r = cu.cuStreamCreate(&d->stream, CU_STREAM_NON_BLOCKING)) == CUDA_SUCCESS) {
+             r = cu.cuStreamCreate(&d->stream, CU_STREAM_DEFAULT)) == CUDA_SUCCESS) {
             CUmemAllocationProp p = mem_prop(id);
             what = "cuMemGetAllocationGranularity";
             r = cu.cuMemGetAllocationGranularity(&d->gran, &p, CU_MEM_ALLOC_GRANULARITY_MINIMUM);

@@ -103,6 +103,12 @@ WEIR_API int weir_node_tensor_spec(weir_node *n, const weir_tensor_spec *spec);
 WEIR_API int weir_call_in_tensor(weir_call *c, unsigned i, DLTensor *t);
 
 /*
+ * Device work and ordering: weir orders a device tensor's producer and
+ * readers with events on its own per-actor stream, which is ordered with
+ * the device's default stream (CUDA: the legacy stream 0). Work a method
+ * issues there is covered; work on other streams of its own must be
+ * complete (synchronized) when the method returns.
+ *
  * Inside a method: space for tensor output i described by meta (dtype,
  * ndim, shape, strides or NULL for contiguous, byte_offset, device; data is
  * not read). Returns where to put the bytes (the data pointer: byte_offset
