@@ -88,6 +88,7 @@ static void dag_destroy(struct weir_dag *d)
     if (d->notes)
         munmap(d->notes, d->notes_bytes);
     weir__prof_free(d);
+    weir__tensor_dag_free(d);
     if (d->mon_efd >= 0)
         close(d->mon_efd);
     if (d->exit_efd >= 0)
@@ -202,6 +203,8 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
     d->trace_opt = NULL;
     if (prc < 0)
         goto oom;
+    if (weir__tensor_dag_init(d, g) < 0)
+        goto fail;
     for (unsigned c = 0; c < nch; c++) {
         const struct weir__plan_chan *pc = &p->chans[c];
         d->drv_rid[c] = -1;
@@ -534,8 +537,11 @@ WEIR_API int weir_dag_actor_stats(const weir_dag *d, unsigned i, struct weir_act
     memset(st, 0, sizeof *st);
     snprintf(st->name, sizeof st->name, "%s", a->pa->name);
     st->isolation = a->pa->isolation;
+    /* pid and restarts change under dead_mu when the monitor restarts a process. */
+    pthread_mutex_lock((pthread_mutex_t *)&d->dead_mu);
     st->pid = a->pa->isolation == WEIR_PROCESS ? (int)a->pid : (int)getpid();
     st->restarts = a->restarts;
+    pthread_mutex_unlock((pthread_mutex_t *)&d->dead_mu);
     for (unsigned c = 0; c < d->plan->nchans; c++) {
         if (a->rid[c] < 0 && d->plan->chans[c].writer != (int32_t)i)
             continue;

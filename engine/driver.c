@@ -279,11 +279,16 @@ static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned narg
     /* Reserve every argument channel before committing any. */
     unsigned k;
     void *dst[d->nargch ? d->nargch : 1];
+    size_t alen[d->nargch ? d->nargch : 1];
     for (k = 0; k < d->nargch; k++) {
         const struct weir__plan_chan *pc = &p->chans[d->argch[k]];
         const weir_buf *b = &args[pc->src_index];
         weir_chan *ch = d->chans[d->argch[k]];
-        dst[k] = weir_chan_reserve(ch, b->len, weir__chan_can_reserve(ch, b->len) ? 0 : deadline_ms(dl));
+        size_t len = b->len;
+        if (d->tensor && weir__tensor_arg_len(d, d->argch[k], b, &len) < 0) /* engine/tensor.c */
+            break;
+        alen[k] = len;
+        dst[k] = weir_chan_reserve(ch, len, weir__chan_can_reserve(ch, len) ? 0 : deadline_ms(dl));
         if (!dst[k])
             break;
     }
@@ -297,9 +302,10 @@ static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned narg
     }
     for (k = 0; k < d->nargch; k++) {
         const weir_buf *b = &args[p->chans[d->argch[k]].src_index];
-        if (b->len)
+        size_t len = alen[k];
+        if (!(d->tensor && weir__tensor_arg_write(d, d->argch[k], b, dst[k], &len)) && b->len)
             memcpy(dst[k], b->data, b->len);
-        weir_chan_commit(d->chans[d->argch[k]], b->len);
+        weir_chan_commit(d->chans[d->argch[k]], len);
     }
     *exec_id = d->next_submit++;
     WEIR_PROBE2(execution_submit, p->graph, *exec_id);

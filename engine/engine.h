@@ -92,6 +92,7 @@ struct actor_rt {
     struct weir__actor_ctr *actr;
     struct weir__prof_shared *prof_shared;
     struct weir__trace_buf *trace; /* engine/trace.h; NULL: not tracing */
+    struct weir__tensor_actor *tensor; /* engine/tensor.c: this actor's device mappings */
 };
 
 struct weir_call {
@@ -157,6 +158,7 @@ struct weir_dag {
     pthread_mutex_t dead_mu;
     struct weir__prof *prof; /* engine/prof.c */
     const char *trace_opt;   /* weir_compile_opts.trace_path, borrowed during dag_start only */
+    struct weir__tensor_rt *tensor; /* engine/tensor.c; NULL: no tensor edges */
 };
 
 /* Calls run one way: dag.c (lifecycle) -> driver.c, proc.c, actor.c -> fail.c
@@ -185,6 +187,37 @@ void weir__dag_break_around(struct weir_dag *d, int who);
  * (-1: none): close its output channels and deregister its readers. */
 void weir__dag_mark_dead(struct weir_dag *d, int who, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* tensor.c: tensor edges (<weir/tensor.h>). Read-only after init, so any
+ * thread and every forked actor process reads d->tensor without locks. */
+struct weir_graph;
+/* dag.c, before channels are created and before any fork: the edges of g's
+ * tensor marks, their channels and registers; device pools (opened, allocated
+ * and exported by the driver). Raises CPU edges' slot_bytes to fit max_bytes.
+ * 0, or an error naming the graph and the edge (-ENODEV no device, -ENOSYS). */
+int weir__tensor_dag_init(struct weir_dag *d, const struct weir_graph *g);
+/* dag.c teardown: the driver's pools and devices. NULL tensor: no-op. */
+void weir__tensor_dag_free(struct weir_dag *d);
+/* actor.c, in the actor's thread or process before init: open this actor's
+ * devices and import the pools it touches (once per buffer). 0 or an error. */
+int weir__tensor_actor_start(struct actor_rt *a);
+/* actor.c, after fini (or a failed start): unmap and close what start opened. */
+void weir__tensor_actor_stop(struct actor_rt *a);
+/* actor.c, after a method returned: record the ready event of each device
+ * output it wrote and the release event of each device input it read. */
+void weir__tensor_after_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_t exec);
+/* driver.c submit: the bytes argument b takes in channel chan (tensor edges:
+ * record + data, after checking *b against the edge; else b->len). */
+int weir__tensor_arg_len(struct weir_dag *d, unsigned chan, const weir_buf *b, size_t *len);
+/* driver.c submit: write tensor argument b into dst (reserved with arg_len's
+ * length); returns 1 and the exact length, or 0 when chan is no tensor edge. */
+int weir__tensor_arg_write(struct weir_dag *d, unsigned chan, const weir_buf *b, void *dst,
+                           size_t *len);
+
+/* For tests: the device counters every actor of the last dag with tensor
+ * edges published when it stopped (summed), read after its weir_dag_free. */
+struct weir__dev_counters;
+void weir__tensor_last_counters(struct weir__dev_counters *out);
 
 /* proc.c */
 /* The live dags of this process, so a process actor's child can drop the
