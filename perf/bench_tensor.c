@@ -125,7 +125,7 @@ static void run_weir(int chain, int proc, size_t n)
     static size_t fill_n;
     fill_n = n;
     weir_graph *g = weir_graph_new("tbench");
-    weir_actor_opts o = {.cpu = -1, .isolation = proc ? WEIR_PROCESS : WEIR_THREAD,
+    weir_actor_opts o = {.isolation = proc ? WEIR_PROCESS : WEIR_THREAD,
                          .state = &fill_n};
     weir_node *in = weir_input(g, 0), *out;
     if (chain) {
@@ -264,7 +264,7 @@ static void run_sim(void)
     memset(&su, 0, sizeof su);
     memset(&sd, 0, sizeof sd);
     weir_graph *g = weir_graph_new("tsim");
-    weir_actor_opts o = {.cpu = -1, .state = &su, .init = sim_init, .fini = sim_fini};
+    weir_actor_opts o = {.state = &su, .init = sim_init, .fini = sim_fini};
     weir_actor *a = weir_actor_new(g, "up", &o);
     o.state = &sd;
     weir_actor *b = weir_actor_new(g, "down", &o);

@@ -181,7 +181,7 @@ static void graph_threads(void)
 {
     static struct cst su, sd;
     weir_graph *g = weir_graph_new("gpu");
-    weir_actor_opts o = {.cpu = -1, .state = &su, .init = c_init, .fini = c_fini};
+    weir_actor_opts o = {.state = &su, .init = c_init, .fini = c_fini};
     weir_actor *a = weir_actor_new(g, "up", &o);
     o.state = &sd;
     weir_actor *b = weir_actor_new(g, "down", &o);

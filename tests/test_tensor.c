@@ -771,7 +771,7 @@ static float want_chain(uint64_t e, int i, int j)
 static void chain(int iso, uint64_t n, int zc)
 {
     weir_graph *g = weir_graph_new("tchain");
-    weir_actor_opts o = {.cpu = -1, .isolation = iso, .state = zc ? (void *)1 : NULL};
+    weir_actor_opts o = {.isolation = iso, .state = zc ? (void *)1 : NULL};
     weir_actor *a = weir_actor_new(g, "a", &o), *b = weir_actor_new(g, "b", &o);
     weir_node *in = weir_input(g, 0);
     weir_tensor_spec s = f32_2d();
@@ -812,7 +812,7 @@ static float want_diamond(uint64_t e, int i, int j)
 static void diamond(int iso_mid, uint64_t n)
 {
     weir_graph *g = weir_graph_new("tdiamond");
-    weir_actor_opts t = {.cpu = -1}, pm = {.cpu = -1, .isolation = iso_mid};
+    weir_actor_opts t = {0}, pm = {.isolation = iso_mid};
     weir_actor *a = weir_actor_new(g, "a", &t), *b = weir_actor_new(g, "b", &pm),
                *c = weir_actor_new(g, "c", &pm), *d = weir_actor_new(g, "d", &t);
     weir_node *in = weir_input(g, 0);
@@ -938,7 +938,7 @@ static weir_dag *sim_graph(weir_graph *g, int iso, int diamond, int64_t kill_at)
     st_up = (struct devst){.kill_at = -1};
     st_b = (struct devst){.kill_at = kill_at, .add = 3};
     st_c = (struct devst){.kill_at = -1, .add = 5};
-    weir_actor_opts ou = {.cpu = -1, .isolation = iso, .state = &st_up, .init = devst_init,
+    weir_actor_opts ou = {.isolation = iso, .state = &st_up, .init = devst_init,
                           .fini = devst_fini};
     weir_actor_opts ob = ou, oc = ou;
     ob.state = &st_b;
@@ -958,7 +958,7 @@ static weir_dag *sim_graph(weir_graph *g, int iso, int diamond, int64_t kill_at)
     weir_node *out = zb;
     if (diamond) {
         weir_actor *c = weir_actor_new(g, "c", &oc);
-        weir_actor *j = weir_actor_new(g, "j", &(weir_actor_opts){.cpu = -1});
+        weir_actor *j = weir_actor_new(g, "j", &(weir_actor_opts){0});
         weir_node *zc = weir_bind(c, "down", m_down, &y, 1, 1);
         cr_assert_eq(weir_node_tensor_spec(zc, &s), 0);
         weir_node *j2[2] = {zb, zc};
@@ -1130,7 +1130,7 @@ static int m_bad(weir_call *c, void *st)
 Test(tensor, mismatches_fail_the_execution_naming_the_edge)
 {
     weir_graph *g = weir_graph_new("tbad");
-    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){.cpu = -1});
+    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){0});
     weir_node *in = weir_input(g, 0);
     weir_node *y = weir_bind(a, "make", m_bad, &in, 1, 1);
     weir_tensor_spec s = f32_2d();
@@ -1190,7 +1190,7 @@ static int m_touch(weir_call *c, void *st)
 Test(tensor, bad_arguments_fail_the_submit_naming_the_edge)
 {
     weir_graph *g = weir_graph_new("targ");
-    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){.cpu = -1});
+    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){0});
     weir_node *in = weir_input(g, 0);
     weir_tensor_spec s = f32_2d();
     cr_assert_eq(weir_node_tensor_spec(in, &s), 0);
@@ -1253,7 +1253,7 @@ static int m_plain(weir_call *c, void *st)
 Test(tensor, plain_edges_refuse_tensor_calls)
 {
     weir_graph *g = weir_graph_new("tplain");
-    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){.cpu = -1});
+    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){0});
     weir_node *in = weir_input(g, 0);
     weir_node *y = weir_bind(a, "plain", m_plain, &in, 1, 1);
     cr_assert_eq(weir_output(g, &y, 1), 0);
@@ -1275,8 +1275,8 @@ static const char *compile_err(DLDeviceType dev, int id, size_t max_bytes, int t
 {
     static char msg[1024];
     weir_graph *g = weir_graph_new("tdev");
-    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){.cpu = -1});
-    weir_actor *b = weir_actor_new(g, "b", &(weir_actor_opts){.cpu = -1});
+    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){0});
+    weir_actor *b = weir_actor_new(g, "b", &(weir_actor_opts){0});
     weir_node *in = weir_input(g, 0);
     weir_node *y = weir_bind(a, "f", m_up, &in, 1, 1);
     weir_tensor_spec s;
@@ -1343,7 +1343,7 @@ Test(tensor, device_edges_checked_at_compile)
     cr_assert_eq(weir_node_tensor_spec(NULL, &s), -EINVAL);
     cr_assert_str_eq(weir_errmsg(), "weir_node_tensor: NULL node or spec");
     cr_assert_eq(weir_node_tensor(in, SIM, 64), 0);
-    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){.cpu = -1});
+    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){0});
     weir_node *y = weir_bind(a, "touch", m_touch, &in, 1, 1);
     cr_assert_eq(weir_output(g, &y, 1), 0);
     cr_assert_null(weir_compile(g, NULL));
