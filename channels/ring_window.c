@@ -20,8 +20,9 @@
  * generation table (the last one that started at or before it).
  *
  * Releases come from another thread than the taker (a link's receiver of
- * acks): `released` is written only by the releaser and read by anyone
- * with acquire; the shared read_seq is published through ring.c's hook,
+ * acks, the driver's weir_result_free): `released` is written only by the
+ * releaser and read by anyone with acquire, and `next` only by the taker
+ * (stored with release, so a releaser may bound its release by it); the shared read_seq is published through ring.c's hook,
  * which wakes a sleeping writer (the same pairing as weir_chan_release).
  * Out-of-order releases set a bit per slot; the contiguous prefix then
  * advances read_seq. The bitmap is depth bits, allocated at open.
@@ -62,6 +63,11 @@ uint64_t weir__window_released(const struct weir__window *w)
     return weir__load_acquire(&w->released);
 }
 
+uint64_t weir__window_taken(const struct weir__window *w)
+{
+    return weir__load_acquire(&w->next);
+}
+
 /* Put the cursor at seq, in the generation that holds it. */
 static int set_cursor(struct weir__window *w, uint64_t seq)
 {
@@ -73,7 +79,7 @@ static int set_cursor(struct weir__window *w, uint64_t seq)
     if (r < 0)
         return r;
     w->gen = gen;
-    w->next = seq;
+    weir__store_release(&w->next, seq);
     return 0;
 }
 
@@ -144,7 +150,7 @@ static int take(struct weir__window *w, weir_chan_msg *m)
     m->len = (size_t)len;
     m->seq = w->next;
     m->flags = flags & WEIR__SLOT_FLAGS_MASK;
-    w->next++;
+    weir__store_release(&w->next, w->next + 1);
     return 0;
 }
 
@@ -221,7 +227,10 @@ int weir__window_next(struct weir__window *w, weir_chan_msg *m, int timeout_ms)
         .futex0 = futex0,
     };
     uint64_t waited;
-    return weir__ring_wait(&ww.base, timeout_ms, &waited);
+    r = weir__ring_wait(&ww.base, timeout_ms, &waited);
+    /* Starved time, as a plain reader counts it (weir_chan_stats). */
+    weir__counter_add(&ctl->readers[w->reader].starved_ns, waited);
+    return r;
 }
 
 static void publish(struct weir__window *w, uint64_t rel)

@@ -3,7 +3,8 @@
  * channels/ring_window.h - a reader mode of the ring that holds a window of
  * messages and releases them later, in order ("up to seq") or one by one
  * out of order. Used by a link's sender (send straight from the slots,
- * release on ack) and meant for the driver's zero-copy results.
+ * release on ack) and by the driver's zero-copy results (engine/driver.c:
+ * a result freed in any order releases its message with release_one).
  *
  * One registered reader id per window; the window replaces the plain
  * read/release calls for that id (do not mix them). Two threads may use a
@@ -26,7 +27,7 @@ struct weir__window {
     uint32_t epoch;
     unsigned depth;
     /* taker's side */
-    uint64_t next;     /* next message next() returns */
+    uint64_t next;     /* next message next() returns (atomic: a releaser reads it) */
     uint64_t avail;    /* cached write_seq */
     unsigned gen;      /* generation holding message `next` */
     struct weir__gen_view gv;
@@ -70,6 +71,11 @@ int weir__window_release_one(struct weir__window *w, uint64_t seq, uint64_t take
 
 /* Messages released so far (any thread). */
 uint64_t weir__window_released(const struct weir__window *w);
+
+/* Messages taken so far, i.e. the `taken` bound of the release calls (any
+ * thread; the taker's own count, so a releaser on another thread may pass
+ * it to release_one / release_upto). */
+uint64_t weir__window_taken(const struct weir__window *w);
 
 /* Make a sleeping next() return -EINTR soon (any thread). */
 void weir__window_kick(struct weir__window *w);
