@@ -554,9 +554,15 @@ static int collect_one(struct weir_dag *d, struct weir__deadline *dl)
                          err >= 0 ? d->held[err].len : 0, &r);
         if (rc < 0)
             return rc; /* the messages stay held: the next call builds it again */
-        pthread_mutex_lock(&o->mu);
-        release_locked(o, e);
-        pthread_mutex_unlock(&o->mu);
+        /* With no view out (only the dag's reference) nobody else releases: no
+         * lock. A freer drops its reference after its release (acq_rel). */
+        if (weir__load_acquire(&o->refs) == 1) {
+            release_locked(o, e);
+        } else {
+            pthread_mutex_lock(&o->mu);
+            release_locked(o, e);
+            pthread_mutex_unlock(&o->mu);
+        }
     }
     d->partial_k = 0;
     d->next_collect++;
