@@ -30,7 +30,10 @@
  * Waiting for data is the reader protocol of wait.h on the channel's
  * rd_futex through the channels' one wait loop (weir__ring_wait: spin,
  * yield, announce in rd_sleepers, heavy barrier, re-check, sleep). A kick
- * bumps rd_futex, so a waiter returns -EINTR.
+ * bumps rd_futex, so a waiter returns -EINTR. A writer's wake-up bumps it
+ * too, and can land after the waiter found its message and began the next
+ * wait: a window that needs no kicks (the driver's) clears `kicks`, else
+ * such stray -EINTRs cost a return and halve its spin budget each time.
  */
 #include "channels/ring_window.h"
 
@@ -79,6 +82,7 @@ static int set_cursor(struct weir__window *w, uint64_t seq)
     if (r < 0)
         return r;
     w->gen = gen;
+    w->idx = (unsigned)(seq % w->depth);
     weir__store_release(&w->next, seq);
     return 0;
 }
@@ -106,6 +110,7 @@ int weir__window_open(struct weir__window *w, weir_chan *c, int reader)
     w->epoch = (uint32_t)ep;
     w->depth = w->ctl->depth;
     w->spin_ns = WEIR__SPIN_NS;
+    w->kicks = 1;
     w->done = calloc((w->depth + 63) / 64, sizeof *w->done);
     if (!w->done)
         return werr(w, -ENOMEM, "out of memory for the release bitmap");
@@ -128,7 +133,7 @@ void weir__window_fini(struct weir__window *w)
 /* The message at w->next, which is committed. */
 static int take(struct weir__window *w, weir_chan_msg *m)
 {
-    unsigned idx = (unsigned)(w->next % w->depth);
+    unsigned idx = w->idx;
     /* Acquire pairs with the writer's release of write_seq (loaded before). */
     uint64_t hw = w->gv.hdrs[idx].word;
     uint32_t flags = WEIR__HDR_FLAGS(hw);
@@ -150,6 +155,8 @@ static int take(struct weir__window *w, weir_chan_msg *m)
     m->len = (size_t)len;
     m->seq = w->next;
     m->flags = flags & WEIR__SLOT_FLAGS_MASK;
+    if (++w->idx == w->depth)
+        w->idx = 0;
     weir__store_release(&w->next, w->next + 1);
     return 0;
 }
@@ -193,7 +200,7 @@ static int window_ready(struct weir__ring_waiter *bw)
     int r = weir__window_poll(ww->win, ww->m);
     if (r != 0)
         return r;
-    if (weir__load_acquire(bw->futex) != ww->futex0)
+    if (ww->win->kicks && weir__load_acquire(bw->futex) != ww->futex0)
         return werr(ww->win, -EINTR, "woken without a message");
     return 0;
 }
@@ -213,6 +220,13 @@ int weir__window_next(struct weir__window *w, weir_chan_msg *m, int timeout_ms)
         return r < 0 ? r : 0;
     if (timeout_ms == 0)
         return werr(w, -ETIMEDOUT, "no message yet");
+    /* A short uncounted poll first, as a plain reader's: most waits in a busy
+     * pipeline end here, before the wait loop reads the clock. */
+    for (int k = 0; k < 32; k++) {
+        weir__cpu_relax();
+        if ((r = weir__window_poll(w, m)) != 0)
+            return r < 0 ? r : 0;
+    }
     struct window_waiter ww = {
         .base = {.c = w->c,
                  .id = w->reader,
@@ -246,11 +260,24 @@ int weir__window_release_upto(struct weir__window *w, uint64_t seq, uint64_t tak
         return werr(w, -EINVAL, "release_upto outside the held window");
     if (seq == rel)
         return 0;
-    for (uint64_t s = rel; s < seq; s++) /* clear out-of-order marks now covered */
-        w->done[(s % w->depth) / 64] &= ~(1ull << ((s % w->depth) % 64));
+    if (!w->marks) { /* nothing released out of order: no bit to clear or follow */
+        publish(w, seq);
+        return 0;
+    }
+    for (uint64_t s = rel; s < seq && w->marks; s++) { /* clear out-of-order marks now covered */
+        unsigned i = (unsigned)(s % w->depth);
+        if ((w->done[i / 64] >> (i % 64)) & 1) {
+            w->done[i / 64] &= ~(1ull << (i % 64));
+            w->marks--;
+        }
+    }
     /* marks just past seq extend the prefix */
-    while (seq < taken && (w->done[(seq % w->depth) / 64] >> ((seq % w->depth) % 64)) & 1) {
-        w->done[(seq % w->depth) / 64] &= ~(1ull << ((seq % w->depth) % 64));
+    while (seq < taken && w->marks) {
+        unsigned i = (unsigned)(seq % w->depth);
+        if (!((w->done[i / 64] >> (i % 64)) & 1))
+            break;
+        w->done[i / 64] &= ~(1ull << (i % 64));
+        w->marks--;
         seq++;
     }
     publish(w, seq);
@@ -260,11 +287,16 @@ int weir__window_release_upto(struct weir__window *w, uint64_t seq, uint64_t tak
 int weir__window_release_one(struct weir__window *w, uint64_t seq, uint64_t taken)
 {
     uint64_t rel = w->released;
+    if (seq == rel && seq < taken && !w->marks) { /* in order: one store */
+        publish(w, seq + 1);
+        return 0;
+    }
     unsigned i = (unsigned)(seq % w->depth);
     if (seq < rel || seq >= taken || ((w->done[i / 64] >> (i % 64)) & 1))
         return werr(w, -EINVAL, "release_one of a message not held");
     if (seq != rel) {
         w->done[i / 64] |= 1ull << (i % 64);
+        w->marks++;
         return 0;
     }
     return weir__window_release_upto(w, seq + 1, taken);

@@ -30,11 +30,16 @@ struct weir__window {
     uint64_t next;     /* next message next() returns (atomic: a releaser reads it) */
     uint64_t avail;    /* cached write_seq */
     unsigned gen;      /* generation holding message `next` */
+    unsigned idx;      /* next % depth */
     struct weir__gen_view gv;
     uint32_t spin_ns;
+    int kicks;         /* 1 (open's default): any rd_futex bump without a message ends a
+                          wait with -EINTR (a kick); 0: waits end only on a message, close,
+                          deregistration or timeout (set it before the first wait) */
     /* releaser's side */
     uint64_t released; /* messages released (atomic: the taker reads it) */
     uint64_t *done;    /* out-of-order releases: bit (seq % depth) for released < seq */
+    unsigned marks;    /* bits set in done (0: an in-order release is one store) */
 };
 
 /* Take over registered reader `reader` of c (registered by this handle) at
@@ -49,8 +54,9 @@ void weir__window_fini(struct weir__window *w);
  * the slot and stays valid until the message is released. Waits up to
  * timeout_ms (spin, then sleep on the channel's futex). 0; -ETIMEDOUT;
  * -EPIPE once the channel is closed and every message was taken; -EINVAL
- * if the reader was deregistered. A kick makes a sleeping call return
- * -EINTR.
+ * if the reader was deregistered. With w->kicks set, a kick makes a
+ * sleeping call return -EINTR (so can a writer's wake-up that lands after
+ * the message was taken: callers that need no kick clear w->kicks).
  */
 int weir__window_next(struct weir__window *w, weir_chan_msg *m, int timeout_ms);
 

@@ -247,6 +247,7 @@ int weir__driver_init(struct weir_dag *d)
                                 p->chans[c].name, why);
         }
         o->ch[k].open = 1;
+        o->ch[k].w.kicks = 0; /* nobody kicks the driver: wait for messages only */
     }
     if (!o->span)
         o->span = 1;
@@ -504,13 +505,8 @@ static int collect_one(struct weir_dag *d, struct weir__deadline *dl)
         weir_chan_msg *m = &d->held[d->partial_k];
         struct weir__window *w = &o->ch[d->partial_k].w;
         rc = weir__window_poll(w, m);
-        while (rc == 0) {
-            rc = weir__window_next(w, m, deadline_ms(dl));
-            if (rc == 0)
-                rc = 1;
-            else if (rc == -EINTR)
-                rc = 0; /* a kick on the channel: look again while time is left */
-        }
+        if (rc == 0 && (rc = weir__window_next(w, m, deadline_ms(dl))) == 0)
+            rc = 1; /* kicks are off: no -EINTR */
         if (rc < 0) {
             if (rc == -EPIPE && weir__load_acquire(&d->dead))
                 return weir__seterr(-EPIPE, "%s", d->dead_msg);
