@@ -211,3 +211,41 @@ Test(window, taken_count_and_starved_time)
     weir__window_fini(&w);
     weir_chan_free(c);
 }
+
+static void *kicker(void *p)
+{
+    t_sleep_ms(50);
+    weir__window_kick(p);
+    return NULL;
+}
+
+/* A kick ends a wait with -EINTR; with kicks cleared (the driver's windows)
+ * the same kick does not, and the wait runs to its timeout. */
+Test(window, kicks_can_be_turned_off)
+{
+    weir_chan *c = mk(4, 64);
+    int id = weir_chan_register_reader(c);
+    struct weir__window w;
+    cr_assert_eq(weir__window_open(&w, c, id), 0);
+    cr_assert_eq(w.kicks, 1);
+    weir_chan_msg m;
+    for (int kicks = 1; kicks >= 0; kicks--) {
+        w.kicks = kicks;
+        pthread_t th;
+        pthread_create(&th, NULL, kicker, &w);
+        uint64_t t0 = t_now_ns();
+        int r = weir__window_next(&w, &m, 400);
+        double ms = t_ms_since(t0);
+        pthread_join(th, NULL);
+        if (kicks) {
+            cr_assert_eq(r, -EINTR, "%d %s", r, weir_errmsg());
+            cr_assert_str_eq(weir_errmsg(), "channel 'anon': window of reader 0: woken without a message");
+            cr_assert(ms < 390, "returned after %.0f ms", ms);
+        } else {
+            cr_assert_eq(r, -ETIMEDOUT, "%d %s", r, weir_errmsg());
+            cr_assert(ms >= 390, "returned after %.0f ms", ms);
+        }
+    }
+    weir__window_fini(&w);
+    weir_chan_free(c);
+}
