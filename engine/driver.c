@@ -92,6 +92,7 @@ static int deadline_ms(struct weir__deadline *dl)
 #define RESULT_CACHE_MAX_BYTES ((size_t)4 << 20)
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct weir_result *cache[RESULT_CACHE];
+static size_t cache_cap[RESULT_CACHE]; /* cache[i]->cap, 0 if empty: a scan reads one line */
 
 struct weir_result *weir__result_alloc(size_t bytes)
 {
@@ -100,11 +101,13 @@ struct weir_result *weir__result_alloc(size_t bytes)
     pthread_mutex_lock(&cache_mu);
     unsigned best = RESULT_CACHE;
     for (unsigned i = 0; i < RESULT_CACHE; i++)
-        if (cache[i] && cache[i]->cap >= bytes && (best == RESULT_CACHE || cache[i]->cap < cache[best]->cap))
+        if (cache_cap[i] >= bytes && cache_cap[i] &&
+            (best == RESULT_CACHE || cache_cap[i] < cache_cap[best]))
             best = i;
     if (best < RESULT_CACHE) {
         struct weir_result *r = cache[best];
         cache[best] = NULL;
+        cache_cap[best] = 0;
         pthread_mutex_unlock(&cache_mu);
         return r;
     }
@@ -127,19 +130,21 @@ static void cache_put(struct weir_result *r)
     if (r->cap <= RESULT_CACHE_MAX_BYTES) {
         pthread_mutex_lock(&cache_mu);
         for (unsigned i = 0; i < RESULT_CACHE; i++)
-            if (!cache[i]) {
+            if (!cache_cap[i]) {
                 cache[i] = r;
+                cache_cap[i] = r->cap;
                 pthread_mutex_unlock(&cache_mu);
                 return;
             }
         /* Full: replace the smallest block if this one is larger. */
         unsigned small = 0;
         for (unsigned i = 1; i < RESULT_CACHE; i++)
-            if (cache[i]->cap < cache[small]->cap)
+            if (cache_cap[i] < cache_cap[small])
                 small = i;
-        if (cache[small]->cap < r->cap) {
+        if (cache_cap[small] < r->cap) {
             struct weir_result *old = cache[small];
             cache[small] = r;
+            cache_cap[small] = r->cap;
             r = old;
         }
         pthread_mutex_unlock(&cache_mu);
