@@ -22,10 +22,12 @@
  * Releases come from another thread than the taker (a link's receiver of
  * acks, the driver's weir_result_free): `released` is written only by the
  * releaser and read by anyone with acquire, and `next` only by the taker
- * (stored with release, so a releaser may bound its release by it); the shared read_seq is published through ring.c's hook,
+ * (stored with release, so a releaser may bound its release by it); the
+ * shared read_seq is published through ring.c's hook,
  * which wakes a sleeping writer (the same pairing as weir_chan_release).
- * Out-of-order releases set a bit per slot; the contiguous prefix then
- * advances read_seq. The bitmap is depth bits, allocated at open.
+ * Out-of-order releases set a bit per slot (and count them); the
+ * contiguous prefix then advances read_seq. With no bit set, an in-order
+ * release is one publish. The bitmap is depth bits, allocated at open.
  *
  * Waiting for data is the reader protocol of wait.h on the channel's
  * rd_futex through the channels' one wait loop (weir__ring_wait: spin,

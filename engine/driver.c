@@ -295,6 +295,12 @@ void weir__driver_fini(struct weir_dag *d)
     outs_unref(o);
 }
 
+/* A result block's header and outs array, before any output bytes. */
+static size_t result_header_bytes(unsigned nouts)
+{
+    return sizeof(struct weir_result) + nouts * sizeof(((struct weir_result *)0)->outs[0]);
+}
+
 /* A copy of one execution's outputs: data[i]/len[i] per output, errtext (errlen
  * bytes) or NULL. -ENOMEM leaves *out alone. */
 static int copy_result(const struct weir_dag *d, uint64_t e, const void *const *data,
@@ -302,7 +308,7 @@ static int copy_result(const struct weir_dag *d, uint64_t e, const void *const *
                        struct weir_result **out)
 {
     const struct weir__plan *p = d->plan;
-    size_t bytes = sizeof(struct weir_result) + p->nouts * sizeof(((struct weir_result *)0)->outs[0]);
+    size_t bytes = result_header_bytes(p->nouts);
     for (unsigned i = 0; i < p->nouts; i++)
         bytes += (len[i] + 15) & ~(size_t)15;
     if (errtext)
@@ -414,7 +420,7 @@ static int view_result(struct weir_dag *d, uint64_t e, struct weir_result **out)
 {
     const struct weir__plan *p = d->plan;
     struct weir__outs *o = d->outs;
-    size_t bytes = sizeof(struct weir_result) + p->nouts * sizeof(((struct weir_result *)0)->outs[0]);
+    size_t bytes = result_header_bytes(p->nouts);
     struct weir_result *r = weir__result_alloc(bytes);
     if (!r)
         return weir__seterr(-ENOMEM, "out of memory for a result");
