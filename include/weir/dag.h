@@ -140,7 +140,9 @@ WEIR_API int weir_execute(weir_dag *d, const weir_buf *args, unsigned nargs, wei
  * Pipelined: start an execution and return its id (0, 1, 2, ... in submit
  * order) in *exec_id. Blocks while max_inflight executions are unfinished.
  * Finished results are kept until weir_wait() collects them; past
- * max_buffered uncollected results, submit fails with -ENOBUFS.
+ * max_buffered uncollected results, submit fails with -ENOBUFS. It also
+ * fails with -ENOBUFS, at once, when a result view the caller holds has
+ * the slot this execution needs ("Results" below).
  */
 WEIR_API int weir_submit(weir_dag *d, const weir_buf *args, unsigned nargs, uint64_t *exec_id,
                          int timeout_ms);
@@ -167,8 +169,8 @@ WEIR_API int weir_wait(weir_dag *d, uint64_t exec_id, weir_result **res, int tim
  *
  * Holding views and depth. An output channel has `depth` slots (the
  * compile option; default max_inflight), one per execution, reused in
- * order: while the caller holds the view result of execution F, the
- * channel cannot take execution F + depth. So:
+ * order: while the caller holds the view result of execution F (F: the
+ * oldest view it holds), the channel cannot take execution F + depth. So:
  *   - executions up to F + depth - 1 can be submitted and waited as usual;
  *   - weir_submit (or weir_execute) of execution F + depth fails at once
  *     with -ENOBUFS and "graph 'G': submit: the result of execution F is
