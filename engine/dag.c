@@ -75,11 +75,10 @@ static void dag_destroy(struct weir_dag *d)
             free(ar->fns);
         }
     }
+    weir__driver_fini(d); /* may take output channels over: before they are freed */
     if (d->chans && p)
         for (unsigned c = 0; c < p->nchans; c++)
             weir_chan_free(d->chans[c]);
-    for (unsigned i = 0; i < d->nready; i++)
-        weir__result_free(d->ready[i]);
     free(d->held);
     if (d->actors && p)
         for (unsigned a = 0; a < p->nactors; a++)
@@ -238,6 +237,10 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
         if (k == d->noutch)
             d->outch[d->noutch++] = p->outputs[i];
     }
+    d->view_bytes = opts && opts->result_view_bytes ? opts->result_view_bytes
+                                                    : WEIR_DEFAULT_RESULT_VIEW_BYTES;
+    if (weir__driver_init(d) < 0)
+        goto fail;
     /* Its fds and mappings all exist now: children of other dags drop them. */
     weir__proc_track(d);
     /* Process actors first: fork before this dag starts any thread. */
@@ -413,6 +416,7 @@ WEIR_API int weir_dag_free(weir_dag *d)
     pthread_mutex_lock(&d->dead_mu);
     weir__store_release(&d->tearing_down, 1);
     pthread_mutex_unlock(&d->dead_mu);
+    weir__driver_stop(d);
     const struct weir__plan *p = d->plan;
     if (d->chans) {
         for (unsigned c = 0; c < p->nchans; c++)

@@ -103,13 +103,18 @@ struct weir_call {
     char failmsg[ERRTEXT_MAX];
 };
 
-/* One block: this header, the outs array, then the output bytes (and the error text). */
+struct weir__outs; /* driver.c: the driver's windows on the output channels */
+
+/* One block: this header, the outs array, then the output bytes (and the error text).
+ * A view (view != NULL) has no bytes: outs point into the output channels' slots. */
 struct weir_result {
     uint64_t exec;
     unsigned n;
     int err;
     char *errtext; /* inside the block, or NULL */
     size_t cap;    /* bytes of the block (for the reuse cache) */
+    struct weir__outs *view; /* the windows holding this execution's messages, or NULL */
+    int held;      /* a view handed to the caller (under the windows' lock) */
     struct {
         void *data;
         size_t len;
@@ -139,6 +144,8 @@ struct weir_dag {
     unsigned partial_k;          /* output channels held for next_collect */
     weir_chan_msg *held;         /* per output channel: the message held for next_collect */
     struct weir_result **ready;  /* finished, uncollected results */
+    struct weir__outs *outs;     /* driver.c: windows on the output channels (NULL: none yet) */
+    size_t view_bytes;           /* results of at least this many bytes are views */
     unsigned nready, capready;
     uint64_t *abandoned;         /* executions whose result is discarded on arrival */
     unsigned nabandoned, capabandoned;
@@ -173,6 +180,15 @@ int weir__actor_run(struct actor_rt *a);
  * or malloc); free with weir__result_free (NULL is a no-op). */
 struct weir_result *weir__result_alloc(size_t bytes);
 void weir__result_free(struct weir_result *r);
+/* driver.c: the driver's windows (zero-copy results). init: once the driver's
+ * reader ids of the output channels are registered (0 or -ENOMEM). stop: at
+ * the start of weir_dag_free (views freed later release nothing). fini: in the
+ * dag's destruction, before its channels are freed: frees the buffered
+ * results and takes over (sets to NULL in d->chans) every output channel a
+ * result still outstanding points into; the last such result frees them. */
+int weir__driver_init(struct weir_dag *d);
+void weir__driver_stop(struct weir_dag *d);
+void weir__driver_fini(struct weir_dag *d);
 
 /* fail.c: the dag's failure state. */
 /*
