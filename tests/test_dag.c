@@ -1291,6 +1291,8 @@ Test(dag, buffer_bytes_hint_sizes_each_channel)
     cr_assert_eq(found, 2);
     cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
     cr_assert_eq(weir_node_buffer_bytes(in, 16), -EBUSY);
+    weir_graph_free(g);
+}
 
 /* ---- zero-copy results ----------------------------------------------------
  * Large results are views into the output channels' slots (weir/dag.h,

@@ -1006,6 +1006,7 @@ Test(proc, process_actor_drops_other_dags_fds_and_mappings)
     close(pfd[0]);
     close(pfd[1]);
     user_fd = -1;
+}
 
 /* ---- zero-copy results from process actors --------------------------------
  * Views into rings shared with actor processes: the writer in another process
