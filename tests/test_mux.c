@@ -233,6 +233,15 @@ static int wait_status(weir__conn *cn, int ms)
     return weir__conn_status(cn);
 }
 
+/* Wait until stream k of cn is no longer running (bounded); return its status. */
+static int wait_stream(weir__conn *cn, uint32_t k, int ms)
+{
+    uint64_t t0 = t_now_ns();
+    while (weir__conn_stream_status(cn, k) == 0 && t_ms_since(t0) < ms)
+        t_sleep_ms(2);
+    return weir__conn_stream_status(cn, k);
+}
+
 static void pair_free(struct pair *p)
 {
     weir__conn_free(p->tx);
@@ -328,12 +337,19 @@ Test(mux, stalled_stream_does_not_stall_the_others, .timeout = 120)
     side_check(&p.s[2]);
     /* streams 1 and 3 are done; stream 2 is stalled, alive, on the same connection */
     cr_assert(__atomic_load_n(&p.s[1].stalled, __ATOMIC_ACQUIRE), "stream 2 never stalled");
-    cr_assert_eq(weir__conn_stream_status(p.tx, 1), -EPIPE);
-    cr_assert_eq(weir__conn_stream_status(p.tx, 3), -EPIPE);
+    cr_assert_eq(wait_stream(p.tx, 1, 5000), -EPIPE, "%s", weir_errmsg());
+    cr_assert_eq(wait_stream(p.tx, 3, 5000), -EPIPE, "%s", weir_errmsg());
     cr_assert_eq(weir__conn_stream_status(p.tx, 2), 0, "%s", weir_errmsg());
     cr_assert_eq(weir__conn_stream_status(p.rx, 2), 0, "%s", weir_errmsg());
     cr_assert_eq(weir__conn_status(p.tx), 0);
     struct weir__conn_stream_stats st;
+    for (int k = 0; k < 2500; k++) { /* stream 2 fills w, then nothing moves */
+        weir__conn_stream_stats(p.rx, 2, &st);
+        if (st.messages >= 100 + 8)
+            break;
+        t_sleep_ms(2);
+    }
+    t_sleep_ms(50);
     cr_assert_eq(weir__conn_stream_stats(p.rx, 2, &st), 0);
     /* w of stream 2 is full (depth 8 past the reader's 100) and nothing more was granted */
     cr_assert_eq(st.messages, 100 + 8, "stream 2 committed %llu", (unsigned long long)st.messages);
@@ -367,10 +383,7 @@ Test(mux, stream_error_record_ends_it_alone, .timeout = 120)
     cr_assert_str_eq(p.s[1].errtext, "actor 'a2' failed at message 500");
     cr_assert_eq(p.s[1].err_seq, 500);
     /* stream 2 ended at both ends while the others still run */
-    uint64_t t0 = t_now_ns();
-    while (weir__conn_stream_status(p.tx, 2) == 0 && t_ms_since(t0) < 5000)
-        t_sleep_ms(1);
-    cr_assert_eq(weir__conn_stream_status(p.tx, 2), -EPIPE, "%s", weir_errmsg());
+    cr_assert_eq(wait_stream(p.tx, 2, 5000), -EPIPE, "%s", weir_errmsg());
     char want[200];
     snprintf(want, sizeof want, "link %s: stream 2 ended (channel closed, every message "
              "acknowledged)", weir__conn_endpoint(p.rx));
