@@ -1440,10 +1440,14 @@ static void *listen_rx(void *arg)
                 else
                     snprintf(text, sizeof text, "link %s: stream %u ended (the sender's channel "
                              "closed)", cn->endpoint, s->id);
+                /* The final ACK before w closes: a reader that sees w closed
+                 * may free the link at once, and the sender needs that ACK
+                 * to end cleanly ("peer lost" otherwise). */
                 weir__store_release(&s->ended, 1);
+                int ar = ack_stream(s, ACK_ALWAYS);
                 stream_end(s, -EPIPE, text);
                 weir_chan_close(s->ch);
-                if (ack_stream(s, ACK_ALWAYS) < 0)
+                if (ar < 0)
                     r = weir_errcode();
                 else if (weir__load_acquire(&cn->status) == -EPIPE)
                     r = -EPIPE; /* every stream ended */
