@@ -11,8 +11,10 @@
  * Start. weir_compile lowers and checks the plan, creates every channel
  * (anonymous memfd segments) and registers every reader, then forks the
  * WEIR_PROCESS actors (engine/proc.c) before it starts any thread of its
- * own, then the process monitor, then one thread per WEIR_THREAD actor
- * (engine/actor.c).
+ * own, then the process monitor, then one thread per worker of WEIR_THREAD
+ * actors (engine/actor.c), which runs the fused schedule of the actors the
+ * compiler placed on it (compiler/plan.h); a worker's thread takes its
+ * actors' CPU pin.
  *
  * Death. When an actor process dies or an actor cannot start, the dag is
  * marked dead (weir__dag_mark_dead) and the pipeline is broken around the
@@ -68,6 +70,7 @@ static void dag_destroy(struct weir_dag *d)
                     free(ar->regs[r].errtext);
                 }
             free(ar->regs);
+            free(ar->members);
             free(ar->rid);
             free(ar->reg_chan);
             free(ar->fns);
@@ -117,11 +120,16 @@ static void *actor_thread_main(void *arg)
     struct actor_rt *a = arg;
     struct weir_dag *d = a->d;
     char tname[16];
-    snprintf(tname, sizeof tname, "weir:%s", a->pa->name);
+    if (a->nmembers > 1)
+        snprintf(tname, sizeof tname, "weir:w%d", a->pa->worker + 1);
+    else
+        snprintf(tname, sizeof tname, "weir:%s", a->pa->name);
     pthread_setname_np(pthread_self(), tname);
-    if (weir__actor_run(a) != 0)
+    if (weir__actor_run(a) != 0) {
+        const struct actor_rt *f = &d->actors[a->init_failed];
         weir__dag_mark_dead(d, (int)a->idx, "actor '%s' (thread) could not start: %s",
-                            a->pa->name, a->note->text);
+                            f->pa->name, f->note->text);
+    }
     /* Tell a teardown waiting for us (it then joins); the dag may be freed
      * by the unref below, so nothing after it touches the dag. */
     weir__store_release(&a->exited, 1);
@@ -194,6 +202,18 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
         for (unsigned i = 0; i < ar->pa->nops; i++)
             if (ar->pa->ops[i].kind == WEIR__OP_WRITE)
                 ar->reg_chan[ar->pa->ops[i].reg] = (int)ar->pa->ops[i].chan;
+        int32_t r = weir__plan_runner(p, a); /* >= 0: the plan is validated */
+        ar->runner = (unsigned)r;
+        ar->init_failed = -1;
+        if (r == (int32_t)a) {
+            ar->members = malloc(p->nactors * sizeof *ar->members);
+            if (!ar->members)
+                goto oom;
+        }
+    }
+    for (unsigned a = 0; a < p->nactors; a++) {
+        struct actor_rt *run = &d->actors[d->actors[a].runner];
+        run->members[run->nmembers++] = a;
     }
     d->trace_opt = opts ? opts->trace_path : NULL;
     int prc = weir__prof_init(d, p->graph);
@@ -245,14 +265,18 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
         goto fail;
     for (unsigned a = 0; a < p->nactors; a++) {
         struct actor_rt *ar = &d->actors[a];
-        if (ar->pa->isolation == WEIR_PROCESS)
-            continue;
+        if (ar->pa->isolation == WEIR_PROCESS || !ar->nmembers)
+            continue; /* a process, or an actor its worker's lead runs */
+        int cpu = -1; /* the compiler checked that a worker's pins agree */
+        for (unsigned k = 0; k < ar->nmembers; k++)
+            if (d->actors[ar->members[k]].pa->cpu >= 0)
+                cpu = d->actors[ar->members[k]].pa->cpu;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
-        if (ar->pa->cpu >= 0) {
+        if (cpu >= 0) {
             cpu_set_t set;
             CPU_ZERO(&set);
-            CPU_SET(ar->pa->cpu, &set);
+            CPU_SET(cpu, &set);
             pthread_attr_setaffinity_np(&attr, sizeof set, &set);
         }
         weir__add_fetch_acq_rel(&d->refs, 1);
@@ -261,7 +285,7 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
         if (rc != 0) {
             weir__sub_fetch_acq_rel(&d->refs, 1);
             weir__seterr(-rc, "actor '%s': cannot start its thread%s: %s", ar->pa->name,
-                         ar->pa->cpu >= 0 ? " pinned to its CPU" : "", strerror(rc));
+                         cpu >= 0 ? " pinned to its CPU" : "", strerror(rc));
             goto fail;
         }
         ar->started = 1;
@@ -435,11 +459,18 @@ WEIR_API int weir_dag_free(weir_dag *d)
                 continue;
             pthread_detach(ar->th);
             stuck++;
+            /* Name the member the worker is stuck in a method of (else the lead). */
+            const struct actor_rt *in = ar;
+            for (unsigned k = 0; k < ar->nmembers; k++)
+                if (weir__load_acquire(&d->actors[ar->members[k]].note->in_call)) {
+                    in = &d->actors[ar->members[k]];
+                    break;
+                }
             char what[160];
-            weir__note_describe(ar, what, sizeof what);
+            weir__note_describe(in, what, sizeof what);
             if (len < (int)sizeof msg)
                 len += snprintf(msg + len, sizeof msg - (size_t)len, "%sactor '%s' is stuck %s",
-                                len > 0 ? "; " : "", ar->pa->name, what);
+                                len > 0 ? "; " : "", in->pa->name, what);
         }
     if (d->monitor_started)
         weir__proc_monitor_stop(d);
@@ -528,21 +559,23 @@ WEIR_API int weir_dag_actor_stats(const weir_dag *d, unsigned i, struct weir_act
         return weir__seterr(-EINVAL, "weir_dag_actor_stats: actor %u out of range (%u)", i,
                             d ? d->plan->nactors : 0);
     const struct actor_rt *a = &d->actors[i];
+    /* A fused actor waits when its worker waits: the worker's channels count. */
+    const struct actor_rt *run = &d->actors[a->runner];
     memset(st, 0, sizeof *st);
     snprintf(st->name, sizeof st->name, "%s", a->pa->name);
     st->isolation = a->pa->isolation;
     st->pid = a->pa->isolation == WEIR_PROCESS ? (int)a->pid : (int)getpid();
     st->restarts = a->restarts;
     for (unsigned c = 0; c < d->plan->nchans; c++) {
-        if (a->rid[c] < 0 && d->plan->chans[c].writer != (int32_t)i)
+        if (run->rid[c] < 0 && d->plan->chans[c].writer != (int32_t)run->idx)
             continue;
         struct weir_chan_stats cs;
         if (weir_chan_stats(d->chans[c], &cs) < 0)
             continue;
-        if (d->plan->chans[c].writer == (int32_t)i)
+        if (d->plan->chans[c].writer == (int32_t)run->idx)
             st->output_blocked_ns += cs.writer_blocked_ns;
         for (unsigned r = 0; r < cs.nreaders; r++)
-            if (cs.readers[r].id == a->rid[c])
+            if (cs.readers[r].id == run->rid[c])
                 st->input_starved_ns += cs.readers[r].starved_ns;
     }
     return 0;

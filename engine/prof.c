@@ -182,12 +182,14 @@ static void fill(struct weir_dag *d, int final)
             sa->busy_ns += sm->busy_ns;
         }
         m0 += ar->pa->nmethods;
+        /* A fused actor waits when its worker does: count its lead's channels. */
+        int32_t run = (int32_t)ar->runner;
         for (unsigned c = 0; c < p->nchans; c++) {
             struct weir__stats_chan *sc = weir__stats_chan_at(h, c);
-            if (sc->writer == (int32_t)a)
+            if (sc->writer == run)
                 sa->output_blocked_ns += sc->writer_blocked_ns;
             for (unsigned r = 0; r < sc->nreaders; r++)
-                if (sc->readers[r].who == (int32_t)a)
+                if (sc->readers[r].who == run)
                     sa->input_starved_ns += sc->readers[r].starved_ns;
         }
     }

@@ -5,16 +5,16 @@
  * weir_call_* API, proc.c process actors).
  *
  * weir_compile() is the engine's entry: it lowers the graph through
- * compiler/ to a plan (channels + one ordered schedule per actor) and
- * checks the plan for deadlock, then instantiates it: it creates the
- * channels, forks one process per WEIR_PROCESS actor and starts one
- * thread per WEIR_THREAD actor. The engine uses the compiler, never the
- * reverse. The dag then runs executions until weir_dag_free().
+ * compiler/ to a plan (channels + one ordered schedule per worker or
+ * process actor) and checks the plan for deadlock, then instantiates it:
+ * it creates the channels, forks one process per WEIR_PROCESS actor and
+ * starts one thread per worker of WEIR_THREAD actors (co-scheduling,
+ * below). The engine uses the compiler, never the reverse. The dag then runs executions until weir_dag_free().
  *
  * The driver side (execute / submit / wait / stats) is meant for one
  * thread at a time; calls from several threads are serialized by a mutex.
- * Methods run on their actor's thread or process, one call at a time per
- * actor.
+ * Methods run on their actor's worker thread or process, one call at a
+ * time per worker (so one at a time per actor).
  *
  * Timeouts: as everywhere (<weir/common.h>): > 0 ms, 0 do not wait, -1
  * (WEIR_FOREVER) without bound; an option field left 0 takes the default.
@@ -71,7 +71,44 @@ typedef struct weir_compile_opts {
     const char *trace_path; /* Chrome trace events (Perfetto) written here at teardown
                                (<weir/prof.h>); NULL: $WEIR_TRACE if set, else no trace.
                                Not part of the plan (the hash does not change). */
+    int threads;            /* worker threads for the WEIR_THREAD actors (co-scheduling,
+                               below); 0: automatic; WEIR_THREADS_PER_ACTOR: one each */
 } weir_compile_opts;
+
+/*
+ * Co-scheduling. The WEIR_THREAD actors of a dag run on worker threads: with
+ * threads = N they are placed on N workers (fewer if there are fewer actors),
+ * and the compiler fuses the schedules of the actors on one worker into one
+ * schedule in the graph's global topological order, so a worker cannot
+ * deadlock against itself and the deadlock check runs over the fused
+ * schedules as over any other. Edges between actors on one worker pass
+ * buffers directly, with no channel, as edges inside one actor do; a worker
+ * runs one method at a time, so methods of the actors on a worker never run
+ * at once. WEIR_PROCESS actors are never fused (each is its own process).
+ *
+ * Automatic placement keeps the graph's order: the actors not placed by
+ * weir_actor_opts.worker are taken in the order of their first call (a
+ * topological order) and cut into N contiguous runs of near-equal size, so
+ * a chain of 4 on 2 workers runs (a, b) and (c, d). An actor pinned with
+ * weir_actor_opts.cpu, and one with worker = WEIR_WORKER_ALONE, gets a
+ * thread of its own, outside the N.
+ *
+ * The default (threads = 0) is measured, not guessed: with more thread
+ * actors than CPUs this process may run on, every hand-off between two
+ * threads is a context switch (~5-20 us on a 2-vCPU machine), while a hand-off
+ * inside a worker is a function call, so weir_compile then uses one worker
+ * per CPU: `weir-bench dag` on 2 vCPUs ran a chain of 4 pipelined at
+ * 0.5 M exec/s with a thread per actor and 7-9 M exec/s fused on 2 workers,
+ * and its weir_execute round trip fell from ~20 us to ~1 us. With as many CPUs
+ * as actors a thread per actor lets the stages run in parallel, so that is
+ * the default there. The plan records the placement (`weir-plan show`
+ * prints it); it depends on the CPU count when threads = 0, so set threads
+ * for a plan (and hash) that is the same on every machine.
+ * threads < -1 or > 65536 is -EINVAL.
+ */
+#define WEIR_THREADS_AUTO 0
+#define WEIR_THREADS_PER_ACTOR (-1)
+#define WEIR_MAX_THREADS 65536
 
 /*
  * Compile g and start its actors; returns once every actor's init has
