@@ -138,7 +138,7 @@ static int place_actors(const weir_graph *g, const weir_compile_opts *o, struct 
                                 "actor '%s': worker %d needs weir_compile_opts.threads >= %d "
                                 "(threads is %d)",
                                 a->name, w, w, T);
-        if (w > T)
+        if (w > 0 && w > T)
             return weir__seterr(-EINVAL,
                                 "actor '%s': worker %d is out of range (threads = %d: workers "
                                 "1..%d)",
