@@ -26,20 +26,42 @@ static int out_status(FILE *f, const char *what, const struct weir__plan *p)
     return 0;
 }
 
+/* A channel party as the listing names it: "driver", an actor, or "worker N"
+ * for the lead of a worker that runs several actors (its schedule stands for
+ * all of them). Safe on any index. */
+static const char *party_label(const struct weir__plan *p, int32_t who, char *buf, size_t cap)
+{
+    const char *name = weir__plan_party(p, who);
+    if (who < 0 || !p->actors || (uint32_t)who >= p->nactors)
+        return name;
+    const struct weir__plan_actor *a = &p->actors[who];
+    if (a->isolation != WEIR_THREAD || a->worker < 0)
+        return name;
+    unsigned n = 0;
+    for (uint32_t b = 0; b < p->nactors && n < 2; b++)
+        n += p->actors[b].isolation == WEIR_THREAD && p->actors[b].worker == a->worker;
+    if (n < 2)
+        return name;
+    snprintf(buf, cap, "worker %d", a->worker + 1);
+    return buf;
+}
+
 static size_t flow_len(const struct weir__plan *p, const struct weir__plan_chan *c)
 {
-    size_t n = strlen(weir__plan_party(p, c->writer)) + 4;
+    char b[32];
+    size_t n = strlen(party_label(p, c->writer, b, sizeof b)) + 4;
     for (uint32_t k = 0; c->readers && k < c->nreaders; k++)
-        n += strlen(weir__plan_party(p, c->readers[k])) + (k ? 2 : 0);
+        n += strlen(party_label(p, c->readers[k], b, sizeof b)) + (k ? 2 : 0);
     return n;
 }
 
 static void print_flow(FILE *f, const struct weir__plan *p, const struct weir__plan_chan *c,
                        size_t width)
 {
-    fprintf(f, "%s -> ", weir__plan_party(p, c->writer));
+    char b[32];
+    fprintf(f, "%s -> ", party_label(p, c->writer, b, sizeof b));
     for (uint32_t k = 0; c->readers && k < c->nreaders; k++)
-        fprintf(f, "%s%s", k ? ", " : "", weir__plan_party(p, c->readers[k]));
+        fprintf(f, "%s%s", k ? ", " : "", party_label(p, c->readers[k], b, sizeof b));
     for (size_t n = flow_len(p, c); n < width; n++)
         fputc(' ', f);
 }

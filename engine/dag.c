@@ -121,7 +121,7 @@ static void *actor_thread_main(void *arg)
     struct weir_dag *d = a->d;
     char tname[16];
     if (a->nmembers > 1)
-        snprintf(tname, sizeof tname, "weir:w%d", a->pa->worker + 1);
+        snprintf(tname, sizeof tname, "weir:w%u", ((unsigned)a->pa->worker + 1u) % 100000u);
     else
         snprintf(tname, sizeof tname, "weir:%s", a->pa->name);
     pthread_setname_np(pthread_self(), tname);
