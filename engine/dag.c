@@ -543,8 +543,12 @@ WEIR_API const char *weir_dag_chan_writer(const weir_dag *d, unsigned i)
 {
     if (!d || i >= d->plan->nchans)
         return NULL;
-    int32_t w = d->plan->chans[i].writer;
-    return w == WEIR__PLAN_DRIVER ? "driver" : d->plan->actors[w].name;
+    const struct weir__plan_chan *c = &d->plan->chans[i];
+    if (c->writer == WEIR__PLAN_DRIVER)
+        return "driver";
+    /* The actor whose call produces it (in a fused worker, not always the lead). */
+    const struct weir__plan_actor *lead = &d->plan->actors[c->writer];
+    return d->plan->actors[lead->ops[c->src_index].actor].name;
 }
 
 WEIR_API unsigned weir_dag_nactors(const weir_dag *d)
@@ -566,6 +570,7 @@ WEIR_API int weir_dag_actor_stats(const weir_dag *d, unsigned i, struct weir_act
     st->isolation = a->pa->isolation;
     st->pid = a->pa->isolation == WEIR_PROCESS ? (int)a->pid : (int)getpid();
     st->restarts = a->restarts;
+    st->worker = a->pa->worker >= 0 ? a->pa->worker + 1 : 0;
     for (unsigned c = 0; c < d->plan->nchans; c++) {
         if (run->rid[c] < 0 && d->plan->chans[c].writer != (int32_t)run->idx)
             continue;

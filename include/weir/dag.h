@@ -223,8 +223,9 @@ WEIR_API unsigned weir_dag_nchannels(const weir_dag *d);
 /* Counters of channel i (0 .. nchannels-1); names as in the plan. 0, or -EINVAL
  * (NULL or i out of range). */
 WEIR_API int weir_dag_chan_stats(const weir_dag *d, unsigned i, struct weir_chan_stats *st);
-/* Name of the writer of channel i: "driver" or an actor name; owned by the dag (valid until
- * weir_dag_free). NULL if i is out of range. */
+/* Name of the writer of channel i: "driver" or the name of the actor whose method produces
+ * it (also when it runs fused on a worker); owned by the dag (valid until weir_dag_free).
+ * NULL if i is out of range. */
 WEIR_API const char *weir_dag_chan_writer(const weir_dag *d, unsigned i);
 
 /* Per-actor view of the same counters: where each actor's time went. */
@@ -235,6 +236,9 @@ struct weir_actor_stats {
     unsigned restarts;          /* process restarts so far */
     uint64_t input_starved_ns;  /* time spent waiting for input messages (all inputs) */
     uint64_t output_blocked_ns; /* time spent waiting for readers to free output slots */
+    int worker;                 /* WEIR_THREAD: its worker (1..; co-scheduling above); the
+                                   waits above are then its worker's, shared by the actors
+                                   fused there. WEIR_PROCESS: 0 */
 };
 
 /* Number of actors of the dag. */
