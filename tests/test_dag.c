@@ -1568,3 +1568,39 @@ Test(dag, fused_deadlock_check_still_rejects)
     weir__plan_free(p);
     weir_graph_free(g);
 }
+
+static int inits_run, finis_run;
+static int count_init(void *s)
+{
+    (void)s;
+    __atomic_add_fetch(&inits_run, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+static void count_fini(void *s)
+{
+    (void)s;
+    __atomic_add_fetch(&finis_run, 1, __ATOMIC_RELAXED);
+}
+
+/* Every actor fused on a worker gets its own init and fini, on the worker;
+ * an init that fails names its own actor, not the worker's lead. */
+Test(dag, fused_init_fini_per_actor)
+{
+    weir_actor_opts ao[4];
+    for (int i = 0; i < 4; i++)
+        ao[i] = (weir_actor_opts){.cpu = -1, .init = count_init, .fini = count_fini};
+    weir_graph *g = chain4_graph("finit", ao);
+    weir_dag *d = weir_compile(g, &(weir_compile_opts){.threads = 1});
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    cr_assert_eq(__atomic_load_n(&inits_run, __ATOMIC_RELAXED), 4);
+    cr_assert_eq(run_pipelined(d, 1000, 4, check_chain4), expected_sum(1000, f_chain4));
+    cr_assert_eq(weir_dag_free(d), 0);
+    cr_assert_eq(__atomic_load_n(&finis_run, __ATOMIC_RELAXED), 4);
+    weir_graph_free(g);
+
+    ao[2].init = init_fails;
+    g = chain4_graph("finit", ao);
+    EXPECT_ERR_EQ(weir_compile(g, &(weir_compile_opts){.threads = 1}), -EREMOTEIO,
+                  "graph 'finit': actor 'c' (thread) could not start: init returned -5");
+    weir_graph_free(g);
+}
