@@ -315,6 +315,7 @@ int weir__compile_plan(const weir_graph *g, const weir_compile_opts *o, struct w
     }
     if ((ret = place_actors(g, o, p, unit)) < 0) {
         free(voff);
+        free(vchan);
         free(unit);
         weir__plan_free(p);
         return ret;
