@@ -179,7 +179,14 @@ static void run_call(struct actor_rt *w, const struct weir__plan_op *op, uint64_
         o->len = 0;
         o->err = o->produced = o->reserved = 0;
     }
-    weir_call call = {.a = a, .w = w, .op = op, .exec = exec, .failed = 0};
+    /* Field by field: an initializer would zero failmsg (1 KiB) on every call. */
+    weir_call call;
+    call.a = a;
+    call.w = w;
+    call.op = op;
+    call.exec = exec;
+    call.failed = 0;
+    call.failmsg[0] = '\0';
     /* Relaxed atomics: the driver reads these for its messages while we run. */
     weir__store_relaxed(&a->note->cur_method, op->method);
     weir__store_relaxed(&a->note->cur_exec, exec);
