@@ -144,13 +144,14 @@ static int place_actors(const weir_graph *g, const weir_compile_opts *o, struct 
                                 "1..%d)",
                                 a->name, w, T, T);
     }
-    /* Workers for the automatic actors: T, or with T = 0 one per CPU once the
-     * thread actors outnumber the CPUs (else none: a thread per actor). */
-    unsigned N = 0;
+    /* Workers for the automatic actors: T, or with T = 0, once the thread
+     * actors outnumber the CPUs, one per CPU but the driver's (else none: a
+     * thread per actor). Measured in <weir/dag.h>. */
+    unsigned N = 0, ncpu = usable_cpus();
     if (T > 0)
         N = (unsigned)T;
-    else if (T == WEIR_THREADS_AUTO && nthr > usable_cpus())
-        N = usable_cpus();
+    else if (T == WEIR_THREADS_AUTO && nthr > ncpu)
+        N = ncpu > 1 ? ncpu - 1 : 1;
     /* slot[i]: 0..N-1 a shared worker; N + k: alone (k-th); -1: process. */
     int64_t *slot = malloc((na ? na : 1) * sizeof *slot);
     unsigned *order = malloc((na ? na : 1) * sizeof *order);

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -586,7 +587,8 @@ Test(dag, failures_fail_their_execution_only)
     weir_node *xy[2] = {x, y};
     weir_node *z = weir_bind(c, "sum", sum2, xy, 2, 1); /* downstream of the failure */
     weir_output(g, &z, 1);
-    weir_dag *d = weir_compile(g, NULL);
+    /* A thread per actor, so b's output is a channel (fused: fused_failure_...). */
+    weir_dag *d = weir_compile(g, &(weir_compile_opts){.threads = WEIR_THREADS_PER_ACTOR});
     cr_assert_not_null(d, "%s", weir_errmsg());
     int nfail = 0;
     for (int64_t i = 0; i < 20000; i++) {
@@ -1005,7 +1007,7 @@ Test(dag, plan_save_load_same_hash)
                         weir_bind(f2, "plus3", plus_three, &x, 1, 1)};
     weir_node *y = weir_bind(j, "sum", sum2, ab, 2, 1);
     weir_output(g, &y, 1);
-    weir_dag *d = weir_compile(g, NULL);
+    weir_dag *d = weir_compile(g, &(weir_compile_opts){.threads = WEIR_THREADS_PER_ACTOR});
     cr_assert_not_null(d);
     char path[] = "/tmp/weir-test-plan-XXXXXX";
     int fd = mkstemp(path);
@@ -1260,6 +1262,25 @@ Test(dag, fused_placement_is_in_the_plan)
     cr_assert(strstr(txt, "  1  a.inc.out0  a -> b "), "%s", txt);
     free(txt);
     cr_assert_eq(weir_dag_free(d), 0);
+
+    /* Automatic (threads 0): a thread per actor while the CPUs suffice, else
+     * one worker per CPU but the driver's. */
+    {
+        cpu_set_t cs;
+        cr_assert_eq(sched_getaffinity(0, sizeof cs, &cs), 0);
+        unsigned ncpu = (unsigned)CPU_COUNT(&cs);
+        unsigned want = ncpu >= 4 ? 4 : ncpu > 1 ? ncpu - 1 : 1;
+        d = weir_compile(g, NULL);
+        cr_assert_not_null(d, "%s", weir_errmsg());
+        txt = plan_text(d);
+        char line[96];
+        snprintf(line, sizeof line, "  placement: threads automatic, %u worker%s\n", want,
+                 want == 1 ? "" : "s");
+        cr_assert(strstr(txt, line), "%u CPUs, want '%s' in\n%s", ncpu, line, txt);
+        free(txt);
+        cr_assert_eq(run_pipelined(d, 1000, 8, check_chain4), expected_sum(1000, f_chain4));
+        cr_assert_eq(weir_dag_free(d), 0);
+    }
 
     /* More threads than actors: a worker each, never an empty one. */
     d = weir_compile(g, &(weir_compile_opts){.threads = 9});

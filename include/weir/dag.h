@@ -93,17 +93,22 @@ typedef struct weir_compile_opts {
  * weir_actor_opts.cpu, and one with worker = WEIR_WORKER_ALONE, gets a
  * thread of its own, outside the N.
  *
- * The default (threads = 0) is measured, not guessed: with more thread
- * actors than CPUs this process may run on, every hand-off between two
- * threads is a context switch (~5-20 us on a 2-vCPU machine), while a hand-off
- * inside a worker is a function call, so weir_compile then uses one worker
- * per CPU: `weir-bench dag` on 2 vCPUs ran a chain of 4 pipelined at
- * 0.5 M exec/s with a thread per actor and 7-9 M exec/s fused on 2 workers,
- * and its weir_execute round trip fell from ~20 us to ~1 us. With as many CPUs
- * as actors a thread per actor lets the stages run in parallel, so that is
- * the default there. The plan records the placement (`weir-plan show`
- * prints it); it depends on the CPU count when threads = 0, so set threads
- * for a plan (and hash) that is the same on every machine.
+ * The default (threads = 0) is measured, not guessed. When the thread
+ * actors outnumber the CPUs this process may run on, a hand-off between
+ * two threads waits for a context switch (the waiting thread spins 5 us,
+ * then yields), while a hand-off inside a worker is a function call; and
+ * the driver is a thread too, so the fewer workers the better. One `weir-bench dag
+ * --quick` run on 2 vCPUs (CPU parallelism 1.5-2.0), chain of 4, 8 B:
+ *   a thread per actor (5 threads)  0.57-0.67 M exec/s pipelined, p50 24 us
+ *   threads = 2 (3 threads)         1.09 M exec/s,                p50 8.9 us
+ *   threads = 1 (2 threads)         1.24 M exec/s,                p50 0.56 us
+ * so weir_compile then uses one worker per CPU but one (left to the
+ * driver), at least 1. With a CPU for every actor, a thread per actor lets
+ * the stages run in parallel (and a method that blocks stalls no other
+ * actor), so that stays the default there.
+ * The plan records the placement (`weir-plan show` prints it); with
+ * threads = 0 it depends on the CPU count, so set threads for a plan (and
+ * hash) that is the same on every machine.
  * threads < -1 or > 65536 is -EINVAL.
  */
 #define WEIR_THREADS_AUTO 0
