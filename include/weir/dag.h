@@ -97,8 +97,9 @@ typedef struct weir_compile_opts {
  * actors outnumber the CPUs this process may run on, a hand-off between
  * two threads waits for a context switch (the waiting thread spins 5 us,
  * then yields), while a hand-off inside a worker is a function call; and
- * the driver is a thread too, so the fewer workers the better. One `weir-bench dag
- * --quick` run on 2 vCPUs (CPU parallelism 1.5-2.0), chain of 4, 8 B:
+ * the driver is a thread too, so the fewer workers the better. `weir-bench
+ * dag --quick --threads 1` and `--threads 2`, one run each on 2 vCPUs (CPU
+ * parallelism 1.5-2.0), chain of 4, 8 B, best of 3 rounds:
  *   a thread per actor (5 threads)  0.57-0.67 M exec/s pipelined, p50 24 us
  *   threads = 2 (3 threads)         1.09 M exec/s,                p50 8.9 us
  *   threads = 1 (2 threads)         1.24 M exec/s,                p50 0.56 us
