@@ -21,6 +21,17 @@
  * execution, a wait can only be on an earlier node - no cycle - as long as
  * every channel can hold what the driver keeps in flight.
  *
+ * Placement and fusion. Thread actors are placed on workers first
+ * (place_actors, rules in <weir/dag.h>); from then on lowering works on
+ * "units" - a process actor, or a worker, represented by its lead actor
+ * (compiler/plan.h) - instead of actors: a value crosses a channel only
+ * between units, and a unit's schedule lists the calls of all its actors
+ * in node-id order. So fusing is the same lowering as before with a
+ * coarser notion of "the same actor": the fused schedule follows the one
+ * global topological order (no worker waits on a later node of its own),
+ * edges between fused actors stay in registers, and the deadlock check
+ * below simulates the fused schedules like any others.
+ *
  * Deadlock check. That last condition depends on the options (depth vs.
  * max_inflight), and plans can be loaded from anywhere, so the compiler
  * does not argue: it simulates. The actors' schedules and the driver's
@@ -32,6 +43,7 @@
  * message spells out.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +103,167 @@ static size_t value_hint(const weir_graph *g, const weir_node *n, unsigned out, 
     return dflt;
 }
 
+/* 1 if two CPU lists (checked already) name the same CPUs. */
+static int same_cpus(const char *x, const char *y)
+{
+    cpu_set_t a, b;
+    char why[160];
+    if (weir__cpulist_parse(x, &a, why, sizeof why) < 0 ||
+        weir__cpulist_parse(y, &b, why, sizeof why) < 0)
+        return 0;
+    return CPU_EQUAL(&a, &b);
+}
+
+/* CPUs this process may run on (the automatic placement's measure of "cores"). */
+static unsigned usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) < 0)
+        return 1;
+    int n = CPU_COUNT(&set);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+/*
+ * Place the thread actors on workers (rules in <weir/dag.h>): sets
+ * p->actors[i].worker, p->nworkers and unit[i] (the lead actor whose
+ * schedule runs actor i's calls; i itself for a process actor). Explicit
+ * placements land on workers 1..threads, the automatic ones are cut into
+ * contiguous runs of the first-call order, actors alone get a worker each;
+ * empty workers are dropped and the rest numbered in that order.
+ */
+static int place_actors(const weir_graph *g, const weir_compile_opts *o, struct weir__plan *p,
+                        int32_t *unit)
+{
+    int T = o ? o->threads : 0;
+    unsigned na = g->nactors;
+    if (T < WEIR_THREADS_PER_ACTOR || T > WEIR_MAX_THREADS)
+        return weir__seterr(-EINVAL,
+                            "graph '%s': threads %d is out of range (0: automatic, -1: one per "
+                            "actor, 1..%d workers)",
+                            g->name, T, WEIR_MAX_THREADS);
+    unsigned nthr = 0;
+    for (unsigned i = 0; i < na; i++) {
+        const weir_actor *a = g->actors[i];
+        int w = a->opts.worker;
+        if (a->opts.isolation != WEIR_THREAD) {
+            if (w != WEIR_WORKER_AUTO)
+                return weir__seterr(-EINVAL,
+                                    "actor '%s': worker %d, but a WEIR_PROCESS actor runs alone "
+                                    "in its process (leave worker 0)",
+                                    a->name, w);
+            continue;
+        }
+        nthr++;
+        if (w < WEIR_WORKER_ALONE)
+            return weir__seterr(-EINVAL,
+                                "actor '%s': worker %d is not a worker (0: automatic, 1..threads, "
+                                "or WEIR_WORKER_ALONE)",
+                                a->name, w);
+        if (w > 0 && T <= 0)
+            return weir__seterr(-EINVAL,
+                                "actor '%s': worker %d needs weir_compile_opts.threads >= %d "
+                                "(threads is %d)",
+                                a->name, w, w, T);
+        if (w > 0 && w > T)
+            return weir__seterr(-EINVAL,
+                                "actor '%s': worker %d is out of range (threads = %d: workers "
+                                "1..%d)",
+                                a->name, w, T, T);
+    }
+    /* Workers for the automatic actors: T, or with T = 0, once the thread
+     * actors outnumber the CPUs, one per CPU but the driver's (else none: a
+     * thread per actor). Measured in <weir/dag.h>. */
+    unsigned N = 0, ncpu = usable_cpus();
+    if (T > 0)
+        N = (unsigned)T;
+    else if (T == WEIR_THREADS_AUTO && nthr > ncpu)
+        N = ncpu > 1 ? ncpu - 1 : 1;
+    /* slot[i]: 0..N-1 a shared worker; N + k: alone (k-th); -1: process. */
+    int64_t *slot = malloc((na ? na : 1) * sizeof *slot);
+    unsigned *order = malloc((na ? na : 1) * sizeof *order);
+    unsigned *first = malloc((na ? na : 1) * sizeof *first);
+    int32_t *renum = NULL;
+    if (!slot || !order || !first)
+        goto oom;
+    for (unsigned i = 0; i < na; i++)
+        first[i] = g->nnodes;
+    for (unsigned k = g->nnodes; k-- > 0;)
+        if (g->nodes[k]->kind == WEIR__N_CALL)
+            first[g->nodes[k]->actor->idx] = k;
+    unsigned nauto = 0, nalone = 0;
+    for (unsigned i = 0; i < na; i++) {
+        const weir_actor *a = g->actors[i];
+        int w = a->opts.worker;
+        if (a->opts.isolation != WEIR_THREAD)
+            slot[i] = -1;
+        else if (w > 0)
+            slot[i] = w - 1;
+        else if (w == WEIR_WORKER_ALONE || N == 0 || a->cpus)
+            slot[i] = (int64_t)N + nalone++;
+        else
+            order[nauto++] = i;
+    }
+    /* Automatic actors by first call (insertion sort: graphs are small), then cut. */
+    for (unsigned x = 1; x < nauto; x++)
+        for (unsigned y = x; y > 0 && first[order[y - 1]] > first[order[y]]; y--) {
+            unsigned t = order[y];
+            order[y] = order[y - 1];
+            order[y - 1] = t;
+        }
+    for (unsigned x = 0; x < nauto; x++)
+        slot[order[x]] = (int64_t)(((uint64_t)x * N) / nauto);
+    /* A worker thread is pinned like its actors: they must agree. */
+    for (unsigned i = 0; i < na; i++)
+        for (unsigned j = 0; j < i; j++)
+            if (slot[i] >= 0 && slot[i] == slot[j] && g->actors[i]->cpus && g->actors[j]->cpus &&
+                !same_cpus(g->actors[i]->cpus, g->actors[j]->cpus)) {
+                int rc = weir__seterr(-EINVAL,
+                                      "actor '%s' (cpus '%s') and actor '%s' (cpus '%s') are both "
+                                      "on worker %lld: one thread cannot be pinned to both",
+                                      g->actors[j]->name, g->actors[j]->cpus,
+                                      g->actors[i]->name, g->actors[i]->cpus,
+                                      (long long)slot[i] + 1);
+                free(slot);
+                free(order);
+                free(first);
+                return rc;
+            }
+    /* Number the non-empty slots densely, in slot order. */
+    renum = malloc(((size_t)N + nalone + 1) * sizeof *renum);
+    if (!renum)
+        goto oom;
+    for (unsigned s = 0; s < N + nalone; s++)
+        renum[s] = -1;
+    for (unsigned i = 0; i < na; i++)
+        if (slot[i] >= 0)
+            renum[slot[i]] = 0;
+    uint32_t nw = 0;
+    for (unsigned s = 0; s < N + nalone; s++)
+        if (renum[s] == 0)
+            renum[s] = (int32_t)nw++;
+    p->nworkers = nw;
+    p->threads = T;
+    for (unsigned i = 0; i < na; i++) {
+        p->actors[i].worker = slot[i] >= 0 ? renum[slot[i]] : -1;
+        unit[i] = (int32_t)i;
+    }
+    for (unsigned i = 0; i < na; i++)
+        if (p->actors[i].worker >= 0)
+            unit[i] = weir__plan_worker_lead(p, (uint32_t)p->actors[i].worker);
+    free(slot);
+    free(order);
+    free(first);
+    free(renum);
+    return 0;
+oom:
+    free(slot);
+    free(order);
+    free(first);
+    free(renum);
+    return weir__seterr(-ENOMEM, "graph '%s': out of memory while placing actors", g->name);
+}
+
 int weir__compile_plan(const weir_graph *g, const weir_compile_opts *o, struct weir__plan **out)
 {
     int ret = weir__graph_validate(g);
@@ -117,9 +290,10 @@ int weir__compile_plan(const weir_graph *g, const weir_compile_opts *o, struct w
     unsigned nn = g->nnodes;
     /* For each node id and output: channel index or -1. chan_of[id * ?]: use offsets. */
     unsigned *voff = calloc(nn + 1, sizeof *voff);
+    int32_t *unit = malloc((g->nactors ? g->nactors : 1) * sizeof *unit);
     int *vchan = NULL;
     unsigned nvals = 0;
-    if (!p || !voff)
+    if (!p || !voff || !unit)
         goto oom;
     p->graph = xstrdup(g->name);
     p->max_inflight = K;
@@ -180,6 +354,14 @@ int weir__compile_plan(const weir_graph *g, const weir_compile_opts *o, struct w
                 goto oom;
         }
     }
+    if ((ret = place_actors(g, o, p, unit)) < 0) {
+        free(voff);
+        free(vchan);
+        free(unit);
+        weir__plan_free(p);
+        return ret;
+    }
+#define UNIT(actor) ((unsigned)unit[(actor)->idx])
 
     /* Channels: consumer sets per value. readers bitmap over actors + driver. */
     unsigned nreaders_max = g->nactors + 1;
@@ -198,10 +380,10 @@ int weir__compile_plan(const weir_graph *g, const weir_compile_opts *o, struct w
             const weir_node *src = n->in[j], *call = NULL;
             unsigned oi = 0;
             if (weir__node_value(src, &call, &oi)) {
-                if (call->actor != n->actor)
-                    RD(voff[call->id] + oi, n->actor->idx) = 1;
+                if (UNIT(call->actor) != UNIT(n->actor))
+                    RD(voff[call->id] + oi, UNIT(n->actor)) = 1;
             } else {
-                RD(voff[src->id], n->actor->idx) = 1;
+                RD(voff[src->id], UNIT(n->actor)) = 1;
             }
         }
     }
@@ -264,7 +446,7 @@ int weir__compile_plan(const weir_graph *g, const weir_compile_opts *o, struct w
                                  n->actor->methods[n->method].name, k, oi);
                         break;
                     }
-                c->writer = (int32_t)n->actor->idx;
+                c->writer = (int32_t)UNIT(n->actor);
                 c->src_kind = WEIR__SRC_OUT;
                 c->src_index = k; /* node id; fixed up to the op index below */
                 c->src_out = oi;
@@ -308,7 +490,9 @@ int weir__compile_plan(const weir_graph *g, const weir_compile_opts *o, struct w
         goto oom;
     }
     for (unsigned ai = 0; ai < g->nactors; ai++) {
-        const weir_actor *a = g->actors[ai];
+        /* One schedule per unit, kept by its lead; the others of a worker have none. */
+        if (unit[ai] != (int32_t)ai)
+            continue;
         struct weir__plan_actor *pa = &p->actors[ai];
         struct oplist L = {0};
         unsigned nregs = 0;
@@ -319,7 +503,7 @@ int weir__compile_plan(const weir_graph *g, const weir_compile_opts *o, struct w
         /* Last call (node id) of this actor that reads each value over a channel. */
         for (unsigned k = 0; k < nn; k++) {
             const weir_node *n = g->nodes[k];
-            if (n->kind != WEIR__N_CALL || n->actor != a)
+            if (n->kind != WEIR__N_CALL || UNIT(n->actor) != ai)
                 continue;
             for (unsigned j = 0; j < n->nin; j++) {
                 const weir_node *src = n->in[j], *call = NULL;
@@ -332,7 +516,7 @@ int weir__compile_plan(const weir_graph *g, const weir_compile_opts *o, struct w
         int fail = 0;
         for (unsigned k = 0; k < nn && !fail; k++) {
             const weir_node *n = g->nodes[k];
-            if (n->kind != WEIR__N_CALL || n->actor != a)
+            if (n->kind != WEIR__N_CALL || UNIT(n->actor) != ai)
                 continue;
             uint32_t *ins = malloc(n->nin * sizeof *ins);
             uint32_t *outs = malloc(n->nout * sizeof *outs);
@@ -375,6 +559,7 @@ int weir__compile_plan(const weir_graph *g, const weir_compile_opts *o, struct w
             op->kind = WEIR__OP_CALL;
             op->method = n->method;
             op->node = k;
+            op->actor = n->actor->idx;
             op->nin = n->nin;
             op->nout = n->nout;
             op->in = ins;
@@ -402,7 +587,7 @@ int weir__compile_plan(const weir_graph *g, const weir_compile_opts *o, struct w
                 unsigned v;
                 if (weir__node_value(src, &call, &oi)) {
                     v = voff[call->id] + oi;
-                    fromchan = call->actor != a;
+                    fromchan = UNIT(call->actor) != ai;
                 } else {
                     v = voff[src->id];
                     fromchan = 1;
@@ -433,11 +618,14 @@ int weir__compile_plan(const weir_graph *g, const weir_compile_opts *o, struct w
     free(lastuse);
     free(voff);
     free(vchan);
+    free(unit);
+#undef UNIT
     *out = p;
     return 0;
 oom:
     free(voff);
     free(vchan);
+    free(unit);
     weir__plan_free(p);
     return weir__seterr(-ENOMEM, "graph '%s': out of memory while compiling", g->name);
 }
@@ -473,9 +661,27 @@ static int has_space(const struct weir__plan_chan *pc, const struct simchan *sc,
     return sc->w - min < pc->depth;
 }
 
-static const char *party_name(const struct weir__plan *p, int32_t who)
+/* "driver", the actor's name, or for a fused worker "worker 1 (a, b)". */
+static const char *party_name(const struct weir__plan *p, int32_t who, char *buf, size_t cap)
 {
-    return who == WEIR__PLAN_DRIVER ? "driver" : p->actors[who].name;
+    if (who == WEIR__PLAN_DRIVER)
+        return "driver";
+    const struct weir__plan_actor *pa = &p->actors[who];
+    unsigned n = 0;
+    for (unsigned a = 0; pa->worker >= 0 && a < p->nactors; a++)
+        n += p->actors[a].isolation == WEIR_THREAD && p->actors[a].worker == pa->worker;
+    if (n <= 1) {
+        snprintf(buf, cap, "%s", pa->name);
+        return buf;
+    }
+    int len = snprintf(buf, cap, "worker %d (", pa->worker + 1);
+    for (unsigned a = 0, k = 0; a < p->nactors && len < (int)cap; a++)
+        if (p->actors[a].isolation == WEIR_THREAD && p->actors[a].worker == pa->worker)
+            len += snprintf(buf + len, cap - (size_t)len, "%s%s", k++ ? ", " : "",
+                            p->actors[a].name);
+    if (len < (int)cap)
+        snprintf(buf + len, cap - (size_t)len, ")");
+    return buf;
 }
 
 int weir__plan_deadlock_check(const struct weir__plan *p)
@@ -595,7 +801,8 @@ int weir__plan_deadlock_check(const struct weir__plan *p)
 
         /* Deadlock: build the wait-for chain from the driver and find the cycle. */
         int32_t *next = malloc((p->nactors + 1) * sizeof *next);
-        char (*why)[256] = calloc(p->nactors + 1, sizeof *why);
+        char (*why)[512] = calloc(p->nactors + 1, sizeof *why);
+        char pn1[200], pn2[200];
         if (!next || !why) {
             free(next);
             free(why);
@@ -642,7 +849,8 @@ int weir__plan_deadlock_check(const struct weir__plan *p)
                 int32_t w = ch->writer;
                 next[a] = w == WEIR__PLAN_DRIVER ? (int32_t)D : w;
                 snprintf(why[a], sizeof why[a], "%s waits to read channel '%s' from %s",
-                         party_name(p, self), ch->name, party_name(p, w));
+                         party_name(p, self, pn1, sizeof pn1), ch->name,
+                         party_name(p, w, pn2, sizeof pn2));
             } else {
                 unsigned slow;
                 has_space(ch, &sc[chan], &slow);
@@ -650,7 +858,8 @@ int weir__plan_deadlock_check(const struct weir__plan *p)
                 next[a] = r == WEIR__PLAN_DRIVER ? (int32_t)D : r;
                 snprintf(why[a], sizeof why[a],
                          "%s waits to write channel '%s' (depth %u) until %s releases a slot",
-                         party_name(p, self), ch->name, ch->depth, party_name(p, r));
+                         party_name(p, self, pn1, sizeof pn1), ch->name, ch->depth,
+                         party_name(p, r, pn2, sizeof pn2));
             }
         }
         /* Walk from the first blocked party until a node repeats. */
@@ -663,7 +872,7 @@ int weir__plan_deadlock_check(const struct weir__plan *p)
             seen[cur] = 1;
             cur = (unsigned)next[cur];
         }
-        char msg[1024];
+        char msg[2048];
         int len = snprintf(msg, sizeof msg, "plan '%s' can deadlock (max_inflight %u): ",
                            p->graph, K);
         unsigned c0 = cur;

@@ -53,6 +53,28 @@ void weir__plan_free(struct weir__plan *p)
     free(p);
 }
 
+/* ---- placement --------------------------------------------------------------- */
+
+int32_t weir__plan_worker_lead(const struct weir__plan *p, uint32_t w)
+{
+    for (uint32_t a = 0; p->actors && a < p->nactors; a++)
+        if (p->actors[a].isolation == WEIR_THREAD && p->actors[a].worker == (int32_t)w)
+            return (int32_t)a;
+    return -1;
+}
+
+int32_t weir__plan_runner(const struct weir__plan *p, uint32_t a)
+{
+    if (!p->actors || a >= p->nactors)
+        return -1;
+    const struct weir__plan_actor *pa = &p->actors[a];
+    if (pa->isolation != WEIR_THREAD)
+        return (int32_t)a;
+    if (pa->worker < 0 || (uint32_t)pa->worker >= p->nworkers)
+        return -1;
+    return weir__plan_worker_lead(p, (uint32_t)pa->worker);
+}
+
 /* ---- names used in messages ------------------------------------------------ */
 
 const char *weir__plan_kind_name(uint32_t kind)

@@ -19,6 +19,20 @@
  * The driver is not an actor: it writes the argument channels and reads
  * the output channels (plan.outputs), in that order per execution.
  *
+ * Placement (co-scheduling). Every WEIR_THREAD actor is placed on a worker
+ * (actor.worker, 0..nworkers-1); a WEIR_PROCESS actor has worker -1 and
+ * runs its own schedule in its process. The schedule of a worker - the
+ * fused schedule of all its actors, in the global topological order - is
+ * kept by the worker's first actor (the lowest actor index placed there,
+ * its "lead"): the lead's ops, registers, and its index as the writer or
+ * reader of channels stand for the whole worker. The other actors of the
+ * worker have no ops and no registers and appear in no channel; each CALL
+ * op names the actor whose method it calls (op.actor), so fused calls keep
+ * their actor's name, state, methods and counters. Values passed between
+ * actors of one worker stay in the lead's registers (no channel).
+ * With one actor per worker every actor is its own lead: the plan is the
+ * thread-per-actor plan.
+ *
  * Every string is owned by the plan (heap, NUL-terminated); free with
  * weir__plan_free(). All indices are checked by weir__plan_validate(),
  * which every loader calls before trusting a plan.
@@ -49,6 +63,8 @@ struct weir__plan_op {
     uint32_t reg;    /* READ: destination; WRITE, RELEASE: source register */
     uint32_t method; /* CALL: index into the actor's methods */
     uint32_t node;   /* CALL: the graph node id of this call (for messages and DOT) */
+    uint32_t actor;  /* CALL: the actor whose method this is (the schedule's own actor, or
+                        another actor of the same worker); 0 for other kinds */
     uint32_t nin, nout;
     uint32_t *in;  /* CALL: nin input registers */
     uint32_t *out; /* CALL: nout output registers */
@@ -64,6 +80,7 @@ struct weir__plan_actor {
     int32_t node;      /* rank hosting the actor */
     int32_t isolation; /* WEIR_THREAD / WEIR_PROCESS */
     char *cpus;        /* CPU list in canonical form ("0,2-3"); NULL: unpinned */
+    int32_t worker;    /* WEIR_THREAD: worker index (0..nworkers-1); WEIR_PROCESS: -1 */
     uint32_t nmethods;
     struct weir__plan_method *methods;
     uint32_t nregs;
@@ -92,6 +109,8 @@ struct weir__plan {
     int32_t transport;
     int32_t timeout_ms;
     uint32_t max_buffered; /* results kept for out-of-order waits */
+    int32_t threads;       /* weir_compile_opts.threads as asked (0 auto, -1 one per actor) */
+    uint32_t nworkers;     /* workers of the thread actors (each one thread) */
     uint32_t nactors;
     struct weir__plan_actor *actors;
     uint32_t nchans;
@@ -99,6 +118,12 @@ struct weir__plan {
     uint32_t nouts;
     uint32_t *outputs; /* graph output i is read from channel outputs[i] */
 };
+
+/* The lead of worker w (the lowest actor index placed on it), or -1 if none. */
+int32_t weir__plan_worker_lead(const struct weir__plan *p, uint32_t w);
+/* The actor whose schedule runs actor a's calls: a itself for a process actor
+ * or a lead, else the lead of a's worker (-1 if a or its worker is out of range). */
+int32_t weir__plan_runner(const struct weir__plan *p, uint32_t a);
 
 /* Free a plan and everything it owns. NULL is a no-op. */
 void weir__plan_free(struct weir__plan *p);

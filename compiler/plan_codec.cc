@@ -33,6 +33,8 @@
 
 #include "compiler/plan_generated.h"
 
+#include <weir/graph.h>
+
 extern "C" {
 #include "channels/err.h"
 #include "compiler/plan.h"
@@ -43,7 +45,8 @@ namespace wp = weir::plan;
 
 namespace {
 
-constexpr uint32_t PLAN_FORMAT_VERSION = 1;
+constexpr uint32_t PLAN_FORMAT_VERSION = 2;
+constexpr uint32_t PLAN_OLDEST_VERSION = 1; // no placement: a thread per actor
 constexpr size_t PLAN_MIN_BYTES = 8; // root offset + file identifier
 constexpr size_t PLAN_MAX_BYTES = size_t(64) << 20;
 constexpr uint32_t PLAN_MAX_TABLES = 4u << 20;
@@ -67,6 +70,7 @@ fb::Offset<wp::Op> encode_op(fb::FlatBufferBuilder &b, const weir__plan_op &o)
     ob.add_reg(o.reg);
     ob.add_method(o.method);
     ob.add_node(o.node);
+    ob.add_actor(o.actor);
     if (!in.IsNull())
         ob.add_in_regs(in);
     if (!out.IsNull())
@@ -105,6 +109,7 @@ fb::Offset<wp::Actor> encode_actor(fb::FlatBufferBuilder &b, const weir__plan_ac
     ab.add_methods(mvec);
     ab.add_nregs(a.nregs);
     ab.add_ops(ovec);
+    ab.add_worker(a.worker);
     return ab.Finish();
 }
 
@@ -153,6 +158,8 @@ int encode(const weir__plan *p, uint8_t **buf, size_t *len)
     pb.add_actors(avec);
     pb.add_chans(cvec);
     pb.add_outputs(outs);
+    pb.add_threads(p->threads);
+    pb.add_nworkers(p->nworkers);
     wp::FinishPlanBuffer(b, pb.Finish());
 
     size_t n = b.GetSize();
@@ -232,6 +239,7 @@ int decode_actor(const wp::Actor *fa, uint32_t ai, weir__plan_actor *a)
     } else if (fa->cpu() < -1) {
         return weir__seterr(-EBADMSG, "plan: actor '%s' is pinned to cpu %d", a->name, fa->cpu());
     }
+    a->worker = fa->worker();
     a->nregs = fa->nregs();
 
     if (const auto *ms = fa->methods()) {
@@ -262,6 +270,7 @@ int decode_actor(const wp::Actor *fa, uint32_t ai, weir__plan_actor *a)
             o.reg = fo->reg();
             o.method = fo->method();
             o.node = fo->node();
+            o.actor = fo->actor();
             if ((ret = copy_vec(fo->in_regs(), &o.in, &o.nin)) < 0 ||
                 (ret = copy_vec(fo->out_regs(), &o.out, &o.nout)) < 0)
                 return ret;
@@ -290,6 +299,21 @@ int decode_chan(const wp::Chan *fc, uint32_t ci, weir__plan_chan *c)
     return 0;
 }
 
+// Version 1 had no placement: every thread actor ran alone and every CALL
+// was its own actor's. Give each thread actor a worker of its own.
+void upgrade_v1(weir__plan *p)
+{
+    p->threads = -1;
+    p->nworkers = 0;
+    for (uint32_t i = 0; i < p->nactors; i++) {
+        weir__plan_actor &a = p->actors[i];
+        a.worker = a.isolation == WEIR_THREAD ? static_cast<int32_t>(p->nworkers++) : -1;
+        for (uint32_t k = 0; a.ops && k < a.nops; k++)
+            if (a.ops[k].kind == WEIR__OP_CALL)
+                a.ops[k].actor = i;
+    }
+}
+
 // Copy a verified root table into p (calloc'd by the caller; on failure the
 // caller frees whatever was filled in - every count is set only once its
 // array exists, so weir__plan_free() sees a consistent partial plan).
@@ -298,10 +322,10 @@ int decode_plan(const wp::Plan *fp, weir__plan *p)
     int ret;
     if (fp->version() == 0)
         return weir__seterr(-EBADMSG, "plan: missing field 'version'");
-    if (fp->version() != PLAN_FORMAT_VERSION)
+    if (fp->version() < PLAN_OLDEST_VERSION || fp->version() > PLAN_FORMAT_VERSION)
         return weir__seterr(-EBADMSG,
-                            "plan: format version %u is not supported (this build reads %u)",
-                            fp->version(), PLAN_FORMAT_VERSION);
+                            "plan: format version %u is not supported (this build reads %u..%u)",
+                            fp->version(), PLAN_OLDEST_VERSION, PLAN_FORMAT_VERSION);
     if (!fp->graph())
         return weir__seterr(-EBADMSG, "plan: missing field 'graph'");
     if ((ret = copy_str(fp->graph(), &p->graph, "graph name")) < 0)
@@ -313,6 +337,8 @@ int decode_plan(const wp::Plan *fp, weir__plan *p)
     p->transport = fp->transport();
     p->timeout_ms = fp->timeout_ms();
     p->max_buffered = fp->max_buffered();
+    p->threads = fp->threads();
+    p->nworkers = fp->nworkers();
 
     if (const auto *as = fp->actors()) {
         if (as->size() && !(p->actors = calloc_n<weir__plan_actor>(as->size())))
@@ -330,7 +356,11 @@ int decode_plan(const wp::Plan *fp, weir__plan *p)
             if ((ret = decode_chan(cs->Get(i), i, &p->chans[i])) < 0)
                 return ret;
     }
-    return copy_vec(fp->outputs(), &p->outputs, &p->nouts);
+    if ((ret = copy_vec(fp->outputs(), &p->outputs, &p->nouts)) < 0)
+        return ret;
+    if (fp->version() == 1)
+        upgrade_v1(p);
+    return 0;
 }
 
 int decode(const uint8_t *buf, size_t len, weir__plan **out)

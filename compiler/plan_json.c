@@ -155,6 +155,8 @@ static void emit_op(struct sink *s, const struct weir__plan_op *o)
         put_u32s(s, o->in, o->nin);
         put_key(s, "out", 0);
         put_u32s(s, o->out, o->nout);
+        put_key(s, "actor", 0);
+        put_u(s, o->actor);
     }
 }
 
@@ -171,6 +173,8 @@ static void emit_actor(struct sink *s, const struct weir__plan_actor *a)
         put_str(s, a->cpus);
     else
         put_z(s, "null");
+    put_key(s, "worker", 0);
+    put_i(s, a->worker);
     put_key(s, "methods", 0);
     put(s, "[", 1);
     for (uint32_t m = 0; a->methods && m < a->nmethods; m++) {
@@ -246,6 +250,10 @@ static void emit_plan(struct sink *s, const struct weir__plan *p)
     put_i(s, p->timeout_ms);
     put_key(s, "max_buffered", 0);
     put_u(s, p->max_buffered);
+    put_key(s, "threads", 0);
+    put_i(s, p->threads);
+    put_key(s, "nworkers", 0);
+    put_u(s, p->nworkers);
     put_key(s, "actors", 0);
     put(s, "[", 1);
     for (uint32_t i = 0; p->actors && i < p->nactors; i++) {

@@ -26,20 +26,42 @@ static int out_status(FILE *f, const char *what, const struct weir__plan *p)
     return 0;
 }
 
+/* A channel party as the listing names it: "driver", an actor, or "worker N"
+ * for the lead of a worker that runs several actors (its schedule stands for
+ * all of them). Safe on any index. */
+static const char *party_label(const struct weir__plan *p, int32_t who, char *buf, size_t cap)
+{
+    const char *name = weir__plan_party(p, who);
+    if (who < 0 || !p->actors || (uint32_t)who >= p->nactors)
+        return name;
+    const struct weir__plan_actor *a = &p->actors[who];
+    if (a->isolation != WEIR_THREAD || a->worker < 0)
+        return name;
+    unsigned n = 0;
+    for (uint32_t b = 0; b < p->nactors && n < 2; b++)
+        n += p->actors[b].isolation == WEIR_THREAD && p->actors[b].worker == a->worker;
+    if (n < 2)
+        return name;
+    snprintf(buf, cap, "worker %d", a->worker + 1);
+    return buf;
+}
+
 static size_t flow_len(const struct weir__plan *p, const struct weir__plan_chan *c)
 {
-    size_t n = strlen(weir__plan_party(p, c->writer)) + 4;
+    char b[32];
+    size_t n = strlen(party_label(p, c->writer, b, sizeof b)) + 4;
     for (uint32_t k = 0; c->readers && k < c->nreaders; k++)
-        n += strlen(weir__plan_party(p, c->readers[k])) + (k ? 2 : 0);
+        n += strlen(party_label(p, c->readers[k], b, sizeof b)) + (k ? 2 : 0);
     return n;
 }
 
 static void print_flow(FILE *f, const struct weir__plan *p, const struct weir__plan_chan *c,
                        size_t width)
 {
-    fprintf(f, "%s -> ", weir__plan_party(p, c->writer));
+    char b[32];
+    fprintf(f, "%s -> ", party_label(p, c->writer, b, sizeof b));
     for (uint32_t k = 0; c->readers && k < c->nreaders; k++)
-        fprintf(f, "%s%s", k ? ", " : "", weir__plan_party(p, c->readers[k]));
+        fprintf(f, "%s%s", k ? ", " : "", party_label(p, c->readers[k], b, sizeof b));
     for (size_t n = flow_len(p, c); n < width; n++)
         fputc(' ', f);
 }
@@ -48,6 +70,13 @@ static void print_regs(FILE *f, const uint32_t *r, uint32_t n)
 {
     for (uint32_t i = 0; r && i < n; i++)
         fprintf(f, "%sr%u", i ? ", " : "", r[i]);
+}
+
+/* The actor a CALL op calls, or NULL when its index is out of range. */
+static const struct weir__plan_actor *call_actor(const struct weir__plan *p,
+                                                 const struct weir__plan_op *o)
+{
+    return p->actors && o->actor < p->nactors ? &p->actors[o->actor] : NULL;
 }
 
 static void print_op(FILE *f, const struct weir__plan *p, const struct weir__plan_actor *a,
@@ -60,13 +89,18 @@ static void print_op(FILE *f, const struct weir__plan *p, const struct weir__pla
     case WEIR__OP_READ:
         fprintf(f, "%s -> r%u\n", weir__plan_chan_name(p, o->chan), o->reg);
         break;
-    case WEIR__OP_CALL:
-        fprintf(f, "%s(", weir__plan_method_name(a, o->method));
+    case WEIR__OP_CALL: {
+        const struct weir__plan_actor *ca = call_actor(p, o);
+        if (ca && ca != a) /* a fused call of another actor of this worker */
+            fprintf(f, "%s.%s(", ca->name ? ca->name : "?", weir__plan_method_name(ca, o->method));
+        else
+            fprintf(f, "%s(", ca ? weir__plan_method_name(ca, o->method) : "?");
         print_regs(f, o->in, o->nin);
         fputs(") -> ", f);
         print_regs(f, o->out, o->nout);
         fprintf(f, "   [node %u]\n", o->node);
         break;
+    }
     case WEIR__OP_WRITE:
         fprintf(f, "r%u -> %s\n", o->reg, weir__plan_chan_name(p, o->chan));
         break;
@@ -76,6 +110,33 @@ static void print_op(FILE *f, const struct weir__plan *p, const struct weir__pla
     default:
         fprintf(f, "kind %u chan %u reg %u\n", o->kind, o->chan, o->reg);
     }
+}
+
+/*
+ * "placement: threads 2 (asked 2), 2 workers" then one line per worker and
+ * per process actor. Workers are numbered from 1, as weir_actor_opts.worker.
+ */
+static void print_placement(FILE *f, const struct weir__plan *p)
+{
+    char asked[32];
+    if (p->threads == 0)
+        snprintf(asked, sizeof asked, "automatic");
+    else if (p->threads < 0)
+        snprintf(asked, sizeof asked, "one per actor");
+    else
+        snprintf(asked, sizeof asked, "%d", p->threads);
+    fprintf(f, "  placement: threads %s, %u worker%s\n", asked, p->nworkers,
+            p->nworkers == 1 ? "" : "s");
+    for (uint32_t w = 0; w < p->nworkers; w++) {
+        fprintf(f, "    worker %u:", w + 1);
+        for (uint32_t a = 0, k = 0; p->actors && a < p->nactors; a++)
+            if (p->actors[a].isolation == WEIR_THREAD && p->actors[a].worker == (int32_t)w)
+                fprintf(f, "%s %s", k++ ? "," : "", p->actors[a].name ? p->actors[a].name : "?");
+        fputc('\n', f);
+    }
+    for (uint32_t a = 0; p->actors && a < p->nactors; a++)
+        if (p->actors[a].isolation == WEIR_PROCESS)
+            fprintf(f, "    process: %s\n", p->actors[a].name ? p->actors[a].name : "?");
 }
 
 int weir__plan_print(const struct weir__plan *p, void *FILE_out)
@@ -96,6 +157,7 @@ int weir__plan_print(const struct weir__plan *p, void *FILE_out)
             : p->transport == WEIR_TRANSPORT_ZMQ ? "zmq"
                                                  : "?",
             p->timeout_ms, p->max_buffered);
+    print_placement(f, p);
 
     size_t nw = 4, fw = 17;
     for (uint32_t c = 0; p->chans && c < p->nchans; c++) {
@@ -126,12 +188,21 @@ int weir__plan_print(const struct weir__plan *p, void *FILE_out)
             snprintf(cpu, sizeof cpu, "unpinned");
         else
             snprintf(cpu, sizeof cpu, "cpus %.50s", a->cpus);
-        fprintf(f, "\nactor %u '%s'  node %d, %s, %s, %u register%s\n", ai,
+        char where[WEIR_MAX_NAME + 64] = "";
+        if (a->isolation == WEIR_THREAD) {
+            int32_t lead = weir__plan_runner(p, ai);
+            if (lead >= 0 && lead != (int32_t)ai)
+                snprintf(where, sizeof where, " worker %d (scheduled with '%s'),", a->worker + 1,
+                         weir__plan_party(p, lead));
+            else
+                snprintf(where, sizeof where, " worker %d,", a->worker + 1);
+        }
+        fprintf(f, "\nactor %u '%s'  node %d, %s,%s %s, %u register%s\n", ai,
                 a->name ? a->name : "?", a->node,
                 a->isolation == WEIR_PROCESS ? "process"
                 : a->isolation == WEIR_THREAD ? "thread"
                                               : "?",
-                cpu, a->nregs, a->nregs == 1 ? "" : "s");
+                where, cpu, a->nregs, a->nregs == 1 ? "" : "s");
         fputs("  methods:", f);
         for (uint32_t m = 0; a->methods && m < a->nmethods; m++)
             fprintf(f, "%s %s(%u -> %u)", m ? "," : "", weir__plan_method_name(a, m), a->methods[m].nin,
@@ -197,15 +268,27 @@ int weir__plan_dot(const struct weir__plan *p, void *FILE_out)
 
     for (uint32_t ai = 0; p->actors && ai < p->nactors; ai++) {
         const struct weir__plan_actor *a = &p->actors[ai];
+        if (!a->nops && a->isolation == WEIR_THREAD && weir__plan_runner(p, ai) != (int32_t)ai)
+            continue; /* its calls are drawn in its worker's cluster */
         fprintf(f, "  subgraph cluster_a%u {\n    label=", ai);
-        dot_str(f, a->name);
+        unsigned fused = 0;
+        for (uint32_t b = 0; a->isolation == WEIR_THREAD && b < p->nactors; b++)
+            fused += p->actors[b].isolation == WEIR_THREAD && p->actors[b].worker == a->worker;
+        if (fused > 1) {
+            char wl[32];
+            snprintf(wl, sizeof wl, "worker %d", a->worker + 1);
+            dot_str(f, wl);
+        } else {
+            dot_str(f, a->name);
+        }
         fputs(";\n    style=rounded;\n", f);
         for (uint32_t i = 0; a->ops && i < a->nops; i++) {
             if (a->ops[i].kind != WEIR__OP_CALL)
                 continue;
+            const struct weir__plan_actor *ca = call_actor(p, &a->ops[i]);
             char label[2 * WEIR_MAX_NAME + 8];
-            snprintf(label, sizeof label, "%s.%s", a->name ? a->name : "?",
-                     weir__plan_method_name(a, a->ops[i].method));
+            snprintf(label, sizeof label, "%s.%s", ca && ca->name ? ca->name : "?",
+                     ca ? weir__plan_method_name(ca, a->ops[i].method) : "?");
             fprintf(f, "    a%u_op%u [label=", ai, i);
             dot_str(f, label);
             fputs("];\n", f);

@@ -19,7 +19,12 @@
  * output must not overwrite an unreleased MSG, and every MSG must be
  * released by the end of the schedule (else its writer blocks forever).
  * Every channel is written exactly once per execution by its writer and
- * read exactly once by each registered reader. Whether the schedules can
+ * read exactly once by each registered reader.
+ *
+ * Placement: every thread actor sits on a worker that exists, every worker
+ * has an actor, only a worker's lead (its lowest actor index) has a
+ * schedule, registers or channels, and a CALL calls a method of an actor
+ * whose calls that schedule runs (compiler/plan.h). Whether the schedules can
  * deadlock against the channel depths is the compiler's separate check.
  * All work is linear in the plan's size, so a hostile file cannot make
  * validation slow: duplicate names are found by sorting, and per-register
@@ -56,7 +61,19 @@ struct vstate {
     uint8_t *state;     /* per register: REG_* */
     const char **names; /* scratch for duplicate detection */
     uint32_t *args;     /* scratch for argument indices */
+    int32_t *lead;      /* per worker: its lead actor, or -1 */
 };
+
+/* weir__plan_runner in constant time, over v->lead (built once: linear). */
+static int32_t runner(const struct weir__plan *p, const struct vstate *v, uint32_t a)
+{
+    const struct weir__plan_actor *pa = &p->actors[a];
+    if (pa->isolation != WEIR_THREAD)
+        return (int32_t)a;
+    if (pa->worker < 0 || (uint32_t)pa->worker >= p->nworkers)
+        return -1;
+    return v->lead[pa->worker];
+}
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -113,7 +130,45 @@ static int check_header(const struct weir__plan *p)
         return BAD("plan: %u outputs but no output array", p->nouts);
     if (p->nactors > INT32_MAX)
         return BAD("plan: %u actors (max %d)", p->nactors, INT32_MAX);
+    if (p->threads < WEIR_THREADS_PER_ACTOR || p->threads > WEIR_MAX_THREADS)
+        return BAD("plan: threads %d is out of range (-1..%d)", p->threads, WEIR_MAX_THREADS);
+    if (p->nworkers > p->nactors)
+        return BAD("plan: %u workers for %u actors", p->nworkers, p->nactors);
     return 0;
+}
+
+/* Actor ai's place: a process alone, a thread on an existing worker; only a
+ * worker's lead has a schedule. */
+static int check_place(const struct weir__plan *p, uint32_t ai, const struct vstate *v)
+{
+    const struct weir__plan_actor *a = &p->actors[ai];
+    if (a->isolation == WEIR_PROCESS) {
+        if (a->worker != -1)
+            return BAD("plan: actor '%s' is a process but is placed on worker %d", a->name,
+                       a->worker);
+        return 0;
+    }
+    if (a->worker < 0 || (uint32_t)a->worker >= p->nworkers)
+        return BAD("plan: actor '%s' is placed on worker %d of %u", a->name, a->worker,
+                   p->nworkers);
+    int32_t lead = v->lead[a->worker];
+    if (lead != (int32_t)ai && (a->nops || a->nregs))
+        return BAD("plan: actor '%s' has a schedule (%u ops, %u registers), but worker %d's "
+                   "schedule is kept by actor '%s'",
+                   a->name, a->nops, a->nregs, a->worker, p->actors[lead].name);
+    return 0;
+}
+
+/* A channel party must run a schedule: the driver, a process actor or a lead. */
+static int check_party(const struct weir__plan *p, const struct vstate *v, const char *cn,
+                       int32_t who, const char *role)
+{
+    if (who < 0 || runner(p, v, (uint32_t)who) == who)
+        return 0;
+    return BAD("plan: channel '%s' %s is actor '%s', which runs on worker %d of actor '%s' "
+               "(name the lead)",
+               cn, role, p->actors[who].name, p->actors[who].worker,
+               weir__plan_party(p, runner(p, v, (uint32_t)who)));
 }
 
 static int check_actor(const struct weir__plan *p, uint32_t ai, struct vstate *v)
@@ -177,6 +232,8 @@ static int check_chan(const struct weir__plan *p, uint32_t ci, const struct vsta
     const char *cn = c->name;
     if (c->writer < WEIR__PLAN_DRIVER || (c->writer >= 0 && (uint32_t)c->writer >= p->nactors))
         return BAD("plan: channel '%s' writer is actor %d of %u", cn, c->writer, p->nactors);
+    if ((ret = check_party(p, v, cn, c->writer, "writer")) < 0)
+        return ret;
     if (c->nreaders == 0)
         return BAD("plan: channel '%s' has no readers", cn);
     if (c->nreaders > WEIR_CHAN_MAX_READERS)
@@ -191,6 +248,8 @@ static int check_chan(const struct weir__plan *p, uint32_t ci, const struct vsta
         if (r == c->writer)
             return BAD("plan: channel '%s' lists its writer (%s) as a reader", cn,
                        weir__plan_party(p, r));
+        if ((ret = check_party(p, v, cn, r, "reader")) < 0)
+            return ret;
         for (uint32_t j = 0; j < k; j++)
             if (c->readers[j] == r)
                 return BAD("plan: channel '%s' lists reader %s twice", cn, weir__plan_party(p, r));
@@ -255,10 +314,18 @@ static int check_call(const struct weir__plan *p, uint32_t ai, uint32_t i, struc
 {
     const struct weir__plan_actor *a = &p->actors[ai];
     const struct weir__plan_op *op = &a->ops[i];
-    if (op->method >= a->nmethods)
-        return BAD("plan: actor '%s' op %u calls method %u of %u", a->name, i, op->method,
-                   a->nmethods);
-    const struct weir__plan_method *m = &a->methods[op->method];
+    if (op->actor >= p->nactors)
+        return BAD("plan: actor '%s' op %u calls a method of actor %u of %u", a->name, i,
+                   op->actor, p->nactors);
+    const struct weir__plan_actor *ca = &p->actors[op->actor];
+    if (runner(p, v, op->actor) != (int32_t)ai)
+        return BAD("plan: actor '%s' op %u calls a method of actor '%s', which does not run on "
+                   "its worker",
+                   a->name, i, ca->name);
+    if (op->method >= ca->nmethods)
+        return BAD("plan: actor '%s' op %u calls method %u of %u of actor '%s'", a->name, i,
+                   op->method, ca->nmethods, ca->name);
+    const struct weir__plan_method *m = &ca->methods[op->method];
     if (op->nin != m->nin || op->nout != m->nout)
         return BAD("plan: actor '%s' op %u calls '%s' with %u inputs and %u outputs (the method "
                    "has %u and %u)",
@@ -315,6 +382,9 @@ static int check_schedule(const struct weir__plan *p, uint32_t ai, struct vstate
         if (op->kind > WEIR__OP_RELEASE)
             return BAD("plan: actor '%s' op %u has unknown kind %u", a->name, i, op->kind);
         const char *kn = weir__plan_kind_name(op->kind);
+        if (op->actor != 0)
+            return BAD("plan: actor '%s' op %u (%s) names actor %u (only a CALL names one)",
+                       a->name, i, kn, op->actor);
         if (op->chan >= p->nchans)
             return BAD("plan: actor '%s' op %u (%s) names channel %u of %u", a->name, i, kn,
                        op->chan, p->nchans);
@@ -453,16 +523,29 @@ int weir__plan_validate(const struct weir__plan *p)
         .state = calloc(maxregs, 1),
         .names = calloc(maxnames ? maxnames : 1, sizeof(const char *)),
         .args = calloc(nch, sizeof(uint32_t)),
+        .lead = malloc((p->nworkers ? p->nworkers : 1) * sizeof(int32_t)),
     };
     if (!v.readmask || !v.written || !v.isout || !v.stamp || !v.def || !v.state || !v.names ||
-        !v.args) {
+        !v.args || !v.lead) {
         ret = weir__seterr(-ENOMEM, "plan: out of memory while validating");
         goto out;
     }
+    for (uint32_t w = 0; w < p->nworkers; w++)
+        v.lead[w] = -1;
+    for (uint32_t ai = p->nactors; ai-- > 0;) {
+        const struct weir__plan_actor *a = &p->actors[ai];
+        if (a->isolation == WEIR_THREAD && a->worker >= 0 && (uint32_t)a->worker < p->nworkers)
+            v.lead[a->worker] = (int32_t)ai;
+    }
 
     for (uint32_t ai = 0; ai < p->nactors; ai++)
-        if ((ret = check_actor(p, ai, &v)) < 0)
+        if ((ret = check_actor(p, ai, &v)) < 0 || (ret = check_place(p, ai, &v)) < 0)
             goto out;
+    for (uint32_t w = 0; w < p->nworkers; w++)
+        if (v.lead[w] < 0) {
+            ret = BAD("plan: worker %u has no actor", w);
+            goto out;
+        }
     for (uint32_t ai = 0; ai < p->nactors; ai++)
         v.names[ai] = p->actors[ai].name;
     const char *dup = find_dup(v.names, p->nactors);
@@ -503,6 +586,7 @@ out:
     free(v.state);
     free(v.names);
     free(v.args);
+    free(v.lead);
     return ret;
 }
 

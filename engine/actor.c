@@ -12,6 +12,12 @@
  * one message per execution, so message seq == execution index, and the
  * actor never needs to know what the driver is doing.
  *
+ * Fused workers. A worker's lead runs one schedule for all the actors
+ * placed on it (compiler/plan.h): each CALL names its actor, whose state,
+ * method, note and counters the call uses, while registers and channels are
+ * the lead's. So a value passed between two fused actors is a register of
+ * the lead, exactly as inside one actor, and failures below read the same.
+ *
  * Failure. A failed method (weir_call_fail, a non-zero return, or an
  * output left unset) does not stop anything: its outputs become error
  * records carrying "actor 'a' method 'm' failed at execution N: text"; a
@@ -73,7 +79,7 @@ WEIR_API const void *weir_call_in(weir_call *c, unsigned i, size_t *len)
             *len = 0;
         return NULL;
     }
-    const struct reg *r = &c->a->regs[c->op->in[i]];
+    const struct reg *r = &c->w->regs[c->op->in[i]];
     if (len)
         *len = r->len;
     return r->data;
@@ -81,7 +87,7 @@ WEIR_API const void *weir_call_in(weir_call *c, unsigned i, size_t *len)
 
 WEIR_API void *weir_call_out(weir_call *c, unsigned i, size_t len)
 {
-    struct actor_rt *a = c->a;
+    struct actor_rt *a = c->w;
     if (i >= c->op->nout) {
         weir__seterr(-EINVAL, "actor '%s' method '%s': output %u out of range (%u outputs)",
                      weir_call_actor(c), weir_call_method(c), i, c->op->nout);
@@ -148,9 +154,10 @@ static void reg_set_error(struct reg *r, const char *text)
     r->len = 0;
 }
 
-static void run_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_t exec)
+static void run_call(struct actor_rt *w, const struct weir__plan_op *op, uint64_t exec)
 {
-    struct reg *regs = a->regs;
+    struct reg *regs = w->regs;
+    struct actor_rt *a = &w->d->actors[op->actor];
     /* An error input: skip the method, forward the first error. */
     for (unsigned j = 0; j < op->nin; j++) {
         const struct reg *in = &regs[op->in[j]];
@@ -172,7 +179,14 @@ static void run_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_
         o->len = 0;
         o->err = o->produced = o->reserved = 0;
     }
-    weir_call call = {.a = a, .op = op, .exec = exec, .failed = 0};
+    /* Field by field: an initializer would zero failmsg (1 KiB) on every call. */
+    weir_call call;
+    call.a = a;
+    call.w = w;
+    call.op = op;
+    call.exec = exec;
+    call.failed = 0;
+    call.failmsg[0] = '\0';
     /* Relaxed atomics: the driver reads these for its messages while we run. */
     weir__store_relaxed(&a->note->cur_method, op->method);
     weir__store_relaxed(&a->note->cur_exec, exec);
@@ -180,8 +194,8 @@ static void run_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_
     uint64_t prof_t0 = weir__prof_call_begin(a, op->method, exec);
     int rc = a->fns[op->method](&call, a->state);
     weir__prof_call_end(a, op->method, exec, rc != 0 || call.failed, prof_t0);
-    if (a->tensor)
-        weir__tensor_after_call(a, op, exec);
+    if (w->tensor)
+        weir__tensor_after_call(w, op, exec);
     weir__store_release(&a->note->in_call, 0);
     const char *mname = a->pa->methods[op->method].name;
     char text[ERRTEXT_BUF];
@@ -211,7 +225,7 @@ static void run_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_
     for (unsigned k = 0; k < op->nout; k++) {
         struct reg *o = &regs[op->out[k]];
         if (o->reserved)
-            weir__chan_unreserve(a->d->chans[a->reg_chan[op->out[k]]]);
+            weir__chan_unreserve(w->d->chans[w->reg_chan[op->out[k]]]);
         o->produced = o->reserved = 0;
         reg_set_error(o, text);
     }
@@ -373,27 +387,40 @@ static void actor_leave(struct actor_rt *a)
 
 int weir__actor_run(struct actor_rt *a)
 {
-    int rc = 0;
-    weir__prof_actor_start(a);
-    weir__store_release(&a->note->phase, WEIR__PHASE_INIT);
-    if (a->d->tensor && (rc = weir__tensor_actor_start(a)) != 0) {
+    struct actor_rt *all = a->d->actors;
+    int trc;
+    /* Tensor edges: the runner (the lead of fused actors) imports the pools
+     * of the channels its schedule touches. */
+    if (a->d->tensor && (trc = weir__tensor_actor_start(a)) != 0) {
         snprintf(a->note->text, sizeof a->note->text, "%s", weir_errmsg());
-        return rc;
+        a->init_failed = (int)a->idx;
+        return trc;
     }
-    if (a->init && (rc = a->init(a->state)) != 0) {
-        weir__tensor_actor_stop(a);
-        /* No actor_leave: whoever marks the dag dead breaks the pipeline
-         * (the thread wrapper, or the process monitor), so the driver never
-         * sees a closed channel before it knows why. */
-        snprintf(a->note->text, sizeof a->note->text, "init returned %d", rc);
-        return rc;
+    for (unsigned k = 0; k < a->nmembers; k++) {
+        struct actor_rt *m = &all[a->members[k]];
+        int rc = 0;
+        weir__prof_actor_start(m);
+        weir__store_release(&m->note->phase, WEIR__PHASE_INIT);
+        if (m->init && (rc = m->init(m->state)) != 0) {
+            weir__tensor_actor_stop(a);
+            /* No actor_leave: whoever marks the dag dead breaks the pipeline
+             * (the thread wrapper, or the process monitor), so the driver never
+             * sees a closed channel before it knows why. */
+            snprintf(m->note->text, sizeof m->note->text, "init returned %d", rc);
+            a->init_failed = (int)m->idx;
+            return rc;
+        }
+        weir__store_release(&m->note->phase, WEIR__PHASE_RUN);
     }
-    weir__store_release(&a->note->phase, WEIR__PHASE_RUN);
-    weir__store_release(&a->note->ready, 1);
+    for (unsigned k = 0; k < a->nmembers; k++)
+        weir__store_release(&all[a->members[k]].note->ready, 1);
     actor_loop(a);
-    weir__store_release(&a->note->phase, WEIR__PHASE_FINI);
-    if (a->fini)
-        a->fini(a->state);
+    for (unsigned k = 0; k < a->nmembers; k++) {
+        struct actor_rt *m = &all[a->members[k]];
+        weir__store_release(&m->note->phase, WEIR__PHASE_FINI);
+        if (m->fini)
+            m->fini(m->state);
+    }
     actor_leave(a);
     weir__tensor_actor_stop(a);
     return 0;

@@ -11,8 +11,10 @@
  * Start. weir_compile lowers and checks the plan, creates every channel
  * (anonymous memfd segments) and registers every reader, then forks the
  * WEIR_PROCESS actors (engine/proc.c) before it starts any thread of its
- * own, then the process monitor, then one thread per WEIR_THREAD actor
- * (engine/actor.c).
+ * own, then the process monitor, then one thread per worker of WEIR_THREAD
+ * actors (engine/actor.c), which runs the fused schedule of the actors the
+ * compiler placed on it (compiler/plan.h); a worker's thread takes its
+ * actors' CPU pin.
  *
  * Death. When an actor process dies or an actor cannot start, the dag is
  * marked dead (weir__dag_mark_dead) and the pipeline is broken around the
@@ -70,6 +72,7 @@ static void dag_destroy(struct weir_dag *d)
                     free(ar->regs[r].errtext);
                 }
             free(ar->regs);
+            free(ar->members);
             free(ar->rid);
             free(ar->reg_chan);
             free(ar->fns);
@@ -119,11 +122,16 @@ static void *actor_thread_main(void *arg)
     struct actor_rt *a = arg;
     struct weir_dag *d = a->d;
     char tname[16];
-    snprintf(tname, sizeof tname, "weir:%s", a->pa->name);
+    if (a->nmembers > 1)
+        snprintf(tname, sizeof tname, "weir:w%u", ((unsigned)a->pa->worker + 1u) % 100000u);
+    else
+        snprintf(tname, sizeof tname, "weir:%s", a->pa->name);
     pthread_setname_np(pthread_self(), tname);
-    if (weir__actor_run(a) != 0)
+    if (weir__actor_run(a) != 0) {
+        const struct actor_rt *f = &d->actors[a->init_failed];
         weir__dag_mark_dead(d, (int)a->idx, "actor '%s' (thread) could not start: %s",
-                            a->pa->name, a->note->text);
+                            f->pa->name, f->note->text);
+    }
     /* Tell a teardown waiting for us (it then joins); the dag may be freed
      * by the unref below, so nothing after it touches the dag. */
     weir__store_release(&a->exited, 1);
@@ -196,6 +204,18 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
         for (unsigned i = 0; i < ar->pa->nops; i++)
             if (ar->pa->ops[i].kind == WEIR__OP_WRITE)
                 ar->reg_chan[ar->pa->ops[i].reg] = (int)ar->pa->ops[i].chan;
+        int32_t r = weir__plan_runner(p, a); /* >= 0: the plan is validated */
+        ar->runner = (unsigned)r;
+        ar->init_failed = -1;
+        if (r == (int32_t)a) {
+            ar->members = malloc(p->nactors * sizeof *ar->members);
+            if (!ar->members)
+                goto oom;
+        }
+    }
+    for (unsigned a = 0; a < p->nactors; a++) {
+        struct actor_rt *run = &d->actors[d->actors[a].runner];
+        run->members[run->nmembers++] = a;
     }
     d->trace_opt = opts ? opts->trace_path : NULL;
     int prc = weir__prof_init(d, p->graph);
@@ -255,13 +275,17 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
         goto fail;
     for (unsigned a = 0; a < p->nactors; a++) {
         struct actor_rt *ar = &d->actors[a];
-        if (ar->pa->isolation == WEIR_PROCESS)
-            continue;
+        if (ar->pa->isolation == WEIR_PROCESS || !ar->nmembers)
+            continue; /* a process, or an actor its worker's lead runs */
+        const char *cpus = NULL; /* the compiler checked that a worker's pins agree */
+        for (unsigned k = 0; k < ar->nmembers; k++)
+            if (d->actors[ar->members[k]].pa->cpus)
+                cpus = d->actors[ar->members[k]].pa->cpus;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         cpu_set_t set;
         char why[160];
-        if (ar->pa->cpus && weir__cpulist_parse(ar->pa->cpus, &set, why, sizeof why) == 0)
+        if (cpus && weir__cpulist_parse(cpus, &set, why, sizeof why) == 0)
             pthread_attr_setaffinity_np(&attr, sizeof set, &set);
         weir__add_fetch_acq_rel(&d->refs, 1);
         int rc = pthread_create(&ar->th, &attr, actor_thread_main, ar);
@@ -269,8 +293,8 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
         if (rc != 0) {
             weir__sub_fetch_acq_rel(&d->refs, 1);
             weir__seterr(-rc, "actor '%s': cannot start its thread%s%s%s: %s", ar->pa->name,
-                         ar->pa->cpus ? " pinned to cpus '" : "", ar->pa->cpus ? ar->pa->cpus : "",
-                         ar->pa->cpus ? "'" : "", strerror(rc));
+                         cpus ? " pinned to cpus '" : "", cpus ? cpus : "", cpus ? "'" : "",
+                         strerror(rc));
             goto fail;
         }
         ar->started = 1;
@@ -445,11 +469,18 @@ WEIR_API int weir_dag_free(weir_dag *d)
                 continue;
             pthread_detach(ar->th);
             stuck++;
+            /* Name the member the worker is stuck in a method of (else the lead). */
+            const struct actor_rt *in = ar;
+            for (unsigned k = 0; k < ar->nmembers; k++)
+                if (weir__load_acquire(&d->actors[ar->members[k]].note->in_call)) {
+                    in = &d->actors[ar->members[k]];
+                    break;
+                }
             char what[160];
-            weir__note_describe(ar, what, sizeof what);
+            weir__note_describe(in, what, sizeof what);
             if (len < (int)sizeof msg)
                 len += snprintf(msg + len, sizeof msg - (size_t)len, "%sactor '%s' is stuck %s",
-                                len > 0 ? "; " : "", ar->pa->name, what);
+                                len > 0 ? "; " : "", in->pa->name, what);
         }
     if (d->monitor_started)
         weir__proc_monitor_stop(d);
@@ -522,8 +553,12 @@ WEIR_API const char *weir_dag_chan_writer(const weir_dag *d, unsigned i)
 {
     if (!d || i >= d->plan->nchans)
         return NULL;
-    int32_t w = d->plan->chans[i].writer;
-    return w == WEIR__PLAN_DRIVER ? "driver" : d->plan->actors[w].name;
+    const struct weir__plan_chan *c = &d->plan->chans[i];
+    if (c->writer == WEIR__PLAN_DRIVER)
+        return "driver";
+    /* The actor whose call produces it (in a fused worker, not always the lead). */
+    const struct weir__plan_actor *lead = &d->plan->actors[c->writer];
+    return d->plan->actors[lead->ops[c->src_index].actor].name;
 }
 
 WEIR_API unsigned weir_dag_nactors(const weir_dag *d)
@@ -538,6 +573,8 @@ WEIR_API int weir_dag_actor_stats(const weir_dag *d, unsigned i, struct weir_act
         return weir__seterr(-EINVAL, "weir_dag_actor_stats: actor %u out of range (%u)", i,
                             d ? d->plan->nactors : 0);
     const struct actor_rt *a = &d->actors[i];
+    /* A fused actor waits when its worker waits: the worker's channels count. */
+    const struct actor_rt *run = &d->actors[a->runner];
     memset(st, 0, sizeof *st);
     snprintf(st->name, sizeof st->name, "%s", a->pa->name);
     st->isolation = a->pa->isolation;
@@ -546,16 +583,17 @@ WEIR_API int weir_dag_actor_stats(const weir_dag *d, unsigned i, struct weir_act
     st->pid = a->pa->isolation == WEIR_PROCESS ? (int)a->pid : (int)getpid();
     st->restarts = a->restarts;
     pthread_mutex_unlock((pthread_mutex_t *)&d->dead_mu);
+    st->worker = a->pa->worker >= 0 ? a->pa->worker + 1 : 0;
     for (unsigned c = 0; c < d->plan->nchans; c++) {
-        if (a->rid[c] < 0 && d->plan->chans[c].writer != (int32_t)i)
+        if (run->rid[c] < 0 && d->plan->chans[c].writer != (int32_t)run->idx)
             continue;
         struct weir_chan_stats cs;
         if (weir_chan_stats(d->chans[c], &cs) < 0)
             continue;
-        if (d->plan->chans[c].writer == (int32_t)i)
+        if (d->plan->chans[c].writer == (int32_t)run->idx)
             st->output_blocked_ns += cs.writer_blocked_ns;
         for (unsigned r = 0; r < cs.nreaders; r++)
-            if (cs.readers[r].id == a->rid[c])
+            if (cs.readers[r].id == run->rid[c])
                 st->input_starved_ns += cs.readers[r].starved_ns;
     }
     return 0;

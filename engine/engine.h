@@ -58,6 +58,13 @@ struct weir__prof_shared;
 struct weir__prof;
 struct weir__trace_buf;
 
+/*
+ * One per actor. An actor that runs a schedule (a process actor, or the lead
+ * of a worker: compiler/plan.h) owns the registers, reader ids and thread of
+ * that schedule, and lists the actors whose calls it runs in `members`; the
+ * other actors of a worker have no schedule and lend only their state,
+ * methods, note and counters to the calls the lead runs for them.
+ */
 struct actor_rt {
     struct weir_dag *d;
     unsigned idx;
@@ -70,6 +77,11 @@ struct actor_rt {
     int *rid;      /* per channel: this actor's reader id, or -1 */
     int *reg_chan; /* per register: channel the register is written to, or -1 */
     struct weir__actor_note *note;
+    unsigned nmembers; /* runs a schedule: the actors it calls (index order, itself
+                          included); 0: its calls run in its worker's lead */
+    unsigned *members;
+    int init_failed; /* after weir__actor_run failed: the member whose init did */
+    unsigned runner;   /* the actor whose schedule runs this one's calls (itself, or the lead) */
     /* thread actors */
     pthread_t th;
     int started;
@@ -96,7 +108,8 @@ struct actor_rt {
 };
 
 struct weir_call {
-    struct actor_rt *a;
+    struct actor_rt *a; /* the actor whose method runs (names, state) */
+    struct actor_rt *w; /* the schedule running it (registers, channels): a, or its lead */
     const struct weir__plan_op *op;
     uint64_t exec;
     int failed;
@@ -171,9 +184,11 @@ struct weir_dag {
 /* Calls run one way: dag.c (lifecycle) -> driver.c, proc.c, actor.c -> fail.c
  * -> channels/. Each block below is one file's interface to those above it. */
 
-/* actor.c: the actor loop. Run the actor's init, schedule loop and fini in the
- * calling thread (a thread of dag.c's, or an actor process of proc.c's);
- * returns at teardown, or non-zero when init failed (text in the note). */
+/* actor.c: the actor loop. Run the init of every member of a's schedule (in
+ * index order), the schedule loop and the members' fini in the calling thread
+ * (a worker thread of dag.c's, or an actor process of proc.c's); returns 0 at
+ * teardown, or non-zero when an init failed: a->init_failed is then that
+ * member's index, and its text is in that member's note. */
 int weir__actor_run(struct actor_rt *a);
 
 /* driver.c: results. A result block of at least `bytes` (from the reuse cache

@@ -182,12 +182,14 @@ static void fill(struct weir_dag *d, int final)
             sa->busy_ns += sm->busy_ns;
         }
         m0 += ar->pa->nmethods;
+        /* A fused actor waits when its worker does: count its lead's channels. */
+        int32_t run = (int32_t)ar->runner;
         for (unsigned c = 0; c < p->nchans; c++) {
             struct weir__stats_chan *sc = weir__stats_chan_at(h, c);
-            if (sc->writer == (int32_t)a)
+            if (p->chans[c].writer == run)
                 sa->output_blocked_ns += sc->writer_blocked_ns;
             for (unsigned r = 0; r < sc->nreaders; r++)
-                if (sc->readers[r].who == (int32_t)a)
+                if (sc->readers[r].who == run)
                     sa->input_starved_ns += sc->readers[r].starved_ns;
         }
     }
@@ -258,7 +260,11 @@ void weir__prof_start(struct weir_dag *d)
     for (unsigned c = 0; c < p->nchans; c++) {
         struct weir__stats_chan *sc = weir__stats_chan_at(h, c);
         snprintf(sc->name, sizeof sc->name, "%s", p->chans[c].name);
-        sc->writer = p->chans[c].writer;
+        /* The actor whose call produces it (a fused one too), as weir_dag_chan_writer. */
+        const struct weir__plan_chan *pc = &p->chans[c];
+        sc->writer = pc->writer == WEIR__PLAN_DRIVER
+                         ? WEIR__PLAN_DRIVER
+                         : (int32_t)p->actors[pc->writer].ops[pc->src_index].actor;
     }
     for (unsigned a = 0, m0 = 0; a < p->nactors; a++) {
         const struct weir__plan_actor *pa = &p->actors[a];

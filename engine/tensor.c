@@ -588,8 +588,10 @@ void weir__tensor_after_call(struct actor_rt *a, const struct weir__plan_op *op,
 /* The edge of register ri of the calling actor, or -1. */
 static int reg_edge(const weir_call *c, uint32_t ri)
 {
-    const struct weir__tensor_rt *T = c->a->d->tensor;
-    return T ? T->reg_edge[c->a->idx][ri] : -1;
+    /* c->w: the schedule that holds the registers (the actor, or the lead
+     * of the worker it is fused on). */
+    const struct weir__tensor_rt *T = c->w->d->tensor;
+    return T ? T->reg_edge[c->w->idx][ri] : -1;
 }
 
 WEIR_API int weir_call_in_tensor(weir_call *c, unsigned i, DLTensor *t)
@@ -608,7 +610,7 @@ WEIR_API int weir_call_in_tensor(weir_call *c, unsigned i, DLTensor *t)
                             "weir_node_tensor)",
                             an, mn, i);
     const struct tedge *e = &c->a->d->tensor->edges[ei];
-    const struct reg *r = &c->a->regs[ri];
+    const struct reg *r = &c->w->regs[ri];
     uint32_t b = 0;
     DLTensor v;
     int rc = weir__tensor_decode(r->data, r->len, e->name, &v, &b);
@@ -620,7 +622,7 @@ WEIR_API int weir_call_in_tensor(weir_call *c, unsigned i, DLTensor *t)
                             "device type %d",
                             e->name, (int)v.device.device_type, (int)e->spec.device);
     if (is_device(e)) {
-        struct tact_edge *ta = &c->a->tensor->e[ei];
+        struct tact_edge *ta = &c->w->tensor->e[ei];
         unsigned want = ta->local ? 0 : (unsigned)(c->exec % ta->nbuf);
         if (!ta->dev || b != want)
             return weir__seterr(-EBADMSG,
@@ -637,8 +639,8 @@ WEIR_API int weir_call_in_tensor(weir_call *c, unsigned i, DLTensor *t)
 
 WEIR_API void *weir_call_out_tensor(weir_call *c, unsigned i, const DLTensor *meta)
 {
-    struct actor_rt *a = c->a;
-    const char *an = a->pa->name, *mn = a->pa->methods[c->op->method].name;
+    struct actor_rt *a = c->w; /* registers and pools: the schedule running the call */
+    const char *an = c->a->pa->name, *mn = c->a->pa->methods[c->op->method].name;
     int rc;
     if (i >= c->op->nout) {
         weir__seterr(-EINVAL, "actor '%s' method '%s': output %u out of range (%u outputs)", an,

@@ -140,6 +140,11 @@ void weir__trace_write(struct weir__trace *t, const struct weir_dag *d)
         if (ar->pa->isolation == WEIR_PROCESS)
             snprintf(name, sizeof name, "actor %s (process %u)", ar->pa->name,
                      ar->actr ? __atomic_load_n(&ar->actr->pid, __ATOMIC_RELAXED) : 0);
+        else if (!ar->nmembers)
+            continue; /* fused: its calls are on its worker's track */
+        else if (ar->nmembers > 1)
+            snprintf(name, sizeof name, "worker %d (fused, actor %s first)", ar->pa->worker + 1,
+                     ar->pa->name);
         else
             snprintf(name, sizeof name, "actor %s", ar->pa->name);
         fprintf(f, ",\n{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,\"tid\":%u,\"args\":{\"name\":",
@@ -161,8 +166,13 @@ void weir__trace_write(struct weir__trace *t, const struct weir_dag *d)
                                                             : NULL;
             if (!kind)
                 continue;
-            const char *what = op->kind == WEIR__OP_CALL ? ar->pa->methods[op->method].name
-                                                         : p->chans[op->chan].name;
+            const struct weir__plan_actor *ca = &p->actors[op->actor]; /* CALL: fused too */
+            char fused[2 * WEIR_MAX_NAME + 2];
+            snprintf(fused, sizeof fused, "%s.%s", ca->name,
+                     op->kind == WEIR__OP_CALL ? ca->methods[op->method].name : "");
+            const char *what = op->kind != WEIR__OP_CALL ? p->chans[op->chan].name
+                               : op->actor == a      ? ca->methods[op->method].name
+                                                     : fused;
             snprintf(name, sizeof name, "%s %s", kind, what);
             fprintf(f, ",\n{\"ph\":\"X\",\"cat\":\"%s\",\"name\":", kind);
             json_str(f, name);

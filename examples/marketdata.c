@@ -15,12 +15,15 @@
  * functions run in a plain loop.
  *
  *   weir-marketdata [-n EXECUTIONS] [-i MAX_INFLIGHT] [-w WORK] [--process]
- *                   [--plan FILE] [--quiet]
+ *                   [--threads N] [--plan FILE] [--quiet]
  *
  * -w adds WORK rounds of arithmetic to the momentum stage to make it the
  * bottleneck on purpose (watch the table move). --process runs the two
- * feature actors as separate processes (WEIR_PROCESS); --plan saves the
- * compiled plan for `weir-plan show FILE`.
+ * feature actors as separate processes (WEIR_PROCESS); --threads N runs the
+ * thread actors on N workers (weir_compile_opts.threads: 0 automatic, the
+ * default; -1 a thread per actor), fusing the stages placed on one worker;
+ * --plan saves the compiled plan for `weir-plan show FILE`, which prints the
+ * placement.
  */
 #include <errno.h>
 #include <sched.h>
@@ -197,15 +200,17 @@ static int make_tick(char *buf, size_t cap, double *px)
 static int usage(const char *argv0)
 {
     fprintf(stderr,
-            "usage: %s [-n EXECUTIONS] [-i MAX_INFLIGHT] [-w WORK] [--process] [--plan FILE] "
-            "[--quiet]\n",
+            "usage: %s [-n EXECUTIONS] [-i MAX_INFLIGHT] [-w WORK] [--process] [--threads N] "
+            "[--plan FILE] [--quiet]\n"
+            "  --threads N  workers for the thread actors: 0 automatic (default), -1 one per "
+            "actor\n",
             argv0);
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    long n = 300000, inflight = 16, work = 0;
+    long n = 300000, inflight = 16, work = 0, threads = 0;
     int quiet = 0, process = 0;
     const char *plan_path = NULL;
     for (int i = 1; i < argc; i++) {
@@ -219,12 +224,14 @@ int main(int argc, char **argv)
             quiet = 1;
         else if (!strcmp(argv[i], "--process"))
             process = 1;
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = strtol(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--plan") && i + 1 < argc)
             plan_path = argv[++i];
         else
             return usage(argv[0]);
     }
-    if (n <= 0 || inflight <= 0 || inflight > 4096 || work < 0)
+    if (n <= 0 || inflight <= 0 || inflight > 4096 || work < 0 || threads < -1 || threads > 64)
         return usage(argv[0]);
 
     struct momentum_state ms = {.work = (unsigned)work};
@@ -262,7 +269,8 @@ int main(int argc, char **argv)
     for (long i = 0; i < n; i++)
         make_tick(lines[i], sizeof lines[i], px);
 
-    weir_compile_opts co = {.max_inflight = (unsigned)inflight, .buffer_bytes = 64};
+    weir_compile_opts co = {.max_inflight = (unsigned)inflight, .buffer_bytes = 64,
+                            .threads = (int)threads};
     uint64_t t_compiled = weir_now_ns(); /* counters run from here */
     weir_dag *d = weir_compile(g, &co);
     if (!d) {
@@ -275,10 +283,19 @@ int main(int argc, char **argv)
         weir_dag_free(d);
         return 1;
     }
+    unsigned nworkers = 0; /* thread actors' workers (the compiler's placement) */
+    for (unsigned a = 0; a < weir_dag_nactors(d); a++) {
+        struct weir_actor_stats as;
+        if (weir_dag_actor_stats(d, a, &as) == 0 && as.worker > (int)nworkers)
+            nworkers = (unsigned)as.worker;
+    }
+    char tdesc[32];
+    snprintf(tdesc, sizeof tdesc, threads == 0 ? "automatic" : threads < 0 ? "one per actor" : "%ld",
+             threads);
     printf("weir-marketdata: %ld executions of parse -> {momentum, liquidity} -> join -> score, "
-           "max_inflight %ld, %s, plan %016llx\n",
+           "max_inflight %ld, %s, thread actors on %u worker%s (--threads %s), plan %016llx\n",
            n, inflight, process ? "feature actors in processes" : "all actors in threads",
-           (unsigned long long)weir_dag_plan_hash(d));
+           nworkers, nworkers == 1 ? "" : "s", tdesc, (unsigned long long)weir_dag_plan_hash(d));
 
     uint64_t t0 = weir_now_ns(), last = t0;
     long waited = 0, last_waited = 0;
@@ -333,10 +350,14 @@ int main(int argc, char **argv)
                starved);
     }
     /* Per-actor table: the actor that waits least is the one the others wait for. */
-    printf("\n  %-10s %15s %15s %8s\n", "actor", "waiting input", "blocked output", "busy");
-    unsigned nact = weir_dag_nactors(d);
+    printf("\n  %-10s %7s %15s %15s %8s\n", "actor", "worker", "waiting input", "blocked output",
+           "busy");
+    unsigned nact = weir_dag_nactors(d), nload = 0;
+    /* One load per thread that runs stages: a process actor, or a worker with
+     * the actors fused on it (they share its waits, so its busy time). */
     struct weir_actor_load loads[nact ? nact : 1];
-    char names[nact ? nact : 1][WEIR_MAX_NAME + 1];
+    char names[nact ? nact : 1][160];
+    int load_worker[nact ? nact : 1];
     for (unsigned a = 0; a < nact; a++) {
         struct weir_actor_stats as;
         weir_dag_actor_stats(d, a, &as);
@@ -345,17 +366,38 @@ int main(int argc, char **argv)
         double busy = 100.0 - wi - bo;
         if (busy < 0)
             busy = 0;
-        printf("  %-10s %14.1f%% %14.1f%% %7.1f%%\n", as.name, wi, bo, busy);
-        snprintf(names[a], sizeof names[0], "%s", as.name);
-        loads[a].name = names[a];
-        loads[a].busy = busy / 100.0;
+        char wk[16];
+        snprintf(wk, sizeof wk, as.worker ? "%d" : "process", as.worker);
+        printf("  %-10s %7s %14.1f%% %14.1f%% %7.1f%%\n", as.name, wk, wi, bo, busy);
+        unsigned k = 0;
+        while (k < nload && !(as.worker && load_worker[k] == as.worker))
+            k++;
+        if (k == nload) {
+            load_worker[nload] = as.worker;
+            snprintf(names[nload], sizeof names[0], "%s", as.name);
+            loads[nload].name = names[nload];
+            loads[nload++].busy = busy / 100.0;
+        } else {
+            if (!strchr(names[k], '(')) {
+                char first[WEIR_MAX_NAME + 1];
+                snprintf(first, sizeof first, "%s", names[k]);
+                snprintf(names[k], sizeof names[0], "worker %d (%s", as.worker, first);
+            }
+            size_t l = strlen(names[k]);
+            snprintf(names[k] + l, sizeof names[0] - l, ", %s", as.name);
+        }
     }
+    for (unsigned k = 0; k < nload; k++)
+        if (strchr(names[k], '(')) {
+            size_t l = strlen(names[k]);
+            snprintf(names[k] + l, sizeof names[0] - l, ")");
+        }
     /* waiting % is wall time in reads: with more threads than cores it includes time
      * spent yielding the CPU to the stage that has the work. The rule is weir-top's. */
     cpu_set_t cpus;
     unsigned ncpu = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? (unsigned)CPU_COUNT(&cpus) : 1;
     char bn[512];
-    weir_bottleneck(loads, nact, ncpu, bn, sizeof bn);
+    weir_bottleneck(loads, nload, ncpu, bn, sizeof bn);
     printf("\n  %s\n", bn);
 
     /* Check every score against the same functions in a plain loop. */

@@ -51,6 +51,7 @@ struct bench_opts {
     int unpinned_multi;    /* --pin-multi none: 3+ parties float (default rr) */
     int budget_given;      /* --budget-ms was given */
     int pin_given;         /* --pin-multi was given (dag: unpinned unless "rr" is asked for) */
+    int threads;           /* dag --threads N: workers of the .fused rows (default 2) */
 };
 
 extern struct bench_opts bench_opts;

@@ -20,8 +20,10 @@
  * fails the case, so nothing is measured that did not happen.
  *
  *   floor    the stage functions called in sequence on one thread
- *   weir     the compiled dag, thread actors (.thr) or every actor
- *            WEIR_PROCESS (.proc); unpinned
+ *   weir     the compiled dag: a thread per actor (.thr, threads =
+ *            WEIR_THREADS_PER_ACTOR), the thread actors fused on
+ *            --threads N workers (.fused, threads = N, default 2), or every
+ *            actor WEIR_PROCESS (.proc); unpinned
  *   pthread  what users write today: one thread per actor, bounded
  *            mutex/condvar queues (capacity = max_inflight) of buffers
  *            preallocated per producer; fan-out shares one refcounted
@@ -204,7 +206,9 @@ static int m_join(weir_call *c, void *st)
     return 0;
 }
 
-static weir_dag *weir_build(const struct bench_dag_shape *s, int proc, size_t n, char *why, size_t wl)
+enum { MODE_THR, MODE_PROC, MODE_FUSED };
+
+static weir_dag *weir_build(const struct bench_dag_shape *s, int mode, size_t n, char *why, size_t wl)
 {
     weir_graph *g = weir_graph_new(s->name);
     if (!g) {
@@ -223,7 +227,7 @@ static weir_dag *weir_build(const struct bench_dag_shape *s, int proc, size_t n,
         char cpus[16];
         int cpu = bench_dag_actor_cpu(i);
         snprintf(cpus, sizeof cpus, "%d", cpu);
-        weir_actor_opts o = {.isolation = proc ? WEIR_PROCESS : WEIR_THREAD,
+        weir_actor_opts o = {.isolation = mode == MODE_PROC ? WEIR_PROCESS : WEIR_THREAD,
                              .cpus = cpu >= 0 ? cpus : NULL};
         weir_actor *a = weir_actor_new(g, name, &o);
         if (!a) {
@@ -248,7 +252,8 @@ static weir_dag *weir_build(const struct bench_dag_shape *s, int proc, size_t n,
         goto out;
     }
     weir_compile_opts co = {
-        .max_inflight = bench_dag_inflight(), .buffer_bytes = n, .timeout_ms = bench_opts.timeout_ms};
+        .max_inflight = bench_dag_inflight(), .buffer_bytes = n, .timeout_ms = bench_opts.timeout_ms,
+        .threads = mode == MODE_FUSED ? bench_opts.threads : WEIR_THREADS_PER_ACTOR};
     d = weir_compile(g, &co);
     if (!d) snprintf(why, wl, "weir_compile: %s", weir_errmsg());
 out:
@@ -331,14 +336,22 @@ static int wr_collect(void *ctx, uint64_t seq, char *why, size_t wl)
     return wr_check(ctx, seq, why, wl);
 }
 
-static void run_weir(const struct bench_dag_shape *s, int proc, size_t n)
+static void run_weir(const struct bench_dag_shape *s, int mode, size_t n)
 {
     struct bench_row lat, tput;
     unsigned win = bench_dag_inflight();
-    bench_dag_init_rows(&lat, &tput, s, proc ? "proc" : "thr", "weir", n, win);
+    bench_dag_init_rows(&lat, &tput, s,
+                        mode == MODE_PROC ? "proc" : mode == MODE_FUSED ? "fused" : "thr", "weir",
+                        n, win);
     int want_lat = bench_begin(&lat), want_tput = bench_begin(&tput);
     if (!want_lat && !want_tput) return;
-    if (proc) {
+    if (mode == MODE_FUSED) {
+        int w = bench_opts.threads < s->nactors ? bench_opts.threads : s->nactors;
+        snprintf(lat.notes, sizeof(lat.notes), "%d actors fused on %d worker%s + driver; "
+                 "weir_execute", s->nactors, w, w == 1 ? "" : "s");
+        snprintf(tput.notes, sizeof(tput.notes), "%d actors fused on %d worker%s + driver; "
+                 "%u in flight", s->nactors, w, w == 1 ? "" : "s", win);
+    } else if (mode == MODE_PROC) {
         snprintf(lat.notes, sizeof(lat.notes), "%d actor procs + driver; weir_execute",
                  s->nactors);
         snprintf(tput.notes, sizeof(tput.notes), "%d actor procs + driver; %u in flight",
@@ -353,7 +366,7 @@ static void run_weir(const struct bench_dag_shape *s, int proc, size_t n)
     cpu_set_t saved;
     int have_saved = bench_dag_driver_pin(&saved);
     uint8_t *arg = bench_dag_arg_buf(n);
-    weir_dag *d = arg ? weir_build(s, proc, n, why, sizeof(why)) : NULL;
+    weir_dag *d = arg ? weir_build(s, mode, n, why, sizeof(why)) : NULL;
     if (!arg) snprintf(why, sizeof(why), "out of memory");
     if (!d) {
         bench_dag_row_failf(&lat, "%s", why);
@@ -417,11 +430,13 @@ static void legend(void)
                "flight, exec/s after a warm-up of %llu, MB/s = exec/s x msg_bytes",
                (unsigned long long)bench_dag_tput_warmup());
     bench_note("floor = the same stage functions called in sequence on one thread (no copy in "
-               "or out, no threads); weir .thr = thread actors, .proc = every actor "
-               "WEIR_PROCESS (driver in this process); max_inflight = depth = %u, buffer_bytes "
-               "= msg_bytes; pthread = one thread per actor, mutex/condvar bounded queues "
-               "(capacity = depth) of preallocated buffers, fan-out shares one refcounted buffer",
-               bench_dag_inflight());
+               "or out, no threads); weir .thr = a thread per actor, .fused = the actors fused "
+               "on --threads %d workers (weir_compile_opts.threads; chain4 a,b | c,d), .proc = "
+               "every actor WEIR_PROCESS (driver in this process); max_inflight = depth = %u, "
+               "buffer_bytes = msg_bytes; pthread = one thread per actor, mutex/condvar bounded "
+               "queues (capacity = depth) of preallocated buffers, fan-out shares one refcounted "
+               "buffer",
+               bench_opts.threads, bench_dag_inflight());
     bench_note("Ray Compiled Graphs (published; Python, other hardware; /work/shared/PEERS.md): "
                "~50 us per call for one actor, 5.7k executions/s for a chain of 4 actors");
 }
@@ -439,6 +454,23 @@ static void ratios(void)
                 o8p ? RAY_CALL_NS : -1, V(o8p, p50_ns), ">=", 25, NULL);
     bench_ratio("chain4.thr_vs_ray", "weir chain4.thr.tput 8 B exec/s / Ray CG 5.7k exec/s",
                 V(c8, msgs_per_s), c8 ? RAY_CHAIN4_EPS : -1, ">=", 35, NULL);
+    {
+        const struct bench_row *cf = bench_find("chain4.fused.tput", "weir", 8, 0);
+        const struct bench_row *cfl = bench_find("chain4.fused.lat", "weir", 8, 0);
+        const struct bench_row *cfloor = bench_find("chain4.call.tput", "floor", 8, 0);
+        char d1[96];
+        snprintf(d1, sizeof d1, "weir chain4.fused.tput 8 B (threads %d) / chain4.thr.tput",
+                 bench_opts.threads);
+        bench_ratio("chain4.fused_vs_thr", d1, V(cf, msgs_per_s), V(c8, msgs_per_s), ">=", 10,
+                    NULL);
+        snprintf(d1, sizeof d1, "weir chain4.fused.tput 8 B (threads %d) / floor chain4.call.tput",
+                 bench_opts.threads);
+        bench_ratio("chain4.fused_vs_floor", d1, V(cf, msgs_per_s), V(cfloor, msgs_per_s), ">=",
+                    0.25, NULL);
+        snprintf(d1, sizeof d1, "weir chain4.fused.lat 8 B (threads %d) p50 ns / 2000 ns",
+                 bench_opts.threads);
+        bench_ratio("chain4.fused_lat_2us", d1, V(cfl, p50_ns), cfl ? 2000 : -1, "<=", 1, NULL);
+    }
     bench_ratio("chain4.proc_vs_ray",
                 "  (info) weir chain4.proc.tput 8 B exec/s / Ray CG 5.7k exec/s",
                 V(c8p, msgs_per_s), c8p ? RAY_CHAIN4_EPS : -1, ">=", 35, NULL);
@@ -493,8 +525,9 @@ static void plan(void)
         for (size_t i = 0; i < NSHAPES; i++) {
             const struct bench_dag_shape *s = &shapes[i];
             run_floor(s, dag_sizes[z]);
-            run_weir(s, 0, dag_sizes[z]);
-            run_weir(s, 1, dag_sizes[z]);
+            run_weir(s, MODE_THR, dag_sizes[z]);
+            run_weir(s, MODE_FUSED, dag_sizes[z]);
+            run_weir(s, MODE_PROC, dag_sizes[z]);
             bench_dag_run_pthread(s, dag_sizes[z]);
         }
 }

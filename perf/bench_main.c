@@ -22,6 +22,7 @@
 
 struct bench_opts bench_opts = {
     .timeout_ms = 5000,
+    .threads = 2,
 };
 
 struct cmd {
@@ -68,6 +69,8 @@ static void usage(FILE *f)
                "  --rounds N        run the whole plan N times (1..9, default 3), interleaved,\n"
                "                    and keep each case's best round (noise only slows down)\n"
                "  --timeout-ms N    bound of every blocking call (default 5000)\n"
+               "  --threads N       dag: workers of the weir .fused rows (1..64, default 2:\n"
+               "                    weir_compile_opts.threads; .thr rows run a thread per actor)\n"
                "  --depth N         ring depth / queue capacity for every size (1..65536;\n"
                "                    iceoryx queues are capped at its maximum of 256;\n"
                "                    default 4096 up to 64 B, 1024 up to 1 KiB, 16 for 64 KiB, 4 for 1 MiB);\n"
@@ -87,7 +90,8 @@ static void usage(FILE *f)
                "(fork); --list shows every case, the table's notes say what each one does.\n"
                "\n"
                "dag cases: <shape>.<mode>.<lat|tput> for shapes one, chain4, diamond, fanout4\n"
-               "and payloads of 8 B and 64 KiB; impl weir (mode thr: thread actors, proc:\n"
+               "and payloads of 8 B and 64 KiB; impl weir (mode thr: a thread per actor,\n"
+               "fused: the thread actors fused on --threads N workers (default 2), proc:\n"
                "every actor a process), pthread (thr: thread per actor, mutex/condvar queues),\n"
                "floor (call: the stage functions called in a loop). lat = one execution at a\n"
                "time, p50/p99 of the round trip; tput = depth executions in flight, exec/s.\n"
@@ -99,7 +103,8 @@ static void usage(FILE *f)
 
 int bench_parse_opts(int argc, char **argv, const char *cmd)
 {
-    enum { O_BUDGET = 256, O_TIMEOUT, O_NOZMQ, O_NOICE, O_LIST, O_DEPTH, O_PINMULTI, O_ROUNDS, O_SVG };
+    enum { O_BUDGET = 256, O_TIMEOUT, O_NOZMQ, O_NOICE, O_LIST, O_DEPTH, O_PINMULTI, O_ROUNDS, O_SVG,
+           O_THREADS };
     static const struct option lo[] = {
         {"quick", no_argument, NULL, 'q'},
         {"json", no_argument, NULL, 'j'},
@@ -113,6 +118,7 @@ int bench_parse_opts(int argc, char **argv, const char *cmd)
         {"rounds", required_argument, NULL, O_ROUNDS},
         {"pin-multi", required_argument, NULL, O_PINMULTI},
         {"svg", required_argument, NULL, O_SVG},
+        {"threads", required_argument, NULL, O_THREADS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -164,6 +170,16 @@ int bench_parse_opts(int argc, char **argv, const char *cmd)
                 return -1;
             }
             bench_opts.depth = (unsigned)d;
+            break;
+        }
+        case O_THREADS: {
+            errno = 0;
+            long t = strtol(optarg, &end, 10);
+            if (errno || !end || *end || t < 1 || t > 64) {
+                fprintf(stderr, "weir-bench %s: --threads wants 1..64, not '%s'\n", cmd, optarg);
+                return -1;
+            }
+            bench_opts.threads = (int)t;
             break;
         }
         case O_ROUNDS: {

@@ -242,7 +242,8 @@ Test(dag, diamond)
     weir_node *ab[2] = {a, b};
     weir_node *y = weir_bind(j, "sum", sum2, ab, 2, 1);
     weir_output(g, &y, 1);
-    weir_dag *d = weir_compile(g, NULL);
+    /* A thread per actor (not fused on a machine with fewer CPUs than actors). */
+    weir_dag *d = weir_compile(g, &(weir_compile_opts){.threads = WEIR_THREADS_PER_ACTOR});
     cr_assert_not_null(d, "%s", weir_errmsg());
     /* parse.out0 is one channel with two registered readers (multicast, not copies). */
     int found = 0;
@@ -588,7 +589,8 @@ Test(dag, failures_fail_their_execution_only)
     weir_node *xy[2] = {x, y};
     weir_node *z = weir_bind(c, "sum", sum2, xy, 2, 1); /* downstream of the failure */
     weir_output(g, &z, 1);
-    weir_dag *d = weir_compile(g, NULL);
+    /* A thread per actor, so b's output is a channel (fused: fused_failure_...). */
+    weir_dag *d = weir_compile(g, &(weir_compile_opts){.threads = WEIR_THREADS_PER_ACTOR});
     cr_assert_not_null(d, "%s", weir_errmsg());
     int nfail = 0;
     for (int64_t i = 0; i < 20000; i++) {
@@ -1007,7 +1009,7 @@ Test(dag, plan_save_load_same_hash)
                         weir_bind(f2, "plus3", plus_three, &x, 1, 1)};
     weir_node *y = weir_bind(j, "sum", sum2, ab, 2, 1);
     weir_output(g, &y, 1);
-    weir_dag *d = weir_compile(g, NULL);
+    weir_dag *d = weir_compile(g, &(weir_compile_opts){.threads = WEIR_THREADS_PER_ACTOR});
     cr_assert_not_null(d);
     char path[] = "/tmp/weir-test-plan-XXXXXX";
     int fd = mkstemp(path);
@@ -1796,5 +1798,539 @@ Test(dag, views_freed_by_another_thread, .timeout = 240)
     cr_log_info("views_freed_by_another_thread: %llu submits retried after -ENOBUFS",
                 (unsigned long long)retries);
     cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+}
+
+/* ---- co-scheduling: fused schedules ----------------------------------------- */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define FUSED_SANITIZED 1
+#else
+#define FUSED_SANITIZED 0
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#undef FUSED_SANITIZED
+#define FUSED_SANITIZED 1
+#endif
+#endif
+/* Pipelined executions per fused case: 10^5 optimized, fewer under sanitizers. */
+#define N_FUSED (FUSED_SANITIZED ? 20000 : N_EXEC)
+
+/* The plan of d as `weir-plan show` prints it (malloc'd). */
+static char *plan_text(const weir_dag *d)
+{
+    char path[] = "/tmp/weir-fused-plan.XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    cr_assert_eq(weir_dag_save_plan(d, path), 0, "%s", weir_errmsg());
+    struct weir__plan *p = NULL;
+    cr_assert_eq(weir__plan_load(path, &p), 0, "%s", weir_errmsg());
+    unlink(path);
+    char *txt = NULL;
+    size_t n;
+    FILE *f = open_memstream(&txt, &n);
+    cr_assert_eq(weir__plan_print(p, f), 0, "%s", weir_errmsg());
+    fclose(f);
+    weir__plan_free(p);
+    return txt;
+}
+
+/* n executions with win in flight, waited in submit order; every output checked. */
+static uint64_t run_pipelined(weir_dag *d, int n, int win, check_fn check)
+{
+    uint64_t sum = 1469598103934665603ull;
+    int64_t next = 0, done = 0;
+    while (done < n) {
+        while (next < n && next - done < win) {
+            uint64_t id;
+            weir_buf arg = {&next, sizeof next};
+            cr_assert_eq(weir_submit(d, &arg, 1, &id, TMO), 0, "submit %lld: %s",
+                         (long long)next, weir_errmsg());
+            cr_assert_eq(id, (uint64_t)next);
+            next++;
+        }
+        weir_result *r = NULL;
+        cr_assert_eq(weir_wait(d, (uint64_t)done, &r, TMO), 0, "wait %lld: %s", (long long)done,
+                     weir_errmsg());
+        cr_assert_eq(weir_result_exec(r), (uint64_t)done);
+        check(done, r, &sum);
+        weir_result_free(r);
+        done++;
+    }
+    return sum;
+}
+
+static int64_t f_chain4(int64_t i)
+{
+    return i + 4;
+}
+static void check_chain4(int64_t i, const weir_result *r, uint64_t *sum)
+{
+    cr_assert_eq(weir_result_count(r), 1);
+    int64_t v = result64(r, 0);
+    cr_assert_eq(v, i + 4, "execution %lld: got %lld", (long long)i, (long long)v);
+    mix(sum, v);
+}
+
+/* a -> b -> c -> d, each add_one; opts per actor from ao (NULL: defaults). */
+static weir_graph *chain4_graph(const char *name, const weir_actor_opts *ao)
+{
+    weir_graph *g = weir_graph_new(name);
+    weir_node *x = weir_input(g, 0);
+    for (int i = 0; i < 4; i++) {
+        char an[2] = {(char)('a' + i), 0};
+        weir_actor *a = weir_actor_new(g, an, ao ? &ao[i] : NULL);
+        cr_assert_not_null(a, "%s", weir_errmsg());
+        x = weir_bind(a, "inc", add_one, &x, 1, 1);
+        cr_assert_not_null(x, "%s", weir_errmsg());
+    }
+    cr_assert_eq(weir_output(g, &x, 1), 0);
+    return g;
+}
+
+/* The placement and the fused schedules, exactly as `weir-plan show` prints them. */
+Test(dag, fused_placement_is_in_the_plan)
+{
+    weir_graph *g = chain4_graph("c4", NULL);
+    weir_dag *d = weir_compile(g, &(weir_compile_opts){.threads = 2, .max_inflight = 4});
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    /* Only the edges between workers are channels: arg0, b -> c, d -> driver. */
+    cr_assert_eq(weir_dag_nchannels(d), 3);
+    char *txt = plan_text(d);
+    const char *want_place = "  placement: threads 2, 2 workers\n"
+                             "    worker 1: a, b\n"
+                             "    worker 2: c, d\n";
+    cr_assert(strstr(txt, want_place), "%s", txt);
+    const char *want_chans = "  0  arg0        driver -> worker 1";
+    cr_assert(strstr(txt, want_chans), "%s", txt);
+    cr_assert(strstr(txt, "  1  b.inc.out0  worker 1 -> worker 2"), "%s", txt);
+    cr_assert(strstr(txt, "  2  d.inc.out0  worker 2 -> driver  "), "%s", txt);
+    const char *want_a = "actor 0 'a'  node 0, thread, worker 1, unpinned, 3 registers\n"
+                         "  methods: inc(1 -> 1)\n"
+                         "     0 READ    arg0 -> r0\n"
+                         "     1 CALL    inc(r0) -> r1   [node 1]\n"
+                         "     2 RELEASE r0 (arg0)\n"
+                         "     3 CALL    b.inc(r1) -> r2   [node 2]\n"
+                         "     4 WRITE   r2 -> b.inc.out0\n"
+                         "\n"
+                         "actor 1 'b'  node 0, thread, worker 1 (scheduled with 'a'), unpinned, "
+                         "0 registers\n"
+                         "  methods: inc(1 -> 1)\n"
+                         "\n"
+                         "actor 2 'c'  node 0, thread, worker 2, unpinned, 3 registers\n"
+                         "  methods: inc(1 -> 1)\n"
+                         "     0 READ    b.inc.out0 -> r0\n"
+                         "     1 CALL    inc(r0) -> r1   [node 3]\n"
+                         "     2 RELEASE r0 (b.inc.out0)\n"
+                         "     3 CALL    d.inc(r1) -> r2   [node 4]\n"
+                         "     4 WRITE   r2 -> d.inc.out0\n"
+                         "\n"
+                         "actor 3 'd'  node 0, thread, worker 2 (scheduled with 'c'), unpinned, "
+                         "0 registers\n"
+                         "  methods: inc(1 -> 1)\n";
+    cr_assert(strstr(txt, want_a), "%s", txt);
+    free(txt);
+    cr_assert_eq(run_pipelined(d, N_FUSED, 4, check_chain4), expected_sum(N_FUSED, f_chain4));
+    /* Per-actor stats: fused actors report their worker's waits, in-process. */
+    struct weir_actor_stats as, bs;
+    cr_assert_eq(weir_dag_actor_stats(d, 0, &as), 0);
+    cr_assert_eq(weir_dag_actor_stats(d, 1, &bs), 0);
+    cr_assert_eq(bs.pid, (int)getpid());
+    cr_assert_str_eq(bs.name, "b");
+    cr_assert_eq(weir_dag_free(d), 0);
+
+    /* threads = 1: one worker, every edge inside it; only arg0 and the output. */
+    d = weir_compile(g, &(weir_compile_opts){.threads = 1});
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    cr_assert_eq(weir_dag_nchannels(d), 2);
+    txt = plan_text(d);
+    cr_assert(strstr(txt, "  placement: threads 1, 1 worker\n    worker 1: a, b, c, d\n"), "%s",
+              txt);
+    free(txt);
+    cr_assert_eq(run_pipelined(d, N_FUSED, 8, check_chain4), expected_sum(N_FUSED, f_chain4));
+    cr_assert_eq(weir_dag_free(d), 0);
+
+    /* One per actor: the old plan, a worker each, 5 channels. */
+    d = weir_compile(g, &(weir_compile_opts){.threads = WEIR_THREADS_PER_ACTOR});
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    cr_assert_eq(weir_dag_nchannels(d), 5);
+    txt = plan_text(d);
+    cr_assert(strstr(txt, "  placement: threads one per actor, 4 workers\n    worker 1: a\n"
+                          "    worker 2: b\n    worker 3: c\n    worker 4: d\n"),
+              "%s", txt);
+    cr_assert(strstr(txt, "  1  a.inc.out0  a -> b "), "%s", txt);
+    free(txt);
+    cr_assert_eq(weir_dag_free(d), 0);
+
+    /* Automatic (threads 0): a thread per actor while the CPUs suffice, else
+     * one worker per CPU but the driver's. */
+    {
+        cpu_set_t cs;
+        cr_assert_eq(sched_getaffinity(0, sizeof cs, &cs), 0);
+        unsigned ncpu = (unsigned)CPU_COUNT(&cs);
+        unsigned want = ncpu >= 4 ? 4 : ncpu > 1 ? ncpu - 1 : 1;
+        d = weir_compile(g, NULL);
+        cr_assert_not_null(d, "%s", weir_errmsg());
+        txt = plan_text(d);
+        char line[96];
+        snprintf(line, sizeof line, "  placement: threads automatic, %u worker%s\n", want,
+                 want == 1 ? "" : "s");
+        cr_assert(strstr(txt, line), "%u CPUs, want '%s' in\n%s", ncpu, line, txt);
+        free(txt);
+        cr_assert_eq(run_pipelined(d, 1000, 8, check_chain4), expected_sum(1000, f_chain4));
+        cr_assert_eq(weir_dag_free(d), 0);
+    }
+
+    /* More threads than actors: a worker each, never an empty one. */
+    d = weir_compile(g, &(weir_compile_opts){.threads = 9});
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    txt = plan_text(d);
+    cr_assert(strstr(txt, "  placement: threads 9, 4 workers\n"), "%s", txt);
+    free(txt);
+    cr_assert_eq(weir_dag_free(d), 0);
+    weir_graph_free(g);
+}
+
+/* diamond: p -> (f1, f2) -> j, fused in every way threads allow. */
+static weir_graph *diamond_graph(const weir_actor_opts *ao)
+{
+    weir_graph *g = weir_graph_new("fdia");
+    weir_actor *p = weir_actor_new(g, "parse", ao ? &ao[0] : NULL);
+    weir_actor *f1 = weir_actor_new(g, "f1", ao ? &ao[1] : NULL);
+    weir_actor *f2 = weir_actor_new(g, "f2", ao ? &ao[2] : NULL);
+    weir_actor *j = weir_actor_new(g, "join", ao ? &ao[3] : NULL);
+    cr_assert(p && f1 && f2 && j, "%s", weir_errmsg());
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(p, "parse", add_one, &in, 1, 1);
+    weir_node *a = weir_bind(f1, "double", times_two, &x, 1, 1);
+    weir_node *b = weir_bind(f2, "plus3", plus_three, &x, 1, 1);
+    weir_node *ab[2] = {a, b};
+    weir_node *y = weir_bind(j, "sum", sum2, ab, 2, 1);
+    cr_assert_eq(weir_output(g, &y, 1), 0);
+    return g;
+}
+
+Test(dag, fused_diamond_and_fanout_every_output)
+{
+    weir_graph *g = diamond_graph(NULL);
+    for (int t = 1; t <= 4; t++) {
+        weir_dag *d = weir_compile(g, &(weir_compile_opts){.threads = t, .max_inflight = 8});
+        cr_assert_not_null(d, "threads %d: %s", t, weir_errmsg());
+        cr_assert_eq(run_pipelined(d, N_FUSED / 2, 8, check_diamond),
+                     expected_sum(N_FUSED / 2, f_diamond), "threads %d", t);
+        cr_assert_eq(weir_dag_free(d), 0);
+    }
+    /* Explicit: f1 and f2 on worker 2, parse and join on worker 1 (so worker 1
+     * waits for worker 2 inside its own schedule, in topological order). */
+    weir_actor_opts ao[4] = {{.worker = 1}, {.worker = 2},
+                             {.worker = 2}, {.worker = 1}};
+    weir_graph *h = diamond_graph(ao);
+    weir_dag *d = weir_compile(h, &(weir_compile_opts){.threads = 2, .max_inflight = 8});
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    char *txt = plan_text(d);
+    cr_assert(strstr(txt, "    worker 1: parse, join\n    worker 2: f1, f2\n"), "%s", txt);
+    /* parse.out0 goes to worker 2 once (one reader for both fused consumers). */
+    cr_assert(strstr(txt, "parse.parse.out0  worker 1 -> worker 2 "), "%s", txt);
+    free(txt);
+    cr_assert_eq(run_pipelined(d, N_FUSED / 2, 8, check_diamond),
+                 expected_sum(N_FUSED / 2, f_diamond));
+    cr_assert_eq(weir_dag_free(d), 0);
+    weir_graph_free(h);
+    weir_graph_free(g);
+
+    /* fan-out to three, outputs of fused actors read by the driver. */
+    g = weir_graph_new("ffan");
+    weir_actor *s = weir_actor_new(g, "src", NULL), *k1 = weir_actor_new(g, "k1", NULL),
+               *k2 = weir_actor_new(g, "k2", NULL), *k3 = weir_actor_new(g, "k3", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(s, "inc", add_one, &in, 1, 1);
+    weir_node *outs[3] = {weir_bind(k1, "double", times_two, &x, 1, 1),
+                          weir_bind(k2, "plus3", plus_three, &x, 1, 1),
+                          weir_bind(k3, "neg", negate, &x, 1, 1)};
+    cr_assert_eq(weir_output(g, outs, 3), 0);
+    for (int t = 1; t <= 3; t++) {
+        d = weir_compile(g, &(weir_compile_opts){.threads = t, .max_inflight = 8});
+        cr_assert_not_null(d, "threads %d: %s", t, weir_errmsg());
+        cr_assert_eq(run_pipelined(d, N_FUSED / 2, 8, check_fanout),
+                     expected_sum(N_FUSED / 2, f_fanout), "threads %d", t);
+        cr_assert_eq(weir_dag_free(d), 0);
+    }
+    weir_graph_free(g);
+}
+
+/* A method failure in a fused actor fails its execution only, with the
+ * actor's own text, and the fused actors downstream skip and forward it. */
+Test(dag, fused_failure_fails_its_execution_only)
+{
+    weir_graph *g = weir_graph_new("ffail");
+    weir_actor *a = weir_actor_new(g, "a", NULL), *b = weir_actor_new(g, "b", NULL),
+               *c = weir_actor_new(g, "c", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "add_one", add_one, &in, 1, 1);
+    weir_node *y = weir_bind(b, "fail_some", fail_some, &x, 1, 1);
+    weir_node *xy[2] = {x, y};
+    weir_node *z = weir_bind(c, "sum", sum2, xy, 2, 1);
+    weir_output(g, &z, 1);
+    for (int t = 1; t <= 2; t++) {
+        /* threads 1: a, b, c on one worker; threads 2: (a, b) | c. */
+        weir_dag *d = weir_compile(g, &(weir_compile_opts){.threads = t, .max_inflight = 8});
+        cr_assert_not_null(d, "%s", weir_errmsg());
+        const int n = FUSED_SANITIZED ? 3000 : 20000, win = 8;
+        int nfail = 0;
+        int64_t next = 0;
+        for (int64_t i = 0; i < n; i++) {
+            while (next < n && next - i < win) {
+                uint64_t id;
+                weir_buf arg = {&next, sizeof next};
+                cr_assert_eq(weir_submit(d, &arg, 1, &id, TMO), 0, "%s", weir_errmsg());
+                next++;
+            }
+            weir_result *r = NULL;
+            int rc = weir_wait(d, (uint64_t)i, &r, TMO);
+            int64_t x1 = i + 1;
+            char want[256] = "";
+            if (x1 % 7 == 3)
+                snprintf(want, sizeof want,
+                         "actor 'b' method 'fail_some' failed at execution %lld: bad value %lld",
+                         (long long)i, (long long)x1);
+            else if (x1 % 11 == 5)
+                snprintf(want, sizeof want,
+                         "actor 'b' method 'fail_some' failed at execution %lld: returned -5",
+                         (long long)i);
+            else if (x1 % 13 == 6)
+                snprintf(want, sizeof want,
+                         "actor 'b' method 'fail_some' failed at execution %lld: output 0 was "
+                         "not produced (call weir_call_out)",
+                         (long long)i);
+            if (!want[0]) {
+                cr_assert_eq(rc, 0, "threads %d execution %lld: %s", t, (long long)i,
+                             weir_errmsg());
+                cr_assert_eq(result64(r, 0), x1 + x1 + 1);
+                weir_result_free(r);
+                continue;
+            }
+            nfail++;
+            cr_assert_eq(rc, -EREMOTEIO, "execution %lld: rc %d", (long long)i, rc);
+            cr_assert_null(r);
+            char full[600];
+            snprintf(full, sizeof full, "graph 'ffail': execution %lld: %s", (long long)i, want);
+            cr_assert_str_eq(weir_errmsg(), full);
+        }
+        cr_assert(nfail > n / 5, "%d failures", nfail);
+        cr_assert_eq(weir_dag_free(d), 0);
+    }
+    weir_graph_free(g);
+}
+
+/* A process actor in the middle is never fused and runs as before; the
+ * thread actors around it share the workers. */
+Test(dag, fused_with_a_process_actor)
+{
+    weir_actor_opts ao[4] = {{0}, {.isolation = WEIR_PROCESS},
+                             {0}, {0}};
+    weir_graph *g = chain4_graph("fproc", ao);
+    weir_dag *d = weir_compile(g, &(weir_compile_opts){.threads = 1, .max_inflight = 8});
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    char *txt = plan_text(d);
+    cr_assert(strstr(txt, "  placement: threads 1, 1 worker\n"
+                          "    worker 1: a, c, d\n"
+                          "    process: b\n"),
+              "%s", txt);
+    cr_assert(strstr(txt, "actor 1 'b'  node 0, process, unpinned, 2 registers\n"), "%s", txt);
+    /* a and c share worker 1, but b sits between them: a -> b -> worker 1. */
+    cr_assert(strstr(txt, "a.inc.out0  worker 1 -> b "), "%s", txt);
+    cr_assert(strstr(txt, "b.inc.out0  b -> worker 1 "), "%s", txt);
+    free(txt);
+    struct weir_actor_stats st;
+    cr_assert_eq(weir_dag_actor_stats(d, 1, &st), 0);
+    cr_assert_eq(st.isolation, WEIR_PROCESS);
+    cr_assert_neq(st.pid, (int)getpid());
+    const int n = FUSED_SANITIZED ? 5000 : 50000;
+    cr_assert_eq(run_pipelined(d, n, 8, check_chain4), expected_sum(n, f_chain4));
+    cr_assert_eq(weir_dag_free(d), 0);
+    weir_graph_free(g);
+}
+
+/* The whole message, not a part of it. */
+#define EXPECT_ERR_EQ(expr, code, text)                                                            \
+    do {                                                                                           \
+        weir__seterr(0, "");                                                                       \
+        cr_assert_null((void *)(uintptr_t)(expr), #expr " should fail");                           \
+        cr_assert_eq(weir_errcode(), code, "%s: code %d: %s", #expr, weir_errcode(),              \
+                     weir_errmsg());                                                               \
+        cr_assert_str_eq(weir_errmsg(), text, "%s:\n  got  %s\n  want %s", #expr, weir_errmsg(),  \
+                         text);                                                                    \
+    } while (0)
+
+/* Explicit placement is checked at compile time, naming the actor. */
+Test(dag, fused_placement_errors)
+{
+    weir_actor_opts ao[4] = {{0}, {0}, {0}, {0}};
+    ao[2].worker = 3;
+    weir_graph *g = chain4_graph("fbad", ao);
+    EXPECT_ERR_EQ(weir_compile(g, &(weir_compile_opts){.threads = 2}), -EINVAL,
+               "actor 'c': worker 3 is out of range (threads = 2: workers 1..2)");
+    EXPECT_ERR_EQ(weir_compile(g, NULL), -EINVAL,
+               "actor 'c': worker 3 needs weir_compile_opts.threads >= 3 (threads is 0)");
+    EXPECT_ERR_EQ(weir_compile(g, &(weir_compile_opts){.threads = WEIR_THREADS_PER_ACTOR}), -EINVAL,
+               "actor 'c': worker 3 needs weir_compile_opts.threads >= 3 (threads is -1)");
+    weir_graph_free(g);
+
+    ao[2].worker = -2;
+    g = chain4_graph("fbad", ao);
+    EXPECT_ERR_EQ(weir_compile(g, &(weir_compile_opts){.threads = 2}), -EINVAL,
+               "actor 'c': worker -2 is not a worker (0: automatic, 1..threads, or "
+               "WEIR_WORKER_ALONE)");
+    weir_graph_free(g);
+
+    ao[2].worker = 1;
+    ao[2].isolation = WEIR_PROCESS;
+    g = chain4_graph("fbad", ao);
+    EXPECT_ERR_EQ(weir_compile(g, &(weir_compile_opts){.threads = 2}), -EINVAL,
+               "actor 'c': worker 1, but a WEIR_PROCESS actor runs alone in its process (leave "
+               "worker 0)");
+    weir_graph_free(g);
+
+    ao[2].isolation = WEIR_THREAD;
+    g = chain4_graph("fbad", ao);
+    EXPECT_ERR_EQ(weir_compile(g, &(weir_compile_opts){.threads = -2}), -EINVAL,
+               "graph 'fbad': threads -2 is out of range (0: automatic, -1: one per actor, "
+               "1..65536 workers)");
+    EXPECT_ERR_EQ(weir_compile(g, &(weir_compile_opts){.threads = 65537}), -EINVAL,
+               "graph 'fbad': threads 65537 is out of range (0: automatic, -1: one per actor, "
+               "1..65536 workers)");
+    weir_graph_free(g);
+
+    /* Two CPU pins on one worker cannot both hold. */
+    ao[2].worker = 0;
+    ao[0] = (weir_actor_opts){.cpus = "0", .worker = 1};
+    ao[1] = (weir_actor_opts){.cpus = "1", .worker = 1};
+    g = chain4_graph("fpin", ao);
+    EXPECT_ERR_EQ(weir_compile(g, &(weir_compile_opts){.threads = 2}), -EINVAL,
+               "actor 'a' (cpus '0') and actor 'b' (cpus '1') are both on worker 1: one thread "
+               "cannot be pinned to both");
+    weir_graph_free(g);
+    /* The same CPUs written two ways agree. */
+    ao[0] = (weir_actor_opts){.cpus = "0-1", .worker = 1};
+    ao[1] = (weir_actor_opts){.cpus = "1,0", .worker = 1};
+    g = chain4_graph("fpin2", ao);
+    weir_dag *dp = weir_compile(g, &(weir_compile_opts){.threads = 2});
+    cr_assert_not_null(dp, "%s", weir_errmsg());
+    cr_assert_eq(weir_dag_free(dp), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+
+    /* ALONE keeps an actor off the shared workers; explicit ones go where asked. */
+    ao[0] = (weir_actor_opts){.worker = 2};
+    ao[1] = (weir_actor_opts){.worker = WEIR_WORKER_ALONE};
+    ao[2] = (weir_actor_opts){0};
+    ao[3] = (weir_actor_opts){.worker = 2};
+    g = chain4_graph("falone", ao);
+    weir_dag *d = weir_compile(g, &(weir_compile_opts){.threads = 2});
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    char *txt = plan_text(d);
+    /* c (automatic, the only one) takes worker 1; a, d worker 2; b its own. */
+    cr_assert(strstr(txt, "  placement: threads 2, 3 workers\n"
+                          "    worker 1: c\n"
+                          "    worker 2: a, d\n"
+                          "    worker 3: b\n"),
+              "%s", txt);
+    free(txt);
+    const int n = FUSED_SANITIZED ? 5000 : 50000;
+    cr_assert_eq(run_pipelined(d, n, 8, check_chain4), expected_sum(n, f_chain4));
+    cr_assert_eq(weir_dag_free(d), 0);
+    weir_graph_free(g);
+}
+
+/* The deadlock check runs over the fused schedules: what it rejected with a
+ * thread per actor it still rejects, naming the workers. */
+Test(dag, fused_deadlock_check_still_rejects)
+{
+    weir_graph *g = chain4_graph("fdl", NULL);
+    /* 16 in flight through 3 channels of depth 1: the driver fills them. */
+    weir_compile_opts o = {.max_inflight = 16, .depth = 1, .threads = 2};
+    EXPECT_ERR_EQ(weir_compile(g, &o), -EDEADLK,
+                  "plan 'fdl' can deadlock (max_inflight 16): worker 1 (a, b) waits to write "
+                  "channel 'b.inc.out0' (depth 1) until worker 2 (c, d) releases a slot; worker 2 "
+                  "(c, d) waits to write channel 'd.inc.out0' (depth 1) until driver releases a "
+                  "slot; driver waits to write channel 'arg0' (depth 1) until worker 1 (a, b) "
+                  "releases a slot");
+    /* The same options with a thread per actor are rejected too (5 channels). */
+    o.threads = WEIR_THREADS_PER_ACTOR;
+    EXPECT_ERR(weir_compile(g, &o), -EDEADLK, "plan 'fdl' can deadlock (max_inflight 16): ");
+    o.threads = 2;
+    o.depth = 16;
+    weir_dag *d = weir_compile(g, &o);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    cr_assert_eq(weir_dag_free(d), 0);
+
+    /* A fused schedule changed by hand (as a loaded plan could be): worker 1
+     * first reads worker 2's output of the same execution, which worker 2 can
+     * only make from what worker 1 writes later - a cycle between workers. */
+    struct weir__plan *p;
+    cr_assert_eq(weir__compile_plan(g, &(weir_compile_opts){.threads = 2}, &p), 0, "%s",
+                 weir_errmsg());
+    cr_assert_eq(weir__plan_deadlock_check(p), 0, "%s", weir_errmsg());
+    struct weir__plan_actor *pa = &p->actors[0]; /* worker 1's lead */
+    uint32_t outc = p->outputs[0];
+    struct weir__plan_chan *oc = &p->chans[outc];
+    oc->readers = realloc(oc->readers, (oc->nreaders + 1) * sizeof *oc->readers);
+    oc->readers[oc->nreaders++] = 0;
+    pa->ops = realloc(pa->ops, (pa->nops + 2) * sizeof *pa->ops);
+    memmove(&pa->ops[1], &pa->ops[0], pa->nops * sizeof *pa->ops);
+    pa->ops[0] = (struct weir__plan_op){.kind = WEIR__OP_READ, .chan = outc, .reg = pa->nregs};
+    pa->nops++;
+    pa->ops[pa->nops++] = (struct weir__plan_op){.kind = WEIR__OP_RELEASE, .chan = outc,
+                                                 .reg = pa->nregs};
+    pa->nregs++;
+    for (unsigned c = 0; c < p->nchans; c++)
+        if (p->chans[c].writer == 0)
+            p->chans[c].src_index++; /* its CALL moved down by one */
+    cr_assert_eq(weir__plan_validate(p), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir__plan_deadlock_check(p), -EDEADLK);
+    cr_assert(strstr(weir_errmsg(), "worker 1 (a, b) waits to read channel 'd.inc.out0' from "
+                                    "worker 2 (c, d)"),
+              "%s", weir_errmsg());
+    cr_assert(strstr(weir_errmsg(), "worker 2 (c, d) waits to read channel 'b.inc.out0' from "
+                                    "worker 1 (a, b)"),
+              "%s", weir_errmsg());
+    weir__plan_free(p);
+    weir_graph_free(g);
+}
+
+static int inits_run, finis_run;
+static int count_init(void *s)
+{
+    (void)s;
+    __atomic_add_fetch(&inits_run, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+static void count_fini(void *s)
+{
+    (void)s;
+    __atomic_add_fetch(&finis_run, 1, __ATOMIC_RELAXED);
+}
+
+/* Every actor fused on a worker gets its own init and fini, on the worker;
+ * an init that fails names its own actor, not the worker's lead. */
+Test(dag, fused_init_fini_per_actor)
+{
+    weir_actor_opts ao[4];
+    for (int i = 0; i < 4; i++)
+        ao[i] = (weir_actor_opts){.init = count_init, .fini = count_fini};
+    weir_graph *g = chain4_graph("finit", ao);
+    weir_dag *d = weir_compile(g, &(weir_compile_opts){.threads = 1});
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    cr_assert_eq(__atomic_load_n(&inits_run, __ATOMIC_RELAXED), 4);
+    cr_assert_eq(run_pipelined(d, 1000, 4, check_chain4), expected_sum(1000, f_chain4));
+    cr_assert_eq(weir_dag_free(d), 0);
+    cr_assert_eq(__atomic_load_n(&finis_run, __ATOMIC_RELAXED), 4);
+    weir_graph_free(g);
+
+    ao[2].init = init_fails;
+    g = chain4_graph("finit", ao);
+    EXPECT_ERR_EQ(weir_compile(g, &(weir_compile_opts){.threads = 1}), -EREMOTEIO,
+                  "graph 'finit': actor 'c' (thread) could not start: init returned -5");
     weir_graph_free(g);
 }

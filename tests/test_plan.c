@@ -79,6 +79,7 @@ static uint32_t add_actor(struct weir__plan *p, const char *name, uint32_t nregs
     struct weir__plan_actor *a = &p->actors[p->nactors];
     a->name = xstrdup(name);
     a->isolation = WEIR_THREAD;
+    a->worker = (int32_t)p->nworkers++; /* a thread of its own */
     a->nregs = nregs;
     return p->nactors++;
 }
@@ -143,6 +144,7 @@ static uint32_t op_call(struct weir__plan *p, uint32_t ai, uint32_t method, uint
                   (struct weir__plan_op){.kind = WEIR__OP_CALL,
                                          .method = method,
                                          .node = node,
+                                         .actor = ai,
                                          .nin = nin,
                                          .nout = nout,
                                          .in = u32dup(in, nin),
@@ -209,6 +211,9 @@ static struct weir__plan *diamond_plan(void)
     uint32_t right = add_actor(p, "right", 2), join = add_actor(p, "join", 4);
     p->actors[left].cpus = xstrdup("1");
     p->actors[right].isolation = WEIR_PROCESS;
+    p->actors[right].worker = -1;
+    p->actors[join].worker = 2;
+    p->nworkers = 3;
     p->actors[join].node = 1;
     add_method(p, src, "split", 2, 2);
     add_method(p, left, "f", 1, 1);
@@ -400,19 +405,20 @@ Test(plan, canonical_json_is_pinned)
     cr_assert_not_null(j);
     const char *want =
         "{\"graph\":\"chain\",\"nargs\":1,\"max_inflight\":4,\"depth\":4,\"buffer_bytes\":1024,"
-        "\"transport\":0,\"timeout_ms\":5000,\"max_buffered\":64,\"actors\":["
-        "{\"name\":\"a\",\"node\":0,\"isolation\":0,\"cpus\":null,\"methods\":["
+        "\"transport\":0,\"timeout_ms\":5000,\"max_buffered\":64,\"threads\":0,"
+        "\"nworkers\":2,\"actors\":["
+        "{\"name\":\"a\",\"node\":0,\"isolation\":0,\"cpus\":null,\"worker\":0,\"methods\":["
         "{\"name\":\"f\",\"nin\":1,\"nout\":1},{\"name\":\"h\",\"nin\":1,\"nout\":1}],"
         "\"nregs\":3,\"ops\":["
         "{\"kind\":\"READ\",\"chan\":0,\"reg\":0},"
-        "{\"kind\":\"CALL\",\"method\":0,\"node\":1,\"in\":[0],\"out\":[1]},"
+        "{\"kind\":\"CALL\",\"method\":0,\"node\":1,\"in\":[0],\"out\":[1],\"actor\":0},"
         "{\"kind\":\"RELEASE\",\"chan\":0,\"reg\":0},"
-        "{\"kind\":\"CALL\",\"method\":1,\"node\":2,\"in\":[1],\"out\":[2]},"
+        "{\"kind\":\"CALL\",\"method\":1,\"node\":2,\"in\":[1],\"out\":[2],\"actor\":0},"
         "{\"kind\":\"WRITE\",\"chan\":1,\"reg\":2}]},"
-        "{\"name\":\"b\",\"node\":0,\"isolation\":0,\"cpus\":null,\"methods\":["
+        "{\"name\":\"b\",\"node\":0,\"isolation\":0,\"cpus\":null,\"worker\":1,\"methods\":["
         "{\"name\":\"g\",\"nin\":1,\"nout\":1}],\"nregs\":2,\"ops\":["
         "{\"kind\":\"READ\",\"chan\":1,\"reg\":0},"
-        "{\"kind\":\"CALL\",\"method\":0,\"node\":3,\"in\":[0],\"out\":[1]},"
+        "{\"kind\":\"CALL\",\"method\":0,\"node\":3,\"in\":[0],\"out\":[1],\"actor\":1},"
         "{\"kind\":\"WRITE\",\"chan\":2,\"reg\":1},"
         "{\"kind\":\"RELEASE\",\"chan\":1,\"reg\":0}]}],"
         "\"chans\":["
@@ -937,7 +943,13 @@ Test(plan, listing_and_dot)
     cr_expect(strstr(txt, "    2 WRITE   r1 -> left.f.out0"), "%s", txt);
     cr_expect(strstr(txt, "    3 RELEASE r0 (src.split.out0)"), "%s", txt);
     cr_expect(strstr(txt, "actor 2 'right'  node 0, process, unpinned"), "%s", txt);
-    cr_expect(strstr(txt, "actor 1 'left'  node 0, thread, cpus 1"), "%s", txt);
+    cr_expect(strstr(txt, "actor 1 'left'  node 0, thread, worker 2, cpus 1"), "%s", txt);
+    cr_expect(strstr(txt, "  placement: threads automatic, 3 workers\n"
+                          "    worker 1: src\n"
+                          "    worker 2: left\n"
+                          "    worker 3: join\n"
+                          "    process: right\n"),
+              "%s", txt);
     cr_expect(strstr(txt, "1 <- src.split.out1 (channel 3)"), "%s", txt);
 
     cr_expect(strstr(dot, "digraph \"diamond\" {") == dot, "%s", dot);
@@ -990,7 +1002,9 @@ Test(plan, flatc_reads_our_files)
     char *json = slurp(tmp_path("diamond.json"), NULL);
     cr_assert_not_null(json, "flatc wrote no JSON");
     cr_expect(strstr(json, "\"graph\": \"diamond\""), "%s", json);
-    cr_expect(strstr(json, "\"version\": 1"), "%s", json);
+    cr_expect(strstr(json, "\"version\": 2"), "%s", json);
+    cr_expect(strstr(json, "\"nworkers\": 3"), "%s", json);
+    cr_expect(strstr(json, "\"worker\": 2"), "%s", json); /* join: actor 3 on worker 2 */
     for (uint32_t i = 0; i < p->nactors; i++) {
         char want[80];
         snprintf(want, sizeof want, "\"name\": \"%s\"", p->actors[i].name);
@@ -1029,8 +1043,15 @@ Test(plan, flatc_made_bad_plans_are_rejected)
          "': actor 'a' op 0 (READ) names channel 5 of 1"},
         {"{graph: \"g\", max_inflight: 1, depth: 1, buffer_bytes: 64}",
          "': missing field 'version'"},
-        {"{version: 2, graph: \"g\", max_inflight: 1, depth: 1, buffer_bytes: 64}",
-         "': format version 2 is not supported (this build reads 1)"},
+        {"{version: 3, graph: \"g\", max_inflight: 1, depth: 1, buffer_bytes: 64}",
+         "': format version 3 is not supported (this build reads 1..2)"},
+        /* Version 2: a thread actor must sit on a worker that exists. */
+        {"{version: 2, graph: \"w\", nargs: 1, max_inflight: 1, depth: 1, buffer_bytes: 64,"
+         " nworkers: 1, actors: [{name: \"a\", worker: 3}]}",
+         "': actor 'a' is placed on worker 3 of 1"},
+        {"{version: 2, graph: \"w\", nargs: 1, max_inflight: 1, depth: 1, buffer_bytes: 64,"
+         " nworkers: 2, actors: [{name: \"a\", worker: 0}, {name: \"b\", worker: 0}]}",
+         "': worker 1 has no actor"},
         {"{version: 1, max_inflight: 1, depth: 1, buffer_bytes: 64}", "': missing field 'graph'"},
         {"{version: 1, graph: \"g\", max_inflight: 1, depth: 1, buffer_bytes: 64,"
          " actors: [{nregs: 1}]}",
@@ -1045,6 +1066,15 @@ Test(plan, flatc_made_bad_plans_are_rejected)
          "': graph name contains a NUL byte"},
         /* A valid minimal plan: no actors, no channels. */
         {"{version: 1, graph: \"empty\", max_inflight: 1, depth: 1, buffer_bytes: 64}", NULL},
+        /* Version 1 (before placement) still loads: a worker per thread actor. */
+        {"{version: 1, graph: \"old\", nargs: 1, max_inflight: 1, depth: 1, buffer_bytes: 64,"
+         " actors: [{name: \"a\", nregs: 2, methods: [{name: \"f\", nin: 1, nout: 1}],"
+         " ops: [{kind: \"READ\", chan: 0, reg: 0}, {kind: \"CALL\", in_regs: [0],"
+         " out_regs: [1]}, {kind: \"WRITE\", chan: 1, reg: 1}, {kind: \"RELEASE\", chan: 0,"
+         " reg: 0}]}], chans: [{name: \"arg0\", writer: -1, readers: [0], slot_bytes: 64,"
+         " depth: 1}, {name: \"a.f.out0\", writer: 0, readers: [-1], slot_bytes: 64, depth: 1,"
+         " src_kind: \"OUT\", src_index: 1}], outputs: [1]}",
+         NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char name[32], bin[32];

@@ -341,7 +341,9 @@ Test(prof, weir_top_json_of_a_running_demo)
     if (demo == 0) {
         int fd = open("/dev/null", O_WRONLY);
         dup2(fd, 1);
-        execl(WEIR_DEMO, "weir-marketdata", "-n", "400000", "--quiet", (char *)NULL);
+        /* Fused on 2 workers: (parser, momentum, liquidity) | (joiner, scorer). */
+        execl(WEIR_DEMO, "weir-marketdata", "-n", "400000", "--threads", "2", "--quiet",
+              (char *)NULL);
         _exit(127);
     }
     cr_assert(wait_segment(demo, 20000), "the demo published no stats segment");
@@ -357,7 +359,7 @@ Test(prof, weir_top_json_of_a_running_demo)
     char want[512];
     snprintf(want, sizeof want,
              "marketdata %d arg0<driver,parser.parse.out0<parser,momentum.ema.out0<momentum,"
-             "liquidity.vwap.out0<liquidity,joiner.join.out0<joiner,scorer.score.out0<scorer "
+             "liquidity.vwap.out0<liquidity,scorer.score.out0<scorer "
              "parser,momentum,liquidity,joiner,scorer True True\n",
              (int)demo);
     int ds;

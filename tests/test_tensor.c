@@ -966,7 +966,10 @@ static weir_dag *sim_graph(weir_graph *g, int iso, int diamond, int64_t kill_at)
         cr_assert_eq(weir_node_tensor_spec(out, &s), 0);
     }
     cr_assert_eq(weir_output(g, &out, 1), 0);
-    weir_dag *d = weir_compile(g, NULL);
+    /* A thread per actor: the exact import counts below are per actor (fused actors
+     * share their worker's imports). */
+    weir_compile_opts co = {.threads = WEIR_THREADS_PER_ACTOR};
+    weir_dag *d = weir_compile(g, &co);
     cr_assert_not_null(d, "%s", weir_errmsg());
     return d;
 }

@@ -5,16 +5,16 @@
  * weir_call_* API, proc.c process actors).
  *
  * weir_compile() is the engine's entry: it lowers the graph through
- * compiler/ to a plan (channels + one ordered schedule per actor) and
- * checks the plan for deadlock, then instantiates it: it creates the
- * channels, forks one process per WEIR_PROCESS actor and starts one
- * thread per WEIR_THREAD actor. The engine uses the compiler, never the
- * reverse. The dag then runs executions until weir_dag_free().
+ * compiler/ to a plan (channels + one ordered schedule per worker or
+ * process actor) and checks the plan for deadlock, then instantiates it:
+ * it creates the channels, forks one process per WEIR_PROCESS actor and
+ * starts one thread per worker of WEIR_THREAD actors (co-scheduling,
+ * below). The engine uses the compiler, never the reverse. The dag then runs executions until weir_dag_free().
  *
  * The driver side (execute / submit / wait / stats) is meant for one
  * thread at a time; calls from several threads are serialized by a mutex.
- * Methods run on their actor's thread or process, one call at a time per
- * actor.
+ * Methods run on their actor's worker thread or process, one call at a
+ * time per worker (so one at a time per actor).
  *
  * Timeouts: as everywhere (<weir/common.h>): > 0 ms, 0 do not wait, -1
  * (WEIR_FOREVER) without bound; an option field left 0 takes the default.
@@ -77,7 +77,50 @@ typedef struct weir_compile_opts {
                                  "Results" below); smaller ones are copies. 0:
                                  WEIR_DEFAULT_RESULT_VIEW_BYTES; SIZE_MAX: always copy.
                                  Not part of the plan. */
+    int threads;            /* worker threads for the WEIR_THREAD actors (co-scheduling,
+                               below); 0: automatic; WEIR_THREADS_PER_ACTOR: one each */
 } weir_compile_opts;
+
+/*
+ * Co-scheduling. The WEIR_THREAD actors of a dag run on worker threads: with
+ * threads = N they are placed on N workers (fewer if there are fewer actors),
+ * and the compiler fuses the schedules of the actors on one worker into one
+ * schedule in the graph's global topological order, so a worker cannot
+ * deadlock against itself and the deadlock check runs over the fused
+ * schedules as over any other. Edges between actors on one worker pass
+ * buffers directly, with no channel, as edges inside one actor do; a worker
+ * runs one method at a time, so methods of the actors on a worker never run
+ * at once. WEIR_PROCESS actors are never fused (each is its own process).
+ *
+ * Automatic placement keeps the graph's order: the actors not placed by
+ * weir_actor_opts.worker are taken in the order of their first call (a
+ * topological order) and cut into N contiguous runs of near-equal size, so
+ * a chain of 4 on 2 workers runs (a, b) and (c, d). An actor pinned with
+ * weir_actor_opts.cpu, and one with worker = WEIR_WORKER_ALONE, gets a
+ * thread of its own, outside the N.
+ *
+ * The default (threads = 0) is measured, not guessed. When the thread
+ * actors outnumber the CPUs this process may run on, a hand-off between
+ * two threads waits for a context switch (the waiting thread spins 5 us,
+ * then yields), while a hand-off inside a worker is a function call; and
+ * the driver is a thread too, so the fewer workers the better. `weir-bench
+ * dag --quick --threads 1` and `--threads 2`, one run each on 2 vCPUs (CPU
+ * parallelism 1.5-2.0), chain of 4, 8 B, best of 3 rounds:
+ *   a thread per actor (5 threads)  0.57-0.67 M exec/s pipelined, p50 24 us
+ *   threads = 2 (3 threads)         1.09 M exec/s,                p50 8.9 us
+ *   threads = 1 (2 threads)         1.24 M exec/s,                p50 0.56 us
+ * so weir_compile then uses one worker per CPU but one (left to the
+ * driver), at least 1. With a CPU for every actor, a thread per actor lets
+ * the stages run in parallel (and a method that blocks stalls no other
+ * actor), so that stays the default there.
+ * The plan records the placement (`weir-plan show` prints it); with
+ * threads = 0 it depends on the CPU count, so set threads for a plan (and
+ * hash) that is the same on every machine.
+ * threads < -1 or > 65536 is -EINVAL.
+ */
+#define WEIR_THREADS_AUTO 0
+#define WEIR_THREADS_PER_ACTOR (-1)
+#define WEIR_MAX_THREADS 65536
 
 /*
  * Compile g and start its actors; returns once every actor's init has
@@ -225,8 +268,9 @@ WEIR_API unsigned weir_dag_nchannels(const weir_dag *d);
 /* Counters of channel i (0 .. nchannels-1); names as in the plan. 0, or -EINVAL
  * (NULL or i out of range). */
 WEIR_API int weir_dag_chan_stats(const weir_dag *d, unsigned i, struct weir_chan_stats *st);
-/* Name of the writer of channel i: "driver" or an actor name; owned by the dag (valid until
- * weir_dag_free). NULL if i is out of range. */
+/* Name of the writer of channel i: "driver" or the name of the actor whose method produces
+ * it (also when it runs fused on a worker); owned by the dag (valid until weir_dag_free).
+ * NULL if i is out of range. */
 WEIR_API const char *weir_dag_chan_writer(const weir_dag *d, unsigned i);
 
 /* Per-actor view of the same counters: where each actor's time went. */
@@ -237,6 +281,9 @@ struct weir_actor_stats {
     unsigned restarts;          /* process restarts so far */
     uint64_t input_starved_ns;  /* time spent waiting for input messages (all inputs) */
     uint64_t output_blocked_ns; /* time spent waiting for readers to free output slots */
+    int worker;                 /* WEIR_THREAD: its worker (1..; co-scheduling above); the
+                                   waits above are then its worker's, shared by the actors
+                                   fused there. WEIR_PROCESS: 0 */
 };
 
 /* Number of actors of the dag. */

@@ -65,7 +65,22 @@ typedef struct weir_actor_opts {
     int (*init)(void *state);
     void (*fini)(void *state);
     unsigned max_restarts; /* WEIR_PROCESS: fresh processes after a death; 0: none */
+    /*
+     * Placement of a WEIR_THREAD actor on the dag's worker threads
+     * (weir_compile_opts.threads, <weir/dag.h>): 0 (the default) lets the
+     * compiler place it; k in 1..threads runs it on worker k (workers are
+     * numbered from 1, so a zero-filled struct means "automatic"), fused
+     * with the other actors placed there; WEIR_WORKER_ALONE gives it a
+     * thread of its own that no other actor shares (an actor whose methods
+     * block, for instance, so it never stalls the others). A WEIR_PROCESS
+     * actor always runs alone: it must leave this 0. Checked by
+     * weir_compile (-EINVAL naming the actor).
+     */
+    int worker;
 } weir_actor_opts;
+
+#define WEIR_WORKER_AUTO 0   /* weir_actor_opts.worker: placed by the compiler */
+#define WEIR_WORKER_ALONE (-1) /* weir_actor_opts.worker: a thread of its own */
 
 /*
  * Add an actor. Names are unique within a graph (-EEXIST otherwise).
