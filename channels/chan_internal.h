@@ -53,4 +53,19 @@ void weir__chan_reader_publish(weir_chan *c, int id, uint64_t seq);
 /* Wake every reader sleeping on c (they re-check and sleep again). */
 void weir__chan_kick_readers(weir_chan *c);
 
+/* The writer's gate seen from any thread (ring_io.c; a link's credit thread
+ * grants the free slots of the channel it writes): the lowest read_seq of
+ * the active readers, or write_seq when there is none. Free slots =
+ * depth - (write_seq - gate); the gate only grows (a reader registers at
+ * write_seq, a deregistered one stops counting). Reads shared lines only. */
+uint64_t weir__chan_gate(const weir_chan *c);
+/* Wait (spin, yield, then sleep on the writer's futex, as a blocked writer)
+ * until weir__chan_gate(c) >= seq or *stop is set. 0, or -ETIMEDOUT after
+ * timeout_ms (no error text: the caller polls). *spin_ns: the caller's
+ * adaptive spin budget. Any one thread, beside the writer. */
+int weir__chan_wait_gate(weir_chan *c, uint64_t seq, const int *stop, uint32_t *spin_ns,
+                         int timeout_ms);
+/* Wake the waiters of weir__chan_wait_gate after setting their *stop. */
+void weir__chan_wake_gate_waiters(weir_chan *c);
+
 #endif

@@ -208,9 +208,9 @@ int weir__link_welcome_decode(const uint8_t *buf, size_t len, struct weir__link_
                             WEIR__LINK_MAX_STREAMS);
     for (uint32_t i = 0; i < n; i++) {
         const wl::StreamAccept *s = sv->Get(i);
-        if (s->stream() == 0 || s->credits() == 0)
-            return weir__seterr(-EPROTO, "link WELCOME: stream entry %u: id %u, credits %u (both "
-                                "must be >= 1)", i, s->stream(), s->credits());
+        /* credits 0 is valid: the receiving channel is full, an ACK grants later */
+        if (s->stream() == 0)
+            return weir__seterr(-EPROTO, "link WELCOME: stream entry %u: id 0 (must be >= 1)", i);
         out->streams[i].stream = s->stream();
         out->streams[i].next_seq = s->next_seq();
         out->streams[i].credits = s->credits();

@@ -752,3 +752,67 @@ WEIR_API const void *weir_chan_read(weir_chan *c, int reader, size_t *len, int t
     return m.data;
 }
 
+
+/* ---- the writer's gate seen from another thread (a link's credit grants) --- */
+
+/* Gate from the shared lines only: the lowest read_seq of the active readers,
+ * or write_seq when there is none. Touches no writer-private state. */
+uint64_t weir__chan_gate(const weir_chan *c)
+{
+    struct weir__chan_ctl *ctl = c->ctl;
+    uint64_t ws = weir__load_acquire(&ctl->write_seq);
+    uint64_t mask = weir__load_acquire(&ctl->active_mask);
+    uint64_t min = ws;
+    for (uint64_t m = mask; m; m &= m - 1) {
+        uint64_t r = weir__load_acquire(&ctl->readers[__builtin_ctzll(m)].read_seq);
+        if (r < min)
+            min = r;
+    }
+    return min;
+}
+
+struct gate_wait {
+    struct weir__ring_waiter w;
+    uint64_t seq;
+    const int *stop;
+};
+
+static int gate_ready(struct weir__ring_waiter *w)
+{
+    struct gate_wait *g = (struct gate_wait *)w;
+    return weir__load_acquire(g->stop) || weir__chan_gate(w->c) >= g->seq;
+}
+
+static int gate_timed_out(struct weir__ring_waiter *w, int timeout_ms)
+{
+    (void)timeout_ms;
+    (void)w;
+    return -ETIMEDOUT; /* a bounded poll of the caller's loop, not an error to report */
+}
+
+int weir__chan_wait_gate(weir_chan *c, uint64_t seq, const int *stop, uint32_t *spin_ns,
+                         int timeout_ms)
+{
+    struct gate_wait g = {
+        .w = {.c = c,
+              .id = -1,
+              .futex = &c->ctl->wr_futex,
+              .sleepers = &c->ctl->wr_sleeping,
+              .spin_ns = spin_ns,
+              .max_sleep_ns = UINT64_MAX,
+              .ready = gate_ready,
+              .timed_out = gate_timed_out},
+        .seq = seq,
+        .stop = stop,
+    };
+    uint64_t waited;
+    return weir__ring_wait(&g.w, timeout_ms, &waited);
+}
+
+void weir__chan_wake_gate_waiters(weir_chan *c)
+{
+    /* After the caller's store to *stop: pairs with the waiter's announce,
+     * heavy barrier and re-check of ready() in weir__ring_wait(). */
+    weir__light_barrier();
+    weir__ring_wake_writer(c->ctl);
+}

@@ -1,0 +1,1693 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * channels/link_conn.c - one transport connection carrying many streams
+ * between two endpoints (channels/link.h). The standalone link
+ * (channels/link.c) is its one-stream case.
+ *
+ * Design notes.
+ *
+ * Protocol (channels/frame.h): the dialer (sending end) opens a connection
+ * and sends HELLO (version, token, its random sender id, every stream it
+ * opens: id, channel identity, first sequence number it still holds). The
+ * listener checks all of it and answers WELCOME (per stream: the next
+ * sequence number it needs, its credits) or REFUSE + close. Then DATA and
+ * CLOSE frames flow one way, ACK frames (seq = messages of the stream
+ * committed into its channel, aux = credits beyond seq) the other; both
+ * sides send HEARTBEAT every hb_ms, answered with ECHO (round-trip time).
+ * A REFUSE on a stream (not 0) ends that stream only.
+ *
+ * Credits are free slots, so nothing ever waits inside the shared rx
+ * thread. The listener grants a stream only what its channel w can take
+ * now: limit = min(committed + window, gate + depth(w)), where the gate is
+ * the slowest active reader's read_seq (weir__chan_gate: it only grows, a
+ * new reader starts at write_seq). A DATA frame within the limit therefore
+ * always finds a free slot: the rx thread reserves with timeout 0, and a
+ * frame past the limit is a protocol error (a peer ignoring its credits).
+ * One stream whose readers stop reaches its limit and stops; the others
+ * go on. When its readers move again somebody must tell the sender: each
+ * receiving stream has a credit thread that sleeps on a condition variable
+ * until the rx thread marks the stream starved (less than `step` credits
+ * left), then waits on w's writer futex, as a blocked writer would, until
+ * the gate has moved far enough to grant `step` more, and sends the ACK.
+ * ACKs of one stream are computed and sent under its ack_mu, so their
+ * (seq, limit) never go backwards on the wire.
+ *
+ * Sending streams: each has a window reader of its channel c
+ * (channels/ring_window.h) and its own thread, which takes messages,
+ * sends header + payload straight from the slots in batches of up to BATCH
+ * frames (never past the stream's limit) under the connection's send_mu,
+ * and waits on its own condition variable when it has no credit: a stream
+ * without credit never holds the pipe, and the mutex hands the pipe to the
+ * other streams batch by batch. (One thread for all streams would have to
+ * sleep on every channel's futex at once; a thread per stream sleeps on
+ * its own.) The rx thread receives ACKs and releases each window up to
+ * them, so c's writer blocks when its receiver stops acknowledging.
+ *
+ * Connection (dialer): a main thread heartbeats and watches the rx thread;
+ * on a lost connection (error, or nothing heard for suspect_ms although
+ * the peer heartbeats every hb_ms) it re-dials, HELLO lists every stream
+ * where its window stands, WELCOME says where the receiver stands, and
+ * each window is released up to that point; the pipe is published with a
+ * new generation number and each stream thread, seeing it, rewinds its
+ * window there: nothing lost, nothing twice. The pipe pointer and the
+ * generation change only under both send_mu and mu, so a stream thread
+ * that checks them under send_mu sends on a pipe that stays alive for the
+ * call. A peer unheard for timeout_ms, or a dial refused, fails every
+ * stream that has not ended; each stream thread then deregisters its
+ * reader of c, so c's writer is not held.
+ *
+ * Connection (listener): the acceptor thread accepts, judges HELLO on the
+ * new pipe (a refused connection never touches the established one),
+ * watches the timeout and, past it, writes an error record naming the
+ * peer into every stream's w that has not ended, then closes it. One rx
+ * thread per connection reads frames and writes DATA straight into a
+ * reserved slot of the stream's w. A second sender (another sender id) is
+ * refused while the first one's streams live; the same sender reconnecting
+ * replaces the old connection.
+ *
+ * Bad input: everything a peer sends goes through weir__frame_decode
+ * (fixed header checks) and the FlatBuffers verifier before use; control
+ * payloads go into a fixed buffer; DATA goes into a slot of w (the frame
+ * limit bounds it) or, for a stream that has ended, is read into a fixed
+ * scratch buffer and dropped.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <weir/chan.h>
+#include <weir/link.h>
+
+#include "channels/atomics.h"
+#include "channels/chan_internal.h"
+#include "channels/err.h"
+#include "channels/frame.h"
+#include "channels/layout.h"
+#include "channels/link.h"
+#include "channels/link_codec.h"
+#include "channels/probes.h"
+#include "channels/ring_window.h"
+#include "channels/transport.h"
+
+#define BATCH 32u                  /* frames per transport send */
+#define BATCH_BYTES (1u << 20)     /* payload bytes per transport send */
+#define ERR_MAX 65536u             /* largest error record carried */
+#define MSG_LEN 240
+#define NSTREAMS WEIR__LINK_MAX_STREAMS
+
+struct stream {
+    weir__conn *cn;
+    uint32_t id;
+    weir_chan *ch;
+    unsigned depth;      /* of ch */
+    unsigned window;     /* largest grant: min(opts.credits or depth, depth) */
+    unsigned step;       /* ack and grant granularity: window / 2, at least 1 */
+    int status;          /* atomic: 0, -EPIPE ended cleanly, or the failure */
+    char err[MSG_LEN];   /* under cn->mu */
+    uint64_t messages, bytes, acked, limit, credit_stalls; /* atomic */
+    pthread_cond_t cv;   /* under cn->mu: credit / a new pipe (sender); starved (receiver) */
+    pthread_t thr;       /* sender: the stream's tx thread; receiver: its credit thread */
+    int thr_running;
+    uint32_t spin_ns;
+
+    /* sending */
+    int reader;
+    struct weir__window win;
+    int win_open;
+    uint64_t sent;       /* atomic: messages handed to the transport (cursor) */
+    uint64_t resume;     /* under mu: next_seq of the last WELCOME */
+    uint64_t gen_seen;   /* stream thread: the connection it resumed on */
+    uint64_t dead_gen;   /* stream thread: a connection whose send failed */
+    int closed_sent;     /* atomic: CLOSE handed to the transport */
+    uint64_t close_seq;  /* atomic */
+
+    /* receiving */
+    int admitted;        /* acceptor: a HELLO fixed the stream's base */
+    uint64_t expected;   /* rx thread: next sequence number */
+    uint64_t off;        /* stream seq = write_seq(ch) + off (mod 2^64) */
+    pthread_mutex_t ack_mu;
+    int starved;         /* under mu: fewer than step credits left */
+    int ended;           /* atomic: CLOSE received, or the stream failed; ch closed */
+};
+
+struct weir__conn {
+    int sending;
+    int started;
+    const struct weir__tp_ops *tp;
+    struct weir__tp_cfg cfg;
+    char endpoint[80];
+    char host[64];
+    uint16_t port;
+    uint8_t token[WEIR__LINK_MAX_TOKEN];
+    uint32_t token_len;
+    unsigned credits;
+    int timeout_ms, hb_ms, suspect_ms, hello_ms;
+
+    pthread_mutex_t mu;      /* guards err, peer, pipe/gen (with send_mu), the cvs */
+    pthread_cond_t cv;       /* the main thread's */
+    pthread_mutex_t send_mu; /* one sender on a pipe at a time */
+    int status;              /* atomic */
+    int stop;                /* atomic */
+    char err[MSG_LEN];
+    char rx_why[MSG_LEN];    /* why the last rx thread ended */
+    char peer[80];
+    char last_refusal[256];
+
+    /* counters (atomic) */
+    uint64_t frames, batches, reconnects, refused, rtt_ns;
+    uint64_t last_heard_ns;  /* any frame from the peer, or the connection itself */
+    uint64_t last_send_ns;   /* dialer: last transport send */
+
+    weir__tp_pipe *pipe;     /* current connection (changes under send_mu and mu) */
+    uint64_t gen;            /* bumped with every new pipe (under send_mu and mu) */
+    int rx_running;          /* an rx thread is live on pipe (joinable) */
+    int rx_done;             /* atomic: that rx thread ended */
+    pthread_t rx_thr;
+    pthread_t main_thr;      /* dialer: reconnect + heartbeats; listener: acceptor */
+    int main_running;
+
+    unsigned nstreams;
+    struct stream st[NSTREAMS];
+
+    uint64_t sender_id;      /* dialer */
+    weir__tp_listener *lst;  /* listener */
+    int have_sender;
+    uint64_t cur_sender;
+    uint8_t *scratch;        /* listener: error records, dropped payloads (ERR_MAX) */
+};
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static int cerr(weir__conn *cn, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int cerr(weir__conn *cn, int code, const char *fmt, ...)
+{
+    char buf[MSG_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return weir__seterr(code, "link %s: %s", cn->endpoint, buf);
+}
+
+static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)ms * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
+static void wake_all(weir__conn *cn)
+{
+    pthread_cond_broadcast(&cn->cv);
+    for (unsigned i = 0; i < cn->nstreams; i++)
+        pthread_cond_broadcast(&cn->st[i].cv);
+}
+
+static int all_ended_locked(weir__conn *cn)
+{
+    for (unsigned i = 0; i < cn->nstreams; i++)
+        if (weir__load_acquire(&cn->st[i].status) == 0)
+            return 0;
+    return cn->nstreams > 0;
+}
+
+/* End a stream (first reason wins), under mu. text: the full line. */
+static void stream_end_locked(struct stream *s, int code, const char *text)
+{
+    if (weir__load_relaxed(&s->status) == 0) {
+        snprintf(s->err, sizeof s->err, "%s", text);
+        weir__store_release(&s->status, code);
+    }
+    pthread_cond_broadcast(&s->cv);
+    pthread_cond_broadcast(&s->cn->cv);
+}
+
+/* The connection has ended cleanly once every stream has (under mu). */
+static void conn_check_end_locked(weir__conn *cn)
+{
+    if (weir__load_relaxed(&cn->status) != 0 || !all_ended_locked(cn))
+        return;
+    if (cn->nstreams == 1) {
+        snprintf(cn->err, sizeof cn->err, "%s", cn->st[0].err);
+    } else {
+        unsigned failed = 0;
+        for (unsigned i = 0; i < cn->nstreams; i++)
+            failed += weir__load_relaxed(&cn->st[i].status) != -EPIPE;
+        snprintf(cn->err, sizeof cn->err, "link %s: every stream ended (%u of %u failed)",
+                 cn->endpoint, failed, cn->nstreams);
+    }
+    weir__store_release(&cn->status, -EPIPE);
+    wake_all(cn);
+}
+
+static void stream_end(struct stream *s, int code, const char *text)
+{
+    pthread_mutex_lock(&s->cn->mu);
+    stream_end_locked(s, code, text);
+    conn_check_end_locked(s->cn);
+    pthread_mutex_unlock(&s->cn->mu);
+}
+
+/* Fail the connection and every stream still running, from weir_errmsg(). */
+static void conn_fail(weir__conn *cn, int code)
+{
+    char text[MSG_LEN];
+    snprintf(text, sizeof text, "%s", weir_errmsg());
+    pthread_mutex_lock(&cn->mu);
+    if (weir__load_relaxed(&cn->status) == 0) {
+        snprintf(cn->err, sizeof cn->err, "%s", text);
+        weir__store_release(&cn->status, code);
+    }
+    for (unsigned i = 0; i < cn->nstreams; i++)
+        stream_end_locked(&cn->st[i], code, text);
+    wake_all(cn);
+    pthread_mutex_unlock(&cn->mu);
+}
+
+static void refusal(weir__conn *cn, const char *reason)
+{
+    weir__fetch_add(&cn->refused, 1);
+    pthread_mutex_lock(&cn->mu);
+    snprintf(cn->last_refusal, sizeof cn->last_refusal, "%s", reason);
+    pthread_mutex_unlock(&cn->mu);
+}
+
+static int ct_equal(const uint8_t *a, uint32_t an, const uint8_t *b, uint32_t bn)
+{
+    /* Constant time in the content: always WEIR__LINK_MAX_TOKEN steps. */
+    unsigned diff = an ^ bn;
+    for (uint32_t i = 0; i < WEIR__LINK_MAX_TOKEN; i++) {
+        uint8_t x = i < an ? a[i] : 0, y = i < bn ? b[i] : 0;
+        diff |= (unsigned)(x ^ y);
+    }
+    return diff == 0;
+}
+
+static void hdr(uint8_t *out, uint8_t type, uint8_t flags, uint32_t stream, uint32_t len,
+                uint32_t aux, uint64_t seq)
+{
+    struct weir__frame f = {type, flags, stream, len, aux, seq};
+    weir__frame_encode(&f, out);
+}
+
+/* Send one frame with an optional payload; the caller holds send_mu. */
+static int send_frame_locked(weir__conn *cn, weir__tp_pipe *p, uint8_t type, uint32_t stream,
+                             uint32_t aux, uint64_t seq, const void *payload, uint32_t len)
+{
+    uint8_t h[WEIR__FRAME_HDR];
+    hdr(h, type, 0, stream, len, aux, seq);
+    struct iovec iov[2] = {{h, sizeof h}, {(void *)payload, len}};
+    int r = cn->tp->send(p, iov, len ? 2 : 1, cn->timeout_ms);
+    if (r == 0) {
+        weir__fetch_add(&cn->frames, 1);
+        weir__fetch_add(&cn->batches, 1);
+    }
+    return r;
+}
+
+static int send_frame(weir__conn *cn, weir__tp_pipe *p, uint8_t type, uint32_t stream,
+                      uint32_t aux, uint64_t seq, const void *payload, uint32_t len)
+{
+    pthread_mutex_lock(&cn->send_mu);
+    int r = send_frame_locked(cn, p, type, stream, aux, seq, payload, len);
+    pthread_mutex_unlock(&cn->send_mu);
+    return r;
+}
+
+/* REFUSE with a reason on stream (0: the connection); the caller holds send_mu. */
+static void send_refuse_locked(weir__conn *cn, weir__tp_pipe *p, uint32_t stream,
+                               const char *reason, int timeout_ms)
+{
+    uint8_t buf[WEIR__FRAME_CTL_MAX];
+    int n = weir__link_refuse_encode(reason, buf, sizeof buf);
+    if (n > 0) {
+        uint8_t h[WEIR__FRAME_HDR];
+        hdr(h, WEIR__FR_REFUSE, 0, stream, (uint32_t)n, 0, 0);
+        struct iovec iov[2] = {{h, sizeof h}, {buf, (size_t)n}};
+        if (cn->tp->send(p, iov, 2, timeout_ms) == 0)
+            weir__fetch_add(&cn->frames, 1);
+    }
+}
+
+/* Read one frame header within timeout_ms. */
+static int read_hdr(weir__conn *cn, weir__tp_pipe *p, struct weir__frame *f, int timeout_ms,
+                    size_t max_data)
+{
+    uint8_t h[WEIR__FRAME_HDR];
+    int r = cn->tp->recv_into(p, h, sizeof h, timeout_ms);
+    if (r < 0)
+        return r;
+    r = weir__frame_decode(h, sizeof h, max_data, f);
+    if (r < 0)
+        return r;
+    weir__fetch_add(&cn->frames, 1);
+    weir__store_release(&cn->last_heard_ns, weir_now_ns());
+    return 0;
+}
+
+static int ms_since(uint64_t t)
+{
+    uint64_t now = weir_now_ns();
+    return now > t ? (int)((now - t) / 1000000ull) : 0;
+}
+
+static struct stream *find_stream(weir__conn *cn, uint32_t id)
+{
+    for (unsigned i = 0; i < cn->nstreams; i++)
+        if (cn->st[i].id == id)
+            return &cn->st[i];
+    return NULL;
+}
+
+/* Either end: stop the connection's receive thread and free the pipe. */
+static void drop_pipe(weir__conn *cn)
+{
+    if (cn->rx_running) {
+        cn->tp->close(cn->pipe);
+        pthread_join(cn->rx_thr, NULL);
+        cn->rx_running = 0;
+    }
+    pthread_mutex_lock(&cn->send_mu);
+    pthread_mutex_lock(&cn->mu);
+    weir__tp_pipe *p = cn->pipe;
+    cn->pipe = NULL;
+    pthread_mutex_unlock(&cn->mu);
+    pthread_mutex_unlock(&cn->send_mu);
+    cn->tp->pipe_free(p);
+}
+
+/* Make p the connection's pipe (a new generation) and start rx on it. */
+static int publish_pipe(weir__conn *cn, weir__tp_pipe *p, const char *peer, void *(*rx)(void *))
+{
+    pthread_mutex_lock(&cn->send_mu);
+    pthread_mutex_lock(&cn->mu);
+    snprintf(cn->peer, sizeof cn->peer, "%s", peer);
+    cn->pipe = p;
+    cn->gen++;
+    wake_all(cn);
+    pthread_mutex_unlock(&cn->mu);
+    pthread_mutex_unlock(&cn->send_mu);
+    weir__store_release(&cn->last_heard_ns, weir_now_ns());
+    weir__store_release(&cn->rx_done, 0);
+    int r = pthread_create(&cn->rx_thr, NULL, rx, cn);
+    if (r != 0) {
+        pthread_mutex_lock(&cn->send_mu);
+        pthread_mutex_lock(&cn->mu);
+        cn->pipe = NULL;
+        pthread_mutex_unlock(&cn->mu);
+        pthread_mutex_unlock(&cn->send_mu);
+        return cerr(cn, -r, "cannot start the receive thread");
+    }
+    cn->rx_running = 1;
+    return 0;
+}
+
+/* ---- creation ------------------------------------------------------------- */
+
+static weir__conn *conn_new(const char *endpoint, const weir_link_opts *o, int sending)
+{
+    weir__clearerr();
+    weir__conn *cn = calloc(1, sizeof *cn);
+    if (!cn) {
+        weir__seterr(-ENOMEM, "link %s: out of memory", endpoint ? endpoint : "(null)");
+        return NULL;
+    }
+    cn->sending = sending;
+    pthread_mutex_init(&cn->mu, NULL);
+    pthread_cond_init(&cn->cv, NULL);
+    pthread_mutex_init(&cn->send_mu, NULL);
+    snprintf(cn->endpoint, sizeof cn->endpoint, "%.79s", endpoint ? endpoint : "(null)");
+    int r = weir__tp_parse_endpoint(endpoint, cn->host, sizeof cn->host, &cn->port);
+    if (r < 0)
+        goto fail;
+    int transport = o ? o->transport : WEIR_TRANSPORT_URING;
+    if (!(cn->tp = weir__tp_get(transport)))
+        goto fail;
+    cn->timeout_ms = o && o->timeout_ms ? o->timeout_ms : WEIR_LINK_DEFAULT_TIMEOUT_MS;
+    if (cn->timeout_ms < 50) {
+        cerr(cn, -EINVAL, "timeout_ms %d too short (at least 50)", cn->timeout_ms);
+        goto fail;
+    }
+    cn->hb_ms = cn->timeout_ms / 32 > 10 ? cn->timeout_ms / 32 : 10;
+    cn->suspect_ms = 4 * cn->hb_ms;
+    cn->hello_ms = cn->timeout_ms / 2 < 2000 ? cn->timeout_ms / 2 : 2000;
+    const char *tok = o && o->token ? o->token : getenv("WEIR_TOKEN");
+    if (tok) {
+        size_t n = strlen(tok);
+        if (n > WEIR__LINK_MAX_TOKEN) {
+            cerr(cn, -EINVAL, "token of %zu bytes (at most %d)", n, WEIR__LINK_MAX_TOKEN);
+            goto fail;
+        }
+        memcpy(cn->token, tok, n);
+        cn->token_len = (uint32_t)n;
+    }
+    if (o && (o->flags & ~WEIR_LINK_SEND_ZC)) {
+        cerr(cn, -EINVAL, "unknown flags 0x%x", o->flags & ~WEIR_LINK_SEND_ZC);
+        goto fail;
+    }
+    cn->cfg.send_zc = o && (o->flags & WEIR_LINK_SEND_ZC) ? 1 : 0;
+    cn->credits = o && o->credits ? o->credits : 0;
+    if (cn->credits > WEIR_CHAN_MAX_DEPTH) {
+        cerr(cn, -EINVAL, "credits %u over %u", cn->credits, WEIR_CHAN_MAX_DEPTH);
+        goto fail;
+    }
+    return cn;
+fail: {
+    char msg[MSG_LEN];
+    int code = weir_errcode();
+    snprintf(msg, sizeof msg, "%s", weir_errmsg());
+    weir__conn_free(cn);
+    weir__seterr(code, "%s", msg);
+    return NULL;
+}
+}
+
+/* A new stream slot of cn, checked (before start, id unique, room). */
+static struct stream *stream_new(weir__conn *cn, uint32_t id, weir_chan *ch, int sending)
+{
+    weir__clearerr();
+    if (!cn) {
+        weir__seterr(-EINVAL, "link (null): add stream %u", id);
+        return NULL;
+    }
+    if (cn->sending != sending) {
+        cerr(cn, -EINVAL, "stream %u: a %s end carries %s streams", id,
+             cn->sending ? "dialing" : "listening", cn->sending ? "sending" : "receiving");
+        return NULL;
+    }
+    if (cn->started) {
+        cerr(cn, -EINVAL, "stream %u: streams are declared before start", id);
+        return NULL;
+    }
+    if (!ch) {
+        cerr(cn, -EINVAL, "stream %u: NULL channel", id);
+        return NULL;
+    }
+    if (id == 0) {
+        cerr(cn, -EINVAL, "stream id 0 (ids start at 1; 0 is the connection)");
+        return NULL;
+    }
+    if (find_stream(cn, id)) {
+        cerr(cn, -EINVAL, "stream %u declared twice", id);
+        return NULL;
+    }
+    if (cn->nstreams == NSTREAMS) {
+        cerr(cn, -EINVAL, "stream %u: a connection carries at most %d streams", id, NSTREAMS);
+        return NULL;
+    }
+    struct stream *s = &cn->st[cn->nstreams];
+    memset(s, 0, sizeof *s);
+    s->cn = cn;
+    s->id = id;
+    s->ch = ch;
+    s->reader = -1;
+    s->spin_ns = 5000;
+    s->depth = weir__chan_ctl(ch)->depth;
+    s->window = cn->credits && cn->credits < s->depth ? cn->credits : s->depth;
+    s->step = s->window / 2 ? s->window / 2 : 1;
+    pthread_cond_init(&s->cv, NULL);
+    pthread_mutex_init(&s->ack_mu, NULL);
+    return s;
+}
+
+weir__conn *weir__conn_dial(const char *endpoint, const weir_link_opts *o)
+{
+    weir__conn *cn = conn_new(endpoint, o, 1);
+    if (cn && getrandom(&cn->sender_id, sizeof cn->sender_id, 0) != sizeof cn->sender_id)
+        cn->sender_id = weir_now_ns() ^ ((uint64_t)getpid() << 32);
+    return cn;
+}
+
+weir__conn *weir__conn_listen(const char *endpoint, const weir_link_opts *o)
+{
+    weir__conn *cn = conn_new(endpoint, o, 0);
+    if (!cn)
+        return NULL;
+    int r;
+    if (!(cn->scratch = malloc(ERR_MAX))) {
+        r = cerr(cn, -ENOMEM, "out of memory");
+        goto fail;
+    }
+    uint16_t port = 0;
+    if ((r = cn->tp->listen(cn->host, cn->port, &cn->cfg, &cn->lst, &port)) < 0)
+        goto fail;
+    cn->port = port;
+    if (strchr(cn->host, ':'))
+        snprintf(cn->endpoint, sizeof cn->endpoint, "tcp://[%s]:%u", cn->host, port);
+    else
+        snprintf(cn->endpoint, sizeof cn->endpoint, "tcp://%s:%u", cn->host, port);
+    return cn;
+fail: {
+    char msg[MSG_LEN];
+    snprintf(msg, sizeof msg, "%s", weir_errmsg());
+    weir__conn_free(cn);
+    weir__seterr(r, "%s", msg);
+    return NULL;
+}
+}
+
+int weir__conn_add_recv_stream(weir__conn *cn, uint32_t stream, weir_chan *w)
+{
+    struct stream *s = stream_new(cn, stream, w, 0);
+    if (!s)
+        return weir_errcode();
+    cn->nstreams++;
+    return 0;
+}
+
+int weir__conn_add_send_stream(weir__conn *cn, uint32_t stream, weir_chan *c, int reader)
+{
+    struct stream *s = stream_new(cn, stream, c, 1);
+    if (!s)
+        return weir_errcode();
+    int r;
+    if (reader < 0) {
+        if ((reader = weir_chan_register_reader(c)) < 0)
+            return reader;
+    } else if (weir__chan_reader_epoch(c, reader) < 0) {
+        return cerr(cn, -EINVAL, "stream %u: reader %d of channel '%s' is not registered here",
+                    stream, reader, weir_chan_name(c));
+    }
+    s->reader = reader;
+    if ((r = weir__window_open(&s->win, c, reader)) < 0) {
+        weir_chan_deregister_reader(c, reader);
+        pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->ack_mu);
+        return r;
+    }
+    s->win_open = 1;
+    weir__store_release(&s->sent, weir__window_released(&s->win));
+    cn->nstreams++;
+    return 0;
+}
+
+/* ==== sending end ========================================================== */
+
+static void *dial_rx(void *arg);
+
+/* Under mu: a stream whose CLOSE was sent and acknowledged has ended. */
+static void send_check_done_locked(struct stream *s)
+{
+    if (weir__load_relaxed(&s->status) == 0 && weir__load_acquire(&s->closed_sent) &&
+        weir__load_acquire(&s->acked) >= weir__load_acquire(&s->close_seq)) {
+        char text[MSG_LEN];
+        if (s->cn->nstreams == 1)
+            snprintf(text, sizeof text,
+                     "link %s: stream ended (channel closed, every message acknowledged)",
+                     s->cn->endpoint);
+        else
+            snprintf(text, sizeof text, "link %s: stream %u ended (channel closed, every "
+                     "message acknowledged)", s->cn->endpoint, s->id);
+        stream_end_locked(s, -EPIPE, text);
+        conn_check_end_locked(s->cn);
+    }
+}
+
+/* Dial, HELLO, WELCOME. On success the pipe is published (a new generation)
+ * with every stream's resume point set and its window released up to it. */
+static int dial_once(weir__conn *cn, int timeout_ms)
+{
+    weir__tp_pipe *p = NULL;
+    int r = cn->tp->dial(cn->host, cn->port, &cn->cfg, timeout_ms, &p);
+    if (r < 0)
+        return r;
+    struct weir__link_hello h;
+    memset(&h, 0, sizeof h);
+    h.version = WEIR__LINK_PROTO;
+    h.token_len = cn->token_len;
+    memcpy(h.token, cn->token, cn->token_len);
+    h.sender_id = cn->sender_id;
+    h.max_data = WEIR__FRAME_DATA_MAX;
+    h.nstreams = cn->nstreams;
+    for (unsigned i = 0; i < cn->nstreams; i++) {
+        struct stream *s = &cn->st[i];
+        h.streams[i].stream = s->id;
+        h.streams[i].next_seq = weir__window_released(&s->win);
+        snprintf(h.streams[i].channel, sizeof h.streams[i].channel, "%s", weir_chan_name(s->ch));
+    }
+    uint8_t buf[WEIR__FRAME_CTL_MAX];
+    int n = weir__link_hello_encode(&h, buf, sizeof buf);
+    if (n < 0) {
+        cn->tp->pipe_free(p);
+        return n;
+    }
+    if ((r = send_frame(cn, p, WEIR__FR_HELLO, 0, 0, 0, buf, (uint32_t)n)) < 0)
+        goto out;
+    struct weir__frame f;
+    if ((r = read_hdr(cn, p, &f, timeout_ms, 0)) < 0)
+        goto out;
+    if (f.type != WEIR__FR_WELCOME && f.type != WEIR__FR_REFUSE) {
+        r = cerr(cn, -EPROTO, "peer answered HELLO with %s", weir__frame_type_name(f.type));
+        goto out;
+    }
+    if ((r = cn->tp->recv_into(p, buf, f.len, timeout_ms)) < 0)
+        goto out;
+    if (f.type == WEIR__FR_REFUSE) {
+        char reason[WEIR__LINK_MAX_REASON + 1];
+        if ((r = weir__link_refuse_decode(buf, f.len, reason, sizeof reason)) == 0)
+            r = cerr(cn, -ECONNREFUSED, "refused by the peer: %s", reason);
+        goto out;
+    }
+    struct weir__link_welcome w;
+    if ((r = weir__link_welcome_decode(buf, f.len, &w)) < 0)
+        goto out;
+    if (w.version != WEIR__LINK_PROTO) {
+        r = cerr(cn, -EPROTO, "peer speaks protocol version %u, this end %u", w.version,
+                 WEIR__LINK_PROTO);
+        goto out;
+    }
+    /* Every stream answered exactly once, each resume point within what we hold. */
+    struct weir__link_stream_accept *acc[NSTREAMS] = {0};
+    for (unsigned i = 0; i < w.nstreams; i++) {
+        struct stream *s = find_stream(cn, w.streams[i].stream);
+        unsigned k = s ? (unsigned)(s - cn->st) : 0;
+        if (!s || acc[k]) {
+            r = cerr(cn, -EPROTO, "peer accepted stream %u, %s", w.streams[i].stream,
+                     s ? "twice" : "which this end did not open");
+            goto out;
+        }
+        acc[k] = &w.streams[i];
+    }
+    for (unsigned i = 0; i < cn->nstreams; i++) {
+        struct stream *s = &cn->st[i];
+        if (!acc[i]) {
+            r = cerr(cn, -EPROTO, "peer accepted %u streams, not stream %u", w.nstreams, s->id);
+            goto out;
+        }
+        uint64_t rel = weir__window_released(&s->win);
+        uint64_t next = acc[i]->next_seq;
+        uint64_t sent = weir__load_acquire(&s->sent);
+        if (weir__load_acquire(&s->status) == 0 && (next < rel || next > sent)) {
+            r = cerr(cn, -EPROTO, "peer resumes stream %u at message %llu, outside what this end "
+                     "holds (%llu..%llu)", s->id, (unsigned long long)next,
+                     (unsigned long long)rel, (unsigned long long)sent);
+            goto out;
+        }
+    }
+    for (unsigned i = 0; i < cn->nstreams; i++) {
+        struct stream *s = &cn->st[i];
+        if (weir__load_acquire(&s->status) != 0)
+            continue;
+        uint64_t next = acc[i]->next_seq;
+        /* Everything before next was committed by the receiver (a lost ack). */
+        if (next > weir__window_released(&s->win))
+            weir__window_release_upto(&s->win, next, weir__load_acquire(&s->sent));
+        pthread_mutex_lock(&cn->mu);
+        s->resume = next;
+        weir__store_release(&s->acked, next);
+        weir__store_release(&s->limit, next + acc[i]->credits);
+        pthread_mutex_unlock(&cn->mu);
+    }
+    char peer[80];
+    cn->tp->peer(p, peer, sizeof peer);
+    if ((r = publish_pipe(cn, p, peer, dial_rx)) < 0)
+        goto out;
+    return 0;
+out:
+    cn->tp->pipe_free(p);
+    return r;
+}
+
+/* Receives ACK / ECHO / HEARTBEAT / REFUSE on the dialer's pipe. */
+static void *dial_rx(void *arg)
+{
+    weir__conn *cn = arg;
+    weir__tp_pipe *p = cn->pipe;
+    for (;;) {
+        struct weir__frame f;
+        int r = read_hdr(cn, p, &f, cn->suspect_ms, 0);
+        if (r < 0) {
+            if (r == -ETIMEDOUT)
+                cerr(cn, -ETIMEDOUT, "peer %s silent for %d ms", cn->peer, cn->suspect_ms);
+            break;
+        }
+        if (f.type == WEIR__FR_ACK) {
+            struct stream *s = find_stream(cn, f.stream);
+            if (!s) {
+                conn_fail(cn, cerr(cn, -EPROTO, "peer %s acknowledged stream %u, which this end "
+                                   "did not open", cn->peer, f.stream));
+                break;
+            }
+            uint64_t sent = weir__load_acquire(&s->sent);
+            uint64_t acked = weir__load_relaxed(&s->acked);
+            if (f.seq < acked || f.seq > sent) {
+                conn_fail(cn, cerr(cn, -EPROTO, "peer %s acknowledged message %llu of stream %u "
+                                   "outside %llu..%llu", cn->peer, (unsigned long long)f.seq,
+                                   f.stream, (unsigned long long)acked,
+                                   (unsigned long long)sent));
+                break;
+            }
+            if (weir__load_acquire(&s->status) == 0)
+                weir__window_release_upto(&s->win, f.seq, sent);
+            pthread_mutex_lock(&cn->mu);
+            weir__store_release(&s->acked, f.seq);
+            if (f.seq + f.aux > weir__load_relaxed(&s->limit))
+                weir__store_release(&s->limit, f.seq + f.aux);
+            pthread_cond_broadcast(&s->cv);
+            send_check_done_locked(s);
+            pthread_mutex_unlock(&cn->mu);
+            weir__window_kick(&s->win);
+        } else if (f.type == WEIR__FR_ECHO) {
+            uint64_t now = weir_now_ns();
+            if (f.seq <= now)
+                weir__store_relaxed(&cn->rtt_ns, now - f.seq);
+        } else if (f.type == WEIR__FR_HEARTBEAT) {
+            /* liveness only (read_hdr stamped last_heard) */
+        } else if (f.type == WEIR__FR_REFUSE) {
+            uint8_t buf[WEIR__FRAME_CTL_MAX];
+            char reason[WEIR__LINK_MAX_REASON + 1] = "?";
+            if (cn->tp->recv_into(p, buf, f.len, cn->suspect_ms) == 0)
+                weir__link_refuse_decode(buf, f.len, reason, sizeof reason);
+            struct stream *s = f.stream ? find_stream(cn, f.stream) : NULL;
+            if (s) {
+                /* The receiver ended this stream only. */
+                char text[MSG_LEN];
+                snprintf(text, sizeof text, "link %s: peer %s ended stream %u: %s", cn->endpoint,
+                         cn->peer, s->id, reason);
+                stream_end(s, -ECONNABORTED, text);
+                weir__window_kick(&s->win);
+                continue;
+            }
+            conn_fail(cn, cerr(cn, -ECONNABORTED, "peer %s ended the link: %s", cn->peer, reason));
+            break;
+        } else {
+            conn_fail(cn, cerr(cn, -EPROTO, "peer %s sent an unexpected %s frame", cn->peer,
+                               weir__frame_type_name(f.type)));
+            break;
+        }
+    }
+    if (getenv("WEIR_LINK_DEBUG"))
+        fprintf(stderr, "link %s: dialer rx ends: %s\n", cn->endpoint, weir_errmsg());
+    pthread_mutex_lock(&cn->mu);
+    snprintf(cn->rx_why, sizeof cn->rx_why, "%s", weir_errmsg());
+    weir__store_release(&cn->rx_done, 1);
+    wake_all(cn);
+    pthread_mutex_unlock(&cn->mu);
+    cn->tp->close(p);
+    for (unsigned i = 0; i < cn->nstreams; i++)
+        weir__window_kick(&cn->st[i].win);
+    return NULL;
+}
+
+/* After a lost connection: re-dial until the peer has been unheard for timeout_ms. */
+static int dial_reconnect(weir__conn *cn)
+{
+    char why[MSG_LEN];
+    pthread_mutex_lock(&cn->mu);
+    snprintf(why, sizeof why, "%s", cn->rx_why[0] ? cn->rx_why : weir_errmsg());
+    pthread_mutex_unlock(&cn->mu);
+    if (getenv("WEIR_LINK_DEBUG"))
+        fprintf(stderr, "link %s: reconnecting after: %s\n", cn->endpoint, why);
+    drop_pipe(cn);
+    uint64_t heard = weir__load_acquire(&cn->last_heard_ns);
+    for (;;) {
+        if (weir__load_acquire(&cn->stop))
+            return -ECANCELED;
+        int left = cn->timeout_ms - ms_since(heard);
+        if (left <= 0)
+            return cerr(cn, -ETIMEDOUT, "peer %s lost for %d ms (%s)", cn->peer, cn->timeout_ms,
+                        why);
+        int r = dial_once(cn, left < cn->suspect_ms ? left : cn->suspect_ms);
+        if (r == 0) {
+            weir__fetch_add(&cn->reconnects, 1);
+            return 0;
+        }
+        if (r == -ECONNREFUSED) {
+            /* no listener (its process is gone) or an explicit refusal */
+            char how[MSG_LEN];
+            snprintf(how, sizeof how, "%s", weir_errmsg());
+            return cerr(cn, r, "peer %s lost (%.80s); %.120s", cn->peer, why, how);
+        }
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* The dialer's connection thread: heartbeats, reconnects, the end. */
+static void *dial_main(void *arg)
+{
+    weir__conn *cn = arg;
+    int r = 0;
+    while (!weir__load_acquire(&cn->stop) && !weir__load_acquire(&cn->status)) {
+        if (weir__load_acquire(&cn->rx_done)) {
+            /* The peer closes once every stream ended: the last ACK may have
+             * come before its stream's CLOSE send returned. send_mu waits for
+             * that send (closed_sent is set under it), then judge again. */
+            pthread_mutex_lock(&cn->send_mu);
+            pthread_mutex_lock(&cn->mu);
+            for (unsigned i = 0; i < cn->nstreams; i++)
+                send_check_done_locked(&cn->st[i]);
+            pthread_mutex_unlock(&cn->mu);
+            pthread_mutex_unlock(&cn->send_mu);
+            if (weir__load_acquire(&cn->status))
+                break;
+            if ((r = dial_reconnect(cn)) < 0)
+                break;
+            continue;
+        }
+        if (ms_since(weir__load_acquire(&cn->last_send_ns)) >= cn->hb_ms) {
+            pthread_mutex_lock(&cn->send_mu);
+            if (cn->pipe && send_frame_locked(cn, cn->pipe, WEIR__FR_HEARTBEAT, 0, 0,
+                                              weir_now_ns(), NULL, 0) < 0)
+                cn->tp->close(cn->pipe);
+            pthread_mutex_unlock(&cn->send_mu);
+            weir__store_release(&cn->last_send_ns, weir_now_ns());
+        }
+        pthread_mutex_lock(&cn->mu);
+        if (!weir__load_relaxed(&cn->rx_done) && !weir__load_relaxed(&cn->stop) &&
+            !weir__load_relaxed(&cn->status))
+            timed_wait(&cn->cv, &cn->mu, cn->hb_ms);
+        pthread_mutex_unlock(&cn->mu);
+    }
+    if (r < 0 && r != -ECANCELED)
+        conn_fail(cn, r);
+    return NULL;
+}
+
+/* A stream's thread: take from the window, send within credits, resume. */
+static void *send_stream_main(void *arg)
+{
+    struct stream *s = arg;
+    weir__conn *cn = s->cn;
+    uint8_t hdrs[BATCH][WEIR__FRAME_HDR];
+    uint8_t ch[WEIR__FRAME_HDR];
+    struct iovec iov[2 * BATCH + 1];
+    int r = 0;
+    for (;;) {
+        /* Wait until the stream may send on a live connection. */
+        weir__tp_pipe *p = NULL;
+        uint64_t gen = 0, limit = 0;
+        int stalled = 0;
+        pthread_mutex_lock(&cn->mu);
+        for (;;) {
+            if (weir__load_relaxed(&cn->stop) || weir__load_relaxed(&cn->status) ||
+                weir__load_relaxed(&s->status))
+                break;
+            if (cn->pipe && cn->gen != s->gen_seen) {
+                /* A new connection: resume where its WELCOME said. */
+                s->gen_seen = cn->gen;
+                if ((r = weir__window_rewind(&s->win, s->resume)) < 0)
+                    break;
+                weir__store_release(&s->sent, s->resume);
+                weir__store_release(&s->closed_sent, 0);
+            }
+            if (!cn->pipe || s->dead_gen == cn->gen) {
+                timed_wait(&s->cv, &cn->mu, cn->hb_ms);
+                continue;
+            }
+            if (weir__load_relaxed(&s->closed_sent)) {
+                send_check_done_locked(s);
+                if (!weir__load_relaxed(&s->status))
+                    timed_wait(&s->cv, &cn->mu, cn->hb_ms);
+                continue;
+            }
+            limit = weir__load_acquire(&s->limit);
+            if (weir__load_relaxed(&s->sent) >= limit) {
+                if (!stalled)
+                    weir__fetch_add(&s->credit_stalls, 1);
+                stalled = 1;
+                timed_wait(&s->cv, &cn->mu, cn->hb_ms);
+                continue;
+            }
+            p = cn->pipe;
+            gen = cn->gen;
+            break;
+        }
+        pthread_mutex_unlock(&cn->mu);
+        if (!p)
+            break;
+        /* Gather a batch: headers + payloads straight from the slots. */
+        uint64_t sent = weir__load_relaxed(&s->sent);
+        unsigned nf = 0, niov = 0;
+        size_t bytes = 0;
+        int closed = 0;
+        weir_chan_msg m;
+        while (nf < BATCH && sent + nf < limit && bytes < BATCH_BYTES) {
+            int k = nf == 0 ? weir__window_next(&s->win, &m, cn->hb_ms)
+                            : weir__window_poll(&s->win, &m);
+            if (k == 0 && nf > 0)
+                break;
+            if (k < 0) {
+                if (k == -EPIPE)
+                    closed = 1;
+                else if (k == -EINVAL)
+                    r = k;
+                break;
+            }
+            if (m.len > WEIR__FRAME_DATA_MAX) {
+                r = cerr(cn, -EMSGSIZE, "stream %u: message %llu of %zu bytes over the link's "
+                         "limit of %u", s->id, (unsigned long long)m.seq, m.len,
+                         WEIR__FRAME_DATA_MAX);
+                break;
+            }
+            hdr(hdrs[nf], WEIR__FR_DATA, (m.flags & WEIR_MSG_ERROR) ? WEIR__FRF_ERROR : 0, s->id,
+                (uint32_t)m.len, 0, m.seq);
+            iov[niov++] = (struct iovec){hdrs[nf], WEIR__FRAME_HDR};
+            if (m.len)
+                iov[niov++] = (struct iovec){(void *)m.data, m.len};
+            bytes += m.len;
+            nf++;
+        }
+        if (r < 0)
+            break;
+        int closing = closed && nf == 0;
+        if (closing) {
+            weir__store_release(&s->close_seq, sent);
+            hdr(ch, WEIR__FR_CLOSE, 0, s->id, 0, 0, sent);
+            iov[niov++] = (struct iovec){ch, WEIR__FRAME_HDR};
+        }
+        if (niov == 0)
+            continue;
+        /* Before the send: an ACK for these may arrive before send() returns. */
+        weir__store_release(&s->sent, sent + nf);
+        pthread_mutex_lock(&cn->send_mu);
+        int k = -EAGAIN;
+        if (cn->pipe == p && cn->gen == gen)
+            k = cn->tp->send(p, iov, niov, -1);
+        if (k == 0 && closing) /* under send_mu: see dial_main */
+            weir__store_release(&s->closed_sent, 1);
+        pthread_mutex_unlock(&cn->send_mu);
+        if (k == -EAGAIN)
+            continue; /* a new connection came meanwhile: the loop rewinds */
+        if (k < 0) {
+            /* The pipe broke: rx notices too; the next connection rewinds. */
+            cn->tp->close(p);
+            s->dead_gen = gen;
+            continue;
+        }
+        weir__store_release(&cn->last_send_ns, weir_now_ns());
+        WEIR_PROBE3(link_send, weir_chan_name(s->ch), sent, bytes);
+        weir__fetch_add(&s->messages, nf);
+        weir__fetch_add(&s->bytes, bytes);
+        weir__fetch_add(&cn->frames, nf + (unsigned)closing);
+        weir__fetch_add(&cn->batches, 1);
+        if (closing) {
+            pthread_mutex_lock(&cn->mu);
+            send_check_done_locked(s);
+            pthread_mutex_unlock(&cn->mu);
+        }
+    }
+    if (r < 0) {
+        /* This stream failed on its own: end it here and at the receiver. */
+        char text[MSG_LEN];
+        snprintf(text, sizeof text, "%s", weir_errmsg());
+        stream_end(s, r, text);
+        pthread_mutex_lock(&cn->send_mu);
+        if (cn->pipe)
+            send_refuse_locked(cn, cn->pipe, s->id, text, cn->timeout_ms);
+        pthread_mutex_unlock(&cn->send_mu);
+    }
+    int st = weir__load_acquire(&s->status);
+    if (st != 0 && st != -EPIPE && weir__chan_reader_epoch(s->ch, s->reader) >= 0) {
+        /* Failed: let c's writer go. */
+        weir_chan_deregister_reader(s->ch, s->reader);
+    }
+    return NULL;
+}
+
+static int dial_start(weir__conn *cn)
+{
+    int r;
+    if (cn->nstreams == 0)
+        return cerr(cn, -EINVAL, "no stream declared");
+    if ((r = dial_once(cn, cn->timeout_ms)) < 0)
+        return r;
+    weir__store_release(&cn->last_send_ns, weir_now_ns());
+    for (unsigned i = 0; i < cn->nstreams; i++) {
+        struct stream *s = &cn->st[i];
+        if ((r = pthread_create(&s->thr, NULL, send_stream_main, s)) != 0)
+            return cerr(cn, -r, "cannot start the send thread of stream %u", s->id);
+        s->thr_running = 1;
+    }
+    if ((r = pthread_create(&cn->main_thr, NULL, dial_main, cn)) != 0)
+        return cerr(cn, -r, "cannot start the connection thread");
+    cn->main_running = 1;
+    return 0;
+}
+
+/* ==== receiving end ======================================================== */
+
+static void *listen_rx(void *arg);
+
+/*
+ * Acknowledge stream s and grant what its channel can take now. mode
+ * ACK_LAZY: only when `step` messages went unacknowledged or `step` credits
+ * can be added; ACK_MOVED: whenever seq or the limit moved (about to wait
+ * for bytes); ACK_ALWAYS: in any case (the answer to a CLOSE).
+ * 1 if an ACK went out, 0 if none was due (or there is no pipe), or the
+ * send's error.
+ */
+enum { ACK_LAZY, ACK_MOVED, ACK_ALWAYS };
+
+static int ack_stream(struct stream *s, int mode)
+{
+    weir__conn *cn = s->cn;
+    int r = 0;
+    pthread_mutex_lock(&s->ack_mu);
+    /* write_seq first, then the gate: a snapshot that never over-grants. */
+    uint64_t ws = weir__chan_write_seq(s->ch);
+    uint64_t gate = weir__chan_gate(s->ch);
+    uint64_t lim_w = gate + s->depth < ws + s->window ? gate + s->depth : ws + s->window;
+    uint64_t seq = ws + s->off;
+    uint64_t lim = weir__load_acquire(&s->ended) ? seq : lim_w + s->off;
+    uint64_t acked = weir__load_relaxed(&s->acked), old = weir__load_relaxed(&s->limit);
+    if (lim < old)
+        lim = old; /* granted already; the channel still has room for it */
+    int due = mode == ACK_ALWAYS  ? 1
+              : mode == ACK_MOVED ? (seq > acked || lim > old)
+                                  : (seq - acked >= s->step || lim - old >= s->step);
+    if (due) {
+        pthread_mutex_lock(&cn->send_mu);
+        if (cn->pipe) {
+            /* Before the send: the rx thread may see DATA sent on these
+             * credits before send() returns. (A failed send breaks the pipe:
+             * the next WELCOME recomputes both.) */
+            weir__store_release(&s->acked, seq);
+            weir__store_release(&s->limit, lim);
+            r = send_frame_locked(cn, cn->pipe, WEIR__FR_ACK, s->id, (uint32_t)(lim - seq), seq,
+                                  NULL, 0);
+            if (r == 0)
+                r = 1;
+        }
+        pthread_mutex_unlock(&cn->send_mu);
+    }
+    int starved = !weir__load_acquire(&s->ended) && weir__load_relaxed(&s->limit) - seq < s->step;
+    pthread_mutex_unlock(&s->ack_mu);
+    pthread_mutex_lock(&cn->mu);
+    if (starved != s->starved) {
+        s->starved = starved;
+        pthread_cond_broadcast(&s->cv);
+    }
+    pthread_mutex_unlock(&cn->mu);
+    return r;
+}
+
+/* A receiving stream's credit thread: when the stream is starved, wait for
+ * its readers to free `step` slots, then grant them. */
+static void *credit_main(void *arg)
+{
+    struct stream *s = arg;
+    weir__conn *cn = s->cn;
+    while (!weir__load_acquire(&cn->stop)) {
+        pthread_mutex_lock(&cn->mu);
+        while (!weir__load_relaxed(&cn->stop) && !(s->starved && cn->pipe))
+            timed_wait(&s->cv, &cn->mu, 1000);
+        pthread_mutex_unlock(&cn->mu);
+        if (weir__load_acquire(&cn->stop))
+            break;
+        /* The limit can reach target once gate + depth (in w's numbering) does. */
+        uint64_t target_w = weir__load_acquire(&s->limit) - s->off + s->step;
+        uint64_t need = target_w > s->depth ? target_w - s->depth : 0;
+        if (weir__chan_wait_gate(s->ch, need, &cn->stop, &s->spin_ns, cn->hb_ms) < 0)
+            continue;
+        if (ack_stream(s, ACK_LAZY) <= 0) {
+            /* nothing granted (no pipe, a send error): do not spin */
+            struct timespec ts = {0, 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+/* Check a HELLO; 0, or a refusal reason. */
+static int check_hello(weir__conn *cn, const struct weir__link_hello *h, char *why, size_t n)
+{
+    if (h->version != WEIR__LINK_PROTO) {
+        snprintf(why, n, "protocol version %u, this end speaks %u", h->version, WEIR__LINK_PROTO);
+        return -EPROTO;
+    }
+    if (!ct_equal(h->token, h->token_len, cn->token, cn->token_len)) {
+        snprintf(why, n, "wrong token");
+        return -EACCES;
+    }
+    for (uint32_t i = 0; i < h->nstreams; i++) {
+        struct stream *s = find_stream(cn, h->streams[i].stream);
+        if (!s) {
+            snprintf(why, n, "opens stream %u, which this end does not carry",
+                     h->streams[i].stream);
+            return -EPROTO;
+        }
+        if (strcmp(h->streams[i].channel, weir_chan_name(s->ch)) != 0) {
+            snprintf(why, n, "stream %u: channel '%.60s', this end carries '%.60s'", s->id,
+                     h->streams[i].channel, weir_chan_name(s->ch));
+            return -EPROTO;
+        }
+    }
+    for (unsigned i = 0; i < cn->nstreams; i++) {
+        uint32_t k;
+        for (k = 0; k < h->nstreams && h->streams[k].stream != cn->st[i].id; k++) {
+        }
+        if (k == h->nstreams) {
+            snprintf(why, n, "does not open stream %u (channel '%.60s')", cn->st[i].id,
+                     weir_chan_name(cn->st[i].ch));
+            return -EPROTO;
+        }
+    }
+    if (cn->have_sender && h->sender_id != cn->cur_sender) {
+        snprintf(why, n, "another sender is connected to this stream");
+        return -EBUSY;
+    }
+    if (weir__load_acquire(&cn->status)) {
+        snprintf(why, n, cn->nstreams == 1 ? "the stream has ended" : "every stream has ended");
+        return -EPIPE;
+    }
+    return 0;
+}
+
+/* A new connection: read and judge its HELLO (bounded), then install it. */
+static void listen_admit(weir__conn *cn, weir__tp_pipe *p)
+{
+    char peer[80], why[200];
+    cn->tp->peer(p, peer, sizeof peer);
+    struct weir__frame f;
+    uint8_t buf[WEIR__FRAME_CTL_MAX];
+    int r = cn->tp->recv_into(p, buf, WEIR__FRAME_HDR, cn->hello_ms);
+    if (r == -ETIMEDOUT) {
+        snprintf(why, sizeof why, "sent no HELLO within %d ms", cn->hello_ms);
+        goto refuse;
+    }
+    if (r < 0) {
+        snprintf(why, sizeof why, "closed before its HELLO");
+        goto refuse;
+    }
+    if ((r = weir__frame_decode(buf, WEIR__FRAME_HDR, 0, &f)) < 0) {
+        snprintf(why, sizeof why, "%s", weir_errmsg());
+        goto refuse;
+    }
+    if (f.type != WEIR__FR_HELLO) {
+        snprintf(why, sizeof why, "first frame is %s, not HELLO", weir__frame_type_name(f.type));
+        goto refuse;
+    }
+    if ((r = cn->tp->recv_into(p, buf, f.len, cn->hello_ms)) < 0) {
+        snprintf(why, sizeof why, "truncated HELLO (%u bytes announced)", f.len);
+        goto refuse;
+    }
+    struct weir__link_hello h;
+    if ((r = weir__link_hello_decode(buf, f.len, &h)) < 0) {
+        snprintf(why, sizeof why, "%s", weir_errmsg());
+        goto refuse;
+    }
+    if ((r = check_hello(cn, &h, why, sizeof why)) < 0)
+        goto refuse;
+    /* Accepted: a reconnect of the same sender replaces its old connection. */
+    drop_pipe(cn);
+    if (!cn->have_sender) {
+        cn->have_sender = 1;
+        cn->cur_sender = h.sender_id;
+    } else {
+        weir__fetch_add(&cn->reconnects, 1);
+    }
+    const struct weir__link_stream_open *so[NSTREAMS];
+    for (unsigned i = 0; i < cn->nstreams; i++) {
+        struct stream *s = &cn->st[i];
+        for (uint32_t k = 0; k < h.nstreams; k++)
+            if (h.streams[k].stream == s->id)
+                so[i] = &h.streams[k];
+        if (!s->admitted) {
+            s->admitted = 1;
+            s->expected = so[i]->next_seq;
+            s->off = s->expected - weir__chan_write_seq(s->ch);
+            weir__store_release(&s->acked, s->expected);
+            weir__store_release(&s->limit, s->expected);
+        }
+        if (so[i]->next_seq > s->expected) {
+            snprintf(why, sizeof why, "stream %u resumes at message %llu but message %llu is "
+                     "missing", s->id, (unsigned long long)so[i]->next_seq,
+                     (unsigned long long)s->expected);
+            r = -EPROTO;
+            goto refuse;
+        }
+    }
+    /* WELCOME: per stream where the receiver stands and what its channel takes now. */
+    struct weir__link_welcome w;
+    memset(&w, 0, sizeof w);
+    w.version = WEIR__LINK_PROTO;
+    w.nstreams = cn->nstreams;
+    for (unsigned i = 0; i < cn->nstreams; i++) {
+        struct stream *s = &cn->st[i];
+        pthread_mutex_lock(&s->ack_mu);
+        uint64_t ws = weir__chan_write_seq(s->ch);
+        uint64_t gate = weir__chan_gate(s->ch);
+        uint64_t lim_w = gate + s->depth < ws + s->window ? gate + s->depth : ws + s->window;
+        uint64_t lim = weir__load_acquire(&s->ended) ? s->expected : lim_w + s->off;
+        if (lim < s->expected)
+            lim = s->expected;
+        weir__store_release(&s->acked, s->expected);
+        weir__store_release(&s->limit, lim);
+        pthread_mutex_unlock(&s->ack_mu);
+        w.streams[i].stream = s->id;
+        w.streams[i].next_seq = s->expected;
+        w.streams[i].credits = (uint32_t)(lim - s->expected);
+        pthread_mutex_lock(&cn->mu);
+        s->starved = !weir__load_acquire(&s->ended) && lim - s->expected < s->step;
+        pthread_mutex_unlock(&cn->mu);
+    }
+    int n = weir__link_welcome_encode(&w, buf, sizeof buf);
+    if (n < 0 || send_frame(cn, p, WEIR__FR_WELCOME, 0, 0, 0, buf, (uint32_t)n) < 0) {
+        cn->tp->pipe_free(p);
+        return;
+    }
+    if (publish_pipe(cn, p, peer, listen_rx) < 0)
+        cn->tp->pipe_free(p);
+    return;
+refuse: {
+    char line[256];
+    snprintf(line, sizeof line, "refused %.40s: %.190s", peer, why);
+    refusal(cn, line);
+    send_refuse_locked(cn, p, 0, why, 200);
+    cn->tp->pipe_free(p);
+}
+}
+
+/* Read and drop len payload bytes (a stream that has ended). */
+static int skip_bytes(weir__conn *cn, weir__tp_pipe *p, size_t len)
+{
+    while (len) {
+        size_t k = len < ERR_MAX ? len : ERR_MAX;
+        int r = cn->tp->recv_into(p, cn->scratch, k, cn->suspect_ms);
+        if (r < 0)
+            return r;
+        len -= k;
+    }
+    return 0;
+}
+
+/* A receiving stream fails on its own: error record (if w has room), close,
+ * and tell the sender (REFUSE on the stream). */
+static void recv_stream_fail(struct stream *s, weir__tp_pipe *p, int code, const char *text)
+{
+    weir__store_release(&s->ended, 1);
+    stream_end(s, code, text);
+    weir_chan_write_error(s->ch, text, 0);
+    weir_chan_close(s->ch);
+    pthread_mutex_lock(&s->cn->send_mu);
+    send_refuse_locked(s->cn, p, s->id, text, s->cn->timeout_ms);
+    pthread_mutex_unlock(&s->cn->send_mu);
+}
+
+/* Write one DATA frame's payload into its stream's channel. Within the
+ * stream's credits the channel always has a free slot: nothing waits. */
+static int receive_data(weir__conn *cn, struct stream *s, weir__tp_pipe *p,
+                        const struct weir__frame *f)
+{
+    if (f->flags & WEIR__FRF_ERROR) {
+        if (f->len > ERR_MAX)
+            return cerr(cn, -EMSGSIZE, "peer %s: error record of %u bytes on stream %u (at most "
+                        "%u)", cn->peer, f->len, s->id, ERR_MAX);
+        int r = cn->tp->recv_into(p, cn->scratch, f->len, cn->suspect_ms);
+        if (r < 0)
+            return r;
+        cn->scratch[f->len - 1] = '\0';
+        if ((r = weir_chan_write_error(s->ch, (const char *)cn->scratch, 0)) < 0) {
+            char text[MSG_LEN];
+            snprintf(text, sizeof text, "link %s: stream %u: %s", cn->endpoint, s->id,
+                     weir_errmsg());
+            recv_stream_fail(s, p, r, text);
+        }
+        return 0;
+    }
+    void *slot = weir_chan_reserve(s->ch, f->len, 0);
+    if (!slot) {
+        char text[MSG_LEN];
+        int code = weir_errcode();
+        snprintf(text, sizeof text, "link %s: stream %u: message %llu: %s", cn->endpoint, s->id,
+                 (unsigned long long)f->seq, weir_errmsg());
+        recv_stream_fail(s, p, code, text);
+        return skip_bytes(cn, p, f->len);
+    }
+    int r = cn->tp->recv_into(p, slot, f->len, cn->suspect_ms);
+    if (r < 0) {
+        weir__chan_unreserve(s->ch);
+        return r;
+    }
+    return weir_chan_commit(s->ch, f->len);
+}
+
+static void *listen_rx(void *arg)
+{
+    weir__conn *cn = arg;
+    weir__tp_pipe *p = cn->pipe;
+    uint64_t last_hb = weir_now_ns();
+    int r = 0;
+    while (r == 0) {
+        /* About to wait for bytes: acknowledge what is committed first. */
+        struct weir__tp_chunk chunk;
+        r = cn->tp->recv(p, &chunk, 0);
+        if (r == -ETIMEDOUT) {
+            for (unsigned i = 0; i < cn->nstreams && r == -ETIMEDOUT; i++)
+                if (ack_stream(&cn->st[i], ACK_MOVED) < 0)
+                    r = weir_errcode();
+            if (r != -ETIMEDOUT)
+                break;
+        }
+        /* Wait in hb_ms steps, heartbeating; silent for suspect_ms: lost. */
+        int silent = 0;
+        while (r == -ETIMEDOUT && silent < cn->suspect_ms && !weir__load_acquire(&cn->stop)) {
+            if (ms_since(last_hb) >= cn->hb_ms) {
+                if ((r = send_frame(cn, p, WEIR__FR_HEARTBEAT, 0, 0, weir_now_ns(), NULL, 0)) < 0)
+                    break;
+                last_hb = weir_now_ns();
+            }
+            r = cn->tp->recv(p, &chunk, cn->hb_ms);
+            if (r == -ETIMEDOUT)
+                silent += cn->hb_ms;
+        }
+        if (r == -ETIMEDOUT) {
+            r = cerr(cn, -ETIMEDOUT, "peer %s silent for %d ms", cn->peer, silent);
+            break;
+        }
+        if (r < 0)
+            break;
+        cn->tp->recv_done(p, &chunk, 0);
+        struct weir__frame f;
+        r = read_hdr(cn, p, &f, cn->suspect_ms, WEIR__FRAME_DATA_MAX);
+        if (r < 0) {
+            if (r == -ETIMEDOUT)
+                cerr(cn, -ETIMEDOUT, "peer %s silent for %d ms", cn->peer, cn->suspect_ms);
+            break;
+        }
+        struct stream *s = NULL;
+        if (f.type == WEIR__FR_DATA || f.type == WEIR__FR_CLOSE ||
+            (f.type == WEIR__FR_REFUSE && f.stream)) {
+            if (!(s = find_stream(cn, f.stream))) {
+                r = cerr(cn, -EPROTO, "peer %s sent %s on stream %u, which this end does not "
+                         "carry", cn->peer, weir__frame_type_name(f.type), f.stream);
+                conn_fail(cn, r);
+                break;
+            }
+        }
+        switch (f.type) {
+        case WEIR__FR_DATA:
+            if (weir__load_acquire(&s->ended)) {
+                r = skip_bytes(cn, p, f.len); /* in flight when the stream ended */
+                break;
+            }
+            if (f.seq != s->expected) {
+                r = cerr(cn, -EPROTO, "peer %s sent message %llu of stream %u, expected %llu of "
+                         "stream %u", cn->peer, (unsigned long long)f.seq, f.stream,
+                         (unsigned long long)s->expected, s->id);
+                conn_fail(cn, r);
+                break;
+            }
+            if (f.seq >= weir__load_acquire(&s->limit)) {
+                r = cerr(cn, -EPROTO, "peer %s sent message %llu of stream %u beyond its credits "
+                         "(limit %llu)", cn->peer, (unsigned long long)f.seq, s->id,
+                         (unsigned long long)weir__load_relaxed(&s->limit));
+                conn_fail(cn, r);
+                break;
+            }
+            if ((r = receive_data(cn, s, p, &f)) < 0)
+                break;
+            if (weir__load_acquire(&s->ended))
+                break;
+            WEIR_PROBE3(link_recv, weir_chan_name(s->ch), f.seq, f.len);
+            s->expected++;
+            weir__fetch_add(&s->messages, 1);
+            weir__fetch_add(&s->bytes, f.len);
+            if (ack_stream(s, ACK_LAZY) < 0)
+                r = weir_errcode();
+            break;
+        case WEIR__FR_CLOSE:
+            if (weir__load_acquire(&s->ended)) {
+                /* a CLOSE resent after a cut: acknowledge it again */
+                if (f.seq == s->expected && weir__load_acquire(&s->status) == -EPIPE &&
+                    ack_stream(s, ACK_ALWAYS) < 0)
+                    r = weir_errcode();
+                break;
+            }
+            if (f.seq != s->expected) {
+                r = cerr(cn, -EPROTO, "peer %s closed stream %u after %llu messages, %llu "
+                         "received", cn->peer, f.stream, (unsigned long long)f.seq,
+                         (unsigned long long)s->expected);
+                conn_fail(cn, r);
+                break;
+            }
+            {
+                /* Status first: whoever sees w closed then sees the stream ended. */
+                char text[MSG_LEN];
+                if (cn->nstreams == 1)
+                    snprintf(text, sizeof text, "link %s: stream ended (the sender's channel "
+                             "closed)", cn->endpoint);
+                else
+                    snprintf(text, sizeof text, "link %s: stream %u ended (the sender's channel "
+                             "closed)", cn->endpoint, s->id);
+                weir__store_release(&s->ended, 1);
+                stream_end(s, -EPIPE, text);
+                weir_chan_close(s->ch);
+                if (ack_stream(s, ACK_ALWAYS) < 0)
+                    r = weir_errcode();
+                else if (weir__load_acquire(&cn->status) == -EPIPE)
+                    r = -EPIPE; /* every stream ended */
+            }
+            break;
+        case WEIR__FR_REFUSE: {
+            /* The sender ended this stream (its side failed). */
+            char reason[WEIR__LINK_MAX_REASON + 1] = "?";
+            if (!s) {
+                r = cerr(cn, -EPROTO, "peer %s sent REFUSE on the connection, a dialer's only "
+                         "answer is to close", cn->peer);
+                conn_fail(cn, r);
+                break;
+            }
+            if ((r = cn->tp->recv_into(p, cn->scratch, f.len, cn->suspect_ms)) < 0)
+                break;
+            weir__link_refuse_decode(cn->scratch, f.len, reason, sizeof reason);
+            if (!weir__load_acquire(&s->ended)) {
+                char text[MSG_LEN];
+                snprintf(text, sizeof text, "link %s: peer %s ended stream %u: %s", cn->endpoint,
+                         cn->peer, s->id, reason);
+                weir__store_release(&s->ended, 1);
+                stream_end(s, -ECONNABORTED, text);
+                weir_chan_write_error(s->ch, text, 0);
+                weir_chan_close(s->ch);
+            }
+            break;
+        }
+        case WEIR__FR_HEARTBEAT:
+            r = send_frame(cn, p, WEIR__FR_ECHO, 0, 0, f.seq, NULL, 0);
+            break;
+        default:
+            r = cerr(cn, -EPROTO, "peer %s sent an unexpected %s frame", cn->peer,
+                     weir__frame_type_name(f.type));
+            conn_fail(cn, r);
+            break;
+        }
+    }
+    if (getenv("WEIR_LINK_DEBUG"))
+        fprintf(stderr, "link %s: listener rx ends: %s\n", cn->endpoint, weir_errmsg());
+    pthread_mutex_lock(&cn->mu);
+    weir__store_release(&cn->rx_done, 1);
+    pthread_mutex_unlock(&cn->mu);
+    cn->tp->close(p);
+    return NULL;
+}
+
+static void *listen_main(void *arg)
+{
+    weir__conn *cn = arg;
+    while (!weir__load_acquire(&cn->stop) && !weir__load_acquire(&cn->status)) {
+        weir__tp_pipe *np = NULL;
+        int r = cn->tp->accept(cn->lst, cn->hb_ms, &np);
+        if (r == 0)
+            listen_admit(cn, np);
+        else if (r != -ETIMEDOUT)
+            break;
+        if (cn->rx_running && weir__load_acquire(&cn->rx_done))
+            drop_pipe(cn);
+        if (cn->have_sender && !cn->rx_running && !weir__load_acquire(&cn->status) &&
+            ms_since(weir__load_acquire(&cn->last_heard_ns)) > cn->timeout_ms) {
+            /* Lost: every stream that has not ended gets the reason, then close. */
+            char text[MSG_LEN];
+            for (unsigned i = 0; i < cn->nstreams; i++) {
+                struct stream *s = &cn->st[i];
+                if (weir__load_acquire(&s->ended))
+                    continue;
+                if (cn->nstreams == 1)
+                    snprintf(text, sizeof text, "link %s: peer %s lost for %d ms (after message "
+                             "%llu)", cn->endpoint, cn->peer, cn->timeout_ms,
+                             (unsigned long long)s->expected);
+                else
+                    snprintf(text, sizeof text, "link %s: peer %s lost for %d ms (stream %u, "
+                             "after message %llu)", cn->endpoint, cn->peer, cn->timeout_ms,
+                             s->id, (unsigned long long)s->expected);
+                weir__store_release(&s->ended, 1);
+                weir_chan_write_error(s->ch, text, 0);
+                weir_chan_close(s->ch);
+            }
+            weir__seterr(-ETIMEDOUT, "link %s: peer %s lost for %d ms", cn->endpoint, cn->peer,
+                         cn->timeout_ms);
+            if (cn->nstreams == 1)
+                weir__seterr(-ETIMEDOUT, "%s", text);
+            conn_fail(cn, -ETIMEDOUT);
+        }
+    }
+    return NULL;
+}
+
+static int listen_start(weir__conn *cn)
+{
+    int r;
+    if (cn->nstreams == 0)
+        return cerr(cn, -EINVAL, "no stream declared");
+    for (unsigned i = 0; i < cn->nstreams; i++) {
+        struct stream *s = &cn->st[i];
+        if ((r = pthread_create(&s->thr, NULL, credit_main, s)) != 0)
+            return cerr(cn, -r, "cannot start the credit thread of stream %u", s->id);
+        s->thr_running = 1;
+    }
+    if ((r = pthread_create(&cn->main_thr, NULL, listen_main, cn)) != 0)
+        return cerr(cn, -r, "cannot start the accept thread");
+    cn->main_running = 1;
+    return 0;
+}
+
+/* ==== common =============================================================== */
+
+int weir__conn_start(weir__conn *cn)
+{
+    weir__clearerr();
+    if (!cn)
+        return weir__seterr(-EINVAL, "link (null): start");
+    if (cn->started)
+        return cerr(cn, -EINVAL, "started twice");
+    cn->started = 1;
+    return cn->sending ? dial_start(cn) : listen_start(cn);
+}
+
+const char *weir__conn_endpoint(const weir__conn *cn)
+{
+    return cn ? cn->endpoint : "(null)";
+}
+
+int weir__conn_status(const weir__conn *cn)
+{
+    if (!cn)
+        return weir__seterr(-EINVAL, "link (null): status");
+    weir__conn *m = (weir__conn *)cn;
+    pthread_mutex_lock(&m->mu);
+    int s = weir__load_acquire(&m->status);
+    if (s)
+        weir__seterr(s, "%s", m->err);
+    pthread_mutex_unlock(&m->mu);
+    return s;
+}
+
+int weir__conn_stream_status(const weir__conn *cn, uint32_t stream)
+{
+    if (!cn)
+        return weir__seterr(-EINVAL, "link (null): stream status");
+    weir__conn *m = (weir__conn *)cn;
+    struct stream *s = find_stream(m, stream);
+    if (!s)
+        return cerr(m, -ENOENT, "no stream %u", stream);
+    pthread_mutex_lock(&m->mu);
+    int st = weir__load_acquire(&s->status);
+    if (st)
+        weir__seterr(st, "%s", s->err);
+    pthread_mutex_unlock(&m->mu);
+    return st;
+}
+
+int weir__conn_stream_stats(const weir__conn *cn, uint32_t stream,
+                            struct weir__conn_stream_stats *st)
+{
+    if (!cn || !st)
+        return weir__seterr(-EINVAL, "link: stream stats need a connection and a buffer");
+    struct stream *s = find_stream((weir__conn *)cn, stream);
+    if (!s)
+        return cerr((weir__conn *)cn, -ENOENT, "no stream %u", stream);
+    memset(st, 0, sizeof *st);
+    st->stream = s->id;
+    st->status = weir__load_acquire(&s->status);
+    st->messages = weir__load_relaxed(&s->messages);
+    st->bytes = weir__load_relaxed(&s->bytes);
+    st->acked = weir__load_relaxed(&s->acked);
+    st->limit = weir__load_relaxed(&s->limit);
+    st->credit_stalls = weir__load_relaxed(&s->credit_stalls);
+    return 0;
+}
+
+int weir__conn_stats(const weir__conn *cn, struct weir_link_stats *st)
+{
+    if (!cn || !st)
+        return weir__seterr(-EINVAL, "link: weir_link_stats needs a link and a buffer");
+    weir__conn *m = (weir__conn *)cn;
+    memset(st, 0, sizeof *st);
+    pthread_mutex_lock(&m->mu);
+    snprintf(st->endpoint, sizeof st->endpoint, "%s", m->endpoint);
+    snprintf(st->peer, sizeof st->peer, "%s", m->peer);
+    snprintf(st->last_refusal, sizeof st->last_refusal, "%s", m->last_refusal);
+    pthread_mutex_unlock(&m->mu);
+    st->sending = m->sending;
+    st->status = weir__load_acquire(&m->status);
+    for (unsigned i = 0; i < m->nstreams; i++) {
+        st->messages += weir__load_relaxed(&m->st[i].messages);
+        st->bytes += weir__load_relaxed(&m->st[i].bytes);
+        st->credit_stalls += weir__load_relaxed(&m->st[i].credit_stalls);
+        st->acked += weir__load_relaxed(&m->st[i].acked);
+    }
+    st->frames = weir__load_relaxed(&m->frames);
+    st->batches = weir__load_relaxed(&m->batches);
+    st->reconnects = weir__load_relaxed(&m->reconnects);
+    st->refused = weir__load_relaxed(&m->refused);
+    st->last_rtt_ns = weir__load_relaxed(&m->rtt_ns);
+    return 0;
+}
+
+int weir__conn_free(weir__conn *cn)
+{
+    if (!cn)
+        return 0;
+    weir__store_release(&cn->stop, 1);
+    pthread_mutex_lock(&cn->mu);
+    wake_all(cn);
+    if (cn->pipe)
+        cn->tp->close(cn->pipe);
+    pthread_mutex_unlock(&cn->mu);
+    if (cn->lst)
+        cn->tp->listener_close(cn->lst);
+    for (unsigned i = 0; i < cn->nstreams; i++) {
+        if (cn->st[i].win_open)
+            weir__window_kick(&cn->st[i].win);
+        if (!cn->sending)
+            weir__chan_wake_gate_waiters(cn->st[i].ch);
+    }
+    if (cn->main_running)
+        pthread_join(cn->main_thr, NULL);
+    for (unsigned i = 0; i < cn->nstreams; i++)
+        if (cn->st[i].thr_running)
+            pthread_join(cn->st[i].thr, NULL);
+    if (cn->rx_running) {
+        cn->tp->close(cn->pipe);
+        pthread_join(cn->rx_thr, NULL);
+    }
+    if (cn->pipe)
+        cn->tp->pipe_free(cn->pipe);
+    if (cn->lst)
+        cn->tp->listener_free(cn->lst);
+    for (unsigned i = 0; i < cn->nstreams; i++) {
+        struct stream *s = &cn->st[i];
+        if (s->win_open)
+            weir__window_fini(&s->win);
+        if (cn->sending && s->reader >= 0 && weir__chan_reader_epoch(s->ch, s->reader) >= 0)
+            weir_chan_deregister_reader(s->ch, s->reader);
+        pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->ack_mu);
+    }
+    int st = weir__load_acquire(&cn->status);
+    pthread_mutex_destroy(&cn->mu);
+    pthread_cond_destroy(&cn->cv);
+    pthread_mutex_destroy(&cn->send_mu);
+    free(cn->scratch);
+    free(cn);
+    return st;
+}
