@@ -101,6 +101,7 @@ static void dag_destroy(struct weir_dag *d)
     free(d->argch);
     free(d->outch);
     pthread_mutex_destroy(&d->mu);
+    weir__remote_free(d->remote);
     weir__plan_free(d->plan);
     free(d);
 }
@@ -136,10 +137,11 @@ static void *actor_thread_main(void *arg)
 }
 
 static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
-                                  const weir_compile_opts *opts)
+                                  const weir_compile_opts *opts, struct weir__remote *rm)
 {
     struct weir_dag *d = calloc(1, sizeof *d);
     if (!d) {
+        weir__remote_free(rm);
         weir__plan_free(p);
         weir__seterr(-ENOMEM, "graph '%s': out of memory", g->name);
         return NULL;
@@ -149,6 +151,8 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
     d->mon_efd = -1;
     d->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     d->plan = p;
+    d->remote = rm;
+    d->rank = weir__remote_rank(rm);
     d->refs = 1;
     d->timeout_ms = p->timeout_ms;
     unsigned nch = p->nchans;
@@ -205,8 +209,11 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
     for (unsigned c = 0; c < nch; c++) {
         const struct weir__plan_chan *pc = &p->chans[c];
         d->drv_rid[c] = -1;
+        int nring = weir__remote_chan_ring(d, c);
+        if (nring < 0)
+            continue; /* neither written nor read on this rank */
         weir_chan_opts co = {.slot_bytes = pc->slot_bytes, .depth = pc->depth,
-                             .max_readers = pc->nreaders};
+                             .max_readers = (unsigned)nring};
         d->chans[c] = weir_chan_create(NULL, &co);
         if (!d->chans[c]) {
             char why[512];
@@ -218,6 +225,8 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
         if (pc->writer == WEIR__PLAN_DRIVER)
             d->argch[d->nargch++] = c;
         for (unsigned r = 0; r < pc->nreaders; r++) {
+            if (weir__plan_party_rank(p, pc->readers[r]) != d->rank)
+                continue;
             int id = weir_chan_register_reader(d->chans[c]);
             if (id < 0)
                 goto fail;
@@ -226,6 +235,8 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
             else
                 d->actors[pc->readers[r]].rid[c] = id;
         }
+        if (weir__remote_register(d, c) < 0)
+            goto fail;
     }
     for (unsigned i = 0; i < p->nouts; i++) {
         unsigned k;
@@ -239,7 +250,7 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
     weir__proc_track(d);
     /* Process actors first: fork before this dag starts any thread. */
     for (unsigned a = 0; a < p->nactors; a++) {
-        if (d->actors[a].pa->isolation != WEIR_PROCESS)
+        if (d->actors[a].pa->isolation != WEIR_PROCESS || !WEIR__ACTOR_HERE(d, a))
             continue;
         if (weir__proc_start(d, &d->actors[a]) < 0)
             goto fail;
@@ -249,7 +260,7 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
         goto fail;
     for (unsigned a = 0; a < p->nactors; a++) {
         struct actor_rt *ar = &d->actors[a];
-        if (ar->pa->isolation == WEIR_PROCESS)
+        if (ar->pa->isolation == WEIR_PROCESS || !WEIR__ACTOR_HERE(d, a))
             continue;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
@@ -302,7 +313,8 @@ static int wait_ready(struct weir_dag *d)
     uint64_t t0 = weir_now_ns();
     for (;;) {
         unsigned a = 0;
-        while (a < p->nactors && weir__load_acquire(&d->actors[a].note->ready))
+        while (a < p->nactors &&
+               (!WEIR__ACTOR_HERE(d, a) || weir__load_acquire(&d->actors[a].note->ready)))
             a++;
         if (a == p->nactors)
             return 0;
@@ -332,12 +344,14 @@ WEIR_API weir_dag *weir_compile(weir_graph *g, const weir_compile_opts *opts)
     struct weir__plan *p = NULL;
     if (weir__compile_plan(g, opts, &p) < 0)
         return NULL;
-    if (weir__plan_validate(p) < 0 || weir__plan_deadlock_check(p) < 0) {
+    struct weir__remote *rm = NULL;
+    if (weir__plan_validate(p) < 0 || weir__plan_deadlock_check(p) < 0 ||
+        weir__remote_check(p, &rm) < 0) {
         weir__plan_free(p);
         return NULL;
     }
-    weir_dag *d = dag_start(p, g, opts);
-    if (d && wait_ready(d) < 0) {
+    weir_dag *d = dag_start(p, g, opts, rm);
+    if (d && (wait_ready(d) < 0 || (d->remote && weir__remote_start(d) < 0))) {
         char msg[DEAD_MSG_MAX + 128];
         int rc = weir_errcode();
         snprintf(msg, sizeof msg, "%s", weir_errmsg());
@@ -423,6 +437,7 @@ WEIR_API int weir_dag_free(weir_dag *d)
     int len = 0, stuck = 0;
     /* 1. Everyone drains and leaves through the close cascade, until the deadline. */
     uint64_t deadline = tmo < 0 ? UINT64_MAX : weir_now_ns() + (uint64_t)tmo * 1000000ull;
+    weir__remote_quiesce(d);
     unsigned pending = d->actors ? wait_actors(d, deadline, 0) : 0;
     /* 2. Past it: kill the processes still running and break the pipeline around
      *    them, then give the threads that waited on them a moment to leave. */
@@ -448,6 +463,11 @@ WEIR_API int weir_dag_free(weir_dag *d)
         weir__proc_monitor_stop(d);
     if (d->nproc)
         weir__proc_reap_remaining(d);
+    /* 4. Several ranks: the links finish, then the cluster is torn down. */
+    int crc = 0;
+    char cmsg[512] = "";
+    if (d->remote && (crc = weir__remote_stop(d, deadline)) < 0)
+        snprintf(cmsg, sizeof cmsg, "%s", weir_errmsg());
     weir__prof_stop(d);
     char graph[WEIR_MAX_NAME + 1];
     snprintf(graph, sizeof graph, "%s", p ? p->graph : "?");
@@ -458,6 +478,8 @@ WEIR_API int weir_dag_free(weir_dag *d)
                             "graph '%s': teardown timed out after %d ms: %s (threads are left "
                             "running detached and freed when they return; processes are killed)",
                             graph, tmo, msg);
+    if (crc < 0)
+        return weir__seterr(crc, "graph '%s': teardown: %s", graph, cmsg);
     return 0;
 }
 
@@ -508,6 +530,10 @@ WEIR_API int weir_dag_chan_stats(const weir_dag *d, unsigned i, struct weir_chan
     if (!d || !st || i >= d->plan->nchans)
         return weir__seterr(-EINVAL, "weir_dag_chan_stats: channel %u out of range (%u)", i,
                             d ? d->plan->nchans : 0);
+    if (!d->chans[i])
+        return weir__seterr(-ENOENT, "graph '%s': channel '%s' has no ring on rank %d (neither "
+                            "written nor read here)", d->plan->graph, d->plan->chans[i].name,
+                            d->rank);
     return weir_chan_stats(d->chans[i], st);
 }
 
@@ -537,7 +563,7 @@ WEIR_API int weir_dag_actor_stats(const weir_dag *d, unsigned i, struct weir_act
     st->pid = a->pa->isolation == WEIR_PROCESS ? (int)a->pid : (int)getpid();
     st->restarts = a->restarts;
     for (unsigned c = 0; c < d->plan->nchans; c++) {
-        if (a->rid[c] < 0 && d->plan->chans[c].writer != (int32_t)i)
+        if (!d->chans[c] || (a->rid[c] < 0 && d->plan->chans[c].writer != (int32_t)i))
             continue;
         struct weir_chan_stats cs;
         if (weir_chan_stats(d->chans[c], &cs) < 0)

@@ -3,7 +3,7 @@
  * engine/engine.h - the runtime state of a compiled dag and the one internal
  * interface of the engine's files: dag.c (lifecycle), driver.c (driver and
  * results), actor.c (actor loop), proc.c (process isolation), fail.c
- * (failure state).
+ * (failure state), remote.c (a dag across ranks).
  */
 #ifndef WEIR_ENGINE_H
 #define WEIR_ENGINE_H
@@ -57,6 +57,7 @@ struct weir__actor_ctr;
 struct weir__prof_shared;
 struct weir__prof;
 struct weir__trace_buf;
+struct weir__remote;
 
 struct actor_rt {
     struct weir_dag *d;
@@ -157,7 +158,13 @@ struct weir_dag {
     pthread_mutex_t dead_mu;
     struct weir__prof *prof; /* engine/prof.c */
     const char *trace_opt;   /* weir_compile_opts.trace_path, borrowed during dag_start only */
+    /* several ranks (remote.c): this process's rank; NULL and 0 on one rank */
+    int rank;
+    struct weir__remote *remote;
 };
+
+/* Whether actor a runs on this rank (every actor does on one rank). */
+#define WEIR__ACTOR_HERE(d, a) ((d)->plan->actors[(a)].node == (d)->rank)
 
 /* Calls run one way: dag.c (lifecycle) -> driver.c, proc.c, actor.c -> fail.c
  * -> channels/. Each block below is one file's interface to those above it. */
@@ -185,6 +192,29 @@ void weir__dag_break_around(struct weir_dag *d, int who);
  * (-1: none): close its output channels and deregister its readers. */
 void weir__dag_mark_dead(struct weir_dag *d, int who, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* remote.c: a dag across ranks (see its design notes). */
+/* Read the cluster environment and check that every actor's node is below
+ * the world size (-EINVAL naming the actor and the size variable). 0 with
+ * *out NULL on one rank, else with a new remote state for the dag. */
+int weir__remote_check(const struct weir__plan *p, struct weir__remote **out);
+int weir__remote_rank(const struct weir__remote *rm);
+/* Readers of channel c's ring on this rank (its local readers, plus one per
+ * remote rank with readers when c is written here), or -1: no ring here. */
+int weir__remote_chan_ring(const struct weir_dag *d, unsigned c);
+/* Once c's ring exists: register its links' readers (c written here). */
+int weir__remote_register(struct weir_dag *d, unsigned c);
+/* With this rank's actors ready: listen, join the cluster, dial, and pass
+ * the ready barrier of every rank. 0 or the error ("graph 'g': rank r: ..."). */
+int weir__remote_start(struct weir_dag *d);
+/* Teardown, before waiting for the actors: a rank other than 0 breaks its
+ * receiving side so its actors leave. No-op on rank 0 and on one rank. */
+void weir__remote_quiesce(struct weir_dag *d);
+/* Teardown, after the actors: rank 0 waits (until deadline) for its links
+ * to finish; every rank frees them and closes the cluster. 0 or the
+ * cluster's error. Frees nothing of the dag's memory. */
+int weir__remote_stop(struct weir_dag *d, uint64_t deadline);
+void weir__remote_free(struct weir__remote *rm);
 
 /* proc.c */
 /* The live dags of this process, so a process actor's child can drop the

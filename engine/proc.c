@@ -185,7 +185,7 @@ int weir__proc_start(struct weir_dag *d, struct actor_rt *a)
         }
         /* Its reader ids now belong to this process (liveness checks by pid). */
         for (unsigned c = 0; c < d->plan->nchans; c++) {
-            if (a->restarting)
+            if (a->restarting && d->chans[c])
                 weir__chan_after_fork(d->chans[c]);
             if (a->rid[c] >= 0)
                 weir__chan_claim_reader(d->chans[c], a->rid[c]);
