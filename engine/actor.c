@@ -388,5 +388,6 @@ int weir__actor_run(struct actor_rt *a)
     if (a->fini)
         a->fini(a->state);
     actor_leave(a);
+    weir__store_release(&a->note->left, 1);
     return 0;
 }

@@ -44,6 +44,8 @@ struct weir__actor_note {
     int phase;           /* atomic: WEIR__PHASE_* */
     int resumed;         /* atomic: a replacement process got past the failed executions */
     int ready;           /* atomic: init returned 0 (weir_compile waits for every actor's) */
+    int left;            /* atomic: the actor left cleanly (its inputs closed: a teardown,
+                            which on a rank other than 0 arrives over the links first) */
     unsigned cur_method;
     uint64_t cur_exec;
     char text[512];      /* init failure text */

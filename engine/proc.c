@@ -337,6 +337,9 @@ static void *monitor_main(void *arg)
             pf[i].fd = -1;
             if (weir__load_acquire(&d->tearing_down))
                 continue;
+            if (a->status_code == CLD_EXITED && a->status == 0 &&
+                weir__load_acquire(&a->note->left))
+                continue; /* it left through the close cascade, not a death */
             if (a->restarts < a->max_restarts && !weir__load_acquire(&d->dead)) {
                 int rc = restart(d, a);
                 if (rc == 0)

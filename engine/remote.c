@@ -18,11 +18,14 @@
  * readers there (Ray's one buffer per node). A rank with neither has no
  * ring (d->chans[c] NULL). Stream id = channel index + 1 on every link.
  *
- * Connections. A rank that receives anything listens once on
- * tcp://BIND:0 (WEIR_BIND, or the address that routes to the
- * coordinator) before it joins, and publishes that endpoint in the join;
- * the table then tells every rank where to dial. A rank dials each rank it
- * sends to once, with all of its streams on that connection.
+ * Connections. A connection carries one sender's streams (link_conn.c
+ * refuses a second sender), so a rank listens once per rank that sends to
+ * it, on tcp://BIND:0 (WEIR_BIND, or the address that routes to the
+ * coordinator), before it joins, and publishes those endpoints in the
+ * join in sender-rank order (at most WEIR__CLUSTER_MAX_EP senders per
+ * rank); the table then tells every rank where to dial: sender s finds
+ * its endpoint at rank r as number k, k the ranks below s that send to r. A rank dials
+ * each rank it sends to once, with all of its streams on that connection.
  *
  * Failure. The control plane watches every rank (heartbeats, bound
  * WEIR_HEARTBEAT_MS, default 2000); its FAILED event marks the dag dead
@@ -62,7 +65,7 @@ struct weir__remote {
     struct weir__cluster_env env;
     int hb_ms;
     int *link_rid;       /* [c * size + q]: reader id of c's link to rank q, or -1 */
-    weir__conn *lst;     /* receives every stream read here and written elsewhere */
+    weir__conn **lst;    /* [q]: receives every stream written on q and read here */
     weir__conn **dial;   /* [q]: sends every stream written here and read on q */
     struct weir__cluster *cl;
     pthread_mutex_t mu;  /* lst, dial, broken */
@@ -122,9 +125,11 @@ int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
     size_t n = (size_t)(p->nchans ? p->nchans : 1) * (size_t)e.size;
     rm->link_rid = malloc(n * sizeof *rm->link_rid);
     rm->dial = calloc((size_t)e.size, sizeof *rm->dial);
-    if (!rm->link_rid || !rm->dial) {
+    rm->lst = calloc((size_t)e.size, sizeof *rm->lst);
+    if (!rm->link_rid || !rm->dial || !rm->lst) {
         free(rm->link_rid);
         free(rm->dial);
+        free(rm->lst);
         free(rm);
         return weir__seterr(-ENOMEM, "graph '%s': out of memory", p->graph);
     }
@@ -177,8 +182,10 @@ static void break_links_locked(struct weir_dag *d)
     if (rm->broken)
         return;
     rm->broken = 1;
-    weir__conn_free(rm->lst);
-    rm->lst = NULL;
+    for (int q = 0; q < rm->size; q++) {
+        weir__conn_free(rm->lst[q]);
+        rm->lst[q] = NULL;
+    }
     for (int q = 0; q < rm->size; q++) {
         weir__conn_free(rm->dial[q]);
         rm->dial[q] = NULL;
@@ -233,34 +240,49 @@ static weir_link_opts link_opts(const struct weir_dag *d)
                             .timeout_ms = rm->hb_ms};
 }
 
-/* The listener: every stream written on another rank and read here. */
-static int start_listener(struct weir_dag *d, char *ep, size_t cap)
+/* Whether rank q writes a channel that rank r reads. */
+static int sends_to(const struct weir__plan *p, int q, int r)
+{
+    for (unsigned c = 0; c < p->nchans; c++)
+        if (weir__plan_writer_rank(p, c) == q && weir__plan_readers_on(p, c, r))
+            return 1;
+    return 0;
+}
+
+/* The listeners: one per rank that sends here, with every stream it
+ * writes and this rank reads; their endpoints into eps (sender order). */
+static int start_listeners(struct weir_dag *d, char eps[][WEIR__CLUSTER_EP_MAX + 1])
 {
     struct weir__remote *rm = d->remote;
     const struct weir__plan *p = d->plan;
-    unsigned n = 0;
-    for (unsigned c = 0; c < p->nchans; c++)
-        if (d->chans[c] && weir__plan_writer_rank(p, c) != rm->rank)
-            n++;
-    if (!n)
-        return 0;
-    char host[WEIR__CLUSTER_ADDR_MAX + 1];
-    if (weir__cluster_bind_addr(&rm->env, host, sizeof host) < 0)
-        return weir_errcode();
-    char want[WEIR__CLUSTER_ADDR_MAX + 16];
-    snprintf(want, sizeof want, "tcp://%s:0", host);
-    weir_link_opts o = link_opts(d);
-    rm->lst = weir__conn_listen(want, &o);
-    if (!rm->lst)
-        return weir_errcode();
-    for (unsigned c = 0; c < p->nchans; c++)
-        if (d->chans[c] && weir__plan_writer_rank(p, c) != rm->rank)
-            if (weir__conn_add_recv_stream(rm->lst, c + 1, d->chans[c]) < 0)
-                return weir_errcode();
-    if (weir__conn_start(rm->lst) < 0)
-        return weir_errcode();
-    snprintf(ep, cap, "%s", weir__conn_endpoint(rm->lst));
-    return 1;
+    int n = 0;
+    for (int q = 0; q < rm->size; q++) {
+        if (q == rm->rank || !sends_to(p, q, rm->rank))
+            continue;
+        if (n == WEIR__CLUSTER_MAX_EP)
+            return weir__seterr(-ENOSYS, "more than %d ranks send to this rank (one listening "
+                                "endpoint each; not supported yet)", WEIR__CLUSTER_MAX_EP);
+        char host[WEIR__CLUSTER_ADDR_MAX + 1];
+        if (weir__cluster_bind_addr(&rm->env, host, sizeof host) < 0)
+            return weir_errcode();
+        char want[WEIR__CLUSTER_ADDR_MAX + 16];
+        snprintf(want, sizeof want, "tcp://%s:0", host);
+        weir_link_opts o = link_opts(d);
+        weir__conn *cn = weir__conn_listen(want, &o);
+        if (!cn)
+            return weir_errcode();
+        pthread_mutex_lock(&rm->mu);
+        rm->lst[q] = cn;
+        pthread_mutex_unlock(&rm->mu);
+        for (unsigned c = 0; c < p->nchans; c++)
+            if (d->chans[c] && weir__plan_writer_rank(p, c) == q)
+                if (weir__conn_add_recv_stream(cn, c + 1, d->chans[c]) < 0)
+                    return weir_errcode();
+        if (weir__conn_start(cn) < 0)
+            return weir_errcode();
+        snprintf(eps[n++], WEIR__CLUSTER_EP_MAX + 1, "%s", weir__conn_endpoint(cn));
+    }
+    return n;
 }
 
 /* One dialer per rank this rank sends to, all its streams on it. */
@@ -276,7 +298,10 @@ static int start_dialers(struct weir_dag *d)
             any = rm->link_rid[(size_t)c * (size_t)rm->size + (size_t)q] >= 0;
         if (!any)
             continue;
-        const char *ep = weir__cluster_endpoint(rm->cl, q, 0);
+        unsigned k = 0;
+        for (int q2 = 0; q2 < rm->rank; q2++)
+            k += q2 != q && sends_to(p, q2, q);
+        const char *ep = weir__cluster_endpoint(rm->cl, q, k);
         if (!ep)
             return weir__seterr(-EPROTO, "rank %d published no data endpoint, but it reads "
                                 "channels written here", q);
@@ -309,11 +334,13 @@ int weir__remote_start(struct weir_dag *d)
 {
     struct weir__remote *rm = d->remote;
     const struct weir__plan *p = d->plan;
-    char ep[160] = "";
-    int rc = start_listener(d, ep, sizeof ep);
+    char ep[WEIR__CLUSTER_MAX_EP][WEIR__CLUSTER_EP_MAX + 1];
+    const char *eps[WEIR__CLUSTER_MAX_EP];
+    int rc = start_listeners(d, ep);
     if (rc < 0)
         goto fail;
-    const char *eps[1] = {ep};
+    for (int i = 0; i < WEIR__CLUSTER_MAX_EP; i++)
+        eps[i] = ep[i];
     struct weir__cluster_opts co = {
         .rank = rm->rank,
         .size = rm->size,
@@ -322,7 +349,7 @@ int weir__remote_start(struct weir_dag *d)
         .token_len = rm->env.token_len,
         .plan_hash = weir__plan_hash(p),
         .endpoints = eps,
-        .nendpoints = rc > 0 ? 1 : 0,
+        .nendpoints = (unsigned)rc,
         .timeout_ms = p->timeout_ms,
         .heartbeat_ms = rm->hb_ms,
         .on_event = on_cluster_event,
@@ -365,13 +392,11 @@ int weir__remote_stop(struct weir_dag *d, uint64_t deadline)
     for (;;) {
         int busy = 0;
         pthread_mutex_lock(&rm->mu);
-        if (!rm->broken) {
-            if (rm->lst && weir__conn_status(rm->lst) == 0)
-                busy = 1;
+        if (!rm->broken)
             for (int q = 0; q < rm->size && !busy; q++)
-                if (rm->dial[q] && weir__conn_status(rm->dial[q]) == 0)
+                if ((rm->lst[q] && weir__conn_status(rm->lst[q]) == 0) ||
+                    (rm->dial[q] && weir__conn_status(rm->dial[q]) == 0))
                     busy = 1;
-        }
         pthread_mutex_unlock(&rm->mu);
         if (!busy || weir_now_ns() >= deadline)
             break;
@@ -400,6 +425,7 @@ void weir__remote_free(struct weir__remote *rm)
     pthread_mutex_destroy(&rm->mu);
     free(rm->link_rid);
     free(rm->dial);
+    free(rm->lst);
     free(rm);
 }
 
@@ -435,13 +461,13 @@ WEIR_API int weir_dag_join(weir_dag *d, int timeout_ms)
             if ((uint64_t)timeout_ms - spent < (uint64_t)slice)
                 slice = (int)((uint64_t)timeout_ms - spent);
         }
-        int rc = weir__cluster_wait(rm->cl, slice);
-        if (rc == 0)
+        int wrc = weir__cluster_wait(rm->cl, slice);
+        if (wrc == 0)
             return 0;
-        if (rc != -ETIMEDOUT) {
+        if (wrc != -ETIMEDOUT) {
             char why[768];
             snprintf(why, sizeof why, "%s", weir_errmsg());
-            return weir__seterr(rc, "graph '%s': rank %d: %s", g, rm->rank, why);
+            return weir__seterr(wrc, "graph '%s': rank %d: %s", g, rm->rank, why);
         }
     }
 }
