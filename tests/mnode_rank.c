@@ -15,6 +15,7 @@
  *            killdriver rank 0 SIGKILLs itself after N/2 results
  *            fail R     rank R's first actor fails execution N/2 (only that one)
  *            hash R     rank R builds another graph (one more actor)
+ * MNODE_SAVE=PATH: rank 0 saves the plan there (weir-plan show reads it).
  *
  * chain:   S+1 actors s0..sS, s_i on rank (i+1) % S; s_i(x) = 3x + i + 1.
  * diamond: src on rank 1 % S, left on 2 % S, right on 0, join on S-1;
@@ -244,6 +245,10 @@ int main(int argc, char **argv)
         fault = argv[4];
         fault_rank = atoi(argv[5]);
     }
+    /* A fault test: the failure must be found by weir, not by weir-run's
+     * stop of the surviving ranks (SIGTERM). */
+    if (fault[0])
+        signal(SIGTERM, SIG_IGN);
     const char *shape = argv[1];
     weir_graph *g = weir_graph_new(shape);
     unsigned nout = build(g, shape, argv[3]);
@@ -260,6 +265,8 @@ int main(int argc, char **argv)
     printf("rank %d: compiled in %" PRIu64 " ms, plan %016" PRIx64 "\n", RANK, mono_ms() - t0,
            weir_dag_plan_hash(d));
     int bad = 0;
+    if (RANK == 0 && getenv("MNODE_SAVE") && weir_dag_save_plan(d, getenv("MNODE_SAVE")) < 0)
+        DIE("save plan: %s", weir_errmsg());
     if (RANK != 0) {
         uint64_t tj = mono_ms();
         int rc = weir_dag_join(d, 120000);
