@@ -20,16 +20,22 @@
  * generation table (the last one that started at or before it).
  *
  * Releases come from another thread than the taker (a link's receiver of
- * acks): `released` is written only by the releaser and read by anyone
- * with acquire; the shared read_seq is published through ring.c's hook,
+ * acks, the driver's weir_result_free): `released` is written only by the
+ * releaser and read by anyone with acquire, and `next` only by the taker
+ * (stored with release, so a releaser may bound its release by it); the
+ * shared read_seq is published through ring.c's hook,
  * which wakes a sleeping writer (the same pairing as weir_chan_release).
- * Out-of-order releases set a bit per slot; the contiguous prefix then
- * advances read_seq. The bitmap is depth bits, allocated at open.
+ * Out-of-order releases set a bit per slot (and count them); the
+ * contiguous prefix then advances read_seq. With no bit set, an in-order
+ * release is one publish. The bitmap is depth bits, allocated at open.
  *
  * Waiting for data is the reader protocol of wait.h on the channel's
  * rd_futex through the channels' one wait loop (weir__ring_wait: spin,
  * yield, announce in rd_sleepers, heavy barrier, re-check, sleep). A kick
- * bumps rd_futex, so a waiter returns -EINTR.
+ * bumps rd_futex, so a waiter returns -EINTR. A writer's wake-up bumps it
+ * too, and can land after the waiter found its message and began the next
+ * wait: a window that needs no kicks (the driver's) clears `kicks`, else
+ * such stray -EINTRs cost a return and halve its spin budget each time.
  */
 #include "channels/ring_window.h"
 
@@ -62,6 +68,11 @@ uint64_t weir__window_released(const struct weir__window *w)
     return weir__load_acquire(&w->released);
 }
 
+uint64_t weir__window_taken(const struct weir__window *w)
+{
+    return weir__load_acquire(&w->next);
+}
+
 /* Put the cursor at seq, in the generation that holds it. */
 static int set_cursor(struct weir__window *w, uint64_t seq)
 {
@@ -73,7 +84,8 @@ static int set_cursor(struct weir__window *w, uint64_t seq)
     if (r < 0)
         return r;
     w->gen = gen;
-    w->next = seq;
+    w->idx = (unsigned)(seq % w->depth);
+    weir__store_release(&w->next, seq);
     return 0;
 }
 
@@ -100,6 +112,7 @@ int weir__window_open(struct weir__window *w, weir_chan *c, int reader)
     w->epoch = (uint32_t)ep;
     w->depth = w->ctl->depth;
     w->spin_ns = WEIR__SPIN_NS;
+    w->kicks = 1;
     w->done = calloc((w->depth + 63) / 64, sizeof *w->done);
     if (!w->done)
         return werr(w, -ENOMEM, "out of memory for the release bitmap");
@@ -122,7 +135,7 @@ void weir__window_fini(struct weir__window *w)
 /* The message at w->next, which is committed. */
 static int take(struct weir__window *w, weir_chan_msg *m)
 {
-    unsigned idx = (unsigned)(w->next % w->depth);
+    unsigned idx = w->idx;
     /* Acquire pairs with the writer's release of write_seq (loaded before). */
     uint64_t hw = w->gv.hdrs[idx].word;
     uint32_t flags = WEIR__HDR_FLAGS(hw);
@@ -144,7 +157,9 @@ static int take(struct weir__window *w, weir_chan_msg *m)
     m->len = (size_t)len;
     m->seq = w->next;
     m->flags = flags & WEIR__SLOT_FLAGS_MASK;
-    w->next++;
+    if (++w->idx == w->depth)
+        w->idx = 0;
+    weir__store_release(&w->next, w->next + 1);
     return 0;
 }
 
@@ -187,7 +202,7 @@ static int window_ready(struct weir__ring_waiter *bw)
     int r = weir__window_poll(ww->win, ww->m);
     if (r != 0)
         return r;
-    if (weir__load_acquire(bw->futex) != ww->futex0)
+    if (ww->win->kicks && weir__load_acquire(bw->futex) != ww->futex0)
         return werr(ww->win, -EINTR, "woken without a message");
     return 0;
 }
@@ -207,6 +222,13 @@ int weir__window_next(struct weir__window *w, weir_chan_msg *m, int timeout_ms)
         return r < 0 ? r : 0;
     if (timeout_ms == 0)
         return werr(w, -ETIMEDOUT, "no message yet");
+    /* A short uncounted poll first, as a plain reader's: most waits in a busy
+     * pipeline end here, before the wait loop reads the clock. */
+    for (int k = 0; k < 32; k++) {
+        weir__cpu_relax();
+        if ((r = weir__window_poll(w, m)) != 0)
+            return r < 0 ? r : 0;
+    }
     struct window_waiter ww = {
         .base = {.c = w->c,
                  .id = w->reader,
@@ -221,7 +243,10 @@ int weir__window_next(struct weir__window *w, weir_chan_msg *m, int timeout_ms)
         .futex0 = futex0,
     };
     uint64_t waited;
-    return weir__ring_wait(&ww.base, timeout_ms, &waited);
+    r = weir__ring_wait(&ww.base, timeout_ms, &waited);
+    /* Starved time, as a plain reader counts it (weir_chan_stats). */
+    weir__counter_add(&ctl->readers[w->reader].starved_ns, waited);
+    return r;
 }
 
 static void publish(struct weir__window *w, uint64_t rel)
@@ -237,11 +262,24 @@ int weir__window_release_upto(struct weir__window *w, uint64_t seq, uint64_t tak
         return werr(w, -EINVAL, "release_upto outside the held window");
     if (seq == rel)
         return 0;
-    for (uint64_t s = rel; s < seq; s++) /* clear out-of-order marks now covered */
-        w->done[(s % w->depth) / 64] &= ~(1ull << ((s % w->depth) % 64));
+    if (!w->marks) { /* nothing released out of order: no bit to clear or follow */
+        publish(w, seq);
+        return 0;
+    }
+    for (uint64_t s = rel; s < seq && w->marks; s++) { /* clear out-of-order marks now covered */
+        unsigned i = (unsigned)(s % w->depth);
+        if ((w->done[i / 64] >> (i % 64)) & 1) {
+            w->done[i / 64] &= ~(1ull << (i % 64));
+            w->marks--;
+        }
+    }
     /* marks just past seq extend the prefix */
-    while (seq < taken && (w->done[(seq % w->depth) / 64] >> ((seq % w->depth) % 64)) & 1) {
-        w->done[(seq % w->depth) / 64] &= ~(1ull << ((seq % w->depth) % 64));
+    while (seq < taken && w->marks) {
+        unsigned i = (unsigned)(seq % w->depth);
+        if (!((w->done[i / 64] >> (i % 64)) & 1))
+            break;
+        w->done[i / 64] &= ~(1ull << (i % 64));
+        w->marks--;
         seq++;
     }
     publish(w, seq);
@@ -251,11 +289,16 @@ int weir__window_release_upto(struct weir__window *w, uint64_t seq, uint64_t tak
 int weir__window_release_one(struct weir__window *w, uint64_t seq, uint64_t taken)
 {
     uint64_t rel = w->released;
+    if (seq == rel && seq < taken && !w->marks) { /* in order: one store */
+        publish(w, seq + 1);
+        return 0;
+    }
     unsigned i = (unsigned)(seq % w->depth);
     if (seq < rel || seq >= taken || ((w->done[i / 64] >> (i % 64)) & 1))
         return werr(w, -EINVAL, "release_one of a message not held");
     if (seq != rel) {
         w->done[i / 64] |= 1ull << (i % 64);
+        w->marks++;
         return 0;
     }
     return weir__window_release_upto(w, seq + 1, taken);

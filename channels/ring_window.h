@@ -3,7 +3,8 @@
  * channels/ring_window.h - a reader mode of the ring that holds a window of
  * messages and releases them later, in order ("up to seq") or one by one
  * out of order. Used by a link's sender (send straight from the slots,
- * release on ack) and meant for the driver's zero-copy results.
+ * release on ack) and by the driver's zero-copy results (engine/driver.c:
+ * a result freed in any order releases its message with release_one).
  *
  * One registered reader id per window; the window replaces the plain
  * read/release calls for that id (do not mix them). Two threads may use a
@@ -26,14 +27,19 @@ struct weir__window {
     uint32_t epoch;
     unsigned depth;
     /* taker's side */
-    uint64_t next;     /* next message next() returns */
+    uint64_t next;     /* next message next() returns (atomic: a releaser reads it) */
     uint64_t avail;    /* cached write_seq */
     unsigned gen;      /* generation holding message `next` */
+    unsigned idx;      /* next % depth */
     struct weir__gen_view gv;
     uint32_t spin_ns;
+    int kicks;         /* 1 (open's default): any rd_futex bump without a message ends a
+                          wait with -EINTR (a kick); 0: waits end only on a message, close,
+                          deregistration or timeout (set it before the first wait) */
     /* releaser's side */
     uint64_t released; /* messages released (atomic: the taker reads it) */
     uint64_t *done;    /* out-of-order releases: bit (seq % depth) for released < seq */
+    unsigned marks;    /* bits set in done (0: an in-order release is one store) */
 };
 
 /* Take over registered reader `reader` of c (registered by this handle) at
@@ -48,8 +54,9 @@ void weir__window_fini(struct weir__window *w);
  * the slot and stays valid until the message is released. Waits up to
  * timeout_ms (spin, then sleep on the channel's futex). 0; -ETIMEDOUT;
  * -EPIPE once the channel is closed and every message was taken; -EINVAL
- * if the reader was deregistered. A kick makes a sleeping call return
- * -EINTR.
+ * if the reader was deregistered. With w->kicks set, a kick makes a
+ * sleeping call return -EINTR (so can a writer's wake-up that lands after
+ * the message was taken: callers that need no kick clear w->kicks).
  */
 int weir__window_next(struct weir__window *w, weir_chan_msg *m, int timeout_ms);
 
@@ -70,6 +77,11 @@ int weir__window_release_one(struct weir__window *w, uint64_t seq, uint64_t take
 
 /* Messages released so far (any thread). */
 uint64_t weir__window_released(const struct weir__window *w);
+
+/* Messages taken so far, i.e. the `taken` bound of the release calls (any
+ * thread; the taker's own count, so a releaser on another thread may pass
+ * it to release_one / release_upto). */
+uint64_t weir__window_taken(const struct weir__window *w);
 
 /* Make a sleeping next() return -EINTR soon (any thread). */
 void weir__window_kick(struct weir__window *w);

@@ -172,6 +172,12 @@ int weir__tensor_encode(void *slot, size_t cap, const DLTensor *meta, int in_slo
 int weir__tensor_decode(const void *msg, size_t len, const char *edge, DLTensor *t,
                         uint32_t *buf_index)
 {
+    return weir__tensor_decode_aligned(msg, len, edge, t, buf_index, WEIR_TENSOR_ALIGN);
+}
+
+int weir__tensor_decode_aligned(const void *msg, size_t len, const char *edge, DLTensor *t,
+                                uint32_t *buf_index, size_t align)
+{
     if (!msg || len < sizeof(weir__tensor_rec))
         return weir__seterr(-EBADMSG, "tensor edge '%s': message of %zu bytes is shorter than a "
                                       "tensor record (%zu)",
@@ -227,10 +233,10 @@ int weir__tensor_decode(const void *msg, size_t len, const char *edge, DLTensor 
                                 "tensor edge '%s': data (offset %u, %llu bytes) outside the "
                                 "%zu-byte message",
                                 EDGE(edge), r->data_off, (unsigned long long)r->data_bytes, len);
-        if (((uintptr_t)msg + r->data_off) % WEIR_TENSOR_ALIGN != 0)
-            return weir__seterr(-EBADMSG, "tensor edge '%s': data at offset %u is not %d-byte "
+        if (((uintptr_t)msg + r->data_off) % align != 0)
+            return weir__seterr(-EBADMSG, "tensor edge '%s': data at offset %u is not %zu-byte "
                                           "aligned",
-                                EDGE(edge), r->data_off, WEIR_TENSOR_ALIGN);
+                                EDGE(edge), r->data_off, align);
         v.data = (char *)msg + r->data_off;
     } else {
         if (r->data_off != 0)

@@ -84,6 +84,10 @@ int weir__tensor_encode(void *slot, size_t cap, const DLTensor *meta, int in_slo
  */
 int weir__tensor_decode(const void *msg, size_t len, const char *edge, DLTensor *t,
                         uint32_t *buf_index);
+/* weir__tensor_decode requiring in-slot data aligned to `align` bytes only
+ * (results: copies at 8-byte aligned addresses). */
+int weir__tensor_decode_aligned(const void *msg, size_t len, const char *edge, DLTensor *t,
+                                uint32_t *buf_index, size_t align);
 
 /* What a tensor edge allows (weir_node_tensor): its device type and the
  * largest data in bytes (0: any). */

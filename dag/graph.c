@@ -90,6 +90,7 @@ WEIR_API void weir_graph_free(weir_graph *g)
     free(g->nodes);
     free(g->actors);
     free(g->outs);
+    free(g->tensors);
     free(g);
 }
 

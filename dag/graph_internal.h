@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <weir/graph.h>
+#include <weir/tensor.h>
 
 enum weir__node_kind { WEIR__N_INPUT, WEIR__N_CALL, WEIR__N_RET };
 
@@ -41,6 +42,14 @@ struct weir_node {
     size_t buffer_bytes;
 };
 
+/* A value marked as a tensor edge (dag/tensor.c): the INPUT node, or the
+ * CALL node and its output index. */
+struct weir__tensor_mark {
+    unsigned node;
+    unsigned out;
+    weir_tensor_spec spec;
+};
+
 struct weir_graph {
     char name[WEIR_MAX_NAME + 1];
     unsigned nactors, cap_actors;
@@ -49,6 +58,8 @@ struct weir_graph {
     weir_node **nodes;
     unsigned nouts;
     weir_node **outs;
+    unsigned ntensors, cap_tensors;
+    struct weir__tensor_mark *tensors; /* weir_node_tensor marks */
     bool frozen;
 };
 
@@ -75,5 +86,8 @@ static inline bool weir__node_value(const weir_node *n, const weir_node **call, 
  * 0, or a negative errno with the message naming the actor.
  */
 int weir__graph_check_actors(const weir_graph *g);
+
+/* The tensor mark of value (node id, out) of g, or NULL (dag/tensor.c). */
+const struct weir__tensor_mark *weir__graph_tensor(const weir_graph *g, unsigned node, unsigned out);
 
 #endif

@@ -180,6 +180,8 @@ static void run_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_
     uint64_t prof_t0 = weir__prof_call_begin(a, op->method, exec);
     int rc = a->fns[op->method](&call, a->state);
     weir__prof_call_end(a, op->method, exec, rc != 0 || call.failed, prof_t0);
+    if (a->tensor)
+        weir__tensor_after_call(a, op, exec);
     weir__store_release(&a->note->in_call, 0);
     const char *mname = a->pa->methods[op->method].name;
     char text[ERRTEXT_BUF];
@@ -374,7 +376,12 @@ int weir__actor_run(struct actor_rt *a)
     int rc = 0;
     weir__prof_actor_start(a);
     weir__store_release(&a->note->phase, WEIR__PHASE_INIT);
+    if (a->d->tensor && (rc = weir__tensor_actor_start(a)) != 0) {
+        snprintf(a->note->text, sizeof a->note->text, "%s", weir_errmsg());
+        return rc;
+    }
     if (a->init && (rc = a->init(a->state)) != 0) {
+        weir__tensor_actor_stop(a);
         /* No actor_leave: whoever marks the dag dead breaks the pipeline
          * (the thread wrapper, or the process monitor), so the driver never
          * sees a closed channel before it knows why. */
@@ -388,6 +395,7 @@ int weir__actor_run(struct actor_rt *a)
     if (a->fini)
         a->fini(a->state);
     actor_leave(a);
+    weir__tensor_actor_stop(a);
     weir__store_release(&a->note->left, 1);
     return 0;
 }

@@ -75,11 +75,10 @@ static void dag_destroy(struct weir_dag *d)
             free(ar->fns);
         }
     }
+    weir__driver_fini(d); /* may take output channels over: before they are freed */
     if (d->chans && p)
         for (unsigned c = 0; c < p->nchans; c++)
             weir_chan_free(d->chans[c]);
-    for (unsigned i = 0; i < d->nready; i++)
-        weir__result_free(d->ready[i]);
     free(d->held);
     if (d->actors && p)
         for (unsigned a = 0; a < p->nactors; a++)
@@ -88,6 +87,7 @@ static void dag_destroy(struct weir_dag *d)
     if (d->notes)
         munmap(d->notes, d->notes_bytes);
     weir__prof_free(d);
+    weir__tensor_dag_free(d);
     if (d->mon_efd >= 0)
         close(d->mon_efd);
     if (d->exit_efd >= 0)
@@ -206,6 +206,8 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
     d->trace_opt = NULL;
     if (prc < 0)
         goto oom;
+    if (weir__tensor_dag_init(d, g) < 0)
+        goto fail;
     for (unsigned c = 0; c < nch; c++) {
         const struct weir__plan_chan *pc = &p->chans[c];
         d->drv_rid[c] = -1;
@@ -246,6 +248,10 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
         if (k == d->noutch)
             d->outch[d->noutch++] = p->outputs[i];
     }
+    d->view_bytes = opts && opts->result_view_bytes ? opts->result_view_bytes
+                                                    : WEIR_DEFAULT_RESULT_VIEW_BYTES;
+    if (weir__driver_init(d) < 0)
+        goto fail;
     /* Its fds and mappings all exist now: children of other dags drop them. */
     weir__proc_track(d);
     /* Process actors first: fork before this dag starts any thread. */
@@ -424,6 +430,7 @@ WEIR_API int weir_dag_free(weir_dag *d)
     pthread_mutex_lock(&d->dead_mu);
     weir__store_release(&d->tearing_down, 1);
     pthread_mutex_unlock(&d->dead_mu);
+    weir__driver_stop(d);
     const struct weir__plan *p = d->plan;
     if (d->chans) {
         for (unsigned c = 0; c < p->nchans; c++)
@@ -560,8 +567,11 @@ WEIR_API int weir_dag_actor_stats(const weir_dag *d, unsigned i, struct weir_act
     memset(st, 0, sizeof *st);
     snprintf(st->name, sizeof st->name, "%s", a->pa->name);
     st->isolation = a->pa->isolation;
+    /* pid and restarts change under dead_mu when the monitor restarts a process. */
+    pthread_mutex_lock((pthread_mutex_t *)&d->dead_mu);
     st->pid = a->pa->isolation == WEIR_PROCESS ? (int)a->pid : (int)getpid();
     st->restarts = a->restarts;
+    pthread_mutex_unlock((pthread_mutex_t *)&d->dead_mu);
     for (unsigned c = 0; c < d->plan->nchans; c++) {
         if (!d->chans[c] || (a->rid[c] < 0 && d->plan->chans[c].writer != (int32_t)i))
             continue;

@@ -10,6 +10,35 @@
  * wait(id) returns a buffered result or reads forward until id is done.
  * The driver only reads the dag's state (channels, the dead flag and text);
  * it calls nothing above it (dag.c owns the lifecycle).
+ *
+ * Zero-copy results. The driver reads each output channel through a window
+ * (channels/ring_window.h), so a message can stay held after the driver
+ * moved on: a result of result_view_bytes or more is a view (its outs point
+ * into the slots) and weir_result_free releases its execution's message on
+ * every output channel with release_one, in any order, from any thread.
+ * The windows, a table of which result pins which execution (`pin`, indexed
+ * by execution % span, span = the smallest output depth: the pinned
+ * executions of a channel lie within its depth), and a reference count live
+ * in one struct weir__outs, shared by the dag and its views; its lock
+ * covers releases and the pin table. Lock order: d->mu, then outs->mu,
+ * then the result cache's lock. weir_result_free takes only outs->mu, so a
+ * thread blocked in weir_wait never stops another from freeing a result.
+ *
+ * The writer of an output channel can write execution e only once every
+ * execution before e - depth + 1 is released, so a pinned slot can stall
+ * the graph. Two rules keep that from ever becoming a hang:
+ *   - a view in the ready buffer (driver-held, the caller has no pointer
+ *     into it) is copied out and released whenever an execution the driver
+ *     submits or collects needs its slot (make_room);
+ *   - a view handed to the caller (held) pins execution F for good, so the
+ *     driver never submits F + depth or later while it is held (-ENOBUFS at
+ *     once), and weir_wait hands a result out as a copy when submits already
+ *     went past that bound.
+ * Hence every submitted execution can be written and collected without the
+ * caller freeing anything, and (as nothing past next_submit is ever
+ * written) no writer ever reuses a held slot, before or during teardown. A
+ * view that outlives the dag keeps its channels: weir__driver_fini hands
+ * them to the struct weir__outs, whose last reference frees them.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +51,7 @@
 #include "channels/chan_internal.h"
 #include "channels/err.h"
 #include "channels/probes.h"
+#include "channels/ring_window.h"
 #include "engine/engine.h"
 
 /* Timeouts mean what <weir/common.h> says; below -1 is a caller's mistake. */
@@ -69,45 +99,59 @@ static int deadline_ms(struct weir__deadline *dl)
 #define RESULT_CACHE_MAX_BYTES ((size_t)4 << 20)
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct weir_result *cache[RESULT_CACHE];
+static size_t cache_cap[RESULT_CACHE]; /* cache[i]->cap, 0 if empty: a scan reads one line */
 
 struct weir_result *weir__result_alloc(size_t bytes)
 {
+    /* The smallest block that fits: a view's header must not take a block
+     * a large copy could use. */
     pthread_mutex_lock(&cache_mu);
+    unsigned best = RESULT_CACHE;
     for (unsigned i = 0; i < RESULT_CACHE; i++)
-        if (cache[i] && cache[i]->cap >= bytes) {
-            struct weir_result *r = cache[i];
-            cache[i] = NULL;
-            pthread_mutex_unlock(&cache_mu);
-            return r;
-        }
+        if (cache_cap[i] >= bytes && cache_cap[i] &&
+            (best == RESULT_CACHE || cache_cap[i] < cache_cap[best]))
+            best = i;
+    if (best < RESULT_CACHE) {
+        struct weir_result *r = cache[best];
+        cache[best] = NULL;
+        cache_cap[best] = 0;
+        pthread_mutex_unlock(&cache_mu);
+        return r;
+    }
     pthread_mutex_unlock(&cache_mu);
     size_t cap = bytes < 256 ? 256 : bytes;
     struct weir_result *r = malloc(cap);
-    if (r)
+    if (r) {
         r->cap = cap;
+        r->view = NULL;
+        r->held = 0;
+    }
     return r;
 }
 
-void weir__result_free(struct weir_result *r)
+/* Back to the cache (or to the heap); the block holds nothing any more. */
+static void cache_put(struct weir_result *r)
 {
-    if (!r)
-        return;
+    r->view = NULL;
+    r->held = 0;
     if (r->cap <= RESULT_CACHE_MAX_BYTES) {
         pthread_mutex_lock(&cache_mu);
         for (unsigned i = 0; i < RESULT_CACHE; i++)
-            if (!cache[i]) {
+            if (!cache_cap[i]) {
                 cache[i] = r;
+                cache_cap[i] = r->cap;
                 pthread_mutex_unlock(&cache_mu);
                 return;
             }
         /* Full: replace the smallest block if this one is larger. */
         unsigned small = 0;
         for (unsigned i = 1; i < RESULT_CACHE; i++)
-            if (cache[i]->cap < cache[small]->cap)
+            if (cache_cap[i] < cache_cap[small])
                 small = i;
-        if (cache[small]->cap < r->cap) {
+        if (cache_cap[small] < r->cap) {
             struct weir_result *old = cache[small];
             cache[small] = r;
+            cache_cap[small] = r->cap;
             r = old;
         }
         pthread_mutex_unlock(&cache_mu);
@@ -115,9 +159,316 @@ void weir__result_free(struct weir_result *r)
     free(r);
 }
 
+/* ---- the driver's windows (zero-copy results) ---------------------------- */
+
+struct outs_chan {
+    weir_chan *c;  /* the dag's handle of the channel; owned here once the dag is gone */
+    int owned;
+    int open;      /* w is open */
+    unsigned depth;
+    struct weir__window w;
+};
+
+struct weir__outs {
+    pthread_mutex_t mu; /* releases, the pin table, `held` of views, detached */
+    int refs;           /* atomic: the dag's, plus one per view */
+    int detached;       /* weir_dag_free began: releases touch no channel */
+    unsigned n;         /* output channels, as d->outch */
+    unsigned span;      /* the smallest depth among them */
+    struct weir_result **pin; /* [span]: the view of execution e at e % span, or NULL */
+    struct outs_chan ch[];
+};
+
+static void outs_unref(struct weir__outs *o)
+{
+    if (weir__sub_fetch_acq_rel(&o->refs, 1) != 0)
+        return;
+    for (unsigned k = 0; k < o->n; k++) {
+        if (o->ch[k].open)
+            weir__window_fini(&o->ch[k].w);
+        if (o->ch[k].owned)
+            weir_chan_free(o->ch[k].c);
+    }
+    pthread_mutex_destroy(&o->mu);
+    free(o->pin);
+    free(o);
+}
+
+/* Release execution e on every output channel (o->mu held). */
+static void release_locked(struct weir__outs *o, uint64_t e)
+{
+    if (o->detached)
+        return;
+    for (unsigned k = 0; k < o->n; k++) {
+        struct weir__window *w = &o->ch[k].w;
+        weir__window_release_one(w, e, weir__window_taken(w));
+    }
+}
+
+/* A view gives its slots back (o->mu held); the caller then drops the header and the ref. */
+static void unpin_locked(struct weir__outs *o, struct weir_result *r)
+{
+    release_locked(o, r->exec);
+    if (o->pin[r->exec % o->span] == r)
+        o->pin[r->exec % o->span] = NULL;
+}
+
+void weir__result_free(struct weir_result *r)
+{
+    if (!r)
+        return;
+    struct weir__outs *o = r->view;
+    if (o) {
+        pthread_mutex_lock(&o->mu);
+        unpin_locked(o, r);
+        pthread_mutex_unlock(&o->mu);
+    }
+    cache_put(r);
+    if (o)
+        outs_unref(o);
+}
+
 WEIR_API void weir_result_free(weir_result *r)
 {
     weir__result_free(r);
+}
+
+int weir__driver_init(struct weir_dag *d)
+{
+    const struct weir__plan *p = d->plan;
+    struct weir__outs *o = calloc(1, sizeof *o + d->noutch * sizeof o->ch[0]);
+    if (!o)
+        return weir__seterr(-ENOMEM, "graph '%s': out of memory for the driver's windows",
+                            p->graph);
+    pthread_mutex_init(&o->mu, NULL);
+    o->refs = 1;
+    o->n = d->noutch;
+    o->span = 0;
+    d->outs = o;
+    for (unsigned k = 0; k < o->n; k++) {
+        unsigned c = d->outch[k];
+        o->ch[k].c = d->chans[c];
+        o->ch[k].depth = p->chans[c].depth;
+        if (!o->span || o->ch[k].depth < o->span)
+            o->span = o->ch[k].depth;
+        int rc = weir__window_open(&o->ch[k].w, d->chans[c], d->drv_rid[c]);
+        if (rc < 0) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", weir_errmsg());
+            return weir__seterr(rc, "graph '%s': output channel '%s': %s", p->graph,
+                                p->chans[c].name, why);
+        }
+        o->ch[k].open = 1;
+        o->ch[k].w.kicks = 0; /* nobody kicks the driver: wait for messages only */
+    }
+    if (!o->span)
+        o->span = 1;
+    o->pin = calloc(o->span, sizeof *o->pin);
+    if (!o->pin)
+        return weir__seterr(-ENOMEM, "graph '%s': out of memory for the driver's windows",
+                            p->graph);
+    return 0;
+}
+
+void weir__driver_stop(struct weir_dag *d)
+{
+    struct weir__outs *o = d->outs;
+    if (!o)
+        return;
+    pthread_mutex_lock(&o->mu);
+    o->detached = 1;
+    pthread_mutex_unlock(&o->mu);
+}
+
+void weir__driver_fini(struct weir_dag *d)
+{
+    for (unsigned i = 0; i < d->nready; i++)
+        weir__result_free(d->ready[i]);
+    d->nready = 0;
+    struct weir__outs *o = d->outs;
+    if (!o)
+        return;
+    d->outs = NULL;
+    pthread_mutex_lock(&o->mu);
+    o->detached = 1;
+    /* Views still out point into these channels: they keep them (no new
+     * view can appear, so a count of 1 stays 1). */
+    if (weir__load_acquire(&o->refs) > 1)
+        for (unsigned k = 0; k < o->n; k++) {
+            o->ch[k].owned = 1;
+            d->chans[d->outch[k]] = NULL;
+        }
+    pthread_mutex_unlock(&o->mu);
+    outs_unref(o);
+}
+
+/* A result block's header and outs array, before any output bytes. */
+static size_t result_header_bytes(unsigned nouts)
+{
+    return sizeof(struct weir_result) + nouts * sizeof(((struct weir_result *)0)->outs[0]);
+}
+
+/* A copy of one execution's outputs: data[i]/len[i] per output, errtext (errlen
+ * bytes) or NULL. -ENOMEM leaves *out alone. */
+static int copy_result(const struct weir_dag *d, uint64_t e, const void *const *data,
+                       const size_t *len, const char *errtext, size_t errlen,
+                       struct weir_result **out)
+{
+    const struct weir__plan *p = d->plan;
+    size_t bytes = result_header_bytes(p->nouts);
+    for (unsigned i = 0; i < p->nouts; i++)
+        bytes += (len[i] + 15) & ~(size_t)15;
+    if (errtext)
+        bytes += errlen + 1;
+    struct weir_result *r = weir__result_alloc(bytes);
+    if (!r)
+        return weir__seterr(-ENOMEM, "out of memory for a result of %zu bytes", bytes);
+    r->exec = e;
+    r->n = p->nouts;
+    r->err = errtext != NULL;
+    r->errtext = NULL;
+    r->view = NULL;
+    r->held = 0;
+    r->outs = (void *)(r + 1);
+    char *dst = (char *)(r->outs + p->nouts);
+    for (unsigned i = 0; i < p->nouts; i++) {
+        r->outs[i].len = len[i];
+        r->outs[i].data = dst;
+        if (len[i])
+            memcpy(dst, data[i], len[i]);
+        dst += (len[i] + 15) & ~(size_t)15;
+    }
+    if (errtext) {
+        r->errtext = dst;
+        memcpy(dst, errtext, errlen);
+        dst[errlen] = '\0';
+    }
+    *out = r;
+    return 0;
+}
+
+/* Turn view v into a copy, in place of *slot (o->mu held): the slots go back. */
+static int copy_out_locked(struct weir_dag *d, struct weir_result **slot)
+{
+    struct weir_result *v = *slot, *c;
+    const void *data[v->n ? v->n : 1];
+    size_t len[v->n ? v->n : 1];
+    for (unsigned i = 0; i < v->n; i++) {
+        data[i] = v->outs[i].data;
+        len[i] = v->outs[i].len;
+    }
+    int rc = copy_result(d, v->exec, data, len, NULL, 0, &c);
+    if (rc < 0)
+        return rc;
+    struct weir__outs *o = v->view;
+    unpin_locked(o, v);
+    cache_put(v);
+    weir__sub_fetch_acq_rel(&o->refs, 1); /* never the last: the dag holds one */
+    *slot = c;
+    return 0;
+}
+
+/* Is execution e beyond what output channel k can take now (a slot still held)? */
+static int no_room(struct weir__outs *o, unsigned k, uint64_t e, uint64_t *rel)
+{
+    *rel = weir__window_released(&o->ch[k].w);
+    return e >= *rel + o->ch[k].depth && *rel < weir__window_taken(&o->ch[k].w);
+}
+
+/*
+ * Make every output channel able to take execution e: copy out the buffered
+ * views in the way (oldest first). A view the caller holds in the way is
+ * -ENOBUFS (message without the "graph" prefix: the callers add it). d->mu held.
+ */
+static int make_room(struct weir_dag *d, uint64_t e)
+{
+    struct weir__outs *o = d->outs;
+    uint64_t rel;
+    unsigned k;
+    /* Releases only move forward, so room seen here stays. */
+    for (k = 0; k < o->n; k++)
+        if (no_room(o, k, e, &rel))
+            break;
+    if (k == o->n)
+        return 0;
+    int rc = 0;
+    pthread_mutex_lock(&o->mu);
+    for (; k < o->n && rc == 0; k++)
+        while (no_room(o, k, e, &rel)) {
+            struct weir_result *r = o->pin[rel % o->span];
+            if (!r || r->exec != rel)
+                break; /* the message of the execution being collected: normal flow */
+            if (r->held) {
+                rc = weir__seterr(-ENOBUFS,
+                                  "the result of execution %llu is still held: channel '%s' "
+                                  "(depth %u) has no slot for execution %llu until it is freed "
+                                  "(weir_result_free)",
+                                  (unsigned long long)rel, d->plan->chans[d->outch[k]].name,
+                                  o->ch[k].depth, (unsigned long long)e);
+                break;
+            }
+            unsigned i = 0;
+            while (i < d->nready && d->ready[i] != r)
+                i++;
+            if (i == d->nready) {
+                rc = weir__seterr(-EPROTO, "execution %llu holds a slot but is nowhere",
+                                  (unsigned long long)rel);
+                break;
+            }
+            if ((rc = copy_out_locked(d, &d->ready[i])) < 0)
+                break;
+        }
+    pthread_mutex_unlock(&o->mu);
+    return rc;
+}
+
+/* The view of execution e from the held messages (one per output channel). */
+static int view_result(struct weir_dag *d, uint64_t e, struct weir_result **out)
+{
+    const struct weir__plan *p = d->plan;
+    struct weir__outs *o = d->outs;
+    size_t bytes = result_header_bytes(p->nouts);
+    struct weir_result *r = weir__result_alloc(bytes);
+    if (!r)
+        return weir__seterr(-ENOMEM, "out of memory for a result");
+    r->exec = e;
+    r->n = p->nouts;
+    r->err = 0;
+    r->errtext = NULL;
+    r->held = 0;
+    r->outs = (void *)(r + 1);
+    for (unsigned i = 0; i < p->nouts; i++) {
+        unsigned k = 0;
+        while (d->outch[k] != p->outputs[i])
+            k++;
+        r->outs[i].data = (void *)d->held[k].data;
+        r->outs[i].len = d->held[k].len;
+    }
+    weir__add_fetch_acq_rel(&o->refs, 1);
+    r->view = o;
+    pthread_mutex_lock(&o->mu);
+    o->pin[e % o->span] = r;
+    pthread_mutex_unlock(&o->mu);
+    *out = r;
+    return 0;
+}
+
+/* Hand r (just taken from the ready buffer or collected) to the caller: a
+ * view becomes held, or a copy if submits already passed its execution +
+ * depth - 1 (then holding it would stall an execution already submitted). */
+static struct weir_result *hand_out(struct weir_dag *d, struct weir_result *r)
+{
+    struct weir__outs *o = r->view;
+    if (!o)
+        return r;
+    pthread_mutex_lock(&o->mu);
+    if (d->next_submit > r->exec + o->span && copy_out_locked(d, &r) == 0) {
+        /* r is the copy now */
+    } else if (r->view) {
+        r->held = 1;
+    }
+    pthread_mutex_unlock(&o->mu);
+    return r;
 }
 
 WEIR_API unsigned weir_result_count(const weir_result *r)
@@ -156,20 +507,24 @@ static int is_abandoned(struct weir_dag *d, uint64_t e, int remove)
     return 0;
 }
 
-/* Read (the rest of) the outputs of execution next_collect. */
 /* Read (the rest of) the outputs of execution next_collect into a new ready result. */
 static int collect_one(struct weir_dag *d, struct weir__deadline *dl)
 {
     const struct weir__plan *p = d->plan;
+    struct weir__outs *o = d->outs;
     uint64_t e = d->next_collect;
-    /* 1. Hold this execution's message on every output channel. */
+    /* 0. The writers must be able to write e: buffered views in the way go. */
+    int rc = make_room(d, e);
+    if (rc < 0)
+        return rc;
+    /* 1. Take this execution's message on every output channel (held in the window). */
     while (d->partial_k < d->noutch) {
         unsigned c = d->outch[d->partial_k];
         weir_chan_msg *m = &d->held[d->partial_k];
-        int rc = weir_chan_read_msg(d->chans[c], d->drv_rid[c], m,
-                                    weir__chan_can_read(d->chans[c], d->drv_rid[c])
-                                        ? 0
-                                        : deadline_ms(dl));
+        struct weir__window *w = &o->ch[d->partial_k].w;
+        rc = weir__window_poll(w, m);
+        if (rc == 0 && (rc = weir__window_next(w, m, deadline_ms(dl))) == 0)
+            rc = 1; /* kicks are off: no -EINTR */
         if (rc < 0) {
             if (rc == -EPIPE && weir__load_acquire(&d->dead))
                 return weir__seterr(-EPIPE, "%s", d->dead_msg);
@@ -180,53 +535,49 @@ static int collect_one(struct weir_dag *d, struct weir__deadline *dl)
                                     (unsigned long long)e, p->chans[c].name);
             return rc;
         }
-        if (m->seq != e) {
-            weir_chan_release(d->chans[c], d->drv_rid[c]);
+        if (m->seq != e)
             return weir__seterr(-EPROTO, "channel '%s' delivered message %llu for execution %llu",
                                 p->chans[c].name, (unsigned long long)m->seq,
                                 (unsigned long long)e);
-        }
         d->partial_k++;
     }
-    /* 2. Copy them into one block, then release them all. */
-    size_t bytes = sizeof(struct weir_result) + p->nouts * sizeof(((struct weir_result *)0)->outs[0]);
+    /* 2. A view of the held messages, or a copy of them (then release them). */
     int err = -1;
+    size_t total = 0;
     for (unsigned k = 0; k < d->noutch; k++) {
         if ((d->held[k].flags & WEIR_MSG_ERROR) && err < 0)
             err = (int)k;
-        for (unsigned i = 0; i < p->nouts; i++)
-            if (p->outputs[i] == d->outch[k])
-                bytes += (d->held[k].len + 15) & ~(size_t)15;
+        total += d->held[k].len;
     }
-    if (err >= 0)
-        bytes += d->held[err].len + 1;
-    struct weir_result *r = weir__result_alloc(bytes);
-    if (!r)
-        return weir__seterr(-ENOMEM, "out of memory for a result of %zu bytes", bytes);
-    r->exec = e;
-    r->n = p->nouts;
-    r->err = err >= 0;
-    r->errtext = NULL;
-    r->outs = (void *)(r + 1);
-    char *data = (char *)(r->outs + p->nouts);
-    for (unsigned i = 0; i < p->nouts; i++) {
-        unsigned k = 0;
-        while (d->outch[k] != p->outputs[i])
-            k++;
-        const weir_chan_msg *m = &d->held[k];
-        r->outs[i].len = (m->flags & WEIR_MSG_ERROR) ? 0 : m->len;
-        r->outs[i].data = data;
-        if (r->outs[i].len)
-            memcpy(data, m->data, m->len);
-        data += (r->outs[i].len + 15) & ~(size_t)15;
+    struct weir_result *r;
+    if (err < 0 && d->noutch && total >= d->view_bytes) {
+        if ((rc = view_result(d, e, &r)) < 0)
+            return rc;
+    } else {
+        const void *data[p->nouts ? p->nouts : 1];
+        size_t len[p->nouts ? p->nouts : 1];
+        for (unsigned i = 0; i < p->nouts; i++) {
+            unsigned k = 0;
+            while (d->outch[k] != p->outputs[i])
+                k++;
+            const weir_chan_msg *m = &d->held[k];
+            data[i] = m->data;
+            len[i] = (m->flags & WEIR_MSG_ERROR) ? 0 : m->len;
+        }
+        rc = copy_result(d, e, data, len, err >= 0 ? (const char *)d->held[err].data : NULL,
+                         err >= 0 ? d->held[err].len : 0, &r);
+        if (rc < 0)
+            return rc; /* the messages stay held: the next call builds it again */
+        /* With no view out (only the dag's reference) nobody else releases: no
+         * lock. A freer drops its reference after its release (acq_rel). */
+        if (weir__load_acquire(&o->refs) == 1) {
+            release_locked(o, e);
+        } else {
+            pthread_mutex_lock(&o->mu);
+            release_locked(o, e);
+            pthread_mutex_unlock(&o->mu);
+        }
     }
-    if (err >= 0) {
-        r->errtext = data;
-        memcpy(data, d->held[err].data, d->held[err].len);
-        data[d->held[err].len] = '\0';
-    }
-    for (unsigned k = 0; k < d->noutch; k++)
-        weir_chan_release(d->chans[d->outch[k]], d->drv_rid[d->outch[k]]);
     d->partial_k = 0;
     d->next_collect++;
     WEIR_PROBE3(execution_done, p->graph, e, err >= 0);
@@ -283,19 +634,28 @@ static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned narg
         if (rc < 0)
             return exec_error(d, rc, "submit", 0);
     }
+    /* Every output channel must be able to take this execution (views held, weir/dag.h). */
+    int rc = make_room(d, d->next_submit);
+    if (rc < 0)
+        return exec_error(d, rc, "submit", 0);
     /* Reserve every argument channel before committing any. */
     unsigned k;
     void *dst[d->nargch ? d->nargch : 1];
+    size_t alen[d->nargch ? d->nargch : 1];
     for (k = 0; k < d->nargch; k++) {
         const struct weir__plan_chan *pc = &p->chans[d->argch[k]];
         const weir_buf *b = &args[pc->src_index];
         weir_chan *ch = d->chans[d->argch[k]];
-        dst[k] = weir_chan_reserve(ch, b->len, weir__chan_can_reserve(ch, b->len) ? 0 : deadline_ms(dl));
+        size_t len = b->len;
+        if (d->tensor && weir__tensor_arg_len(d, d->argch[k], b, &len) < 0) /* engine/tensor.c */
+            break;
+        alen[k] = len;
+        dst[k] = weir_chan_reserve(ch, len, weir__chan_can_reserve(ch, len) ? 0 : deadline_ms(dl));
         if (!dst[k])
             break;
     }
     if (k < d->nargch) {
-        int rc = weir_errcode();
+        rc = weir_errcode();
         char why[512];
         snprintf(why, sizeof why, "%s", weir_errmsg());
         while (k-- > 0)
@@ -304,9 +664,10 @@ static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned narg
     }
     for (k = 0; k < d->nargch; k++) {
         const weir_buf *b = &args[p->chans[d->argch[k]].src_index];
-        if (b->len)
+        size_t len = alen[k];
+        if (!(d->tensor && weir__tensor_arg_write(d, d->argch[k], b, dst[k], &len)) && b->len)
             memcpy(dst[k], b->data, b->len);
-        weir_chan_commit(d->chans[d->argch[k]], b->len);
+        weir_chan_commit(d->chans[d->argch[k]], len);
     }
     *exec_id = d->next_submit++;
     WEIR_PROBE2(execution_submit, p->graph, *exec_id);
@@ -350,7 +711,7 @@ static int wait_locked(struct weir_dag *d, uint64_t id, weir_result **res,
                 weir__result_free(r);
                 return rc;
             }
-            *res = r;
+            *res = hand_out(d, r);
             return 0;
         }
         if (id < d->next_collect || is_abandoned(d, id, 0))

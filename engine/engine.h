@@ -95,6 +95,7 @@ struct actor_rt {
     struct weir__actor_ctr *actr;
     struct weir__prof_shared *prof_shared;
     struct weir__trace_buf *trace; /* engine/trace.h; NULL: not tracing */
+    struct weir__tensor_actor *tensor; /* engine/tensor.c: this actor's device mappings */
 };
 
 struct weir_call {
@@ -105,13 +106,18 @@ struct weir_call {
     char failmsg[ERRTEXT_MAX];
 };
 
-/* One block: this header, the outs array, then the output bytes (and the error text). */
+struct weir__outs; /* driver.c: the driver's windows on the output channels */
+
+/* One block: this header, the outs array, then the output bytes (and the error text).
+ * A view (view != NULL) has no bytes: outs point into the output channels' slots. */
 struct weir_result {
     uint64_t exec;
     unsigned n;
     int err;
     char *errtext; /* inside the block, or NULL */
     size_t cap;    /* bytes of the block (for the reuse cache) */
+    struct weir__outs *view; /* the windows holding this execution's messages, or NULL */
+    int held;      /* a view handed to the caller (under the windows' lock) */
     struct {
         void *data;
         size_t len;
@@ -141,6 +147,8 @@ struct weir_dag {
     unsigned partial_k;          /* output channels held for next_collect */
     weir_chan_msg *held;         /* per output channel: the message held for next_collect */
     struct weir_result **ready;  /* finished, uncollected results */
+    struct weir__outs *outs;     /* driver.c: windows on the output channels (NULL: none yet) */
+    size_t view_bytes;           /* results of at least this many bytes are views */
     unsigned nready, capready;
     uint64_t *abandoned;         /* executions whose result is discarded on arrival */
     unsigned nabandoned, capabandoned;
@@ -160,6 +168,7 @@ struct weir_dag {
     pthread_mutex_t dead_mu;
     struct weir__prof *prof; /* engine/prof.c */
     const char *trace_opt;   /* weir_compile_opts.trace_path, borrowed during dag_start only */
+    struct weir__tensor_rt *tensor; /* engine/tensor.c; NULL: no tensor edges */
     /* several ranks (remote.c): this process's rank; NULL and 0 on one rank */
     int rank;
     struct weir__remote *remote;
@@ -180,6 +189,15 @@ int weir__actor_run(struct actor_rt *a);
  * or malloc); free with weir__result_free (NULL is a no-op). */
 struct weir_result *weir__result_alloc(size_t bytes);
 void weir__result_free(struct weir_result *r);
+/* driver.c: the driver's windows (zero-copy results). init: once the driver's
+ * reader ids of the output channels are registered (0 or -ENOMEM). stop: at
+ * the start of weir_dag_free (views freed later release nothing). fini: in the
+ * dag's destruction, before its channels are freed: frees the buffered
+ * results and takes over (sets to NULL in d->chans) every output channel a
+ * result still outstanding points into; the last such result frees them. */
+int weir__driver_init(struct weir_dag *d);
+void weir__driver_stop(struct weir_dag *d);
+void weir__driver_fini(struct weir_dag *d);
 
 /* fail.c: the dag's failure state. */
 /*
@@ -195,6 +213,36 @@ void weir__dag_break_around(struct weir_dag *d, int who);
 void weir__dag_mark_dead(struct weir_dag *d, int who, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* tensor.c: tensor edges (<weir/tensor.h>). Read-only after init, so any
+ * thread and every forked actor process reads d->tensor without locks. */
+struct weir_graph;
+/* dag.c, before channels are created and before any fork: the edges of g's
+ * tensor marks, their channels and registers; device pools (opened, allocated
+ * and exported by the driver). Raises CPU edges' slot_bytes to fit max_bytes.
+ * 0, or an error naming the graph and the edge (-ENODEV no device, -ENOSYS). */
+int weir__tensor_dag_init(struct weir_dag *d, const struct weir_graph *g);
+/* dag.c teardown: the driver's pools and devices. NULL tensor: no-op. */
+void weir__tensor_dag_free(struct weir_dag *d);
+/* actor.c, in the actor's thread or process before init: open this actor's
+ * devices and import the pools it touches (once per buffer). 0 or an error. */
+int weir__tensor_actor_start(struct actor_rt *a);
+/* actor.c, after fini (or a failed start): unmap and close what start opened. */
+void weir__tensor_actor_stop(struct actor_rt *a);
+/* actor.c, after a method returned: record the ready event of each device
+ * output it wrote and the release event of each device input it read. */
+void weir__tensor_after_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_t exec);
+/* driver.c submit: the bytes argument b takes in channel chan (tensor edges:
+ * record + data, after checking *b against the edge; else b->len). */
+int weir__tensor_arg_len(struct weir_dag *d, unsigned chan, const weir_buf *b, size_t *len);
+/* driver.c submit: write tensor argument b into dst (reserved with arg_len's
+ * length); returns 1 and the exact length, or 0 when chan is no tensor edge. */
+int weir__tensor_arg_write(struct weir_dag *d, unsigned chan, const weir_buf *b, void *dst,
+                           size_t *len);
+
+/* For tests: the device counters every actor of the last dag with tensor
+ * edges published when it stopped (summed), read after its weir_dag_free. */
+struct weir__dev_counters;
+void weir__tensor_last_counters(struct weir__dev_counters *out);
 /* remote.c: a dag across ranks (see its design notes). */
 /* Read the cluster environment and check that every actor's node is below
  * the world size (-EINVAL naming the actor and the size variable). 0 with

@@ -315,6 +315,7 @@ void bench_set_columns(const char *rate_key, const char *rate_col, const char *r
 int bench_cmd_chan(int argc, char **argv);
 int bench_cmd_dag(int argc, char **argv);
 int bench_cmd_net(int argc, char **argv);
+int bench_cmd_tensor(int argc, char **argv);
 
 /* ----------------------------------------------------- ping-pong clock */
 

@@ -41,6 +41,9 @@ static const struct cmd cmds[] = {
      "links over TCP (weir-uring, weir-zmq) beside raw TCP and ZeroMQ, loopback and a\n"
      "           veth pair between network namespaces: throughput 64 B..1 MiB, 64 B ping-pong\n"
      "           ('weir-bench net --help')"},
+    {"tensor", bench_cmd_tensor,
+     "CPU tensors (64 KiB .. 256 MiB) through one actor and a chain of 2, threads and\n"
+     "           processes, beside memcpy of the same size; the simulated device's copies"},
 };
 
 static void usage(FILE *f)

@@ -22,9 +22,11 @@
 #include <weir/weir.h>
 
 #include "dag_util.h"
+#include "view_util.h"
 
 #include "compiler/compile.h"
 #include "compiler/plan.h"
+#include "engine/engine.h" /* struct weir_result: is it a view? */
 
 #define N_EXEC 100000
 #define TMO 10000
@@ -1292,5 +1294,510 @@ Test(dag, buffer_bytes_hint_sizes_each_channel)
     cr_assert_eq(found, 2);
     cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
     cr_assert_eq(weir_node_buffer_bytes(in, 16), -EBUSY);
+    weir_graph_free(g);
+}
+
+/* ---- zero-copy results ----------------------------------------------------
+ * Large results are views into the output channels' slots (weir/dag.h,
+ * "Results"). Payloads of tests/view_util.h: every byte is checked. */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define VIEW_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define VIEW_SANITIZED 1
+#endif
+#endif
+#ifndef VIEW_SANITIZED
+#define VIEW_SANITIZED 0
+#endif
+/* 64 KiB per execution and stage: 20000 executions optimized, fewer under sanitizers. */
+#define N_BIG (VIEW_SANITIZED ? 3000 : 20000)
+
+static uint8_t big_scratch[100000];
+
+/* a: index -> payload, b: payload -> payload (2 stages), one graph output. */
+static weir_dag *big_chain(weir_graph **gp, const char *name, const weir_compile_opts *o)
+{
+    weir_graph *g = weir_graph_new(name);
+    weir_actor *a = weir_actor_new(g, "a", NULL), *b = weir_actor_new(g, "b", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "make", big_make, &in, 1, 1);
+    weir_node *y = weir_bind(b, "pass", big_pass, &x, 1, 1);
+    cr_assert_eq(weir_output(g, &y, 1), 0);
+    weir_dag *d = weir_compile(g, o);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    *gp = g;
+    return d;
+}
+
+/* Result r is execution x's payload after `stages` stages, byte for byte; returns its hash. */
+static uint64_t big_check(const weir_result *r, uint64_t x, int stages)
+{
+    cr_assert_eq(weir_result_exec(r), x);
+    cr_assert_eq(weir_result_count(r), 1u);
+    size_t n;
+    const uint8_t *p = weir_result_data(r, 0, &n);
+    cr_assert_not_null(p);
+    cr_assert_eq(n, big_len(x), "execution %llu: %zu bytes", (unsigned long long)x, n);
+    uint64_t h = big_hash(p, n);
+    cr_assert_eq(h, big_expect_hash(x, stages, big_scratch),
+                 "execution %llu: a byte differs", (unsigned long long)x);
+    return h;
+}
+
+static int is_view(const weir_result *r)
+{
+    return r->view != NULL;
+}
+
+static uint64_t big_submit(weir_dag *d, int64_t x)
+{
+    weir_buf arg = {&x, sizeof x};
+    uint64_t id = UINT64_MAX;
+    cr_assert_eq(weir_submit(d, &arg, 1, &id, TMO), 0, "submit %lld: %s", (long long)x,
+                 weir_errmsg());
+    cr_assert_eq(id, (uint64_t)x);
+    return id;
+}
+
+/* Order-independent sum of per-execution hashes, mixed with the index. */
+static uint64_t big_acc(uint64_t x, uint64_t h)
+{
+    return (h ^ (x * 0xff51afd7ed558ccdull)) * 0xc4ceb9fe1a85ec53ull;
+}
+
+static uint64_t lcg_next(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return *s >> 33;
+}
+
+/*
+ * Waited in a scrambled order, kept in a pool and freed in another
+ * scrambled order; a held view is checked again, byte for byte, just
+ * before it is freed (nothing overwrote its slot, even across a channel
+ * growth). When the pool holds the execution a submit needs the slot of,
+ * submit fails with the documented -ENOBUFS, naming exactly that
+ * execution; the test then frees it and submits again.
+ */
+Test(dag, views_waited_and_freed_out_of_order, .timeout = 240)
+{
+    weir_graph *g;
+    weir_compile_opts o = {.max_inflight = 8, .depth = 16, .buffer_bytes = 65536};
+    weir_dag *d = big_chain(&g, "views", &o);
+    enum { POOL = 10 };
+    weir_result *pool[POOL] = {0};
+    uint64_t inflight[8];
+    unsigned ninf = 0, npool = 0;
+    uint64_t next = 0, done = 0, acc = 0, want = 0, seed = 42, views = 0, copies = 0, nobufs = 0;
+    for (uint64_t x = 0; x < N_BIG; x++)
+        want += big_acc(x, big_expect_hash(x, 2, big_scratch));
+    while (done < N_BIG) {
+        while (ninf < 8 && next < N_BIG) {
+            int64_t x = (int64_t)next;
+            weir_buf arg = {&x, sizeof x};
+            uint64_t id;
+            int rc = weir_submit(d, &arg, 1, &id, TMO);
+            if (rc == -ENOBUFS) {
+                /* The oldest view in the pool is in the way: exactly next - depth + 1 or older. */
+                unsigned old = POOL;
+                for (unsigned k = 0; k < POOL; k++)
+                    if (pool[k] && is_view(pool[k]) &&
+                        (old == POOL || weir_result_exec(pool[k]) < weir_result_exec(pool[old])))
+                        old = k;
+                cr_assert_neq(old, POOL, "-ENOBUFS with no view held: %s", weir_errmsg());
+                uint64_t f = weir_result_exec(pool[old]);
+                cr_assert_eq(next, f + 16, "-ENOBUFS for %llu with %llu held",
+                             (unsigned long long)next, (unsigned long long)f);
+                char msg[300];
+                snprintf(msg, sizeof msg,
+                         "graph 'views': submit: the result of execution %llu is still held: "
+                         "channel 'b.pass.out0' (depth 16) has no slot for execution %llu until "
+                         "it is freed (weir_result_free)",
+                         (unsigned long long)f, (unsigned long long)next);
+                cr_assert_str_eq(weir_errmsg(), msg);
+                big_check(pool[old], f, 2);
+                weir_result_free(pool[old]);
+                pool[old] = NULL;
+                npool--;
+                nobufs++;
+                continue;
+            }
+            cr_assert_eq(rc, 0, "submit %llu: %s", (unsigned long long)next, weir_errmsg());
+            cr_assert_eq(id, next);
+            inflight[ninf++] = next++;
+        }
+        unsigned pick = (unsigned)(lcg_next(&seed) % ninf);
+        uint64_t x = inflight[pick];
+        inflight[pick] = inflight[--ninf];
+        weir_result *r;
+        cr_assert_eq(weir_wait(d, x, &r, TMO), 0, "wait %llu: %s", (unsigned long long)x,
+                     weir_errmsg());
+        acc += big_acc(x, big_check(r, x, 2));
+        if (big_len(x) >= WEIR_DEFAULT_RESULT_VIEW_BYTES)
+            views += is_view(r);
+        else
+            cr_assert(!is_view(r), "a %zu-byte result is a view", big_len(x));
+        copies += !is_view(r);
+        done++;
+        if (npool == POOL) {
+            unsigned k = (unsigned)(lcg_next(&seed) % POOL);
+            big_check(pool[k], weir_result_exec(pool[k]), 2);
+            weir_result_free(pool[k]);
+            pool[k] = NULL;
+            npool--;
+        }
+        for (unsigned k = 0; k < POOL; k++)
+            if (!pool[k]) {
+                pool[k] = r;
+                npool++;
+                break;
+            }
+    }
+    for (unsigned k = 0; k < POOL; k++)
+        if (pool[k]) {
+            big_check(pool[k], weir_result_exec(pool[k]), 2);
+            weir_result_free(pool[k]);
+        }
+    cr_assert_eq(acc, want);
+    cr_assert(views > N_BIG / 2, "%llu views, %llu copies", (unsigned long long)views,
+              (unsigned long long)copies);
+    cr_assert(nobufs > 0, "the pool never held a slot a submit needed");
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+}
+
+/* Exactly as weir/dag.h says: a held view of F lets F + depth - 1 run; F + depth fails
+ * at once (even with WEIR_FOREVER), consumes no id, and runs once F is freed. */
+Test(dag, held_views_vs_depth)
+{
+    weir_graph *g;
+    weir_compile_opts o = {.max_inflight = 4, .depth = 4, .buffer_bytes = 65536};
+    weir_dag *d = big_chain(&g, "hold", &o);
+    weir_result *r0, *r;
+    int64_t x = 0;
+    weir_buf arg = {&x, sizeof x};
+    cr_assert_eq(weir_execute(d, &arg, 1, &r0, TMO), 0, "%s", weir_errmsg());
+    cr_assert(is_view(r0));
+    uint64_t h0 = big_check(r0, 0, 2);
+    for (x = 1; x < 4; x++) {
+        cr_assert_eq(weir_execute(d, &arg, 1, &r, TMO), 0, "%s", weir_errmsg());
+        big_check(r, (uint64_t)x, 2);
+        weir_result_free(r);
+        cr_assert_eq(big_check(r0, 0, 2), h0, "the held view changed at execution %lld",
+                     (long long)x);
+    }
+    const char *want = "graph 'hold': submit: the result of execution 0 is still held: channel "
+                       "'b.pass.out0' (depth 4) has no slot for execution 4 until it is freed "
+                       "(weir_result_free)";
+    uint64_t t0 = weir_now_ns();
+    r = (weir_result *)1;
+    cr_assert_eq(weir_execute(d, &arg, 1, &r, WEIR_FOREVER), -ENOBUFS);
+    cr_assert_null(r);
+    cr_assert_str_eq(weir_errmsg(), want);
+    uint64_t id = 99;
+    cr_assert_eq(weir_submit(d, &arg, 1, &id, WEIR_FOREVER), -ENOBUFS);
+    cr_assert_eq(id, 99u);
+    cr_assert_str_eq(weir_errmsg(), want);
+    cr_assert(weir_now_ns() - t0 < 1000000000ull, "-ENOBUFS was not immediate");
+    weir_result_free(r0);
+    cr_assert_eq(weir_submit(d, &arg, 1, &id, TMO), 0, "%s", weir_errmsg());
+    cr_assert_eq(id, 4u, "the failed submits consumed an id");
+    cr_assert_eq(weir_wait(d, 4, &r, TMO), 0, "%s", weir_errmsg());
+    big_check(r, 4, 2);
+    weir_result_free(r);
+
+    /* Two held: the oldest counts; freeing a younger one changes nothing. */
+    weir_result *r5, *r6;
+    x = 5;
+    cr_assert_eq(weir_execute(d, &arg, 1, &r5, TMO), 0, "%s", weir_errmsg());
+    x = 6;
+    cr_assert_eq(weir_execute(d, &arg, 1, &r6, TMO), 0, "%s", weir_errmsg());
+    cr_assert(is_view(r5) && is_view(r6));
+    for (x = 7; x < 9; x++) {
+        cr_assert_eq(weir_execute(d, &arg, 1, &r, TMO), 0, "%s", weir_errmsg());
+        weir_result_free(r);
+    }
+    x = 9;
+    cr_assert_eq(weir_execute(d, &arg, 1, &r, TMO), -ENOBUFS);
+    cr_assert(strstr(weir_errmsg(), "the result of execution 5 is still held"), "%s",
+              weir_errmsg());
+    weir_result_free(r6);
+    cr_assert_eq(weir_execute(d, &arg, 1, &r, TMO), -ENOBUFS);
+    cr_assert(strstr(weir_errmsg(), "execution 5 is still held"), "%s", weir_errmsg());
+    big_check(r5, 5, 2);
+    weir_result_free(r5);
+    cr_assert_eq(weir_execute(d, &arg, 1, &r, TMO), 0, "%s", weir_errmsg());
+    big_check(r, 9, 2);
+    weir_result_free(r);
+
+    /* Buffered (not yet waited) results do not count: submitting 10 more without
+     * waiting copies the old ones out of their slots; the last ones stay views. */
+    for (x = 10; x < 20; x++)
+        big_submit(d, x);
+    weir_result *keep[4];
+    for (x = 19; x >= 10; x--) {
+        cr_assert_eq(weir_wait(d, (uint64_t)x, &r, TMO), 0, "%s", weir_errmsg());
+        big_check(r, (uint64_t)x, 2);
+        /* 10..15 were collected by the submits of 14..19 (max_inflight 4) and copied
+         * out by the submits that needed their slots; 16..19 by the waits, as views. */
+        cr_assert_eq(is_view(r), x >= 16 && big_len((uint64_t)x) >= 4096,
+                     "execution %lld: view %d", (long long)x, is_view(r));
+        if (x >= 16)
+            keep[x - 16] = r;
+        else
+            weir_result_free(r);
+    }
+    /* 16..19 held: execution 20 needs the slot of 16. */
+    x = 20;
+    cr_assert_eq(weir_submit(d, &arg, 1, &id, TMO), -ENOBUFS);
+    cr_assert(strstr(weir_errmsg(), "the result of execution 16 is still held: channel "
+                                    "'b.pass.out0' (depth 4) has no slot for execution 20"),
+              "%s", weir_errmsg());
+    for (int k = 0; k < 4; k++) {
+        big_check(keep[k], 16 + (uint64_t)k, 2);
+        weir_result_free(keep[k]);
+    }
+    cr_assert_eq(weir_submit(d, &arg, 1, &id, TMO), 0, "%s", weir_errmsg());
+    cr_assert_eq(id, 20u);
+    cr_assert_eq(weir_wait(d, 20, &r, TMO), 0, "%s", weir_errmsg());
+    big_check(r, 20, 2);
+    weir_result_free(r);
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+
+    /* result_view_bytes = SIZE_MAX: every result a copy, held without bound. */
+    o.result_view_bytes = SIZE_MAX;
+    d = weir_compile(g, &o);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    weir_result *all[12];
+    for (x = 0; x < 12; x++) {
+        cr_assert_eq(weir_execute(d, &arg, 1, &all[x], TMO), 0, "%lld: %s", (long long)x,
+                     weir_errmsg());
+        cr_assert(!is_view(all[x]));
+    }
+    for (x = 0; x < 12; x++) {
+        big_check(all[x], (uint64_t)x, 2);
+        weir_result_free(all[x]);
+    }
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+}
+
+/* depth < max_inflight (a chain deep enough for the deadlock check): a result
+ * handed out when submits already went past its execution + depth - 1 is a
+ * copy, so holding it cannot stall an execution already submitted. */
+Test(dag, views_handed_out_as_copies_past_depth)
+{
+    weir_graph *g = weir_graph_new("shallow");
+    weir_actor *a = weir_actor_new(g, "a", NULL), *b = weir_actor_new(g, "b", NULL),
+               *c = weir_actor_new(g, "c", NULL), *e = weir_actor_new(g, "e", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x1 = weir_bind(a, "make", big_make, &in, 1, 1);
+    weir_node *x2 = weir_bind(b, "pass", big_pass, &x1, 1, 1);
+    weir_node *x3 = weir_bind(c, "pass", big_pass, &x2, 1, 1);
+    weir_node *x4 = weir_bind(e, "pass", big_pass, &x3, 1, 1);
+    cr_assert_eq(weir_output(g, &x4, 1), 0);
+    weir_compile_opts o = {.max_inflight = 4, .depth = 2, .buffer_bytes = 65536};
+    weir_dag *d = weir_compile(g, &o);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    for (int round = 0; round < 200; round++) {
+        uint64_t base = (uint64_t)round * 4;
+        for (uint64_t k = 0; k < 4; k++)
+            big_submit(d, (int64_t)(base + k));
+        weir_result *r[4];
+        /* base: next_submit base+4 > base + 2 -> a copy; base+2, base+3: views. */
+        for (uint64_t k = 0; k < 4; k++) {
+            cr_assert_eq(weir_wait(d, base + k, &r[k], TMO), 0, "%s", weir_errmsg());
+            big_check(r[k], base + k, 4);
+            int want = k >= 2 && big_len(base + k) >= 4096;
+            cr_assert_eq(is_view(r[k]), want, "execution %llu: view %d",
+                         (unsigned long long)(base + k), is_view(r[k]));
+        }
+        for (int k = 3; k >= 0; k--) {
+            big_check(r[k], base + (uint64_t)k, 4);
+            weir_result_free(r[k]);
+        }
+    }
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+}
+
+/* Views kept past weir_dag_free (with executions still in flight at teardown)
+ * stay intact; freeing the last one frees the channels (the leak fixture
+ * counts the mappings). */
+Test(dag, views_outlive_the_dag)
+{
+    for (int round = 0; round < 10; round++) {
+        weir_graph *g;
+        weir_compile_opts o = {.max_inflight = 8, .buffer_bytes = 65536};
+        weir_dag *d = big_chain(&g, "outlive", &o);
+        weir_result *r[3];
+        for (int64_t x = 0; x < 3; x++) {
+            weir_buf arg = {&x, sizeof x};
+            cr_assert_eq(weir_execute(d, &arg, 1, &r[x], TMO), 0, "%s", weir_errmsg());
+            cr_assert(is_view(r[x]));
+        }
+        for (int64_t x = 3; x < 3 + round % 6; x++) /* up to 7: 0 + depth - 1 */
+            big_submit(d, x);
+        cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+        weir_graph_free(g);
+        for (int k = 0; k < 3; k++) {
+            int j = (k + round) % 3;
+            big_check(r[j], (uint64_t)j, 2);
+            weir_result_free(r[j]);
+        }
+    }
+}
+
+/* A failing method among views: the failed executions report the exact text,
+ * the views around them (held across the failures) are intact. */
+static int big_fail7(weir_call *c, void *st)
+{
+    if (weir_call_exec(c) % 7 == 3)
+        return weir_call_fail(c, "bad payload %llu", (unsigned long long)weir_call_exec(c));
+    return big_pass(c, st);
+}
+
+Test(dag, views_and_failed_executions)
+{
+    weir_graph *g = weir_graph_new("vfail");
+    weir_actor *a = weir_actor_new(g, "a", NULL), *b = weir_actor_new(g, "b", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "make", big_make, &in, 1, 1);
+    weir_node *y = weir_bind(b, "fail7", big_fail7, &x, 1, 1);
+    cr_assert_eq(weir_output(g, &y, 1), 0);
+    weir_compile_opts o = {.max_inflight = 8, .depth = 8, .buffer_bytes = 65536};
+    weir_dag *d = weir_compile(g, &o);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    int nfail = 0;
+    uint64_t acc = 0, want = 0;
+    for (uint64_t base = 0; base < N_BIG / 4; base += 4) {
+        for (uint64_t k = 0; k < 4; k++)
+            big_submit(d, (int64_t)(base + k));
+        weir_result *r[4] = {0};
+        for (int k = 3; k >= 0; k--) { /* newest first */
+            uint64_t e = base + (uint64_t)k;
+            int rc = weir_wait(d, e, &r[k], TMO);
+            if (e % 7 == 3) {
+                cr_assert_eq(rc, -EREMOTEIO, "execution %llu: %d", (unsigned long long)e, rc);
+                cr_assert_null(r[k]);
+                char msg[200];
+                snprintf(msg, sizeof msg,
+                         "graph 'vfail': execution %llu: actor 'b' method 'fail7' failed at "
+                         "execution %llu: bad payload %llu",
+                         (unsigned long long)e, (unsigned long long)e, (unsigned long long)e);
+                cr_assert_str_eq(weir_errmsg(), msg);
+                nfail++;
+                continue;
+            }
+            cr_assert_eq(rc, 0, "execution %llu: %s", (unsigned long long)e, weir_errmsg());
+            cr_assert_eq(is_view(r[k]), big_len(e) >= 4096);
+            acc += big_acc(e, big_check(r[k], e, 2));
+            want += big_acc(e, big_expect_hash(e, 2, big_scratch));
+        }
+        for (int k = 0; k < 4; k++)
+            if (r[k]) {
+                big_check(r[k], base + (uint64_t)k, 2);
+                weir_result_free(r[k]);
+            }
+    }
+    cr_assert_eq(acc, want);
+    cr_assert_eq(nfail, (int)((N_BIG / 4 + 3) / 7), "%d failures", nfail);
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+}
+
+/* The driver thread submits and waits; another thread checks and frees the
+ * results (weir_result_free from any thread, while the driver waits). A
+ * submit that finds every slot held gets -ENOBUFS and tries again. */
+struct vq {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    weir_result *q[64];
+    unsigned head, n;
+    int end;
+    uint64_t acc, freed;
+    char err[256];
+};
+
+static void *view_freer(void *arg)
+{
+    struct vq *v = arg;
+    static uint8_t scratch[100000];
+    for (;;) {
+        pthread_mutex_lock(&v->mu);
+        while (!v->n && !v->end)
+            pthread_cond_wait(&v->cv, &v->mu);
+        if (!v->n) {
+            pthread_mutex_unlock(&v->mu);
+            return NULL;
+        }
+        weir_result *r = v->q[v->head];
+        v->head = (v->head + 1) % 64;
+        v->n--;
+        pthread_mutex_unlock(&v->mu);
+        uint64_t x = weir_result_exec(r);
+        size_t n;
+        const void *p = weir_result_data(r, 0, &n);
+        uint64_t h = p && n == big_len(x) ? big_hash(p, n) : 0;
+        if (h != big_expect_hash(x, 2, scratch) && !v->err[0])
+            snprintf(v->err, sizeof v->err, "execution %llu: a byte differs", (unsigned long long)x);
+        v->acc += big_acc(x, h);
+        v->freed++;
+        weir_result_free(r);
+    }
+}
+
+Test(dag, views_freed_by_another_thread, .timeout = 240)
+{
+    weir_graph *g;
+    weir_compile_opts o = {.max_inflight = 4, .depth = 8, .buffer_bytes = 65536};
+    weir_dag *d = big_chain(&g, "vthreads", &o);
+    struct vq v = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, view_freer, &v), 0);
+    uint64_t next = 0, waited = 0, want = 0, retries = 0;
+    while (waited < N_BIG) {
+        while (next < N_BIG && next - waited < 4) {
+            int64_t x = (int64_t)next;
+            weir_buf arg = {&x, sizeof x};
+            uint64_t id;
+            int rc = weir_submit(d, &arg, 1, &id, TMO);
+            if (rc == -ENOBUFS) {
+                cr_assert(strstr(weir_errmsg(), "is still held"), "%s", weir_errmsg());
+                retries++;
+                sched_yield();
+                continue;
+            }
+            cr_assert_eq(rc, 0, "submit %llu: %s", (unsigned long long)next, weir_errmsg());
+            next++;
+        }
+        weir_result *r;
+        cr_assert_eq(weir_wait(d, waited, &r, TMO), 0, "%s", weir_errmsg());
+        want += big_acc(waited, big_expect_hash(waited, 2, big_scratch));
+        waited++;
+        pthread_mutex_lock(&v.mu);
+        while (v.n == 64) { /* the freer is behind: let it catch up */
+            pthread_mutex_unlock(&v.mu);
+            sched_yield();
+            pthread_mutex_lock(&v.mu);
+        }
+        v.q[(v.head + v.n) % 64] = r;
+        v.n++;
+        pthread_cond_signal(&v.cv);
+        pthread_mutex_unlock(&v.mu);
+    }
+    pthread_mutex_lock(&v.mu);
+    v.end = 1;
+    pthread_cond_signal(&v.cv);
+    pthread_mutex_unlock(&v.mu);
+    pthread_join(th, NULL);
+    cr_assert_str_eq(v.err, "");
+    cr_assert_eq(v.freed, (uint64_t)N_BIG);
+    cr_assert_eq(v.acc, want);
+    cr_log_info("views_freed_by_another_thread: %llu submits retried after -ENOBUFS",
+                (unsigned long long)retries);
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
     weir_graph_free(g);
 }

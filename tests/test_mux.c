@@ -233,6 +233,15 @@ static int wait_status(weir__conn *cn, int ms)
     return weir__conn_status(cn);
 }
 
+/* Wait until stream k of cn is no longer running (bounded); return its status. */
+static int wait_stream(weir__conn *cn, uint32_t k, int ms)
+{
+    uint64_t t0 = t_now_ns();
+    while (weir__conn_stream_status(cn, k) == 0 && t_ms_since(t0) < ms)
+        t_sleep_ms(2);
+    return weir__conn_stream_status(cn, k);
+}
+
 static void pair_free(struct pair *p)
 {
     weir__conn_free(p->tx);
@@ -273,11 +282,15 @@ Test(mux, four_streams_one_connection, .timeout = 120)
     pair_listen(&p, &(weir_link_opts){.timeout_ms = 5000});
     cr_assert_eq(count_sockets(), sock0 + 1, "the listener holds one socket");
     pair_dial(&p, weir__conn_endpoint(p.rx), &(weir_link_opts){.timeout_ms = 5000});
+    uint64_t t0 = t_now_ns();
     pair_run(&p);
     /* both ends of ONE TCP connection, beside the listener */
     cr_assert_eq(count_sockets(), sock0 + 3, "%d sockets for 4 streams", count_sockets() - sock0);
     for (unsigned i = 0; i < p.ns; i++)
         side_check(&p.s[i]);
+    double ms = t_ms_since(t0);
+    fprintf(stderr, "4 streams x %llu messages on one connection: %.0f ms, %.0f k msgs/s\n",
+            (unsigned long long)n, ms, 4.0 * (double)n / ms);
     char want[160];
     snprintf(want, sizeof want, "link %s: every stream ended (0 of 4 failed)",
              weir__conn_endpoint(p.rx));
@@ -312,5 +325,327 @@ Test(mux, four_streams_one_connection, .timeout = 120)
     cr_assert_eq(ls.refused, 0);
     struct weir__conn_stream_stats st;
     cr_assert_eq(weir__conn_stream_stats(p.tx, 9, &st), -ENOENT);
+    pair_free(&p);
+}
+
+Test(mux, stalled_stream_does_not_stall_the_others, .timeout = 120)
+{
+    const uint64_t n = SANITIZED ? 3000 : 20000;
+    struct pair p;
+    pair_init(&p, NS, n, 8);
+    p.s[1].stall_at = 100; /* stream 2's reader stops after 100 messages */
+    pair_listen(&p, &(weir_link_opts){.timeout_ms = 5000});
+    pair_dial(&p, weir__conn_endpoint(p.rx), &(weir_link_opts){.timeout_ms = 5000});
+    pair_run(&p);
+    side_check(&p.s[0]);
+    side_check(&p.s[2]);
+    /* streams 1 and 3 are done; stream 2 is stalled, alive, on the same connection */
+    cr_assert(__atomic_load_n(&p.s[1].stalled, __ATOMIC_ACQUIRE), "stream 2 never stalled");
+    cr_assert_eq(wait_stream(p.tx, 1, 5000), -EPIPE, "%s", weir_errmsg());
+    cr_assert_eq(wait_stream(p.tx, 3, 5000), -EPIPE, "%s", weir_errmsg());
+    cr_assert_eq(weir__conn_stream_status(p.tx, 2), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir__conn_stream_status(p.rx, 2), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir__conn_status(p.tx), 0);
+    struct weir__conn_stream_stats st;
+    for (int k = 0; k < 2500; k++) { /* stream 2 fills w, then nothing moves */
+        weir__conn_stream_stats(p.rx, 2, &st);
+        if (st.messages >= 100 + 8)
+            break;
+        t_sleep_ms(2);
+    }
+    t_sleep_ms(50);
+    cr_assert_eq(weir__conn_stream_stats(p.rx, 2, &st), 0);
+    /* w of stream 2 is full (depth 8 past the reader's 100) and nothing more was granted */
+    cr_assert_eq(st.messages, 100 + 8, "stream 2 committed %llu", (unsigned long long)st.messages);
+    cr_assert_eq(st.limit, 100 + 8, "stream 2 granted up to %llu", (unsigned long long)st.limit);
+    cr_assert_eq(weir__conn_stream_stats(p.tx, 2, &st), 0);
+    cr_assert_eq(st.messages, 100 + 8);
+    cr_assert_geq(st.credit_stalls, 1);
+    /* the reader resumes: the credit thread grants again, stream 2 completes */
+    __atomic_store_n(&p.s[1].go, 1, __ATOMIC_RELEASE);
+    side_check(&p.s[1]);
+    cr_assert_eq(wait_status(p.tx, 5000), -EPIPE, "%s", weir_errmsg());
+    cr_assert_eq(wait_status(p.rx, 5000), -EPIPE, "%s", weir_errmsg());
+    struct weir_link_stats ls;
+    weir__conn_stats(p.tx, &ls);
+    cr_assert_eq(ls.reconnects, 0);
+    cr_assert_eq(ls.messages, 3 * n);
+    pair_free(&p);
+}
+
+Test(mux, stream_error_record_ends_it_alone, .timeout = 120)
+{
+    const uint64_t n = SANITIZED ? 3000 : 20000;
+    struct pair p;
+    pair_init(&p, NS, n, 8);
+    p.s[1].err_at = 500; /* stream 2: 500 messages, an error record, then close */
+    p.s[0].pace_us = p.s[2].pace_us = 200;
+    pair_listen(&p, &(weir_link_opts){.timeout_ms = 5000});
+    pair_dial(&p, weir__conn_endpoint(p.rx), &(weir_link_opts){.timeout_ms = 5000});
+    pair_run(&p);
+    side_check(&p.s[1]);
+    cr_assert_str_eq(p.s[1].errtext, "actor 'a2' failed at message 500");
+    cr_assert_eq(p.s[1].err_seq, 500);
+    /* stream 2 ended at both ends while the others still run */
+    cr_assert_eq(wait_stream(p.tx, 2, 5000), -EPIPE, "%s", weir_errmsg());
+    char want[200];
+    snprintf(want, sizeof want, "link %s: stream 2 ended (channel closed, every message "
+             "acknowledged)", weir__conn_endpoint(p.rx));
+    cr_assert_str_eq(weir_errmsg(), want);
+    cr_assert_eq(weir__conn_stream_status(p.rx, 2), -EPIPE);
+    snprintf(want, sizeof want, "link %s: stream 2 ended (the sender's channel closed)",
+             weir__conn_endpoint(p.rx));
+    cr_assert_str_eq(weir_errmsg(), want);
+    struct weir__conn_stream_stats st;
+    weir__conn_stream_stats(p.rx, 1, &st);
+    cr_assert_lt(st.messages, n, "stream 1 was still running when stream 2 ended");
+    cr_assert_eq(weir__conn_stream_status(p.tx, 1), 0);
+    cr_assert_eq(weir__conn_status(p.tx), 0);
+    cr_assert_eq(weir__conn_status(p.rx), 0);
+    side_check(&p.s[0]);
+    side_check(&p.s[2]);
+    cr_assert_eq(wait_status(p.tx, 5000), -EPIPE, "%s", weir_errmsg());
+    weir__conn_stream_stats(p.rx, 2, &st);
+    cr_assert_eq(st.messages, 501, "500 messages and the error record");
+    pair_free(&p);
+}
+
+/* HELLO that names a stream the listener does not carry, or misses one. */
+static void refused_plan(const uint32_t *ids, unsigned nids, const char *why)
+{
+    struct pair p;
+    pair_init(&p, 2, 1, 4);
+    pair_listen(&p, NULL);
+    weir_chan *cs[4];
+    weir__conn *tx = weir__conn_dial(weir__conn_endpoint(p.rx), NULL);
+    cr_assert_not_null(tx, "%s", weir_errmsg());
+    for (unsigned i = 0; i < nids; i++) {
+        cs[i] = mkchan(4);
+        cr_assert_eq(weir__conn_add_send_stream(tx, ids[i], cs[i], -1), 0, "%s", weir_errmsg());
+    }
+    cr_assert_eq(weir__conn_start(tx), -ECONNREFUSED);
+    char want[300];
+    snprintf(want, sizeof want, "link %s: refused by the peer: %s", weir__conn_endpoint(p.rx),
+             why);
+    cr_assert_str_eq(weir_errmsg(), want);
+    struct weir_link_stats ls;
+    weir__conn_stats(p.rx, &ls);
+    cr_assert_eq(ls.refused, 1);
+    cr_assert(strncmp(ls.last_refusal, "refused 127.0.0.1:", 18) == 0, "%s", ls.last_refusal);
+    cr_assert(strstr(ls.last_refusal, why) && strlen(strstr(ls.last_refusal, why)) == strlen(why),
+              "refusal '%s' does not end with '%s'", ls.last_refusal, why);
+    cr_assert_eq(weir__conn_status(p.rx), 0, "the listener still waits for its sender");
+    weir__conn_free(tx);
+    for (unsigned i = 0; i < nids; i++) {
+        struct weir_chan_stats cst;
+        weir_chan_stats(cs[i], &cst);
+        cr_assert_eq(cst.nreaders, 0, "the dialer gave its reader back");
+        weir_chan_free(cs[i]);
+    }
+    pair_free(&p);
+}
+
+Test(mux, unknown_stream_refused, .timeout = 30)
+{
+    refused_plan((const uint32_t[]){1, 2, 7}, 3, "opens stream 7, which this end does not carry");
+}
+
+Test(mux, missing_stream_refused, .timeout = 30)
+{
+    refused_plan((const uint32_t[]){1}, 1, "does not open stream 2 (channel 'anon')");
+}
+
+Test(mux, declaration_errors, .timeout = 30)
+{
+    weir_chan *c = mkchan(4);
+    weir__conn *rx = weir__conn_listen("tcp://127.0.0.1:0", NULL);
+    cr_assert_not_null(rx);
+    const char *ep = weir__conn_endpoint(rx);
+    char want[200];
+    cr_assert_eq(weir__conn_add_recv_stream(rx, 0, c), -EINVAL);
+    snprintf(want, sizeof want, "link %s: stream id 0 (ids start at 1; 0 is the connection)", ep);
+    cr_assert_str_eq(weir_errmsg(), want);
+    cr_assert_eq(weir__conn_add_send_stream(rx, 1, c, -1), -EINVAL);
+    snprintf(want, sizeof want, "link %s: stream 1: a listening end carries receiving streams", ep);
+    cr_assert_str_eq(weir_errmsg(), want);
+    cr_assert_eq(weir__conn_add_recv_stream(rx, 1, NULL), -EINVAL);
+    snprintf(want, sizeof want, "link %s: stream 1: NULL channel", ep);
+    cr_assert_str_eq(weir_errmsg(), want);
+    cr_assert_eq(weir__conn_add_recv_stream(rx, 1, c), 0);
+    cr_assert_eq(weir__conn_add_recv_stream(rx, 1, c), -EINVAL);
+    snprintf(want, sizeof want, "link %s: stream 1 declared twice", ep);
+    cr_assert_str_eq(weir_errmsg(), want);
+    cr_assert_eq(weir__conn_start(rx), 0);
+    cr_assert_eq(weir__conn_add_recv_stream(rx, 2, c), -EINVAL);
+    snprintf(want, sizeof want, "link %s: stream 2: streams are declared before start", ep);
+    cr_assert_str_eq(weir_errmsg(), want);
+    cr_assert_eq(weir__conn_stream_status(rx, 5), -ENOENT);
+    snprintf(want, sizeof want, "link %s: no stream 5", ep);
+    cr_assert_str_eq(weir_errmsg(), want);
+    weir__conn *tx = weir__conn_dial("tcp://127.0.0.1:1", NULL);
+    cr_assert_not_null(tx);
+    cr_assert_eq(weir__conn_start(tx), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "link tcp://127.0.0.1:1: no stream declared");
+    weir__conn_free(tx);
+    tx = weir__conn_dial("tcp://127.0.0.1:1", NULL);
+    cr_assert_eq(weir__conn_add_send_stream(tx, 3, c, 5), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "link tcp://127.0.0.1:1: stream 3: reader 5 of channel 'anon' "
+                     "is not registered here");
+    for (uint32_t i = 1; i <= 16; i++)
+        cr_assert_eq(weir__conn_add_send_stream(tx, i, c, -1), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir__conn_add_send_stream(tx, 17, c, -1), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "link tcp://127.0.0.1:1: stream 17: a connection carries at "
+                     "most 16 streams");
+    struct weir_chan_stats cst;
+    weir_chan_stats(c, &cst);
+    cr_assert_eq(cst.nreaders, 16);
+    weir__conn_free(tx);
+    weir_chan_stats(c, &cst);
+    cr_assert_eq(cst.nreaders, 0, "free gave every reader back");
+    cr_assert_eq(weir__conn_free(rx), 0);
+    weir_chan_free(c);
+}
+
+/* ---- a TCP proxy that can reset the connection ----------------------------------- */
+
+struct proxy {
+    int lfd;
+    uint16_t port, target;
+    int hole;     /* atomic: swallow what arrives instead of forwarding it */
+    int cut;      /* atomic: reset the current connection pair */
+    int stop;
+    pthread_t thr;
+};
+
+static void rst_close(int fd)
+{
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+}
+
+static void *proxy_thr(void *arg)
+{
+    struct proxy *px = arg;
+    int a = -1, b = -1;
+    static uint8_t buf[65536]; /* one proxy thread at a time */
+    while (!__atomic_load_n(&px->stop, __ATOMIC_ACQUIRE)) {
+        if (__atomic_exchange_n(&px->cut, 0, __ATOMIC_ACQ_REL) && a >= 0) {
+            rst_close(a);
+            rst_close(b);
+            a = b = -1;
+        }
+        struct pollfd pf[3] = {{.fd = px->lfd, .events = POLLIN},
+                               {.fd = a, .events = POLLIN},
+                               {.fd = b, .events = POLLIN}};
+        if (poll(pf, 3, 10) <= 0)
+            continue;
+        if (pf[0].revents & POLLIN) {
+            int n = accept(px->lfd, NULL, NULL);
+            if (n < 0)
+                continue;
+            if (a >= 0) {
+                rst_close(a);
+                rst_close(b);
+            }
+            struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(px->target)};
+            inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+            a = n;
+            b = socket(AF_INET, SOCK_STREAM, 0);
+            if (connect(b, (struct sockaddr *)&sa, sizeof sa) < 0) {
+                close(a);
+                close(b);
+                a = b = -1;
+            }
+            continue;
+        }
+        for (int i = 1; i <= 2 && a >= 0; i++) {
+            if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            int from = i == 1 ? a : b, to = i == 1 ? b : a;
+            ssize_t k = read(from, buf, sizeof buf);
+            if (k <= 0 || (!__atomic_load_n(&px->hole, __ATOMIC_ACQUIRE) &&
+                           t_write_full(to, buf, (size_t)k) < 0)) {
+                close(a);
+                close(b);
+                a = b = -1;
+            }
+        }
+    }
+    if (a >= 0) {
+        close(a);
+        close(b);
+    }
+    return NULL;
+}
+
+static void proxy_start(struct proxy *px, const char *target_ep)
+{
+    memset(px, 0, sizeof *px);
+    px->target = (uint16_t)atoi(strrchr(target_ep, ':') + 1);
+    px->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert_eq(bind(px->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    listen(px->lfd, 8);
+    socklen_t sl = sizeof sa;
+    getsockname(px->lfd, (struct sockaddr *)&sa, &sl);
+    px->port = ntohs(sa.sin_port);
+    pthread_create(&px->thr, NULL, proxy_thr, px);
+}
+
+static void proxy_stop(struct proxy *px)
+{
+    __atomic_store_n(&px->stop, 1, __ATOMIC_RELEASE);
+    pthread_join(px->thr, NULL);
+    close(px->lfd);
+}
+
+Test(mux, resume_after_reset_every_stream_whole, .timeout = 120)
+{
+    const uint64_t n = SANITIZED ? 4000 : 15000;
+    struct pair p;
+    pair_init(&p, NS, n, 16);
+    for (unsigned i = 0; i < NS; i++)
+        p.s[i].pace_us = 300;
+    weir_link_opts lo = {.timeout_ms = 3000};
+    pair_listen(&p, &lo);
+    struct proxy px;
+    proxy_start(&px, weir__conn_endpoint(p.rx));
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", px.port);
+    pair_dial(&p, ep, &lo);
+    pair_run(&p);
+    struct weir_link_stats ls;
+    for (int k = 0; k < 2000; k++) {
+        weir__conn_stats(p.tx, &ls);
+        if (ls.acked > 3 * 1000)
+            break;
+        t_sleep_ms(2);
+    }
+    cr_assert_gt(ls.acked, 3000);
+    /* swallow what is in flight for a moment (every stream must resend from
+     * its last ack), then reset the connection */
+    __atomic_store_n(&px.hole, 1, __ATOMIC_RELEASE);
+    t_sleep_ms(30);
+    __atomic_store_n(&px.cut, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&px.hole, 0, __ATOMIC_RELEASE);
+    for (unsigned i = 0; i < NS; i++)
+        side_check(&p.s[i]);
+    cr_assert_eq(wait_status(p.tx, 5000), -EPIPE, "%s", weir_errmsg());
+    cr_assert_eq(wait_status(p.rx, 5000), -EPIPE, "%s", weir_errmsg());
+    weir__conn_stats(p.tx, &ls);
+    cr_assert_eq(ls.reconnects, 1, "sender reconnects %llu", (unsigned long long)ls.reconnects);
+    cr_assert_geq(ls.messages, 3 * n, "resent messages count as sent");
+    weir__conn_stats(p.rx, &ls);
+    cr_assert_eq(ls.reconnects, 1, "receiver reconnects %llu", (unsigned long long)ls.reconnects);
+    cr_assert_eq(ls.messages, 3 * n, "the receiver committed each message once");
+    for (unsigned i = 0; i < NS; i++) {
+        struct weir__conn_stream_stats st;
+        weir__conn_stream_stats(p.rx, p.s[i].k, &st);
+        cr_assert_eq(st.messages, n, "stream %u committed %llu", p.s[i].k,
+                     (unsigned long long)st.messages);
+    }
+    proxy_stop(&px);
     pair_free(&p);
 }

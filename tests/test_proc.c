@@ -24,6 +24,9 @@
 #include <weir/weir.h>
 
 #include "dag_util.h"
+#include "view_util.h"
+
+#include "engine/engine.h" /* struct weir_result: is it a view? */
 
 #define TMO 10000
 
@@ -1003,4 +1006,86 @@ Test(proc, process_actor_drops_other_dags_fds_and_mappings)
     close(pfd[0]);
     close(pfd[1]);
     user_fd = -1;
+}
+
+/* ---- zero-copy results from process actors --------------------------------
+ * Views into rings shared with actor processes: the writer in another process
+ * grows the ring (100000-byte payloads, tests/view_util.h) while older views
+ * of the driver stay mapped and intact. Two output channels (a's and b's),
+ * so a view holds a slot in each. */
+static uint8_t pv_scratch[100000];
+
+static void pv_check(const weir_result *r, uint64_t x)
+{
+    cr_assert_eq(weir_result_exec(r), x);
+    cr_assert_eq(weir_result_count(r), 2u);
+    for (unsigned k = 0; k < 2; k++) {
+        size_t n;
+        const void *p = weir_result_data(r, k, &n);
+        cr_assert_not_null(p);
+        cr_assert_eq(n, big_len(x), "execution %llu output %u: %zu bytes",
+                     (unsigned long long)x, k, n);
+        cr_assert_eq(big_hash(p, n), big_expect_hash(x, (int)k + 1, pv_scratch),
+                     "execution %llu output %u: a byte differs", (unsigned long long)x, k);
+    }
+}
+
+Test(proc, process_actor_outputs_as_views, .timeout = 240)
+{
+    weir_graph *g = weir_graph_new("pviews");
+    weir_actor_opts po = {.isolation = WEIR_PROCESS};
+    weir_actor *a = weir_actor_new(g, "a", &po), *b = weir_actor_new(g, "b", &po);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "make", big_make, &in, 1, 1);
+    weir_node *y = weir_bind(b, "pass", big_pass, &x, 1, 1);
+    weir_node *outs[2] = {x, y};
+    cr_assert_eq(weir_output(g, outs, 2), 0);
+    weir_compile_opts o = {.max_inflight = 6, .depth = 12, .buffer_bytes = 65536};
+    weir_dag *d = weir_compile(g, &o);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    const uint64_t n = 2000;
+#else
+    const uint64_t n = 10000;
+#endif
+    /* Windows of 6: waited newest first, freed oldest first a window later,
+     * so 6 views stay held across the next window's executions. */
+    weir_result *prev[6] = {0}, *cur[6];
+    uint64_t acc = 0, want = 0;
+    for (uint64_t base = 0; base < n; base += 6) {
+        for (uint64_t k = 0; k < 6; k++) {
+            int64_t v = (int64_t)(base + k);
+            weir_buf arg = {&v, sizeof v};
+            uint64_t id;
+            /* the held window ends at base - 1: base + 5 < (base - 6) + 12 */
+            cr_assert_eq(weir_submit(d, &arg, 1, &id, TMO), 0, "%s", weir_errmsg());
+            cr_assert_eq(id, base + k);
+        }
+        for (int k = 5; k >= 0; k--) {
+            cr_assert_eq(weir_wait(d, base + (uint64_t)k, &cur[k], TMO), 0, "%s",
+                         weir_errmsg());
+            pv_check(cur[k], base + (uint64_t)k);
+            cr_assert_eq(cur[k]->view != NULL, big_len(base + (uint64_t)k) >= 4096);
+        }
+        for (int k = 0; k < 6; k++) {
+            if (prev[k]) {
+                pv_check(prev[k], base - 6 + (uint64_t)k);
+                weir_result_free(prev[k]);
+            }
+            prev[k] = cur[k];
+            size_t len;
+            const void *p = weir_result_data(cur[k], 1, &len);
+            acc += big_hash(p, len) ^ (base + (uint64_t)k);
+            want += big_expect_hash(base + (uint64_t)k, 2, pv_scratch) ^ (base + (uint64_t)k);
+        }
+    }
+    cr_assert_eq(acc, want);
+    /* The last window outlives the dag and its actor processes. */
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+    uint64_t last = (n + 5) / 6 * 6 - 6;
+    for (int k = 0; k < 6; k++) {
+        pv_check(prev[k], last + (uint64_t)k);
+        weir_result_free(prev[k]);
+    }
 }

@@ -177,3 +177,75 @@ Test(window, taker_and_releaser_threads, .timeout = 60)
     weir__window_fini(&w);
     weir_chan_free(c);
 }
+
+/* The taken count a releaser on another thread bounds its releases by
+ * (the driver's weir_result_free), and the starved time of a window's
+ * waits in the reader's counters, as a plain reader's. */
+Test(window, taken_count_and_starved_time)
+{
+    weir_chan *c = mk(4, 64);
+    int id = weir_chan_register_reader(c);
+    struct weir__window w;
+    cr_assert_eq(weir__window_open(&w, c, id), 0);
+    cr_assert_eq(weir__window_taken(&w), 0);
+    weir_chan_msg m;
+    cr_assert_eq(weir__window_next(&w, &m, 30), -ETIMEDOUT);
+    cr_assert_str_eq(weir_errmsg(), "channel 'anon': window of reader 0: timed out waiting for a message");
+    struct weir_chan_stats st;
+    cr_assert_eq(weir_chan_stats(c, &st), 0);
+    cr_assert_eq(st.nreaders, 1);
+    cr_assert(st.readers[0].starved_ns >= 25000000ull, "starved %llu ns",
+              (unsigned long long)st.readers[0].starved_ns);
+    for (uint64_t s = 0; s < 3; s++) {
+        cr_assert_eq(weir_chan_write(c, &s, sizeof s, TMO), 0);
+        cr_assert_eq(weir__window_next(&w, &m, TMO), 0);
+        cr_assert_eq(weir__window_taken(&w), s + 1);
+    }
+    cr_assert_eq(weir__window_release_one(&w, 2, weir__window_taken(&w)), 0);
+    cr_assert_eq(weir__window_release_one(&w, 0, weir__window_taken(&w)), 0);
+    cr_assert_eq(weir__window_release_one(&w, 1, weir__window_taken(&w)), 0);
+    cr_assert_eq(weir__window_released(&w), 3);
+    cr_assert_eq(weir__chan_read_seq(c, id), 3);
+    cr_assert_eq(weir__window_rewind(&w, 3), 0);
+    cr_assert_eq(weir__window_taken(&w), 3);
+    weir__window_fini(&w);
+    weir_chan_free(c);
+}
+
+static void *kicker(void *p)
+{
+    t_sleep_ms(50);
+    weir__window_kick(p);
+    return NULL;
+}
+
+/* A kick ends a wait with -EINTR; with kicks cleared (the driver's windows)
+ * the same kick does not, and the wait runs to its timeout. */
+Test(window, kicks_can_be_turned_off)
+{
+    weir_chan *c = mk(4, 64);
+    int id = weir_chan_register_reader(c);
+    struct weir__window w;
+    cr_assert_eq(weir__window_open(&w, c, id), 0);
+    cr_assert_eq(w.kicks, 1);
+    weir_chan_msg m;
+    for (int kicks = 1; kicks >= 0; kicks--) {
+        w.kicks = kicks;
+        pthread_t th;
+        pthread_create(&th, NULL, kicker, &w);
+        uint64_t t0 = t_now_ns();
+        int r = weir__window_next(&w, &m, 400);
+        double ms = t_ms_since(t0);
+        pthread_join(th, NULL);
+        if (kicks) {
+            cr_assert_eq(r, -EINTR, "%d %s", r, weir_errmsg());
+            cr_assert_str_eq(weir_errmsg(), "channel 'anon': window of reader 0: woken without a message");
+            cr_assert(ms < 390, "returned after %.0f ms", ms);
+        } else {
+            cr_assert_eq(r, -ETIMEDOUT, "%d %s", r, weir_errmsg());
+            cr_assert(ms >= 390, "returned after %.0f ms", ms);
+        }
+    }
+    weir__window_fini(&w);
+    weir_chan_free(c);
+}

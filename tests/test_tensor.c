@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -302,4 +303,1053 @@ Test(tensor, edge_checks_device_and_max_bytes)
     t.ndim = 9;
     cr_assert_eq(weir__tensor_check_edge(&t, &e, &b), -EINVAL);
     cr_assert_str_eq(weir_errmsg(), "tensor edge 'img': ndim 9 out of range (0..8)");
+}
+
+/* ---- devices (channels/device.h): the simulated device and CUDA's absence ---- */
+
+#include <dlfcn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "channels/device.h"
+#include "engine/engine.h"
+
+static uint64_t fnv(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(i * 31u + seed);
+}
+
+static int open_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n;
+}
+
+Test(tensor, sim_device_copies_and_counts)
+{
+    int fds0 = open_fds();
+    weir__device *dv;
+    cr_assert_eq(weir__device_open(WEIR_TENSOR_DEVICE_SIM, 1, "e", &dv), 0, "%s", weir_errmsg());
+    cr_assert_eq(dv->dl.device_type, WEIR_TENSOR_DEVICE_SIM);
+    cr_assert_eq(dv->dl.device_id, 1);
+    const size_t n = 1 << 20;
+    void *ma, *mb, *a, *b;
+    cr_assert_eq(dv->ops->mem_alloc(dv->impl, n, &ma, &a), 0, "%s", weir_errmsg());
+    cr_assert_eq(dv->ops->mem_alloc(dv->impl, n, &mb, &b), 0, "%s", weir_errmsg());
+    unsigned char *h = malloc(n), *back = malloc(n);
+    fill(h, n, 7);
+    cr_assert_eq(dv->ops->copy(dv->impl, a, h, n, WEIR__COPY_H2D), 0, "%s", weir_errmsg());
+    cr_assert_eq(dv->ops->copy(dv->impl, b, a, n, WEIR__COPY_D2D), 0, "%s", weir_errmsg());
+    memset(back, 0, n);
+    cr_assert_eq(dv->ops->copy(dv->impl, back, b, n, WEIR__COPY_D2H), 0, "%s", weir_errmsg());
+    cr_assert_eq(fnv(back, n), fnv(h, n));
+    /* Offsets inside a block are device addresses too. */
+    cr_assert_eq(dv->ops->copy(dv->impl, back, (char *)b + 100, 28, WEIR__COPY_D2H), 0);
+    cr_assert_eq(memcmp(back, h + 100, 28), 0);
+
+    /* Device memory is not host memory: copies check both sides. */
+    char want[256];
+    cr_assert_eq(dv->ops->copy(dv->impl, h, back, 16, WEIR__COPY_H2D), -EFAULT);
+    snprintf(want, sizeof want, "sim: address %p is not a device address", (void *)h);
+    cr_assert_str_eq(weir_errmsg(), want);
+    cr_assert_eq(dv->ops->copy(dv->impl, b, a, n + 1, WEIR__COPY_D2D), -EFAULT);
+    snprintf(want, sizeof want, "sim: %zu bytes at device address %p overrun its block of %zu bytes",
+             n + 1, b, n);
+    cr_assert_str_eq(weir_errmsg(), want);
+    cr_assert_eq(dv->ops->copy(dv->impl, a, b, 8, WEIR__COPY_H2D), -EFAULT);
+    snprintf(want, sizeof want, "sim: host-to-device copy from device address %p", b);
+    cr_assert_str_eq(weir_errmsg(), want);
+
+    weir__dev_counters c;
+    dv->ops->counters(dv->impl, &c);
+    cr_assert_eq(c.copies[WEIR__COPY_H2D], 1);
+    cr_assert_eq(c.copies[WEIR__COPY_D2D], 1);
+    cr_assert_eq(c.copies[WEIR__COPY_D2H], 2);
+    cr_assert_eq(c.copy_bytes, 3 * n + 28);
+    dv->ops->mem_free(dv->impl, ma);
+    dv->ops->mem_free(dv->impl, mb);
+    dv->ops->counters(dv->impl, &c);
+    cr_assert_eq(c.allocs, 2);
+    cr_assert_eq(c.frees, 2);
+    /* A freed block's address is no longer mapped. */
+    cr_assert_eq(dv->ops->copy(dv->impl, back, a, 8, WEIR__COPY_D2H), -EFAULT);
+    snprintf(want, sizeof want, "sim: device address %p is not mapped in this process", a);
+    cr_assert_str_eq(weir_errmsg(), want);
+    weir__device_close(dv);
+    free(h);
+    free(back);
+    cr_assert_eq(open_fds(), fds0, "every memfd closed");
+}
+
+Test(tensor, device_open_errors)
+{
+    weir__device *dv = NULL;
+    cr_assert_eq(weir__device_open(WEIR_TENSOR_DEVICE_SIM, 4, "x.f.out0", &dv), -ENODEV);
+    cr_assert_str_eq(weir_errmsg(), "tensor edge 'x.f.out0': sim: device 4 absent (the simulated "
+                                    "device has devices 0..3)");
+    cr_assert_eq(weir__device_open(kDLCPU, 0, "c", &dv), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "tensor edge 'c': device type 1 is not a device weir drives "
+                                    "(kDLCUDA, or the test device 12)");
+    cr_assert_null(dv);
+}
+
+/* CUDA on a machine without libcuda.so.1: a clear -ENODEV, never a crash. */
+Test(tensor, cuda_missing_is_enodev)
+{
+    weir__device *dv = NULL;
+    int rc = weir__device_open(kDLCUDA, 0, "gpu.f.out0", &dv);
+    if (!weir__device_cuda_ops()) {
+        cr_assert_eq(rc, -ENODEV);
+        cr_assert_str_eq(weir_errmsg(), "tensor edge 'gpu.f.out0': device cuda:0: the build has "
+                                        "no CUDA (configure with the CUDA toolkit's headers)");
+        return;
+    }
+    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    void *probe = lib ? lib : dlopen("libcuda.so.1", RTLD_NOW);
+    if (probe) {
+        dlclose(probe);
+        if (rc == 0)
+            weir__device_close(dv);
+        cr_skip_test("libcuda.so.1 is present: the real-GPU tests are in suite gpu");
+    }
+    cr_assert_eq(rc, -ENODEV);
+    cr_assert_str_eq(weir_errmsg(),
+                     "tensor edge 'gpu.f.out0': cuda: libcuda.so.1 not found: libcuda.so.1: "
+                     "cannot open shared object file: No such file or directory");
+    cr_assert_null(dv);
+    /* Remembered: the second open says the same without retrying. */
+    cr_assert_eq(weir__device_open(kDLCUDA, 1, "g2", &dv), -ENODEV);
+    cr_assert_str_eq(weir_errmsg(),
+                     "tensor edge 'g2': cuda: libcuda.so.1 not found: libcuda.so.1: cannot open "
+                     "shared object file: No such file or directory");
+}
+
+/*
+ * The IPC protocol across processes: the parent allocates a block and an
+ * event, fills the block, records the event and sends both handles over a
+ * unix socket (SCM_RIGHTS); the child opens its own device, imports both
+ * (its own mapping), waits on the event, checks every byte, writes its own
+ * pattern back and records; the parent waits and checks every byte.
+ */
+Test(tensor, sim_ipc_across_processes)
+{
+    int fds0 = open_fds();
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    weir__device *dv;
+    cr_assert_eq(weir__device_open(WEIR_TENSOR_DEVICE_SIM, 0, "ipc", &dv), 0, "%s", weir_errmsg());
+    const size_t n = 256 * 1024 + 3;
+    void *mem, *ptr, *ev;
+    cr_assert_eq(dv->ops->mem_alloc(dv->impl, n, &mem, &ptr), 0, "%s", weir_errmsg());
+    cr_assert_eq(dv->ops->ev_create(dv->impl, &ev), 0, "%s", weir_errmsg());
+    unsigned char *h = malloc(n);
+    fill(h, n, 1);
+    const uint64_t sum1 = fnv(h, n);
+    fill(h, n, 2);
+    const uint64_t sum2 = fnv(h, n);
+    fill(h, n, 1);
+    cr_assert_eq(dv->ops->copy(dv->impl, ptr, h, n, WEIR__COPY_H2D), 0);
+    cr_assert_eq(dv->ops->ev_record(dv->impl, ev), 0);
+    weir__dev_ipc hm, he;
+    cr_assert_eq(dv->ops->mem_export(dv->impl, mem, &hm), 0, "%s", weir_errmsg());
+    cr_assert_eq(dv->ops->ev_export(dv->impl, ev, &he), 0, "%s", weir_errmsg());
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(sv[0]);
+        weir__dev_ipc rm, re;
+        weir__device *cd;
+        void *cmem, *cptr, *cev;
+        if (weir__dev_ipc_recv(sv[1], &rm, 5000) < 0 || weir__dev_ipc_recv(sv[1], &re, 5000) < 0)
+            _exit(10);
+        if (rm.fd < 0 || rm.bytes != n || re.fd < 0)
+            _exit(11);
+        if (weir__device_open(WEIR_TENSOR_DEVICE_SIM, 0, "ipc", &cd) < 0)
+            _exit(12);
+        if (cd->ops->mem_import(cd->impl, &rm, &cmem, &cptr) < 0 ||
+            cd->ops->ev_import(cd->impl, &re, &cev) < 0)
+            _exit(13);
+        weir__dev_ipc_close(&rm);
+        weir__dev_ipc_close(&re);
+        unsigned char *b = malloc(n);
+        if (cd->ops->ev_wait(cd->impl, cev) < 0 ||
+            cd->ops->copy(cd->impl, b, cptr, n, WEIR__COPY_D2H) < 0)
+            _exit(14);
+        if (fnv(b, n) != sum1)
+            _exit(15);
+        fill(b, n, 2);
+        if (cd->ops->copy(cd->impl, cptr, b, n, WEIR__COPY_H2D) < 0 ||
+            cd->ops->ev_record(cd->impl, cev) < 0)
+            _exit(16);
+        weir__dev_counters c;
+        cd->ops->counters(cd->impl, &c);
+        if (c.imports != 2 || c.copies[WEIR__COPY_D2H] != 1 || c.copies[WEIR__COPY_H2D] != 1 ||
+            c.ev_waits != 1 || c.ev_records != 1)
+            _exit(17);
+        cd->ops->mem_free(cd->impl, cmem);
+        cd->ops->ev_destroy(cd->impl, cev);
+        weir__device_close(cd);
+        char done = 'd';
+        if (write(sv[1], &done, 1) != 1)
+            _exit(18);
+        _exit(0);
+    }
+    close(sv[1]);
+    cr_assert_eq(weir__dev_ipc_send(sv[0], &hm), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir__dev_ipc_send(sv[0], &he), 0, "%s", weir_errmsg());
+    weir__dev_ipc_close(&hm);
+    weir__dev_ipc_close(&he);
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+    cr_assert_eq(dv->ops->ev_wait(dv->impl, ev), 0);
+    memset(h, 0, n);
+    cr_assert_eq(dv->ops->copy(dv->impl, h, ptr, n, WEIR__COPY_D2H), 0);
+    cr_assert_eq(fnv(h, n), sum2, "the child's writes are in the parent's block");
+    dv->ops->mem_free(dv->impl, mem);
+    dv->ops->ev_destroy(dv->impl, ev);
+    weir__dev_counters c;
+    dv->ops->counters(dv->impl, &c);
+    cr_assert_eq(c.exports, 2);
+    cr_assert_eq(c.allocs, c.frees);
+    cr_assert_eq(c.ev_creates, c.ev_destroys);
+    weir__device_close(dv);
+    close(sv[0]);
+    free(h);
+    cr_assert_eq(open_fds(), fds0, "no fd left behind");
+}
+
+Test(tensor, sim_handles_checked)
+{
+    weir__device *d0, *d1;
+    cr_assert_eq(weir__device_open(WEIR_TENSOR_DEVICE_SIM, 0, "h", &d0), 0);
+    cr_assert_eq(weir__device_open(WEIR_TENSOR_DEVICE_SIM, 1, "h", &d1), 0);
+    void *mem, *ptr, *m2, *p2, *ev, *e2;
+    cr_assert_eq(d0->ops->mem_alloc(d0->impl, 4096, &mem, &ptr), 0);
+    weir__dev_ipc h;
+    cr_assert_eq(d0->ops->mem_export(d0->impl, mem, &h), 0);
+    cr_assert_eq(d1->ops->mem_import(d1->impl, &h, &m2, &p2), -EXDEV);
+    cr_assert_str_eq(weir_errmsg(), "sim: memory handle of device 0 imported on device 1");
+    cr_assert_eq(d0->ops->ev_import(d0->impl, &h, &e2), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(), "sim: not a simulated-device event handle");
+    h.blob[0] ^= 1;
+    cr_assert_eq(d0->ops->mem_import(d0->impl, &h, &m2, &p2), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(), "sim: not a simulated-device memory handle");
+    h.blob[0] ^= 1;
+    h.bytes = 8192; /* the size outside the blob must agree with it (found by fuzz_devipc) */
+    cr_assert_eq(d0->ops->mem_import(d0->impl, &h, &m2, &p2), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(), "sim: memory handle of 8192 bytes whose blob says 4096");
+    h.bytes = 4096;
+    h.len = 3;
+    cr_assert_eq(d0->ops->mem_import(d0->impl, &h, &m2, &p2), -EBADMSG);
+    char want[128];
+    snprintf(want, sizeof want, "sim: not a simulated-device memory handle (3 bytes, fd %d)", h.fd);
+    cr_assert_str_eq(weir_errmsg(), want);
+    weir__dev_ipc_close(&h);
+    cr_assert_eq(h.fd, -1);
+    cr_assert_eq(d0->ops->ev_create(d0->impl, &ev), 0);
+    cr_assert_eq(d0->ops->ev_export(d0->impl, ev, &h), 0);
+    cr_assert_eq(d0->ops->mem_import(d0->impl, &h, &m2, &p2), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(), "sim: not a simulated-device memory handle");
+    weir__dev_ipc_close(&h);
+
+    /* The socket side: a message that is not a handle is refused, its fds closed. */
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    cr_assert_eq(write(sv[0], "junk", 4), 4);
+    cr_assert_eq(weir__dev_ipc_recv(sv[1], &h, 1000), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(), "device handle: malformed message (4 bytes, 0 fds)");
+    cr_assert_eq(weir__dev_ipc_recv(sv[1], &h, 0), -ETIMEDOUT);
+    cr_assert_str_eq(weir_errmsg(), "device handle: none received within 0 ms");
+    close(sv[0]);
+    cr_assert_eq(weir__dev_ipc_recv(sv[1], &h, 1000), -EPIPE);
+    cr_assert_str_eq(weir_errmsg(), "device handle: the peer closed the socket");
+    close(sv[1]);
+    d0->ops->ev_destroy(d0->impl, ev);
+    d0->ops->mem_free(d0->impl, mem);
+    weir__device_close(d0);
+    weir__device_close(d1);
+}
+
+/* ---- tensor edges in graphs (engine/tensor.c) ----------------------------- */
+
+#include <signal.h>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#else
+#define SANITIZED 0
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#undef SANITIZED
+#define SANITIZED 1
+#endif
+#endif
+
+#define ROWS 4
+#define COLS 6
+static const DLDataType F32 = {kDLFloat, 32, 1};
+
+/* The input of execution e: x[i][j] = e * 0.5 + i * COLS + j (exact in float). */
+static float x_of(uint64_t e, int i, int j)
+{
+    return (float)(e % 4096) * 0.5f + (float)(i * COLS + j);
+}
+
+static DLTensor tensor2(float *data, int64_t *shape, int64_t *strides)
+{
+    DLTensor t;
+    memset(&t, 0, sizeof t);
+    t.data = data;
+    t.device.device_type = kDLCPU;
+    t.ndim = 2;
+    t.dtype = F32;
+    t.shape = shape;
+    t.strides = strides;
+    return t;
+}
+
+static void *zc_slot[1024]; /* thread mode: where stage 'a' wrote execution e's output */
+
+/* a.scale: y = 2x + 1, written transposed (strides {1, ROWS}) 64 bytes into its
+ * buffer, so strides and byte_offset cross the edge as given. */
+static int m_scale(weir_call *c, void *st)
+{
+    (void)st;
+    DLTensor x;
+    if (weir_call_in_tensor(c, 0, &x) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    if (x.ndim != 2 || x.shape[0] != ROWS || x.shape[1] != COLS || x.strides ||
+        (uintptr_t)x.data % 64)
+        return weir_call_fail(c, "bad input view");
+    int64_t shape[2] = {ROWS, COLS}, strides[2] = {1, ROWS};
+    DLTensor m = tensor2(NULL, shape, strides);
+    m.byte_offset = 64;
+    char *base = weir_call_out_tensor(c, 0, &m);
+    if (!base)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    zc_slot[weir_call_exec(c) % 1024] = base;
+    float *y = (float *)(base + 64);
+    const float *xv = x.data;
+    for (int i = 0; i < ROWS; i++)
+        for (int j = 0; j < COLS; j++)
+            y[i * strides[0] + j * strides[1]] = 2 * xv[i * COLS + j] + 1;
+    return 0;
+}
+
+/* Reads a strided tensor, writes it contiguous plus `add`. */
+static int copy_add(weir_call *c, unsigned in, float add, int check_zc)
+{
+    DLTensor t;
+    if (weir_call_in_tensor(c, in, &t) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    if (!t.strides || t.strides[0] != 1 || t.strides[1] != ROWS || t.byte_offset != 64 ||
+        t.shape[0] != ROWS || t.shape[1] != COLS || t.dtype.code != kDLFloat ||
+        t.dtype.bits != 32 || (uintptr_t)t.data % 64)
+        return weir_call_fail(c, "strides/byte_offset/shape not preserved");
+    void *wrote = zc_slot[weir_call_exec(c) % 1024];
+    if (check_zc && t.data != wrote)
+        return weir_call_fail(c, "not zero-copy: %p, producer wrote %p", t.data, wrote);
+    int64_t shape[2] = {ROWS, COLS};
+    DLTensor m = tensor2(NULL, shape, NULL);
+    float *z = weir_call_out_tensor(c, 0, &m);
+    if (!z)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    const float *y = (const float *)((const char *)t.data + t.byte_offset);
+    for (int i = 0; i < ROWS; i++)
+        for (int j = 0; j < COLS; j++)
+            z[i * COLS + j] = y[i * t.strides[0] + j * t.strides[1]] + add;
+    return 0;
+}
+
+static int m_plus3(weir_call *c, void *st)
+{
+    return copy_add(c, 0, 3, st != NULL);
+}
+
+static int m_plus5(weir_call *c, void *st)
+{
+    (void)st;
+    return copy_add(c, 0, 5, 0);
+}
+
+/* d.join: out = in0 + in1 (both contiguous). */
+static int m_join(weir_call *c, void *st)
+{
+    (void)st;
+    DLTensor a, b;
+    if (weir_call_in_tensor(c, 0, &a) < 0 || weir_call_in_tensor(c, 1, &b) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    int64_t shape[2] = {ROWS, COLS};
+    DLTensor m = tensor2(NULL, shape, NULL);
+    float *z = weir_call_out_tensor(c, 0, &m);
+    if (!z)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    for (int k = 0; k < ROWS * COLS; k++)
+        z[k] = ((const float *)a.data)[k] + ((const float *)b.data)[k];
+    return 0;
+}
+
+static weir_tensor_spec f32_2d(void)
+{
+    weir_tensor_spec s;
+    memset(&s, 0, sizeof s);
+    s.device = kDLCPU;
+    s.dtype = F32;
+    s.ndim = 2;
+    s.shape[0] = ROWS;
+    s.shape[1] = COLS;
+    return s;
+}
+
+/* Run n executions pipelined; check every element of every result with want(e, i, j). */
+static void run_check(weir_dag *d, uint64_t n, float (*want)(uint64_t, int, int))
+{
+    uint64_t next = 0, done = 0;
+    float x[ROWS * COLS];
+    int64_t shape[2] = {ROWS, COLS};
+    double sum = 0, wsum = 0;
+    while (done < n) {
+        while (next < n && next - done < 4) {
+            for (int i = 0; i < ROWS; i++)
+                for (int j = 0; j < COLS; j++)
+                    x[i * COLS + j] = x_of(next, i, j);
+            DLTensor t = tensor2(x, shape, NULL);
+            weir_buf arg = weir_tensor_arg(&t);
+            uint64_t id;
+            cr_assert_eq(weir_submit(d, &arg, 1, &id, 10000), 0, "%s", weir_errmsg());
+            cr_assert_eq(id, next);
+            next++;
+        }
+        weir_result *r;
+        cr_assert_eq(weir_wait(d, done, &r, 10000), 0, "execution %llu: %s",
+                     (unsigned long long)done, weir_errmsg());
+        DLTensor t;
+        cr_assert_eq(weir_result_tensor(r, 0, &t), 0, "%s", weir_errmsg());
+        cr_assert_eq(t.ndim, 2);
+        cr_assert_eq(t.shape[0], ROWS);
+        cr_assert_eq(t.shape[1], COLS);
+        cr_assert_null(t.strides);
+        cr_assert_eq(t.byte_offset, 0);
+        cr_assert_eq(t.dtype.code, kDLFloat);
+        cr_assert_eq(t.dtype.bits, 32);
+        const float *z = t.data;
+        for (int i = 0; i < ROWS; i++)
+            for (int j = 0; j < COLS; j++) {
+                float w = want(done, i, j);
+                cr_assert_eq(z[i * COLS + j], w, "execution %llu [%d][%d]: %g != %g",
+                             (unsigned long long)done, i, j, z[i * COLS + j], w);
+                sum += z[i * COLS + j];
+                wsum += w;
+            }
+        weir_result_free(r);
+        done++;
+    }
+    cr_assert_eq(sum, wsum);
+}
+
+static float want_chain(uint64_t e, int i, int j)
+{
+    return 2 * x_of(e, i, j) + 1 + 3;
+}
+
+static void chain(int iso, uint64_t n, int zc)
+{
+    weir_graph *g = weir_graph_new("tchain");
+    weir_actor_opts o = {.isolation = iso, .state = zc ? (void *)1 : NULL};
+    weir_actor *a = weir_actor_new(g, "a", &o), *b = weir_actor_new(g, "b", &o);
+    weir_node *in = weir_input(g, 0);
+    weir_tensor_spec s = f32_2d();
+    cr_assert_eq(weir_node_tensor_spec(in, &s), 0, "%s", weir_errmsg());
+    weir_node *y = weir_bind(a, "scale", m_scale, &in, 1, 1);
+    cr_assert_eq(weir_node_tensor(y, kDLCPU, 4096), 0, "%s", weir_errmsg());
+    weir_node *z = weir_bind(b, "plus3", m_plus3, &y, 1, 1);
+    cr_assert_eq(weir_node_tensor_spec(z, &s), 0);
+    cr_assert_eq(weir_output(g, &z, 1), 0);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    run_check(d, n, want_chain);
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+}
+
+Test(tensor, cpu_chain_threads_zero_copy)
+{
+    int fds0 = open_fds();
+    chain(WEIR_THREAD, SANITIZED ? 5000 : 100000, 1);
+    cr_assert_eq(open_fds(), fds0);
+}
+
+Test(tensor, cpu_chain_processes)
+{
+    int fds0 = open_fds();
+    chain(WEIR_PROCESS, SANITIZED ? 5000 : 100000, 0);
+    cr_assert_eq(open_fds(), fds0);
+}
+
+static float want_diamond(uint64_t e, int i, int j)
+{
+    float y = 2 * x_of(e, i, j) + 1;
+    return (y + 3) + (y + 5);
+}
+
+/* in -> a -> {b, c} -> d: a's tensor is read by two actors (multicast). */
+static void diamond(int iso_mid, uint64_t n)
+{
+    weir_graph *g = weir_graph_new("tdiamond");
+    weir_actor_opts t = {0}, pm = {.isolation = iso_mid};
+    weir_actor *a = weir_actor_new(g, "a", &t), *b = weir_actor_new(g, "b", &pm),
+               *c = weir_actor_new(g, "c", &pm), *d = weir_actor_new(g, "d", &t);
+    weir_node *in = weir_input(g, 0);
+    weir_tensor_spec s = f32_2d();
+    cr_assert_eq(weir_node_tensor_spec(in, &s), 0);
+    weir_node *y = weir_bind(a, "scale", m_scale, &in, 1, 1);
+    cr_assert_eq(weir_node_tensor(y, kDLCPU, 0), 0);
+    weir_node *zb = weir_bind(b, "plus3", m_plus3, &y, 1, 1);
+    weir_node *zc = weir_bind(c, "plus5", m_plus5, &y, 1, 1);
+    cr_assert_eq(weir_node_tensor_spec(zb, &s), 0);
+    cr_assert_eq(weir_node_tensor_spec(zc, &s), 0);
+    weir_node *j2[2] = {zb, zc};
+    weir_node *out = weir_bind(d, "join", m_join, j2, 2, 1);
+    cr_assert_eq(weir_node_tensor_spec(out, &s), 0);
+    cr_assert_eq(weir_output(g, &out, 1), 0);
+    weir_dag *dg = weir_compile(g, NULL);
+    cr_assert_not_null(dg, "%s", weir_errmsg());
+    run_check(dg, n, want_diamond);
+    cr_assert_eq(weir_dag_free(dg), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+}
+
+Test(tensor, cpu_diamond_threads)
+{
+    diamond(WEIR_THREAD, SANITIZED ? 3000 : 100000);
+}
+
+Test(tensor, cpu_diamond_processes)
+{
+    int fds0 = open_fds();
+    diamond(WEIR_PROCESS, SANITIZED ? 3000 : 100000);
+    cr_assert_eq(open_fds(), fds0);
+}
+
+/* ---- sim-device tensor edges ------------------------------------------------ */
+
+#define SIM WEIR_TENSOR_DEVICE_SIM
+#define TBYTES (ROWS * COLS * sizeof(float))
+
+struct devst {
+    weir__device *dev;
+    uint64_t calls;
+    int64_t kill_at; /* -1: never */
+    float add;
+};
+
+static int devst_init(void *p)
+{
+    struct devst *s = p;
+    s->calls = 0;
+    return weir__device_open(SIM, 0, "test", &s->dev) < 0 ? -1 : 0;
+}
+
+static void devst_fini(void *p)
+{
+    struct devst *s = p;
+    weir__device_close(s->dev);
+    s->dev = NULL;
+}
+
+/* up: CPU x -> sim-device y = 2x + 1, with exactly one host-to-device copy. */
+static int m_up(weir_call *c, void *p)
+{
+    struct devst *s = p;
+    DLTensor x;
+    if (weir_call_in_tensor(c, 0, &x) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    float y[ROWS * COLS];
+    for (int k = 0; k < ROWS * COLS; k++)
+        y[k] = 2 * ((const float *)x.data)[k] + 1;
+    int64_t shape[2] = {ROWS, COLS};
+    DLTensor m = tensor2(NULL, shape, NULL);
+    m.device.device_type = SIM;
+    void *dptr = weir_call_out_tensor(c, 0, &m);
+    if (!dptr)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    if (s->dev->ops->copy(s->dev->impl, dptr, y, TBYTES, WEIR__COPY_H2D) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    weir__dev_counters k;
+    s->dev->ops->counters(s->dev->impl, &k);
+    if (k.copies[WEIR__COPY_H2D] != ++s->calls || k.copies[WEIR__COPY_D2H] || k.copies[WEIR__COPY_D2D])
+        return weir_call_fail(c, "copies: %llu h2d for %llu messages",
+                              (unsigned long long)k.copies[WEIR__COPY_H2D],
+                              (unsigned long long)s->calls);
+    return 0;
+}
+
+/* down: sim-device y -> CPU z = y + add, with exactly one device-to-host copy. */
+static int m_down(weir_call *c, void *p)
+{
+    struct devst *s = p;
+    DLTensor t;
+    if (weir_call_in_tensor(c, 0, &t) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    if (t.device.device_type != SIM || t.ndim != 2 || t.shape[0] != ROWS || t.shape[1] != COLS ||
+        t.strides || (uintptr_t)t.data % 64)
+        return weir_call_fail(c, "bad device view");
+    if ((int64_t)weir_call_exec(c) == s->kill_at)
+        raise(SIGKILL); /* dies holding the device buffer */
+    float y[ROWS * COLS];
+    if (s->dev->ops->copy(s->dev->impl, y, t.data, TBYTES, WEIR__COPY_D2H) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    int64_t shape[2] = {ROWS, COLS};
+    DLTensor m = tensor2(NULL, shape, NULL);
+    float *z = weir_call_out_tensor(c, 0, &m);
+    if (!z)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    for (int k = 0; k < ROWS * COLS; k++)
+        z[k] = y[k] + s->add;
+    weir__dev_counters k;
+    s->dev->ops->counters(s->dev->impl, &k);
+    if (k.copies[WEIR__COPY_D2H] != ++s->calls || k.copies[WEIR__COPY_H2D])
+        return weir_call_fail(c, "copies: %llu d2h for %llu messages",
+                              (unsigned long long)k.copies[WEIR__COPY_D2H],
+                              (unsigned long long)s->calls);
+    return 0;
+}
+
+static struct devst st_up, st_b, st_c;
+
+static weir_dag *sim_graph(weir_graph *g, int iso, int diamond, int64_t kill_at)
+{
+    st_up = (struct devst){.kill_at = -1};
+    st_b = (struct devst){.kill_at = kill_at, .add = 3};
+    st_c = (struct devst){.kill_at = -1, .add = 5};
+    weir_actor_opts ou = {.isolation = iso, .state = &st_up, .init = devst_init,
+                          .fini = devst_fini};
+    weir_actor_opts ob = ou, oc = ou;
+    ob.state = &st_b;
+    ob.max_restarts = kill_at >= 0 ? 1 : 0;
+    oc.state = &st_c;
+    weir_actor *up = weir_actor_new(g, "up", &ou), *b = weir_actor_new(g, "b", &ob);
+    weir_node *in = weir_input(g, 0);
+    weir_tensor_spec s = f32_2d();
+    cr_assert_eq(weir_node_tensor_spec(in, &s), 0);
+    weir_node *y = weir_bind(up, "up", m_up, &in, 1, 1);
+    weir_tensor_spec ds = s;
+    ds.device = SIM;
+    ds.max_bytes = TBYTES;
+    cr_assert_eq(weir_node_tensor_spec(y, &ds), 0, "%s", weir_errmsg());
+    weir_node *zb = weir_bind(b, "down", m_down, &y, 1, 1);
+    cr_assert_eq(weir_node_tensor_spec(zb, &s), 0);
+    weir_node *out = zb;
+    if (diamond) {
+        weir_actor *c = weir_actor_new(g, "c", &oc);
+        weir_actor *j = weir_actor_new(g, "j", &(weir_actor_opts){0});
+        weir_node *zc = weir_bind(c, "down", m_down, &y, 1, 1);
+        cr_assert_eq(weir_node_tensor_spec(zc, &s), 0);
+        weir_node *j2[2] = {zb, zc};
+        out = weir_bind(j, "join", m_join, j2, 2, 1);
+        cr_assert_eq(weir_node_tensor_spec(out, &s), 0);
+    }
+    cr_assert_eq(weir_output(g, &out, 1), 0);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    return d;
+}
+
+static void sim_run(int iso, int diamond, uint64_t n)
+{
+    int fds0 = open_fds();
+    weir_graph *g = weir_graph_new("tsim");
+    weir_dag *d = sim_graph(g, iso, diamond, -1);
+    run_check(d, n, diamond ? want_diamond : want_chain);
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+    cr_assert_eq(open_fds(), fds0, "every pool buffer, event and handle closed");
+    /* The protocol, from what every actor's devices did (engine/tensor.c):
+     * each buffer and event imported once per actor, never per message; per
+     * message one ready record and one wait per reader, one release record
+     * per reader and the writer's wait on it; weir itself copies nothing. */
+    const uint64_t D = WEIR_DEFAULT_MAX_INFLIGHT, nrd = diamond ? 2 : 1;
+    weir__dev_counters c;
+    weir__tensor_last_counters(&c);
+    cr_assert_eq(c.copies[0] + c.copies[1] + c.copies[2], 0, "weir copied device data");
+    cr_assert_eq(c.imports, D * (2 + nrd) + nrd * D * 3);
+    cr_assert_eq(c.ev_records, n * (1 + nrd));
+    cr_assert_eq(c.ev_waits, 2 * n * nrd);
+    cr_assert_eq(c.frees, D * (1 + nrd), "every imported buffer unmapped");
+    cr_assert_eq(c.ev_destroys, D * (1 + nrd) + nrd * 2 * D, "every imported event closed");
+    cr_assert_eq(c.allocs, 0);
+}
+
+Test(tensor, sim_chain_threads)
+{
+    sim_run(WEIR_THREAD, 0, SANITIZED ? 3000 : 50000);
+    cr_assert_eq(st_b.calls, SANITIZED ? 3000 : 50000, "the reader made one copy per message");
+}
+
+Test(tensor, sim_chain_processes)
+{
+    sim_run(WEIR_PROCESS, 0, SANITIZED ? 3000 : 50000);
+}
+
+Test(tensor, sim_diamond_threads)
+{
+    sim_run(WEIR_THREAD, 1, SANITIZED ? 2000 : 30000);
+}
+
+Test(tensor, sim_diamond_processes)
+{
+    sim_run(WEIR_PROCESS, 1, SANITIZED ? 2000 : 30000);
+}
+
+/* A reader process killed while it holds a device buffer: that execution
+ * fails, the replacement imports the pool again, the writer reuses the
+ * buffer, every later execution is exact, nothing leaks. */
+Test(tensor, sim_reader_killed_holding_buffer)
+{
+    int fds0 = open_fds();
+    weir_graph *g = weir_graph_new("tkill");
+    weir_dag *d = sim_graph(g, WEIR_PROCESS, 0, 5);
+    struct weir_actor_stats as;
+    cr_assert_eq(weir_dag_actor_stats(d, 1, &as), 0);
+    int pid = as.pid;
+    float x[ROWS * COLS];
+    int64_t shape[2] = {ROWS, COLS};
+    for (uint64_t e = 0; e < 40; e++) {
+        for (int i = 0; i < ROWS; i++)
+            for (int j = 0; j < COLS; j++)
+                x[i * COLS + j] = x_of(e, i, j);
+        DLTensor t = tensor2(x, shape, NULL);
+        weir_buf arg = weir_tensor_arg(&t);
+        weir_result *r = NULL;
+        int rc = weir_execute(d, &arg, 1, &r, 10000);
+        if (e == 5) {
+            cr_assert_eq(rc, -EREMOTEIO, "%d %s", rc, weir_errmsg());
+            char want[256];
+            snprintf(want, sizeof want,
+                     "graph 'tkill': execution 5: actor 'b' (pid %d) died in method 'down' at "
+                     "execution 5: killed by signal 9 (SIGKILL); restarted as pid ",
+                     pid);
+            cr_assert(strstr(weir_errmsg(), want), "'%s' lacks '%s'", weir_errmsg(), want);
+            cr_assert(strstr(weir_errmsg(), "(restart 1 of 1)"), "%s", weir_errmsg());
+            continue;
+        }
+        cr_assert_eq(rc, 0, "execution %llu: %s", (unsigned long long)e, weir_errmsg());
+        DLTensor z;
+        cr_assert_eq(weir_result_tensor(r, 0, &z), 0, "%s", weir_errmsg());
+        for (int i = 0; i < ROWS; i++)
+            for (int j = 0; j < COLS; j++)
+                cr_assert_eq(((const float *)z.data)[i * COLS + j], want_chain(e, i, j));
+        weir_result_free(r);
+    }
+    cr_assert_eq(weir_dag_actor_stats(d, 1, &as), 0);
+    cr_assert_eq(as.restarts, 1);
+    cr_assert_neq(as.pid, pid);
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+    cr_assert_eq(open_fds(), fds0);
+    /* The writer and the replacement reader each imported the pool once. */
+    weir__dev_counters k;
+    weir__tensor_last_counters(&k);
+    cr_assert_eq(k.imports, 2 * 3 * WEIR_DEFAULT_MAX_INFLIGHT);
+}
+
+/* Teardown with device tensors in flight: submitted, never waited. */
+Test(tensor, sim_teardown_in_flight)
+{
+    int fds0 = open_fds();
+    for (int iso = 0; iso < 2; iso++) {
+        weir_graph *g = weir_graph_new("tdown");
+        weir_dag *d = sim_graph(g, iso ? WEIR_PROCESS : WEIR_THREAD, 1, -1);
+        float x[ROWS * COLS] = {0};
+        int64_t shape[2] = {ROWS, COLS};
+        DLTensor t = tensor2(x, shape, NULL);
+        weir_buf arg = weir_tensor_arg(&t);
+        for (int k = 0; k < 8; k++) {
+            uint64_t id;
+            cr_assert_eq(weir_submit(d, &arg, 1, &id, 10000), 0, "%s", weir_errmsg());
+        }
+        cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+        weir_graph_free(g);
+    }
+    cr_assert_eq(open_fds(), fds0);
+}
+
+/* ---- bad input: each a clear error naming the edge; the graph goes on -------- */
+
+/* The producer's output for execution e: e % 8 picks what is wrong with it. */
+static int m_bad(weir_call *c, void *st)
+{
+    (void)st;
+    uint64_t e = weir_call_exec(c);
+    int64_t shape[2] = {ROWS, COLS}, neg[2] = {-1, 1};
+    DLTensor m = tensor2(NULL, shape, NULL);
+    switch (e % 8) {
+    case 1:
+        m.dtype.bits = 64; /* wrong dtype */
+        break;
+    case 2:
+        m.ndim = 1; /* wrong ndim */
+        break;
+    case 3:
+        shape[1] = COLS + 1; /* wrong shape */
+        break;
+    case 4:
+        m.strides = neg; /* strides that overrun the buffer */
+        break;
+    case 5:
+        m.device.device_type = SIM; /* a device the edge does not allow */
+        break;
+    case 6:
+        m.byte_offset = 4096; /* larger than max_bytes */
+        break;
+    }
+    float *z = weir_call_out_tensor(c, 0, &m);
+    if (!z)
+        return 0; /* returning 0 anyway: the execution still fails */
+    for (int k = 0; k < ROWS * COLS; k++)
+        z[k] = (float)e;
+    return 0;
+}
+
+Test(tensor, mismatches_fail_the_execution_naming_the_edge)
+{
+    weir_graph *g = weir_graph_new("tbad");
+    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){0});
+    weir_node *in = weir_input(g, 0);
+    weir_node *y = weir_bind(a, "make", m_bad, &in, 1, 1);
+    weir_tensor_spec s = f32_2d();
+    s.max_bytes = 1024;
+    cr_assert_eq(weir_node_tensor_spec(y, &s), 0);
+    cr_assert_eq(weir_output(g, &y, 1), 0);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    static const char *why[8] = {
+        NULL,
+        "dtype (code 2, bits 64, lanes 1), the edge takes (code 2, bits 32, lanes 1)",
+        "ndim 1, the edge takes ndim 2",
+        "shape[1] is 7, the edge takes 6",
+        "strides overrun the buffer: negative strides reach 12 bytes below data (byte_offset 0)",
+        "tensor on device type 12, the edge allows device type 1 only",
+        "tensor of 4192 bytes exceeds the edge's max_bytes 1024",
+        NULL,
+    };
+    for (uint64_t e = 0; e < 16; e++) {
+        int64_t v = (int64_t)e;
+        weir_buf arg = {&v, sizeof v};
+        weir_result *r = NULL;
+        int rc = weir_execute(d, &arg, 1, &r, 10000);
+        if (!why[e % 8]) {
+            cr_assert_eq(rc, 0, "execution %llu: %s", (unsigned long long)e, weir_errmsg());
+            DLTensor t;
+            cr_assert_eq(weir_result_tensor(r, 0, &t), 0, "%s", weir_errmsg());
+            cr_assert_eq(((const float *)t.data)[ROWS * COLS - 1], (float)e);
+            weir_result_free(r);
+            continue;
+        }
+        char want[512];
+        snprintf(want, sizeof want,
+                 "graph 'tbad': execution %llu: actor 'a' method 'make' failed at execution %llu: "
+                 "tensor edge 'a.make.out0': %s",
+                 (unsigned long long)e, (unsigned long long)e, why[e % 8]);
+        cr_assert_eq(rc, -EREMOTEIO, "execution %llu: %d %s", (unsigned long long)e, rc,
+                     weir_errmsg());
+        cr_assert_str_eq(weir_errmsg(), want);
+        cr_assert_null(r);
+    }
+    cr_assert_eq(weir_dag_free(d), 0);
+    weir_graph_free(g);
+}
+
+static int m_touch(weir_call *c, void *st)
+{
+    (void)st;
+    DLTensor t;
+    if (weir_call_in_tensor(c, 0, &t) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    int64_t *o = weir_call_out(c, 0, sizeof *o);
+    *o = t.ndim;
+    return 0;
+}
+
+Test(tensor, bad_arguments_fail_the_submit_naming_the_edge)
+{
+    weir_graph *g = weir_graph_new("targ");
+    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){0});
+    weir_node *in = weir_input(g, 0);
+    weir_tensor_spec s = f32_2d();
+    cr_assert_eq(weir_node_tensor_spec(in, &s), 0);
+    weir_node *y = weir_bind(a, "touch", m_touch, &in, 1, 1);
+    cr_assert_eq(weir_output(g, &y, 1), 0);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    float x[ROWS * COLS] = {0};
+    int64_t shape[3] = {ROWS, COLS, 1};
+    DLTensor t = tensor2(x, shape, NULL);
+    t.ndim = 3;
+    weir_buf arg = weir_tensor_arg(&t);
+    weir_result *r = NULL;
+    cr_assert_eq(weir_execute(d, &arg, 1, &r, 10000), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'targ': submit: tensor edge 'arg0': ndim 3, the edge "
+                                    "takes ndim 2");
+    int64_t raw = 1;
+    weir_buf bad = {&raw, sizeof raw};
+    cr_assert_eq(weir_execute(d, &bad, 1, &r, 10000), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'targ': submit: tensor edge 'arg0': the argument is "
+                                    "not a tensor (pass weir_tensor_arg(&t))");
+    t.ndim = 2;
+    t.data = NULL;
+    cr_assert_eq(weir_execute(d, &arg, 1, &r, 10000), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'targ': submit: tensor edge 'arg0': tensor of 96 bytes "
+                                    "with NULL data");
+    /* Nothing was sent: the next good execution is execution 0. */
+    t.data = x;
+    cr_assert_eq(weir_execute(d, &arg, 1, &r, 10000), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir_result_exec(r), 0);
+    size_t len;
+    cr_assert_eq(*(const int64_t *)weir_result_data(r, 0, &len), 2);
+    DLTensor rt;
+    cr_assert_eq(weir_result_tensor(r, 0, &rt), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(), "tensor edge 'output 0': message of 8 bytes is shorter than a "
+                                    "tensor record (192)");
+    cr_assert_eq(weir_result_tensor(r, 1, &rt), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "result: output 1 out of range (1 outputs)");
+    weir_result_free(r);
+    cr_assert_eq(weir_dag_free(d), 0);
+    weir_graph_free(g);
+}
+
+static int m_plain(weir_call *c, void *st)
+{
+    (void)st;
+    DLTensor t;
+    int rc = weir_call_in_tensor(c, 0, &t);
+    if (rc != -EINVAL || strcmp(weir_errmsg(), "actor 'a' method 'plain': input 0 is not a tensor "
+                                               "edge (mark it with weir_node_tensor)"))
+        return weir_call_fail(c, "in: %d %s", rc, weir_errmsg());
+    int64_t shape[1] = {1};
+    DLTensor m = tensor2(NULL, shape, NULL);
+    m.ndim = 1;
+    if (weir_call_out_tensor(c, 0, &m))
+        return weir_call_fail(c, "out_tensor on a plain edge worked");
+    return 0;
+}
+
+Test(tensor, plain_edges_refuse_tensor_calls)
+{
+    weir_graph *g = weir_graph_new("tplain");
+    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){0});
+    weir_node *in = weir_input(g, 0);
+    weir_node *y = weir_bind(a, "plain", m_plain, &in, 1, 1);
+    cr_assert_eq(weir_output(g, &y, 1), 0);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    int64_t v = 0;
+    weir_buf arg = {&v, sizeof v};
+    weir_result *r = NULL;
+    cr_assert_eq(weir_execute(d, &arg, 1, &r, 10000), -EREMOTEIO);
+    cr_assert_str_eq(weir_errmsg(), "graph 'tplain': execution 0: actor 'a' method 'plain' failed "
+                                    "at execution 0: actor 'a' method 'plain': output 0 is not a "
+                                    "tensor edge (mark it with weir_node_tensor)");
+    cr_assert_eq(weir_dag_free(d), 0);
+    weir_graph_free(g);
+}
+
+/* Device edges the machine or the build cannot serve fail at compile. */
+static const char *compile_err(DLDeviceType dev, int id, size_t max_bytes, int to_driver, int *rc)
+{
+    static char msg[1024];
+    weir_graph *g = weir_graph_new("tdev");
+    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){0});
+    weir_actor *b = weir_actor_new(g, "b", &(weir_actor_opts){0});
+    weir_node *in = weir_input(g, 0);
+    weir_node *y = weir_bind(a, "f", m_up, &in, 1, 1);
+    weir_tensor_spec s;
+    memset(&s, 0, sizeof s);
+    s.device = dev;
+    s.device_id = id;
+    s.max_bytes = max_bytes;
+    cr_assert_eq(weir_node_tensor_spec(y, &s), 0, "%s", weir_errmsg());
+    weir_node *z = to_driver ? y : weir_bind(b, "g", m_down, &y, 1, 1);
+    cr_assert_eq(weir_output(g, &z, 1), 0);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_null(d);
+    *rc = weir_errcode();
+    snprintf(msg, sizeof msg, "%s", weir_errmsg());
+    weir_graph_free(g);
+    return msg;
+}
+
+Test(tensor, device_edges_checked_at_compile)
+{
+    int fds0 = open_fds();
+    int rc;
+    const char *m = compile_err(kDLCUDA, 0, 1024, 0, &rc);
+    cr_assert_eq(rc, -ENODEV, "%d %s", rc, m);
+    if (!weir__device_cuda_ops())
+        cr_assert_str_eq(m, "graph 'tdev': tensor edge 'a.f.out0': device cuda:0: the build has no "
+                            "CUDA (configure with the CUDA toolkit's headers)");
+    else
+        cr_assert_str_eq(m, "graph 'tdev': tensor edge 'a.f.out0': cuda: libcuda.so.1 not found: "
+                            "libcuda.so.1: cannot open shared object file: No such file or "
+                            "directory");
+    m = compile_err(SIM, 9, 1024, 0, &rc);
+    cr_assert_eq(rc, -ENODEV);
+    cr_assert_str_eq(m, "graph 'tdev': tensor edge 'a.f.out0': sim: device 9 absent (the "
+                        "simulated device has devices 0..3)");
+    m = compile_err(SIM, 0, 0, 0, &rc);
+    cr_assert_eq(rc, -EINVAL);
+    cr_assert_str_eq(m, "graph 'tdev': tensor edge 'a.f.out0': a device edge needs max_bytes (the "
+                        "size of its pool's buffers)");
+    m = compile_err(SIM, 0, 1024, 1, &rc);
+    cr_assert_eq(rc, -ENOSYS);
+    cr_assert_str_eq(m, "graph 'tdev': tensor edge 'a.f.out0': device tensors as graph outputs "
+                        "are not done yet (copy to a CPU edge in an actor)");
+    cr_assert_eq(open_fds(), fds0);
+
+    weir_graph *g = weir_graph_new("tspec");
+    weir_node *in = weir_input(g, 0);
+    weir_tensor_spec s;
+    memset(&s, 0, sizeof s);
+    s.ndim = 9;
+    cr_assert_eq(weir_node_tensor_spec(in, &s), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'tspec': tensor input 0: ndim 9 out of range (0: any, "
+                                    "1..8, or WEIR_TENSOR_SCALAR)");
+    s.ndim = 1;
+    s.shape[0] = -3;
+    cr_assert_eq(weir_node_tensor_spec(in, &s), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'tspec': tensor input 0: shape[0] is negative (-3)");
+    s.shape[0] = 0;
+    s.dtype.bits = 12;
+    s.dtype.lanes = 1;
+    cr_assert_eq(weir_node_tensor_spec(in, &s), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'tspec': tensor input 0: bad dtype (code 0, bits 12, "
+                                    "lanes 1)");
+    cr_assert_eq(weir_node_tensor_spec(NULL, &s), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "weir_node_tensor: NULL node or spec");
+    cr_assert_eq(weir_node_tensor(in, SIM, 64), 0);
+    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){0});
+    weir_node *y = weir_bind(a, "touch", m_touch, &in, 1, 1);
+    cr_assert_eq(weir_output(g, &y, 1), 0);
+    cr_assert_null(weir_compile(g, NULL));
+    cr_assert_eq(weir_errcode(), -ENOSYS);
+    cr_assert_str_eq(weir_errmsg(), "graph 'tspec': tensor edge 'arg0': device tensors as "
+                                    "execution arguments are not done yet (pass a CPU tensor and "
+                                    "copy it to the device in an actor)");
+    weir_graph_free(g);
 }

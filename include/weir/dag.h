@@ -57,6 +57,7 @@ typedef struct weir_dag weir_dag;
 #define WEIR_DEFAULT_BUFFER_BYTES 1024
 #define WEIR_DEFAULT_TIMEOUT_MS 10000
 #define WEIR_DEFAULT_MAX_BUFFERED 1024
+#define WEIR_DEFAULT_RESULT_VIEW_BYTES 4096
 
 typedef struct weir_compile_opts {
     unsigned max_inflight; /* executions in flight at once; 0: WEIR_DEFAULT_MAX_INFLIGHT */
@@ -71,6 +72,11 @@ typedef struct weir_compile_opts {
     const char *trace_path; /* Chrome trace events (Perfetto) written here at teardown
                                (<weir/prof.h>); NULL: $WEIR_TRACE if set, else no trace.
                                Not part of the plan (the hash does not change). */
+    size_t result_view_bytes; /* results whose outputs total at least this many bytes are
+                                 zero-copy views into the output channels' slots (see
+                                 "Results" below); smaller ones are copies. 0:
+                                 WEIR_DEFAULT_RESULT_VIEW_BYTES; SIZE_MAX: always copy.
+                                 Not part of the plan. */
 } weir_compile_opts;
 
 /*
@@ -151,7 +157,9 @@ WEIR_API int weir_execute(weir_dag *d, const weir_buf *args, unsigned nargs, wei
  * Pipelined: start an execution and return its id (0, 1, 2, ... in submit
  * order) in *exec_id. Blocks while max_inflight executions are unfinished.
  * Finished results are kept until weir_wait() collects them; past
- * max_buffered uncollected results, submit fails with -ENOBUFS.
+ * max_buffered uncollected results, submit fails with -ENOBUFS. It also
+ * fails with -ENOBUFS, at once, when a result view the caller holds has
+ * the slot this execution needs ("Results" below).
  */
 WEIR_API int weir_submit(weir_dag *d, const weir_buf *args, unsigned nargs, uint64_t *exec_id,
                          int timeout_ms);
@@ -164,15 +172,46 @@ WEIR_API int weir_submit(weir_dag *d, const weir_buf *args, unsigned nargs, uint
  */
 WEIR_API int weir_wait(weir_dag *d, uint64_t exec_id, weir_result **res, int timeout_ms);
 
-/* Results: copies of the graph's outputs, in weir_output() order. A result
- * stays valid after weir_dag_free(). Number of outputs (0 for NULL). */
+/*
+ * Results: the graph's outputs of one execution, in weir_output() order.
+ * A result stays valid (its data too) after weir_dag_free(), until
+ * weir_result_free(). Results may be freed in any order, from any thread.
+ *
+ * Zero-copy. A result whose outputs total at least result_view_bytes
+ * (default 4096) is a view: weir_result_data() points into the output
+ * channels' slots, and the result holds that execution's slot in every
+ * output channel until weir_result_free() gives it back. Smaller results,
+ * and failed executions, are copies and hold nothing. Either way the data
+ * is read-only.
+ *
+ * Holding views and depth. An output channel has `depth` slots (the
+ * compile option; default max_inflight), one per execution, reused in
+ * order: while the caller holds the view result of execution F (F: the
+ * oldest view it holds), the channel cannot take execution F + depth. So:
+ *   - executions up to F + depth - 1 can be submitted and waited as usual;
+ *   - weir_submit (or weir_execute) of execution F + depth fails at once
+ *     with -ENOBUFS and "graph 'G': submit: the result of execution F is
+ *     still held: channel 'C' (depth D) has no slot for execution E until
+ *     it is freed (weir_result_free)" - never a wait, never a hang; free
+ *     the result (or copy what you keep) and submit again;
+ *   - results the driver buffered for you (finished, not yet waited) do
+ *     not count: when their slots are needed they are copied out first, and
+ *     a result handed out by weir_wait when submits have already gone past
+ *     its execution + depth - 1 is handed out as a copy.
+ * To keep more views at once, compile with a larger depth (depth may exceed
+ * max_inflight); to never hold a slot, set result_view_bytes to SIZE_MAX.
+ * A view kept past weir_dag_free() keeps its output channels' memory mapped
+ * until it is freed.
+ *
+ * Number of outputs (0 for NULL). */
 WEIR_API unsigned weir_result_count(const weir_result *r);
 /* Output i (NULL if out of range); *len gets its size. Owned by the result. */
 WEIR_API const void *weir_result_data(const weir_result *r, unsigned i, size_t *len);
 /* Execution index of the result. */
 WEIR_API uint64_t weir_result_exec(const weir_result *r);
-/* Give a result back (its block is recycled by later executions); pointers
- * from weir_result_data() are invalid afterwards. NULL is a no-op. */
+/* Give a result back (a view releases its slots; a copy's block is recycled
+ * by later executions); pointers from weir_result_data() are invalid
+ * afterwards. Any thread, any order. NULL is a no-op. */
 WEIR_API void weir_result_free(weir_result *r);
 
 /* ---- inside a method ------------------------------------------------- */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * weir/link.h - a channel whose readers are on another machine (implemented
- * in channels/: link.c, frame.c, ring_window.c, the transports tcp_uring.c
- * behind transport.h).
+ * in channels/: link.c on link_conn.c, frame.c, ring_window.c, the
+ * transports tcp_uring.c behind transport.h).
  *
  * A link carries every message of a local channel to a channel in another
  * process (usually on another machine) over TCP. The sending end is one
@@ -41,7 +41,8 @@ typedef struct weir_link weir_link;
 typedef struct weir_link_opts {
     int transport;       /* WEIR_TRANSPORT_URING (default) or WEIR_TRANSPORT_ZMQ */
     const char *token;   /* shared secret both ends must present; NULL: $WEIR_TOKEN, else none */
-    unsigned credits;    /* messages on the wire at once; 0: the receiving channel's depth */
+    unsigned credits;    /* messages on the wire at once; 0: the receiving channel's depth
+                            (never more than its free slots: the receiver never waits) */
     int timeout_ms;      /* connect bound, and how long a silent or cut peer is waited for
                             (a cut shorter than this resumes with nothing lost);
                             0: WEIR_LINK_DEFAULT_TIMEOUT_MS */

@@ -2,7 +2,14 @@
 /*
  * weir/tensor.h - tensor edges. A tensor is DLPack's DLTensor (dtype, ndim,
  * shape, strides, byte_offset, device, data), so it crosses into PyTorch,
- * CuPy or JAX without a copy.
+ * CuPy or JAX without a copy. Implemented in dag/tensor.c (marking edges),
+ * engine/tensor.c (the calls below at run time, device pools),
+ * channels/tensor.c (the record) and channels/device*.c (the devices).
+ *
+ * Devices: kDLCPU; kDLCUDA through the CUDA driver loaded at run time with
+ * dlopen("libcuda.so.1") (a build without the CUDA headers, a machine
+ * without the library or the device: weir_compile fails with -ENODEV and
+ * "graph 'g': tensor edge 'E': cuda: ..."); WEIR_TENSOR_DEVICE_SIM in tests.
  *
  * A tensor edge carries the tensor's metadata in its ring slot (a fixed
  * record, see channels/tensor.h) and its data either in the same slot
@@ -28,6 +35,7 @@
 
 #include <dlpack/dlpack.h>
 #include <weir/common.h>
+#include <weir/dag.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,6 +45,97 @@ extern "C" {
 #define WEIR_TENSOR_MAX_NDIM 8
 /* Alignment of the data of a CPU tensor in its ring slot. */
 #define WEIR_TENSOR_ALIGN 64
+/*
+ * The simulated device (channels/device_sim.c): DLPack's extension device
+ * type, reserved for testing. A test backend: separate memory that the
+ * host cannot dereference (copies only), fd-passed handles and events, so
+ * the device protocol of tensor edges runs on machines without a GPU. Not
+ * a device for real work; nothing selects it unless asked for by type.
+ */
+#define WEIR_TENSOR_DEVICE_SIM kDLExtDev
+
+/* ---- graph API (dag/tensor.c builds, engine/tensor.c runs) ------------- */
+/*
+ * What a tensor edge accepts. A field left 0 takes its default, so
+ * (weir_tensor_spec){.device = kDLCPU} accepts any CPU tensor.
+ *   device     kDLCPU (data in the ring slot; 0 means kDLCPU), kDLCUDA, or
+ *              WEIR_TENSOR_DEVICE_SIM (device data in a pool of `depth`
+ *              buffers of max_bytes, one per in-flight message)
+ *   device_id  the device the pool lives on (device edges)
+ *   max_bytes  largest data span (byte_offset + extent); 0: any for CPU
+ *              edges; required for device edges (the pool's buffer size)
+ *   dtype      bits 0: any dtype; else code, bits and lanes must match
+ *   ndim       0: any; 1..8: exactly that; WEIR_TENSOR_SCALAR: ndim 0
+ *   shape      with ndim 1..8: shape[i] > 0 must match exactly, 0: any extent
+ */
+#define WEIR_TENSOR_SCALAR (-1)
+typedef struct weir_tensor_spec {
+    DLDeviceType device;
+    int device_id;
+    size_t max_bytes;
+    DLDataType dtype;
+    int ndim;
+    int64_t shape[WEIR_TENSOR_MAX_NDIM];
+} weir_tensor_spec;
+
+/*
+ * Mark value n (an input, a call, or a weir_ret() pick) as a tensor edge
+ * whose data lives on devices of type dev, at most max_bytes (0: any; a
+ * device edge needs it). Same as weir_node_tensor_spec with only device and
+ * max_bytes set. Marking a value again replaces its spec. 0, or -EINVAL /
+ * -EBUSY (frozen graph) with the reason naming the node. Builder thread.
+ */
+WEIR_API int weir_node_tensor(weir_node *n, DLDeviceType dev, size_t max_bytes);
+/* As weir_node_tensor, with a dtype / ndim / shape the edge enforces: a
+ * producer's tensor that does not match fails its execution with a message
+ * naming the edge. spec is copied. */
+WEIR_API int weir_node_tensor_spec(weir_node *n, const weir_tensor_spec *spec);
+
+/*
+ * Inside a method: a view of tensor input i. shape/strides point into
+ * weir's memory, data is on the edge's device (CPU: the very bytes in the
+ * ring slot, zero-copy, 64-byte aligned; device: this process's mapping of
+ * the pool buffer, after this process's stream waits for the producer's
+ * event). Valid until the method returns; read-only. 0, or -EINVAL (i out
+ * of range, not a tensor edge) / -EBADMSG (a record that does not decode)
+ * with the edge named.
+ */
+WEIR_API int weir_call_in_tensor(weir_call *c, unsigned i, DLTensor *t);
+
+/*
+ * Device work and ordering: weir orders a device tensor's producer and
+ * readers with events on its own per-actor stream, which is ordered with
+ * the device's default stream (CUDA: the legacy stream 0). Work a method
+ * issues there is covered; work on other streams of its own must be
+ * complete (synchronized) when the method returns.
+ *
+ * Inside a method: space for tensor output i described by meta (dtype,
+ * ndim, shape, strides or NULL for contiguous, byte_offset, device; data is
+ * not read). Returns where to put the bytes (the data pointer: byte_offset
+ * is counted from it): a host pointer into the ring slot for CPU edges, a
+ * device pointer of this process for device edges (write it with kernels
+ * or copies on this process's stream), 64-byte aligned. NULL with the
+ * reason (naming the edge) when meta does not fit the edge: the execution
+ * then fails with that reason even if the method returns 0. Calling it
+ * again for the same output returns the same space if meta is no larger.
+ */
+WEIR_API void *weir_call_out_tensor(weir_call *c, unsigned i, const DLTensor *meta);
+
+/*
+ * Driver: the argument for a tensor input: {t, sizeof *t}. The driver reads
+ * *t and its data (host memory) in weir_submit / weir_execute, checks it
+ * against the edge (errors name the edge: the submit fails, nothing is
+ * sent) and copies metadata and data into the argument's ring slot; t must
+ * stay valid until that call returns.
+ */
+WEIR_API weir_buf weir_tensor_arg(const DLTensor *t);
+
+/*
+ * Output i of a result as a tensor: shape/strides/data point into the
+ * result (a copy; data only 8-byte aligned there), valid until weir_result_free().
+ * 0, or -EINVAL (i out of range) / -EBADMSG (not a tensor) naming the output.
+ */
+WEIR_API int weir_result_tensor(const weir_result *r, unsigned i, DLTensor *t);
 
 /*
  * The number of bytes a tensor's data occupies from its data pointer:

@@ -1,0 +1,771 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine/tensor.c - tensor edges at run time: weir_call_in_tensor,
+ * weir_call_out_tensor, weir_tensor_arg, weir_result_tensor, and the device
+ * pools behind device edges.
+ *
+ * Design notes
+ *   - Every tensor value, on a channel or in a register that stays inside
+ *     an actor, is one message: the fixed record (channels/tensor.h), then
+ *     for CPU edges the data, 64-byte aligned, in the same slot. A CPU
+ *     reader's view points into the slot the producer filled (zero-copy
+ *     across threads and process actors: the slots are shared memory).
+ *   - Device edges keep the data on the device, in a pool of `depth`
+ *     buffers per channel; execution e uses buffer e % depth. The ring
+ *     already guarantees that message e's slot is reused only after every
+ *     reader released it, and slot e and buffer e % depth are reused
+ *     together, so a buffer is never overwritten while a reader holds it.
+ *     Device work is asynchronous, so events order it: the producer records
+ *     ready[b] after its method returns; a reader's stream waits on it
+ *     before the view is handed out, and records rel[b][r] after its method
+ *     returns; the producer's stream waits on every rel[b][*] before it
+ *     hands out b again.
+ *   - The driver opens the device, allocates each pool and its events and
+ *     exports them before any fork; each actor (thread or process) opens the
+ *     device itself in its own thread/process and imports the buffers and
+ *     events of the edges it touches, once, at start (weir__tensor_actor_start).
+ *     A restarted process imports again from the same inherited handles.
+ *   - An edge's device and dtype/ndim/shape are checked where the tensor is
+ *     produced (weir_call_out_tensor, submit); a mismatch fails that
+ *     execution only, with the edge named. A reader trusts nothing: it
+ *     decodes and bounds-checks the record (another process wrote it).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <weir/tensor.h>
+
+#include "channels/device.h"
+#include "channels/err.h"
+#include "channels/tensor.h"
+#include "dag/graph_internal.h"
+#include "engine/engine.h"
+
+#define NAME_MAX_ (3 * WEIR_MAX_NAME + 16)
+
+/* A device edge's pool, owned by the driver. */
+struct tpool {
+    weir__device *dev;
+    unsigned nbuf, nrd;
+    void **mem, **ptr, **ready, **rel; /* nbuf; nbuf; nbuf; nbuf * nrd */
+    weir__dev_ipc *h_mem, *h_ready, *h_rel;
+};
+
+struct tedge {
+    char name[NAME_MAX_];
+    weir_tensor_spec spec;
+    int chan;   /* -1: the value stays inside its actor */
+    int writer; /* actor index, WEIR__PLAN_DRIVER for arguments */
+    struct tpool *pool; /* device edges with a channel */
+};
+
+struct weir__tensor_rt {
+    weir__dev_counters *ctr; /* per actor, shared with actor processes (MAP_SHARED) */
+    size_t ctr_bytes;
+    unsigned nedges;
+    struct tedge *edges;
+    int *chan_edge; /* per channel: edge index or -1 */
+    int **reg_edge; /* per actor, per register: edge index or -1 */
+};
+
+/* One actor's view of a device edge it touches. */
+struct tact_edge {
+    weir__device *dev;
+    unsigned nbuf;
+    void **mem, **ptr, **ready, **rel;
+    int rd;      /* this actor's reader index in the channel, or -1 */
+    int local;   /* the edge stays in this actor: one buffer of its own */
+    int written; /* the current call wrote buffer `buf` */
+    unsigned buf;
+};
+
+struct weir__tensor_actor {
+    weir__dev_counters ctr; /* what this actor's devices did (published at stop) */
+    unsigned nedges;
+    struct tact_edge *e; /* by edge index; dev NULL: not a device edge of this actor */
+};
+
+static int is_device(const struct tedge *e)
+{
+    return e->spec.device != kDLCPU;
+}
+
+/* ---- checks ------------------------------------------------------------ */
+
+static int spec_check(const struct tedge *e, const DLTensor *t, size_t *span)
+{
+    weir__tensor_edge te = {.name = e->name, .device_type = e->spec.device,
+                            .max_bytes = e->spec.max_bytes};
+    int rc = weir__tensor_check_edge(t, &te, span);
+    if (rc < 0)
+        return rc;
+    if (is_device(e) && t->device.device_id != e->spec.device_id)
+        return weir__seterr(-EINVAL,
+                            "tensor edge '%s': tensor on device id %d, the edge's pool is on "
+                            "device %d",
+                            e->name, t->device.device_id, e->spec.device_id);
+    const DLDataType *w = &e->spec.dtype;
+    if (w->bits && (t->dtype.code != w->code || t->dtype.bits != w->bits ||
+                    t->dtype.lanes != w->lanes))
+        return weir__seterr(-EINVAL,
+                            "tensor edge '%s': dtype (code %u, bits %u, lanes %u), the edge takes "
+                            "(code %u, bits %u, lanes %u)",
+                            e->name, t->dtype.code, t->dtype.bits, t->dtype.lanes, w->code,
+                            w->bits, w->lanes);
+    int want = e->spec.ndim == WEIR_TENSOR_SCALAR ? 0 : e->spec.ndim;
+    if (e->spec.ndim != 0 && t->ndim != want)
+        return weir__seterr(-EINVAL, "tensor edge '%s': ndim %d, the edge takes ndim %d", e->name,
+                            t->ndim, want);
+    for (int i = 0; i < want; i++)
+        if (e->spec.shape[i] > 0 && t->shape[i] != e->spec.shape[i])
+            return weir__seterr(-EINVAL, "tensor edge '%s': shape[%d] is %lld, the edge takes %lld",
+                                e->name, i, (long long)t->shape[i], (long long)e->spec.shape[i]);
+    return 0;
+}
+
+/* ---- compile: edges, registers, pools (driver) ------------------------- */
+
+static void pool_free(struct tpool *p)
+{
+    if (!p)
+        return;
+    const weir__device_ops *o = p->dev ? p->dev->ops : NULL;
+    for (unsigned b = 0; o && b < p->nbuf; b++) {
+        if (p->h_mem)
+            weir__dev_ipc_close(&p->h_mem[b]);
+        if (p->h_ready)
+            weir__dev_ipc_close(&p->h_ready[b]);
+        if (p->mem && p->mem[b])
+            o->mem_free(p->dev->impl, p->mem[b]);
+        if (p->ready && p->ready[b])
+            o->ev_destroy(p->dev->impl, p->ready[b]);
+        for (unsigned r = 0; r < p->nrd; r++) {
+            if (p->h_rel)
+                weir__dev_ipc_close(&p->h_rel[b * p->nrd + r]);
+            if (p->rel && p->rel[b * p->nrd + r])
+                o->ev_destroy(p->dev->impl, p->rel[b * p->nrd + r]);
+        }
+    }
+    free(p->mem);
+    free(p->ptr);
+    free(p->ready);
+    free(p->rel);
+    free(p->h_mem);
+    free(p->h_ready);
+    free(p->h_rel);
+    weir__device_close(p->dev);
+    free(p);
+}
+
+static weir__dev_ipc *handles(unsigned n)
+{
+    weir__dev_ipc *h = calloc(n ? n : 1, sizeof *h);
+    for (unsigned i = 0; h && i < n; i++)
+        h[i].fd = -1;
+    return h;
+}
+
+static int pool_new(const struct tedge *e, unsigned nbuf, unsigned nrd, struct tpool **out)
+{
+    struct tpool *p = calloc(1, sizeof *p);
+    if (!p)
+        return weir__seterr(-ENOMEM, "tensor edge '%s': out of memory", e->name);
+    p->nbuf = nbuf;
+    p->nrd = nrd;
+    p->mem = calloc(nbuf, sizeof *p->mem);
+    p->ptr = calloc(nbuf, sizeof *p->ptr);
+    p->ready = calloc(nbuf, sizeof *p->ready);
+    p->rel = calloc((size_t)nbuf * (nrd ? nrd : 1), sizeof *p->rel);
+    p->h_mem = handles(nbuf);
+    p->h_ready = handles(nbuf);
+    p->h_rel = handles(nbuf * nrd);
+    int rc;
+    if (!p->mem || !p->ptr || !p->ready || !p->rel || !p->h_mem || !p->h_ready || !p->h_rel) {
+        rc = weir__seterr(-ENOMEM, "tensor edge '%s': out of memory", e->name);
+        goto fail;
+    }
+    if ((rc = weir__device_open(e->spec.device, e->spec.device_id, e->name, &p->dev)) < 0)
+        goto fail;
+    const weir__device_ops *o = p->dev->ops;
+    void *dv = p->dev->impl;
+    for (unsigned b = 0; b < nbuf; b++) {
+        if ((rc = o->mem_alloc(dv, e->spec.max_bytes, &p->mem[b], &p->ptr[b])) < 0 ||
+            (rc = o->mem_export(dv, p->mem[b], &p->h_mem[b])) < 0 ||
+            (rc = o->ev_create(dv, &p->ready[b])) < 0 ||
+            (rc = o->ev_export(dv, p->ready[b], &p->h_ready[b])) < 0)
+            goto named;
+        for (unsigned r = 0; r < nrd; r++)
+            if ((rc = o->ev_create(dv, &p->rel[b * nrd + r])) < 0 ||
+                (rc = o->ev_export(dv, p->rel[b * nrd + r], &p->h_rel[b * nrd + r])) < 0)
+                goto named;
+    }
+    *out = p;
+    return 0;
+named:;
+    char why[512];
+    snprintf(why, sizeof why, "%s", weir_errmsg());
+    weir__seterr(rc, "tensor edge '%s': pool of %u buffers of %zu bytes: %s", e->name, nbuf,
+                 e->spec.max_bytes, why);
+fail:
+    pool_free(p);
+    return rc;
+}
+
+static pthread_mutex_t last_mu = PTHREAD_MUTEX_INITIALIZER;
+static weir__dev_counters last_ctr;
+
+static void ctr_sum(weir__dev_counters *to, const weir__dev_counters *c)
+{
+    for (int k = 0; k < 3; k++)
+        to->copies[k] += c->copies[k];
+    to->copy_bytes += c->copy_bytes;
+    to->allocs += c->allocs;
+    to->frees += c->frees;
+    to->exports += c->exports;
+    to->imports += c->imports;
+    to->unmaps += c->unmaps;
+    to->ev_creates += c->ev_creates;
+    to->ev_destroys += c->ev_destroys;
+    to->ev_records += c->ev_records;
+    to->ev_waits += c->ev_waits;
+    to->syncs += c->syncs;
+}
+
+void weir__tensor_last_counters(weir__dev_counters *out)
+{
+    pthread_mutex_lock(&last_mu);
+    *out = last_ctr;
+    pthread_mutex_unlock(&last_mu);
+}
+
+void weir__tensor_dag_free(struct weir_dag *d)
+{
+    struct weir__tensor_rt *T = d->tensor;
+    if (!T)
+        return;
+    if (T->ctr) {
+        /* Every actor has stopped (or died): publish what they did. */
+        weir__dev_counters sum;
+        memset(&sum, 0, sizeof sum);
+        for (unsigned a = 0; a < d->plan->nactors; a++)
+            ctr_sum(&sum, &T->ctr[a]);
+        pthread_mutex_lock(&last_mu);
+        last_ctr = sum;
+        pthread_mutex_unlock(&last_mu);
+        munmap(T->ctr, T->ctr_bytes);
+    }
+    for (unsigned i = 0; i < T->nedges; i++)
+        pool_free(T->edges[i].pool);
+    if (T->reg_edge)
+        for (unsigned a = 0; a < d->plan->nactors; a++)
+            free(T->reg_edge[a]);
+    free(T->reg_edge);
+    free(T->chan_edge);
+    free(T->edges);
+    free(T);
+    d->tensor = NULL;
+}
+
+static int edge_of(const weir_graph *g, unsigned node, unsigned out)
+{
+    for (unsigned i = 0; i < g->ntensors; i++)
+        if (g->tensors[i].node == node && g->tensors[i].out == out)
+            return (int)i;
+    return -1;
+}
+
+/* The channel carrying mark m's value, or -1. */
+static int chan_of(const struct weir__plan *p, const weir_graph *g, const struct weir__tensor_mark *m)
+{
+    const weir_node *n = g->nodes[m->node];
+    for (unsigned c = 0; c < p->nchans; c++) {
+        const struct weir__plan_chan *pc = &p->chans[c];
+        if (pc->src_kind == WEIR__SRC_ARG) {
+            if (n->kind == WEIR__N_INPUT && pc->src_index == n->argi)
+                return (int)c;
+        } else if (n->kind == WEIR__N_CALL && pc->writer >= 0 &&
+                   pc->src_index < p->actors[pc->writer].nops &&
+                   p->actors[pc->writer].ops[pc->src_index].node == m->node && pc->src_out == m->out) {
+            return (int)c;
+        }
+    }
+    return -1;
+}
+
+static int edge_setup(struct weir_dag *d, const weir_graph *g, unsigned i)
+{
+    struct weir__plan *p = d->plan;
+    struct weir__tensor_rt *T = d->tensor;
+    const struct weir__tensor_mark *m = &g->tensors[i];
+    struct tedge *e = &T->edges[i];
+    const weir_node *n = g->nodes[m->node];
+    e->spec = m->spec;
+    e->chan = chan_of(p, g, m);
+    if (e->chan >= 0) {
+        snprintf(e->name, sizeof e->name, "%s", p->chans[e->chan].name);
+        e->writer = p->chans[e->chan].writer;
+        T->chan_edge[e->chan] = (int)i;
+    } else if (n->kind == WEIR__N_INPUT) {
+        snprintf(e->name, sizeof e->name, "arg%u", n->argi);
+        e->writer = WEIR__PLAN_DRIVER;
+    } else {
+        snprintf(e->name, sizeof e->name, "%s.%s.out%u", n->actor->name,
+                 n->actor->methods[n->method].name, m->out);
+        e->writer = (int)n->actor->idx;
+    }
+    if (!is_device(e)) {
+        /* Room for the record, alignment and max_bytes of data from the start. */
+        if (e->chan >= 0 && e->spec.max_bytes) {
+            uint64_t need = sizeof(weir__tensor_rec) + WEIR_TENSOR_ALIGN + e->spec.max_bytes;
+            if (p->chans[e->chan].slot_bytes < need)
+                p->chans[e->chan].slot_bytes = need;
+        }
+        return 0;
+    }
+    if (!e->spec.max_bytes)
+        return weir__seterr(-EINVAL,
+                            "tensor edge '%s': a device edge needs max_bytes (the size of its "
+                            "pool's buffers)",
+                            e->name);
+    if (e->writer == WEIR__PLAN_DRIVER)
+        return weir__seterr(-ENOSYS,
+                            "tensor edge '%s': device tensors as execution arguments are not done "
+                            "yet (pass a CPU tensor and copy it to the device in an actor)",
+                            e->name);
+    unsigned nrd = 0;
+    int procs = p->actors[e->writer].isolation == WEIR_PROCESS;
+    if (e->chan >= 0)
+        for (unsigned r = 0; r < p->chans[e->chan].nreaders; r++) {
+            int32_t who = p->chans[e->chan].readers[r];
+            if (who == WEIR__PLAN_DRIVER)
+                return weir__seterr(-ENOSYS,
+                                    "tensor edge '%s': device tensors as graph outputs are not "
+                                    "done yet (copy to a CPU edge in an actor)",
+                                    e->name);
+            nrd++;
+            procs |= p->actors[who].isolation == WEIR_PROCESS;
+        }
+    if (e->spec.device == kDLCUDA && procs && weir__device_cuda_ops())
+        return weir__seterr(-ENOSYS,
+                            "tensor edge '%s': CUDA edges of process actors are not done yet (the "
+                            "pools would have to be created after the fork and their handles "
+                            "passed over a unix socket)",
+                            e->name);
+    if (e->chan < 0) {
+        /* Local only: the actor allocates its own buffer; check the device now. */
+        weir__device *dv;
+        int rc = weir__device_open(e->spec.device, e->spec.device_id, e->name, &dv);
+        if (rc < 0)
+            return rc;
+        weir__device_close(dv);
+        return 0;
+    }
+    return pool_new(e, p->chans[e->chan].depth, nrd, &e->pool);
+}
+
+int weir__tensor_dag_init(struct weir_dag *d, const weir_graph *g)
+{
+    struct weir__plan *p = d->plan;
+    if (!g->ntensors)
+        return 0;
+    struct weir__tensor_rt *T = calloc(1, sizeof *T);
+    if (!T)
+        return weir__seterr(-ENOMEM, "graph '%s': out of memory", p->graph);
+    d->tensor = T;
+    T->nedges = g->ntensors;
+    T->edges = calloc(T->nedges, sizeof *T->edges);
+    T->chan_edge = malloc((p->nchans ? p->nchans : 1) * sizeof *T->chan_edge);
+    T->reg_edge = calloc(p->nactors ? p->nactors : 1, sizeof *T->reg_edge);
+    if (!T->edges || !T->chan_edge || !T->reg_edge)
+        goto oom;
+    for (unsigned c = 0; c < p->nchans; c++)
+        T->chan_edge[c] = -1;
+    T->ctr_bytes = (p->nactors ? p->nactors : 1) * sizeof *T->ctr;
+    T->ctr = mmap(NULL, T->ctr_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (T->ctr == MAP_FAILED) {
+        T->ctr = NULL;
+        goto oom;
+    }
+    for (unsigned i = 0; i < T->nedges; i++) {
+        int rc = edge_setup(d, g, i);
+        if (rc < 0) {
+            char why[600];
+            snprintf(why, sizeof why, "%s", weir_errmsg());
+            weir__tensor_dag_free(d);
+            return weir__seterr(rc, "graph '%s': %s", p->graph, why);
+        }
+    }
+    for (unsigned a = 0; a < p->nactors; a++) {
+        const struct weir__plan_actor *pa = &p->actors[a];
+        T->reg_edge[a] = malloc((pa->nregs ? pa->nregs : 1) * sizeof **T->reg_edge);
+        if (!T->reg_edge[a])
+            goto oom;
+        for (unsigned r = 0; r < pa->nregs; r++)
+            T->reg_edge[a][r] = -1;
+        for (unsigned k = 0; k < pa->nops; k++) {
+            const struct weir__plan_op *op = &pa->ops[k];
+            if (op->kind == WEIR__OP_READ)
+                T->reg_edge[a][op->reg] = T->chan_edge[op->chan];
+            else if (op->kind == WEIR__OP_CALL)
+                for (unsigned o = 0; o < op->nout; o++)
+                    T->reg_edge[a][op->out[o]] = edge_of(g, op->node, o);
+        }
+    }
+    return 0;
+oom:
+    weir__tensor_dag_free(d);
+    return weir__seterr(-ENOMEM, "graph '%s': out of memory", p->graph);
+}
+
+/* ---- actors: their own device, imported pools --------------------------- */
+
+/* Unmap and close what act_edge_open made; add the device's counters to *acc. */
+static void act_edge_free(struct tact_edge *t, weir__dev_counters *acc)
+{
+    if (!t->dev)
+        return;
+    const weir__device_ops *o = t->dev->ops;
+    void *dv = t->dev->impl;
+    for (unsigned b = 0; b < t->nbuf; b++) {
+        if (t->mem && t->mem[b])
+            o->mem_free(dv, t->mem[b]);
+        if (t->ready && t->ready[b])
+            o->ev_destroy(dv, t->ready[b]);
+    }
+    free(t->mem);
+    free(t->ptr);
+    free(t->ready);
+    free(t->rel);
+    weir__dev_counters c;
+    t->dev->ops->counters(t->dev->impl, &c);
+    ctr_sum(acc, &c);
+    weir__device_close(t->dev);
+    memset(t, 0, sizeof *t);
+}
+
+static int act_edge_open(struct actor_rt *a, const struct tedge *e, struct tact_edge *t)
+{
+    const struct weir__plan *p = a->d->plan;
+    int rc = weir__device_open(e->spec.device, e->spec.device_id, e->name, &t->dev);
+    if (rc < 0)
+        return rc;
+    const weir__device_ops *o = t->dev->ops;
+    void *dv = t->dev->impl;
+    t->rd = -1;
+    if (e->chan < 0) {
+        t->local = 1;
+        t->nbuf = 1;
+        t->mem = calloc(1, sizeof *t->mem);
+        t->ptr = calloc(1, sizeof *t->ptr);
+        if (!t->mem || !t->ptr)
+            return weir__seterr(-ENOMEM, "tensor edge '%s': out of memory", e->name);
+        return o->mem_alloc(dv, e->spec.max_bytes, &t->mem[0], &t->ptr[0]);
+    }
+    const struct tpool *P = e->pool;
+    const struct weir__plan_chan *pc = &p->chans[e->chan];
+    /* This actor's index among the channel's actor readers (the driver is none). */
+    for (unsigned k = 0, q = 0; k < pc->nreaders; k++) {
+        if (pc->readers[k] == (int32_t)a->idx) {
+            t->rd = (int)q;
+            break;
+        }
+        if (pc->readers[k] != WEIR__PLAN_DRIVER)
+            q++;
+    }
+    t->nbuf = P->nbuf;
+    t->mem = calloc(P->nbuf, sizeof *t->mem);
+    t->ptr = calloc(P->nbuf, sizeof *t->ptr);
+    t->ready = calloc(P->nbuf, sizeof *t->ready);
+    t->rel = calloc((size_t)P->nbuf * (P->nrd ? P->nrd : 1), sizeof *t->rel);
+    if (!t->mem || !t->ptr || !t->ready || !t->rel)
+        return weir__seterr(-ENOMEM, "tensor edge '%s': out of memory", e->name);
+    for (unsigned b = 0; b < P->nbuf; b++) {
+        if ((rc = o->mem_import(dv, &P->h_mem[b], &t->mem[b], &t->ptr[b])) < 0 ||
+            (rc = o->ev_import(dv, &P->h_ready[b], &t->ready[b])) < 0)
+            return rc;
+        /* The writer waits on every reader's release event; a reader
+         * records only its own. */
+        for (unsigned q = 0; q < P->nrd; q++)
+            if ((t->rd < 0 || (int)q == t->rd) &&
+                (rc = o->ev_import(dv, &P->h_rel[b * P->nrd + q], &t->rel[b * P->nrd + q])) < 0)
+                return rc;
+    }
+    return 0;
+}
+
+int weir__tensor_actor_start(struct actor_rt *a)
+{
+    struct weir__tensor_rt *T = a->d->tensor;
+    const struct weir__plan *p = a->d->plan;
+    if (!T)
+        return 0;
+    struct weir__tensor_actor *A = calloc(1, sizeof *A);
+    if (!A || !(A->e = calloc(T->nedges, sizeof *A->e))) {
+        free(A);
+        return weir__seterr(-ENOMEM, "actor '%s': out of memory for its tensor edges",
+                            a->pa->name);
+    }
+    A->nedges = T->nedges;
+    a->tensor = A;
+    for (unsigned i = 0; i < T->nedges; i++) {
+        const struct tedge *e = &T->edges[i];
+        if (!is_device(e))
+            continue;
+        int touches = e->writer == (int)a->idx;
+        if (e->chan >= 0)
+            for (unsigned k = 0; k < p->chans[e->chan].nreaders; k++)
+                touches |= p->chans[e->chan].readers[k] == (int32_t)a->idx;
+        if (!touches)
+            continue;
+        int rc = act_edge_open(a, e, &A->e[i]);
+        if (rc < 0) {
+            char why[600];
+            snprintf(why, sizeof why, "%s", weir_errmsg());
+            weir__tensor_actor_stop(a);
+            return weir__seterr(rc, "%s", why);
+        }
+    }
+    return 0;
+}
+
+void weir__tensor_actor_stop(struct actor_rt *a)
+{
+    struct weir__tensor_actor *A = a->tensor;
+    if (!A)
+        return;
+    for (unsigned i = 0; i < A->nedges; i++) {
+        struct tact_edge *t = &A->e[i];
+        if (!t->dev)
+            continue;
+        /* Imported release events: destroy (unmap) them too. */
+        const struct tpool *P = a->d->tensor->edges[i].pool;
+        for (unsigned b = 0; P && t->rel && b < t->nbuf; b++)
+            for (unsigned q = 0; q < P->nrd; q++)
+                if (t->rel[b * P->nrd + q])
+                    t->dev->ops->ev_destroy(t->dev->impl, t->rel[b * P->nrd + q]);
+        t->dev->ops->sync(t->dev->impl);
+        act_edge_free(t, &A->ctr);
+    }
+    /* Published in memory shared with the driver (an actor process too). */
+    ctr_sum(&a->d->tensor->ctr[a->idx], &A->ctr);
+    free(A->e);
+    free(A);
+    a->tensor = NULL;
+}
+
+void weir__tensor_after_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_t exec)
+{
+    struct weir__tensor_rt *T = a->d->tensor;
+    struct weir__tensor_actor *A = a->tensor;
+    (void)exec;
+    if (!T || !A)
+        return;
+    int *re = T->reg_edge[a->idx];
+    for (unsigned k = 0; k < op->nout; k++) {
+        int ei = re[op->out[k]];
+        if (ei < 0 || !A->e[ei].dev || !A->e[ei].written)
+            continue;
+        struct tact_edge *t = &A->e[ei];
+        t->written = 0;
+        if (!t->local)
+            t->dev->ops->ev_record(t->dev->impl, t->ready[t->buf]);
+    }
+    for (unsigned j = 0; j < op->nin; j++) {
+        int ei = re[op->in[j]];
+        if (ei < 0 || !A->e[ei].dev || A->e[ei].rd < 0)
+            continue;
+        struct tact_edge *t = &A->e[ei];
+        unsigned b = (unsigned)(exec % t->nbuf);
+        t->dev->ops->ev_record(t->dev->impl, t->rel[b * T->edges[ei].pool->nrd + (unsigned)t->rd]);
+    }
+}
+
+/* ---- inside a method ---------------------------------------------------- */
+
+/* The edge of register ri of the calling actor, or -1. */
+static int reg_edge(const weir_call *c, uint32_t ri)
+{
+    const struct weir__tensor_rt *T = c->a->d->tensor;
+    return T ? T->reg_edge[c->a->idx][ri] : -1;
+}
+
+WEIR_API int weir_call_in_tensor(weir_call *c, unsigned i, DLTensor *t)
+{
+    const char *an = c->a->pa->name, *mn = c->a->pa->methods[c->op->method].name;
+    if (!t)
+        return weir__seterr(-EINVAL, "actor '%s' method '%s': NULL tensor", an, mn);
+    if (i >= c->op->nin)
+        return weir__seterr(-EINVAL, "actor '%s' method '%s': input %u out of range (%u inputs)",
+                            an, mn, i, c->op->nin);
+    uint32_t ri = c->op->in[i];
+    int ei = reg_edge(c, ri);
+    if (ei < 0)
+        return weir__seterr(-EINVAL,
+                            "actor '%s' method '%s': input %u is not a tensor edge (mark it with "
+                            "weir_node_tensor)",
+                            an, mn, i);
+    const struct tedge *e = &c->a->d->tensor->edges[ei];
+    const struct reg *r = &c->a->regs[ri];
+    uint32_t b = 0;
+    DLTensor v;
+    int rc = weir__tensor_decode(r->data, r->len, e->name, &v, &b);
+    if (rc < 0)
+        return rc;
+    if (v.device.device_type != e->spec.device)
+        return weir__seterr(-EBADMSG,
+                            "tensor edge '%s': the record says device type %d, the edge is "
+                            "device type %d",
+                            e->name, (int)v.device.device_type, (int)e->spec.device);
+    if (is_device(e)) {
+        struct tact_edge *ta = &c->a->tensor->e[ei];
+        unsigned want = ta->local ? 0 : (unsigned)(c->exec % ta->nbuf);
+        if (!ta->dev || b != want)
+            return weir__seterr(-EBADMSG,
+                                "tensor edge '%s': the record names buffer %u, execution %llu "
+                                "uses buffer %u",
+                                e->name, b, (unsigned long long)c->exec, want);
+        if (!ta->local && (rc = ta->dev->ops->ev_wait(ta->dev->impl, ta->ready[b])) < 0)
+            return rc;
+        v.data = ta->ptr[b];
+    }
+    *t = v;
+    return 0;
+}
+
+WEIR_API void *weir_call_out_tensor(weir_call *c, unsigned i, const DLTensor *meta)
+{
+    struct actor_rt *a = c->a;
+    const char *an = a->pa->name, *mn = a->pa->methods[c->op->method].name;
+    int rc;
+    if (i >= c->op->nout) {
+        weir__seterr(-EINVAL, "actor '%s' method '%s': output %u out of range (%u outputs)", an,
+                     mn, i, c->op->nout);
+        goto fail;
+    }
+    uint32_t ri = c->op->out[i];
+    int ei = reg_edge(c, ri);
+    if (ei < 0) {
+        weir__seterr(-EINVAL,
+                     "actor '%s' method '%s': output %u is not a tensor edge (mark it with "
+                     "weir_node_tensor)",
+                     an, mn, i);
+        goto fail;
+    }
+    const struct tedge *e = &a->d->tensor->edges[ei];
+    size_t span;
+    if (spec_check(e, meta, &span) < 0)
+        goto fail;
+    struct reg *r = &a->regs[ri];
+    size_t total;
+    void *data;
+    if (!is_device(e)) {
+        void *p;
+        size_t cap;
+        if (r->produced) { /* again: the same space, if the tensor still fits */
+            p = (void *)r->data;
+            cap = r->cap > r->len && a->reg_chan[ri] < 0 ? r->cap : r->len;
+        } else {
+            cap = sizeof(weir__tensor_rec) + WEIR_TENSOR_ALIGN + span;
+            if (!(p = weir_call_out(c, i, cap)))
+                goto fail;
+        }
+        if (weir__tensor_encode(p, cap, meta, 1, 0, e->name, &total, &data) < 0)
+            goto fail;
+        r->len = total;
+        return data;
+    }
+    struct tact_edge *t = &a->tensor->e[ei];
+    unsigned b = t->local ? 0 : (unsigned)(c->exec % t->nbuf);
+    if (!t->local && !r->produced) {
+        /* The buffer's last readers are done with it (their streams). */
+        unsigned nrd = e->pool->nrd;
+        for (unsigned q = 0; q < nrd; q++)
+            if ((rc = t->dev->ops->ev_wait(t->dev->impl, t->rel[b * nrd + q])) < 0)
+                goto fail;
+    }
+    void *p = r->produced ? (void *)r->data : weir_call_out(c, i, sizeof(weir__tensor_rec));
+    if (!p || weir__tensor_encode(p, sizeof(weir__tensor_rec), meta, 0, b, e->name, &total, &data) < 0)
+        goto fail;
+    r->len = total;
+    t->written = 1;
+    t->buf = b;
+    return t->ptr[b];
+fail:
+    if (!c->failed) {
+        snprintf(c->failmsg, sizeof c->failmsg, "%s", weir_errmsg());
+        c->failed = 1;
+    }
+    return NULL;
+}
+
+/* ---- driver: arguments and results -------------------------------------- */
+
+WEIR_API weir_buf weir_tensor_arg(const DLTensor *t)
+{
+    return (weir_buf){t, sizeof *t};
+}
+
+static const struct tedge *arg_edge(const struct weir_dag *d, unsigned chan)
+{
+    const struct weir__tensor_rt *T = d->tensor;
+    int ei = T ? T->chan_edge[chan] : -1;
+    return ei < 0 ? NULL : &T->edges[ei];
+}
+
+int weir__tensor_arg_len(struct weir_dag *d, unsigned chan, const weir_buf *b, size_t *len)
+{
+    const struct tedge *e = arg_edge(d, chan);
+    if (!e) {
+        *len = b->len;
+        return 0;
+    }
+    if (!b->data || b->len != sizeof(DLTensor))
+        return weir__seterr(-EINVAL,
+                            "tensor edge '%s': the argument is not a tensor (pass "
+                            "weir_tensor_arg(&t))",
+                            e->name);
+    const DLTensor *t = b->data;
+    size_t span;
+    int rc = spec_check(e, t, &span);
+    if (rc < 0)
+        return rc;
+    if (span && !t->data)
+        return weir__seterr(-EINVAL, "tensor edge '%s': tensor of %zu bytes with NULL data",
+                            e->name, span);
+    *len = sizeof(weir__tensor_rec) + WEIR_TENSOR_ALIGN + span;
+    return 0;
+}
+
+int weir__tensor_arg_write(struct weir_dag *d, unsigned chan, const weir_buf *b, void *dst,
+                           size_t *len)
+{
+    const struct tedge *e = arg_edge(d, chan);
+    if (!e)
+        return 0;
+    const DLTensor *t = b->data;
+    size_t total;
+    void *data;
+    /* Cannot fail: arg_len checked t and reserved *len bytes. */
+    if (weir__tensor_encode(dst, *len, t, 1, 0, e->name, &total, &data) < 0)
+        return 0;
+    size_t span = total - (size_t)((char *)data - (char *)dst);
+    if (span)
+        memcpy(data, t->data, span);
+    *len = total;
+    return 1;
+}
+
+WEIR_API int weir_result_tensor(const weir_result *r, unsigned i, DLTensor *t)
+{
+    weir__clearerr();
+    if (!r || !t || i >= r->n)
+        return weir__seterr(-EINVAL, "result: output %u out of range (%u outputs)", i,
+                            r ? r->n : 0);
+    char name[32];
+    snprintf(name, sizeof name, "output %u", i);
+    uint32_t b;
+    return weir__tensor_decode_aligned(r->outs[i].data, r->outs[i].len, name, t, &b, 8);
+}

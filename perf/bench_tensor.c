@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * perf/bench_tensor.c - `weir-bench tensor`: CPU tensors through compiled
+ * graphs beside memcpy of the same size in the same run, and the
+ * simulated device's copies per message.
+ *
+ * Design notes
+ *   - one:    the driver's tensor argument (weir_tensor_arg: one copy into
+ *             the argument's slot) read whole by one actor (it sums every
+ *             64-bit word and returns the sum): one write, one read.
+ *   - chain2: a small argument; actor 'a' fills a tensor of the size in its
+ *             output slot (weir_call_out_tensor: one write), actor 'b' reads
+ *             it whole (one read) and returns the sum.
+ *   Either way every byte is written once and read once, as a memcpy reads
+ *   once and writes once; MB/s counts the tensor's bytes per execution, so
+ *   weir / memcpy is the round trip's share of memcpy bandwidth (target
+ *   >= 0.8 at 16 MiB and up). Every result's sum is checked.
+ *   - Threads and process actors; depth 2 and 2 executions in flight, so
+ *     a 256 MiB case holds at most 2 slots per channel.
+ *   - sim: a chain up -> down over a WEIR_TENSOR_DEVICE_SIM edge; the
+ *     methods copy host->device and device->host themselves, weir copies
+ *     nothing; the counts per message are printed (minimum: 1 and 1).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <weir/weir.h>
+
+#include "channels/device.h"
+#include "channels/err.h"
+#include "perf/bench.h"
+
+static const size_t sizes[] = {64 << 10, 1 << 20, 16 << 20, 256 << 20};
+#define NSIZES (sizeof sizes / sizeof sizes[0])
+
+static uint64_t sum_words(const void *p, size_t n)
+{
+    return bench_sum64(p, n & ~(size_t)7);
+}
+
+static DLTensor bytes_tensor(void *data, int64_t *shape, size_t n)
+{
+    DLTensor t;
+    memset(&t, 0, sizeof t);
+    t.data = data;
+    t.device.device_type = kDLCPU;
+    t.ndim = 1;
+    t.dtype.code = kDLUInt;
+    t.dtype.bits = 64;
+    t.dtype.lanes = 1;
+    shape[0] = (int64_t)(n / 8);
+    t.shape = shape;
+    return t;
+}
+
+/* one: sum of the input tensor. */
+static int m_sum(weir_call *c, void *st)
+{
+    (void)st;
+    DLTensor t;
+    if (weir_call_in_tensor(c, 0, &t) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    uint64_t *o = weir_call_out(c, 0, sizeof *o);
+    if (!o)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    *o = sum_words(t.data, (size_t)t.shape[0] * 8);
+    return 0;
+}
+
+/* chain2 'a': fill a tensor of n bytes with the argument's value. */
+static int m_fill(weir_call *c, void *st)
+{
+    size_t n = *(const size_t *)st;
+    const uint64_t *v = weir_call_in(c, 0, NULL);
+    int64_t shape[1];
+    DLTensor m = bytes_tensor(NULL, shape, n);
+    uint64_t *p = weir_call_out_tensor(c, 0, &m);
+    if (!p)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    for (size_t i = 0; i < n / 8; i++)
+        p[i] = *v;
+    return 0;
+}
+
+static void run_memcpy(size_t n)
+{
+    struct bench_row row;
+    bench_row_init(&row, "memcpy", "memcpy", n, 1, 0);
+    if (!bench_begin(&row))
+        return;
+    char *a = aligned_alloc(64, n), *b = aligned_alloc(64, n);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        row.failed = 1;
+        snprintf(row.error, sizeof row.error, "out of memory for 2 x %zu bytes", n);
+        bench_emit(&row);
+        return;
+    }
+    memset(a, 1, n);
+    memset(b, 2, n);
+    uint64_t k = 0, t0 = bench_now_ns(), t = t0;
+    while (k < 3 || t - t0 < bench_opts.budget_ns) {
+        memcpy(b, a, n);
+        bench_escape(b);
+        k++;
+        t = bench_now_ns();
+    }
+    bench_row_throughput(&row, k, t - t0);
+    bench_emit(&row);
+    free(a);
+    free(b);
+}
+
+static void run_weir(int chain, int proc, size_t n)
+{
+    char name[48];
+    snprintf(name, sizeof name, "%s.%s", chain ? "chain2" : "one", proc ? "proc" : "thr");
+    struct bench_row row;
+    bench_row_init(&row, name, "weir", n, chain ? 2 : 1, 2);
+    if (!bench_begin(&row))
+        return;
+    static size_t fill_n;
+    fill_n = n;
+    weir_graph *g = weir_graph_new("tbench");
+    weir_actor_opts o = {.isolation = proc ? WEIR_PROCESS : WEIR_THREAD,
+                         .state = &fill_n};
+    weir_node *in = weir_input(g, 0), *out;
+    if (chain) {
+        weir_actor *a = weir_actor_new(g, "a", &o), *b = weir_actor_new(g, "b", &o);
+        weir_node *y = weir_bind(a, "fill", m_fill, &in, 1, 1);
+        weir_node_tensor(y, kDLCPU, n);
+        out = weir_bind(b, "sum", m_sum, &y, 1, 1);
+    } else {
+        weir_actor *a = weir_actor_new(g, "a", &o);
+        weir_node_tensor(in, kDLCPU, n);
+        out = weir_bind(a, "sum", m_sum, &in, 1, 1);
+    }
+    weir_output(g, &out, 1);
+    weir_compile_opts co = {.max_inflight = 2, .depth = 2};
+    weir_dag *d = weir_compile(g, &co);
+    uint64_t *src = NULL;
+    if (!d)
+        goto fail;
+    if (!chain && !(src = aligned_alloc(64, n))) {
+        weir__seterr(-ENOMEM, "out of memory for %zu bytes", n);
+        goto fail;
+    }
+    for (size_t i = 0; src && i < n / 8; i++)
+        src[i] = i * 7;
+    uint64_t want_one = src ? sum_words(src, n) : 0;
+    int64_t shape[1];
+    DLTensor t = bytes_tensor(src, shape, n);
+    uint64_t next = 0, done = 0, t0 = 0, warm = 2;
+    for (;;) {
+        uint64_t now = bench_now_ns();
+        int more = next < warm + 8 || now - t0 < bench_opts.budget_ns;
+        while (more && next - done < 2) {
+            uint64_t v = next + 1, id;
+            weir_buf arg = chain ? (weir_buf){&v, sizeof v} : weir_tensor_arg(&t);
+            if (weir_submit(d, &arg, 1, &id, bench_opts.timeout_ms) < 0)
+                goto fail;
+            next++;
+        }
+        if (done == next)
+            break;
+        weir_result *r;
+        if (weir_wait(d, done, &r, bench_opts.timeout_ms) < 0)
+            goto fail;
+        uint64_t got = *(const uint64_t *)weir_result_data(r, 0, NULL);
+        uint64_t want = chain ? (done + 1) * (uint64_t)(n / 8) : want_one;
+        weir_result_free(r);
+        if (got != want) {
+            weir__seterr(-EBADMSG, "execution %llu: sum %llu, expected %llu",
+                         (unsigned long long)done, (unsigned long long)got,
+                         (unsigned long long)want);
+            goto fail;
+        }
+        done++;
+        if (done == warm)
+            t0 = bench_now_ns();
+    }
+    bench_row_throughput(&row, done - warm, bench_now_ns() - t0);
+    snprintf(row.notes, sizeof row.notes, "%llu executions, every sum checked",
+             (unsigned long long)(done - warm));
+    bench_emit(&row);
+    weir_dag_free(d);
+    weir_graph_free(g);
+    free(src);
+    return;
+fail:
+    row.failed = 1;
+    row.msgs_per_s = row.mb_per_s = -1;
+    snprintf(row.error, sizeof row.error, "%s", weir_errmsg());
+    bench_emit(&row);
+    weir_dag_free(d);
+    weir_graph_free(g);
+    free(src);
+}
+
+/* ---- the simulated device: copies per message ---------------------------- */
+
+struct simst {
+    weir__device *dev;
+    weir__dev_counters ctr; /* at fini (thread actors: read by the bench) */
+};
+
+static int sim_init(void *p)
+{
+    return weir__device_open(WEIR_TENSOR_DEVICE_SIM, 0, "bench", &((struct simst *)p)->dev) < 0
+               ? -1
+               : 0;
+}
+
+static void sim_fini(void *p)
+{
+    struct simst *s = p;
+    s->dev->ops->counters(s->dev->impl, &s->ctr);
+    weir__device_close(s->dev);
+}
+
+#define SIM_BYTES 4096
+
+static int m_up(weir_call *c, void *p)
+{
+    struct simst *s = p;
+    uint64_t v[SIM_BYTES / 8];
+    uint64_t x = *(const uint64_t *)weir_call_in(c, 0, NULL);
+    for (size_t i = 0; i < SIM_BYTES / 8; i++)
+        v[i] = x;
+    int64_t shape[1];
+    DLTensor m = bytes_tensor(NULL, shape, SIM_BYTES);
+    m.device.device_type = WEIR_TENSOR_DEVICE_SIM;
+    void *dp = weir_call_out_tensor(c, 0, &m);
+    if (!dp || s->dev->ops->copy(s->dev->impl, dp, v, SIM_BYTES, WEIR__COPY_H2D) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    return 0;
+}
+
+static int m_down(weir_call *c, void *p)
+{
+    struct simst *s = p;
+    DLTensor t;
+    uint64_t v[SIM_BYTES / 8];
+    if (weir_call_in_tensor(c, 0, &t) < 0 ||
+        s->dev->ops->copy(s->dev->impl, v, t.data, SIM_BYTES, WEIR__COPY_D2H) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    uint64_t *o = weir_call_out(c, 0, sizeof *o);
+    *o = sum_words(v, SIM_BYTES);
+    return 0;
+}
+
+static double sim_copies = -1; /* h2d + d2h per message of the last sim run */
+
+static void run_sim(void)
+{
+    struct bench_row row;
+    bench_row_init(&row, "sim.chain2.thr", "weir", SIM_BYTES, 2, 8);
+    if (!bench_begin(&row))
+        return;
+    static struct simst su, sd;
+    memset(&su, 0, sizeof su);
+    memset(&sd, 0, sizeof sd);
+    weir_graph *g = weir_graph_new("tsim");
+    weir_actor_opts o = {.state = &su, .init = sim_init, .fini = sim_fini};
+    weir_actor *a = weir_actor_new(g, "up", &o);
+    o.state = &sd;
+    weir_actor *b = weir_actor_new(g, "down", &o);
+    weir_node *in = weir_input(g, 0);
+    weir_node *y = weir_bind(a, "up", m_up, &in, 1, 1);
+    weir_node_tensor(y, WEIR_TENSOR_DEVICE_SIM, SIM_BYTES);
+    weir_node *z = weir_bind(b, "down", m_down, &y, 1, 1);
+    weir_output(g, &z, 1);
+    weir_dag *d = weir_compile(g, NULL);
+    uint64_t n = 0, t0 = bench_now_ns();
+    if (!d)
+        goto fail;
+    while (n < 100 || bench_now_ns() - t0 < bench_opts.budget_ns) {
+        uint64_t v = n;
+        weir_buf arg = {&v, sizeof v};
+        weir_result *r;
+        if (weir_execute(d, &arg, 1, &r, bench_opts.timeout_ms) < 0)
+            goto fail;
+        uint64_t got = *(const uint64_t *)weir_result_data(r, 0, NULL);
+        weir_result_free(r);
+        if (got != n * (SIM_BYTES / 8)) {
+            weir__seterr(-EBADMSG, "execution %llu: wrong sum", (unsigned long long)n);
+            goto fail;
+        }
+        n++;
+    }
+    uint64_t span = bench_now_ns() - t0;
+    weir_dag_free(d);
+    d = NULL;
+    bench_row_throughput(&row, n, span);
+    double h2d = (double)su.ctr.copies[WEIR__COPY_H2D] / (double)n;
+    double d2h = (double)sd.ctr.copies[WEIR__COPY_D2H] / (double)n;
+    snprintf(row.notes, sizeof row.notes, "per message: %.2f h2d, %.2f d2h (minimum 1, 1)", h2d,
+             d2h);
+    bench_emit(&row);
+    sim_copies = h2d + d2h;
+    weir_graph_free(g);
+    return;
+fail:
+    row.failed = 1;
+    snprintf(row.error, sizeof row.error, "%s", weir_errmsg());
+    bench_emit(&row);
+    weir_dag_free(d);
+    weir_graph_free(g);
+}
+
+static void ratios(void)
+{
+    char key[64], desc[120];
+    bench_ratio("sim.copies_per_msg", "sim device copies per message (h2d + d2h) / minimum 2",
+                sim_copies, 2, "<=", 1.0, NULL);
+    for (size_t z = 0; z < NSIZES; z++) {
+        size_t n = sizes[z];
+        if (n < (16u << 20) || (bench_opts.quick && n > (16u << 20)))
+            continue;
+        const struct bench_row *m = bench_find("memcpy", "memcpy", n, 0);
+        static const char *cases[] = {"one.thr", "one.proc", "chain2.thr", "chain2.proc"};
+        for (size_t i = 0; i < 4; i++) {
+            const struct bench_row *w = bench_find(cases[i], "weir", n, 0);
+            snprintf(key, sizeof key, "vs_memcpy.%s.%zuM", cases[i], n >> 20);
+            snprintf(desc, sizeof desc, "weir %s %zu MiB MB/s / memcpy MB/s", cases[i], n >> 20);
+            bench_ratio(key, desc, w && !w->failed ? w->mb_per_s : -1,
+                        m && !m->failed ? m->mb_per_s : -1, ">=", 0.8, NULL);
+        }
+    }
+}
+
+static void plan(void)
+{
+    for (size_t z = 0; z < NSIZES; z++) {
+        size_t n = sizes[z];
+        if (bench_opts.quick && n > (16u << 20))
+            continue;
+        run_memcpy(n);
+        for (int chain = 0; chain < 2; chain++)
+            for (int proc = 0; proc < 2; proc++)
+                run_weir(chain, proc, n);
+    }
+    run_sim();
+}
+
+int bench_cmd_tensor(int argc, char **argv)
+{
+    int rc = bench_parse_opts(argc, argv, "tensor");
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    bench_set_columns("executions_per_s", "exec/s", "act");
+    if (bench_opts.list) {
+        plan();
+        return 0;
+    }
+    uint64_t t0 = bench_now_ns();
+    for (bench_opts.round = 0; bench_opts.round < bench_opts.rounds; bench_opts.round++) {
+        double par0 = bench_parallelism();
+        plan();
+        double par1 = bench_parallelism();
+        bench_note("round %d/%d: CPU parallelism %.2f before, %.2f after", bench_opts.round + 1,
+                   bench_opts.rounds, par0, par1);
+    }
+    ratios();
+    bench_note("no GPU benchmark: this build runs the CUDA path only where libcuda.so.1 and a "
+               "GPU are present (device-to-device across processes is not done yet)");
+    bench_note("wall time %.1f s", (double)(bench_now_ns() - t0) / 1e9);
+    return bench_finish("tensor");
+}
