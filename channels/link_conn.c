@@ -1442,8 +1442,13 @@ static void *listen_rx(void *arg)
                              "closed)", cn->endpoint, s->id);
                 weir__store_release(&s->ended, 1);
                 stream_end(s, -EPIPE, text);
+                /* The final ACK before w closes: a reader that sees w closed
+                 * may free the receiving end at once (a process about to
+                 * exit), and the sender must still hear that everything
+                 * arrived, or it reads the lost connection as a failure. */
+                int ar = ack_stream(s, ACK_ALWAYS);
                 weir_chan_close(s->ch);
-                if (ack_stream(s, ACK_ALWAYS) < 0)
+                if (ar < 0)
                     r = weir_errcode();
                 else if (weir__load_acquire(&cn->status) == -EPIPE)
                     r = -EPIPE; /* every stream ended */

@@ -240,7 +240,8 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
         if (weir__remote_register(d, c) < 0)
             goto fail;
     }
-    for (unsigned i = 0; i < p->nouts; i++) {
+    /* The driver reads the outputs on rank 0 only. */
+    for (unsigned i = 0; d->rank == 0 && i < p->nouts; i++) {
         unsigned k;
         for (k = 0; k < d->noutch; k++)
             if (d->outch[k] == p->outputs[i])
