@@ -224,7 +224,7 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
             goto fail;
         }
         weir__chan_set_label(d->chans[c], pc->name);
-        if (pc->writer == WEIR__PLAN_DRIVER)
+        if (pc->writer == WEIR__PLAN_DRIVER && d->rank == 0) /* elsewhere a link writes it */
             d->argch[d->nargch++] = c;
         for (unsigned r = 0; r < pc->nreaders; r++) {
             if (weir__plan_party_rank(p, pc->readers[r]) != d->rank)
