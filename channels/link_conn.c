@@ -1432,7 +1432,8 @@ static void *listen_rx(void *arg)
                 break;
             }
             {
-                /* Status first: whoever sees w closed then sees the stream ended. */
+                /* Status before the close: whoever sees w closed then sees the
+                 * stream ended. */
                 char text[MSG_LEN];
                 if (cn->nstreams == 1)
                     snprintf(text, sizeof text, "link %s: stream ended (the sender's channel "

@@ -175,9 +175,23 @@ static int place_actors(const weir_graph *g, const weir_compile_opts *o, struct 
      * actors outnumber the CPUs, one per CPU but the driver's (else none: a
      * thread per actor). Measured in <weir/dag.h>. */
     unsigned N = 0, ncpu = usable_cpus();
+    /* Fusion is per rank, and per-rank workers are not built yet: a graph
+     * that spans ranks runs a thread per actor (automatic), and asking for
+     * workers there says so. */
+    int spans = 0;
+    for (unsigned i = 0; i < na; i++)
+        spans |= g->actors[i]->opts.node != 0;
+    if (spans && T > 0)
+        return weir__seterr(-ENOSYS, "graph '%s': threads %d: co-scheduling a graph that spans "
+                            "ranks is not implemented yet (leave threads 0)", g->name, T);
+    for (unsigned i = 0; spans && i < na; i++)
+        if (g->actors[i]->opts.worker > 0)
+            return weir__seterr(-ENOSYS, "actor '%s': worker %d: co-scheduling a graph that spans "
+                                "ranks is not implemented yet", g->actors[i]->name,
+                                g->actors[i]->opts.worker);
     if (T > 0)
         N = (unsigned)T;
-    else if (T == WEIR_THREADS_AUTO && nthr > ncpu)
+    else if (T == WEIR_THREADS_AUTO && nthr > ncpu && !spans)
         N = ncpu > 1 ? ncpu - 1 : 1;
     /* slot[i]: 0..N-1 a shared worker; N + k: alone (k-th); -1: process. */
     int64_t *slot = malloc((na ? na : 1) * sizeof *slot);

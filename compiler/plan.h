@@ -128,6 +128,19 @@ int32_t weir__plan_runner(const struct weir__plan *p, uint32_t a);
 /* Free a plan and everything it owns. NULL is a no-op. */
 void weir__plan_free(struct weir__plan *p);
 
+/*
+ * Placement across ranks (compiler/place.c; pure functions of the plan, safe
+ * on any index). The rank of party `who` (an actor's node; the driver and an
+ * index out of range: 0); the rank writing channel c; how many of c's
+ * readers run on `rank`; the ranks the plan spans (1 + the highest node);
+ * the links channel c needs (ranks other than the writer's with a reader).
+ */
+int32_t weir__plan_party_rank(const struct weir__plan *p, int32_t who);
+int32_t weir__plan_writer_rank(const struct weir__plan *p, uint32_t c);
+uint32_t weir__plan_readers_on(const struct weir__plan *p, uint32_t c, int32_t rank);
+int32_t weir__plan_nranks(const struct weir__plan *p);
+uint32_t weir__plan_links_from(const struct weir__plan *p, uint32_t c);
+
 /* Registers per actor a plan may declare (validation, DOT). */
 #define WEIR__PLAN_MAX_REGS (1u << 20)
 

@@ -200,8 +200,37 @@ static void emit_actor(struct sink *s, const struct weir__plan_actor *a)
     put(s, "]", 1);
 }
 
-static void emit_chan(struct sink *s, const struct weir__plan_chan *c)
+/* A plan spanning ranks: where channel ci is written and read (compiler/place.c). */
+static void emit_placement(struct sink *s, const struct weir__plan *p, uint32_t ci)
 {
+    int32_t n = weir__plan_nranks(p), w = weir__plan_writer_rank(p, ci);
+    put_key(s, "placement", 0);
+    put(s, "{", 1);
+    put_key(s, "writer_rank", 1);
+    put_i(s, w);
+    put_key(s, "ranks", 0);
+    put(s, "[", 1);
+    int first = 1;
+    for (int32_t r = 0; r < n; r++) {
+        uint32_t k = weir__plan_readers_on(p, ci, r);
+        if (!k)
+            continue;
+        put_z(s, first ? "{" : ",{");
+        first = 0;
+        put_key(s, "rank", 1);
+        put_i(s, r);
+        put_key(s, "readers", 0);
+        put_u(s, k);
+        put_key(s, "via", 0);
+        put_str(s, r == w ? "local" : "link");
+        put(s, "}", 1);
+    }
+    put(s, "]}", 2);
+}
+
+static void emit_chan(struct sink *s, const struct weir__plan *p, uint32_t ci)
+{
+    const struct weir__plan_chan *c = &p->chans[ci];
     put_key(s, "name", 1);
     put_str(s, c->name);
     put_key(s, "writer", 0);
@@ -229,6 +258,8 @@ static void emit_chan(struct sink *s, const struct weir__plan_chan *c)
     put_u(s, c->src_index);
     put_key(s, "src_out", 0);
     put_u(s, c->src_out);
+    if (weir__plan_nranks(p) > 1)
+        emit_placement(s, p, ci);
 }
 
 static void emit_plan(struct sink *s, const struct weir__plan *p)
@@ -266,7 +297,7 @@ static void emit_plan(struct sink *s, const struct weir__plan *p)
     put(s, "[", 1);
     for (uint32_t i = 0; p->chans && i < p->nchans; i++) {
         put_z(s, i ? ",{" : "{");
-        emit_chan(s, &p->chans[i]);
+        emit_chan(s, p, i);
         put(s, "}", 1);
     }
     put(s, "]", 1);

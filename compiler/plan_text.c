@@ -181,6 +181,23 @@ int weir__plan_print(const struct weir__plan *p, void *FILE_out)
             fprintf(f, "%s op %u out %u\n", weir__plan_party(p, c->writer), c->src_index, c->src_out);
     }
 
+    int32_t nranks = weir__plan_nranks(p);
+    if (nranks > 1) {
+        fprintf(f, "\nplacement (%d ranks; links over %s; one receiving ring per rank)\n",
+                nranks, p->transport == WEIR_TRANSPORT_ZMQ ? "zmq" : "uring");
+        for (uint32_t ci = 0; p->chans && ci < p->nchans; ci++) {
+            int32_t w = weir__plan_writer_rank(p, ci);
+            fprintf(f, "  %4u  %-*s  written on rank %d:", ci, (int)nw, weir__plan_chan_name(p, ci), w);
+            for (int32_t r = 0; r < nranks; r++) {
+                uint32_t k = weir__plan_readers_on(p, ci, r);
+                if (k)
+                    fprintf(f, " rank %d %s (%u reader%s)", r, r == w ? "local" : "link", k,
+                            k == 1 ? "" : "s");
+            }
+            fputc('\n', f);
+        }
+    }
+
     for (uint32_t ai = 0; p->actors && ai < p->nactors; ai++) {
         const struct weir__plan_actor *a = &p->actors[ai];
         char cpu[64];

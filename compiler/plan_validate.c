@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include <weir/chan.h>
+#include <weir/cluster.h>
 #include <weir/dag.h>
 #include <weir/graph.h>
 
@@ -177,7 +178,7 @@ static int check_actor(const struct weir__plan *p, uint32_t ai, struct vstate *v
     int ret = check_name(a->name, WEIR_MAX_NAME, "actor", ai);
     if (ret < 0)
         return ret;
-    if (a->node < 0)
+    if (a->node < 0 || a->node >= WEIR_MAX_RANKS)
         return BAD("plan: actor '%s' is placed on node %d", a->name, a->node);
     if (a->isolation != WEIR_THREAD && a->isolation != WEIR_PROCESS)
         return BAD("plan: actor '%s' has unknown isolation %d", a->name, a->isolation);

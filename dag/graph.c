@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <weir/chan.h>
+#include <weir/cluster.h>
 
 #include "channels/err.h"
 #include "dag/cpulist.h"
@@ -486,10 +487,9 @@ int weir__graph_check_actors(const weir_graph *g)
         int rc = check_cpus(ac);
         if (rc < 0)
             return rc;
-        if (ac->opts.node != 0) {
-            return weir__seterr(-ENOSYS, "actor '%s': node %d: multi-node graphs are not implemented "
-                         "yet (only node 0)", ac->name, ac->opts.node);
-        }
+        if (ac->opts.node >= WEIR_MAX_RANKS)
+            return weir__seterr(-EINVAL, "actor '%s': node %d is not below WEIR_MAX_RANKS (%d)",
+                                ac->name, ac->opts.node, WEIR_MAX_RANKS);
     }
     return 0;
 }

@@ -423,5 +423,6 @@ int weir__actor_run(struct actor_rt *a)
     }
     actor_leave(a);
     weir__tensor_actor_stop(a);
+    weir__store_release(&a->note->left, 1);
     return 0;
 }

@@ -104,6 +104,7 @@ static void dag_destroy(struct weir_dag *d)
     free(d->argch);
     free(d->outch);
     pthread_mutex_destroy(&d->mu);
+    weir__remote_free(d->remote);
     weir__plan_free(d->plan);
     free(d);
 }
@@ -144,10 +145,11 @@ static void *actor_thread_main(void *arg)
 }
 
 static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
-                                  const weir_compile_opts *opts)
+                                  const weir_compile_opts *opts, struct weir__remote *rm)
 {
     struct weir_dag *d = calloc(1, sizeof *d);
     if (!d) {
+        weir__remote_free(rm);
         weir__plan_free(p);
         weir__seterr(-ENOMEM, "graph '%s': out of memory", g->name);
         return NULL;
@@ -157,6 +159,8 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
     d->mon_efd = -1;
     d->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     d->plan = p;
+    d->remote = rm;
+    d->rank = weir__remote_rank(rm);
     d->refs = 1;
     d->timeout_ms = p->timeout_ms;
     unsigned nch = p->nchans;
@@ -227,8 +231,11 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
     for (unsigned c = 0; c < nch; c++) {
         const struct weir__plan_chan *pc = &p->chans[c];
         d->drv_rid[c] = -1;
+        int nring = weir__remote_chan_ring(d, c);
+        if (nring < 0)
+            continue; /* neither written nor read on this rank */
         weir_chan_opts co = {.slot_bytes = pc->slot_bytes, .depth = pc->depth,
-                             .max_readers = pc->nreaders};
+                             .max_readers = (unsigned)nring};
         d->chans[c] = weir_chan_create(NULL, &co);
         if (!d->chans[c]) {
             char why[512];
@@ -237,9 +244,11 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
             goto fail;
         }
         weir__chan_set_label(d->chans[c], pc->name);
-        if (pc->writer == WEIR__PLAN_DRIVER)
+        if (pc->writer == WEIR__PLAN_DRIVER && d->rank == 0) /* elsewhere a link writes it */
             d->argch[d->nargch++] = c;
         for (unsigned r = 0; r < pc->nreaders; r++) {
+            if (weir__plan_party_rank(p, pc->readers[r]) != d->rank)
+                continue;
             int id = weir_chan_register_reader(d->chans[c]);
             if (id < 0)
                 goto fail;
@@ -248,8 +257,11 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
             else
                 d->actors[pc->readers[r]].rid[c] = id;
         }
+        if (weir__remote_register(d, c) < 0)
+            goto fail;
     }
-    for (unsigned i = 0; i < p->nouts; i++) {
+    /* The driver reads the outputs on rank 0 only. */
+    for (unsigned i = 0; d->rank == 0 && i < p->nouts; i++) {
         unsigned k;
         for (k = 0; k < d->noutch; k++)
             if (d->outch[k] == p->outputs[i])
@@ -265,7 +277,7 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
     weir__proc_track(d);
     /* Process actors first: fork before this dag starts any thread. */
     for (unsigned a = 0; a < p->nactors; a++) {
-        if (d->actors[a].pa->isolation != WEIR_PROCESS)
+        if (d->actors[a].pa->isolation != WEIR_PROCESS || !WEIR__ACTOR_HERE(d, a))
             continue;
         if (weir__proc_start(d, &d->actors[a]) < 0)
             goto fail;
@@ -275,8 +287,8 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
         goto fail;
     for (unsigned a = 0; a < p->nactors; a++) {
         struct actor_rt *ar = &d->actors[a];
-        if (ar->pa->isolation == WEIR_PROCESS || !ar->nmembers)
-            continue; /* a process, or an actor its worker's lead runs */
+        if (ar->pa->isolation == WEIR_PROCESS || !ar->nmembers || !WEIR__ACTOR_HERE(d, a))
+            continue; /* a process, an actor its worker's lead runs, or another rank's */
         const char *cpus = NULL; /* the compiler checked that a worker's pins agree */
         for (unsigned k = 0; k < ar->nmembers; k++)
             if (d->actors[ar->members[k]].pa->cpus)
@@ -332,7 +344,8 @@ static int wait_ready(struct weir_dag *d)
     uint64_t t0 = weir_now_ns();
     for (;;) {
         unsigned a = 0;
-        while (a < p->nactors && weir__load_acquire(&d->actors[a].note->ready))
+        while (a < p->nactors &&
+               (!WEIR__ACTOR_HERE(d, a) || weir__load_acquire(&d->actors[a].note->ready)))
             a++;
         if (a == p->nactors)
             return 0;
@@ -362,12 +375,14 @@ WEIR_API weir_dag *weir_compile(weir_graph *g, const weir_compile_opts *opts)
     struct weir__plan *p = NULL;
     if (weir__compile_plan(g, opts, &p) < 0)
         return NULL;
-    if (weir__plan_validate(p) < 0 || weir__plan_deadlock_check(p) < 0) {
+    struct weir__remote *rm = NULL;
+    if (weir__plan_validate(p) < 0 || weir__plan_deadlock_check(p) < 0 ||
+        weir__remote_check(p, &rm) < 0) {
         weir__plan_free(p);
         return NULL;
     }
-    weir_dag *d = dag_start(p, g, opts);
-    if (d && wait_ready(d) < 0) {
+    weir_dag *d = dag_start(p, g, opts, rm);
+    if (d && (wait_ready(d) < 0 || (d->remote && weir__remote_start(d) < 0))) {
         char msg[DEAD_MSG_MAX + 128];
         int rc = weir_errcode();
         snprintf(msg, sizeof msg, "%s", weir_errmsg());
@@ -454,6 +469,7 @@ WEIR_API int weir_dag_free(weir_dag *d)
     int len = 0, stuck = 0;
     /* 1. Everyone drains and leaves through the close cascade, until the deadline. */
     uint64_t deadline = tmo < 0 ? UINT64_MAX : weir_now_ns() + (uint64_t)tmo * 1000000ull;
+    weir__remote_quiesce(d);
     unsigned pending = d->actors ? wait_actors(d, deadline, 0) : 0;
     /* 2. Past it: kill the processes still running and break the pipeline around
      *    them, then give the threads that waited on them a moment to leave. */
@@ -486,6 +502,11 @@ WEIR_API int weir_dag_free(weir_dag *d)
         weir__proc_monitor_stop(d);
     if (d->nproc)
         weir__proc_reap_remaining(d);
+    /* 4. Several ranks: the links finish, then the cluster is torn down. */
+    int crc = 0;
+    char cmsg[512] = "";
+    if (d->remote && (crc = weir__remote_stop(d, deadline)) < 0)
+        snprintf(cmsg, sizeof cmsg, "%s", weir_errmsg());
     weir__prof_stop(d);
     char graph[WEIR_MAX_NAME + 1];
     snprintf(graph, sizeof graph, "%s", p ? p->graph : "?");
@@ -496,6 +517,8 @@ WEIR_API int weir_dag_free(weir_dag *d)
                             "graph '%s': teardown timed out after %d ms: %s (threads are left "
                             "running detached and freed when they return; processes are killed)",
                             graph, tmo, msg);
+    if (crc < 0)
+        return weir__seterr(crc, "graph '%s': teardown: %s", graph, cmsg);
     return 0;
 }
 
@@ -546,6 +569,10 @@ WEIR_API int weir_dag_chan_stats(const weir_dag *d, unsigned i, struct weir_chan
     if (!d || !st || i >= d->plan->nchans)
         return weir__seterr(-EINVAL, "weir_dag_chan_stats: channel %u out of range (%u)", i,
                             d ? d->plan->nchans : 0);
+    if (!d->chans[i])
+        return weir__seterr(-ENOENT, "graph '%s': channel '%s' has no ring on rank %d (neither "
+                            "written nor read here)", d->plan->graph, d->plan->chans[i].name,
+                            d->rank);
     return weir_chan_stats(d->chans[i], st);
 }
 
@@ -585,7 +612,7 @@ WEIR_API int weir_dag_actor_stats(const weir_dag *d, unsigned i, struct weir_act
     pthread_mutex_unlock((pthread_mutex_t *)&d->dead_mu);
     st->worker = a->pa->worker >= 0 ? a->pa->worker + 1 : 0;
     for (unsigned c = 0; c < d->plan->nchans; c++) {
-        if (run->rid[c] < 0 && d->plan->chans[c].writer != (int32_t)run->idx)
+        if (!d->chans[c] || (run->rid[c] < 0 && d->plan->chans[c].writer != (int32_t)run->idx))
             continue;
         struct weir_chan_stats cs;
         if (weir_chan_stats(d->chans[c], &cs) < 0)

@@ -55,6 +55,13 @@
 #include "engine/engine.h"
 
 /* Timeouts mean what <weir/common.h> says; below -1 is a caller's mistake. */
+/* The driver runs on rank 0 only. */
+static int not_driver(const struct weir_dag *d, const char *fn)
+{
+    return weir__seterr(-EINVAL, "graph '%s': %s: this is rank %d; the driver is rank 0 (the "
+                        "other ranks call weir_dag_join)", d->plan->graph, fn, d->rank);
+}
+
 static int bad_timeout(const char *fn, int timeout_ms)
 {
     return weir__seterr(-EINVAL, "%s: timeout_ms %d (use -1 to wait without bound, 0 not to wait)",
@@ -675,6 +682,8 @@ WEIR_API int weir_submit(weir_dag *d, const weir_buf *args, unsigned nargs, uint
         return weir__seterr(-EINVAL, "weir_submit: NULL dag or exec_id");
     if (timeout_ms < -1)
         return bad_timeout("weir_submit", timeout_ms);
+    if (d->rank != 0)
+        return not_driver(d, "weir_submit");
     pthread_mutex_lock(&d->mu);
     struct weir__deadline dl = deadline_of(timeout_ms);
     int rc = submit_locked(d, args, nargs, exec_id, &dl);
@@ -722,6 +731,8 @@ WEIR_API int weir_wait(weir_dag *d, uint64_t exec_id, weir_result **res, int tim
         return weir__seterr(-EINVAL, "weir_wait: NULL dag or result pointer");
     if (timeout_ms < -1)
         return bad_timeout("weir_wait", timeout_ms);
+    if (d->rank != 0)
+        return not_driver(d, "weir_wait");
     *res = NULL;
     pthread_mutex_lock(&d->mu);
     struct weir__deadline dl = deadline_of(timeout_ms);
@@ -738,6 +749,8 @@ WEIR_API int weir_execute(weir_dag *d, const weir_buf *args, unsigned nargs, wei
         return weir__seterr(-EINVAL, "weir_execute: NULL dag or result pointer");
     if (timeout_ms < -1)
         return bad_timeout("weir_execute", timeout_ms);
+    if (d->rank != 0)
+        return not_driver(d, "weir_execute");
     *res = NULL;
     struct weir__deadline dl = deadline_of(timeout_ms);
     uint64_t id;

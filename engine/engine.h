@@ -3,7 +3,7 @@
  * engine/engine.h - the runtime state of a compiled dag and the one internal
  * interface of the engine's files: dag.c (lifecycle), driver.c (driver and
  * results), actor.c (actor loop), proc.c (process isolation), fail.c
- * (failure state).
+ * (failure state), remote.c (a dag across ranks).
  */
 #ifndef WEIR_ENGINE_H
 #define WEIR_ENGINE_H
@@ -44,6 +44,8 @@ struct weir__actor_note {
     int phase;           /* atomic: WEIR__PHASE_* */
     int resumed;         /* atomic: a replacement process got past the failed executions */
     int ready;           /* atomic: init returned 0 (weir_compile waits for every actor's) */
+    int left;            /* atomic: the actor left cleanly (its inputs closed: a teardown,
+                            which on a rank other than 0 arrives over the links first) */
     unsigned cur_method;
     uint64_t cur_exec;
     char text[512];      /* init failure text */
@@ -57,6 +59,7 @@ struct weir__actor_ctr;
 struct weir__prof_shared;
 struct weir__prof;
 struct weir__trace_buf;
+struct weir__remote;
 
 /*
  * One per actor. An actor that runs a schedule (a process actor, or the lead
@@ -179,7 +182,13 @@ struct weir_dag {
     struct weir__prof *prof; /* engine/prof.c */
     const char *trace_opt;   /* weir_compile_opts.trace_path, borrowed during dag_start only */
     struct weir__tensor_rt *tensor; /* engine/tensor.c; NULL: no tensor edges */
+    /* several ranks (remote.c): this process's rank; NULL and 0 on one rank */
+    int rank;
+    struct weir__remote *remote;
 };
+
+/* Whether actor a runs on this rank (every actor does on one rank). */
+#define WEIR__ACTOR_HERE(d, a) ((d)->plan->actors[(a)].node == (d)->rank)
 
 /* Calls run one way: dag.c (lifecycle) -> driver.c, proc.c, actor.c -> fail.c
  * -> channels/. Each block below is one file's interface to those above it. */
@@ -249,6 +258,28 @@ int weir__tensor_arg_write(struct weir_dag *d, unsigned chan, const weir_buf *b,
  * edges published when it stopped (summed), read after its weir_dag_free. */
 struct weir__dev_counters;
 void weir__tensor_last_counters(struct weir__dev_counters *out);
+/* remote.c: a dag across ranks (see its design notes). */
+/* Read the cluster environment and check that every actor's node is below
+ * the world size (-EINVAL naming the actor and the size variable). 0 with
+ * *out NULL on one rank, else with a new remote state for the dag. */
+int weir__remote_check(const struct weir__plan *p, struct weir__remote **out);
+int weir__remote_rank(const struct weir__remote *rm);
+/* Readers of channel c's ring on this rank (its local readers, plus one per
+ * remote rank with readers when c is written here), or -1: no ring here. */
+int weir__remote_chan_ring(const struct weir_dag *d, unsigned c);
+/* Once c's ring exists: register its links' readers (c written here). */
+int weir__remote_register(struct weir_dag *d, unsigned c);
+/* With this rank's actors ready: listen, join the cluster, dial, and pass
+ * the ready barrier of every rank. 0 or the error ("graph 'g': rank r: ..."). */
+int weir__remote_start(struct weir_dag *d);
+/* Teardown, before waiting for the actors: a rank other than 0 breaks its
+ * receiving side so its actors leave. No-op on rank 0 and on one rank. */
+void weir__remote_quiesce(struct weir_dag *d);
+/* Teardown, after the actors: rank 0 waits (until deadline) for its links
+ * to finish; every rank frees them and closes the cluster. 0 or the
+ * cluster's error. Frees nothing of the dag's memory. */
+int weir__remote_stop(struct weir_dag *d, uint64_t deadline);
+void weir__remote_free(struct weir__remote *rm);
 
 /* proc.c */
 /* The live dags of this process, so a process actor's child can drop the

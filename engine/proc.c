@@ -185,7 +185,7 @@ int weir__proc_start(struct weir_dag *d, struct actor_rt *a)
         }
         /* Its reader ids now belong to this process (liveness checks by pid). */
         for (unsigned c = 0; c < d->plan->nchans; c++) {
-            if (a->restarting)
+            if (a->restarting && d->chans[c])
                 weir__chan_after_fork(d->chans[c]);
             if (a->rid[c] >= 0)
                 weir__chan_claim_reader(d->chans[c], a->rid[c]);
@@ -337,6 +337,9 @@ static void *monitor_main(void *arg)
             pf[i].fd = -1;
             if (weir__load_acquire(&d->tearing_down))
                 continue;
+            if (a->status_code == CLD_EXITED && a->status == 0 &&
+                weir__load_acquire(&a->note->left))
+                continue; /* it left through the close cascade, not a death */
             if (a->restarts < a->max_restarts && !weir__load_acquire(&d->dead)) {
                 int rc = restart(d, a);
                 if (rc == 0)

@@ -1053,7 +1053,10 @@ Test(dag, restarts_need_processes_and_nodes_are_not_implemented)
     in = weir_input(g, 0);
     x = weir_bind(a, "inc", add_one, &in, 1, 1);
     weir_output(g, &x, 1);
-    EXPECT_ERR(weir_compile(g, NULL), -ENOSYS, "actor 'remote': node 1: multi-node graphs");
+    /* a node past the world size (one rank: not launched as several) */
+    EXPECT_ERR(weir_compile(g, NULL), -EINVAL,
+               "graph 'enosys2': actor 'remote': node 1 is not below the world size 1 (not "
+               "launched as several ranks: WEIR_WORLD_SIZE is unset)");
     weir_graph_free(g);
 }
 

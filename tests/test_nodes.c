@@ -1389,3 +1389,240 @@ Test(nodes, mpirun_no_weir_variables, .timeout = 120)
     expect_line(out, "rank 0: teardown 0");
     expect_line(out, "rank 2: wait 0");
 }
+
+/* ---- compiled graphs across ranks (engine/remote.c; tests/mnode_rank.c) ---------- */
+
+/* Executions per run: 10^5, fewer under sanitizers. */
+#define MN_EXECS (SANITIZED ? 3000ull : 100000ull)
+
+/* mnode_rank's functions (its header comment), to check its sum. */
+static uint64_t mn_expect(const char *shape, int S, uint64_t x, unsigned k)
+{
+    if (!strcmp(shape, "chain")) {
+        for (int i = 0; i <= S; i++)
+            x = x * 3 + (uint64_t)i + 1;
+        return x;
+    }
+    if (!strcmp(shape, "diamond"))
+        return (((x + 1) + 10) ^ (2 * x * 3)) + x;
+    uint64_t y = x * 7 + 1;
+    return k == 0 ? y : y * ((uint64_t)k + 2);
+}
+
+static unsigned mn_nout(const char *shape, int S)
+{
+    return !strcmp(shape, "fanout") ? (unsigned)(S > 2 ? S : 2) + 2 : 1;
+}
+
+/* Run SHAPE over S ranks (launcher prefix pre) and check every rank's lines:
+ * rank 0 checked all N executions (each output compared by mnode_rank; the
+ * sum over every output here), every other rank joined, every free was 0. */
+static void mn_run(const char *pre, const char *shape, int S, const char *iso, uint64_t n)
+{
+    static char out[65536];
+    int st = sh_out(out, sizeof out, CLEAN_ENV "%s %s %s %llu %s 2>&1", pre, MNODE_RANK, shape,
+                    (unsigned long long)n, iso);
+    cr_assert_eq(st, 0, "%s %s over %d ranks: exit %d\n%s", shape, iso, S, st, out);
+    uint64_t sum = 0;
+    for (uint64_t e = 0; e < n; e++)
+        for (unsigned k = 0; k < mn_nout(shape, S); k++)
+            sum += mn_expect(shape, S, e * 2654435761u, k);
+    char l[256];
+    snprintf(l, sizeof l, "rank 0: %llu executions checked, 0 failed, sum %016llx",
+             (unsigned long long)n, (unsigned long long)sum);
+    expect_line(out, l);
+    for (int r = 0; r < S; r++) {
+        snprintf(l, sizeof l, "rank %d: free 0 in ", r);
+        cr_assert(strstr(out, l), "rank %d did not free cleanly:\n%s", r, out);
+        if (r) {
+            snprintf(l, sizeof l, "rank %d: joined", r);
+            expect_line(out, l);
+        }
+    }
+}
+
+static void mn_weir_run(const char *shape, const char *iso)
+{
+    for (int S = 2; S <= 4; S++) {
+        char pre[256];
+        snprintf(pre, sizeof pre, "%s -n %d", WEIR_RUN, S);
+        mn_run(pre, shape, S, iso, MN_EXECS);
+    }
+}
+
+Test(nodes, dag_chain_2_3_4_ranks_threads, .timeout = 300)
+{
+    mn_weir_run("chain", "thread");
+}
+
+Test(nodes, dag_diamond_2_3_4_ranks_mixed, .timeout = 300)
+{
+    mn_weir_run("diamond", "mixed");
+}
+
+Test(nodes, dag_fanout_2_3_4_ranks_processes, .timeout = 300)
+{
+    mn_weir_run("fanout", "process");
+}
+
+Test(nodes, dag_netns_chain_and_diamond, .timeout = 300)
+{
+    if (!netns_ok())
+        cr_skip_test("network namespaces not permitted here");
+    char pre[256];
+    snprintf(pre, sizeof pre, "%s --netns -n 3", WEIR_RUN);
+    mn_run(pre, "chain", 3, "thread", MN_EXECS);
+    snprintf(pre, sizeof pre, "%s --netns -n 4", WEIR_RUN);
+    mn_run(pre, "diamond", 4, "mixed", MN_EXECS);
+}
+
+Test(nodes, dag_mpirun_3_ranks, .timeout = 300)
+{
+    char out[256];
+    if (sh_out(out, sizeof out, "command -v mpirun") != 0)
+        cr_skip_test("no mpirun (Debian openmpi-bin)");
+    mn_run("mpirun -n 3 --allow-run-as-root --oversubscribe", "diamond", 3, "mixed", MN_EXECS);
+}
+
+/* weir-plan show of a plan across ranks lists where each channel lives. */
+Test(nodes, dag_plan_shows_placement, .timeout = 120)
+{
+    char path[] = "/tmp/weir-mnode-plan-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char out[16384], pre[512];
+    snprintf(pre, sizeof pre, "MNODE_SAVE=%s %s -n 3", path, WEIR_RUN);
+    mn_run(pre, "fanout", 3, "thread", 10);
+    int st = sh_out(out, sizeof out, "%s show %s 2>&1", WEIR_PLAN_CLI, path);
+    unlink(path);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert(strstr(out, "\nplacement (3 ranks; links over uring; one receiving ring per rank)\n"),
+              "%s", out);
+    /* src on rank 1; c0, c3 on rank 0 (with the driver: 3 readers share one ring), c1 on 1, c2 on 2 */
+    cr_assert(strstr(out, "src.emit.out0  written on rank 1: rank 0 link (3 readers) rank 1 local "
+                          "(1 reader) rank 2 link (1 reader)\n"), "%s", out);
+    cr_assert(strstr(out, "  0  arg0           written on rank 0: rank 1 link (1 reader)\n"), "%s", out);
+}
+
+static int mn_nop(weir_call *c, void *state)
+{
+    (void)state;
+    return weir_call_fail(c, "never runs");
+}
+
+/* A node past the world size is a compile error naming the variable. */
+Test(nodes, dag_node_past_world_size)
+{
+    setenv("WEIR_RANK", "0", 1);
+    setenv("WEIR_WORLD_SIZE", "2", 1);
+    setenv("WEIR_COORD", "127.0.0.1:1", 1);
+    weir_graph *g = weir_graph_new("far");
+    weir_actor *a = weir_actor_new(g, "faraway", &(weir_actor_opts){.node = 2});
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "f", mn_nop, &in, 1, 1);
+    cr_assert_not_null(x, "%s", weir_errmsg());
+    weir_output(g, &x, 1);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_null(d);
+    cr_assert_eq(weir_errcode(), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'far': actor 'faraway': node 2 is not below the world "
+                                    "size 2 (WEIR_WORLD_SIZE)");
+    unsetenv("WEIR_RANK");
+    unsetenv("WEIR_WORLD_SIZE");
+    unsetenv("WEIR_COORD");
+    weir_graph_free(g);
+}
+
+/* Rank 1 builds another graph: both sides refuse, naming both hashes. */
+Test(nodes, dag_plan_hash_mismatch_named, .timeout = 120)
+{
+    char out[16384];
+    sh_out(out, sizeof out, CLEAN_ENV "%s -n 2 %s chain 10 thread hash 1 2>&1", WEIR_RUN,
+           MNODE_RANK);
+    char h0[17], h1[17];
+    const char *k = strstr(out, "rank 0: compile -71: graph 'chain': rank 0: cluster: rank 1 built "
+                                "a different plan: hash ");
+    cr_assert_not_null(k, "%s", out);
+    cr_assert_eq(sscanf(strstr(k, ": hash ") + 7, "%16[0-9a-f], rank 0's is %16[0-9a-f]", h1, h0), 2,
+                 "%s", out);
+    cr_assert_str_neq(h0, h1);
+    char l[256];
+    snprintf(l, sizeof l, "rank 1: compile -71: graph 'chain': rank 1: cluster: rank 1 built a "
+             "different plan: hash %s, rank 0's is %s", h1, h0);
+    expect_line(out, l);
+}
+
+/* A method failing on rank 1 fails its execution only, with its text. */
+Test(nodes, dag_remote_method_failure_one_execution, .timeout = 120)
+{
+    char out[65536];
+    uint64_t n = SANITIZED ? 2000 : 20000;
+    int st = sh_out(out, sizeof out, CLEAN_ENV "%s -n 3 %s chain %llu thread fail 1 2>&1", WEIR_RUN,
+                    MNODE_RANK, (unsigned long long)n);
+    cr_assert_eq(st, 0, "%d\n%s", st, out);
+    char l[512];
+    snprintf(l, sizeof l, "rank 0: execution %llu -121: graph 'chain': execution %llu: actor 's0' "
+             "method 'step' failed at execution %llu: boom at execution %llu",
+             (unsigned long long)n / 2, (unsigned long long)n / 2, (unsigned long long)n / 2,
+             (unsigned long long)n / 2);
+    expect_line(out, l);
+    snprintf(l, sizeof l, "rank 0: %llu executions checked, 1 failed, sum ", (unsigned long long)n - 1);
+    cr_assert(strstr(out, l), "%s", out);
+    expect_line(out, "rank 1: joined");
+    expect_line(out, "rank 2: joined");
+}
+
+static unsigned long long num_after(const char *out, const char *pre)
+{
+    const char *k = strstr(out, pre);
+    cr_assert_not_null(k, "no '%s' in\n%s", pre, out);
+    return strtoull(k + strlen(pre), NULL, 10);
+}
+
+/* SIGKILL rank 1 mid-run: rank 0's execution fails within the bound naming
+ * the rank and its actors; rank 2's join returns; everyone frees. */
+Test(nodes, dag_sigkill_worker_fails_executions, .timeout = 120)
+{
+    char out[65536];
+    int st = sh_out(out, sizeof out, CLEAN_ENV "%s -n 3 --grace 20000 %s chain %llu thread kill 1 "
+                    "2>&1", WEIR_RUN, MNODE_RANK, SANITIZED ? 2000ull : 20000ull);
+    cr_assert_eq(st, 128 + SIGKILL, "%d\n%s", st, out);
+    unsigned long long tk = num_after(out, "rank 1: killing itself at ");
+    const char *w = strstr(out, "rank 0: wait ");
+    cr_assert_not_null(w, "%s", out);
+    unsigned long long tw = num_after(w, " ms at ");
+    cr_assert(strstr(w, " -32 after "), "%s", out);
+    cr_assert(strstr(w, ": rank 1 failed (cluster: rank 1 (pid "), "%s", out);
+    cr_assert(strstr(w, "(heartbeat bound 2000 ms)); the actors it hosted: 's0', 's3'\n"), "%s", out);
+    cr_assert_lt(tw - tk, 2500, "rank 0 failed %llu ms after the kill", tw - tk);
+    cr_log_info("dag: SIGKILL of rank 1 failed rank 0's execution after %llu ms", tw - tk);
+    const char *j = strstr(out, "rank 2: join -112 after ");
+    cr_assert_not_null(j, "%s", out);
+    cr_assert_lt(num_after(j, " ms at ") - tk, 2500, "%s", out);
+    cr_assert(strstr(out, "rank 0: free 0 in "), "%s", out);
+    cr_assert(strstr(out, "rank 2: free 0 in "), "%s", out);
+}
+
+/* Kill the driver: every other rank's weir_dag_join returns within the bound. */
+Test(nodes, dag_kill_driver_join_returns, .timeout = 120)
+{
+    char out[65536];
+    int st = sh_out(out, sizeof out, CLEAN_ENV "%s -n 3 --grace 20000 %s diamond %llu mixed "
+                    "killdriver 0 2>&1", WEIR_RUN, MNODE_RANK, SANITIZED ? 2000ull : 20000ull);
+    cr_assert_eq(st, 128 + SIGKILL, "%d\n%s", st, out);
+    unsigned long long tk = num_after(out, "rank 0: killing itself at ");
+    for (int r = 1; r < 3; r++) {
+        char pre[64];
+        snprintf(pre, sizeof pre, "rank %d: join -112 after ", r);
+        const char *j = strstr(out, pre);
+        cr_assert_not_null(j, "%s", out);
+        unsigned long long tj = num_after(j, " ms at ");
+        cr_assert_lt(tj - tk, 2500, "rank %d: join returned %llu ms after the kill", r, tj - tk);
+        snprintf(pre, sizeof pre, "graph 'diamond': rank %d: cluster: rank 0 (pid ", r);
+        cr_assert(strstr(j, pre), "%s", out);
+        snprintf(pre, sizeof pre, "rank %d: free 0 in ", r);
+        cr_assert(strstr(out, pre), "%s", out);
+        cr_log_info("dag: SIGKILL of the driver: rank %d's join returned after %llu ms", r, tj - tk);
+    }
+}

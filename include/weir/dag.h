@@ -160,6 +160,23 @@ WEIR_API uint64_t weir_dag_plan_hash(const weir_dag *d);
  */
 WEIR_API int weir_dag_free(weir_dag *d);
 
+/*
+ * Several ranks (SPMD, <weir/cluster.h>): every rank calls weir_compile()
+ * on the same graph; it joins the ranks (bounded by timeout_ms; a rank
+ * whose plan hash differs is refused naming both hashes), creates this
+ * rank's rings and links, starts the actors whose node is this rank and
+ * returns once every rank's actors ran init. Rank 0 is the driver
+ * (execute / submit / wait). Any other rank calls weir_dag_join(): 0 when
+ * the driver tore the dag down (then weir_dag_free), or the failure: a
+ * rank that died or was cut off past the heartbeat bound
+ * (WEIR_HEARTBEAT_MS, default 2000; -EHOSTDOWN naming the rank), an actor
+ * of this rank that died (-EPIPE; the other ranks learn it), -ETIMEDOUT
+ * when neither happened within timeout_ms. On rank 0 (or one rank):
+ * -EINVAL. A failed rank fails every pending and later execution on rank 0
+ * with -EPIPE "rank R failed (...); the actors it hosted: 'a', 'b'".
+ */
+WEIR_API int weir_dag_join(weir_dag *d, int timeout_ms);
+
 /* ---- execute ----------------------------------------------------------- */
 typedef struct weir_buf {
     const void *data;

@@ -1,0 +1,473 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine/remote.c - a dag across ranks (SPMD): every rank compiles the same
+ * plan, creates only its own rings, joins the control plane
+ * (engine/cluster.c) and carries every edge between two ranks on one link
+ * connection per direction (channels/link.h). dag.c calls in at a few
+ * points: weir__remote_check before the dag exists, weir__remote_chan_ring
+ * and weir__remote_register while it creates the rings, weir__remote_start
+ * once this rank's actors are ready, weir__remote_quiesce and
+ * weir__remote_stop at teardown.
+ *
+ * Design notes.
+ *
+ * Rings. A channel has a ring on its writer's rank (the writer's own ring,
+ * with one registered reader per remote rank that reads it: the sending
+ * end of that rank's link) and one ring on every other rank with readers,
+ * written by this rank's listener connection and shared by all the
+ * readers there (Ray's one buffer per node). A rank with neither has no
+ * ring (d->chans[c] NULL). Stream id = channel index + 1 on every link.
+ *
+ * Connections. A connection carries one sender's streams (link_conn.c
+ * refuses a second sender), so a rank listens once per rank that sends to
+ * it, on tcp://BIND:0 (WEIR_BIND, or the address that routes to the
+ * coordinator), before it joins, and publishes those endpoints in the
+ * join in sender-rank order (at most WEIR__CLUSTER_MAX_EP senders per
+ * rank); the table then tells every rank where to dial: sender s finds
+ * its endpoint at rank r as number k, k the ranks below s that send to r. A rank dials
+ * each rank it sends to once, with all of its streams on that connection.
+ *
+ * Failure. The control plane watches every rank (heartbeats, bound
+ * WEIR_HEARTBEAT_MS, default 2000); its FAILED event marks the dag dead
+ * with a text naming the rank and the actors it hosted, then breaks this
+ * rank's side of every link: the connections are freed (a dialer
+ * deregisters its readers, so no local writer waits for a dead peer) and
+ * every ring a listener wrote is closed, so every local reader and the
+ * driver wake up. Links use the same bound as their timeout, so a cut
+ * shorter than it resumes on both planes and fails nothing.
+ *
+ * Teardown. Rank 0 tears down as one rank does (the close cascades over
+ * the links), then waits for every connection to end, frees them and
+ * tears the cluster down, which is what weir_dag_join returns on. Other
+ * ranks first break their listener side (their actors leave at once: the
+ * driver has finished, or this rank leaves early and rank 0 learns it from
+ * the cluster), then do the same.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <weir/dag.h>
+
+#include "channels/chan_internal.h"
+#include "channels/err.h"
+#include "channels/link.h"
+#include "engine/cluster.h"
+#include "engine/engine.h"
+
+extern char **environ;
+
+struct weir__remote {
+    int rank, size;
+    struct weir__cluster_env env;
+    int hb_ms;
+    int *link_rid;       /* [c * size + q]: reader id of c's link to rank q, or -1 */
+    weir__conn **lst;    /* [q]: receives every stream written on q and read here */
+    weir__conn **dial;   /* [q]: sends every stream written here and read on q */
+    struct weir__cluster *cl;
+    pthread_mutex_t mu;  /* lst, dial, broken */
+    int broken;          /* the links were broken (failure or teardown) */
+};
+
+/* The heartbeat bound: WEIR_HEARTBEAT_MS, else the control plane's default. */
+static int heartbeat_ms(int *out)
+{
+    const char *v = getenv("WEIR_HEARTBEAT_MS");
+    *out = WEIR__CLUSTER_HEARTBEAT_MS;
+    if (!v || !*v)
+        return 0;
+    char *end;
+    long ms = strtol(v, &end, 10);
+    if (*end || ms < 50 || ms > 3600000)
+        return weir__seterr(-EINVAL, "cluster environment: WEIR_HEARTBEAT_MS=%s is not a "
+                            "number of milliseconds in 50..3600000", v);
+    *out = (int)ms;
+    return 0;
+}
+
+int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
+{
+    *out = NULL;
+    struct weir__cluster_env e;
+    if (weir__cluster_env_parse(environ, &e) < 0) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", weir_errmsg());
+        return weir__seterr(weir_errcode(), "graph '%s': %s", p->graph, why);
+    }
+    for (uint32_t a = 0; a < p->nactors; a++)
+        if (p->actors[a].node >= e.size) {
+            if (e.size == 1 && !e.size_var[0])
+                return weir__seterr(-EINVAL,
+                                    "graph '%s': actor '%s': node %d is not below the world size "
+                                    "1 (not launched as several ranks: WEIR_WORLD_SIZE is unset)",
+                                    p->graph, p->actors[a].name, p->actors[a].node);
+            return weir__seterr(-EINVAL,
+                                "graph '%s': actor '%s': node %d is not below the world size %d "
+                                "(%s)",
+                                p->graph, p->actors[a].name, p->actors[a].node, e.size,
+                                e.size_var[0] ? e.size_var : "WEIR_WORLD_SIZE");
+        }
+    if (e.size <= 1)
+        return 0;
+    struct weir__remote *rm = calloc(1, sizeof *rm);
+    if (!rm)
+        return weir__seterr(-ENOMEM, "graph '%s': out of memory", p->graph);
+    if (heartbeat_ms(&rm->hb_ms) < 0) {
+        free(rm);
+        return weir_errcode();
+    }
+    rm->env = e;
+    rm->rank = e.rank;
+    rm->size = e.size;
+    size_t n = (size_t)(p->nchans ? p->nchans : 1) * (size_t)e.size;
+    rm->link_rid = malloc(n * sizeof *rm->link_rid);
+    rm->dial = calloc((size_t)e.size, sizeof *rm->dial);
+    rm->lst = calloc((size_t)e.size, sizeof *rm->lst);
+    if (!rm->link_rid || !rm->dial || !rm->lst) {
+        free(rm->link_rid);
+        free(rm->dial);
+        free(rm->lst);
+        free(rm);
+        return weir__seterr(-ENOMEM, "graph '%s': out of memory", p->graph);
+    }
+    for (size_t i = 0; i < n; i++)
+        rm->link_rid[i] = -1;
+    pthread_mutex_init(&rm->mu, NULL);
+    *out = rm;
+    return 0;
+}
+
+int weir__remote_rank(const struct weir__remote *rm)
+{
+    return rm ? rm->rank : 0;
+}
+
+int weir__remote_chan_ring(const struct weir_dag *d, unsigned c)
+{
+    const struct weir__plan *p = d->plan;
+    int32_t w = weir__plan_writer_rank(p, c);
+    uint32_t here = weir__plan_readers_on(p, c, d->rank);
+    if (w == d->rank)
+        return (int)(here + weir__plan_links_from(p, c));
+    return here ? (int)here : -1;
+}
+
+int weir__remote_register(struct weir_dag *d, unsigned c)
+{
+    struct weir__remote *rm = d->remote;
+    const struct weir__plan *p = d->plan;
+    if (!rm || weir__plan_writer_rank(p, c) != rm->rank)
+        return 0;
+    for (int q = 0; q < rm->size; q++) {
+        if (q == rm->rank || !weir__plan_readers_on(p, c, q))
+            continue;
+        int id = weir_chan_register_reader(d->chans[c]);
+        if (id < 0)
+            return id;
+        rm->link_rid[(size_t)c * (size_t)rm->size + (size_t)q] = id;
+    }
+    return 0;
+}
+
+/* Break this rank's side of every link: free the connections (a dialer
+ * deregisters its readers), then close every ring a listener wrote. Under
+ * rm->mu; idempotent. */
+static void break_links_locked(struct weir_dag *d)
+{
+    struct weir__remote *rm = d->remote;
+    const struct weir__plan *p = d->plan;
+    if (rm->broken)
+        return;
+    rm->broken = 1;
+    for (int q = 0; q < rm->size; q++) {
+        weir__conn_free(rm->lst[q]);
+        rm->lst[q] = NULL;
+    }
+    for (int q = 0; q < rm->size; q++) {
+        weir__conn_free(rm->dial[q]);
+        rm->dial[q] = NULL;
+        /* readers the dialer never took over (a start that failed early) */
+        for (unsigned c = 0; c < p->nchans; c++) {
+            int *id = &rm->link_rid[(size_t)c * (size_t)rm->size + (size_t)q];
+            if (*id >= 0 && d->chans[c] && weir__chan_reader_epoch(d->chans[c], *id) >= 0)
+                weir_chan_deregister_reader(d->chans[c], *id);
+            *id = -1;
+        }
+    }
+    for (unsigned c = 0; c < p->nchans; c++)
+        if (d->chans[c] && weir__plan_writer_rank(p, c) != rm->rank) {
+            weir__chan_unreserve(d->chans[c]);
+            weir_chan_close(d->chans[c]);
+        }
+}
+
+/* "'b', 'c'" for the actors rank r hosts ("none" when it hosts none). */
+static void actors_of(const struct weir__plan *p, int r, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = 0;
+    for (uint32_t a = 0; a < p->nactors && len < cap; a++)
+        if (p->actors[a].node == r)
+            len += (size_t)snprintf(buf + len, cap - len, "%s'%s'", len ? ", " : "",
+                                    p->actors[a].name);
+    if (!buf[0])
+        snprintf(buf, cap, "none");
+}
+
+static void on_cluster_event(void *ctx, int kind, int rank, int code, const char *msg)
+{
+    struct weir_dag *d = ctx;
+    struct weir__remote *rm = d->remote;
+    (void)code;
+    if (kind != WEIR__CLUSTER_EV_FAILED)
+        return;
+    char acts[256];
+    actors_of(d->plan, rank, acts, sizeof acts);
+    weir__dag_mark_dead(d, -1, "rank %d failed (%s); the actors it hosted: %s", rank, msg, acts);
+    pthread_mutex_lock(&rm->mu);
+    break_links_locked(d);
+    pthread_mutex_unlock(&rm->mu);
+}
+
+static weir_link_opts link_opts(const struct weir_dag *d)
+{
+    const struct weir__remote *rm = d->remote;
+    return (weir_link_opts){.transport = d->plan->transport,
+                            .token = rm->env.token_len ? rm->env.token : NULL,
+                            .timeout_ms = rm->hb_ms};
+}
+
+/* Whether rank q writes a channel that rank r reads. */
+static int sends_to(const struct weir__plan *p, int q, int r)
+{
+    for (unsigned c = 0; c < p->nchans; c++)
+        if (weir__plan_writer_rank(p, c) == q && weir__plan_readers_on(p, c, r))
+            return 1;
+    return 0;
+}
+
+/* The listeners: one per rank that sends here, with every stream it
+ * writes and this rank reads; their endpoints into eps (sender order). */
+static int start_listeners(struct weir_dag *d, char eps[][WEIR__CLUSTER_EP_MAX + 1])
+{
+    struct weir__remote *rm = d->remote;
+    const struct weir__plan *p = d->plan;
+    int n = 0;
+    for (int q = 0; q < rm->size; q++) {
+        if (q == rm->rank || !sends_to(p, q, rm->rank))
+            continue;
+        if (n == WEIR__CLUSTER_MAX_EP)
+            return weir__seterr(-ENOSYS, "more than %d ranks send to this rank (one listening "
+                                "endpoint each; not supported yet)", WEIR__CLUSTER_MAX_EP);
+        char host[WEIR__CLUSTER_ADDR_MAX + 1];
+        if (weir__cluster_bind_addr(&rm->env, host, sizeof host) < 0)
+            return weir_errcode();
+        char want[WEIR__CLUSTER_ADDR_MAX + 16];
+        snprintf(want, sizeof want, "tcp://%s:0", host);
+        weir_link_opts o = link_opts(d);
+        weir__conn *cn = weir__conn_listen(want, &o);
+        if (!cn)
+            return weir_errcode();
+        pthread_mutex_lock(&rm->mu);
+        rm->lst[q] = cn;
+        pthread_mutex_unlock(&rm->mu);
+        for (unsigned c = 0; c < p->nchans; c++)
+            if (d->chans[c] && weir__plan_writer_rank(p, c) == q)
+                if (weir__conn_add_recv_stream(cn, c + 1, d->chans[c]) < 0)
+                    return weir_errcode();
+        if (weir__conn_start(cn) < 0)
+            return weir_errcode();
+        snprintf(eps[n++], WEIR__CLUSTER_EP_MAX + 1, "%s", weir__conn_endpoint(cn));
+    }
+    return n;
+}
+
+/* One dialer per rank this rank sends to, all its streams on it. */
+static int start_dialers(struct weir_dag *d)
+{
+    struct weir__remote *rm = d->remote;
+    const struct weir__plan *p = d->plan;
+    for (int q = 0; q < rm->size; q++) {
+        if (q == rm->rank)
+            continue;
+        int any = 0;
+        for (unsigned c = 0; c < p->nchans && !any; c++)
+            any = rm->link_rid[(size_t)c * (size_t)rm->size + (size_t)q] >= 0;
+        if (!any)
+            continue;
+        unsigned k = 0;
+        for (int q2 = 0; q2 < rm->rank; q2++)
+            k += q2 != q && sends_to(p, q2, q);
+        const char *ep = weir__cluster_endpoint(rm->cl, q, k);
+        if (!ep)
+            return weir__seterr(-EPROTO, "rank %d published no data endpoint, but it reads "
+                                "channels written here", q);
+        weir_link_opts o = link_opts(d);
+        weir__conn *cn = weir__conn_dial(ep, &o);
+        if (!cn)
+            return weir_errcode();
+        pthread_mutex_lock(&rm->mu);
+        rm->dial[q] = cn;
+        pthread_mutex_unlock(&rm->mu);
+        for (unsigned c = 0; c < p->nchans; c++) {
+            int *id = &rm->link_rid[(size_t)c * (size_t)rm->size + (size_t)q];
+            if (*id < 0)
+                continue;
+            if (weir__conn_add_send_stream(cn, c + 1, d->chans[c], *id) < 0)
+                return weir_errcode();
+            *id = -1; /* the connection owns it now */
+        }
+        if (weir__conn_start(cn) < 0) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", weir_errmsg());
+            return weir__seterr(weir_errcode(), "link to %s: %s",
+                                weir__cluster_describe(rm->cl, q), why);
+        }
+    }
+    return 0;
+}
+
+int weir__remote_start(struct weir_dag *d)
+{
+    struct weir__remote *rm = d->remote;
+    const struct weir__plan *p = d->plan;
+    char ep[WEIR__CLUSTER_MAX_EP][WEIR__CLUSTER_EP_MAX + 1];
+    const char *eps[WEIR__CLUSTER_MAX_EP];
+    int rc = start_listeners(d, ep);
+    if (rc < 0)
+        goto fail;
+    for (int i = 0; i < WEIR__CLUSTER_MAX_EP; i++)
+        eps[i] = ep[i];
+    struct weir__cluster_opts co = {
+        .rank = rm->rank,
+        .size = rm->size,
+        .coord = rm->env.coord,
+        .token = rm->env.token,
+        .token_len = rm->env.token_len,
+        .plan_hash = weir__plan_hash(p),
+        .endpoints = eps,
+        .nendpoints = (unsigned)rc,
+        .timeout_ms = p->timeout_ms,
+        .heartbeat_ms = rm->hb_ms,
+        .on_event = on_cluster_event,
+        .ctx = d,
+    };
+    rm->cl = weir__cluster_open(&co);
+    if (!rm->cl) {
+        rc = weir_errcode();
+        goto fail;
+    }
+    if ((rc = start_dialers(d)) < 0)
+        goto fail;
+    /* The ready barrier across ranks: every rank's actors ran init and its
+     * links are up. */
+    if ((rc = weir__cluster_barrier(rm->cl, p->timeout_ms)) < 0)
+        goto fail;
+    return 0;
+fail:;
+    char why[768];
+    snprintf(why, sizeof why, "%s", weir_errmsg());
+    return weir__seterr(rc, "graph '%s': rank %d: %s", p->graph, rm->rank, why);
+}
+
+void weir__remote_quiesce(struct weir_dag *d)
+{
+    struct weir__remote *rm = d->remote;
+    if (!rm || rm->rank == 0)
+        return;
+    pthread_mutex_lock(&rm->mu);
+    break_links_locked(d);
+    pthread_mutex_unlock(&rm->mu);
+}
+
+int weir__remote_stop(struct weir_dag *d, uint64_t deadline)
+{
+    struct weir__remote *rm = d->remote;
+    if (!rm)
+        return 0;
+    /* Rank 0: let every connection finish what the close cascade sent. */
+    for (;;) {
+        int busy = 0;
+        pthread_mutex_lock(&rm->mu);
+        if (!rm->broken)
+            for (int q = 0; q < rm->size && !busy; q++)
+                if ((rm->lst[q] && weir__conn_status(rm->lst[q]) == 0) ||
+                    (rm->dial[q] && weir__conn_status(rm->dial[q]) == 0))
+                    busy = 1;
+        pthread_mutex_unlock(&rm->mu);
+        if (!busy || weir_now_ns() >= deadline)
+            break;
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    pthread_mutex_lock(&rm->mu);
+    break_links_locked(d);
+    pthread_mutex_unlock(&rm->mu);
+    int rc = 0;
+    if (rm->cl) {
+        uint64_t now = weir_now_ns();
+        int ms = deadline == UINT64_MAX ? -1
+                 : deadline > now      ? (int)((deadline - now) / 1000000ull) + 1000
+                                       : 1000;
+        rc = weir__cluster_close(rm->cl, ms);
+        rm->cl = NULL;
+    }
+    return rc;
+}
+
+void weir__remote_free(struct weir__remote *rm)
+{
+    if (!rm)
+        return;
+    pthread_mutex_destroy(&rm->mu);
+    free(rm->link_rid);
+    free(rm->dial);
+    free(rm->lst);
+    free(rm);
+}
+
+WEIR_API int weir_dag_join(weir_dag *d, int timeout_ms)
+{
+    weir__clearerr();
+    if (!d)
+        return weir__seterr(-EINVAL, "weir_dag_join: NULL dag");
+    struct weir__remote *rm = d->remote;
+    const char *g = d->plan->graph;
+    if (!rm || rm->rank == 0)
+        return weir__seterr(-EINVAL, "graph '%s': weir_dag_join: this is rank 0, the driver "
+                            "(execute there; weir_dag_join is for the other ranks)", g);
+    uint64_t t0 = weir_now_ns();
+    for (;;) {
+        char buf[WEIR__CLUSTER_REASON_MAX + 1];
+        if (weir__load_acquire(&d->dead) && weir__cluster_failed(rm->cl, buf, sizeof buf) == 0) {
+            char msg[DEAD_MSG_MAX];
+            pthread_mutex_lock(&d->dead_mu);
+            snprintf(msg, sizeof msg, "%s", d->dead_msg);
+            pthread_mutex_unlock(&d->dead_mu);
+            /* A failure of this rank's own (an actor process died): tell
+             * the others, whose executions then fail with it. */
+            weir__cluster_report(rm->cl, -EPIPE, "rank %d: %s", rm->rank, msg);
+            return weir__seterr(-EPIPE, "graph '%s': rank %d: %s", g, rm->rank, msg);
+        }
+        int slice = 50;
+        if (timeout_ms >= 0) {
+            uint64_t spent = (weir_now_ns() - t0) / 1000000ull;
+            if (spent >= (uint64_t)timeout_ms)
+                return weir__seterr(-ETIMEDOUT, "graph '%s': rank %d: the driver did not tear "
+                                    "the dag down within %d ms", g, rm->rank, timeout_ms);
+            if ((uint64_t)timeout_ms - spent < (uint64_t)slice)
+                slice = (int)((uint64_t)timeout_ms - spent);
+        }
+        int wrc = weir__cluster_wait(rm->cl, slice);
+        if (wrc == 0)
+            return 0;
+        if (wrc != -ETIMEDOUT) {
+            char why[768];
+            snprintf(why, sizeof why, "%s", weir_errmsg());
+            return weir__seterr(wrc, "graph '%s': rank %d: %s", g, rm->rank, why);
+        }
+    }
+}
