@@ -31,17 +31,7 @@ TestSuite(stress, .init = leak_init, .fini = leak_fini, .timeout = 150);
 
 /* The batched streams run 2 x 10^5 messages under sanitizers (as test_net.c
  * reduces its counts), 10^6 otherwise. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#else
-#define SANITIZED 0
-#endif
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#undef SANITIZED
-#define SANITIZED 1
-#endif
-#endif
+#include "sanitized.h"
 
 static uint64_t nmsgs(uint64_t dflt)
 {

@@ -19,17 +19,7 @@
 #include "channels/link.h"
 #include "chan_util.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#else
-#define SANITIZED 0
-#endif
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#undef SANITIZED
-#define SANITIZED 1
-#endif
-#endif
+#include "sanitized.h"
 
 #define NS 3          /* streams in most tests */
 #define MAXS 4

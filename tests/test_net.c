@@ -26,17 +26,7 @@
 #define SMALL_MAX 300000 /* 8 B .. 256 KiB + a bit: some larger than the slot */
 
 /* Message count of the big stream: 10^6 optimized; fewer under sanitizers. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#else
-#define SANITIZED 0
-#endif
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#undef SANITIZED
-#define SANITIZED 1
-#endif
-#endif
+#include "sanitized.h"
 
 static size_t msg_len(uint64_t seq, size_t maxlen)
 {

@@ -26,17 +26,7 @@
 #include "chan_util.h"
 #include "engine/cluster.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#else
-#define SANITIZED 0
-#endif
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#undef SANITIZED
-#define SANITIZED 1
-#endif
-#endif
+#include "sanitized.h"
 
 #define HASH 0x5eedull
 

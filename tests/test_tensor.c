@@ -589,17 +589,7 @@ Test(tensor, sim_handles_checked)
 
 #include <signal.h>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#else
-#define SANITIZED 0
-#endif
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#undef SANITIZED
-#define SANITIZED 1
-#endif
-#endif
+#include "sanitized.h"
 
 #define ROWS 4
 #define COLS 6
