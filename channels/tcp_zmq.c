@@ -68,7 +68,12 @@
  * reaches the peer (the io_uring pipe gets that from the kernel, which
  * sends queued bytes before the FIN). A closed accepted pipe that pipe_free
  * released stays on its socket's list until that cut, then the service
- * frees it. Sockets close with ZMQ_LINGER 0.
+ * frees it. Sockets close with ZMQ_LINGER 0, but live with ZMQ_LINGER
+ * LINGER_MS: a connection that libzmq ends (the peer closed; the dialer does
+ * not reconnect) terminates its pipe with the socket's linger, and with 0
+ * libzmq drops what the socket had not read yet, the peer's last bytes and
+ * the closing notification with them (the dialer then waited for nothing:
+ * a REFUSE that arrived with the FIN was lost, now and then).
  *
  * Dialing. libzmq connects asynchronously and does not say why a connect
  * failed; a socket monitor says that it did (ZMQ_EVENT_CLOSED before
@@ -294,8 +299,11 @@ static void drain_efd(int efd)
 
 static int zsock_opts(void *s, const struct weir__tp_cfg *cfg, int v6)
 {
-    int zero = 0, one = 1;
-    if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero) < 0 ||
+    int zero = 0, one = 1, linger = LINGER_MS;
+    /* Not 0 while the socket lives: libzmq then ends a lost connection's pipe
+     * only after the socket read what it carried (the bytes and the closing
+     * notification); with 0 it drops them. Set to 0 before zmq_close. */
+    if (zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
         zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero) < 0)
         return -1;
     if (v6 && zmq_setsockopt(s, ZMQ_IPV6, &one, sizeof one) < 0)
@@ -309,6 +317,13 @@ static int zsock_opts(void *s, const struct weir__tp_cfg *cfg, int v6)
         zmq_setsockopt(s, ZMQ_RCVBUF, &v, sizeof v);
     }
     return 0;
+}
+
+static void zclose(void *s)
+{
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_close(s);
 }
 
 static struct zsock *zsock_new(void *ctx, int listener, const struct weir__tp_cfg *cfg, int v6)
@@ -337,7 +352,7 @@ static struct zsock *zsock_new(void *ctx, int listener, const struct weir__tp_cf
     return zs;
 fail:
     if (zs->s)
-        zmq_close(zs->s);
+        zclose(zs->s);
     pthread_mutex_destroy(&zs->mu);
     free(zs);
     return NULL;
@@ -348,7 +363,7 @@ static void zsock_unref(struct zsock *zs)
     if (weir__sub_fetch_acq_rel(&zs->refs, 1) != 0)
         return;
     if (zs->s)
-        zmq_close(zs->s);
+        zclose(zs->s);
     if (zs->aefd >= 0)
         close(zs->aefd);
     pthread_mutex_destroy(&zs->mu);
@@ -723,7 +738,7 @@ static void z_listener_free(weir__tp_listener *l)
         pp = &p->next;
     }
     zs->acc_head = zs->acc_tail = NULL;
-    zmq_close(zs->s); /* ZMQ_LINGER 0: every connection goes */
+    zclose(zs->s); /* ZMQ_LINGER 0: every connection goes */
     zs->s = NULL;
     for (weir__tp_pipe *p = zs->pipes; p; p = p->next) { /* pipes the caller still has */
         p->peer_gone = 1;

@@ -535,7 +535,7 @@ BOTH(second_sender_refused, 60)
     weir_chan *c2 = mkchan("c2", 4, 4096);
     weir_link *tx2 = weir_link_connect(c2, weir_link_endpoint(b.rx), &lo);
     cr_assert_null(tx2);
-    cr_assert_eq(weir_errcode(), -ECONNREFUSED);
+    cr_assert_eq(weir_errcode(), -ECONNREFUSED, "%s", weir_errmsg());
     cr_assert(strstr(weir_errmsg(), "refused by the peer: another sender is connected to this stream"),
               "%s", weir_errmsg());
     /* c2's reader was given back */
