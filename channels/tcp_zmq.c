@@ -48,23 +48,24 @@
  *    fills the kernel's buffers, libzmq stops writing, the count stays up
  *    and the send returns -ETIMEDOUT on time; close() wakes it (-EPIPE).
  *
- * Copy or zero copy. The contract lets a send's payload memory be reused
- * as soon as the send returns, while libzmq's zero-copy zmq_msg_init_data
- * keeps a pointer until its I/O thread has written the bytes. So: small
- * pieces are copied (gathered into one buffer per send, which is also what
- * coalescing wants); with cfg.send_zc (WEIR_LINK_SEND_ZC), pieces of at
- * least ZC_MIN bytes go zero-copy and the send returns only once libzmq has
- * released every one of them (their free function ran). A zero-copy send
- * that times out, or that close() interrupts, first cuts the connection
- * (libzmq then drops the messages) and waits for that release: the caller's
- * memory is never referenced after send returns. Zero copy is off by
- * default: on loopback, waiting for the I/O thread to write each batch
- * costs more than the copy saves (see README).
+ * Copy, not zero copy. The contract lets a send's payload memory be reused
+ * as soon as the send returns; libzmq's zero-copy zmq_msg_init_data keeps
+ * a pointer until its I/O thread has written the bytes, so a zero-copy send
+ * must wait for the free function before returning. That works while the
+ * peer reads, but not when it stops: tried here, a zero-copy send that
+ * timed out and then cut its connection waited for libzmq's release for
+ * good (the stream engine keeps the message it is writing until the socket
+ * drains), which is exactly the hang a send must not have. So every send
+ * copies: its pieces are gathered into buffers of up to COPY_MAX bytes
+ * (which is also the coalescing a link wants), each handed to libzmq with
+ * a free function that only does the in-flight accounting above.
+ * cfg.send_zc (WEIR_LINK_SEND_ZC) has no effect on this transport.
  *
  * Closing. close() wakes the pipe's blocked calls at once. The connection
- * itself is cut when libzmq has written what was already sent (in flight
- * reaches 0), at most LINGER_MS later, or at once when a send is in
- * progress or the pipe was dialed: a listener's REFUSE or last ACK still
+ * of an accepted pipe is cut when libzmq has written what was already sent
+ * (in flight reaches 0), at most LINGER_MS later, or at once when a send is
+ * in progress; a dialed pipe's socket is its own and closes at once (a cut
+ * message alone, it turned out, does not close a dialed connection): a listener's REFUSE or last ACK still
  * reaches the peer (the io_uring pipe gets that from the kernel, which
  * sends queued bytes before the FIN). A closed accepted pipe that pipe_free
  * released stays on its socket's list until that cut, then the service
@@ -111,7 +112,6 @@
 
 #define TX_MAX (2u << 20)         /* bytes libzmq may hold for one pipe before send waits */
 #define RXQ_MAX (8u << 20)        /* bytes queued for the receivers of one socket */
-#define ZC_MIN (64u * 1024u)      /* with send_zc: pieces this large go zero-copy */
 #define COPY_MAX (1u << 20)       /* largest gathered copy buffer */
 #define LINGER_MS 1000            /* a closed accepted pipe's sent bytes may drain this long */
 #define WAIT_CAP_MS 100           /* longest single sleep of a waiting receiver */
@@ -169,7 +169,6 @@ struct zacct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     size_t inflight; /* bytes handed to libzmq, not yet released */
-    unsigned zc;     /* zero-copy pieces of the running send not yet released */
     int refs;        /* the pipe + one per message libzmq holds */
     int closed;      /* the pipe was closed: wake the sender */
 };
@@ -178,8 +177,7 @@ struct zacct {
 struct zpart {
     struct zacct *a;
     size_t n;
-    int zc;
-    /* copied bytes follow (copy parts) */
+    /* the copied bytes follow */
 };
 
 static struct zacct *acct_new(void)
@@ -217,8 +215,6 @@ static void part_free(void *data, void *hint)
     struct zacct *a = pt->a;
     pthread_mutex_lock(&a->mu);
     a->inflight -= pt->n;
-    if (pt->zc)
-        a->zc--;
     pthread_cond_broadcast(&a->cv);
     free(pt);
     acct_unref_locked(a);
@@ -260,7 +256,6 @@ struct weir__tp_pipe {
     int closed;             /* atomic: close() was called */
     int dialed;
     uint32_t spin_ns;
-    int send_zc;
     /* under zs->mu */
     int peer_gone;          /* the connection closed (notification seen) */
     int cut;                /* the disconnect was sent */
@@ -407,7 +402,6 @@ static weir__tp_pipe *pipe_alloc(const struct weir__tp_cfg *cfg)
         return NULL;
     }
     p->spin_ns = cfg && cfg->spin_ns ? cfg->spin_ns : SPIN_NS_DEFAULT;
-    p->send_zc = cfg ? (int)cfg->send_zc : 0;
     return p;
 }
 
@@ -910,7 +904,15 @@ static void z_close(weir__tp_pipe *p)
     pthread_mutex_unlock(&p->acct->mu);
     struct zsock *zs = p->zs;
     pthread_mutex_lock(&zs->mu);
-    if (p->dialed || weir__load_acquire(&p->sending)) {
+    if (p->dialed) {
+        /* the dialer's socket is this pipe's alone: closing it is the sure cut
+         * (a cut message alone leaves libzmq's connection open) */
+        cut_now(zs, p);
+        if (zs->s) {
+            zclose(zs->s);
+            zs->s = NULL;
+        }
+    } else if (weir__load_acquire(&p->sending)) {
         cut_now(zs, p);
     } else if (!p->cut_wanted) {
         p->cut_wanted = 1;
@@ -969,8 +971,6 @@ static int send_part(struct zsock *zs, weir__tp_pipe *p, void *data, size_t n, s
     pthread_mutex_lock(&a->mu);
     a->inflight += n;
     a->refs++;
-    if (pt->zc)
-        a->zc++;
     pthread_mutex_unlock(&a->mu);
     TSAN_RELEASE(pt);
     int r = 0;
@@ -1030,25 +1030,11 @@ static int z_send(weir__tp_pipe *p, const struct iovec *iov, unsigned n, int tim
         ret = perr(p, -EPIPE, "send: connection closed");
         goto out;
     }
-    unsigned zc = 0;
     for (unsigned i = 0; i < n && ret == 0;) {
-        if (p->send_zc && iov[i].iov_len >= ZC_MIN) {
-            struct zpart *pt = malloc(sizeof *pt);
-            if (!pt) {
-                ret = -ENOMEM;
-                break;
-            }
-            *pt = (struct zpart){a, iov[i].iov_len, 1};
-            ret = send_part(zs, p, iov[i].iov_base, iov[i].iov_len, pt);
-            zc += ret == 0;
-            i++;
-            continue;
-        }
-        /* gather the run of pieces up to the next zero-copy one, at most COPY_MAX */
+        /* gather a run of pieces, at most COPY_MAX (or one larger piece) */
         size_t run = 0;
         unsigned j = i;
-        while (j < n && !(p->send_zc && iov[j].iov_len >= ZC_MIN) &&
-               (run == 0 || run + iov[j].iov_len <= COPY_MAX)) {
+        while (j < n && (run == 0 || run + iov[j].iov_len <= COPY_MAX)) {
             run += iov[j].iov_len;
             j++;
         }
@@ -1057,7 +1043,7 @@ static int z_send(weir__tp_pipe *p, const struct iovec *iov, unsigned n, int tim
             ret = -ENOMEM;
             break;
         }
-        *pt = (struct zpart){a, run, 0};
+        *pt = (struct zpart){a, run};
         uint8_t *d = (uint8_t *)(pt + 1);
         for (unsigned k = i; k < j; k++) {
             if (iov[k].iov_len)
@@ -1076,37 +1062,6 @@ static int z_send(weir__tp_pipe *p, const struct iovec *iov, unsigned n, int tim
     pthread_mutex_unlock(&zs->mu);
     if (ret < 0) {
         ret = ret == -EPIPE ? perr(p, ret, "send: connection closed") : perr(p, ret, "send");
-    }
-    if (zc) {
-        /* Zero copy: the caller's memory must be free of libzmq before we return. */
-        pthread_mutex_lock(&a->mu);
-        while (a->zc && !a->closed && !timed_out) {
-            if (timeout_ms < 0)
-                pthread_cond_wait(&a->cv, &a->mu);
-            else if (pthread_cond_timedwait(&a->cv, &a->mu, &dl) == ETIMEDOUT)
-                timed_out = 1;
-            if (a->zc && !timed_out && !a->closed) {
-                /* the connection may have closed: the pieces are then dropped */
-            }
-        }
-        closed = a->closed;
-        int pending = a->zc != 0;
-        pthread_mutex_unlock(&a->mu);
-        if (pending) {
-            /* Cut the connection: libzmq drops what it holds and releases it. */
-            pthread_mutex_lock(&zs->mu);
-            cut_now(zs, p);
-            pthread_mutex_unlock(&zs->mu);
-            pthread_mutex_lock(&a->mu);
-            while (a->zc)
-                pthread_cond_wait(&a->cv, &a->mu);
-            pthread_mutex_unlock(&a->mu);
-            if (ret == 0)
-                ret = closed ? perr(p, -EPIPE, "send on a closed connection")
-                             : weir__seterr(-ETIMEDOUT, "link peer %s (zmq): send timed out "
-                                            "after %d ms (peer not reading)", p->peer,
-                                            timeout_ms);
-        }
     }
 out:
     weir__store_release(&p->sending, 0);

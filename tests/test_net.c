@@ -1206,3 +1206,186 @@ BOTH(netns_down_past_timeout, 120)
 {
     netns_cut(3500, 1);
 }
+
+/* ---- the transports' pipe contract (channels/transport.h) ------------------------ */
+
+struct tp_pair {
+    const struct weir__tp_ops *tp;
+    weir__tp_listener *l;
+    weir__tp_pipe *a; /* dialed */
+    weir__tp_pipe *b; /* accepted */
+    uint16_t port;
+};
+
+static void tp_pair_up(struct tp_pair *t, const struct weir__tp_cfg *dial_cfg)
+{
+    memset(t, 0, sizeof *t);
+    t->tp = weir__tp_get(g_tp);
+    cr_assert_not_null(t->tp, "%s", weir_errmsg());
+    cr_assert_eq(t->tp->listen("127.0.0.1", 0, NULL, &t->l, &t->port), 0, "%s", weir_errmsg());
+    cr_assert_eq(t->tp->dial("127.0.0.1", t->port, dial_cfg, 2000, &t->a), 0, "%s", weir_errmsg());
+    cr_assert_eq(t->tp->accept(t->l, 2000, &t->b), 0, "%s", weir_errmsg());
+}
+
+static void tp_pair_down(struct tp_pair *t)
+{
+    t->tp->close(t->a);
+    t->tp->close(t->b);
+    t->tp->pipe_free(t->a);
+    t->tp->pipe_free(t->b);
+    t->tp->listener_close(t->l);
+    t->tp->listener_free(t->l);
+}
+
+BOTH(pipe_bytes_accept_and_close, 30)
+{
+    struct tp_pair t;
+    tp_pair_up(&t, NULL);
+    /* a gather of three pieces arrives as one ordered byte stream */
+    uint8_t big[100000], got[100000 + 7];
+    t_fill(big, sizeof big, 3);
+    struct iovec iov[3] = {{"abc", 3}, {big, sizeof big}, {"defg", 4}};
+    cr_assert_eq(t.tp->send(t.a, iov, 3, 2000), 0, "%s", weir_errmsg());
+    cr_assert_eq(t.tp->recv_into(t.b, got, sizeof got, 2000), 0, "%s", weir_errmsg());
+    cr_assert_eq(memcmp(got, "abc", 3), 0);
+    cr_assert_eq(t_check(got + 3, sizeof big, 3), -1);
+    cr_assert_eq(memcmp(got + 3 + sizeof big, "defg", 4), 0);
+    /* nothing more: a 0 ms receive says so at once */
+    struct weir__tp_chunk ch;
+    char want[200], peer[80];
+    snprintf(want, sizeof want, "link peer %s (%s): nothing received for 0 ms",
+             t.tp->peer(t.b, peer, sizeof peer), t.tp->name);
+    cr_assert_eq(t.tp->recv(t.b, &ch, 0), -ETIMEDOUT);
+    if (g_tp == WEIR_TRANSPORT_ZMQ)
+        cr_assert_str_eq(weir_errmsg(), want);
+    /* no second connection within 50 ms, then a closed listener */
+    weir__tp_pipe *none = NULL;
+    cr_assert_eq(t.tp->accept(t.l, 50, &none), -ETIMEDOUT);
+    snprintf(want, sizeof want, "link listener 127.0.0.1:%u: no connection within 50 ms", t.port);
+    cr_assert_str_eq(weir_errmsg(), want);
+    t.tp->listener_close(t.l);
+    cr_assert_eq(t.tp->accept(t.l, 1000, &none), -ECANCELED);
+    snprintf(want, sizeof want, "link listener 127.0.0.1:%u: closed", t.port);
+    cr_assert_str_eq(weir_errmsg(), want);
+    /* the dialer goes: the accepted end reads the end of the stream */
+    t.tp->close(t.a);
+    cr_assert_eq(t.tp->recv(t.b, &ch, 2000), -EPIPE, "%s", weir_errmsg());
+    cr_assert(strstr(weir_errmsg(), "connection closed"), "%s", weir_errmsg());
+    /* a dial with nobody listening is refused, naming the address */
+    weir__tp_pipe *x = NULL;
+    cr_assert_eq(t.tp->dial("127.0.0.1", 1, NULL, 2000, &x), -ECONNREFUSED, "%s", weir_errmsg());
+    cr_assert_str_eq(weir_errmsg(), "link: cannot connect to 127.0.0.1:1: Connection refused");
+    tp_pair_down(&t);
+}
+
+/* Send 1 MiB batches with timeout_ms 300 to a peer that never reads: a send
+ * must fail with -ETIMEDOUT, and not before nor long after its 300 ms (the
+ * io_uring pipe gives each partial write its own timeout: up to ~2x). */
+static void send_times_out(uint32_t zc)
+{
+    struct tp_pair t;
+    struct weir__tp_cfg cfg = {.send_zc = zc};
+    tp_pair_up(&t, &cfg);
+    size_t n = 1u << 20;
+    uint8_t *buf = malloc(n);
+    memset(buf, 7, n);
+    struct iovec iov = {buf, n};
+    int r = 0, sent = 0;
+    double ms = 0;
+    for (; sent < 400; sent++) {
+        uint64_t t0 = t_now_ns();
+        r = t.tp->send(t.a, &iov, 1, 300);
+        ms = t_ms_since(t0);
+        if (r != 0)
+            break;
+    }
+    char want[200], peer[80];
+    snprintf(want, sizeof want, "link peer %s (%s): send timed out after 300 ms (peer not reading)",
+             t.tp->peer(t.a, peer, sizeof peer), t.tp->name);
+    cr_assert_eq(r, -ETIMEDOUT, "after %d MiB: %d %s", sent, r, weir_errmsg());
+    cr_assert_str_eq(weir_errmsg(), want);
+    cr_assert_geq(ms, 295, "timed out after %.1f ms", ms);
+    cr_assert_leq(ms, SANITIZED ? 2000 : 1000, "timed out after %.1f ms", ms);
+    fprintf(stderr, "%s%s: a peer that does not read: send timed out after %d MiB, in %.1f ms\n",
+            t.tp->name, zc ? " (zero copy)" : "", sent, ms);
+    tp_pair_down(&t);
+    free(buf);
+}
+
+BOTH(pipe_send_times_out_on_a_peer_that_does_not_read, 60)
+{
+    send_times_out(0);
+}
+
+struct blocked_call {
+    const struct weir__tp_ops *tp;
+    weir__tp_pipe *p;
+    int send;       /* 1: send 1 MiB batches with no timeout; 0: recv with no timeout */
+    int progress;   /* atomic: sends completed */
+    int r;          /* atomic: the call's result, 1 while running */
+    char msg[300];
+};
+
+static void *blocked_thr(void *arg)
+{
+    struct blocked_call *b = arg;
+    int r;
+    if (b->send) {
+        size_t n = 1u << 20;
+        uint8_t *buf = calloc(1, n);
+        struct iovec iov = {buf, n};
+        while ((r = b->tp->send(b->p, &iov, 1, -1)) == 0)
+            __atomic_add_fetch(&b->progress, 1, __ATOMIC_ACQ_REL);
+        free(buf);
+    } else {
+        struct weir__tp_chunk ch;
+        r = b->tp->recv(b->p, &ch, -1);
+    }
+    snprintf(b->msg, sizeof b->msg, "%s", weir_errmsg());
+    __atomic_store_n(&b->r, r, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* A call blocked without a timeout returns -EPIPE soon after close() from another thread. */
+static void close_unblocks(int send)
+{
+    struct tp_pair t;
+    tp_pair_up(&t, NULL);
+    struct blocked_call b = {.tp = t.tp, .p = send ? t.a : t.b, .send = send, .r = 1};
+    pthread_t th;
+    pthread_create(&th, NULL, blocked_thr, &b);
+    /* blocked: no send completes for 300 ms (the peer does not read), or the recv waits */
+    int last = -1;
+    uint64_t still = t_now_ns();
+    for (int k = 0; k < 1000 && t_ms_since(still) < 300; k++) {
+        int now = __atomic_load_n(&b.progress, __ATOMIC_ACQUIRE);
+        if (now != last) {
+            last = now;
+            still = t_now_ns();
+        }
+        t_sleep_ms(10);
+    }
+    cr_assert_eq(__atomic_load_n(&b.r, __ATOMIC_ACQUIRE), 1, "the call returned: %s", b.msg);
+    uint64_t t0 = t_now_ns();
+    t.tp->close(b.p);
+    while (__atomic_load_n(&b.r, __ATOMIC_ACQUIRE) == 1 && t_ms_since(t0) < 5000)
+        t_sleep_ms(1);
+    double ms = t_ms_since(t0);
+    cr_assert_eq(__atomic_load_n(&b.r, __ATOMIC_ACQUIRE), -EPIPE, "%s", b.msg);
+    cr_assert(strncmp(b.msg, "link peer 127.0.0.1:", 20) == 0, "%s", b.msg);
+    cr_assert_leq(ms, 1000, "returned %.1f ms after close()", ms);
+    fprintf(stderr, "%s: close() from another thread: blocked %s returned in %.2f ms (%s)\n",
+            t.tp->name, send ? "send" : "recv", ms, b.msg);
+    pthread_join(th, NULL);
+    tp_pair_down(&t);
+}
+
+BOTH(pipe_close_unblocks_recv, 30)
+{
+    close_unblocks(0);
+}
+
+BOTH(pipe_close_unblocks_send, 30)
+{
+    close_unblocks(1);
+}
