@@ -63,6 +63,7 @@
 
 #include "channels/atomics.h"
 #include "channels/barrier.h"
+#include "channels/chan_internal.h"
 #include "channels/err.h"
 #include "channels/probes.h"
 #include "channels/layout.h"

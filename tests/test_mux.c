@@ -496,100 +496,9 @@ Test(mux, declaration_errors, .timeout = 30)
     weir_chan_free(c);
 }
 
-/* ---- a TCP proxy that can reset the connection ----------------------------------- */
+/* ---- a TCP proxy that can reset the connection (tcp_proxy.h) ------------- */
 
-struct proxy {
-    int lfd;
-    uint16_t port, target;
-    int hole;     /* atomic: swallow what arrives instead of forwarding it */
-    int cut;      /* atomic: reset the current connection pair */
-    int stop;
-    pthread_t thr;
-};
-
-static void rst_close(int fd)
-{
-    struct linger lg = {1, 0};
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    close(fd);
-}
-
-static void *proxy_thr(void *arg)
-{
-    struct proxy *px = arg;
-    int a = -1, b = -1;
-    static uint8_t buf[65536]; /* one proxy thread at a time */
-    while (!__atomic_load_n(&px->stop, __ATOMIC_ACQUIRE)) {
-        if (__atomic_exchange_n(&px->cut, 0, __ATOMIC_ACQ_REL) && a >= 0) {
-            rst_close(a);
-            rst_close(b);
-            a = b = -1;
-        }
-        struct pollfd pf[3] = {{.fd = px->lfd, .events = POLLIN},
-                               {.fd = a, .events = POLLIN},
-                               {.fd = b, .events = POLLIN}};
-        if (poll(pf, 3, 10) <= 0)
-            continue;
-        if (pf[0].revents & POLLIN) {
-            int n = accept(px->lfd, NULL, NULL);
-            if (n < 0)
-                continue;
-            if (a >= 0) {
-                rst_close(a);
-                rst_close(b);
-            }
-            struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(px->target)};
-            inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-            a = n;
-            b = socket(AF_INET, SOCK_STREAM, 0);
-            if (connect(b, (struct sockaddr *)&sa, sizeof sa) < 0) {
-                close(a);
-                close(b);
-                a = b = -1;
-            }
-            continue;
-        }
-        for (int i = 1; i <= 2 && a >= 0; i++) {
-            if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            int from = i == 1 ? a : b, to = i == 1 ? b : a;
-            ssize_t k = read(from, buf, sizeof buf);
-            if (k <= 0 || (!__atomic_load_n(&px->hole, __ATOMIC_ACQUIRE) &&
-                           t_write_full(to, buf, (size_t)k) < 0)) {
-                close(a);
-                close(b);
-                a = b = -1;
-            }
-        }
-    }
-    if (a >= 0) {
-        close(a);
-        close(b);
-    }
-    return NULL;
-}
-
-static void proxy_start(struct proxy *px, const char *target_ep)
-{
-    memset(px, 0, sizeof *px);
-    px->target = (uint16_t)atoi(strrchr(target_ep, ':') + 1);
-    px->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    cr_assert_eq(bind(px->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-    listen(px->lfd, 8);
-    socklen_t sl = sizeof sa;
-    getsockname(px->lfd, (struct sockaddr *)&sa, &sl);
-    px->port = ntohs(sa.sin_port);
-    pthread_create(&px->thr, NULL, proxy_thr, px);
-}
-
-static void proxy_stop(struct proxy *px)
-{
-    __atomic_store_n(&px->stop, 1, __ATOMIC_RELEASE);
-    pthread_join(px->thr, NULL);
-    close(px->lfd);
-}
+#include "tcp_proxy.h"
 
 Test(mux, resume_after_reset_every_stream_whole, .timeout = 120)
 {
@@ -616,10 +525,10 @@ Test(mux, resume_after_reset_every_stream_whole, .timeout = 120)
     cr_assert_gt(ls.acked, 3000);
     /* swallow what is in flight for a moment (every stream must resend from
      * its last ack), then reset the connection */
-    __atomic_store_n(&px.hole, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&px.mode, 1, __ATOMIC_RELEASE);
     t_sleep_ms(30);
     __atomic_store_n(&px.cut, 1, __ATOMIC_RELEASE);
-    __atomic_store_n(&px.hole, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&px.mode, 0, __ATOMIC_RELEASE);
     for (unsigned i = 0; i < NS; i++)
         side_check(&p.s[i]);
     cr_assert_eq(wait_status(p.tx, 5000), -EPIPE, "%s", weir_errmsg());

@@ -305,7 +305,7 @@ static void rm_tmpdir(void)
         return;
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    /* abort(), not cr_expect: Criterion ignores a failed expectation in .fini
+    /* abort(): Criterion does not fail a test on a failed expectation in .fini,
      * but a crash there fails the run (see tests/dag_util.h). */
     if (system(cmd) != 0) {
         fprintf(stderr, "LEAK: could not remove the test's folder %s\n", tmpdir);

@@ -50,7 +50,7 @@ static void teardown(void)
 {
     int st;
     pid_t p = waitpid(-1, &st, WNOHANG);
-    /* abort(), not cr_expect: Criterion ignores a failed expectation in .fini
+    /* abort(): Criterion does not fail a test on a failed expectation in .fini,
      * but a crash there fails the run (see tests/dag_util.h). */
     if (!(p == -1 && errno == ECHILD)) {
         fprintf(stderr, "LEAK: a child process is left (waitpid gave %d)\n", (int)p);
