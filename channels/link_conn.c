@@ -95,7 +95,7 @@
 #include "channels/ring_window.h"
 #include "channels/transport.h"
 
-#define BATCH 32u                  /* frames per transport send */
+#define BATCH 256u                 /* frames per transport send (small messages: one write of ~22 KiB) */
 #define BATCH_BYTES (1u << 20)     /* payload bytes per transport send */
 #define ERR_MAX 65536u             /* largest error record carried */
 #define MSG_LEN 240
