@@ -61,7 +61,15 @@
  * watches the timeout and, past it, writes an error record naming the
  * peer into every stream's w that has not ended, then closes it. One rx
  * thread per connection reads frames and writes DATA straight into a
- * reserved slot of the stream's w. A second sender (another sender id) is
+ * reserved slot of the stream's w. It parses every frame of a received
+ * chunk in one pass (rx_chunk): a DATA payload inside the chunk is copied
+ * from it into its slot; any other frame (control, a payload or header
+ * running past the chunk) gives the chunk back up to that point and takes
+ * the per-frame path (rx_frame), which reads the rest from the pipe. The
+ * counters, the last_heard clock and the lazy ACK are done once per chunk
+ * (rx_flush), and before anything that ends a stream, so whoever sees a
+ * stream end sees all its messages counted. A small-message sender sends
+ * up to BATCH frames per transport call (one write of ~22 KiB at 64 B). A second sender (another sender id) is
  * refused while the first one's streams live; the same sender reconnecting
  * replaces the old connection.
  *
