@@ -61,7 +61,15 @@
  * watches the timeout and, past it, writes an error record naming the
  * peer into every stream's w that has not ended, then closes it. One rx
  * thread per connection reads frames and writes DATA straight into a
- * reserved slot of the stream's w. A second sender (another sender id) is
+ * reserved slot of the stream's w. It parses every frame of a received
+ * chunk in one pass (rx_chunk): a DATA payload inside the chunk is copied
+ * from it into its slot; any other frame (control, a payload or header
+ * running past the chunk) gives the chunk back up to that point and takes
+ * the per-frame path (rx_frame), which reads the rest from the pipe. The
+ * counters, the last_heard clock and the lazy ACK are done once per chunk
+ * (rx_flush), and before anything that ends a stream, so whoever sees a
+ * stream end sees all its messages counted. A small-message sender sends
+ * up to BATCH frames per transport call (one write of ~22 KiB at 64 B). A second sender (another sender id) is
  * refused while the first one's streams live; the same sender reconnecting
  * replaces the old connection.
  *
@@ -95,7 +103,7 @@
 #include "channels/ring_window.h"
 #include "channels/transport.h"
 
-#define BATCH 32u                  /* frames per transport send */
+#define BATCH 256u                 /* frames per transport send (small messages: one write of ~22 KiB) */
 #define BATCH_BYTES (1u << 20)     /* payload bytes per transport send */
 #define ERR_MAX 65536u             /* largest error record carried */
 #define MSG_LEN 240
@@ -1294,23 +1302,53 @@ static void recv_stream_fail(struct stream *s, weir__tp_pipe *p, int code, const
     pthread_mutex_unlock(&s->cn->send_mu);
 }
 
+/* Counters of the frames of one received chunk, added once per chunk. */
+struct rx_batch {
+    uint64_t frames;
+    uint32_t touched;            /* bit i: stream i received DATA (NSTREAMS <= 32) */
+    uint64_t msgs[NSTREAMS], bytes[NSTREAMS];
+};
+_Static_assert(NSTREAMS <= 32, "rx_batch.touched has a bit per stream");
+
+/* Add b's counters to the connection's and its streams' (once per chunk,
+ * and before anything that ends a stream or the connection: whoever sees
+ * that sees every message counted). Stamps last_heard once. */
+static void rx_count(weir__conn *cn, struct rx_batch *b)
+{
+    if (b->frames) {
+        weir__fetch_add(&cn->frames, b->frames);
+        weir__store_release(&cn->last_heard_ns, weir_now_ns());
+        b->frames = 0;
+    }
+    for (uint32_t t = b->touched; t; t &= t - 1) {
+        unsigned i = (unsigned)__builtin_ctz(t);
+        weir__fetch_add(&cn->st[i].messages, b->msgs[i]);
+        weir__fetch_add(&cn->st[i].bytes, b->bytes[i]);
+        b->msgs[i] = b->bytes[i] = 0;
+    }
+}
+
 /* Write one DATA frame's payload into its stream's channel. Within the
- * stream's credits the channel always has a free slot: nothing waits. */
+ * stream's credits the channel always has a free slot: nothing waits.
+ * src: the payload, already received (a chunk), or NULL to read it from p. */
 static int receive_data(weir__conn *cn, struct stream *s, weir__tp_pipe *p,
-                        const struct weir__frame *f)
+                        const struct weir__frame *f, const uint8_t *src, struct rx_batch *b)
 {
     if (f->flags & WEIR__FRF_ERROR) {
         if (f->len > ERR_MAX)
             return cerr(cn, -EMSGSIZE, "peer %s: error record of %u bytes on stream %u (at most "
                         "%u)", cn->peer, f->len, s->id, ERR_MAX);
-        int r = cn->tp->recv_into(p, cn->scratch, f->len, cn->suspect_ms);
-        if (r < 0)
+        int r = 0;
+        if (src)
+            memcpy(cn->scratch, src, f->len);
+        else if ((r = cn->tp->recv_into(p, cn->scratch, f->len, cn->suspect_ms)) < 0)
             return r;
         cn->scratch[f->len - 1] = '\0';
         if ((r = weir_chan_write_error(s->ch, (const char *)cn->scratch, 0)) < 0) {
             char text[MSG_LEN];
             snprintf(text, sizeof text, "link %s: stream %u: %s", cn->endpoint, s->id,
                      weir_errmsg());
+            rx_count(cn, b);
             recv_stream_fail(s, p, r, text);
         }
         return 0;
@@ -1321,15 +1359,222 @@ static int receive_data(weir__conn *cn, struct stream *s, weir__tp_pipe *p,
         int code = weir_errcode();
         snprintf(text, sizeof text, "link %s: stream %u: message %llu: %s", cn->endpoint, s->id,
                  (unsigned long long)f->seq, weir_errmsg());
+        rx_count(cn, b);
         recv_stream_fail(s, p, code, text);
-        return skip_bytes(cn, p, f->len);
+        return src ? 0 : skip_bytes(cn, p, f->len);
     }
-    int r = cn->tp->recv_into(p, slot, f->len, cn->suspect_ms);
-    if (r < 0) {
-        weir__chan_unreserve(s->ch);
-        return r;
+    if (src) {
+        memcpy(slot, src, f->len);
+    } else {
+        int r = cn->tp->recv_into(p, slot, f->len, cn->suspect_ms);
+        if (r < 0) {
+            weir__chan_unreserve(s->ch);
+            return r;
+        }
     }
     return weir_chan_commit(s->ch, f->len);
+}
+
+/* rx_count, then acknowledge the streams that received DATA (lazily:
+ * step messages or credits). 0 or the send's error. */
+static int rx_flush(weir__conn *cn, struct rx_batch *b)
+{
+    uint32_t t = b->touched;
+    int r = 0;
+    rx_count(cn, b);
+    b->touched = 0;
+    for (; t && r == 0; t &= t - 1)
+        if (ack_stream(&cn->st[__builtin_ctz(t)], ACK_LAZY) < 0)
+            r = weir_errcode();
+    return r;
+}
+
+/*
+ * One DATA frame of stream s (header decoded): sequence and credit checks,
+ * then the payload into the channel (from src, or read from p). Counted in
+ * b. 0, or the error (the connection failed for a protocol error).
+ */
+static int rx_data(weir__conn *cn, struct stream *s, weir__tp_pipe *p, const struct weir__frame *f,
+                   const uint8_t *src, struct rx_batch *b)
+{
+    int r;
+    if (weir__load_acquire(&s->ended))
+        return src ? 0 : skip_bytes(cn, p, f->len); /* in flight when the stream ended */
+    if (f->seq != s->expected) {
+        r = cerr(cn, -EPROTO, "peer %s sent message %llu of stream %u, expected %llu of "
+                 "stream %u", cn->peer, (unsigned long long)f->seq, f->stream,
+                 (unsigned long long)s->expected, s->id);
+        rx_count(cn, b);
+        conn_fail(cn, r);
+        return r;
+    }
+    if (f->seq >= weir__load_acquire(&s->limit)) {
+        r = cerr(cn, -EPROTO, "peer %s sent message %llu of stream %u beyond its credits "
+                 "(limit %llu)", cn->peer, (unsigned long long)f->seq, s->id,
+                 (unsigned long long)weir__load_relaxed(&s->limit));
+        rx_count(cn, b);
+        conn_fail(cn, r);
+        return r;
+    }
+    if ((r = receive_data(cn, s, p, f, src, b)) < 0)
+        return r;
+    if (weir__load_acquire(&s->ended))
+        return 0;
+    WEIR_PROBE3(link_recv, weir_chan_name(s->ch), f->seq, f->len);
+    s->expected++;
+    unsigned k = (unsigned)(s - cn->st);
+    b->touched |= 1u << k;
+    b->msgs[k]++;
+    b->bytes[k] += f->len;
+    /* A long chunk: acknowledge as the per-frame path would, every step. */
+    if (s->expected - weir__load_relaxed(&s->acked) >= s->step)
+        return rx_flush(cn, b);
+    return 0;
+}
+
+/* Any frame but an in-chunk DATA (header decoded and consumed; its payload
+ * is read from p). 0, or the error that ends the rx thread. */
+static int rx_frame(weir__conn *cn, weir__tp_pipe *p, struct weir__frame *f, struct rx_batch *b)
+{
+    int r = 0;
+    struct stream *s = NULL;
+    if (f->type != WEIR__FR_DATA && f->type != WEIR__FR_HEARTBEAT)
+        rx_count(cn, b); /* it may end a stream or the connection */
+    if (f->type == WEIR__FR_DATA || f->type == WEIR__FR_CLOSE ||
+        (f->type == WEIR__FR_REFUSE && f->stream)) {
+        if (!(s = find_stream(cn, f->stream))) {
+            r = cerr(cn, -EPROTO, "peer %s sent %s on stream %u, which this end does not "
+                     "carry", cn->peer, weir__frame_type_name(f->type), f->stream);
+            conn_fail(cn, r);
+            return r;
+        }
+    }
+    switch (f->type) {
+    case WEIR__FR_DATA:
+        return rx_data(cn, s, p, f, NULL, b);
+    case WEIR__FR_CLOSE:
+        /* Counters first: whoever sees the stream ended sees all its messages. */
+        if ((r = rx_flush(cn, b)) < 0)
+            return r;
+        if (weir__load_acquire(&s->ended)) {
+            /* a CLOSE resent after a cut: acknowledge it again */
+            if (f->seq == s->expected && weir__load_acquire(&s->status) == -EPIPE &&
+                ack_stream(s, ACK_ALWAYS) < 0)
+                r = weir_errcode();
+            return r;
+        }
+        if (f->seq != s->expected) {
+            r = cerr(cn, -EPROTO, "peer %s closed stream %u after %llu messages, %llu "
+                     "received", cn->peer, f->stream, (unsigned long long)f->seq,
+                     (unsigned long long)s->expected);
+            conn_fail(cn, r);
+            return r;
+        }
+        {
+            /* Status before the close: whoever sees w closed then sees the
+             * stream ended. */
+            char text[MSG_LEN];
+            if (cn->nstreams == 1)
+                snprintf(text, sizeof text, "link %s: stream ended (the sender's channel "
+                         "closed)", cn->endpoint);
+            else
+                snprintf(text, sizeof text, "link %s: stream %u ended (the sender's channel "
+                         "closed)", cn->endpoint, s->id);
+            /* The final ACK before w closes: a reader that sees w closed
+             * may free the link at once, and the sender needs that ACK
+             * to end cleanly ("peer lost" otherwise). */
+            weir__store_release(&s->ended, 1);
+            int ar = ack_stream(s, ACK_ALWAYS);
+            stream_end(s, -EPIPE, text);
+            weir_chan_close(s->ch);
+            if (ar < 0)
+                r = weir_errcode();
+            else if (weir__load_acquire(&cn->status) == -EPIPE)
+                r = -EPIPE; /* every stream ended */
+        }
+        return r;
+    case WEIR__FR_REFUSE: {
+        /* The sender ended this stream (its side failed). */
+        char reason[WEIR__LINK_MAX_REASON + 1] = "?";
+        if (!s) {
+            r = cerr(cn, -EPROTO, "peer %s sent REFUSE on the connection, a dialer's only "
+                     "answer is to close", cn->peer);
+            conn_fail(cn, r);
+            return r;
+        }
+        if ((r = rx_flush(cn, b)) < 0)
+            return r;
+        if ((r = cn->tp->recv_into(p, cn->scratch, f->len, cn->suspect_ms)) < 0)
+            return r;
+        weir__link_refuse_decode(cn->scratch, f->len, reason, sizeof reason);
+        if (!weir__load_acquire(&s->ended)) {
+            char text[MSG_LEN];
+            snprintf(text, sizeof text, "link %s: peer %s ended stream %u: %s", cn->endpoint,
+                     cn->peer, s->id, reason);
+            weir__store_release(&s->ended, 1);
+            stream_end(s, -ECONNABORTED, text);
+            weir_chan_write_error(s->ch, text, 0);
+            weir_chan_close(s->ch);
+        }
+        return 0;
+    }
+    case WEIR__FR_HEARTBEAT:
+        return send_frame(cn, p, WEIR__FR_ECHO, 0, 0, f->seq, NULL, 0);
+    default:
+        r = cerr(cn, -EPROTO, "peer %s sent an unexpected %s frame", cn->peer,
+                 weir__frame_type_name(f->type));
+        conn_fail(cn, r);
+        return r;
+    }
+}
+
+/*
+ * Parse every frame of one received chunk in one pass: DATA whose payload
+ * is in the chunk goes straight from it into its slot; any other frame (a
+ * control frame, a payload running past the chunk, a header cut by the
+ * chunk's end) gives the chunk back up to its header and takes the
+ * per-frame path. Every header still goes through weir__frame_decode.
+ */
+static int rx_chunk(weir__conn *cn, weir__tp_pipe *p, struct weir__tp_chunk *chunk,
+                    struct rx_batch *b)
+{
+    size_t off = 0;
+    int r = 0;
+    for (;;) {
+        struct weir__frame f;
+        size_t left = chunk->len - off;
+        if (left < WEIR__FRAME_HDR) {
+            cn->tp->recv_done(p, chunk, off);
+            if (left == 0)
+                return 0;
+            /* A header cut by the chunk's end: the per-frame path. */
+            if ((r = read_hdr(cn, p, &f, cn->suspect_ms, WEIR__FRAME_DATA_MAX)) < 0) {
+                if (r == -ETIMEDOUT)
+                    cerr(cn, -ETIMEDOUT, "peer %s silent for %d ms", cn->peer, cn->suspect_ms);
+                return r;
+            }
+            return rx_frame(cn, p, &f, b);
+        }
+        const uint8_t *h = chunk->data + off;
+        if ((r = weir__frame_decode(h, WEIR__FRAME_HDR, WEIR__FRAME_DATA_MAX, &f)) < 0) {
+            cn->tp->recv_done(p, chunk, off);
+            return r;
+        }
+        b->frames++;
+        struct stream *s;
+        if (f.type == WEIR__FR_DATA && f.len <= left - WEIR__FRAME_HDR &&
+            (s = find_stream(cn, f.stream))) {
+            off += WEIR__FRAME_HDR + f.len;
+            if ((r = rx_data(cn, s, p, &f, h + WEIR__FRAME_HDR, b)) < 0) {
+                cn->tp->recv_done(p, chunk, off);
+                return r;
+            }
+            continue;
+        }
+        /* Per-frame path; it reads the payload from p after the header. */
+        cn->tp->recv_done(p, chunk, off + WEIR__FRAME_HDR);
+        return rx_frame(cn, p, &f, b);
+    }
 }
 
 static void *listen_rx(void *arg)
@@ -1337,6 +1582,8 @@ static void *listen_rx(void *arg)
     weir__conn *cn = arg;
     weir__tp_pipe *p = cn->pipe;
     uint64_t last_hb = weir_now_ns();
+    struct rx_batch b;
+    memset(&b, 0, sizeof b);
     int r = 0;
     while (r == 0) {
         /* About to wait for bytes: acknowledge what is committed first. */
@@ -1367,126 +1614,10 @@ static void *listen_rx(void *arg)
         }
         if (r < 0)
             break;
-        cn->tp->recv_done(p, &chunk, 0);
-        struct weir__frame f;
-        r = read_hdr(cn, p, &f, cn->suspect_ms, WEIR__FRAME_DATA_MAX);
-        if (r < 0) {
-            if (r == -ETIMEDOUT)
-                cerr(cn, -ETIMEDOUT, "peer %s silent for %d ms", cn->peer, cn->suspect_ms);
-            break;
-        }
-        struct stream *s = NULL;
-        if (f.type == WEIR__FR_DATA || f.type == WEIR__FR_CLOSE ||
-            (f.type == WEIR__FR_REFUSE && f.stream)) {
-            if (!(s = find_stream(cn, f.stream))) {
-                r = cerr(cn, -EPROTO, "peer %s sent %s on stream %u, which this end does not "
-                         "carry", cn->peer, weir__frame_type_name(f.type), f.stream);
-                conn_fail(cn, r);
-                break;
-            }
-        }
-        switch (f.type) {
-        case WEIR__FR_DATA:
-            if (weir__load_acquire(&s->ended)) {
-                r = skip_bytes(cn, p, f.len); /* in flight when the stream ended */
-                break;
-            }
-            if (f.seq != s->expected) {
-                r = cerr(cn, -EPROTO, "peer %s sent message %llu of stream %u, expected %llu of "
-                         "stream %u", cn->peer, (unsigned long long)f.seq, f.stream,
-                         (unsigned long long)s->expected, s->id);
-                conn_fail(cn, r);
-                break;
-            }
-            if (f.seq >= weir__load_acquire(&s->limit)) {
-                r = cerr(cn, -EPROTO, "peer %s sent message %llu of stream %u beyond its credits "
-                         "(limit %llu)", cn->peer, (unsigned long long)f.seq, s->id,
-                         (unsigned long long)weir__load_relaxed(&s->limit));
-                conn_fail(cn, r);
-                break;
-            }
-            if ((r = receive_data(cn, s, p, &f)) < 0)
-                break;
-            if (weir__load_acquire(&s->ended))
-                break;
-            WEIR_PROBE3(link_recv, weir_chan_name(s->ch), f.seq, f.len);
-            s->expected++;
-            weir__fetch_add(&s->messages, 1);
-            weir__fetch_add(&s->bytes, f.len);
-            if (ack_stream(s, ACK_LAZY) < 0)
-                r = weir_errcode();
-            break;
-        case WEIR__FR_CLOSE:
-            if (weir__load_acquire(&s->ended)) {
-                /* a CLOSE resent after a cut: acknowledge it again */
-                if (f.seq == s->expected && weir__load_acquire(&s->status) == -EPIPE &&
-                    ack_stream(s, ACK_ALWAYS) < 0)
-                    r = weir_errcode();
-                break;
-            }
-            if (f.seq != s->expected) {
-                r = cerr(cn, -EPROTO, "peer %s closed stream %u after %llu messages, %llu "
-                         "received", cn->peer, f.stream, (unsigned long long)f.seq,
-                         (unsigned long long)s->expected);
-                conn_fail(cn, r);
-                break;
-            }
-            {
-                /* Status before the close: whoever sees w closed then sees the
-                 * stream ended. */
-                char text[MSG_LEN];
-                if (cn->nstreams == 1)
-                    snprintf(text, sizeof text, "link %s: stream ended (the sender's channel "
-                             "closed)", cn->endpoint);
-                else
-                    snprintf(text, sizeof text, "link %s: stream %u ended (the sender's channel "
-                             "closed)", cn->endpoint, s->id);
-                /* The final ACK before w closes: a reader that sees w closed
-                 * may free the link at once, and the sender needs that ACK
-                 * to end cleanly ("peer lost" otherwise). */
-                weir__store_release(&s->ended, 1);
-                int ar = ack_stream(s, ACK_ALWAYS);
-                stream_end(s, -EPIPE, text);
-                weir_chan_close(s->ch);
-                if (ar < 0)
-                    r = weir_errcode();
-                else if (weir__load_acquire(&cn->status) == -EPIPE)
-                    r = -EPIPE; /* every stream ended */
-            }
-            break;
-        case WEIR__FR_REFUSE: {
-            /* The sender ended this stream (its side failed). */
-            char reason[WEIR__LINK_MAX_REASON + 1] = "?";
-            if (!s) {
-                r = cerr(cn, -EPROTO, "peer %s sent REFUSE on the connection, a dialer's only "
-                         "answer is to close", cn->peer);
-                conn_fail(cn, r);
-                break;
-            }
-            if ((r = cn->tp->recv_into(p, cn->scratch, f.len, cn->suspect_ms)) < 0)
-                break;
-            weir__link_refuse_decode(cn->scratch, f.len, reason, sizeof reason);
-            if (!weir__load_acquire(&s->ended)) {
-                char text[MSG_LEN];
-                snprintf(text, sizeof text, "link %s: peer %s ended stream %u: %s", cn->endpoint,
-                         cn->peer, s->id, reason);
-                weir__store_release(&s->ended, 1);
-                stream_end(s, -ECONNABORTED, text);
-                weir_chan_write_error(s->ch, text, 0);
-                weir_chan_close(s->ch);
-            }
-            break;
-        }
-        case WEIR__FR_HEARTBEAT:
-            r = send_frame(cn, p, WEIR__FR_ECHO, 0, 0, f.seq, NULL, 0);
-            break;
-        default:
-            r = cerr(cn, -EPROTO, "peer %s sent an unexpected %s frame", cn->peer,
-                     weir__frame_type_name(f.type));
-            conn_fail(cn, r);
-            break;
-        }
+        if ((r = rx_chunk(cn, p, &chunk, &b)) == 0)
+            r = rx_flush(cn, &b);
     }
+    rx_count(cn, &b);
     if (getenv("WEIR_LINK_DEBUG"))
         fprintf(stderr, "link %s: listener rx ends: %s\n", cn->endpoint, weir_errmsg());
     pthread_mutex_lock(&cn->mu);

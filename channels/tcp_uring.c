@@ -84,6 +84,7 @@
 #define SINGLE_LEN 4096u          /* bytes a single-shot arm asks for */
 #define STAGE_BYTES (64u * 1024u) /* send: small segments are copied into one run of this buffer */
 #define STAGE_SEG_MAX 2048u       /* send: segments up to this size are staged */
+#define STACK_IOV 528u            /* send: iovecs without a malloc (a link batch: 2 * 256 + 1) */
 
 /* user_data of the receive ring's operations */
 enum { UD_SEND = 1, UD_TMO = 2, UD_RECV = 3, UD_DIRECT = 4, UD_CANCEL = 5 };
@@ -511,8 +512,8 @@ static int u_send(weir__tp_pipe *p, const struct iovec *iov_in, unsigned n, int 
 {
     if (weir__load_acquire(&p->closed))
         return perr(p, -EPIPE, "send on a closed connection");
-    struct iovec stack[64], *iov = stack;
-    if (n > 64 && !(iov = malloc(n * sizeof *iov)))
+    struct iovec stack[STACK_IOV], *iov = stack;
+    if (n > STACK_IOV && !(iov = malloc(n * sizeof *iov)))
         return perr(p, -ENOMEM, "send");
     /* Runs of small segments become one staged segment each. */
     size_t staged = 0;
