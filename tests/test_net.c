@@ -986,7 +986,7 @@ Test(net, idle_link_sleeps, .timeout = 60)
 /* ---- two network namespaces joined by a veth pair ------------------------------ */
 
 struct netns {
-    char ns[32], va[16], vb[16], a_ip[32], b_ip[32];
+    char ns[32], va[16], vb[16], a_ip[32], b_ip[32], net[32];
 };
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -1006,6 +1006,7 @@ static void netns_down(struct netns *n)
 {
     sh("ip netns del %s", n->ns);
     sh("ip link del %s", n->va);
+    sh("ip route del unreachable %s/24", n->net);
 }
 
 /* The root namespace holds va (A), namespace ns holds vb (B). Skips where not permitted. */
@@ -1017,11 +1018,17 @@ static void netns_up(struct netns *n)
     snprintf(n->vb, sizeof n->vb, "wlb%d", id);
     snprintf(n->a_ip, sizeof n->a_ip, "10.%d.%d.1", 100 + id % 100, id / 100 % 250);
     snprintf(n->b_ip, sizeof n->b_ip, "10.%d.%d.2", 100 + id % 100, id / 100 % 250);
+    snprintf(n->net, sizeof n->net, "10.%d.%d.0", 100 + id % 100, id / 100 % 250);
     if (sh("ip netns add %s", n->ns) != 0) {
         cr_skip_test("ip netns not permitted here");
         return;
     }
-    int bad = sh("ip link add %s type veth peer name %s", n->va, n->vb) ||
+    /* While va is down (the cut tests), the connected route is gone: without
+     * this low-priority unreachable route, packets for B would follow the
+     * root namespace's default route off the machine (and a remote RST
+     * would read as "connection refused"). With it, they fail locally. */
+    int bad = sh("ip route add unreachable %s/24 metric 4000", n->net) ||
+              sh("ip link add %s type veth peer name %s", n->va, n->vb) ||
               sh("ip link set %s netns %s", n->vb, n->ns) ||
               sh("ip addr add %s/24 dev %s", n->a_ip, n->va) || sh("ip link set %s up", n->va) ||
               sh("ip -n %s addr add %s/24 dev %s", n->ns, n->b_ip, n->vb) ||
