@@ -69,9 +69,9 @@
  * counters, the last_heard clock and the lazy ACK are done once per chunk
  * (rx_flush), and before anything that ends a stream, so whoever sees a
  * stream end sees all its messages counted. A small-message sender sends
- * up to BATCH frames per transport call (one write of ~22 KiB at 64 B). A second sender (another sender id) is
- * refused while the first one's streams live; the same sender reconnecting
- * replaces the old connection.
+ * up to BATCH frames per transport call (one write of ~22 KiB at 64 B).
+ * A second sender (another sender id) is refused while the first one's
+ * streams live; the same sender reconnecting replaces the old connection.
  *
  * Bad input: everything a peer sends goes through weir__frame_decode
  * (fixed header checks) and the FlatBuffers verifier before use; control
