@@ -1004,15 +1004,46 @@ static int sh(const char *fmt, ...)
 
 static void netns_down(struct netns *n)
 {
+    if (!n->ns[0])
+        return;
     sh("ip netns del %s", n->ns);
     sh("ip link del %s", n->va);
     sh("ip route del unreachable %s/24", n->net);
+    n->ns[0] = 0;
+}
+
+/* The pair of the running test. A failed assertion leaves the test body, so
+ * the tests remove the pair in .fini (netns_fini), which Criterion runs
+ * after a failure too. */
+static struct netns g_ns;
+static void netns_fini(void) { netns_down(&g_ns); }
+
+/* Remove the pairs of earlier test processes that were killed before their
+ * .fini ran (a timeout, SIGKILL): "weirtPID" whose PID is gone. */
+static void netns_sweep(void)
+{
+    FILE *f = popen("ip netns list 2>/dev/null", "r");
+    if (!f)
+        return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        int pid;
+        if (sscanf(line, "weirt%d", &pid) != 1 || kill(pid, 0) == 0 || errno != ESRCH)
+            continue;
+        struct netns old = {0};
+        snprintf(old.ns, sizeof old.ns, "weirt%d", pid);
+        snprintf(old.va, sizeof old.va, "wla%d", pid);
+        snprintf(old.net, sizeof old.net, "10.%d.%d.0", 100 + pid % 100, pid / 100 % 250);
+        netns_down(&old);
+    }
+    pclose(f);
 }
 
 /* The root namespace holds va (A), namespace ns holds vb (B). Skips where not permitted. */
 static void netns_up(struct netns *n)
 {
-    int id = (int)(getpid() % 100000);
+    netns_sweep();
+    int id = (int)getpid();
     snprintf(n->ns, sizeof n->ns, "weirt%d", id);
     snprintf(n->va, sizeof n->va, "wla%d", id);
     snprintf(n->vb, sizeof n->vb, "wlb%d", id);
@@ -1039,14 +1070,15 @@ static void netns_up(struct netns *n)
     }
 }
 
-Test(net, netns_processes_stream, .timeout = 120)
+Test(net, netns_processes_stream, .timeout = 120, .fini = netns_fini)
 {
     struct netns n;
     netns_up(&n);
+    g_ns = n;
     char bind[64];
     snprintf(bind, sizeof bind, "tcp://%s:0", n.b_ip);
     process_stream(bind, n.b_ip, n.ns, SANITIZED ? 20000 : 200000);
-    netns_down(&n);
+    netns_down(&g_ns);
 }
 
 /* A stream to a receiver process in the other namespace; cut the veth for cut_ms. */
@@ -1054,6 +1086,7 @@ static void netns_cut(int cut_ms, int expect_fail)
 {
     struct netns n;
     netns_up(&n);
+    g_ns = n;
     char bind[64];
     snprintf(bind, sizeof bind, "tcp://%s:0", n.b_ip);
     uint16_t port;
@@ -1123,15 +1156,15 @@ static void netns_cut(int cut_ms, int expect_fail)
     weir_link_free(tx);
     cr_assert_lt(t_ms_since(tf), 2000);
     weir_chan_free(c);
-    netns_down(&n);
+    netns_down(&g_ns);
 }
 
-Test(net, netns_resume_link_down_300ms, .timeout = 120)
+Test(net, netns_resume_link_down_300ms, .timeout = 120, .fini = netns_fini)
 {
     netns_cut(300, 0);
 }
 
-Test(net, netns_down_past_timeout, .timeout = 120)
+Test(net, netns_down_past_timeout, .timeout = 120, .fini = netns_fini)
 {
     netns_cut(3500, 1);
 }
