@@ -132,6 +132,15 @@ static unsigned usable_cpus(void)
  * contiguous runs of the first-call order, actors alone get a worker each;
  * empty workers are dropped and the rest numbered in that order.
  */
+/* qsort comparator over actor indices by their slot (place_actors). The
+ * compiler runs under the caller's thread; a thread-local carries the array. */
+static _Thread_local const int64_t *g_slot_cmp;
+static int by_slot(const void *x, const void *y)
+{
+    int64_t a = g_slot_cmp[*(const unsigned *)x], b = g_slot_cmp[*(const unsigned *)y];
+    return a < b ? -1 : a > b;
+}
+
 static int place_actors(const weir_graph *g, const weir_compile_opts *o, struct weir__plan *p,
                         int32_t *unit)
 {
@@ -175,58 +184,62 @@ static int place_actors(const weir_graph *g, const weir_compile_opts *o, struct 
      * actors outnumber the CPUs, one per CPU but the driver's (else none: a
      * thread per actor). Measured in <weir/dag.h>. */
     unsigned N = 0, ncpu = usable_cpus();
-    /* Fusion is per rank, and per-rank workers are not built yet: a graph
-     * that spans ranks runs a thread per actor (automatic), and asking for
-     * workers there says so. */
-    int spans = 0;
+    /* Fusion is per rank: threads = N gives each rank N workers, and a worker
+     * only ever holds actors of one rank. Automatic placement needs every
+     * rank to agree on the plan (its hash is checked at join), and the ranks'
+     * CPU counts need not agree: a graph that spans ranks runs a thread per
+     * actor unless threads is given. */
+    unsigned nranks = 1;
     for (unsigned i = 0; i < na; i++)
-        spans |= g->actors[i]->opts.node != 0;
-    if (spans && T > 0)
-        return weir__seterr(-ENOSYS, "graph '%s': threads %d: co-scheduling a graph that spans "
-                            "ranks is not implemented yet (leave threads 0)", g->name, T);
-    for (unsigned i = 0; spans && i < na; i++)
-        if (g->actors[i]->opts.worker > 0)
-            return weir__seterr(-ENOSYS, "actor '%s': worker %d: co-scheduling a graph that spans "
-                                "ranks is not implemented yet", g->actors[i]->name,
-                                g->actors[i]->opts.worker);
+        if (g->actors[i]->opts.node >= 0 && (unsigned)g->actors[i]->opts.node + 1 > nranks)
+            nranks = (unsigned)g->actors[i]->opts.node + 1;
+    int spans = nranks > 1;
     if (T > 0)
         N = (unsigned)T;
     else if (T == WEIR_THREADS_AUTO && nthr > ncpu && !spans)
         N = ncpu > 1 ? ncpu - 1 : 1;
-    /* slot[i]: 0..N-1 a shared worker; N + k: alone (k-th); -1: process. */
+    /* slot[i]: rank * S + (0..N-1 a shared worker; N + k: alone, k-th of its
+     * rank); -1: process. Slots are only compared, never indexed. */
+    const int64_t S = (int64_t)N + na;
     int64_t *slot = malloc((na ? na : 1) * sizeof *slot);
     unsigned *order = malloc((na ? na : 1) * sizeof *order);
     unsigned *first = malloc((na ? na : 1) * sizeof *first);
+    unsigned *nalone = calloc(nranks, sizeof *nalone);
     int32_t *renum = NULL;
-    if (!slot || !order || !first)
+    if (!slot || !order || !first || !nalone)
         goto oom;
     for (unsigned i = 0; i < na; i++)
         first[i] = g->nnodes;
     for (unsigned k = g->nnodes; k-- > 0;)
         if (g->nodes[k]->kind == WEIR__N_CALL)
             first[g->nodes[k]->actor->idx] = k;
-    unsigned nauto = 0, nalone = 0;
-    for (unsigned i = 0; i < na; i++) {
-        const weir_actor *a = g->actors[i];
-        int w = a->opts.worker;
-        if (a->opts.isolation != WEIR_THREAD)
-            slot[i] = -1;
-        else if (w > 0)
-            slot[i] = w - 1;
-        else if (w == WEIR_WORKER_ALONE || N == 0 || a->cpus)
-            slot[i] = (int64_t)N + nalone++;
-        else
-            order[nauto++] = i;
-    }
-    /* Automatic actors by first call (insertion sort: graphs are small), then cut. */
-    for (unsigned x = 1; x < nauto; x++)
-        for (unsigned y = x; y > 0 && first[order[y - 1]] > first[order[y]]; y--) {
-            unsigned t = order[y];
-            order[y] = order[y - 1];
-            order[y - 1] = t;
+    for (unsigned r = 0; r < nranks; r++) {
+        unsigned nauto = 0;
+        const int64_t base = (int64_t)r * S;
+        for (unsigned i = 0; i < na; i++) {
+            const weir_actor *a = g->actors[i];
+            int w = a->opts.worker;
+            if ((unsigned)(a->opts.node < 0 ? 0 : a->opts.node) != r)
+                continue;
+            if (a->opts.isolation != WEIR_THREAD)
+                slot[i] = -1;
+            else if (w > 0)
+                slot[i] = base + w - 1;
+            else if (w == WEIR_WORKER_ALONE || N == 0 || a->cpus)
+                slot[i] = base + (int64_t)N + nalone[r]++;
+            else
+                order[nauto++] = i;
         }
-    for (unsigned x = 0; x < nauto; x++)
-        slot[order[x]] = (int64_t)(((uint64_t)x * N) / nauto);
+        /* Automatic actors by first call (insertion sort: graphs are small), then cut. */
+        for (unsigned x = 1; x < nauto; x++)
+            for (unsigned y = x; y > 0 && first[order[y - 1]] > first[order[y]]; y--) {
+                unsigned t = order[y];
+                order[y] = order[y - 1];
+                order[y - 1] = t;
+            }
+        for (unsigned x = 0; x < nauto; x++)
+            slot[order[x]] = base + (int64_t)(((uint64_t)x * N) / nauto);
+    }
     /* A worker thread is pinned like its actors: they must agree. */
     for (unsigned i = 0; i < na; i++)
         for (unsigned j = 0; j < i; j++)
@@ -241,25 +254,31 @@ static int place_actors(const weir_graph *g, const weir_compile_opts *o, struct 
                 free(slot);
                 free(order);
                 free(first);
+                free(nalone);
                 return rc;
             }
-    /* Number the non-empty slots densely, in slot order. */
-    renum = malloc(((size_t)N + nalone + 1) * sizeof *renum);
+    /* Number the non-empty slots densely, in slot order (so by rank): sort
+     * the actors by slot (order[] is free again), then count distinct runs. */
+    renum = malloc((na ? na : 1) * sizeof *renum);
     if (!renum)
         goto oom;
-    for (unsigned s = 0; s < N + nalone; s++)
-        renum[s] = -1;
+    unsigned nthreaded = 0;
     for (unsigned i = 0; i < na; i++)
         if (slot[i] >= 0)
-            renum[slot[i]] = 0;
+            order[nthreaded++] = i;
+    g_slot_cmp = slot;
+    qsort(order, nthreaded, sizeof *order, by_slot);
     uint32_t nw = 0;
-    for (unsigned s = 0; s < N + nalone; s++)
-        if (renum[s] == 0)
-            renum[s] = (int32_t)nw++;
+    for (unsigned x = 0; x < nthreaded; x++) {
+        if (x && slot[order[x]] != slot[order[x - 1]])
+            nw++;
+        renum[order[x]] = (int32_t)nw;
+    }
+    nw += nthreaded > 0;
     p->nworkers = nw;
     p->threads = T;
     for (unsigned i = 0; i < na; i++) {
-        p->actors[i].worker = slot[i] >= 0 ? renum[slot[i]] : -1;
+        p->actors[i].worker = slot[i] >= 0 ? renum[i] : -1;
         unit[i] = (int32_t)i;
     }
     for (unsigned i = 0; i < na; i++)
@@ -268,12 +287,14 @@ static int place_actors(const weir_graph *g, const weir_compile_opts *o, struct 
     free(slot);
     free(order);
     free(first);
+    free(nalone);
     free(renum);
     return 0;
 oom:
     free(slot);
     free(order);
     free(first);
+    free(nalone);
     free(renum);
     return weir__seterr(-ENOMEM, "graph '%s': out of memory while placing actors", g->name);
 }

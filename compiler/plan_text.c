@@ -127,8 +127,17 @@ static void print_placement(FILE *f, const struct weir__plan *p)
         snprintf(asked, sizeof asked, "%d", p->threads);
     fprintf(f, "  placement: threads %s, %u worker%s\n", asked, p->nworkers,
             p->nworkers == 1 ? "" : "s");
+    int spans = 0;
+    for (uint32_t a = 0; p->actors && a < p->nactors; a++)
+        spans |= p->actors[a].node != 0;
     for (uint32_t w = 0; w < p->nworkers; w++) {
-        fprintf(f, "    worker %u:", w + 1);
+        fprintf(f, "    worker %u", w + 1);
+        for (uint32_t a = 0; spans && p->actors && a < p->nactors; a++)
+            if (p->actors[a].isolation == WEIR_THREAD && p->actors[a].worker == (int32_t)w) {
+                fprintf(f, " (rank %d)", p->actors[a].node);
+                break;
+            }
+        fputc(':', f);
         for (uint32_t a = 0, k = 0; p->actors && a < p->nactors; a++)
             if (p->actors[a].isolation == WEIR_THREAD && p->actors[a].worker == (int32_t)w)
                 fprintf(f, "%s %s", k++ ? "," : "", p->actors[a].name ? p->actors[a].name : "?");

@@ -22,10 +22,11 @@
  * read exactly once by each registered reader.
  *
  * Placement: every thread actor sits on a worker that exists, every worker
- * has an actor, only a worker's lead (its lowest actor index) has a
- * schedule, registers or channels, and a CALL calls a method of an actor
- * whose calls that schedule runs (compiler/plan.h). Whether the schedules can
- * deadlock against the channel depths is the compiler's separate check.
+ * has an actor, all on one rank (node), only a worker's lead (its lowest
+ * actor index) has a schedule, registers or channels, and a CALL calls a
+ * method of an actor whose calls that schedule runs (compiler/plan.h).
+ * Whether the schedules can deadlock against the channel depths is the
+ * compiler's separate check.
  * All work is linear in the plan's size, so a hostile file cannot make
  * validation slow: duplicate names are found by sorting, and per-register
  * state is stamped with the actor index instead of being cleared.
@@ -157,6 +158,10 @@ static int check_place(const struct weir__plan *p, uint32_t ai, const struct vst
         return BAD("plan: actor '%s' has a schedule (%u ops, %u registers), but worker %d's "
                    "schedule is kept by actor '%s'",
                    a->name, a->nops, a->nregs, a->worker, p->actors[lead].name);
+    if (p->actors[lead].node != a->node)
+        return BAD("plan: actor '%s' (node %d) is on worker %d of actor '%s' (node %d): a "
+                   "worker runs on one rank",
+                   a->name, a->node, a->worker, p->actors[lead].name, p->actors[lead].node);
     return 0;
 }
 

@@ -16,6 +16,7 @@
  *            fail R     rank R's first actor fails execution N/2 (only that one)
  *            hash R     rank R builds another graph (one more actor)
  * MNODE_SAVE=PATH: rank 0 saves the plan there (weir-plan show reads it).
+ * MNODE_THREADS=T: weir_compile_opts.threads (T workers on every rank).
  *
  * chain:   S+1 actors s0..sS, s_i on rank (i+1) % S; s_i(x) = 3x + i + 1.
  * diamond: src on rank 1 % S, left on 2 % S, right on 0, join on S-1;
@@ -255,6 +256,8 @@ int main(int argc, char **argv)
     if (!strcmp(fault, "hash") && RANK == fault_rank)
         actor(g, "extra", 0, WEIR_THREAD); /* an actor no other rank has */
     weir_compile_opts co = {.max_inflight = 8};
+    if (getenv("MNODE_THREADS"))
+        co.threads = atoi(getenv("MNODE_THREADS"));
     uint64_t t0 = mono_ms();
     weir_dag *d = weir_compile(g, &co);
     if (!d) {

@@ -1495,6 +1495,37 @@ Test(nodes, dag_plan_shows_placement, .timeout = 120)
     cr_assert(strstr(out, "  0  arg0           written on rank 0: rank 1 link (1 reader)\n"), "%s", out);
 }
 
+/* Co-scheduling across ranks: threads = T gives every rank T workers, each
+ * holding actors of its own rank only; the fused schedules run the chain
+ * and the diamond whole (every output checked), and weir-plan show names
+ * each worker's rank. chain over 2 ranks: s0, s2 on rank 1, s1 on rank 0;
+ * diamond over 3: src on rank 1, left on 2, right on 0, join on 2. */
+Test(nodes, dag_fused_workers_per_rank, .timeout = 300)
+{
+    char path[] = "/tmp/weir-mnode-plan-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char out[16384], pre[512];
+    snprintf(pre, sizeof pre, "MNODE_THREADS=1 MNODE_SAVE=%s %s -n 2", path, WEIR_RUN);
+    mn_run(pre, "chain", 2, "thread", MN_EXECS);
+    int st = sh_out(out, sizeof out, "%s show %s 2>&1", WEIR_PLAN_CLI, path);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert(strstr(out, "  placement: threads 1, 2 workers\n"
+                          "    worker 1 (rank 0): s1\n"
+                          "    worker 2 (rank 1): s0, s2\n"), "%s", out);
+    snprintf(pre, sizeof pre, "MNODE_THREADS=2 MNODE_SAVE=%s %s -n 3", path, WEIR_RUN);
+    mn_run(pre, "diamond", 3, "thread", MN_EXECS);
+    st = sh_out(out, sizeof out, "%s show %s 2>&1", WEIR_PLAN_CLI, path);
+    unlink(path);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert(strstr(out, "  placement: threads 2, 4 workers\n"
+                          "    worker 1 (rank 0): right\n"
+                          "    worker 2 (rank 1): src\n"
+                          "    worker 3 (rank 2): left\n"
+                          "    worker 4 (rank 2): join\n"), "%s", out);
+}
+
 static int mn_nop(weir_call *c, void *state)
 {
     (void)state;

@@ -945,9 +945,9 @@ Test(plan, listing_and_dot)
     cr_expect(strstr(txt, "actor 2 'right'  node 0, process, unpinned"), "%s", txt);
     cr_expect(strstr(txt, "actor 1 'left'  node 0, thread, worker 2, cpus 1"), "%s", txt);
     cr_expect(strstr(txt, "  placement: threads automatic, 3 workers\n"
-                          "    worker 1: src\n"
-                          "    worker 2: left\n"
-                          "    worker 3: join\n"
+                          "    worker 1 (rank 0): src\n"
+                          "    worker 2 (rank 0): left\n"
+                          "    worker 3 (rank 1): join\n"
                           "    process: right\n"),
               "%s", txt);
     cr_expect(strstr(txt, "1 <- src.split.out1 (channel 3)"), "%s", txt);
@@ -1052,6 +1052,10 @@ Test(plan, flatc_made_bad_plans_are_rejected)
         {"{version: 2, graph: \"w\", nargs: 1, max_inflight: 1, depth: 1, buffer_bytes: 64,"
          " nworkers: 2, actors: [{name: \"a\", worker: 0}, {name: \"b\", worker: 0}]}",
          "': worker 1 has no actor"},
+        /* A worker runs on one rank. */
+        {"{version: 2, graph: \"w\", nargs: 1, max_inflight: 1, depth: 1, buffer_bytes: 64,"
+         " nworkers: 1, actors: [{name: \"a\", worker: 0}, {name: \"b\", node: 1, worker: 0}]}",
+         "': actor 'b' (node 1) is on worker 0 of actor 'a' (node 0): a worker runs on one rank"},
         {"{version: 1, max_inflight: 1, depth: 1, buffer_bytes: 64}", "': missing field 'graph'"},
         {"{version: 1, graph: \"g\", max_inflight: 1, depth: 1, buffer_bytes: 64,"
          " actors: [{nregs: 1}]}",

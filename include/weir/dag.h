@@ -116,6 +116,11 @@ typedef struct weir_compile_opts {
  * The plan records the placement (`weir-plan show` prints it); with
  * threads = 0 it depends on the CPU count, so set threads for a plan (and
  * hash) that is the same on every machine.
+ * Across ranks (weir_actor_opts.node), threads = N gives every rank N
+ * workers: a worker holds actors of one rank only, and worker = k is the
+ * k-th worker of its actor's rank. There threads = 0 runs a thread per
+ * actor: every rank must compile the same plan, and their CPU counts may
+ * differ.
  * threads < -1 or > 65536 is -EINVAL.
  */
 #define WEIR_THREADS_AUTO 0

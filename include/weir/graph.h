@@ -68,9 +68,9 @@ typedef struct weir_actor_opts {
     /*
      * Placement of a WEIR_THREAD actor on the dag's worker threads
      * (weir_compile_opts.threads, <weir/dag.h>): 0 (the default) lets the
-     * compiler place it; k in 1..threads runs it on worker k (workers are
-     * numbered from 1, so a zero-filled struct means "automatic"), fused
-     * with the other actors placed there; WEIR_WORKER_ALONE gives it a
+     * compiler place it; k in 1..threads runs it on worker k of its rank
+     * (workers are numbered from 1, so a zero-filled struct means
+     * "automatic"), fused with the other actors placed there; WEIR_WORKER_ALONE gives it a
      * thread of its own that no other actor shares (an actor whose methods
      * block, for instance, so it never stalls the others). A WEIR_PROCESS
      * actor always runs alone: it must leave this 0. Checked by
