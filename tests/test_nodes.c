@@ -1455,6 +1455,15 @@ Test(nodes, dag_fanout_2_3_4_ranks_processes, .timeout = 300)
     mn_weir_run("fanout", "process");
 }
 
+/* Fan-in past four senders: over 6 ranks, rank 0 (the driver, and c0, c6)
+ * reads from ranks 1..5, one listening endpoint each. */
+Test(nodes, dag_fanout_6_ranks_five_senders_to_one, .timeout = 300)
+{
+    char pre[256];
+    snprintf(pre, sizeof pre, "%s -n 6", WEIR_RUN);
+    mn_run(pre, "fanout", 6, "thread", SANITIZED ? 1000ull : 20000ull);
+}
+
 Test(nodes, dag_netns_chain_and_diamond, .timeout = 300)
 {
     if (!netns_ok())
