@@ -68,4 +68,10 @@ int weir__chan_wait_gate(weir_chan *c, uint64_t seq, const int *stop, uint32_t *
 /* Wake the waiters of weir__chan_wait_gate after setting their *stop. */
 void weir__chan_wake_gate_waiters(weir_chan *c);
 
+/* A flag word in memory shared with actor processes (engine/: the actors'
+ * notes): sleep until *word != 0 (no timeout; spurious wake-ups are looped
+ * over), and set it and wake every sleeper. ring_wait.c. */
+void weir__flag_wait(uint32_t *word);
+void weir__flag_raise(uint32_t *word);
+
 #endif

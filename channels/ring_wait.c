@@ -16,6 +16,9 @@
  *
  * A sleep is bounded by w->max_sleep_ns so that checks no wake-up can
  * announce (a writer process that died) run within a bounded time.
+ *
+ * weir__flag_wait/raise are the plain case outside a ring: one word that
+ * goes 0 -> 1 once; the raiser always wakes (it is rare: a teardown).
  */
 #include <errno.h>
 #include <sched.h>
@@ -25,6 +28,7 @@
 
 #include "channels/atomics.h"
 #include "channels/barrier.h"
+#include "channels/chan_internal.h"
 #include "channels/ring_handle.h"
 #include "channels/wait.h"
 
@@ -76,4 +80,16 @@ done:
     *w->spin_ns = weir__spin_adapt(spin, spinning && ret == 0);
     *waited_ns = weir_now_ns() - t0;
     return ret;
+}
+
+void weir__flag_wait(uint32_t *word)
+{
+    while (!weir__load_acquire(word))
+        weir__futex_wait(word, 0, UINT64_MAX);
+}
+
+void weir__flag_raise(uint32_t *word)
+{
+    weir__store_release(word, 1u);
+    weir__futex_wake_all(word);
 }

@@ -331,6 +331,11 @@ static void actor_loop(struct actor_rt *a)
         /* Past the failed executions: the next restart may forget this crash. */
         weir__store_release(&a->note->resumed, 1);
     }
+    if (pa->nops == 0) {
+        /* No calls, so no channel: nothing but teardown can end it. */
+        weir__flag_wait(&a->note->stop);
+        return;
+    }
     for (uint64_t e = first;; e++) {
         for (unsigned i = 0; i < pa->nops; i++) {
             const struct weir__plan_op *op = &pa->ops[i];

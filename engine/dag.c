@@ -464,6 +464,9 @@ WEIR_API int weir_dag_free(weir_dag *d)
         for (unsigned k = 0; k < d->nargch; k++)
             weir_chan_close(d->chans[d->argch[k]]);
     }
+    /* Actors without calls have no channel the close above could reach. */
+    for (unsigned a = 0; d->notes && a < p->nactors; a++)
+        weir__flag_raise(&d->notes[a].stop);
     int tmo = d->timeout_ms; /* -1 (WEIR_FOREVER): wait for as long as the actors take */
     char msg[1024] = "";
     int len = 0, stuck = 0;

@@ -46,6 +46,9 @@ struct weir__actor_note {
     int ready;           /* atomic: init returned 0 (weir_compile waits for every actor's) */
     int left;            /* atomic: the actor left cleanly (its inputs closed: a teardown,
                             which on a rank other than 0 arrives over the links first) */
+    uint32_t stop;       /* atomic futex word: teardown began (weir_dag_free sets it and
+                            wakes it); an actor with no calls sleeps on it, having no
+                            channel that a close could reach */
     unsigned cur_method;
     uint64_t cur_exec;
     char text[512];      /* init failure text */

@@ -2337,3 +2337,37 @@ Test(dag, fused_init_fini_per_actor)
                   "graph 'finit': actor 'c' (thread) could not start: init returned -5");
     weir_graph_free(g);
 }
+
+/* An actor no call uses has no channel, so the close cascade never reaches
+ * it: teardown wakes it directly. Alone on its thread (a thread per actor,
+ * or WEIR_WORKER_ALONE beside a fused worker) and as a process, its init
+ * and fini still run once each, and weir_dag_free returns 0 at once instead
+ * of timing out. */
+Test(dag, actors_without_calls_leave_at_teardown, .timeout = 60)
+{
+    const int threads[2] = {WEIR_THREADS_PER_ACTOR, 1};
+    for (int k = 0; k < 2; k++) {
+        __atomic_store_n(&inits_run, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&finis_run, 0, __ATOMIC_RELAXED);
+        weir_actor_opts ao[4] = {{0}};
+        weir_graph *g = chain4_graph("idle", ao);
+        weir_actor_opts it = {.init = count_init, .fini = count_fini,
+                              .worker = k ? WEIR_WORKER_ALONE : 0};
+        cr_assert_not_null(weir_actor_new(g, "idle_thread", &it), "%s", weir_errmsg());
+        weir_actor_opts ip = {.isolation = WEIR_PROCESS};
+        cr_assert_not_null(weir_actor_new(g, "idle_process", &ip), "%s", weir_errmsg());
+        weir_dag *d = weir_compile(g, &(weir_compile_opts){.threads = threads[k],
+                                                          .timeout_ms = 10000});
+        cr_assert_not_null(d, "%s", weir_errmsg());
+        cr_assert_eq(__atomic_load_n(&inits_run, __ATOMIC_RELAXED), 1);
+        cr_assert_eq(run_pipelined(d, 1000, 4, check_chain4), expected_sum(1000, f_chain4));
+        uint64_t t0 = weir_now_ns();
+        int rc = weir_dag_free(d);
+        uint64_t ms = (weir_now_ns() - t0) / 1000000u;
+        cr_assert_eq(rc, 0, "threads %d: %d %s", threads[k], rc, weir_errmsg());
+        cr_assert_lt(ms, 2000, "threads %d: teardown took %llu ms", threads[k],
+                     (unsigned long long)ms);
+        cr_assert_eq(__atomic_load_n(&finis_run, __ATOMIC_RELAXED), 1);
+        weir_graph_free(g);
+    }
+}
