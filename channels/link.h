@@ -42,6 +42,34 @@ typedef struct weir__conn weir__conn;
  */
 weir__conn *weir__conn_listen(const char *endpoint, const weir_link_opts *o);
 
+/*
+ * A port several receiving ends share: one socket (bound now, like
+ * weir__conn_listen) and one acceptor thread for every listener made with
+ * weir__conn_listen_on(), so a rank that receives from many ranks listens
+ * once. The acceptor reads each new connection's HELLO (within the
+ * timeout's hello bound) and hands the pipe to the started listener that
+ * carries the first stream the HELLO opens; that listener judges it as if
+ * it had accepted it (token, streams, one sender at a time, resume). A
+ * HELLO that is garbage or opens no stream carried here is refused by the
+ * port (weir__conn_port_refusals). Stream ids must therefore be unique
+ * among the port's listeners. o: as for weir__conn_listen (transport,
+ * timeout). NULL with the reason.
+ */
+typedef struct weir__conn_port weir__conn_port;
+weir__conn_port *weir__conn_port_listen(const char *endpoint, const weir_link_opts *o);
+/* "tcp://ADDR:PORT" with the real port. Owned by the port. */
+const char *weir__conn_port_endpoint(const weir__conn_port *pt);
+/* A receiving end on pt (no socket of its own; same transport as pt): then
+ * add_recv_stream and start as for weir__conn_listen. NULL with the reason. */
+weir__conn *weir__conn_listen_on(weir__conn_port *pt, const weir_link_opts *o);
+/* Start accepting. 0, or the error with the reason. */
+int weir__conn_port_start(weir__conn_port *pt);
+/* Connections the port refused itself; the last one's reason into last. */
+uint64_t weir__conn_port_refusals(const weir__conn_port *pt, char *last, size_t cap);
+/* Stop accepting and free; its listeners go on with the connections they
+ * have. Before or after its listeners' weir__conn_free, never at once. */
+void weir__conn_port_free(weir__conn_port *pt);
+
 /* Sending end: check the options; no I/O until weir__conn_start(). NULL
  * with the reason. */
 weir__conn *weir__conn_dial(const char *endpoint, const weir_link_opts *o);

@@ -184,10 +184,35 @@ struct weir__conn {
     struct stream st[NSTREAMS];
 
     uint64_t sender_id;      /* dialer */
-    weir__tp_listener *lst;  /* listener */
+    weir__tp_listener *lst;  /* listener with a socket of its own */
+    int on_port;             /* listener on a shared port (no lst): HELLOs come from there */
+    weir__conn_port *shared; /* that port while it lives (under its mu) */
+    weir__tp_pipe *hand;     /* under mu: a connection the port handed over, not yet judged */
+    uint8_t *hand_buf;       /* its HELLO payload (WEIR__FRAME_CTL_MAX bytes) */
+    uint32_t hand_len;
     int have_sender;
     uint64_t cur_sender;
     uint8_t *scratch;        /* listener: error records, dropped payloads (ERR_MAX) */
+};
+
+/* A port several listeners share (channels/link.h): its acceptor reads each
+ * new connection's HELLO and hands the pipe to the listener that carries the
+ * first stream it opens; that listener judges the rest as if it had
+ * accepted the pipe itself. */
+struct weir__conn_port {
+    const struct weir__tp_ops *tp;
+    struct weir__tp_cfg cfg;
+    weir__tp_listener *lst;
+    char endpoint[80];
+    int hello_ms, hb_ms;
+    pthread_mutex_t mu;      /* guards members (lock order: port mu, then a member's mu) */
+    weir__conn **members;
+    unsigned nmembers, cap;
+    pthread_t thr;
+    int running;
+    int stop;                /* atomic */
+    uint64_t refused;        /* atomic */
+    char last_refusal[256];  /* under mu */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -329,6 +354,20 @@ static int send_frame(weir__conn *cn, weir__tp_pipe *p, uint8_t type, uint32_t s
     int r = send_frame_locked(cn, p, type, stream, aux, seq, payload, len);
     pthread_mutex_unlock(&cn->send_mu);
     return r;
+}
+
+/* REFUSE reason on a pipe no connection owns yet; 0 if it was sent. */
+static int refuse_pipe(const struct weir__tp_ops *tp, weir__tp_pipe *p, const char *reason,
+                       int timeout_ms)
+{
+    uint8_t buf[WEIR__FRAME_CTL_MAX];
+    int n = weir__link_refuse_encode(reason, buf, sizeof buf);
+    if (n <= 0)
+        return -EINVAL;
+    uint8_t h[WEIR__FRAME_HDR];
+    hdr(h, WEIR__FR_REFUSE, 0, 0, (uint32_t)n, 0, 0);
+    struct iovec iov[2] = {{h, sizeof h}, {buf, (size_t)n}};
+    return tp->send(p, iov, 2, timeout_ms);
 }
 
 /* REFUSE with a reason on stream (0: the connection); the caller holds send_mu. */
@@ -541,7 +580,7 @@ weir__conn *weir__conn_listen(const char *endpoint, const weir_link_opts *o)
     if (!cn)
         return NULL;
     int r;
-    if (!(cn->scratch = malloc(ERR_MAX))) {
+    if (!(cn->scratch = malloc(ERR_MAX)) || !(cn->hand_buf = malloc(WEIR__FRAME_CTL_MAX))) {
         r = cerr(cn, -ENOMEM, "out of memory");
         goto fail;
     }
@@ -561,6 +600,207 @@ fail: {
     weir__seterr(r, "%s", msg);
     return NULL;
 }
+}
+
+weir__conn_port *weir__conn_port_listen(const char *endpoint, const weir_link_opts *o)
+{
+    /* A throwaway listener checks the options and parses the endpoint the
+     * way every listener does; the port keeps what it needs. */
+    weir__conn *probe = conn_new(endpoint, o, 0);
+    if (!probe)
+        return NULL;
+    weir__conn_port *pt = calloc(1, sizeof *pt);
+    if (!pt) {
+        weir__conn_free(probe);
+        weir__seterr(-ENOMEM, "link %s: out of memory", endpoint);
+        return NULL;
+    }
+    pt->tp = probe->tp;
+    pt->cfg = probe->cfg;
+    pt->hello_ms = probe->hello_ms;
+    pt->hb_ms = probe->hb_ms;
+    pthread_mutex_init(&pt->mu, NULL);
+    uint16_t port = 0;
+    int r = pt->tp->listen(probe->host, probe->port, &pt->cfg, &pt->lst, &port);
+    if (r < 0) {
+        char msg[MSG_LEN];
+        snprintf(msg, sizeof msg, "%s", weir_errmsg());
+        weir__conn_free(probe);
+        pthread_mutex_destroy(&pt->mu);
+        free(pt);
+        weir__seterr(r, "%s", msg);
+        return NULL;
+    }
+    if (strchr(probe->host, ':'))
+        snprintf(pt->endpoint, sizeof pt->endpoint, "tcp://[%s]:%u", probe->host, port);
+    else
+        snprintf(pt->endpoint, sizeof pt->endpoint, "tcp://%s:%u", probe->host, port);
+    weir__conn_free(probe);
+    return pt;
+}
+
+const char *weir__conn_port_endpoint(const weir__conn_port *pt)
+{
+    return pt ? pt->endpoint : "(null)";
+}
+
+weir__conn *weir__conn_listen_on(weir__conn_port *pt, const weir_link_opts *o)
+{
+    if (!pt) {
+        weir__seterr(-EINVAL, "link: listen on a NULL port");
+        return NULL;
+    }
+    weir__conn *cn = conn_new(pt->endpoint, o, 0);
+    if (!cn)
+        return NULL;
+    if (cn->tp != pt->tp) {
+        cerr(cn, -EINVAL, "transport %s, but the port's is %s", cn->tp->name, pt->tp->name);
+        weir__conn_free(cn);
+        return NULL;
+    }
+    pthread_mutex_lock(&pt->mu);
+    int ok = 0;
+    if ((cn->scratch = malloc(ERR_MAX)) && (cn->hand_buf = malloc(WEIR__FRAME_CTL_MAX))) {
+        if (pt->nmembers == pt->cap) {
+            unsigned cap = pt->cap ? 2 * pt->cap : 4;
+            weir__conn **m = realloc(pt->members, cap * sizeof *m);
+            if (m) {
+                pt->members = m;
+                pt->cap = cap;
+            }
+        }
+        if (pt->nmembers < pt->cap) {
+            pt->members[pt->nmembers++] = cn;
+            cn->shared = pt;
+            cn->on_port = 1;
+            ok = 1;
+        }
+    }
+    pthread_mutex_unlock(&pt->mu);
+    if (!ok) {
+        cerr(cn, -ENOMEM, "out of memory");
+        int code = weir_errcode();
+        char msg[MSG_LEN];
+        snprintf(msg, sizeof msg, "%s", weir_errmsg());
+        weir__conn_free(cn);
+        weir__seterr(code, "%s", msg);
+        return NULL;
+    }
+    return cn;
+}
+
+static int read_hello(const struct weir__tp_ops *tp, weir__tp_pipe *p, int hello_ms,
+                      uint8_t *buf, uint32_t *len, char *why, size_t n);
+
+static void port_refusal(weir__conn_port *pt, weir__tp_pipe *p, const char *why)
+{
+    char peer[80];
+    pt->tp->peer(p, peer, sizeof peer);
+    weir__fetch_add(&pt->refused, 1);
+    pthread_mutex_lock(&pt->mu);
+    snprintf(pt->last_refusal, sizeof pt->last_refusal, "refused %.40s: %.190s", peer, why);
+    pthread_mutex_unlock(&pt->mu);
+    refuse_pipe(pt->tp, p, why, 200);
+    pt->tp->pipe_free(p);
+}
+
+/* The port's acceptor: read each new connection's HELLO (bounded by
+ * hello_ms, so a silent peer delays the next accept by at most that), find
+ * the started listener that carries its first stream, hand it over. */
+static void *port_main(void *arg)
+{
+    weir__conn_port *pt = arg;
+    uint8_t buf[WEIR__FRAME_CTL_MAX];
+    while (!weir__load_acquire(&pt->stop)) {
+        weir__tp_pipe *np = NULL;
+        int r = pt->tp->accept(pt->lst, pt->hb_ms, &np);
+        if (r == -ETIMEDOUT)
+            continue;
+        if (r < 0)
+            break;
+        char why[200];
+        uint32_t len = 0;
+        if (read_hello(pt->tp, np, pt->hello_ms, buf, &len, why, sizeof why) < 0) {
+            port_refusal(pt, np, why);
+            continue;
+        }
+        struct weir__link_hello h;
+        if (weir__link_hello_decode(buf, len, &h) < 0) {
+            snprintf(why, sizeof why, "%s", weir_errmsg());
+            port_refusal(pt, np, why);
+            continue;
+        }
+        if (h.nstreams == 0) {
+            port_refusal(pt, np, "opens no stream");
+            continue;
+        }
+        pthread_mutex_lock(&pt->mu);
+        weir__conn *to = NULL;
+        for (unsigned i = 0; i < pt->nmembers && !to; i++)
+            if (pt->members[i]->started && find_stream(pt->members[i], h.streams[0].stream))
+                to = pt->members[i];
+        if (to) {
+            pthread_mutex_lock(&to->mu);
+            weir__tp_pipe *old = to->hand; /* not judged yet: the newer one wins */
+            to->hand = np;
+            memcpy(to->hand_buf, buf, len);
+            to->hand_len = len;
+            pthread_cond_broadcast(&to->cv);
+            pthread_mutex_unlock(&to->mu);
+            pthread_mutex_unlock(&pt->mu);
+            if (old)
+                pt->tp->pipe_free(old);
+            continue;
+        }
+        pthread_mutex_unlock(&pt->mu);
+        snprintf(why, sizeof why, "opens stream %u, which this end does not carry",
+                 h.streams[0].stream);
+        port_refusal(pt, np, why);
+    }
+    return NULL;
+}
+
+int weir__conn_port_start(weir__conn_port *pt)
+{
+    if (!pt)
+        return weir__seterr(-EINVAL, "link port (null): start");
+    if (pt->running)
+        return weir__seterr(-EINVAL, "link port %s: started twice", pt->endpoint);
+    int r = pthread_create(&pt->thr, NULL, port_main, pt);
+    if (r != 0)
+        return weir__seterr(-r, "link port %s: cannot start the accept thread", pt->endpoint);
+    pt->running = 1;
+    return 0;
+}
+
+uint64_t weir__conn_port_refusals(const weir__conn_port *pt, char *last, size_t cap)
+{
+    if (!pt)
+        return 0;
+    if (last && cap) {
+        pthread_mutex_lock((pthread_mutex_t *)&pt->mu);
+        snprintf(last, cap, "%s", pt->last_refusal);
+        pthread_mutex_unlock((pthread_mutex_t *)&pt->mu);
+    }
+    return weir__load_acquire(&pt->refused);
+}
+
+void weir__conn_port_free(weir__conn_port *pt)
+{
+    if (!pt)
+        return;
+    weir__store_release(&pt->stop, 1);
+    pt->tp->listener_close(pt->lst);
+    if (pt->running)
+        pthread_join(pt->thr, NULL);
+    pt->tp->listener_free(pt->lst);
+    pthread_mutex_lock(&pt->mu);
+    for (unsigned i = 0; i < pt->nmembers; i++)
+        pt->members[i]->shared = NULL; /* freed later: nothing more to unregister */
+    pthread_mutex_unlock(&pt->mu);
+    pthread_mutex_destroy(&pt->mu);
+    free(pt->members);
+    free(pt);
 }
 
 int weir__conn_add_recv_stream(weir__conn *cn, uint32_t stream, weir_chan *w)
@@ -1171,36 +1411,48 @@ static int check_hello(weir__conn *cn, const struct weir__link_hello *h, char *w
     return 0;
 }
 
-/* A new connection: read and judge its HELLO (bounded), then install it. */
-static void listen_admit(weir__conn *cn, weir__tp_pipe *p)
+/* Read a new connection's HELLO within hello_ms: its payload into buf
+ * (WEIR__FRAME_CTL_MAX bytes), its length into *len. 0, or -1 with the
+ * reason in why. */
+static int read_hello(const struct weir__tp_ops *tp, weir__tp_pipe *p, int hello_ms,
+                      uint8_t *buf, uint32_t *len, char *why, size_t n)
+{
+    struct weir__frame f;
+    int r = tp->recv_into(p, buf, WEIR__FRAME_HDR, hello_ms);
+    if (r == -ETIMEDOUT) {
+        snprintf(why, n, "sent no HELLO within %d ms", hello_ms);
+        return -1;
+    }
+    if (r < 0) {
+        snprintf(why, n, "closed before its HELLO");
+        return -1;
+    }
+    if (weir__frame_decode(buf, WEIR__FRAME_HDR, 0, &f) < 0) {
+        snprintf(why, n, "%s", weir_errmsg());
+        return -1;
+    }
+    if (f.type != WEIR__FR_HELLO) {
+        snprintf(why, n, "first frame is %s, not HELLO", weir__frame_type_name(f.type));
+        return -1;
+    }
+    if (tp->recv_into(p, buf, f.len, hello_ms) < 0) {
+        snprintf(why, n, "truncated HELLO (%u bytes announced)", f.len);
+        return -1;
+    }
+    *len = f.len;
+    return 0;
+}
+
+/* Judge a new connection's HELLO (its payload hb, hlen bytes), then install
+ * it or refuse it; either way the pipe is taken. */
+static void listen_judge(weir__conn *cn, weir__tp_pipe *p, const uint8_t *hb, uint32_t hlen)
 {
     char peer[80], why[200];
     cn->tp->peer(p, peer, sizeof peer);
-    struct weir__frame f;
     uint8_t buf[WEIR__FRAME_CTL_MAX];
-    int r = cn->tp->recv_into(p, buf, WEIR__FRAME_HDR, cn->hello_ms);
-    if (r == -ETIMEDOUT) {
-        snprintf(why, sizeof why, "sent no HELLO within %d ms", cn->hello_ms);
-        goto refuse;
-    }
-    if (r < 0) {
-        snprintf(why, sizeof why, "closed before its HELLO");
-        goto refuse;
-    }
-    if ((r = weir__frame_decode(buf, WEIR__FRAME_HDR, 0, &f)) < 0) {
-        snprintf(why, sizeof why, "%s", weir_errmsg());
-        goto refuse;
-    }
-    if (f.type != WEIR__FR_HELLO) {
-        snprintf(why, sizeof why, "first frame is %s, not HELLO", weir__frame_type_name(f.type));
-        goto refuse;
-    }
-    if ((r = cn->tp->recv_into(p, buf, f.len, cn->hello_ms)) < 0) {
-        snprintf(why, sizeof why, "truncated HELLO (%u bytes announced)", f.len);
-        goto refuse;
-    }
+    int r;
     struct weir__link_hello h;
-    if ((r = weir__link_hello_decode(buf, f.len, &h)) < 0) {
+    if ((r = weir__link_hello_decode(hb, hlen, &h)) < 0) {
         snprintf(why, sizeof why, "%s", weir_errmsg());
         goto refuse;
     }
@@ -1274,6 +1526,23 @@ refuse: {
     send_refuse_locked(cn, p, 0, why, 200);
     cn->tp->pipe_free(p);
 }
+}
+
+/* A new connection on a socket of this listener's own. */
+static void listen_admit(weir__conn *cn, weir__tp_pipe *p)
+{
+    char why[200];
+    uint32_t len = 0;
+    if (read_hello(cn->tp, p, cn->hello_ms, cn->hand_buf, &len, why, sizeof why) < 0) {
+        char peer[80], line[256];
+        cn->tp->peer(p, peer, sizeof peer);
+        snprintf(line, sizeof line, "refused %.40s: %.190s", peer, why);
+        refusal(cn, line);
+        send_refuse_locked(cn, p, 0, why, 200); /* p is not published: no other sender */
+        cn->tp->pipe_free(p);
+        return;
+    }
+    listen_judge(cn, p, cn->hand_buf, len);
 }
 
 /* Read and drop len payload bytes (a stream that has ended). */
@@ -1632,11 +1901,24 @@ static void *listen_main(void *arg)
     weir__conn *cn = arg;
     while (!weir__load_acquire(&cn->stop) && !weir__load_acquire(&cn->status)) {
         weir__tp_pipe *np = NULL;
-        int r = cn->tp->accept(cn->lst, cn->hb_ms, &np);
-        if (r == 0)
+        int r;
+        if (cn->on_port) {
+            /* The port's acceptor read the HELLO; judge it here. */
+            uint32_t len = 0;
+            pthread_mutex_lock(&cn->mu);
+            if (!cn->hand && !weir__load_relaxed(&cn->stop))
+                timed_wait(&cn->cv, &cn->mu, cn->hb_ms);
+            np = cn->hand;
+            cn->hand = NULL;
+            len = cn->hand_len;
+            pthread_mutex_unlock(&cn->mu);
+            if (np)
+                listen_judge(cn, np, cn->hand_buf, len);
+        } else if ((r = cn->tp->accept(cn->lst, cn->hb_ms, &np)) == 0) {
             listen_admit(cn, np);
-        else if (r != -ETIMEDOUT)
+        } else if (r != -ETIMEDOUT) {
             break;
+        }
         if (cn->rx_running && weir__load_acquire(&cn->rx_done))
             drop_pipe(cn);
         if (cn->have_sender && !cn->rx_running && !weir__load_acquire(&cn->status) &&
@@ -1783,6 +2065,15 @@ int weir__conn_free(weir__conn *cn)
 {
     if (!cn)
         return 0;
+    if (cn->shared) {
+        /* From now on the port hands nothing to this connection. */
+        weir__conn_port *pt = cn->shared;
+        pthread_mutex_lock(&pt->mu);
+        for (unsigned i = 0; i < pt->nmembers; i++)
+            if (pt->members[i] == cn)
+                pt->members[i] = pt->members[--pt->nmembers];
+        pthread_mutex_unlock(&pt->mu);
+    }
     weir__store_release(&cn->stop, 1);
     pthread_mutex_lock(&cn->mu);
     wake_all(cn);
@@ -1808,6 +2099,8 @@ int weir__conn_free(weir__conn *cn)
     }
     if (cn->pipe)
         cn->tp->pipe_free(cn->pipe);
+    if (cn->hand)
+        cn->tp->pipe_free(cn->hand);
     if (cn->lst)
         cn->tp->listener_free(cn->lst);
     for (unsigned i = 0; i < cn->nstreams; i++) {
@@ -1824,6 +2117,7 @@ int weir__conn_free(weir__conn *cn)
     pthread_cond_destroy(&cn->cv);
     pthread_mutex_destroy(&cn->send_mu);
     free(cn->scratch);
+    free(cn->hand_buf);
     free(cn);
     return st;
 }
