@@ -54,12 +54,9 @@ int weir__cluster_bind_addr(const struct weir__cluster_env *e, char *buf, size_t
 
 /* ---- the control plane (cluster.c) ----------------------------------------- */
 
-/* Data endpoints per rank: one per rank that sends to it (engine/remote.c).
- * Each is a connection with its own threads (an acceptor, an rx thread, a
- * credit thread per stream: channels/link_conn.c), which bounds how many a
- * rank should host more than the table's size does (32 x 128 bytes per
- * rank). */
-#define WEIR__CLUSTER_MAX_EP 32
+/* Data endpoints per rank (engine/remote.c publishes one: the port all its
+ * listeners share; the table leaves room for more). */
+#define WEIR__CLUSTER_MAX_EP 4
 #define WEIR__CLUSTER_EP_MAX 127    /* bytes of one data endpoint */
 #define WEIR__CLUSTER_HOST_MAX 63   /* bytes of a host name in messages */
 #define WEIR__CLUSTER_REASON_MAX 400 /* bytes of a refusal / failure text */

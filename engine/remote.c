@@ -19,13 +19,14 @@
  * ring (d->chans[c] NULL). Stream id = channel index + 1 on every link.
  *
  * Connections. A connection carries one sender's streams (link_conn.c
- * refuses a second sender), so a rank listens once per rank that sends to
- * it, on tcp://BIND:0 (WEIR_BIND, or the address that routes to the
- * coordinator), before it joins, and publishes those endpoints in the
- * join in sender-rank order (at most WEIR__CLUSTER_MAX_EP senders per
- * rank); the table then tells every rank where to dial: sender s finds
- * its endpoint at rank r as number k, k the ranks below s that send to r. A rank dials
- * each rank it sends to once, with all of its streams on that connection.
+ * refuses a second sender), so a rank has one listener per rank that sends
+ * to it, all on one shared port (weir__conn_port: one socket on
+ * tcp://BIND:0, WEIR_BIND or the address that routes to the coordinator;
+ * its acceptor hands each connection to the listener that carries the
+ * streams its HELLO opens, and stream ids are channel indices, so unique).
+ * The port is bound before the join, which publishes its one endpoint; the
+ * table then tells every rank where to dial. A rank dials each rank it
+ * sends to once, with all of its streams on that connection.
  *
  * Failure. The control plane watches every rank (heartbeats, bound
  * WEIR_HEARTBEAT_MS, default 2000); its FAILED event marks the dag dead
@@ -65,6 +66,7 @@ struct weir__remote {
     struct weir__cluster_env env;
     int hb_ms;
     int *link_rid;       /* [c * size + q]: reader id of c's link to rank q, or -1 */
+    weir__conn_port *port; /* the one port every listener below shares */
     weir__conn **lst;    /* [q]: receives every stream written on q and read here */
     weir__conn **dial;   /* [q]: sends every stream written here and read on q */
     struct weir__cluster *cl;
@@ -182,6 +184,8 @@ static void break_links_locked(struct weir_dag *d)
     if (rm->broken)
         return;
     rm->broken = 1;
+    weir__conn_port_free(rm->port); /* accepts nothing more; its listeners go on */
+    rm->port = NULL;
     for (int q = 0; q < rm->size; q++) {
         weir__conn_free(rm->lst[q]);
         rm->lst[q] = NULL;
@@ -250,25 +254,30 @@ static int sends_to(const struct weir__plan *p, int q, int r)
 }
 
 /* The listeners: one per rank that sends here, with every stream it
- * writes and this rank reads; their endpoints into eps (sender order). */
-static int start_listeners(struct weir_dag *d, char eps[][WEIR__CLUSTER_EP_MAX + 1])
+ * writes and this rank reads, all on one port; its endpoint into ep.
+ * Returns the number of endpoints (0: no rank sends here, or 1). */
+static int start_listeners(struct weir_dag *d, char *ep, size_t cap)
 {
     struct weir__remote *rm = d->remote;
     const struct weir__plan *p = d->plan;
-    int n = 0;
+    weir_link_opts o = link_opts(d);
     for (int q = 0; q < rm->size; q++) {
         if (q == rm->rank || !sends_to(p, q, rm->rank))
             continue;
-        if (n == WEIR__CLUSTER_MAX_EP)
-            return weir__seterr(-ENOSYS, "more than %d ranks send to this rank (one listening "
-                                "endpoint each; not supported yet)", WEIR__CLUSTER_MAX_EP);
-        char host[WEIR__CLUSTER_ADDR_MAX + 1];
-        if (weir__cluster_bind_addr(&rm->env, host, sizeof host) < 0)
-            return weir_errcode();
-        char want[WEIR__CLUSTER_ADDR_MAX + 16];
-        snprintf(want, sizeof want, "tcp://%s:0", host);
-        weir_link_opts o = link_opts(d);
-        weir__conn *cn = weir__conn_listen(want, &o);
+        if (!rm->port) {
+            char host[WEIR__CLUSTER_ADDR_MAX + 1];
+            if (weir__cluster_bind_addr(&rm->env, host, sizeof host) < 0)
+                return weir_errcode();
+            char want[WEIR__CLUSTER_ADDR_MAX + 16];
+            snprintf(want, sizeof want, "tcp://%s:0", host);
+            weir__conn_port *pt = weir__conn_port_listen(want, &o);
+            if (!pt)
+                return weir_errcode();
+            pthread_mutex_lock(&rm->mu);
+            rm->port = pt;
+            pthread_mutex_unlock(&rm->mu);
+        }
+        weir__conn *cn = weir__conn_listen_on(rm->port, &o);
         if (!cn)
             return weir_errcode();
         pthread_mutex_lock(&rm->mu);
@@ -280,9 +289,13 @@ static int start_listeners(struct weir_dag *d, char eps[][WEIR__CLUSTER_EP_MAX +
                     return weir_errcode();
         if (weir__conn_start(cn) < 0)
             return weir_errcode();
-        snprintf(eps[n++], WEIR__CLUSTER_EP_MAX + 1, "%s", weir__conn_endpoint(cn));
     }
-    return n;
+    if (!rm->port)
+        return 0;
+    if (weir__conn_port_start(rm->port) < 0)
+        return weir_errcode();
+    snprintf(ep, cap, "%s", weir__conn_port_endpoint(rm->port));
+    return 1;
 }
 
 /* One dialer per rank this rank sends to, all its streams on it. */
@@ -298,10 +311,7 @@ static int start_dialers(struct weir_dag *d)
             any = rm->link_rid[(size_t)c * (size_t)rm->size + (size_t)q] >= 0;
         if (!any)
             continue;
-        unsigned k = 0;
-        for (int q2 = 0; q2 < rm->rank; q2++)
-            k += q2 != q && sends_to(p, q2, q);
-        const char *ep = weir__cluster_endpoint(rm->cl, q, k);
+        const char *ep = weir__cluster_endpoint(rm->cl, q, 0);
         if (!ep)
             return weir__seterr(-EPROTO, "rank %d published no data endpoint, but it reads "
                                 "channels written here", q);
@@ -334,13 +344,11 @@ int weir__remote_start(struct weir_dag *d)
 {
     struct weir__remote *rm = d->remote;
     const struct weir__plan *p = d->plan;
-    char ep[WEIR__CLUSTER_MAX_EP][WEIR__CLUSTER_EP_MAX + 1];
-    const char *eps[WEIR__CLUSTER_MAX_EP];
-    int rc = start_listeners(d, ep);
+    char ep[WEIR__CLUSTER_EP_MAX + 1] = "";
+    const char *eps[1] = {ep};
+    int rc = start_listeners(d, ep, sizeof ep);
     if (rc < 0)
         goto fail;
-    for (int i = 0; i < WEIR__CLUSTER_MAX_EP; i++)
-        eps[i] = ep[i];
     struct weir__cluster_opts co = {
         .rank = rm->rank,
         .size = rm->size,

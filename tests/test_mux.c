@@ -548,3 +548,180 @@ Test(mux, resume_after_reset_every_stream_whole, .timeout = 120)
     proxy_stop(&px);
     pair_free(&p);
 }
+
+/* ---- a port shared by several listeners (weir__conn_port) ------------------------ */
+
+/* Three senders, each with its own streams, into one port: one listening
+ * socket; every stream arrives whole; each listener counts only its own. */
+Test(mux, port_three_senders_one_socket, .timeout = 120)
+{
+    const uint64_t n = SANITIZED ? 3000 : 30000;
+    weir_link_opts lo = {.timeout_ms = 5000};
+    int sock0 = count_sockets();
+    weir__conn_port *pt = weir__conn_port_listen("tcp://127.0.0.1:0", &lo);
+    cr_assert_not_null(pt, "%s", weir_errmsg());
+    cr_assert_eq(count_sockets(), sock0 + 1, "the port holds one socket");
+    struct pair p[3];
+    const unsigned ns[3] = {2, 1, 2};
+    unsigned next = 1;
+    for (int i = 0; i < 3; i++) {
+        pair_init(&p[i], ns[i], n, 8);
+        for (unsigned k = 0; k < ns[i]; k++)
+            p[i].s[k].k = next++; /* stream ids unique among the port's listeners */
+        p[i].rx = weir__conn_listen_on(pt, &lo);
+        cr_assert_not_null(p[i].rx, "%s", weir_errmsg());
+        for (unsigned k = 0; k < ns[i]; k++)
+            cr_assert_eq(weir__conn_add_recv_stream(p[i].rx, p[i].s[k].k, p[i].s[k].w), 0, "%s",
+                         weir_errmsg());
+        cr_assert_eq(weir__conn_start(p[i].rx), 0, "%s", weir_errmsg());
+        cr_assert_str_eq(weir__conn_endpoint(p[i].rx), weir__conn_port_endpoint(pt));
+    }
+    cr_assert_eq(weir__conn_port_start(pt), 0, "%s", weir_errmsg());
+    for (int i = 0; i < 3; i++)
+        pair_dial(&p[i], weir__conn_port_endpoint(pt), &lo);
+    for (int i = 0; i < 3; i++)
+        pair_run(&p[i]);
+    cr_assert_eq(count_sockets(), sock0 + 1 + 3 * 2, "%d sockets", count_sockets() - sock0);
+    for (int i = 0; i < 3; i++) {
+        for (unsigned k = 0; k < ns[i]; k++)
+            side_check(&p[i].s[k]);
+        cr_assert_eq(wait_status(p[i].tx, 5000), -EPIPE, "%s", weir_errmsg());
+        cr_assert_eq(wait_status(p[i].rx, 5000), -EPIPE, "%s", weir_errmsg());
+        struct weir_link_stats ls;
+        cr_assert_eq(weir__conn_stats(p[i].rx, &ls), 0);
+        cr_assert_eq(ls.messages, ns[i] * n, "listener %d: %llu", i,
+                     (unsigned long long)ls.messages);
+        cr_assert_eq(ls.refused, 0);
+        cr_assert_eq(ls.reconnects, 0);
+    }
+    char last[256];
+    cr_assert_eq(weir__conn_port_refusals(pt, last, sizeof last), 0);
+    cr_assert_str_eq(last, "");
+    for (int i = 0; i < 3; i++)
+        pair_free(&p[i]);
+    weir__conn_port_free(pt);
+    cr_assert_eq(count_sockets(), sock0, "sockets left behind");
+}
+
+/* The port refuses what no listener of it carries, and garbage, naming the
+ * reason; a listener's own checks still run (a wrong token); the stream
+ * that is running meanwhile arrives whole. */
+Test(mux, port_refusals_leave_the_others_alone, .timeout = 120)
+{
+    const uint64_t n = SANITIZED ? 2000 : 20000;
+    weir_link_opts lo = {.timeout_ms = 5000, .token = "secret"};
+    weir__conn_port *pt = weir__conn_port_listen("tcp://127.0.0.1:0", &lo);
+    cr_assert_not_null(pt, "%s", weir_errmsg());
+    struct pair p;
+    pair_init(&p, 1, n, 8);
+    p.s[0].pace_us = 100;
+    p.rx = weir__conn_listen_on(pt, &lo);
+    cr_assert_not_null(p.rx, "%s", weir_errmsg());
+    cr_assert_eq(weir__conn_add_recv_stream(p.rx, 1, p.s[0].w), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir__conn_start(p.rx), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir__conn_port_start(pt), 0, "%s", weir_errmsg());
+    pair_dial(&p, weir__conn_port_endpoint(pt), &lo);
+    pair_run(&p);
+
+    /* 1. a stream no listener here carries */
+    weir_chan *c = mkchan(4);
+    weir__conn *tx = weir__conn_dial(weir__conn_port_endpoint(pt), &lo);
+    cr_assert_not_null(tx, "%s", weir_errmsg());
+    cr_assert_eq(weir__conn_add_send_stream(tx, 7, c, -1), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir__conn_start(tx), -ECONNREFUSED);
+    char want[300];
+    snprintf(want, sizeof want, "link %s: refused by the peer: opens stream 7, which this end "
+             "does not carry", weir__conn_port_endpoint(pt));
+    cr_assert_str_eq(weir_errmsg(), want);
+    weir__conn_free(tx);
+    char last[256];
+    cr_assert_eq(weir__conn_port_refusals(pt, last, sizeof last), 1);
+    cr_assert(strncmp(last, "refused 127.0.0.1:", 18) == 0, "%s", last);
+    cr_assert(strstr(last, ": opens stream 7, which this end does not carry"), "%s", last);
+
+    /* 2. garbage instead of a HELLO */
+    uint16_t port = (uint16_t)atoi(strrchr(weir__conn_port_endpoint(pt), ':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    static const char junk[64] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    cr_assert_eq(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
+    uint64_t t0 = t_now_ns();
+    while (weir__conn_port_refusals(pt, NULL, 0) < 2 && t_ms_since(t0) < 5000)
+        t_sleep_ms(2);
+    close(fd);
+    cr_assert_eq(weir__conn_port_refusals(pt, last, sizeof last), 2);
+    cr_assert(strstr(last, "magic"), "%s", last);
+
+    /* 3. the right stream with a wrong token: the listener judges it */
+    tx = weir__conn_dial(weir__conn_port_endpoint(pt),
+                         &(weir_link_opts){.timeout_ms = 5000, .token = "guess"});
+    cr_assert_not_null(tx, "%s", weir_errmsg());
+    cr_assert_eq(weir__conn_add_send_stream(tx, 1, c, -1), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir__conn_start(tx), -ECONNREFUSED);
+    snprintf(want, sizeof want, "link %s: refused by the peer: wrong token",
+             weir__conn_port_endpoint(pt));
+    cr_assert_str_eq(weir_errmsg(), want);
+    weir__conn_free(tx);
+    weir_chan_free(c);
+
+    side_check(&p.s[0]);
+    cr_assert_eq(wait_status(p.rx, 5000), -EPIPE, "%s", weir_errmsg());
+    struct weir_link_stats ls;
+    cr_assert_eq(weir__conn_stats(p.rx, &ls), 0);
+    cr_assert_eq(ls.messages, n);
+    cr_assert_eq(ls.refused, 1, "the listener refused the wrong token");
+    cr_assert_eq(ls.reconnects, 0);
+    pair_free(&p);
+    weir__conn_port_free(pt);
+}
+
+/* A reset connection comes back through the port to the same listener and
+ * resumes from the last acknowledged message. */
+Test(mux, port_resume_after_reset, .timeout = 120)
+{
+    const uint64_t n = SANITIZED ? 3000 : 12000;
+    weir_link_opts lo = {.timeout_ms = 3000};
+    weir__conn_port *pt = weir__conn_port_listen("tcp://127.0.0.1:0", &lo);
+    cr_assert_not_null(pt, "%s", weir_errmsg());
+    struct pair p;
+    pair_init(&p, 2, n, 16);
+    for (unsigned i = 0; i < 2; i++)
+        p.s[i].pace_us = 300;
+    p.rx = weir__conn_listen_on(pt, &lo);
+    cr_assert_not_null(p.rx, "%s", weir_errmsg());
+    for (unsigned i = 0; i < 2; i++)
+        cr_assert_eq(weir__conn_add_recv_stream(p.rx, p.s[i].k, p.s[i].w), 0, "%s",
+                     weir_errmsg());
+    cr_assert_eq(weir__conn_start(p.rx), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir__conn_port_start(pt), 0, "%s", weir_errmsg());
+    struct proxy px;
+    proxy_start(&px, weir__conn_port_endpoint(pt));
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", px.port);
+    pair_dial(&p, ep, &lo);
+    pair_run(&p);
+    struct weir_link_stats ls;
+    for (int k = 0; k < 2000; k++) {
+        weir__conn_stats(p.tx, &ls);
+        if (ls.acked > 2 * 1000)
+            break;
+        t_sleep_ms(2);
+    }
+    cr_assert_gt(ls.acked, 2000);
+    __atomic_store_n(&px.mode, 1, __ATOMIC_RELEASE);
+    t_sleep_ms(30);
+    __atomic_store_n(&px.cut, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&px.mode, 0, __ATOMIC_RELEASE);
+    for (unsigned i = 0; i < 2; i++)
+        side_check(&p.s[i]);
+    cr_assert_eq(wait_status(p.rx, 5000), -EPIPE, "%s", weir_errmsg());
+    weir__conn_stats(p.rx, &ls);
+    cr_assert_eq(ls.reconnects, 1, "receiver reconnects %llu", (unsigned long long)ls.reconnects);
+    cr_assert_eq(ls.messages, 2 * n, "the receiver committed each message once");
+    cr_assert_eq(weir__conn_port_refusals(pt, NULL, 0), 0);
+    proxy_stop(&px);
+    pair_free(&p);
+    weir__conn_port_free(pt);
+}
