@@ -132,12 +132,11 @@ static unsigned usable_cpus(void)
  * contiguous runs of the first-call order, actors alone get a worker each;
  * empty workers are dropped and the rest numbered in that order.
  */
-/* qsort comparator over actor indices by their slot (place_actors). The
- * compiler runs under the caller's thread; a thread-local carries the array. */
-static _Thread_local const int64_t *g_slot_cmp;
-static int by_slot(const void *x, const void *y)
+/* qsort_r comparator over actor indices by their slot (place_actors). */
+static int by_slot(const void *x, const void *y, void *slots)
 {
-    int64_t a = g_slot_cmp[*(const unsigned *)x], b = g_slot_cmp[*(const unsigned *)y];
+    const int64_t *sl = slots;
+    int64_t a = sl[*(const unsigned *)x], b = sl[*(const unsigned *)y];
     return a < b ? -1 : a > b;
 }
 
@@ -266,8 +265,7 @@ static int place_actors(const weir_graph *g, const weir_compile_opts *o, struct 
     for (unsigned i = 0; i < na; i++)
         if (slot[i] >= 0)
             order[nthreaded++] = i;
-    g_slot_cmp = slot;
-    qsort(order, nthreaded, sizeof *order, by_slot);
+    qsort_r(order, nthreaded, sizeof *order, by_slot, slot);
     uint32_t nw = 0;
     for (unsigned x = 0; x < nthreaded; x++) {
         if (x && slot[order[x]] != slot[order[x - 1]])

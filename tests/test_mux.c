@@ -500,6 +500,25 @@ Test(mux, declaration_errors, .timeout = 30)
 
 #include "tcp_proxy.h"
 
+/* Once tx has more than acked messages acknowledged: swallow what is in
+ * flight for a moment (every stream must resend from its last ack), then
+ * reset the connection through the proxy. */
+static void reset_after_acks(struct proxy *px, weir__conn *tx, uint64_t acked)
+{
+    struct weir_link_stats ls;
+    for (int k = 0; k < 2000; k++) {
+        weir__conn_stats(tx, &ls);
+        if (ls.acked > acked)
+            break;
+        t_sleep_ms(2);
+    }
+    cr_assert_gt(ls.acked, acked);
+    __atomic_store_n(&px->mode, 1, __ATOMIC_RELEASE);
+    t_sleep_ms(30);
+    __atomic_store_n(&px->cut, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&px->mode, 0, __ATOMIC_RELEASE);
+}
+
 Test(mux, resume_after_reset_every_stream_whole, .timeout = 120)
 {
     const uint64_t n = SANITIZED ? 4000 : 15000;
@@ -516,19 +535,7 @@ Test(mux, resume_after_reset_every_stream_whole, .timeout = 120)
     pair_dial(&p, ep, &lo);
     pair_run(&p);
     struct weir_link_stats ls;
-    for (int k = 0; k < 2000; k++) {
-        weir__conn_stats(p.tx, &ls);
-        if (ls.acked > 3 * 1000)
-            break;
-        t_sleep_ms(2);
-    }
-    cr_assert_gt(ls.acked, 3000);
-    /* swallow what is in flight for a moment (every stream must resend from
-     * its last ack), then reset the connection */
-    __atomic_store_n(&px.mode, 1, __ATOMIC_RELEASE);
-    t_sleep_ms(30);
-    __atomic_store_n(&px.cut, 1, __ATOMIC_RELEASE);
-    __atomic_store_n(&px.mode, 0, __ATOMIC_RELEASE);
+    reset_after_acks(&px, p.tx, 3000);
     for (unsigned i = 0; i < NS; i++)
         side_check(&p.s[i]);
     cr_assert_eq(wait_status(p.tx, 5000), -EPIPE, "%s", weir_errmsg());
@@ -703,17 +710,7 @@ Test(mux, port_resume_after_reset, .timeout = 120)
     pair_dial(&p, ep, &lo);
     pair_run(&p);
     struct weir_link_stats ls;
-    for (int k = 0; k < 2000; k++) {
-        weir__conn_stats(p.tx, &ls);
-        if (ls.acked > 2 * 1000)
-            break;
-        t_sleep_ms(2);
-    }
-    cr_assert_gt(ls.acked, 2000);
-    __atomic_store_n(&px.mode, 1, __ATOMIC_RELEASE);
-    t_sleep_ms(30);
-    __atomic_store_n(&px.cut, 1, __ATOMIC_RELEASE);
-    __atomic_store_n(&px.mode, 0, __ATOMIC_RELEASE);
+    reset_after_acks(&px, p.tx, 2000);
     for (unsigned i = 0; i < 2; i++)
         side_check(&p.s[i]);
     cr_assert_eq(wait_status(p.rx, 5000), -EPIPE, "%s", weir_errmsg());

@@ -1483,19 +1483,28 @@ Test(nodes, dag_mpirun_3_ranks, .timeout = 300)
     mn_run("mpirun -n 3 --allow-run-as-root --oversubscribe", "diamond", 3, "mixed", MN_EXECS);
 }
 
-/* weir-plan show of a plan across ranks lists where each channel lives. */
-Test(nodes, dag_plan_shows_placement, .timeout = 120)
+/* Run SHAPE over S ranks as mn_run does, with env (may be "") before the
+ * launcher, rank 0 saving its plan; `weir-plan show` of it into out. */
+static void mn_run_show(const char *env, const char *shape, int S, const char *iso, uint64_t n,
+                        char *out, size_t cap)
 {
     char path[] = "/tmp/weir-mnode-plan-XXXXXX";
     int fd = mkstemp(path);
     cr_assert_geq(fd, 0);
     close(fd);
-    char out[16384], pre[512];
-    snprintf(pre, sizeof pre, "MNODE_SAVE=%s %s -n 3", path, WEIR_RUN);
-    mn_run(pre, "fanout", 3, "thread", 10);
-    int st = sh_out(out, sizeof out, "%s show %s 2>&1", WEIR_PLAN_CLI, path);
+    char pre[512];
+    snprintf(pre, sizeof pre, "%s MNODE_SAVE=%s %s -n %d", env, path, WEIR_RUN, S);
+    mn_run(pre, shape, S, iso, n);
+    int st = sh_out(out, cap, "%s show %s 2>&1", WEIR_PLAN_CLI, path);
     unlink(path);
     cr_assert_eq(st, 0, "%s", out);
+}
+
+/* weir-plan show of a plan across ranks lists where each channel lives. */
+Test(nodes, dag_plan_shows_placement, .timeout = 120)
+{
+    char out[16384];
+    mn_run_show("", "fanout", 3, "thread", 10, out, sizeof out);
     cr_assert(strstr(out, "\nplacement (3 ranks; links over uring; one receiving ring per rank)\n"),
               "%s", out);
     /* src on rank 1; c0, c3 on rank 0 (with the driver: 3 readers share one ring), c1 on 1, c2 on 2 */
@@ -1511,23 +1520,12 @@ Test(nodes, dag_plan_shows_placement, .timeout = 120)
  * diamond over 3: src on rank 1, left on 2, right on 0, join on 2. */
 Test(nodes, dag_fused_workers_per_rank, .timeout = 300)
 {
-    char path[] = "/tmp/weir-mnode-plan-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    char out[16384], pre[512];
-    snprintf(pre, sizeof pre, "MNODE_THREADS=1 MNODE_SAVE=%s %s -n 2", path, WEIR_RUN);
-    mn_run(pre, "chain", 2, "thread", MN_EXECS);
-    int st = sh_out(out, sizeof out, "%s show %s 2>&1", WEIR_PLAN_CLI, path);
-    cr_assert_eq(st, 0, "%s", out);
+    char out[16384];
+    mn_run_show("MNODE_THREADS=1", "chain", 2, "thread", MN_EXECS, out, sizeof out);
     cr_assert(strstr(out, "  placement: threads 1, 2 workers\n"
                           "    worker 1 (rank 0): s1\n"
                           "    worker 2 (rank 1): s0, s2\n"), "%s", out);
-    snprintf(pre, sizeof pre, "MNODE_THREADS=2 MNODE_SAVE=%s %s -n 3", path, WEIR_RUN);
-    mn_run(pre, "diamond", 3, "thread", MN_EXECS);
-    st = sh_out(out, sizeof out, "%s show %s 2>&1", WEIR_PLAN_CLI, path);
-    unlink(path);
-    cr_assert_eq(st, 0, "%s", out);
+    mn_run_show("MNODE_THREADS=2", "diamond", 3, "thread", MN_EXECS, out, sizeof out);
     cr_assert(strstr(out, "  placement: threads 2, 4 workers\n"
                           "    worker 1 (rank 0): right\n"
                           "    worker 2 (rank 1): src\n"
