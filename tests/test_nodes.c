@@ -1654,3 +1654,81 @@ Test(nodes, dag_kill_driver_join_returns, .timeout = 120)
         cr_log_info("dag: SIGKILL of the driver: rank %d's join returned after %llu ms", r, tj - tk);
     }
 }
+
+/* ---- tensor edges across ranks (engine/tensor.c over links; tests/tnode_rank.c) -- */
+
+#include "tnode_util.h"
+
+/* Executions per tensor run: 10^4 and more, fewer under sanitizers. */
+#define TN_EXECS (SANITIZED ? 1500ull : 20000ull)
+
+/* Run tnode_rank SHAPE over 2 ranks (launcher prefix pre) with an R x C
+ * tensor; rank 0 checked every record and element of N results (every
+ * reader on either rank checked its inputs the same way, or the execution
+ * failed) and its sum over every element is the one computed here; rank 1
+ * joined; both freed cleanly. Output into out. */
+static void tn_run(const char *pre, const char *shape, const char *iso, const char *dev,
+                   uint64_t n, int64_t R, int64_t C, char *out, size_t cap)
+{
+    int st = sh_out(out, cap, CLEAN_ENV "%s %s %s %llu %s %s %lld %lld 2>&1", pre, TNODE_RANK,
+                    shape, (unsigned long long)n, iso, dev, (long long)R, (long long)C);
+    cr_assert_eq(st, 0, "%s %s %s: exit %d\n%s", shape, iso, dev, st, out);
+    uint64_t sum = 0;
+    for (uint64_t e = 0; e < n; e++)
+        for (int64_t i = 0; i < R; i++)
+            for (int64_t j = 0; j < C; j++)
+                sum += !strcmp(shape, "chain") ? tn_chain(e, i, j, 3) : tn_diamond(e, i, j);
+    char l[256];
+    snprintf(l, sizeof l, "rank 0: %llu executions checked, 0 failed, sum %016llx",
+             (unsigned long long)n, (unsigned long long)sum);
+    expect_line(out, l);
+    expect_line(out, "rank 1: joined");
+    cr_assert(strstr(out, "rank 0: free 0 in "), "%s", out);
+    cr_assert(strstr(out, "rank 1: free 0 in "), "%s", out);
+}
+
+static void tn_weir_run(const char *shape, const char *iso, const char *dev, uint64_t n,
+                        int64_t R, int64_t C)
+{
+    static char out[65536];
+    char pre[256];
+    snprintf(pre, sizeof pre, "%s -n 2", WEIR_RUN);
+    tn_run(pre, shape, iso, dev, n, R, C, out, sizeof out);
+}
+
+/* CPU tensors over the links: every edge of the chain crosses ranks (1 -> 0
+ * -> 1 -> the driver), in all four layouts (contiguous, transposed, padded
+ * rows at an odd byte_offset, rows reversed) and four dtypes. */
+Test(nodes, tensor_chain_2_ranks_threads_and_processes, .timeout = 300)
+{
+    tn_weir_run("chain", "thread", "cpu", TN_EXECS, 8, 16);
+    tn_weir_run("chain", "process", "cpu", TN_EXECS, 8, 16);
+}
+
+/* The diamond: the argument and src's tensor each have a reader on both
+ * ranks (one local, one over the link), right's tensor crosses to join. */
+Test(nodes, tensor_diamond_2_ranks_threads_and_processes, .timeout = 300)
+{
+    tn_weir_run("diamond", "thread", "cpu", TN_EXECS, 8, 16);
+    tn_weir_run("diamond", "process", "cpu", TN_EXECS, 8, 16);
+}
+
+/* 1 MiB tensors: the edges with max_bytes 0 start at the default slot and
+ * grow on both ranks (the receiving ring too) with the data still aligned. */
+Test(nodes, tensor_large_2_ranks, .timeout = 300)
+{
+    tn_weir_run("chain", "thread", "cpu", SANITIZED ? 60 : 400, 256, 1024);
+    tn_weir_run("diamond", "process", "cpu", SANITIZED ? 60 : 400, 256, 1024);
+}
+
+/* The same through weir-run --netns: each rank its own network namespace. */
+Test(nodes, tensor_netns_chain_and_diamond, .timeout = 300)
+{
+    if (!netns_ok())
+        cr_skip_test("network namespaces not permitted here");
+    static char out[65536];
+    char pre[256];
+    snprintf(pre, sizeof pre, "%s --netns -n 2", WEIR_RUN);
+    tn_run(pre, "chain", "thread", "cpu", TN_EXECS, 8, 16, out, sizeof out);
+    tn_run(pre, "diamond", "process", "cpu", TN_EXECS, 8, 16, out, sizeof out);
+}
