@@ -1732,3 +1732,49 @@ Test(nodes, tensor_netns_chain_and_diamond, .timeout = 300)
     tn_run(pre, "chain", "thread", "cpu", TN_EXECS, 8, 16, out, sizeof out);
     tn_run(pre, "diamond", "process", "cpu", TN_EXECS, 8, 16, out, sizeof out);
 }
+
+/* Simulated-device edges across ranks, staged through host memory: the
+ * writer's rank copies each message device-to-host into its slot once, the
+ * link carries it, each reader on the other rank copies it host-to-device
+ * once into a buffer of its own; readers on the writer's rank use the pool
+ * as on one rank (no copy). weir's own copies per rank, exactly. */
+static void tn_sim_copies(const char *out, int rank, uint64_t h2d, uint64_t d2h)
+{
+    char l[160];
+    snprintf(l, sizeof l, "rank %d: weir copied h2d %llu d2h %llu d2d 0", rank,
+             (unsigned long long)h2d, (unsigned long long)d2h);
+    expect_line(out, l);
+}
+
+/* chain: edge 1 (s0 on rank 1 -> s1 on rank 0) and edge 2 (s1 -> s2 on
+ * rank 1) are device edges: each rank stages one and receives one. */
+Test(nodes, tensor_sim_chain_2_ranks_staged, .timeout = 300)
+{
+    static char out[65536];
+    char pre[256];
+    uint64_t n = SANITIZED ? 1000 : 10000;
+    snprintf(pre, sizeof pre, "%s -n 2", WEIR_RUN);
+    const char *iso[2] = {"thread", "process"};
+    for (int k = 0; k < 2; k++) {
+        tn_run(pre, "chain", iso[k], "sim", n, 8, 16, out, sizeof out);
+        tn_sim_copies(out, 0, n, n);
+        tn_sim_copies(out, 1, n, n);
+    }
+}
+
+/* diamond: src's device tensor has a reader on its rank (right: the pool,
+ * no copy) and one on rank 0 (left: staged); right -> join is staged too;
+ * left -> join stays on rank 0 (no copy). */
+Test(nodes, tensor_sim_diamond_2_ranks_staged, .timeout = 300)
+{
+    static char out[65536];
+    char pre[256];
+    uint64_t n = SANITIZED ? 1000 : 10000;
+    snprintf(pre, sizeof pre, "%s -n 2", WEIR_RUN);
+    const char *iso[2] = {"thread", "process"};
+    for (int k = 0; k < 2; k++) {
+        tn_run(pre, "diamond", iso[k], "sim", n, 8, 16, out, sizeof out);
+        tn_sim_copies(out, 0, 2 * n, 0);
+        tn_sim_copies(out, 1, 0, 2 * n);
+    }
+}

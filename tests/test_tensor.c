@@ -200,6 +200,58 @@ Test(tensor, bad_metadata_rejected_with_reason)
 }
 
 /* Encode a valid 4x4 float32 record, then let `mut` corrupt it. */
+/* A device record with a staged host copy (a device edge read on other
+ * ranks): buffer index, the copy's room at the aligned offset, exact
+ * record; the decoder hands out the copy as data. */
+Test(tensor, staged_device_record_round_trip)
+{
+    unsigned char *slot = slot_new();
+    int64_t shape[2] = {3, 5}, strides[2] = {1, -3};
+    DLTensor m = meta(2, shape, strides, kDLInt, 16);
+    m.dtype.lanes = 2;
+    m.device.device_type = WEIR_TENSOR_DEVICE_SIM;
+    m.byte_offset = 4 * 4 * 3; /* the negative stride reaches 48 bytes below */
+    size_t span, total = 0;
+    cr_assert_eq(weir_tensor_nbytes(&m, &span), 0, "%s", weir_errmsg());
+    void *data = NULL;
+    cr_assert_eq(weir__tensor_encode(slot, 192 + 64 + span, &m, WEIR__TENSOR_STAGED, 3, "st",
+                                     &total, &data), 0, "%s", weir_errmsg());
+    cr_assert_eq(data, slot + 192, "right after the record (64-byte aligned)");
+    cr_assert_eq(total, 192 + span);
+    const weir__tensor_rec *r = (const weir__tensor_rec *)slot;
+    cr_assert_eq(r->flags, WEIR__TENSOR_F_STAGED | WEIR__TENSOR_F_STRIDES);
+    cr_assert_eq(r->buf_index, 3);
+    DLTensor t;
+    uint32_t bi = 0;
+    cr_assert_eq(weir__tensor_decode(slot, total, "st", &t, &bi), 0, "%s", weir_errmsg());
+    cr_assert_eq(bi, 3);
+    cr_assert_eq(t.data, slot + 192, "the staged copy");
+    cr_assert_eq(t.device.device_type, WEIR_TENSOR_DEVICE_SIM);
+    cr_assert_eq(t.dtype.code, kDLInt);
+    cr_assert_eq(t.dtype.bits, 16);
+    cr_assert_eq(t.dtype.lanes, 2);
+    cr_assert_eq(t.ndim, 2);
+    cr_assert_eq(t.shape[0], 3);
+    cr_assert_eq(t.shape[1], 5);
+    cr_assert_eq(t.strides[0], 1);
+    cr_assert_eq(t.strides[1], -3);
+    cr_assert_eq(t.byte_offset, 48);
+    /* Room too small for the copy, then records that are neither. */
+    cr_assert_eq(weir__tensor_encode(slot, 192 + span - 1, &m, WEIR__TENSOR_STAGED, 3, "st",
+                                     &total, &data), -EMSGSIZE);
+    cr_assert_str_eq(weir_errmsg(), "tensor edge 'st': 252 bytes needed, the slot holds 251");
+    cr_assert_eq(weir__tensor_encode(slot, 192 + 64 + span, &m, WEIR__TENSOR_STAGED, 3, "st",
+                                     &total, &data), 0);
+    cr_assert_eq(weir__tensor_decode(slot, total - 1, "st", &t, &bi), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(),
+                     "tensor edge 'st': data (offset 192, 60 bytes) outside the 251-byte message");
+    ((weir__tensor_rec *)slot)->flags |= WEIR__TENSOR_F_INSLOT;
+    cr_assert_eq(weir__tensor_decode(slot, total, "st", &t, &bi), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(), "tensor edge 'st': record flags 0x07: in-slot data and a "
+                                    "staged device copy at once");
+    free(slot);
+}
+
 static size_t good(unsigned char *slot)
 {
     int64_t shape[2] = {4, 4};
@@ -270,6 +322,11 @@ Test(tensor, decoder_rejects_foreign_bytes)
     cr_assert_eq(weir__tensor_decode(slot, n, "in", &t, NULL), -EBADMSG);
     cr_assert_str_eq(weir_errmsg(),
                      "tensor edge 'in': data (offset 100, 64 bytes) outside the 256-byte message");
+
+    n = good(slot);
+    r->buf_index = 4;
+    cr_assert_eq(weir__tensor_decode(slot, n, "in", &t, NULL), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(), "tensor edge 'in': in-slot tensor naming device buffer 4");
 
     n = good(slot);
     r->device_id = -2;
