@@ -230,7 +230,9 @@ static int reader_pos(const struct weir__plan_chan *c, int32_t who)
     return -1;
 }
 
-/* A tensor edge's spec: what weir_node_tensor_spec accepts (dag/tensor.c). */
+/* A tensor edge's spec: what weir_node_tensor_spec accepts (dag/tensor.c;
+ * that a device edge has max_bytes is the engine's check at compile, with
+ * the edge's name). */
 static int check_tensor(const struct weir__plan_chan *c, const char *cn)
 {
     const struct weir__plan_tensor *t = &c->tensor;
@@ -240,8 +242,6 @@ static int check_tensor(const struct weir__plan_chan *c, const char *cn)
                    cn, t->device, (int)kDLCPU, (int)kDLCUDA, (int)WEIR_TENSOR_DEVICE_SIM);
     if (t->device_id < 0)
         return BAD("plan: channel '%s': tensor device id %d is negative", cn, t->device_id);
-    if (t->device != kDLCPU && t->max_bytes == 0)
-        return BAD("plan: channel '%s': a device tensor edge with max_bytes 0", cn);
     if (t->max_bytes > WEIR_CHAN_MAX_SLOT)
         return BAD("plan: channel '%s': tensor max_bytes %" PRIu64 " is over %zu", cn,
                    t->max_bytes, WEIR_CHAN_MAX_SLOT);
