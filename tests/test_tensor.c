@@ -894,6 +894,97 @@ Test(tensor, cpu_diamond_processes)
     cr_assert_eq(open_fds(), fds0);
 }
 
+/* Result tensors, copies and views: data 64-byte aligned, the producer's
+ * record exactly (a.scale writes transposed strides at byte_offset 64),
+ * every element. A small contiguous second output rides along, so outputs
+ * after the first are placed aligned too. */
+static int m_scale2(weir_call *c, void *st)
+{
+    int rc = m_scale(c, st);
+    if (rc)
+        return rc;
+    int64_t shape[1] = {3};
+    DLTensor m;
+    memset(&m, 0, sizeof m);
+    m.device.device_type = kDLCPU;
+    m.ndim = 1;
+    m.shape = shape;
+    m.dtype = (DLDataType){kDLInt, 8, 1};
+    int8_t *p = weir_call_out_tensor(c, 1, &m);
+    if (!p)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    for (int k = 0; k < 3; k++)
+        p[k] = (int8_t)(weir_call_exec(c) + (uint64_t)k);
+    return 0;
+}
+
+static void result_tensors(size_t view_bytes, uint64_t n)
+{
+    weir_graph *g = weir_graph_new("tres");
+    weir_actor *a = weir_actor_new(g, "a", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_tensor_spec s = f32_2d();
+    cr_assert_eq(weir_node_tensor_spec(in, &s), 0);
+    weir_node *y = weir_bind(a, "scale", m_scale2, &in, 1, 2);
+    weir_node *y0 = weir_ret(y, 0), *y1 = weir_ret(y, 1);
+    cr_assert_eq(weir_node_tensor(y0, kDLCPU, 0), 0);
+    cr_assert_eq(weir_node_tensor(y1, kDLCPU, 0), 0);
+    /* The small output first: the tensor's copy follows it in the block. */
+    cr_assert_eq(weir_output(g, (weir_node *[]){y1, y0}, 2), 0);
+    weir_compile_opts co = {.result_view_bytes = view_bytes};
+    weir_dag *d = weir_compile(g, &co);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    float x[ROWS * COLS];
+    int64_t shape[2] = {ROWS, COLS};
+    for (uint64_t e = 0; e < n; e++) {
+        for (int i = 0; i < ROWS; i++)
+            for (int j = 0; j < COLS; j++)
+                x[i * COLS + j] = x_of(e, i, j);
+        DLTensor t = tensor2(x, shape, NULL);
+        weir_buf arg = weir_tensor_arg(&t);
+        weir_result *r;
+        cr_assert_eq(weir_execute(d, &arg, 1, &r, 10000), 0, "%s", weir_errmsg());
+        DLTensor v, w;
+        cr_assert_eq(weir_result_tensor(r, 0, &w), 0, "%s", weir_errmsg());
+        cr_assert_eq(weir_result_tensor(r, 1, &v), 0, "%s", weir_errmsg());
+        cr_assert_eq((uintptr_t)w.data % 64, 0, "execution %llu: small output at %p",
+                     (unsigned long long)e, w.data);
+        cr_assert_eq((uintptr_t)v.data % 64, 0, "execution %llu: tensor at %p",
+                     (unsigned long long)e, v.data);
+        cr_assert_eq(w.ndim, 1);
+        cr_assert_eq(w.shape[0], 3);
+        cr_assert_null(w.strides);
+        cr_assert_eq(w.dtype.code, kDLInt);
+        cr_assert_eq(w.dtype.bits, 8);
+        for (int k = 0; k < 3; k++)
+            cr_assert_eq(((const int8_t *)w.data)[k], (int8_t)(e + (uint64_t)k));
+        cr_assert_eq(v.ndim, 2);
+        cr_assert_eq(v.shape[0], ROWS);
+        cr_assert_eq(v.shape[1], COLS);
+        cr_assert_not_null(v.strides);
+        cr_assert_eq(v.strides[0], 1);
+        cr_assert_eq(v.strides[1], ROWS);
+        cr_assert_eq(v.byte_offset, 64);
+        cr_assert_eq(v.dtype.code, kDLFloat);
+        cr_assert_eq(v.dtype.bits, 32);
+        cr_assert_eq(v.dtype.lanes, 1);
+        cr_assert_eq(v.device.device_type, kDLCPU);
+        const float *z = (const float *)((const char *)v.data + 64);
+        for (int i = 0; i < ROWS; i++)
+            for (int j = 0; j < COLS; j++)
+                cr_assert_eq(z[i * v.strides[0] + j * v.strides[1]], 2 * x_of(e, i, j) + 1);
+        weir_result_free(r);
+    }
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+}
+
+Test(tensor, result_tensors_aligned_and_exact)
+{
+    result_tensors(SIZE_MAX, 300); /* always copies */
+    result_tensors(1, 300);        /* always views (zero-copy) */
+}
+
 /* ---- sim-device tensor edges ------------------------------------------------ */
 
 #define SIM WEIR_TENSOR_DEVICE_SIM

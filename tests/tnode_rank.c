@@ -444,7 +444,8 @@ int main(int argc, char **argv)
             char why[256];
             if (weir_result_tensor(r, 0, &t) < 0)
                 DIE("execution %" PRIu64 ": %s", done, weir_errmsg());
-            if (check_tensor(&t, t.data, out_edge(), done, 8, dense, why, sizeof why) < 0)
+            if (check_tensor(&t, t.data, out_edge(), done, WEIR_TENSOR_ALIGN, dense, why,
+                             sizeof why) < 0)
                 DIE("result: %s", why);
             for (int64_t q = 0; q < R * C; q++)
                 sum += dense[q];

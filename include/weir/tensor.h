@@ -132,7 +132,10 @@ WEIR_API weir_buf weir_tensor_arg(const DLTensor *t);
 
 /*
  * Output i of a result as a tensor: shape/strides/data point into the
- * result (a copy; data only 8-byte aligned there), valid until weir_result_free().
+ * result (into the output slot when the result is a view, see
+ * result_view_bytes; else into its copy), data 64-byte aligned either way,
+ * valid until weir_result_free(). dtype, ndim, shape, strides and
+ * byte_offset are the producer's, exactly.
  * 0, or -EINVAL (i out of range) / -EBADMSG (not a tensor) naming the output.
  */
 WEIR_API int weir_result_tensor(const weir_result *r, unsigned i, DLTensor *t);
