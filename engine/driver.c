@@ -674,11 +674,21 @@ static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned narg
     }
     for (k = 0; k < d->nargch; k++) {
         const weir_buf *b = &args[p->chans[d->argch[k]].src_index];
-        size_t len = alen[k];
-        if (!(d->tensor && weir__tensor_arg_write(d, d->argch[k], b, dst[k], &len)) && b->len)
+        int w = d->tensor ? weir__tensor_arg_write(d, d->argch[k], b, dst[k], &alen[k],
+                                                   d->next_submit)
+                          : 0;
+        if (w < 0) { /* a device argument's copy failed: commit nothing */
+            char why[512];
+            snprintf(why, sizeof why, "%s", weir_errmsg());
+            for (k = 0; k < d->nargch; k++)
+                weir__chan_unreserve(d->chans[d->argch[k]]);
+            return weir__seterr(w, "graph '%s': submit: %s", p->graph, why);
+        }
+        if (!w && b->len)
             memcpy(dst[k], b->data, b->len);
-        weir_chan_commit(d->chans[d->argch[k]], len);
     }
+    for (k = 0; k < d->nargch; k++)
+        weir_chan_commit(d->chans[d->argch[k]], alen[k]);
     *exec_id = d->next_submit++;
     WEIR_PROBE2(execution_submit, p->graph, *exec_id);
     return 0;

@@ -256,10 +256,12 @@ void weir__tensor_after_call(struct actor_rt *a, const struct weir__plan_op *op,
 /* driver.c submit: the bytes argument b takes in channel chan (tensor edges:
  * record + data, after checking *b against the edge; else b->len). */
 int weir__tensor_arg_len(struct weir_dag *d, unsigned chan, const weir_buf *b, size_t *len);
-/* driver.c submit: write tensor argument b into dst (reserved with arg_len's
- * length); returns 1 and the exact length, or 0 when chan is no tensor edge. */
+/* driver.c submit: write tensor argument b of execution exec into dst
+ * (reserved with arg_len's length); returns 1 and the exact length, 0 when
+ * chan is no tensor edge, or a negative errno naming the edge (a device
+ * argument's copy into the pool failed: nothing may be committed). */
 int weir__tensor_arg_write(struct weir_dag *d, unsigned chan, const weir_buf *b, void *dst,
-                           size_t *len);
+                           size_t *len, uint64_t exec);
 
 /* For tests: the device counters every actor of the last dag with tensor
  * edges published when it stopped (summed), read after its weir_dag_free. */

@@ -40,6 +40,13 @@
  *     per remote reader. (CUDA: the copies are synchronous on this
  *     process's stream; the ring slot is pageable shared memory, not
  *     pinned.)
+ *   - Device tensors as arguments: the driver owns the pool of an argument
+ *     edge; submit copies the caller's device data device-to-device into
+ *     buffer e % depth once its slot is reserved (so every reader released
+ *     the buffer's previous message) and records its ready event. As graph
+ *     outputs: the edge is staged as for another rank, and the result holds
+ *     the host copy (weir_result_tensor gives a kDLCPU tensor): a result
+ *     can outlive the slot and its pool buffer.
  *   - An edge's device and dtype/ndim/shape are checked where the tensor is
  *     produced (weir_call_out_tensor, submit); a mismatch fails that
  *     execution only, with the edge named. A reader trusts nothing: it
@@ -352,21 +359,16 @@ static int edge_setup(struct weir_dag *d, const weir_graph *g, unsigned i)
                             "tensor edge '%s': a device edge needs max_bytes (the size of its "
                             "pool's buffers)",
                             e->name);
-    if (e->writer == WEIR__PLAN_DRIVER)
-        return weir__seterr(-ENOSYS,
-                            "tensor edge '%s': device tensors as execution arguments are not done "
-                            "yet (pass a CPU tensor and copy it to the device in an actor)",
-                            e->name);
-    unsigned nrd = 0; /* readers on the writer's rank: the pool's release events */
-    int procs = p->actors[e->writer].isolation == WEIR_PROCESS, here = 0;
+    unsigned nrd = 0; /* actors reading on the writer's rank: the pool's release events */
+    int procs = e->writer >= 0 && p->actors[e->writer].isolation == WEIR_PROCESS, here = 0;
     if (e->chan >= 0)
         for (unsigned r = 0; r < p->chans[e->chan].nreaders; r++) {
             int32_t who = p->chans[e->chan].readers[r];
-            if (who == WEIR__PLAN_DRIVER)
-                return weir__seterr(-ENOSYS,
-                                    "tensor edge '%s': device tensors as graph outputs are not "
-                                    "done yet (copy to a CPU edge in an actor)",
-                                    e->name);
+            if (who == WEIR__PLAN_DRIVER) {
+                /* A graph output: the result holds a host copy (staged). */
+                e->staged = 1;
+                continue;
+            }
             if (weir__plan_party_rank(p, who) == e->wrank)
                 nrd++;
             else
@@ -832,17 +834,59 @@ int weir__tensor_arg_len(struct weir_dag *d, unsigned chan, const weir_buf *b, s
     if (span && !t->data)
         return weir__seterr(-EINVAL, "tensor edge '%s': tensor of %zu bytes with NULL data",
                             e->name, span);
-    *len = sizeof(weir__tensor_rec) + WEIR_TENSOR_ALIGN + span;
+    if (is_device(e) && !e->staged)
+        *len = sizeof(weir__tensor_rec);
+    else
+        *len = sizeof(weir__tensor_rec) + WEIR_TENSOR_ALIGN + span;
     return 0;
 }
 
+/* A device argument into buffer exec % depth of the driver's pool (its slot
+ * is reserved: every reader released the buffer's last message), and its
+ * record (with the host copy when staged) into dst. */
+static int arg_write_device(const struct tedge *e, const DLTensor *t, uint64_t exec, void *dst,
+                            size_t *len)
+{
+    struct tpool *P = e->pool;
+    const weir__device_ops *o = P->dev->ops;
+    void *dv = P->dev->impl;
+    unsigned bi = (unsigned)(exec % P->nbuf);
+    size_t span, total;
+    void *data;
+    int rc = weir__tensor_span(t, e->name, &span);
+    for (unsigned q = 0; rc == 0 && q < P->nrd; q++)
+        rc = o->ev_wait(dv, P->rel[bi * P->nrd + q]);
+    if (rc == 0 && span)
+        rc = o->copy(dv, P->ptr[bi], t->data, span, WEIR__COPY_D2D);
+    if (rc == 0)
+        rc = o->ev_record(dv, P->ready[bi]);
+    if (rc == 0)
+        rc = weir__tensor_encode(dst, *len, t, e->staged ? WEIR__TENSOR_STAGED : 0, bi, e->name,
+                                 &total, &data);
+    if (rc == 0 && e->staged && span) {
+        rc = o->copy(dv, data, P->ptr[bi], span, WEIR__COPY_D2H);
+        if (rc == 0)
+            rc = o->sync(dv);
+    }
+    if (rc < 0) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", weir_errmsg());
+        return weir__seterr(rc, "tensor edge '%s': execution %llu: %s", e->name,
+                            (unsigned long long)exec, why);
+    }
+    *len = total;
+    return 1;
+}
+
 int weir__tensor_arg_write(struct weir_dag *d, unsigned chan, const weir_buf *b, void *dst,
-                           size_t *len)
+                           size_t *len, uint64_t exec)
 {
     const struct tedge *e = arg_edge(d, chan);
     if (!e)
         return 0;
     const DLTensor *t = b->data;
+    if (is_device(e))
+        return arg_write_device(e, t, exec, dst, len);
     size_t total;
     void *data;
     /* Cannot fail: arg_len checked t and reserved *len bytes. */
@@ -864,7 +908,21 @@ WEIR_API int weir_result_tensor(const weir_result *r, unsigned i, DLTensor *t)
     char name[32];
     snprintf(name, sizeof name, "output %u", i);
     uint32_t b;
+    DLTensor v;
     /* A view points into the slot, a copy sits at a 64-byte aligned address
      * (driver.c): either way the data is 64-byte aligned. */
-    return weir__tensor_decode(r->outs[i].data, r->outs[i].len, name, t, &b);
+    int rc = weir__tensor_decode(r->outs[i].data, r->outs[i].len, name, &v, &b);
+    if (rc < 0)
+        return rc;
+    if (v.device.device_type != kDLCPU) {
+        /* A device output: its host copy (staged by the producer). */
+        if (!v.data)
+            return weir__seterr(-EBADMSG, "result: output %u: a device tensor without its host "
+                                          "copy",
+                                i);
+        v.device.device_type = kDLCPU;
+        v.device.device_id = 0;
+    }
+    *t = v;
+    return 0;
 }

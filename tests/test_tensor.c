@@ -1161,6 +1161,116 @@ Test(tensor, sim_diamond_processes)
 /* A reader process killed while it holds a device buffer: that execution
  * fails, the replacement imports the pool again, the writer reuses the
  * buffer, every later execution is exact, nothing leaks. */
+/* Device tensors as execution arguments and as graph outputs:
+ *   arg0 (sim device, from the caller's device buffer) -> b.down: z0 = x0 + 3
+ *   arg1 (cpu) -> up.up: y = 2 x1 + 1 on the device -> c.down: z2 = y + 5,
+ *                                                   -> output 1 (a host copy)
+ * Every element of every output, the records exact; weir's copies: the
+ * driver's device-to-device into the pool (not an actor's), one
+ * device-to-host staging copy per message of y (the driver reads it). */
+static void dev_args_outputs(int iso, uint64_t n)
+{
+    int fds0 = open_fds();
+    st_up = (struct devst){.kill_at = -1};
+    st_b = (struct devst){.kill_at = -1, .add = 3};
+    st_c = (struct devst){.kill_at = -1, .add = 5};
+    weir_actor_opts ou = {.isolation = iso, .state = &st_up, .init = devst_init,
+                          .fini = devst_fini};
+    weir_actor_opts ob = ou, oc = ou;
+    ob.state = &st_b;
+    oc.state = &st_c;
+    weir_graph *g = weir_graph_new("tdevio");
+    weir_actor *up = weir_actor_new(g, "up", &ou), *b = weir_actor_new(g, "b", &ob),
+               *c = weir_actor_new(g, "c", &oc);
+    weir_node *in0 = weir_input(g, 0), *in1 = weir_input(g, 1);
+    weir_tensor_spec s = f32_2d(), ds = s;
+    ds.device = SIM;
+    ds.max_bytes = TBYTES;
+    cr_assert_eq(weir_node_tensor_spec(in0, &ds), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir_node_tensor_spec(in1, &s), 0);
+    weir_node *z0 = weir_bind(b, "down", m_down, &in0, 1, 1);
+    weir_node *y = weir_bind(up, "up", m_up, &in1, 1, 1);
+    weir_node *z2 = weir_bind(c, "down", m_down, &y, 1, 1);
+    cr_assert_eq(weir_node_tensor_spec(y, &ds), 0);
+    cr_assert_eq(weir_node_tensor_spec(z0, &s), 0);
+    cr_assert_eq(weir_node_tensor_spec(z2, &s), 0);
+    cr_assert_eq(weir_output(g, (weir_node *[]){z0, y, z2}, 3), 0);
+    weir_compile_opts co = {.threads = WEIR_THREADS_PER_ACTOR};
+    weir_dag *d = weir_compile(g, &co);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+
+    /* The caller's device buffers (two, reused: submit copies them). */
+    weir__device *dev;
+    cr_assert_eq(weir__device_open(SIM, 0, "caller", &dev), 0, "%s", weir_errmsg());
+    void *mem[2], *dptr[2];
+    for (int k = 0; k < 2; k++)
+        cr_assert_eq(dev->ops->mem_alloc(dev->impl, TBYTES, &mem[k], &dptr[k]), 0, "%s",
+                     weir_errmsg());
+    int64_t shape[2] = {ROWS, COLS};
+    float x0[ROWS * COLS], x1[ROWS * COLS];
+    uint64_t next = 0, done = 0;
+    while (done < n) {
+        while (next < n && next - done < 2) {
+            for (int i = 0; i < ROWS; i++)
+                for (int j = 0; j < COLS; j++) {
+                    x0[i * COLS + j] = x_of(next, i, j) + 1000;
+                    x1[i * COLS + j] = x_of(next, i, j);
+                }
+            void *dp = dptr[next % 2];
+            cr_assert_eq(dev->ops->copy(dev->impl, dp, x0, TBYTES, WEIR__COPY_H2D), 0);
+            DLTensor t0 = tensor2(dp, shape, NULL), t1 = tensor2(x1, shape, NULL);
+            t0.device.device_type = SIM;
+            weir_buf args[2] = {weir_tensor_arg(&t0), weir_tensor_arg(&t1)};
+            uint64_t id;
+            cr_assert_eq(weir_submit(d, args, 2, &id, 10000), 0, "%s", weir_errmsg());
+            /* Copied at submit: overwriting the caller's buffer now changes nothing. */
+            memset(x0, 0, sizeof x0);
+            cr_assert_eq(dev->ops->copy(dev->impl, dp, x0, TBYTES, WEIR__COPY_H2D), 0);
+            next++;
+        }
+        weir_result *r;
+        cr_assert_eq(weir_wait(d, done, &r, 10000), 0, "execution %llu: %s",
+                     (unsigned long long)done, weir_errmsg());
+        DLTensor t[3];
+        for (unsigned k = 0; k < 3; k++) {
+            cr_assert_eq(weir_result_tensor(r, k, &t[k]), 0, "%s", weir_errmsg());
+            cr_assert_eq(t[k].device.device_type, kDLCPU, "output %u: a host tensor", k);
+            cr_assert_eq(t[k].ndim, 2);
+            cr_assert_eq(t[k].shape[0], ROWS);
+            cr_assert_eq(t[k].shape[1], COLS);
+            cr_assert_null(t[k].strides);
+            cr_assert_eq(t[k].byte_offset, 0);
+            cr_assert_eq(t[k].dtype.code, kDLFloat);
+            cr_assert_eq((uintptr_t)t[k].data % 64, 0);
+        }
+        for (int i = 0; i < ROWS; i++)
+            for (int j = 0; j < COLS; j++) {
+                float yv = 2 * x_of(done, i, j) + 1;
+                cr_assert_eq(((const float *)t[0].data)[i * COLS + j], x_of(done, i, j) + 1003);
+                cr_assert_eq(((const float *)t[1].data)[i * COLS + j], yv);
+                cr_assert_eq(((const float *)t[2].data)[i * COLS + j], yv + 5);
+            }
+        weir_result_free(r);
+        done++;
+    }
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir__dev_counters k;
+    weir__tensor_last_counters(&k);
+    cr_assert_eq(k.copies[WEIR__COPY_D2H], n, "one staging copy per message of y");
+    cr_assert_eq(k.copies[WEIR__COPY_H2D] + k.copies[WEIR__COPY_D2D], 0);
+    for (int j = 0; j < 2; j++)
+        dev->ops->mem_free(dev->impl, mem[j]);
+    weir__device_close(dev);
+    weir_graph_free(g);
+    cr_assert_eq(open_fds(), fds0, "every pool buffer, event and handle closed");
+}
+
+Test(tensor, sim_device_arguments_and_outputs)
+{
+    dev_args_outputs(WEIR_THREAD, SANITIZED ? 1000 : 20000);
+    dev_args_outputs(WEIR_PROCESS, SANITIZED ? 1000 : 20000);
+}
+
 Test(tensor, sim_reader_killed_holding_buffer)
 {
     int fds0 = open_fds();
@@ -1457,10 +1567,6 @@ Test(tensor, device_edges_checked_at_compile)
     cr_assert_eq(rc, -EINVAL);
     cr_assert_str_eq(m, "graph 'tdev': tensor edge 'a.f.out0': a device edge needs max_bytes (the "
                         "size of its pool's buffers)");
-    m = compile_err(SIM, 0, 1024, 1, &rc);
-    cr_assert_eq(rc, -ENOSYS);
-    cr_assert_str_eq(m, "graph 'tdev': tensor edge 'a.f.out0': device tensors as graph outputs "
-                        "are not done yet (copy to a CPU edge in an actor)");
     cr_assert_eq(open_fds(), fds0);
 
     weir_graph *g = weir_graph_new("tspec");
@@ -1487,10 +1593,47 @@ Test(tensor, device_edges_checked_at_compile)
     weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){0});
     weir_node *y = weir_bind(a, "touch", m_touch, &in, 1, 1);
     cr_assert_eq(weir_output(g, &y, 1), 0);
-    cr_assert_null(weir_compile(g, NULL));
-    cr_assert_eq(weir_errcode(), -ENOSYS);
-    cr_assert_str_eq(weir_errmsg(), "graph 'tspec': tensor edge 'arg0': device tensors as "
-                                    "execution arguments are not done yet (pass a CPU tensor and "
-                                    "copy it to the device in an actor)");
+    /* A device argument edge: bad arguments fail the submit naming the edge,
+     * nothing is sent, and the dag goes on. */
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    int64_t shape[1] = {4};
+    float host[4] = {1, 2, 3, 4};
+    DLTensor t;
+    memset(&t, 0, sizeof t);
+    t.ndim = 1;
+    t.shape = shape;
+    t.dtype = F32;
+    t.data = host;
+    t.device.device_type = kDLCPU;
+    weir_buf arg = weir_tensor_arg(&t);
+    uint64_t id;
+    cr_assert_eq(weir_submit(d, &arg, 1, &id, 1000), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'tspec': submit: tensor edge 'arg0': tensor on device "
+                                    "type 1, the edge allows device type 12 only");
+    t.device.device_type = SIM; /* but host memory */
+    cr_assert_eq(weir_submit(d, &arg, 1, &id, 1000), -EFAULT);
+    char want[256];
+    snprintf(want, sizeof want, "graph 'tspec': submit: tensor edge 'arg0': execution 0: sim: "
+             "address %p is not a device address", (void *)host);
+    cr_assert_str_eq(weir_errmsg(), want);
+    weir__device *dev;
+    void *mem, *dptr;
+    cr_assert_eq(weir__device_open(SIM, 0, "caller", &dev), 0, "%s", weir_errmsg());
+    cr_assert_eq(dev->ops->mem_alloc(dev->impl, 64, &mem, &dptr), 0, "%s", weir_errmsg());
+    t.data = dptr;
+    weir_result *r;
+    for (int k = 0; k < 3; k++) { /* and the dag goes on, from execution 0 */
+        cr_assert_eq(weir_execute(d, &arg, 1, &r, 10000), 0, "%s", weir_errmsg());
+        cr_assert_eq(weir_result_exec(r), (uint64_t)k);
+        size_t len;
+        const int64_t *nd = weir_result_data(r, 0, &len);
+        cr_assert_eq(len, 8);
+        cr_assert_eq(*nd, 1, "the reader saw the device tensor's record");
+        weir_result_free(r);
+    }
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    dev->ops->mem_free(dev->impl, mem);
+    weir__device_close(dev);
     weir_graph_free(g);
 }
