@@ -1666,12 +1666,15 @@ Test(nodes, dag_kill_driver_join_returns, .timeout = 120)
  * tensor; rank 0 checked every record and element of N results (every
  * reader on either rank checked its inputs the same way, or the execution
  * failed) and its sum over every element is the one computed here; rank 1
- * joined; both freed cleanly. Output into out. */
+ * joined; both freed cleanly. Output into out. These runs test data, not
+ * failure detection: a heartbeat bound of 10 s keeps a starved rank on a
+ * loaded machine (sanitizer builds) from being declared dead. */
 static void tn_run(const char *pre, const char *shape, const char *iso, const char *dev,
                    uint64_t n, int64_t R, int64_t C, char *out, size_t cap)
 {
-    int st = sh_out(out, cap, CLEAN_ENV "%s %s %s %llu %s %s %lld %lld 2>&1", pre, TNODE_RANK,
-                    shape, (unsigned long long)n, iso, dev, (long long)R, (long long)C);
+    int st = sh_out(out, cap,
+                    CLEAN_ENV "WEIR_HEARTBEAT_MS=10000 %s %s %s %llu %s %s %lld %lld 2>&1", pre,
+                    TNODE_RANK, shape, (unsigned long long)n, iso, dev, (long long)R, (long long)C);
     cr_assert_eq(st, 0, "%s %s %s: exit %d\n%s", shape, iso, dev, st, out);
     uint64_t sum = 0;
     for (uint64_t e = 0; e < n; e++)
@@ -1714,11 +1717,15 @@ Test(nodes, tensor_diamond_2_ranks_threads_and_processes, .timeout = 300)
 }
 
 /* 1 MiB tensors: the edges with max_bytes 0 start at the default slot and
- * grow on both ranks (the receiving ring too) with the data still aligned. */
+ * grow on both ranks (the receiving ring too) with the data still aligned;
+ * results are views (past result_view_bytes) rather than copies. */
 Test(nodes, tensor_large_2_ranks, .timeout = 300)
 {
-    tn_weir_run("chain", "thread", "cpu", SANITIZED ? 60 : 400, 256, 1024);
-    tn_weir_run("diamond", "process", "cpu", SANITIZED ? 60 : 400, 256, 1024);
+    /* Under sanitizers 256 KiB (every element is checked in every stage). */
+    tn_weir_run("chain", "thread", "cpu", SANITIZED ? 30 : 400, SANITIZED ? 128 : 256,
+                SANITIZED ? 512 : 1024);
+    tn_weir_run("diamond", "process", "cpu", SANITIZED ? 30 : 400, SANITIZED ? 128 : 256,
+                SANITIZED ? 512 : 1024);
 }
 
 /* The same through weir-run --netns: each rank its own network namespace. */
