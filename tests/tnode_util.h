@@ -93,7 +93,8 @@ static inline int64_t tn_at(const int64_t *strides, uint64_t byte_offset, int64_
 /* Largest span any layout above takes (max_bytes of the edges). */
 static inline size_t tn_max_span(int64_t R, int64_t C)
 {
-    size_t padded = (size_t)(20 + 4 * ((R - 1) * (C + 3) + C)), transposed = (size_t)(64 + 4 * R * C);
+    size_t padded = (size_t)(20 + 4 * ((R - 1) * (C + 3) + C));
+    size_t transposed = (size_t)(64 + 4 * R * C);
     return padded > transposed ? padded : transposed;
 }
 
