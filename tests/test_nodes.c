@@ -1753,8 +1753,11 @@ static void tn_sim_copies(const char *out, int rank, uint64_t h2d, uint64_t d2h)
     expect_line(out, l);
 }
 
-/* chain: edge 1 (s0 on rank 1 -> s1 on rank 0) and edge 2 (s1 -> s2 on
- * rank 1) are device edges: each rank stages one and receives one. */
+/* chain: the argument (the driver's device buffer, read on rank 1), edge 1
+ * (s0 on rank 1 -> s1 on rank 0) and edge 2 (s1 -> s2 on rank 1) are
+ * device edges: rank 1 receives two (s0, s2 copy in) and stages one (s0);
+ * rank 0's actor receives one and stages one (the driver's staging of the
+ * argument is no actor's). */
 Test(nodes, tensor_sim_chain_2_ranks_staged, .timeout = 300)
 {
     static char out[65536];
@@ -1765,13 +1768,17 @@ Test(nodes, tensor_sim_chain_2_ranks_staged, .timeout = 300)
     for (int k = 0; k < 2; k++) {
         tn_run(pre, "chain", iso[k], "sim", n, 8, 16, out, sizeof out);
         tn_sim_copies(out, 0, n, n);
-        tn_sim_copies(out, 1, n, n);
+        tn_sim_copies(out, 1, 2 * n, n);
     }
 }
 
-/* diamond: src's device tensor has a reader on its rank (right: the pool,
- * no copy) and one on rank 0 (left: staged); right -> join is staged too;
- * left -> join stays on rank 0 (no copy). */
+/* diamond, every edge on the device: the argument has a reader on the
+ * driver's rank (join: the pool) and one on rank 1 (src: staged); src's
+ * tensor one on its rank (right: the pool) and one on rank 0 (left:
+ * staged); right -> join is staged, left -> join stays on rank 0 (no copy);
+ * join's output is staged for the driver (a host copy). Rank 0's actors:
+ * left and join copy in, join stages; rank 1's: src copies in, src and
+ * right stage. */
 Test(nodes, tensor_sim_diamond_2_ranks_staged, .timeout = 300)
 {
     static char out[65536];
@@ -1781,7 +1788,7 @@ Test(nodes, tensor_sim_diamond_2_ranks_staged, .timeout = 300)
     const char *iso[2] = {"thread", "process"};
     for (int k = 0; k < 2; k++) {
         tn_run(pre, "diamond", iso[k], "sim", n, 8, 16, out, sizeof out);
-        tn_sim_copies(out, 0, 2 * n, 0);
-        tn_sim_copies(out, 1, 0, 2 * n);
+        tn_sim_copies(out, 0, 2 * n, n);
+        tn_sim_copies(out, 1, n, 2 * n);
     }
 }

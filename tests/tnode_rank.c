@@ -13,10 +13,12 @@
  *     SHAPE  chain | diamond
  *     N      executions
  *     ISO    thread | process
- *     DEV    cpu | sim    sim: the inner edges are simulated-device edges
- *                         (chain: edges 1, 2; diamond: 1, 2, 3), written with
- *                         one host-to-device copy, read with one
- *                         device-to-host copy by each method
+ *     DEV    cpu | sim    sim: simulated-device edges (chain: edges 0, 1, 2;
+ *                         diamond: all), written with one host-to-device
+ *                         copy, read with one device-to-host copy by each
+ *                         method; the argument is a device tensor (the
+ *                         driver's device buffer), a device output arrives
+ *                         as a host copy
  *     R C    tensor shape (default 8 x 16)
  *
  * chain:   s0 (rank 1 % S), s1 (rank 0), s2 (rank 1 % S); s_k reads edge k
@@ -88,7 +90,7 @@ static int is_dev_edge(unsigned k)
 {
     if (!SIMDEV)
         return 0;
-    return DIAMOND ? (k >= 1 && k <= 3) : (k == 1 || k == 2);
+    return DIAMOND ? 1 : k <= 2;
 }
 
 /* An actor's state: its device (sim mode), and a host image and a dense
@@ -135,13 +137,14 @@ static void st_fini(void *p)
  * from `base` (host memory). 0, or -1 with the reason in why.
  */
 static int check_tensor(const DLTensor *t, const unsigned char *base, unsigned k, uint64_t e,
-                        size_t align, uint32_t *dense, char *why, size_t cap)
+                        size_t align, int result, uint32_t *dense, char *why, size_t cap)
 {
     int64_t st[2];
     uint64_t bo;
     const int64_t *ws = tn_layout(e, k, R, C, st, &bo);
     DLDataType dt = tn_dtype(k);
-    DLDeviceType dev = is_dev_edge(k) ? WEIR_TENSOR_DEVICE_SIM : kDLCPU;
+    /* A result is on the host (a device output's host copy). */
+    DLDeviceType dev = is_dev_edge(k) && !result ? WEIR_TENSOR_DEVICE_SIM : kDLCPU;
     if (t->device.device_type != dev || t->device.device_id != 0) {
         snprintf(why, cap, "edge %u: device (%d, %d), expected (%d, 0)", k,
                  (int)t->device.device_type, t->device.device_id, (int)dev);
@@ -204,7 +207,7 @@ static int read_in(weir_call *c, struct st *s, unsigned in, unsigned k, uint32_t
         base = s->img;
     }
     char why[256];
-    if (check_tensor(&t, base, k, weir_call_exec(c), WEIR_TENSOR_ALIGN, dense, why, sizeof why) < 0)
+    if (check_tensor(&t, base, k, weir_call_exec(c), WEIR_TENSOR_ALIGN, 0, dense, why, sizeof why) < 0)
         return weir_call_fail(c, "%s", why);
     return 0;
 }
@@ -396,6 +399,15 @@ int main(int argc, char **argv)
         uint32_t *x = malloc((size_t)(R * C) * 4), *dense = malloc((size_t)(R * C) * 4);
         if (!x || !dense)
             DIE("out of memory");
+        /* sim: the argument goes from a device buffer of the driver's. */
+        weir__device *dv = NULL;
+        void *dmem = NULL, *dptr = NULL;
+        if (SIMDEV && (weir__device_open(WEIR_TENSOR_DEVICE_SIM, 0, "driver", &dv) < 0 ||
+                       dv->ops->mem_alloc(dv->impl, span_max(), &dmem, &dptr) < 0))
+            DIE("driver device: %s", weir_errmsg());
+        unsigned char *img = malloc(span_max());
+        if (!img)
+            DIE("out of memory");
         uint64_t next = 0, done = 0, failed = 0, sum = 0;
         while (done < N) {
             while (next < N && next - done < 8) {
@@ -412,11 +424,7 @@ int main(int argc, char **argv)
                 int64_t st[2];
                 uint64_t bo;
                 int64_t *ws = tn_layout(next, 0, R, C, st, &bo);
-                unsigned char *img = NULL;
                 if (ws) { /* lay the argument out as edge 0 wants */
-                    img = malloc(tn_max_span(R, C));
-                    if (!img)
-                        DIE("out of memory");
                     for (int64_t i = 0; i < R; i++)
                         for (int64_t j = 0; j < C; j++)
                             memcpy(img + tn_at(ws, bo, C, i, j), &x[i * C + j], 4);
@@ -424,10 +432,17 @@ int main(int argc, char **argv)
                     t.strides = ws;
                     t.byte_offset = bo;
                 }
+                if (SIMDEV) {
+                    size_t span;
+                    if (weir_tensor_nbytes(&t, &span) < 0 ||
+                        dv->ops->copy(dv->impl, dptr, t.data, span, WEIR__COPY_H2D) < 0)
+                        DIE("argument %" PRIu64 ": %s", next, weir_errmsg());
+                    t.data = dptr;
+                    t.device.device_type = WEIR_TENSOR_DEVICE_SIM;
+                }
                 weir_buf b = weir_tensor_arg(&t);
                 uint64_t id;
                 int rc = weir_submit(d, &b, 1, &id, 30000);
-                free(img);
                 if (rc < 0)
                     DIE("submit %" PRIu64 ": %s", next, weir_errmsg());
                 next++;
@@ -444,7 +459,7 @@ int main(int argc, char **argv)
             char why[256];
             if (weir_result_tensor(r, 0, &t) < 0)
                 DIE("execution %" PRIu64 ": %s", done, weir_errmsg());
-            if (check_tensor(&t, t.data, out_edge(), done, WEIR_TENSOR_ALIGN, dense, why,
+            if (check_tensor(&t, t.data, out_edge(), done, WEIR_TENSOR_ALIGN, 1, dense, why,
                              sizeof why) < 0)
                 DIE("result: %s", why);
             for (int64_t q = 0; q < R * C; q++)
@@ -454,6 +469,11 @@ int main(int argc, char **argv)
         }
         free(x);
         free(dense);
+        free(img);
+        if (dv) {
+            dv->ops->mem_free(dv->impl, dmem);
+            weir__device_close(dv);
+        }
         printf("rank 0: %" PRIu64 " executions checked, %" PRIu64 " failed, sum %016" PRIx64 "\n",
                done - failed, failed, sum);
         bad = failed != 0;
