@@ -1056,9 +1056,8 @@ Test(plan, flatc_made_bad_plans_are_rejected)
          "': channel 'arg0': tensor ndim 2 with 1 shape entries"},
         {"{version: 3, graph: \"t\", nargs: 1, max_inflight: 1, depth: 1, buffer_bytes: 64,"
          " chans: [{name: \"arg0\", writer: -1, slot_bytes: 64, depth: 1,"
-         " tensor: {device: 7}}]}",
-         "': channel 'arg0': tensor device type 7 is not cpu (1), cuda (2) or the simulated "
-         "device (12)"},
+         " tensor: {device: -3}}]}",
+         "': channel 'arg0': tensor device type -3 is no DLPack device type"},
         {"{version: 3, graph: \"t\", nargs: 1, max_inflight: 1, depth: 1, buffer_bytes: 64,"
          " chans: [{name: \"arg0\", writer: -1, slot_bytes: 64, depth: 1,"
          " tensor: {device: 1, dtype_code: 2, dtype_bits: 12, dtype_lanes: 1}}]}",
