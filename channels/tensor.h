@@ -17,7 +17,8 @@
 #define WEIR__TENSOR_F_STRIDES 0x1u /* strides[] valid; else contiguous */
 #define WEIR__TENSOR_F_INSLOT 0x2u  /* data follows the record in the slot */
 #define WEIR__TENSOR_F_STAGED 0x4u  /* device data, and a host copy of it follows the
-                                     * record (a link carries it to another rank) */
+                                     * record (for readers on other ranks: the link
+                                     * carries it; and for the driver: the result) */
 
 /*
  * The record at the start of a tensor message. Fixed width, little-endian
@@ -26,9 +27,9 @@
  * (byte_offset + extent = data_bytes) starts there, 64-byte aligned in the
  * address space of whoever mapped the slot at a 64-byte aligned address.
  * Without F_INSLOT the data is in device buffer `buf_index` of the edge's
- * pool; data_off is 0, or with F_STAGED (a device edge with readers on
- * other ranks) a host copy of the data_bytes follows at data_off, aligned
- * as in-slot data is, for the readers the link carries it to.
+ * pool; data_off is 0, or with F_STAGED (a device edge read on other ranks
+ * or by the driver) a host copy of the data_bytes follows at data_off,
+ * aligned as in-slot data is, for the readers that cannot map the pool.
  */
 typedef struct weir__tensor_rec {
     uint32_t magic;

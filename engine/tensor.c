@@ -82,7 +82,7 @@ struct tedge {
     int chan;   /* -1: the value stays inside its actor */
     int writer; /* actor index, WEIR__PLAN_DRIVER for arguments */
     int wrank;  /* the writer's rank */
-    int staged; /* a device edge with readers on other ranks: staged through the slot */
+    int staged; /* a device edge read on other ranks or by the driver: staged through the slot */
     struct tpool *pool; /* device edges with a channel, on the writer's rank */
 };
 
