@@ -253,6 +253,8 @@ struct weir__tp_pipe {
     char peer[64];
     struct zacct *acct;
     int rxfd;               /* eventfd: wakes the receiving thread */
+    int cfd;                /* accepted: libzmq's fd of the connection (ZMQ_SRCFD), or -1 */
+    char local[64];         /* accepted: its local address, to recognise cfd */
     int closed;             /* atomic: close() was called */
     int dialed;
     uint32_t spin_ns;
@@ -395,6 +397,7 @@ static weir__tp_pipe *pipe_alloc(const struct weir__tp_cfg *cfg)
     weir__tp_pipe *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
+    p->cfd = -1;
     p->rxfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     p->acct = acct_new();
     if (p->rxfd < 0 || !p->acct) {
@@ -405,7 +408,10 @@ static weir__tp_pipe *pipe_alloc(const struct weir__tp_cfg *cfg)
     return p;
 }
 
-/* Send the empty message that makes libzmq close p's connection (under zs->mu). */
+static void kernel_cut(weir__tp_pipe *p);
+
+/* Send the empty message that makes libzmq close p's connection, and end
+ * an accepted one in the kernel too (under zs->mu). */
 static void cut_now(struct zsock *zs, weir__tp_pipe *p)
 {
     if (p->cut)
@@ -415,6 +421,7 @@ static void cut_now(struct zsock *zs, weir__tp_pipe *p)
         return;
     if (zmq_send(zs->s, p->id, p->idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) == (int)p->idlen)
         zmq_send(zs->s, "", 0, ZMQ_DONTWAIT);
+    kernel_cut(p);
 }
 
 static void unlink_pipe(struct zsock *zs, weir__tp_pipe *p)
@@ -456,6 +463,45 @@ static void fd_peer(int fd, char *buf, size_t n)
     snprintf(buf, n, "?");
 }
 
+static void fd_local(int fd, char *buf, size_t n)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    snprintf(buf, n, "?");
+    if (fd >= 0 && getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+        (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
+        char h[INET6_ADDRSTRLEN] = "?";
+        const void *a = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+                                                : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+        unsigned port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                      : ((struct sockaddr_in6 *)&ss)->sin6_port);
+        inet_ntop(ss.ss_family, a, h, sizeof h);
+        snprintf(buf, n, "%s:%u", h, port);
+    }
+}
+
+/*
+ * End an accepted connection in the kernel: shutdown() of libzmq's own fd,
+ * which sends the FIN after the bytes already written (libzmq's engine then
+ * reads EOF and closes the fd itself). The message cut alone ends libzmq's
+ * pipe, but the connection only closes once the socket has processed the
+ * termination's acknowledgement, that is on some later call on the socket,
+ * which may never come (the listener's streams ended). The fd is checked
+ * to be the same connection first (both addresses): libzmq may have closed
+ * it when the peer went, and the number been reused.
+ */
+static void kernel_cut(weir__tp_pipe *p)
+{
+    if (p->cfd < 0)
+        return;
+    char peer[64], local[64];
+    fd_peer(p->cfd, peer, sizeof peer);
+    fd_local(p->cfd, local, sizeof local);
+    if (strcmp(peer, p->peer) == 0 && strcmp(local, p->local) == 0 && strcmp(peer, "?") != 0)
+        shutdown(p->cfd, SHUT_RDWR);
+    p->cfd = -1;
+}
+
 /* A new connection on a listener: a pipe in the accept queue. */
 static void new_accepted(struct zsock *zs, const zmq_msg_t *id, zmq_msg_t *note)
 {
@@ -467,7 +513,9 @@ static void new_accepted(struct zsock *zs, const zmq_msg_t *id, zmq_msg_t *note)
     p->idlen = zmq_msg_size(id);
     memcpy(p->id, zmq_msg_data((zmq_msg_t *)id), p->idlen);
     /* ZMQ_SRCFD: the connection's own fd, only to ask the kernel who the peer is */
-    fd_peer(zmq_msg_get(note, ZMQ_SRCFD), p->peer, sizeof p->peer);
+    p->cfd = zmq_msg_get(note, ZMQ_SRCFD);
+    fd_peer(p->cfd, p->peer, sizeof p->peer);
+    fd_local(p->cfd, p->local, sizeof p->local);
     if (strcmp(p->peer, "?") == 0) {
         const char *a = zmq_msg_gets(note, "Peer-Address");
         snprintf(p->peer, sizeof p->peer, "%s:?", a ? a : "?");
@@ -922,6 +970,17 @@ static void z_close(weir__tp_pipe *p)
     pthread_mutex_unlock(&zs->mu);
 }
 
+/* Wait until libzmq holds none of a's bytes, or the monotonic deadline dl (ns). */
+static void drain_wait(struct zacct *a, uint64_t dl)
+{
+    pthread_mutex_lock(&a->mu);
+    /* weir_now_ns is CLOCK_MONOTONIC, the clock of a->cv */
+    struct timespec ts = {(time_t)(dl / 1000000000ull), (long)(dl % 1000000000ull)};
+    while (a->inflight && weir_now_ns() < dl)
+        pthread_cond_timedwait(&a->cv, &a->mu, &ts);
+    pthread_mutex_unlock(&a->mu);
+}
+
 static void z_pipe_free(weir__tp_pipe *p)
 {
     if (!p)
@@ -941,10 +1000,17 @@ static void z_pipe_free(weir__tp_pipe *p)
         zsock_unref(zs); /* a dialer's socket goes with its pipe */
         return;
     }
-    /* accepted: the service frees it once its connection is cut */
-    if (!p->cut_wanted && !p->cut) {
-        p->cut_wanted = 1;
-        p->cut_deadline = weir_now_ns() + (uint64_t)LINGER_MS * 1000000ull;
+    /* Accepted: cut its connection here, once libzmq has written what was
+     * sent (a REFUSE, a last ACK), at most until the cut deadline. Left to a
+     * later service, the cut would wait for a call on the socket that may
+     * never come (the listener's last stream ended: nobody accepts any more). */
+    if (!p->cut && !p->peer_gone) {
+        uint64_t dl = p->cut_wanted ? p->cut_deadline
+                                    : weir_now_ns() + (uint64_t)LINGER_MS * 1000000ull;
+        pthread_mutex_unlock(&zs->mu);
+        drain_wait(p->acct, dl);
+        pthread_mutex_lock(&zs->mu);
+        cut_now(zs, p); /* a no-op if the socket closed meanwhile */
     }
     p->zombie = 1;
     close(p->rxfd);
