@@ -98,7 +98,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -255,6 +258,7 @@ struct weir__tp_pipe {
     int rxfd;               /* eventfd: wakes the receiving thread */
     int cfd;                /* accepted: libzmq's fd of the connection (ZMQ_SRCFD), or -1 */
     char local[64];         /* accepted: its local address, to recognise cfd */
+    uint64_t tx_total;      /* atomic: bytes handed to libzmq */
     int closed;             /* atomic: close() was called */
     int dialed;
     uint32_t spin_ns;
@@ -409,6 +413,7 @@ static weir__tp_pipe *pipe_alloc(const struct weir__tp_cfg *cfg)
 }
 
 static void kernel_cut(weir__tp_pipe *p);
+static int kernel_has_all(weir__tp_pipe *p);
 
 /* Send the empty message that makes libzmq close p's connection, and end
  * an accepted one in the kernel too (under zs->mu). */
@@ -481,9 +486,9 @@ static void fd_local(int fd, char *buf, size_t n)
 }
 
 /*
- * End an accepted connection in the kernel: shutdown() of libzmq's own fd,
- * which sends the FIN after the bytes already written (libzmq's engine then
- * reads EOF and closes the fd itself). The message cut alone ends libzmq's
+ * End an accepted connection in the kernel: shutdown(SHUT_WR) of libzmq's
+ * own fd, which sends the FIN after the bytes already written (the peer
+ * reads them, then EOF). The message cut alone ends libzmq's
  * pipe, but the connection only closes once the socket has processed the
  * termination's acknowledgement, that is on some later call on the socket,
  * which may never come (the listener's streams ended). The fd is checked
@@ -498,7 +503,7 @@ static void kernel_cut(weir__tp_pipe *p)
     fd_peer(p->cfd, peer, sizeof peer);
     fd_local(p->cfd, local, sizeof local);
     if (strcmp(peer, p->peer) == 0 && strcmp(local, p->local) == 0 && strcmp(peer, "?") != 0)
-        shutdown(p->cfd, SHUT_RDWR);
+        shutdown(p->cfd, SHUT_WR); /* not SHUT_RD: unread bytes at libzmq's close would RST */
     p->cfd = -1;
 }
 
@@ -552,7 +557,7 @@ static void service(struct zsock *zs)
             pthread_mutex_lock(&p->acct->mu);
             size_t inf = p->acct->inflight;
             pthread_mutex_unlock(&p->acct->mu);
-            if (inf == 0 || now >= p->cut_deadline)
+            if ((inf == 0 && kernel_has_all(p)) || now >= p->cut_deadline)
                 cut_now(zs, p);
         }
         if (p->zombie && (p->cut || p->peer_gone)) {
@@ -970,15 +975,42 @@ static void z_close(weir__tp_pipe *p)
     pthread_mutex_unlock(&zs->mu);
 }
 
-/* Wait until libzmq holds none of a's bytes, or the monotonic deadline dl (ns). */
-static void drain_wait(struct zacct *a, uint64_t dl)
+/*
+ * Has the kernel got every byte sent on accepted pipe p? libzmq releases a
+ * small message (inflight reaches 0) when it copies it into its own write
+ * buffer, before the write: a cut then would drop it (a REFUSE lost, the
+ * dialer waiting for nothing). ZMQ_STREAM writes exactly our bytes, so the
+ * kernel has them all when acknowledged + still queued >= handed over.
+ * 1 when it cannot tell (no fd): the caller then relies on inflight alone.
+ */
+static int kernel_has_all(weir__tp_pipe *p)
 {
+    if (p->cfd < 0)
+        return 1;
+    struct tcp_info ti;
+    socklen_t tl = sizeof ti;
+    int outq = 0;
+    memset(&ti, 0, sizeof ti);
+    if (getsockopt(p->cfd, IPPROTO_TCP, TCP_INFO, &ti, &tl) < 0 ||
+        tl < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked ||
+        ioctl(p->cfd, SIOCOUTQ, &outq) < 0)
+        return 1;
+    return ti.tcpi_bytes_acked + (uint64_t)outq >= weir__load_acquire(&p->tx_total);
+}
+
+/* Wait until libzmq holds none of p's bytes and the kernel has them all, or
+ * the monotonic deadline dl (ns). */
+static void drain_wait(weir__tp_pipe *p, uint64_t dl)
+{
+    struct zacct *a = p->acct;
     pthread_mutex_lock(&a->mu);
     /* weir_now_ns is CLOCK_MONOTONIC, the clock of a->cv */
     struct timespec ts = {(time_t)(dl / 1000000000ull), (long)(dl % 1000000000ull)};
     while (a->inflight && weir_now_ns() < dl)
         pthread_cond_timedwait(&a->cv, &a->mu, &ts);
     pthread_mutex_unlock(&a->mu);
+    while (!kernel_has_all(p) && weir_now_ns() < dl)
+        usleep(100); /* libzmq's I/O thread writes it within microseconds */
 }
 
 static void z_pipe_free(weir__tp_pipe *p)
@@ -1008,7 +1040,7 @@ static void z_pipe_free(weir__tp_pipe *p)
         uint64_t dl = p->cut_wanted ? p->cut_deadline
                                     : weir_now_ns() + (uint64_t)LINGER_MS * 1000000ull;
         pthread_mutex_unlock(&zs->mu);
-        drain_wait(p->acct, dl);
+        drain_wait(p, dl);
         pthread_mutex_lock(&zs->mu);
         cut_now(zs, p); /* a no-op if the socket closed meanwhile */
     }
@@ -1038,6 +1070,7 @@ static int send_part(struct zsock *zs, weir__tp_pipe *p, void *data, size_t n, s
     a->inflight += n;
     a->refs++;
     pthread_mutex_unlock(&a->mu);
+    weir__fetch_add(&p->tx_total, (uint64_t)n);
     TSAN_RELEASE(pt);
     int r = 0;
     if (zmq_send(zs->s, p->id, p->idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) != (int)p->idlen ||
