@@ -380,10 +380,8 @@ static void send_refuse_locked(weir__conn *cn, weir__tp_pipe *p, uint32_t stream
         uint8_t h[WEIR__FRAME_HDR];
         hdr(h, WEIR__FR_REFUSE, 0, stream, (uint32_t)n, 0, 0);
         struct iovec iov[2] = {{h, sizeof h}, {buf, (size_t)n}};
-        int rr;
-        if ((rr = cn->tp->send(p, iov, 2, timeout_ms)) == 0)
+        if (cn->tp->send(p, iov, 2, timeout_ms) == 0)
             weir__fetch_add(&cn->frames, 1);
-        if (getenv("ZDBG")) fprintf(stderr, "ZDBG refuse sent %d: %s (%s)\n", rr, reason, weir_errmsg());
     }
 }
 
