@@ -13,9 +13,14 @@
  * empty message when a connection opens or closes, and sending an empty
  * message to a routing id closes that connection. PAIR has one peer and
  * reconnects behind the caller's back; DEALER load-balances over peers and
- * hides which connection a message came from. The dialer switches libzmq's
- * own reconnecting off (ZMQ_RECONNECT_IVL -1): a lost connection is lost
- * for good and the link re-dials it with a new socket, so resume sees a
+ * hides which connection a message came from. The dialer keeps libzmq
+ * from reconnecting by giving it an interval of days (ZMQ_RECONNECT_IVL),
+ * not -1: with -1, libzmq ends a lost connection by terminating the
+ * socket's pipe at once, dropping what the socket had not read yet (a
+ * REFUSE that arrived just before the FIN, and the closing notification);
+ * a retry pending keeps the pipe readable. A lost connection is lost for
+ * good (its socket closes with the pipe) and the link re-dials it with a
+ * new socket, so resume sees a
  * new pipe, as it does over io_uring.
  *
  * Threads. A zmq socket must not be used by two threads at once, but a
@@ -120,6 +125,7 @@
 #define WAIT_CAP_MS 100           /* longest single sleep of a waiting receiver */
 #define SPIN_NS_DEFAULT 20000u
 #define ID_MAX 256
+#define RECONNECT_NEVER_MS (1 << 30) /* about 12 days: see z_dial */
 
 /* ---- the process's context ------------------------------------------------- */
 
@@ -846,8 +852,13 @@ static int z_dial(const char *host, uint16_t port, const struct weir__tp_cfg *cf
         r = weir__seterr(-ENOMEM, "link: out of memory for a connection to %s", addr);
         goto fail;
     }
-    int minus1 = -1;
-    zmq_setsockopt(zs->s, ZMQ_RECONNECT_IVL, &minus1, sizeof minus1);
+    /* Not -1 (no reconnect): libzmq then ends a lost connection by
+     * terminating the socket's pipe without delay, which drops what the
+     * socket had not read yet (a REFUSE that arrived with the FIN, the
+     * closing notification). A reconnect interval of days keeps the pipe;
+     * the pipe is closed, with its socket, long before it could fire. */
+    int never = RECONNECT_NEVER_MS;
+    zmq_setsockopt(zs->s, ZMQ_RECONNECT_IVL, &never, sizeof never);
     if (timeout_ms > 0)
         zmq_setsockopt(zs->s, ZMQ_CONNECT_TIMEOUT, &timeout_ms, sizeof timeout_ms);
     pthread_mutex_lock(&g_mu);
