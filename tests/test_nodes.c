@@ -25,6 +25,7 @@
 
 #include "chan_util.h"
 #include "engine/cluster.h"
+#include "weir_config.h"
 
 #include "sanitized.h"
 
@@ -1511,6 +1512,18 @@ Test(nodes, dag_plan_shows_placement, .timeout = 120)
     cr_assert(strstr(out, "src.emit.out0  written on rank 1: rank 0 link (3 readers) rank 1 local "
                           "(1 reader) rank 2 link (1 reader)\n"), "%s", out);
     cr_assert(strstr(out, "  0  arg0           written on rank 0: rank 1 link (1 reader)\n"), "%s", out);
+}
+
+/* The remote edges over ZeroMQ (compile option transport): a diamond over
+ * 3 ranks runs whole, and the saved plan names the transport. */
+Test(nodes, dag_diamond_3_ranks_over_zmq, .timeout = 300)
+{
+    if (!WEIR_HAVE_ZMQ_TRANSPORT)
+        cr_skip_test("this build has no ZeroMQ transport");
+    char out[16384];
+    mn_run_show("MNODE_TRANSPORT=zmq", "diamond", 3, "mixed", MN_EXECS, out, sizeof out);
+    cr_assert(strstr(out, "\nplacement (3 ranks; links over zmq; one receiving ring per rank)\n"),
+              "%s", out);
 }
 
 /* Co-scheduling across ranks: threads = T gives every rank T workers, each
