@@ -670,7 +670,8 @@ BOTH(resume_after_reset, 60)
     b.ra = (struct reader_arg){.w = w, .maxlen = SMALL_MAX, .id = weir_chan_register_reader(w)};
     b.tx = weir_link_connect(b.c, ep, &lo);
     cr_assert_not_null(b.tx, "%s", weir_errmsg());
-    b.wa = (struct writer_arg){.c = b.c, .n = 30000, .maxlen = SMALL_MAX, .close_at_end = 1};
+    b.wa = (struct writer_arg){
+        .c = b.c, .n = SANITIZED ? 12000 : 30000, .maxlen = SMALL_MAX, .close_at_end = 1};
     b.pace_us = 300;
     pthread_create(&b.rt, NULL, reader_thr, &b.ra);
     pthread_create(&b.wt, NULL, paced_writer, &b);
