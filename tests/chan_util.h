@@ -260,6 +260,24 @@ struct t_leak_base {
     char shm[T_MAX_SHM][256];
 };
 
+/* count() once it equals want (-1: any) or holds still for hold_ms, at
+ * most max_ms: a library may close its fds in a thread of its own a moment
+ * after the call that frees them (libzmq's reaper). */
+static inline int t_settled(int (*count)(void), int want, int hold_ms, int max_ms)
+{
+    uint64_t t0 = t_now_ns(), ts = t0;
+    int n = count();
+    while (n != want && t_ms_since(ts) < hold_ms && t_ms_since(t0) < max_ms) {
+        t_sleep_ms(5);
+        int m = count();
+        if (m != n) {
+            n = m;
+            ts = t_now_ns();
+        }
+    }
+    return n;
+}
+
 static inline int t_count_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");

@@ -283,21 +283,10 @@ static int count_sockets(void)
 }
 
 /* The socket count once it is `want` or holds still for 200 ms (at most
- * 3 s): libzmq's reaper thread closes a socket's fds a moment after
- * zmq_close, later still on a loaded machine or under a sanitizer. */
+ * 3 s): libzmq's reaper closes a socket's fds a moment after zmq_close. */
 static int settled_sockets(int want)
 {
-    uint64_t t0 = t_now_ns(), ts = t0;
-    int n = count_sockets();
-    while (n != want && t_ms_since(ts) < 200 && t_ms_since(t0) < 3000) {
-        t_sleep_ms(5);
-        int m = count_sockets();
-        if (m != n) {
-            n = m;
-            ts = t_now_ns();
-        }
-    }
-    return n;
+    return t_settled(count_sockets, want, 200, 3000);
 }
 
 /* ---- tests ---------------------------------------------------------------------- */
