@@ -70,8 +70,13 @@ struct weir__remote {
     weir__conn **lst;    /* [q]: receives every stream written on q and read here */
     weir__conn **dial;   /* [q]: sends every stream written here and read on q */
     struct weir__cluster *cl;
-    pthread_mutex_t mu;  /* lst, dial, broken */
+    pthread_mutex_t mu;  /* lst, dial, broken, the last counters below */
     int broken;          /* the links were broken (failure or teardown) */
+    /* The counters as they were when the links were broken (weir_dag_link_stats
+     * goes on answering after a failure and in the final stats snapshot). */
+    struct weir__conn_stream_stats *last_ss; /* [c * size + q]: c's stream to / from rank q */
+    struct weir_link_stats *last_dial;       /* [q] */
+    struct weir_link_stats *last_lst;        /* [q] */
 };
 
 /* The heartbeat bound: WEIR_HEARTBEAT_MS, else the control plane's default. */
@@ -128,10 +133,17 @@ int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
     rm->link_rid = malloc(n * sizeof *rm->link_rid);
     rm->dial = calloc((size_t)e.size, sizeof *rm->dial);
     rm->lst = calloc((size_t)e.size, sizeof *rm->lst);
-    if (!rm->link_rid || !rm->dial || !rm->lst) {
+    rm->last_ss = calloc(n, sizeof *rm->last_ss);
+    rm->last_dial = calloc((size_t)e.size, sizeof *rm->last_dial);
+    rm->last_lst = calloc((size_t)e.size, sizeof *rm->last_lst);
+    if (!rm->link_rid || !rm->dial || !rm->lst || !rm->last_ss || !rm->last_dial ||
+        !rm->last_lst) {
         free(rm->link_rid);
         free(rm->dial);
         free(rm->lst);
+        free(rm->last_ss);
+        free(rm->last_dial);
+        free(rm->last_lst);
         free(rm);
         return weir__seterr(-ENOMEM, "graph '%s': out of memory", p->graph);
     }
@@ -145,6 +157,11 @@ int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
 int weir__remote_rank(const struct weir__remote *rm)
 {
     return rm ? rm->rank : 0;
+}
+
+int weir__remote_size(const struct weir__remote *rm)
+{
+    return rm ? rm->size : 1;
 }
 
 int weir__remote_chan_ring(const struct weir_dag *d, unsigned c)
@@ -184,6 +201,17 @@ static void break_links_locked(struct weir_dag *d)
     if (rm->broken)
         return;
     rm->broken = 1;
+    /* Keep the last counters of every connection and stream. */
+    for (int q = 0; q < rm->size; q++)
+        for (int dir = 0; dir < 2; dir++) {
+            weir__conn *cn = dir ? rm->dial[q] : rm->lst[q];
+            if (!cn)
+                continue;
+            weir__conn_stats(cn, dir ? &rm->last_dial[q] : &rm->last_lst[q]);
+            for (unsigned c = 0; c < p->nchans; c++)
+                weir__conn_stream_stats(cn, c + 1,
+                                        &rm->last_ss[(size_t)c * (size_t)rm->size + (size_t)q]);
+        }
     weir__conn_port_free(rm->port); /* accepts nothing more; its listeners go on */
     rm->port = NULL;
     for (int q = 0; q < rm->size; q++) {
@@ -431,6 +459,9 @@ void weir__remote_free(struct weir__remote *rm)
     if (!rm)
         return;
     pthread_mutex_destroy(&rm->mu);
+    free(rm->last_ss);
+    free(rm->last_dial);
+    free(rm->last_lst);
     free(rm->link_rid);
     free(rm->dial);
     free(rm->lst);
@@ -478,4 +509,97 @@ WEIR_API int weir_dag_join(weir_dag *d, int timeout_ms)
             return weir__seterr(wrc, "graph '%s': rank %d: %s", g, rm->rank, why);
         }
     }
+}
+
+/* ---- link counters ---------------------------------------------------------- */
+
+/* The peer rank of channel c's link k on this rank (sending links first, in
+ * rank order), or -1; *sending set. */
+static int link_peer(const struct weir_dag *d, unsigned c, unsigned k, int *sending)
+{
+    const struct weir__remote *rm = d->remote;
+    const struct weir__plan *p = d->plan;
+    int32_t w = weir__plan_writer_rank(p, c);
+    if (w == rm->rank) {
+        *sending = 1;
+        for (int q = 0; q < rm->size; q++)
+            if (q != rm->rank && weir__plan_readers_on(p, c, q) && k-- == 0)
+                return q;
+        return -1;
+    }
+    *sending = 0;
+    return k == 0 && weir__plan_readers_on(p, c, rm->rank) ? (int)w : -1;
+}
+
+unsigned weir__remote_nlinks(const struct weir_dag *d, unsigned c)
+{
+    if (!d || !d->remote || c >= d->plan->nchans)
+        return 0;
+    unsigned n = 0;
+    int sending;
+    while (link_peer(d, c, n, &sending) >= 0)
+        n++;
+    return n;
+}
+
+int weir__remote_link_stats(const struct weir_dag *d, unsigned c, unsigned k,
+                            struct weir_dag_link_stats *st)
+{
+    struct weir__remote *rm = d->remote;
+    const struct weir__plan *p = d->plan;
+    int sending = 0;
+    int q = rm ? link_peer(d, c, k, &sending) : -1;
+    if (q < 0)
+        return weir__seterr(-ENOENT, "graph '%s': channel '%s' has %u link%s on rank %d, no link "
+                            "%u", p->graph, p->chans[c].name, weir__remote_nlinks(d, c),
+                            weir__remote_nlinks(d, c) == 1 ? "" : "s", d->rank, k);
+    memset(st, 0, sizeof *st);
+    st->chan = c;
+    st->rank = rm->rank;
+    st->peer_rank = q;
+    st->sending = sending;
+    /* The channels on the same connection: same direction, same two ranks. */
+    int from = sending ? rm->rank : q, to = sending ? q : rm->rank;
+    for (unsigned x = 0; x < p->nchans; x++)
+        if (weir__plan_writer_rank(p, x) == from && weir__plan_readers_on(p, x, to))
+            st->conn_streams++;
+    struct weir__conn_stream_stats ss;
+    struct weir_link_stats cs;
+    pthread_mutex_lock(&rm->mu);
+    weir__conn *cn = sending ? rm->dial[q] : rm->lst[q];
+    int have = 0;
+    if (cn && weir__conn_stream_stats(cn, c + 1, &ss) == 0 && weir__conn_stats(cn, &cs) == 0)
+        have = 1;
+    if (!have) {
+        /* Not started yet, or broken: the counters kept at the break (zeros before). */
+        ss = rm->last_ss[(size_t)c * (size_t)rm->size + (size_t)q];
+        cs = sending ? rm->last_dial[q] : rm->last_lst[q];
+    }
+    pthread_mutex_unlock(&rm->mu);
+    st->status = ss.status;
+    snprintf(st->peer, sizeof st->peer, "%s", cs.peer);
+    st->messages = ss.messages;
+    st->bytes = ss.bytes;
+    st->acked = ss.acked;
+    st->credit_stalls = ss.credit_stalls;
+    st->frames = cs.frames;
+    st->batches = cs.batches;
+    st->reconnects = cs.reconnects;
+    st->last_rtt_ns = cs.last_rtt_ns;
+    return 0;
+}
+
+WEIR_API unsigned weir_dag_chan_nlinks(const weir_dag *d, unsigned i)
+{
+    return weir__remote_nlinks(d, i);
+}
+
+WEIR_API int weir_dag_link_stats(const weir_dag *d, unsigned i, unsigned k,
+                                 struct weir_dag_link_stats *st)
+{
+    weir__clearerr();
+    if (!d || !st || i >= d->plan->nchans)
+        return weir__seterr(-EINVAL, "weir_dag_link_stats: channel %u out of range (%u)", i,
+                            d ? d->plan->nchans : 0);
+    return weir__remote_link_stats(d, i, k, st);
 }

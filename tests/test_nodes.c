@@ -1533,6 +1533,138 @@ Test(nodes, dag_fused_workers_per_rank, .timeout = 300)
                           "    worker 4 (rank 2): join\n"), "%s", out);
 }
 
+static int mn_nop(weir_call *c, void *state);
+
+/* ---- link counters (weir_dag_chan_nlinks / weir_dag_link_stats, weir-top) ---- */
+
+struct mn_link {
+    unsigned long long messages, bytes, acked, reconnects, frames, batches, rtt_ns;
+    unsigned streams;
+    int status;
+};
+
+/* The line mnode_rank printed for channel chan's link DIR rank peer on rank r. */
+static struct mn_link mn_link_of(const char *out, int r, const char *chan, const char *dir,
+                                 int peer)
+{
+    char pre[160];
+    snprintf(pre, sizeof pre, "rank %d: link %s %s rank %d: ", r, chan, dir, peer);
+    const char *k = strstr(out, pre);
+    cr_assert_not_null(k, "no line '%s' in\n%s", pre, out);
+    struct mn_link l;
+    int n = sscanf(k + strlen(pre), "messages %llu bytes %llu acked %llu streams %u reconnects "
+                   "%llu status %d frames %llu batches %llu rtt_ns %llu", &l.messages, &l.bytes,
+                   &l.acked, &l.streams, &l.reconnects, &l.status, &l.frames, &l.batches,
+                   &l.rtt_ns);
+    cr_assert_eq(n, 9, "unparsed '%s' in\n%s", pre, out);
+    return l;
+}
+
+/* A link that carried n messages of 8 bytes, every one acknowledged, on a
+ * connection of `streams` channels that never reconnected. */
+static void mn_link_check(const char *out, int r, const char *chan, const char *dir, int peer,
+                          unsigned long long n, unsigned streams)
+{
+    struct mn_link l = mn_link_of(out, r, chan, dir, peer);
+    cr_assert_eq(l.messages, n, "rank %d %s %s: %llu messages", r, chan, dir, l.messages);
+    cr_assert_eq(l.bytes, 8 * n, "rank %d %s %s: %llu bytes", r, chan, dir, l.bytes);
+    cr_assert_eq(l.acked, n, "rank %d %s %s: %llu acked", r, chan, dir, l.acked);
+    cr_assert_eq(l.streams, streams, "rank %d %s %s: %u streams", r, chan, dir, l.streams);
+    cr_assert_eq(l.reconnects, 0);
+    /* every message is one DATA frame of the connection, which batches them */
+    cr_assert_geq(l.frames, n * streams, "rank %d %s %s: %llu frames", r, chan, dir, l.frames);
+    cr_assert_gt(l.batches, 0);
+    cr_assert_leq(l.batches, l.frames);
+}
+
+/* Chain over 2 ranks (s0, s2 on rank 1; s1 on rank 0): all four channels
+ * cross, two per direction on one connection each. Every link counted
+ * every message and byte; the stats segment (weir-top --json) has the
+ * same; the sending links of rank 0 measured a round trip. */
+Test(nodes, dag_link_counters_chain_2_ranks, .timeout = 120)
+{
+    static char out[262144];
+    unsigned long long n = SANITIZED ? 2000 : 20000;
+    int st = sh_out(out, sizeof out, CLEAN_ENV "MNODE_TOP=%s %s -n 2 %s chain %llu thread 2>&1",
+                    WEIR_TOP_CLI, WEIR_RUN, MNODE_RANK, n);
+    cr_assert_eq(st, 0, "%d\n%s", st, out);
+    const char *ch[4] = {"arg0", "s0.step.out0", "s1.step.out0", "s2.step.out0"};
+    for (int r = 0; r < 2; r++)
+        for (int c = 0; c < 4; c++) {
+            char l[160];
+            snprintf(l, sizeof l, "rank %d: channel %s %llu messages %llu bytes", r, ch[c], n,
+                     8 * n);
+            expect_line(out, l);
+            /* written on rank 0: arg0, s1; on rank 1: s0, s2 */
+            int w = c == 0 || c == 2 ? 0 : 1;
+            mn_link_check(out, r, ch[c], r == w ? "send" : "recv", 1 - r, n, 2);
+        }
+    for (int c = 0; c < 4; c += 2)
+        cr_assert_gt(mn_link_of(out, 0, ch[c], "send", 1).rtt_ns, 0, "%s", out);
+    /* the stats segment of each rank: rank, world and the same counters */
+    char want[512];
+    snprintf(want, sizeof want, "\"rank\":0,\"world\":2,\"links\":[{\"channel\":\"arg0\","
+             "\"direction\":\"send\",\"peer_rank\":1,\"peer\":\"127.0.0.1:");
+    cr_assert(strstr(out, want), "no '%s' in\n%s", want, out);
+    snprintf(want, sizeof want, "\"rank\":1,\"world\":2,\"links\":[{\"channel\":\"arg0\","
+             "\"direction\":\"receive\",\"peer_rank\":0,\"peer\":\"127.0.0.1:");
+    cr_assert(strstr(out, want), "no '%s' in\n%s", want, out);
+    snprintf(want, sizeof want, "{\"channel\":\"s2.step.out0\",\"direction\":\"send\","
+             "\"peer_rank\":0,");
+    cr_assert(strstr(out, want), "no '%s' in\n%s", want, out);
+    snprintf(want, sizeof want, "\"messages\":%llu,\"bytes\":%llu,\"acked\":%llu,", n, 8 * n, n);
+    int hits = 0;
+    for (const char *q = out; (q = strstr(q, want)) != NULL; q++)
+        hits++;
+    cr_assert_eq(hits, 8, "%d links of 8 show '%s' in\n%s", hits, want, out);
+}
+
+/* Fan-out over 3 ranks: src (rank 1) sends one channel to two ranks, the
+ * links in rank order; rank 2 has no ring of arg0 (-ENOENT, named). */
+Test(nodes, dag_link_counters_fanout_3_ranks, .timeout = 120)
+{
+    static char out[131072];
+    unsigned long long n = SANITIZED ? 1000 : 10000;
+    int st = sh_out(out, sizeof out, CLEAN_ENV "%s -n 3 %s fanout %llu thread 2>&1", WEIR_RUN,
+                    MNODE_RANK, n);
+    cr_assert_eq(st, 0, "%d\n%s", st, out);
+    /* rank 1 -> rank 0: src.emit.out0 and c1.mul.out0; rank 1 -> rank 2: src.emit.out0 */
+    mn_link_check(out, 1, "src.emit.out0", "send", 0, n, 2);
+    mn_link_check(out, 1, "src.emit.out0", "send", 2, n, 1);
+    mn_link_check(out, 0, "src.emit.out0", "recv", 1, n, 2);
+    mn_link_check(out, 2, "src.emit.out0", "recv", 1, n, 1);
+    const char *k0 = strstr(out, "rank 1: link src.emit.out0 send rank 0: ");
+    const char *k2 = strstr(out, "rank 1: link src.emit.out0 send rank 2: ");
+    cr_assert(k0 && k2 && k0 < k2, "%s", out);
+    mn_link_check(out, 2, "c2.mul.out0", "send", 0, n, 1);
+    mn_link_check(out, 0, "arg0", "send", 1, n, 1);
+    expect_line(out, "rank 2: channel 0 -2: graph 'fanout': channel 'arg0' has no ring on rank 2 "
+                     "(neither written nor read here)");
+}
+
+/* One rank: no links, and asking for one is -ENOENT naming the channel. */
+Test(nodes, dag_link_stats_one_rank)
+{
+    weir_graph *g = weir_graph_new("solo");
+    weir_actor *a = weir_actor_new(g, "a", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "f", mn_nop, &in, 1, 1);
+    weir_output(g, &x, 1);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    cr_assert_eq(weir_dag_chan_nlinks(d, 0), 0);
+    cr_assert_eq(weir_dag_chan_nlinks(d, 9), 0);
+    cr_assert_eq(weir_dag_chan_nlinks(NULL, 0), 0);
+    struct weir_dag_link_stats ls;
+    cr_assert_eq(weir_dag_link_stats(d, 0, 0, &ls), -ENOENT);
+    cr_assert_str_eq(weir_errmsg(), "graph 'solo': channel 'arg0' has 0 links on rank 0, no link 0");
+    cr_assert_eq(weir_dag_link_stats(d, 2, 0, &ls), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "weir_dag_link_stats: channel 2 out of range (2)");
+    cr_assert_eq(weir_dag_link_stats(d, 0, 0, NULL), -EINVAL);
+    weir_dag_free(d);
+    weir_graph_free(g);
+}
+
 static int mn_nop(weir_call *c, void *state)
 {
     (void)state;
