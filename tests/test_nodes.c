@@ -1642,6 +1642,39 @@ Test(nodes, dag_link_counters_fanout_3_ranks, .timeout = 120)
                      "(neither written nor read here)");
 }
 
+/* The demo across 3 netns ranks (weir-marketdata --nodes 3 runs itself
+ * under weir-run --netns): every score verified, every rank's table with
+ * its links, each carrying every tick. */
+Test(nodes, demo_marketdata_3_ranks, .timeout = 120)
+{
+    if (!netns_ok())
+        cr_skip_test("network namespaces not permitted here");
+    static char out[65536];
+    unsigned long long n = SANITIZED ? 2000 : 20000;
+    int st = sh_out(out, sizeof out, CLEAN_ENV "WEIR_RUN=%s %s -n %llu --nodes 3 --quiet 2>&1",
+                    WEIR_RUN, WEIR_DEMO_CLI, n);
+    cr_assert_eq(st, 0, "%d\n%s", st, out);
+    char l[256];
+    snprintf(l, sizeof l, "  verified: %llu of %llu scores equal the single-threaded reference",
+             n, n);
+    cr_assert(strstr(out, l), "%s", out);
+    cr_assert(strstr(out, "  across 3 ranks (actor i on rank i % 3): parser on rank 0, momentum 1, "
+                          "liquidity 2, joiner 0, scorer 1; rank 0 drives\n"), "%s", out);
+    for (int r = 0; r < 3; r++) {
+        snprintf(l, sizeof l, "\n  rank %d of 3: channels with a ring here, and their links\n", r);
+        cr_assert(strstr(out, l), "%s", out);
+    }
+    /* parser (rank 0) feeds momentum (1) and liquidity (2): one link each,
+     * 16-byte ticks; joiner (0) feeds scorer (1) */
+    snprintf(l, sizeof l, "      link to   rank 1: %llu msgs, %.2f MB, ", n, 16.0 * n / 1e6);
+    cr_assert(strstr(out, l), "no '%s' in\n%s", l, out);
+    snprintf(l, sizeof l, "      link to   rank 2: %llu msgs, %.2f MB, ", n, 16.0 * n / 1e6);
+    cr_assert(strstr(out, l), "no '%s' in\n%s", l, out);
+    snprintf(l, sizeof l, "      link from rank 0: %llu msgs, %.2f MB, ", n, 16.0 * n / 1e6);
+    cr_assert(strstr(out, l), "no '%s' in\n%s", l, out);
+    cr_assert(!strstr(out, "(failed)"), "%s", out);
+}
+
 /* One rank: no links, and asking for one is -ENOENT naming the channel. */
 Test(nodes, dag_link_stats_one_rank)
 {
