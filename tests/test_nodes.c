@@ -1797,6 +1797,132 @@ Test(nodes, dag_sigkill_worker_fails_executions, .timeout = 120)
     cr_assert(strstr(out, "rank 2: free 0 in "), "%s", out);
 }
 
+/* Run `weir-run --netns -n 2 mnode_rank chain N thread [cut 1]` (env before
+ * it), and once rank 0 printed "started" cut rank 1's veth for cut_ms.
+ * Output into out; returns the exit status; *t_cut: when the cut began. */
+static int mn_cut_run(const char *env, unsigned long long n, int cut_ms, int expect_fail,
+                      char *out, size_t cap, uint64_t *t_cut)
+{
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(p[1], 1);
+        dup2(p[1], 2);
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "exec " CLEAN_ENV "%s %s --netns -n 2 %s chain %llu thread%s", env,
+                 WEIR_RUN, MNODE_RANK, n, expect_fail ? " cut 1" : "");
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t len = 0;
+    int cut = 0;
+    out[0] = '\0';
+    uint64_t deadline = t_now_ns() + 90000000000ull;
+    while (t_now_ns() < deadline) {
+        struct pollfd pf = {.fd = p[0], .events = POLLIN};
+        if (poll(&pf, 1, 20) > 0) {
+            ssize_t k = read(p[0], out + len, cap - 1 - len);
+            if (k <= 0)
+                break;
+            len += (size_t)k;
+            out[len] = '\0';
+        }
+        if (!cut && strstr(out, "rank 0: started\n")) {
+            t_sleep_ms(200); /* well into the pipelined run */
+            char cmd[128], o[256];
+            snprintf(cmd, sizeof cmd, "nsenter -t %d -n ip link set wr1 down 2>&1", (int)pid);
+            *t_cut = t_now_ns();
+            cr_assert_eq(sh_out(o, sizeof o, "%s", cmd), 0, "%s", o);
+            t_sleep_ms((unsigned)cut_ms);
+            snprintf(cmd, sizeof cmd, "nsenter -t %d -n ip link set wr1 up 2>&1", (int)pid);
+            cr_assert_eq(sh_out(o, sizeof o, "%s", cmd), 0, "%s", o);
+            cut = 1;
+        }
+    }
+    close(p[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(cut, "rank 0 never started:\n%s", out);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* A cut shorter than the links' timeout (rank 1's veth down 300 ms, mid
+ * pipelined run, the default 2 s bound): every execution completes with
+ * the right output, every link reconnected exactly once, nothing failed. */
+Test(nodes, dag_netns_short_cut_resumes, .timeout = 180)
+{
+    if (!netns_ok())
+        cr_skip_test("network namespaces not permitted here");
+    static char out[131072];
+    unsigned long long n = SANITIZED ? 1500 : 4000;
+    uint64_t t_cut = 0;
+    int st = mn_cut_run("MNODE_PACE_US=500", n, 300, 0, out, sizeof out, &t_cut);
+    cr_assert_eq(st, 0, "%d\n%s", st, out);
+    uint64_t sum = 0;
+    for (uint64_t e = 0; e < n; e++)
+        sum += mn_expect("chain", 2, e * 2654435761u, 0);
+    char l[256];
+    snprintf(l, sizeof l, "rank 0: %llu executions checked, 0 failed, sum %016llx", n,
+             (unsigned long long)sum);
+    expect_line(out, l);
+    expect_line(out, "rank 1: joined");
+    const char *ch[4] = {"arg0", "s0.step.out0", "s1.step.out0", "s2.step.out0"};
+    for (int r = 0; r < 2; r++)
+        for (int c = 0; c < 4; c++) {
+            int w = c == 0 || c == 2 ? 0 : 1;
+            struct mn_link k = mn_link_of(out, r, ch[c], r == w ? "send" : "recv", 1 - r);
+            /* received and acknowledged once each; a sender counts what it
+             * sent again after the resume (at most the unacknowledged window) */
+            cr_assert_eq(k.acked, n, "rank %d %s: %llu acked\n%s", r, ch[c], k.acked, out);
+            if (r == w) {
+                cr_assert_geq(k.messages, n);
+                cr_assert_leq(k.messages, n + 64, "rank %d %s: %llu messages\n%s", r, ch[c],
+                              k.messages, out);
+                cr_assert_eq(k.bytes, 8 * k.messages);
+            } else {
+                cr_assert_eq(k.messages, n, "rank %d %s: %llu messages\n%s", r, ch[c],
+                             k.messages, out);
+                cr_assert_eq(k.bytes, 8 * n);
+            }
+            cr_assert_eq(k.reconnects, 1, "rank %d %s: %llu reconnects\n%s", r, ch[c],
+                         k.reconnects, out);
+        }
+}
+
+/* A cut past the timeout (1 s bound, rank 1 cut off for 2.5 s): rank 0's
+ * pending execution fails within the bound naming rank 1 and its actors,
+ * rank 1's join names rank 0; the links' counters stay readable. */
+Test(nodes, dag_netns_cut_past_timeout_fails_naming_rank, .timeout = 180)
+{
+    if (!netns_ok())
+        cr_skip_test("network namespaces not permitted here");
+    static char out[131072];
+    uint64_t t_cut = 0;
+    int st = mn_cut_run("WEIR_HEARTBEAT_MS=1000 MNODE_PACE_US=1000", 100000, 2500, 1, out,
+                        sizeof out, &t_cut);
+    cr_assert_eq(st, 0, "%d\n%s", st, out);
+    const char *w = strstr(out, "rank 0: wait ");
+    cr_assert_not_null(w, "%s", out);
+    cr_assert(strstr(w, " -32 after "), "%s", out);
+    cr_assert(strstr(w, ": rank 1 failed (cluster: rank 1 (pid "), "%s", out);
+    cr_assert(strstr(w, "(heartbeat bound 1000 ms)); the actors it hosted: 's0', 's2'\n"), "%s",
+              out);
+    unsigned long long tw = num_after(w, " ms at ");
+    double ms = (double)tw - (double)(t_cut / 1000000ull);
+    cr_assert_lt(ms, 1800, "rank 0 failed %.0f ms after the cut\n%s", ms, out);
+    cr_log_info("dag: a cut past the 1 s bound failed rank 0's execution after %.0f ms", ms);
+    const char *j = strstr(out, "rank 1: join -112 after ");
+    cr_assert_not_null(j, "%s", out);
+    cr_assert(strstr(j, "graph 'chain': rank 1: cluster: rank 0 (pid "), "%s", out);
+    struct mn_link k = mn_link_of(out, 0, "arg0", "send", 1);
+    cr_assert_gt(k.messages, 0, "%s", out);
+    cr_assert(strstr(out, "rank 0: free 0 in "), "%s", out);
+    cr_assert(strstr(out, "rank 1: free 0 in "), "%s", out);
+}
+
 /* Kill the driver: every other rank's weir_dag_join returns within the bound. */
 Test(nodes, dag_kill_driver_join_returns, .timeout = 120)
 {

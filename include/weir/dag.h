@@ -310,7 +310,9 @@ struct weir_dag_link_stats {
     int sending;            /* 1: written here, sent to peer_rank; 0: received from it */
     int status;             /* the stream's: 0 running, -EPIPE ended cleanly, else its failure */
     char peer[80];          /* "ADDR:PORT" of the connection's current or last peer, "" none yet */
-    uint64_t messages;      /* sent (sending) / committed into this rank's ring (receiving) */
+    uint64_t messages;      /* committed into this rank's ring (receiving) / sent (sending:
+                               messages sent again after a resume count again; acked
+                               counts each message once) */
     uint64_t bytes;         /* payload bytes of those */
     uint64_t acked;         /* messages the receiving end acknowledged */
     uint64_t credit_stalls; /* sending: times the stream had data but no credit */
