@@ -30,10 +30,14 @@
  *  2. the chain across the ranks over io_uring links: rank 0 measures
  *     chain4.2rank.lat and .tput (the windows of bench_dag_common.c),
  *     rank 1 sits in weir_dag_join; both free;
- *  3. the same over ZeroMQ links (not with --no-zmq): a transport that is
- *     not built fails both ranks' compile alike, and the row says why;
- *  4. rank 0 alone: the chain on one rank (the launcher's variables hidden
- *     for the compile), chain4.1rank.lat and .tput.
+ *  3. the same with the actors fused on one worker per rank (threads = 1:
+ *     a,b on rank 0's worker, c,d on rank 1's), chain4.2fused;
+ *  4. the same over ZeroMQ links (not with --no-zmq): a transport that is
+ *     not built fails both ranks' compile alike, and the row is skipped
+ *     with the reason;
+ *  5. rank 0 alone: the chain on one rank (the launcher's variables hidden
+ *     for the compile), chain4.1rank (a thread per actor) and
+ *     chain4.1fused (threads = 2: a,b | c,d).
  * The CPU parallelism (bench_parallelism) is measured on rank 0 before
  * each case and printed in the case's notes. --filter only selects rows
  * to print: both ranks must run every step.
@@ -319,20 +323,19 @@ static void note_par(struct bench_row *r, double par)
 }
 
 /* Rank 0: compile (node: across, or NULL for one rank), measure lat and tput. */
-static void run_rank0(const char *mode, const char *impl, const int *node, int transport,
-                      struct bench_row *lat, struct bench_row *tput)
+static void run_rank0(const int *node, int transport, int threads, struct bench_row *lat,
+                      struct bench_row *tput)
 {
     const struct bench_dag_shape *s = bench_dag_shape("chain4");
     size_t n = MSG;
     char why[BENCH_ERR_LEN] = "";
     uint8_t *arg = bench_dag_arg_buf(n);
-    (void)mode;
     if (!arg) {
         bench_dag_row_failf(lat, "out of memory");
         bench_dag_row_failf(tput, "out of memory");
         return;
     }
-    weir_dag *d = bench_dag_build_on(s, n, node, transport, why, sizeof why);
+    weir_dag *d = bench_dag_build_on(s, n, node, transport, threads, why, sizeof why);
     if (!d && weir_errcode() == -ENOSYS) {
         /* a transport not built into this library: skipped, with the reason */
         snprintf(lat->error, sizeof lat->error, "%s", why);
@@ -358,17 +361,16 @@ static void run_rank0(const char *mode, const char *impl, const int *node, int t
         if (!lat->failed) bench_dag_row_failf(lat, "%s", why);
         if (!tput->failed) bench_dag_row_failf(tput, "%s", why);
     }
-    (void)impl;
     free(arg);
 }
 
 /* Rank 1: the same compile, then wait for the driver's teardown. 0 or -1
  * (a compile that fails alike on both ranks is 0: rank 0 reports it). */
-static int run_rank1(int transport)
+static int run_rank1(int transport, int threads)
 {
     char why[BENCH_ERR_LEN] = "";
-    weir_dag *d = bench_dag_build_on(bench_dag_shape("chain4"), MSG, across, transport, why,
-                                     sizeof why);
+    weir_dag *d = bench_dag_build_on(bench_dag_shape("chain4"), MSG, across, transport, threads,
+                                     why, sizeof why);
     if (!d && weir_errcode() == -ENOSYS)
         return 0; /* not built: rank 0's row says so */
     if (!d) {
@@ -388,7 +390,7 @@ static const char *const hidden[] = {"WEIR_RANK", "WEIR_WORLD_SIZE", "WEIR_COORD
                                      "WEIR_TOKEN"};
 #define NHIDDEN (sizeof hidden / sizeof hidden[0])
 
-static void one_rank(struct bench_row *lat, struct bench_row *tput)
+static void one_rank(int threads, struct bench_row *lat, struct bench_row *tput)
 {
     char *saved[NHIDDEN];
     for (size_t i = 0; i < NHIDDEN; i++) {
@@ -396,7 +398,7 @@ static void one_rank(struct bench_row *lat, struct bench_row *tput)
         saved[i] = v ? strdup(v) : NULL;
         unsetenv(hidden[i]);
     }
-    run_rank0("1rank", "weir", NULL, WEIR_TRANSPORT_URING, lat, tput);
+    run_rank0(NULL, WEIR_TRANSPORT_URING, threads, lat, tput);
     for (size_t i = 0; i < NHIDDEN; i++) {
         if (saved[i]) setenv(hidden[i], saved[i], 1);
         free(saved[i]);
@@ -405,7 +407,8 @@ static void one_rank(struct bench_row *lat, struct bench_row *tput)
 
 /* ---------------------------------------------------------------- rows */
 
-enum { R_FLOOR, R_LAT2, R_TPUT2, R_ZLAT2, R_ZTPUT2, R_LAT1, R_TPUT1, NROWS };
+enum { R_FLOOR, R_LAT2, R_TPUT2, R_ZLAT2, R_ZTPUT2, R_LAT1, R_TPUT1, R_FLAT2, R_FTPUT2, R_FLAT1,
+       R_FTPUT1, NROWS };
 
 static void init_rows(struct bench_row *r)
 {
@@ -424,6 +427,14 @@ static void init_rows(struct bench_row *r)
              "weir_execute");
     snprintf(r[R_TPUT1].notes, sizeof r[R_TPUT1].notes, "4 actor thr + driver, one rank; "
              "in flight = depth");
+    bench_dag_init_rows(&r[R_FLAT2], &r[R_FTPUT2], s, "2fused", "weir-uring", MSG, win);
+    bench_dag_init_rows(&r[R_FLAT1], &r[R_FTPUT1], s, "1fused", "weir", MSG, win);
+    for (int i = R_FLAT2; i <= R_FTPUT2; i++)
+        snprintf(r[i].notes, sizeof r[i].notes, "threads 1 per rank: a,b fused on rank 0, c,d "
+                 "on rank 1; %s", i == R_FLAT2 ? "weir_execute" : "in flight = depth");
+    for (int i = R_FLAT1; i <= R_FTPUT1; i++)
+        snprintf(r[i].notes, sizeof r[i].notes, "threads 2: a,b | c,d, one rank; %s",
+                 i == R_FLAT1 ? "weir_execute" : "in flight = depth");
 }
 
 static void emit_rows(struct bench_row *r)
@@ -471,6 +482,15 @@ static void ratios(void)
                 V(t2, msgs_per_s), t2 ? RAY_CHAIN4_EPS : -1, ">=", 50, NULL);
     bench_ratio("nodes.rtt_vs_1rank", "  (info) weir chain4.2rank.lat p50 / chain4.1rank.lat p50",
                 V(l2, p50_ns), V(l1, p50_ns), "<=", 1e9, NULL);
+    const struct bench_row *fl2 = bench_find("chain4.2fused.lat", "weir-uring", MSG, 0);
+    const struct bench_row *ft2 = bench_find("chain4.2fused.tput", "weir-uring", MSG, 0);
+    const struct bench_row *ft1 = bench_find("chain4.1fused.tput", "weir", MSG, 0);
+    bench_ratio("nodes.fused_rtt_vs_tcp",
+                "  (info) weir chain4.2fused.lat p50 / tcp-spin pingpong p50", V(fl2, p50_ns),
+                V(fl, p50_ns), "<=", 3, NULL);
+    bench_ratio("nodes.fused_tput_vs_1rank",
+                "  (info) weir chain4.2fused.tput / chain4.1fused.tput",
+                V(ft2, msgs_per_s), V(ft1, msgs_per_s), ">=", 0.5, NULL);
 #undef V
 }
 
@@ -516,8 +536,9 @@ int bench_dag_nodes(int argc, char **argv)
         /* Rank 1: stdout is rank 0's (the table or the JSON). */
         if (!freopen("/dev/null", "w", stdout)) status = 1;
         for (int round = 0; round < bench_opts.rounds && !status; round++) {
-            if (floor_rank1(host, port) < 0 || run_rank1(WEIR_TRANSPORT_URING) < 0 ||
-                (!bench_opts.no_zmq && run_rank1(WEIR_TRANSPORT_ZMQ) < 0))
+            if (floor_rank1(host, port) < 0 || run_rank1(WEIR_TRANSPORT_URING, 0) < 0 ||
+                run_rank1(WEIR_TRANSPORT_URING, 1) < 0 ||
+                (!bench_opts.no_zmq && run_rank1(WEIR_TRANSPORT_ZMQ, 0) < 0))
                 status = 1;
         }
         free(bench_dag_samples);
@@ -533,17 +554,25 @@ int bench_dag_nodes(int argc, char **argv)
         double par = bench_parallelism();
         note_par(&r[R_LAT2], par);
         note_par(&r[R_TPUT2], par);
-        run_rank0("2rank", "weir-uring", across, WEIR_TRANSPORT_URING, &r[R_LAT2], &r[R_TPUT2]);
+        run_rank0(across, WEIR_TRANSPORT_URING, 0, &r[R_LAT2], &r[R_TPUT2]);
+        par = bench_parallelism();
+        note_par(&r[R_FLAT2], par);
+        note_par(&r[R_FTPUT2], par);
+        run_rank0(across, WEIR_TRANSPORT_URING, 1, &r[R_FLAT2], &r[R_FTPUT2]);
         if (!bench_opts.no_zmq) {
             par = bench_parallelism();
             note_par(&r[R_ZLAT2], par);
             note_par(&r[R_ZTPUT2], par);
-            run_rank0("2rank", "weir-zmq", across, WEIR_TRANSPORT_ZMQ, &r[R_ZLAT2], &r[R_ZTPUT2]);
+            run_rank0(across, WEIR_TRANSPORT_ZMQ, 0, &r[R_ZLAT2], &r[R_ZTPUT2]);
         }
         par = bench_parallelism();
         note_par(&r[R_LAT1], par);
         note_par(&r[R_TPUT1], par);
-        one_rank(&r[R_LAT1], &r[R_TPUT1]);
+        one_rank(0, &r[R_LAT1], &r[R_TPUT1]);
+        par = bench_parallelism();
+        note_par(&r[R_FLAT1], par);
+        note_par(&r[R_FTPUT1], par);
+        one_rank(2, &r[R_FLAT1], &r[R_FTPUT1]);
         emit_rows(r);
     }
     ratios();
