@@ -98,6 +98,8 @@ struct weir__plan_chan {
     uint32_t src_kind; /* enum weir__chan_src */
     uint32_t src_index;
     uint32_t src_out;
+    int32_t transport; /* links' transport when it crosses ranks: the plan's, or the
+                          value's weir_node_transport */
 };
 
 struct weir__plan {

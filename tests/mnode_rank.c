@@ -20,6 +20,11 @@
  * MNODE_SAVE=PATH: rank 0 saves the plan there (weir-plan show reads it).
  * MNODE_THREADS=T: weir_compile_opts.threads (T workers on every rank).
  * MNODE_PACE_US=U: rank 0 sleeps U us after each result (a run that lasts).
+ * MNODE_TRANSPORT=uring|zmq: weir_compile_opts.transport.
+ * MNODE_EDGE_TRANSPORT=uring|zmq: chain: weir_node_transport on the input and
+ *   every step's output (all of them cross ranks).
+ * MNODE_COMPILE_FAILS=1: a failed compile is what the test expects (exit 0,
+ *   so the launcher does not stop the other ranks before they print theirs).
  * MNODE_TOP=PATH: before weir_dag_free every rank runs `PATH --json -d 0.3
  *   PID` on itself (weir-top; its JSON on stdout, prefixed "rank R: top ").
  * Every rank prints, before weir_dag_free, a line per channel with a ring
@@ -186,12 +191,18 @@ static unsigned build(weir_graph *g, const char *shape, const char *iso_s)
 #define ISO(k) ((proc || (mixed && (k) % 2)) ? WEIR_PROCESS : WEIR_THREAD)
     weir_node *in = weir_input(g, 0);
     if (!strcmp(shape, "chain")) {
+        const char *et = getenv("MNODE_EDGE_TRANSPORT");
+        int t = et && !strcmp(et, "zmq") ? WEIR_TRANSPORT_ZMQ : WEIR_TRANSPORT_URING;
         weir_node *x = in;
+        if (et && weir_node_transport(x, t) < 0)
+            DIE("weir_node_transport: %s", weir_errmsg());
         for (int i = 0; i <= S; i++) {
             char name[16];
             snprintf(name, sizeof name, "s%d", i);
             weir_actor *a = actor(g, name, (i + 1) % S, ISO(i));
             x = weir_bind(a, "step", chain_step, &x, 1, 1);
+            if (et && weir_node_transport(x, t) < 0)
+                DIE("weir_node_transport: %s", weir_errmsg());
         }
         weir_output(g, &x, 1);
         return 1;
@@ -323,12 +334,14 @@ int main(int argc, char **argv)
     weir_compile_opts co = {.max_inflight = 8};
     if (getenv("MNODE_THREADS"))
         co.threads = atoi(getenv("MNODE_THREADS"));
+    if (getenv("MNODE_TRANSPORT") && !strcmp(getenv("MNODE_TRANSPORT"), "zmq"))
+        co.transport = WEIR_TRANSPORT_ZMQ;
     uint64_t t0 = mono_ms();
     weir_dag *d = weir_compile(g, &co);
     if (!d) {
         printf("rank %d: compile %d: %s\n", RANK, weir_errcode(), weir_errmsg());
         weir_graph_free(g);
-        return !strcmp(fault, "hash") ? 0 : 1;
+        return !strcmp(fault, "hash") || getenv("MNODE_COMPILE_FAILS") ? 0 : 1;
     }
     printf("rank %d: compiled in %" PRIu64 " ms, plan %016" PRIx64 "\n", RANK, mono_ms() - t0,
            weir_dag_plan_hash(d));

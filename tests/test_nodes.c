@@ -1561,16 +1561,26 @@ static struct mn_link mn_link_of(const char *out, int r, const char *chan, const
 }
 
 /* A link that carried n messages of 8 bytes, every one acknowledged, on a
- * connection of `streams` channels that never reconnected. */
+ * connection of `streams` channels. A loaded machine can starve a link
+ * past its silence bound (timeout/8) and make it reconnect, which fails
+ * nothing: a sender then counts what it re-sent (at most a window each
+ * time), the receiver and the acks count every message once. */
 static void mn_link_check(const char *out, int r, const char *chan, const char *dir, int peer,
                           unsigned long long n, unsigned streams)
 {
     struct mn_link l = mn_link_of(out, r, chan, dir, peer);
-    cr_assert_eq(l.messages, n, "rank %d %s %s: %llu messages", r, chan, dir, l.messages);
-    cr_assert_eq(l.bytes, 8 * n, "rank %d %s %s: %llu bytes", r, chan, dir, l.bytes);
+    if (!strcmp(dir, "recv") || l.reconnects == 0) {
+        cr_assert_eq(l.messages, n, "rank %d %s %s: %llu messages", r, chan, dir, l.messages);
+    } else {
+        cr_assert_geq(l.messages, n);
+        cr_assert_leq(l.messages, n + 64 * l.reconnects, "rank %d %s %s: %llu messages", r, chan,
+                      dir, l.messages);
+        cr_log_warn("rank %d %s %s: %llu reconnects on a loaded machine", r, chan, dir,
+                    l.reconnects);
+    }
+    cr_assert_eq(l.bytes, 8 * l.messages, "rank %d %s %s: %llu bytes", r, chan, dir, l.bytes);
     cr_assert_eq(l.acked, n, "rank %d %s %s: %llu acked", r, chan, dir, l.acked);
     cr_assert_eq(l.streams, streams, "rank %d %s %s: %u streams", r, chan, dir, l.streams);
-    cr_assert_eq(l.reconnects, 0);
     /* every message is one DATA frame of the connection, which batches them */
     cr_assert_geq(l.frames, n * streams, "rank %d %s %s: %llu frames", r, chan, dir, l.frames);
     cr_assert_gt(l.batches, 0);
@@ -1616,7 +1626,14 @@ Test(nodes, dag_link_counters_chain_2_ranks, .timeout = 120)
     int hits = 0;
     for (const char *q = out; (q = strstr(q, want)) != NULL; q++)
         hits++;
-    cr_assert_eq(hits, 8, "%d links of 8 show '%s' in\n%s", hits, want, out);
+    unsigned long long rec = 0;
+    for (int r = 0; r < 2; r++)
+        for (int c = 0; c < 4; c++) {
+            int w = c == 0 || c == 2 ? 0 : 1;
+            rec += mn_link_of(out, r, ch[c], r == w ? "send" : "recv", 1 - r).reconnects;
+        }
+    /* every link exact; after a reconnect (a loaded machine) the receivers still are */
+    cr_assert_geq(hits, rec ? 4 : 8, "%d links of 8 show '%s' in\n%s", hits, want, out);
 }
 
 /* Fan-out over 3 ranks: src (rank 1) sends one channel to two ranks, the
@@ -1673,6 +1690,169 @@ Test(nodes, demo_marketdata_3_ranks, .timeout = 120)
     snprintf(l, sizeof l, "      link from rank 0: %llu msgs, %.2f MB, ", n, 16.0 * n / 1e6);
     cr_assert(strstr(out, l), "no '%s' in\n%s", l, out);
     cr_assert(!strstr(out, "(failed)"), "%s", out);
+}
+
+/* ---- per-edge transport (weir_node_transport) -------------------------------- */
+
+static int tp_add(weir_call *c, void *state)
+{
+    (void)state;
+    size_t n;
+    const uint64_t *x = weir_call_in(c, 0, &n);
+    uint64_t *y = weir_call_out(c, 0, 8);
+    if (!x || !y)
+        return weir_call_fail(c, "no value");
+    *y = *x + 1;
+    return 0;
+}
+
+/* a -> b; transport t on a's output (-2: none). The graph into *gp. */
+static weir_dag *tp_dag(int t, weir_graph **gp)
+{
+    weir_graph *g = weir_graph_new("tp");
+    weir_actor *a = weir_actor_new(g, "a", NULL), *b = weir_actor_new(g, "b", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "f", tp_add, &in, 1, 1);
+    if (t != -2)
+        cr_assert_eq(weir_node_transport(x, t), 0, "%s", weir_errmsg());
+    weir_node *y = weir_bind(b, "g", tp_add, &x, 1, 1);
+    weir_output(g, &y, 1);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    *gp = g;
+    return d;
+}
+
+Test(nodes, edge_transport_builder_errors)
+{
+    cr_assert_eq(weir_node_transport(NULL, WEIR_TRANSPORT_ZMQ), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "weir_node_transport: NULL node");
+    weir_graph *g = weir_graph_new("tpe");
+    weir_actor *a = weir_actor_new(g, "a", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *two = weir_bind(a, "split", tp_add, &in, 1, 2);
+    cr_assert_eq(weir_node_transport(in, 7), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'tpe': input 0: unknown transport 7 "
+                                    "(WEIR_TRANSPORT_URING, WEIR_TRANSPORT_ZMQ or "
+                                    "WEIR_TRANSPORT_DEFAULT)");
+    cr_assert_eq(weir_node_transport(two, WEIR_TRANSPORT_ZMQ), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'tpe': node 1 (a.split) has 2 outputs: give the "
+                                    "transport of each of its weir_ret() picks");
+    cr_assert_eq(weir_node_transport(weir_ret(two, 1), WEIR_TRANSPORT_ZMQ), 0);
+    cr_assert_eq(weir_node_transport(in, WEIR_TRANSPORT_DEFAULT), 0);
+    weir_graph_free(g);
+    /* a compiled graph is frozen */
+    weir_graph *g2 = weir_graph_new("tpf");
+    weir_actor *b = weir_actor_new(g2, "b", NULL);
+    weir_node *in2 = weir_input(g2, 0);
+    weir_node *y = weir_bind(b, "g", tp_add, &in2, 1, 1);
+    weir_output(g2, &y, 1);
+    weir_dag *d = weir_compile(g2, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    cr_assert_eq(weir_node_transport(y, WEIR_TRANSPORT_ZMQ), -EBUSY);
+    cr_assert_str_eq(weir_errmsg(), "graph 'tpf': already compiled; modifying it afterwards is "
+                                    "not allowed (build a new graph)");
+    weir_dag_free(d);
+    weir_graph_free(g2);
+}
+
+/* The plan records an override (text, JSON, hash; the file round-trips
+ * through weir-plan show); WEIR_TRANSPORT_DEFAULT is no override. One rank:
+ * nothing crosses, so even a transport this build lacks compiles. */
+Test(nodes, edge_transport_recorded_in_plan)
+{
+    weir_graph *g0, *g1, *g2;
+    weir_dag *d0 = tp_dag(-2, &g0), *d1 = tp_dag(WEIR_TRANSPORT_ZMQ, &g1),
+             *d2 = tp_dag(WEIR_TRANSPORT_DEFAULT, &g2);
+    cr_assert_neq(weir_dag_plan_hash(d0), weir_dag_plan_hash(d1));
+    cr_assert_eq(weir_dag_plan_hash(d0), weir_dag_plan_hash(d2));
+    char *js = NULL;
+    size_t jl = 0;
+    FILE *f = open_memstream(&js, &jl);
+    cr_assert_eq(weir_dag_write_json(d1, f), 0);
+    fclose(f);
+    cr_assert(strstr(js, "\"name\":\"a.f.out0\""), "%s", js);
+    const char *ov = strstr(js, "\"src_out\":0,\"transport\":1}");
+    cr_assert(ov, "%s", js);
+    cr_assert_eq(strstr(ov + 26, "\"transport\":"), NULL, "one override only:\n%s", js);
+    free(js);
+    char path[] = "/tmp/weir-tp-plan-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(weir_dag_save_plan(d1, path), 0, "%s", weir_errmsg());
+    char out[16384];
+    int st = sh_out(out, sizeof out, "%s show %s 2>&1", WEIR_PLAN_CLI, path);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert(strstr(out, "a op 1 out 0; transport zmq\n"), "%s", out);
+    cr_assert(strstr(out, "b op 1 out 0\n"), "%s", out);
+    char hash[64];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)weir_dag_plan_hash(d1));
+    sh_out(out, sizeof out, "%s hash %s 2>&1", WEIR_PLAN_CLI, path);
+    cr_assert(strstr(out, hash), "hash %s, weir-plan hash: %s", hash, out);
+    unlink(path);
+    weir_dag_free(d0);
+    weir_dag_free(d1);
+    weir_dag_free(d2);
+    weir_graph_free(g0);
+    weir_graph_free(g1);
+    weir_graph_free(g2);
+}
+
+/* 1 if this library has the ZeroMQ transport. */
+static int have_zmq_transport(void)
+{
+    weir_chan *c = weir_chan_create(NULL, &(weir_chan_opts){.depth = 4});
+    cr_assert_not_null(c);
+    weir_link *l = weir_link_listen(c, "tcp://127.0.0.1:0",
+                                    &(weir_link_opts){.transport = WEIR_TRANSPORT_ZMQ});
+    int have = l != NULL;
+    if (!have)
+        cr_assert_eq(weir_errcode(), -ENOSYS, "%s", weir_errmsg());
+    weir_link_free(l);
+    weir_chan_close(c);
+    weir_chan_free(c);
+    return have;
+}
+
+/* Every edge of a chain over 2 ranks on zmq, the compile option uring:
+ * without the ZeroMQ transport every rank's compile fails alike, before
+ * the join, naming the channel; with it the chain runs whole. */
+Test(nodes, edge_transport_zmq_every_rank, .timeout = 120)
+{
+    char out[65536];
+    if (have_zmq_transport()) {
+        char pre[256];
+        snprintf(pre, sizeof pre, "MNODE_EDGE_TRANSPORT=zmq %s -n 2", WEIR_RUN);
+        mn_run(pre, "chain", 2, "thread", SANITIZED ? 1000 : 10000);
+        return;
+    }
+    int st = sh_out(out, sizeof out, CLEAN_ENV "MNODE_EDGE_TRANSPORT=zmq MNODE_COMPILE_FAILS=1 "
+                    "%s -n 2 %s chain 10 thread 2>&1", WEIR_RUN, MNODE_RANK);
+    cr_assert_eq(st, 0, "%d\n%s", st, out);
+    for (int r = 0; r < 2; r++) {
+        char l[512];
+        snprintf(l, sizeof l, "rank %d: compile -38: graph 'chain': channel 'arg0' crosses ranks "
+                 "over zmq (weir_node_transport): link: transport zmq: not built into this "
+                 "library (channels/tcp_zmq.c)", r);
+        expect_line(out, l);
+    }
+}
+
+/* The other way round: the compile option zmq, every crossing edge uring
+ * (weir_node_transport): the chain runs whole over io_uring links, and
+ * weir-plan show lists the overrides in the placement. */
+Test(nodes, edge_transport_uring_over_zmq_option, .timeout = 120)
+{
+    char out[16384];
+    mn_run_show("MNODE_TRANSPORT=zmq MNODE_EDGE_TRANSPORT=uring", "chain", 2, "thread",
+                SANITIZED ? 1000 : 10000, out, sizeof out);
+    cr_assert(strstr(out, "\nplacement (2 ranks; links over zmq; one receiving ring per rank)\n"),
+              "%s", out);
+    cr_assert(strstr(out, "s0.step.out0  written on rank 1: rank 0 link (1 reader); links over "
+                          "uring (weir_node_transport)\n"), "%s", out);
+    cr_assert(strstr(out, "arg0          written on rank 0: rank 1 link (1 reader); links over "
+                          "uring (weir_node_transport)\n"), "%s", out);
 }
 
 /* One rank: no links, and asking for one is -ENOENT naming the channel. */
