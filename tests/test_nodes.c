@@ -2059,16 +2059,22 @@ Test(nodes, dag_netns_short_cut_resumes, .timeout = 180)
             cr_assert_eq(k.acked, n, "rank %d %s: %llu acked\n%s", r, ch[c], k.acked, out);
             if (r == w) {
                 cr_assert_geq(k.messages, n);
-                cr_assert_leq(k.messages, n + 64, "rank %d %s: %llu messages\n%s", r, ch[c],
-                              k.messages, out);
+                cr_assert_leq(k.messages, n + 64 * k.reconnects, "rank %d %s: %llu messages\n%s",
+                              r, ch[c], k.messages, out);
                 cr_assert_eq(k.bytes, 8 * k.messages);
             } else {
                 cr_assert_eq(k.messages, n, "rank %d %s: %llu messages\n%s", r, ch[c],
                              k.messages, out);
                 cr_assert_eq(k.bytes, 8 * n);
             }
-            cr_assert_eq(k.reconnects, 1, "rank %d %s: %llu reconnects\n%s", r, ch[c],
-                         k.reconnects, out);
+            /* once; a sanitized build on a loaded machine can be starved past
+             * the links' silence bound (timeout/8) once more after the cut */
+            if (SANITIZED && k.reconnects > 1 && k.reconnects <= 3)
+                cr_log_warn("rank %d %s: %llu reconnects (sanitized build)", r, ch[c],
+                            k.reconnects);
+            else
+                cr_assert_eq(k.reconnects, 1, "rank %d %s: %llu reconnects\n%s", r, ch[c],
+                             k.reconnects, out);
         }
 }
 
