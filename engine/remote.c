@@ -89,6 +89,9 @@ struct weir__remote {
     struct weir__conn_stream_stats *last_ss; /* [c * size + q]: c's stream to / from rank q */
     struct weir_link_stats *last_dial;       /* [SLOT(t, q)] */
     struct weir_link_stats *last_lst;        /* [SLOT(t, q)] */
+    /* [2 * SLOT(t, q) + dir] (dir 1: dial): started, so its counters may be
+     * read (its streams are declared before start only) */
+    unsigned char *live;
 };
 
 /* Connections per rank pair: one per transport (WEIR_TRANSPORT_URING, _ZMQ). */
@@ -164,8 +167,10 @@ int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
     rm->last_ss = calloc(n, sizeof *rm->last_ss);
     rm->last_dial = calloc((size_t)NT * (size_t)e.size, sizeof *rm->last_dial);
     rm->last_lst = calloc((size_t)NT * (size_t)e.size, sizeof *rm->last_lst);
+    rm->live = calloc((size_t)2 * NT * (size_t)e.size, 1);
     if (!rm->link_rid || !rm->dial || !rm->lst || !rm->last_ss || !rm->last_dial ||
-        !rm->last_lst) {
+        !rm->last_lst || !rm->live) {
+        free(rm->live);
         free(rm->link_rid);
         free(rm->dial);
         free(rm->lst);
@@ -234,8 +239,9 @@ static void break_links_locked(struct weir_dag *d)
         for (int q = 0; q < rm->size; q++)
             for (int dir = 0; dir < 2; dir++) {
                 weir__conn *cn = dir ? rm->dial[SLOT(t, q)] : rm->lst[SLOT(t, q)];
-                if (!cn)
+                if (!cn || !rm->live[2 * SLOT(t, q) + (size_t)dir])
                     continue;
+                rm->live[2 * SLOT(t, q) + (size_t)dir] = 0;
                 weir__conn_stats(cn, dir ? &rm->last_dial[SLOT(t, q)] : &rm->last_lst[SLOT(t, q)]);
                 for (unsigned c = 0; c < p->nchans; c++)
                     if (p->chans[c].transport == t)
@@ -375,6 +381,9 @@ static int start_listeners(struct weir_dag *d, char (*ep)[WEIR__CLUSTER_EP_MAX +
                     return weir_errcode();
         if (weir__conn_start(cn) < 0)
             return weir_errcode();
+        pthread_mutex_lock(&rm->mu);
+        rm->live[2 * SLOT(t, q)] = 1;
+        pthread_mutex_unlock(&rm->mu);
     }
     if (!rm->port[t])
         continue;
@@ -427,6 +436,10 @@ static int start_dialers(struct weir_dag *d)
             return weir__seterr(weir_errcode(), "link to %s: %s",
                                 weir__cluster_describe(rm->cl, q), why);
         }
+        pthread_mutex_lock(&rm->mu);
+        if (rm->dial[SLOT(t, q)] == cn) /* not broken meanwhile */
+            rm->live[2 * SLOT(t, q) + 1] = 1;
+        pthread_mutex_unlock(&rm->mu);
     }
     return 0;
 }
@@ -522,6 +535,7 @@ void weir__remote_free(struct weir__remote *rm)
     if (!rm)
         return;
     pthread_mutex_destroy(&rm->mu);
+    free(rm->live);
     free(rm->last_ss);
     free(rm->last_dial);
     free(rm->last_lst);
@@ -631,6 +645,8 @@ int weir__remote_link_stats(const struct weir_dag *d, unsigned c, unsigned k,
     struct weir_link_stats cs;
     pthread_mutex_lock(&rm->mu);
     weir__conn *cn = sending ? rm->dial[SLOT(t, q)] : rm->lst[SLOT(t, q)];
+    if (!rm->live[2 * SLOT(t, q) + (size_t)sending])
+        cn = NULL; /* not started yet: its streams are still being declared */
     int have = 0;
     if (cn && weir__conn_stream_stats(cn, c + 1, &ss) == 0 && weir__conn_stats(cn, &cs) == 0)
         have = 1;
