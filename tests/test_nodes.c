@@ -1855,6 +1855,39 @@ Test(nodes, edge_transport_uring_over_zmq_option, .timeout = 120)
                           "uring (weir_node_transport)\n"), "%s", out);
 }
 
+/* weir-bench dag --nodes 2 runs itself under weir-run --netns: every row
+ * ran (the zmq ones skipped with the reason while the transport is not
+ * built), every output checked by the bench, the ratios computed. */
+Test(nodes, bench_dag_nodes_2, .timeout = 120)
+{
+    if (!netns_ok())
+        cr_skip_test("network namespaces not permitted here");
+    static char out[65536];
+    int st = sh_out(out, sizeof out, CLEAN_ENV "WEIR_RUN=%s %s dag --nodes 2 --quick --rounds 1 "
+                    "--budget-ms 40 --json 2>/dev/null", WEIR_RUN, WEIR_BENCH_CLI);
+    cr_assert_eq(st, 0, "%d\n%s", st, out);
+    const char *rows[][2] = {{"pingpong.2rank.lat", "tcp-spin"}, {"chain4.2rank.lat", "weir-uring"},
+                             {"chain4.2rank.tput", "weir-uring"}, {"chain4.1rank.lat", "weir"},
+                             {"chain4.1rank.tput", "weir"}, {"chain4.2fused.lat", "weir-uring"},
+                             {"chain4.2fused.tput", "weir-uring"}, {"chain4.1fused.lat", "weir"},
+                             {"chain4.1fused.tput", "weir"}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char want[160];
+        snprintf(want, sizeof want, "\"name\":\"%s\",\"impl\":\"%s\"", rows[i][0], rows[i][1]);
+        const char *k = strstr(out, want);
+        cr_assert_not_null(k, "no row %s %s in\n%s", rows[i][0], rows[i][1], out);
+        /* one case per line */
+        const char *e = strchr(k, '\n');
+        const char *ok = strstr(k, "\"status\":\"ok\"");
+        cr_assert(ok && e && ok < e, "row %s %s not ok:\n%s", rows[i][0], rows[i][1], out);
+    }
+    if (!have_zmq_transport())
+        cr_assert(strstr(out, "crosses ranks over zmq: link: transport zmq: not built into this "
+                              "library (channels/tcp_zmq.c)"), "%s", out);
+    cr_assert(strstr(out, "\"nodes.rtt_vs_tcp\""), "%s", out);
+    cr_assert(strstr(out, "\"nodes.tput_vs_1rank\""), "%s", out);
+}
+
 /* One rank: no links, and asking for one is -ENOENT naming the channel. */
 Test(nodes, dag_link_stats_one_rank)
 {
