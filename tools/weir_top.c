@@ -130,11 +130,22 @@ static void show(struct weir__stats_hdr *a, struct weir__stats_hdr *b, int json)
         /* An actor that made no call in the interval is idle, not busy. */
         if (y->calls == x->calls)
             busy[i] = 0;
-        loads[i].name = y->name;
-        loads[i].busy = busy[i] / 100.0;
+    }
+    /* Across ranks an actor this rank does not host never starts here (pid
+     * 0): its rank's own segment shows it; the bottleneck is this rank's. */
+    unsigned nl = 0;
+    int map[na ? na : 1];
+    for (unsigned i = 0; i < na; i++) {
+        struct weir__stats_actor *y = weir__stats_actor_at(b, i);
+        if (b->world > 1 && y->pid == 0)
+            continue;
+        map[nl] = (int)i;
+        loads[nl].name = y->name;
+        loads[nl++].busy = busy[i] / 100.0;
     }
     char bn[512];
-    int bi = weir_bottleneck(loads, na, b->ncpus, bn, sizeof bn);
+    int bl = weir_bottleneck(loads, nl, b->ncpus, bn, sizeof bn);
+    int bi = bl >= 0 ? map[bl] : -1;
     if (json) {
         printf("{\"pid\":%u,\"graph\":", b->pid);
         json_str(b->graph);
@@ -219,7 +230,7 @@ static void show(struct weir__stats_hdr *a, struct weir__stats_hdr *b, int json)
         }
         printf("],\"bottleneck\":{\"actor\":");
         if (bi >= 0)
-            json_str(loads[bi].name);
+            json_str(loads[bl].name);
         else
             printf("null");
         printf(",\"text\":");
@@ -250,6 +261,8 @@ static void show(struct weir__stats_hdr *a, struct weir__stats_hdr *b, int json)
            "wait-in%", "block-out%", "restarts");
     for (unsigned i = 0; i < na; i++) {
         struct weir__stats_actor *x = weir__stats_actor_at(a, i), *y = weir__stats_actor_at(b, i);
+        if (b->world > 1 && y->pid == 0)
+            continue; /* hosted by another rank */
         printf("  %-16.16s %-8s %8u %12.0f %8.1f %9.1f %9.1f %8u%s\n", y->name,
                y->isolation == WEIR_PROCESS ? "process" : "thread", y->pid,
                secs > 0 ? (double)(y->calls - x->calls) / secs : 0, busy[i], starved[i],
@@ -261,15 +274,17 @@ static void show(struct weir__stats_hdr *a, struct weir__stats_hdr *b, int json)
                "reconn", "rtt us");
         for (unsigned l = 0; l < b->nlinks; l++) {
             struct weir__stats_link *x = weir__stats_link_at(a, l), *y = weir__stats_link_at(b, l);
-            char dir[24];
+            char dir[24], rtt[24] = "-"; /* heartbeat RTT: only once the link idled */
             snprintf(dir, sizeof dir, "%s %d", y->sending ? "-> rank" : "<- rank", y->peer_rank);
-            printf("  %-24.24s %-10s %12.0f %10.2f %10.0f %9llu %8llu %9.1f%s\n",
+            if (y->last_rtt_ns)
+                snprintf(rtt, sizeof rtt, "%.1f", (double)y->last_rtt_ns / 1e3);
+            printf("  %-24.24s %-10s %12.0f %10.2f %10.0f %9llu %8llu %9s%s\n",
                    y->chan < b->nchans ? weir__stats_chan_at(b, y->chan)->name : "?", dir,
                    secs > 0 ? (double)(y->messages - x->messages) / secs : 0,
                    secs > 0 ? (double)(y->bytes - x->bytes) / secs / 1e6 : 0,
                    secs > 0 ? (double)(y->batches - x->batches) / secs : 0,
-                   (unsigned long long)y->credit_stalls, (unsigned long long)y->reconnects,
-                   (double)y->last_rtt_ns / 1e3, y->status && y->status != -EPIPE ? "  failed" : "");
+                   (unsigned long long)y->credit_stalls, (unsigned long long)y->reconnects, rtt,
+                   y->status && y->status != -EPIPE ? "  failed" : "");
         }
     }
     printf("\n  %s\n", bn);
