@@ -287,8 +287,10 @@ WEIR_API const char *weir_call_method(const weir_call *c);
 /* ---- stats ------------------------------------------------------------- */
 /* Number of channels of the dag. */
 WEIR_API unsigned weir_dag_nchannels(const weir_dag *d);
-/* Counters of channel i (0 .. nchannels-1); names as in the plan. 0, or -EINVAL
- * (NULL or i out of range). */
+/* Counters of channel i (0 .. nchannels-1); names as in the plan. Across
+ * ranks: this rank's ring of it (see weir_dag_link_stats below for the
+ * links that feed or drain it). 0, or -EINVAL (NULL or i out of range),
+ * -ENOENT (a rank the channel does not touch: no ring here, named). */
 WEIR_API int weir_dag_chan_stats(const weir_dag *d, unsigned i, struct weir_chan_stats *st);
 /*
  * Links of a dag across ranks (engine/remote.c). A channel whose writer and
