@@ -140,6 +140,7 @@ int weir__tensor_encode(void *slot, size_t cap, const DLTensor *meta, int in_slo
         return rc;
     size_t off = in_slot ? weir__tensor_data_off(slot) : 0;
     size_t need = in_slot ? off + span : sizeof(weir__tensor_rec);
+    int staged = in_slot == WEIR__TENSOR_STAGED;
     if (need < sizeof(weir__tensor_rec) || cap < need)
         return weir__seterr(-EMSGSIZE, "tensor edge '%s': %zu bytes needed, the slot holds %zu",
                             EDGE(edge), need, cap);
@@ -149,14 +150,14 @@ int weir__tensor_encode(void *slot, size_t cap, const DLTensor *meta, int in_slo
     r.version = WEIR__TENSOR_VERSION;
     r.ndim = (uint8_t)meta->ndim;
     r.flags = (uint8_t)((meta->strides ? WEIR__TENSOR_F_STRIDES : 0) |
-                        (in_slot ? WEIR__TENSOR_F_INSLOT : 0));
+                        (staged ? WEIR__TENSOR_F_STAGED : in_slot ? WEIR__TENSOR_F_INSLOT : 0));
     r.dtype_code = meta->dtype.code;
     r.dtype_bits = meta->dtype.bits;
     r.dtype_lanes = meta->dtype.lanes;
     r.device_type = (int32_t)meta->device.device_type;
     r.device_id = meta->device.device_id;
     r.data_off = (uint32_t)off;
-    r.buf_index = in_slot ? 0 : buf_index;
+    r.buf_index = in_slot && !staged ? 0 : buf_index;
     r.byte_offset = meta->byte_offset;
     r.data_bytes = span;
     for (int i = 0; i < meta->ndim; i++) {
@@ -195,9 +196,13 @@ int weir__tensor_decode_aligned(const void *msg, size_t len, const char *edge, D
     if (r->version != WEIR__TENSOR_VERSION)
         return weir__seterr(-EBADMSG, "tensor edge '%s': record version %u, this build reads %u",
                             EDGE(edge), r->version, WEIR__TENSOR_VERSION);
-    if (r->flags & ~(WEIR__TENSOR_F_STRIDES | WEIR__TENSOR_F_INSLOT))
+    if (r->flags & ~(WEIR__TENSOR_F_STRIDES | WEIR__TENSOR_F_INSLOT | WEIR__TENSOR_F_STAGED))
         return weir__seterr(-EBADMSG, "tensor edge '%s': unknown record flags 0x%02x", EDGE(edge),
                             r->flags);
+    if ((r->flags & WEIR__TENSOR_F_INSLOT) && (r->flags & WEIR__TENSOR_F_STAGED))
+        return weir__seterr(-EBADMSG, "tensor edge '%s': record flags 0x%02x: in-slot data and a "
+                                      "staged device copy at once",
+                            EDGE(edge), r->flags);
     if (r->ndim > WEIR_TENSOR_MAX_NDIM)
         return weir__seterr(-EBADMSG, "tensor edge '%s': ndim %u out of range (0..%d)", EDGE(edge),
                             r->ndim, WEIR_TENSOR_MAX_NDIM);
@@ -226,7 +231,7 @@ int weir__tensor_decode_aligned(const void *msg, size_t len, const char *edge, D
                             "tensor edge '%s': strides overrun the buffer: the tensor reaches byte "
                             "%zu, the buffer holds %llu",
                             EDGE(edge), span, (unsigned long long)r->data_bytes);
-    if (r->flags & WEIR__TENSOR_F_INSLOT) {
+    if (r->flags & (WEIR__TENSOR_F_INSLOT | WEIR__TENSOR_F_STAGED)) {
         if (r->data_off < sizeof(weir__tensor_rec) || r->data_off > len ||
             r->data_bytes > len - r->data_off)
             return weir__seterr(-EBADMSG,
@@ -245,6 +250,9 @@ int weir__tensor_decode_aligned(const void *msg, size_t len, const char *edge, D
                                 EDGE(edge), r->data_off);
         v.data = NULL;
     }
+    if ((r->flags & WEIR__TENSOR_F_INSLOT) && r->buf_index != 0)
+        return weir__seterr(-EBADMSG, "tensor edge '%s': in-slot tensor naming device buffer %u",
+                            EDGE(edge), r->buf_index);
     if (buf_index)
         *buf_index = (r->flags & WEIR__TENSOR_F_INSLOT) ? 0 : r->buf_index;
     *t = v;

@@ -16,6 +16,9 @@
 #define WEIR__TENSOR_VERSION 1
 #define WEIR__TENSOR_F_STRIDES 0x1u /* strides[] valid; else contiguous */
 #define WEIR__TENSOR_F_INSLOT 0x2u  /* data follows the record in the slot */
+#define WEIR__TENSOR_F_STAGED 0x4u  /* device data, and a host copy of it follows the
+                                     * record (for readers on other ranks: the link
+                                     * carries it; and for the driver: the result) */
 
 /*
  * The record at the start of a tensor message. Fixed width, little-endian
@@ -24,7 +27,9 @@
  * (byte_offset + extent = data_bytes) starts there, 64-byte aligned in the
  * address space of whoever mapped the slot at a 64-byte aligned address.
  * Without F_INSLOT the data is in device buffer `buf_index` of the edge's
- * pool and data_off is 0.
+ * pool; data_off is 0, or with F_STAGED (a device edge read on other ranks
+ * or by the driver) a host copy of the data_bytes follows at data_off,
+ * aligned as in-slot data is, for the readers that cannot map the pool.
  */
 typedef struct weir__tensor_rec {
     uint32_t magic;
@@ -64,21 +69,27 @@ int weir__tensor_span(const DLTensor *t, const char *edge, size_t *bytes);
 size_t weir__tensor_data_off(const void *slot);
 
 /*
- * Write the record for meta into slot[0, cap). With in_slot, the data is to
- * follow in the slot: on success *total is data_off + data bytes (what to
- * commit) and *data points to where the caller writes them; cap too small:
- * -EMSGSIZE naming the edge. Without in_slot (device data in pool buffer
- * buf_index) *total is sizeof the record and *data is NULL. meta->data is
- * not read. Errors name `edge`.
+ * Write the record for meta into slot[0, cap). With in_slot
+ * (WEIR__TENSOR_IN_SLOT), the data is to follow in the slot: on success
+ * *total is data_off + data bytes (what to commit) and *data points to
+ * where the caller writes them; cap too small: -EMSGSIZE naming the edge.
+ * With 0 (device data in pool buffer buf_index) *total is sizeof the record
+ * and *data is NULL. With WEIR__TENSOR_STAGED, device data in buffer
+ * buf_index and room for its host copy after the record: *total and *data
+ * as for in-slot data (the caller copies the device data there before it
+ * commits). meta->data is not read. Errors name `edge`.
  */
+#define WEIR__TENSOR_IN_SLOT 1
+#define WEIR__TENSOR_STAGED 2
 int weir__tensor_encode(void *slot, size_t cap, const DLTensor *meta, int in_slot,
                         uint32_t buf_index, const char *edge, size_t *total, void **data);
 
 /*
  * Decode and validate the record in msg[0, len) (bytes from another process:
  * never trusted). On success fills *t (shape/strides point into msg; strides
- * NULL if contiguous; data = msg + data_off with F_INSLOT, else NULL and
- * *buf_index set) and returns 0. Otherwise -EBADMSG with a message naming
+ * NULL if contiguous; data = msg + data_off with F_INSLOT; device records:
+ * *buf_index set, data NULL, or with F_STAGED the host copy at msg +
+ * data_off) and returns 0. Otherwise -EBADMSG with a message naming
  * the edge and the field (magic, version, ndim, dtype, shape, strides that
  * overrun the buffer, data outside the message, misaligned data).
  */

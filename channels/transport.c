@@ -25,8 +25,7 @@ const struct weir__tp_ops *weir__tp_get(int transport)
 #if WEIR_HAVE_ZMQ_TRANSPORT
         return &weir__tp_zmq;
 #else
-        weir__seterr(-ENOSYS, "link: transport zmq: not built into this library "
-                     "(channels/tcp_zmq.c)");
+        weir__seterr(-ENOSYS, "link: transport zmq: this build has no libzmq (meson -Dzmq)");
         return NULL;
 #endif
     default:

@@ -148,8 +148,12 @@ struct weir__tp_ops {
      */
     void (*close)(weir__tp_pipe *p);
 
-    /* pipe_free: release everything; never blocks; p may be NULL. No call
-     * may be running on p (close it, then join the threads using it). */
+    /* pipe_free: release everything; p may be NULL. No call may be running
+     * on p (close it, then join the threads using it). Never waits for the
+     * peer, with one bound: a backend whose library writes asynchronously
+     * (zmq: libzmq's I/O thread) first waits, at most 1 s, until the bytes
+     * already sent are in the kernel, so a REFUSE or a last ACK sent just
+     * before is not dropped; io_uring's sends are in the kernel already. */
     void (*pipe_free)(weir__tp_pipe *p);
 
     /* peer: "ADDR:PORT" of the other end into buf (NUL-terminated,

@@ -504,6 +504,20 @@ int weir__compile_plan(const weir_graph *g, const weir_compile_opts *o, struct w
             c->slot_bytes = value_hint(g, n, oi, slot);
             c->transport = value_transport(g, n, oi, p->transport);
             c->depth = depth;
+            const struct weir__tensor_mark *tm = weir__graph_tensor(g, k, oi);
+            if (tm) { /* the plan records the tensor edge (engine/tensor.c runs it) */
+                struct weir__plan_tensor *t = &c->tensor;
+                t->is_tensor = 1;
+                t->device = (int32_t)tm->spec.device;
+                t->device_id = tm->spec.device_id;
+                t->max_bytes = tm->spec.max_bytes;
+                t->dtype_code = tm->spec.dtype.code;
+                t->dtype_bits = tm->spec.dtype.bits;
+                t->dtype_lanes = tm->spec.dtype.lanes;
+                t->ndim = tm->spec.ndim;
+                for (int d = 0; d < tm->spec.ndim; d++)
+                    t->shape[d] = tm->spec.shape[d];
+            }
             unsigned cnt = 0;
             for (unsigned a = 0; a < nreaders_max; a++)
                 cnt += RD(v, a);

@@ -88,6 +88,20 @@ struct weir__plan_actor {
     struct weir__plan_op *ops;
 };
 
+/* What a tensor edge accepts (weir_tensor_spec as plain integers; plan
+ * format version 3). is_tensor 0: the channel carries plain messages. */
+#define WEIR__PLAN_TENSOR_NDIM 8
+struct weir__plan_tensor {
+    uint32_t is_tensor;
+    int32_t device;    /* DLDeviceType: kDLCPU, kDLCUDA, WEIR_TENSOR_DEVICE_SIM */
+    int32_t device_id;
+    uint64_t max_bytes; /* 0: any (CPU edges) */
+    uint8_t dtype_code, dtype_bits; /* bits 0: any dtype */
+    uint16_t dtype_lanes;
+    int32_t ndim;      /* 0: any; 1..8: exactly; -1 (WEIR_TENSOR_SCALAR): ndim 0 */
+    int64_t shape[WEIR__PLAN_TENSOR_NDIM]; /* [0, ndim): > 0 exact, 0 any extent; rest 0 */
+};
+
 struct weir__plan_chan {
     char *name;        /* "arg0", "<actor>.<method>.out<i>" */
     int32_t writer;    /* actor index, or WEIR__PLAN_DRIVER */
@@ -98,6 +112,7 @@ struct weir__plan_chan {
     uint32_t src_kind; /* enum weir__chan_src */
     uint32_t src_index;
     uint32_t src_out;
+    struct weir__plan_tensor tensor; /* a tensor edge's spec, or is_tensor 0 */
     int32_t transport; /* links' transport when it crosses ranks: the plan's, or the
                           value's weir_node_transport */
 };

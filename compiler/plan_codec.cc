@@ -45,7 +45,7 @@ namespace wp = weir::plan;
 
 namespace {
 
-constexpr uint32_t PLAN_FORMAT_VERSION = 2;
+constexpr uint32_t PLAN_FORMAT_VERSION = 3; // 3: Chan.tensor
 constexpr uint32_t PLAN_OLDEST_VERSION = 1; // no placement: a thread per actor
 constexpr size_t PLAN_MIN_BYTES = 8; // root offset + file identifier
 constexpr size_t PLAN_MAX_BYTES = size_t(64) << 20;
@@ -113,11 +113,31 @@ fb::Offset<wp::Actor> encode_actor(fb::FlatBufferBuilder &b, const weir__plan_ac
     return ab.Finish();
 }
 
+fb::Offset<wp::Tensor> encode_tensor(fb::FlatBufferBuilder &b, const weir__plan_tensor &t)
+{
+    if (!t.is_tensor)
+        return 0;
+    fb::Offset<fb::Vector<int64_t>> shape = 0;
+    if (t.ndim > 0)
+        shape = b.CreateVector(t.shape, static_cast<size_t>(t.ndim));
+    wp::TensorBuilder tb(b);
+    tb.add_device(t.device);
+    tb.add_device_id(t.device_id);
+    tb.add_max_bytes(t.max_bytes);
+    tb.add_dtype_code(t.dtype_code);
+    tb.add_dtype_bits(t.dtype_bits);
+    tb.add_dtype_lanes(t.dtype_lanes);
+    tb.add_ndim(t.ndim);
+    tb.add_shape(shape);
+    return tb.Finish();
+}
+
 fb::Offset<wp::Chan> encode_chan(fb::FlatBufferBuilder &b, const weir__plan_chan &c,
                                  int32_t plan_transport)
 {
     auto name = b.CreateString(c.name);
     auto readers = b.CreateVector(c.readers, c.nreaders);
+    auto tensor = encode_tensor(b, c.tensor);
     wp::ChanBuilder cb(b);
     cb.add_name(name);
     cb.add_writer(c.writer);
@@ -127,6 +147,7 @@ fb::Offset<wp::Chan> encode_chan(fb::FlatBufferBuilder &b, const weir__plan_chan
     cb.add_src_kind(static_cast<wp::ChanSrc>(c.src_kind));
     cb.add_src_index(c.src_index);
     cb.add_src_out(c.src_out);
+    cb.add_tensor(tensor);
     /* -1 (the default, not stored): the plan's transport */
     cb.add_transport(c.transport == plan_transport ? -1 : c.transport);
     return cb.Finish();
@@ -299,6 +320,25 @@ int decode_chan(const wp::Chan *fc, uint32_t ci, weir__plan_chan *c)
     c->src_kind = static_cast<uint32_t>(fc->src_kind());
     c->src_index = fc->src_index();
     c->src_out = fc->src_out();
+    if (const auto *ft = fc->tensor()) {
+        weir__plan_tensor &t = c->tensor;
+        t.is_tensor = 1;
+        t.device = ft->device();
+        t.device_id = ft->device_id();
+        t.max_bytes = ft->max_bytes();
+        t.dtype_code = ft->dtype_code();
+        t.dtype_bits = ft->dtype_bits();
+        t.dtype_lanes = ft->dtype_lanes();
+        t.ndim = ft->ndim();
+        uint32_t n = ft->shape() ? ft->shape()->size() : 0;
+        uint32_t want = t.ndim > 0 ? static_cast<uint32_t>(t.ndim) : 0;
+        if (t.ndim > WEIR__PLAN_TENSOR_NDIM || n != want)
+            return weir__seterr(-EBADMSG,
+                                "plan: channel '%s': tensor ndim %d with %u shape entries", c->name,
+                                t.ndim, n);
+        for (uint32_t i = 0; i < n; i++)
+            t.shape[i] = ft->shape()->Get(i);
+    }
     c->transport = fc->transport(); /* -1: the plan's, filled in by the caller */
     return 0;
 }

@@ -263,6 +263,33 @@ static void emit_chan(struct sink *s, const struct weir__plan *p, uint32_t ci)
         put_key(s, "transport", 0);
         put_i(s, c->transport);
     }
+    if (c->tensor.is_tensor) { /* only then: plans without tensors hash as before */
+        const struct weir__plan_tensor *t = &c->tensor;
+        put_key(s, "tensor", 0);
+        put(s, "{", 1);
+        put_key(s, "device", 1);
+        put_i(s, t->device);
+        put_key(s, "device_id", 0);
+        put_i(s, t->device_id);
+        put_key(s, "max_bytes", 0);
+        put_u(s, t->max_bytes);
+        put_key(s, "dtype_code", 0);
+        put_u(s, t->dtype_code);
+        put_key(s, "dtype_bits", 0);
+        put_u(s, t->dtype_bits);
+        put_key(s, "dtype_lanes", 0);
+        put_u(s, t->dtype_lanes);
+        put_key(s, "ndim", 0);
+        put_i(s, t->ndim);
+        put_key(s, "shape", 0);
+        put(s, "[", 1);
+        for (int d = 0; d < t->ndim && d < WEIR__PLAN_TENSOR_NDIM; d++) {
+            if (d)
+                put(s, ",", 1);
+            put_i(s, t->shape[d]);
+        }
+        put(s, "]}", 2);
+    }
     if (weir__plan_nranks(p) > 1)
         emit_placement(s, p, ci);
 }

@@ -12,6 +12,7 @@
 #include <weir/chan.h>
 #include <weir/dag.h>
 #include <weir/graph.h>
+#include <weir/tensor.h>
 
 #include "channels/err.h"
 #include "compiler/plan.h"
@@ -24,6 +25,49 @@ static int out_status(FILE *f, const char *what, const struct weir__plan *p)
         return weir__seterr(-EIO, "plan '%s': writing the %s failed", p->graph ? p->graph : "?",
                             what);
     return 0;
+}
+
+/* A tensor edge's spec in words: "cpu, max_bytes any, dtype float32, ndim 2,
+ * shape 8 x ?" (the plan's ints; unknown codes as numbers). */
+static void print_tensor(FILE *f, const struct weir__plan_tensor *t)
+{
+    if (t->device == kDLCPU)
+        fputs("cpu", f);
+    else if (t->device == kDLCUDA)
+        fprintf(f, "cuda:%d", t->device_id);
+    else if (t->device == WEIR_TENSOR_DEVICE_SIM)
+        fprintf(f, "sim:%d", t->device_id);
+    else
+        fprintf(f, "device type %d:%d", t->device, t->device_id);
+    if (t->max_bytes)
+        fprintf(f, ", max_bytes %" PRIu64, t->max_bytes);
+    else
+        fputs(", max_bytes any", f);
+    static const char *const codes[] = {"int", "uint", "float", "handle", "bfloat", "complex",
+                                        "bool"};
+    if (!t->dtype_bits)
+        fputs(", dtype any", f);
+    else if (t->dtype_code < sizeof codes / sizeof *codes)
+        fprintf(f, ", dtype %s%u", codes[t->dtype_code], t->dtype_bits);
+    else
+        fprintf(f, ", dtype code %u bits %u", t->dtype_code, t->dtype_bits);
+    if (t->dtype_bits && t->dtype_lanes != 1)
+        fprintf(f, "x%u", t->dtype_lanes);
+    if (t->ndim == 0)
+        fputs(", ndim any", f);
+    else if (t->ndim < 0)
+        fputs(", scalar", f);
+    else {
+        fprintf(f, ", ndim %d, shape ", t->ndim);
+        for (int d = 0; d < t->ndim && d < WEIR__PLAN_TENSOR_NDIM; d++) {
+            if (d)
+                fputs(" x ", f);
+            if (t->shape[d])
+                fprintf(f, "%" PRId64, t->shape[d]);
+            else
+                fputc('?', f);
+        }
+    }
 }
 
 /* A channel party as the listing names it: "driver", an actor, or "worker N"
@@ -191,6 +235,20 @@ int weir__plan_print(const struct weir__plan *p, void *FILE_out)
         if (c->transport != p->transport)
             fprintf(f, "; transport %s", c->transport == WEIR_TRANSPORT_ZMQ ? "zmq" : "uring");
         fputc('\n', f);
+    }
+
+    int tensors = 0;
+    for (uint32_t ci = 0; p->chans && ci < p->nchans; ci++)
+        tensors += p->chans[ci].tensor.is_tensor != 0;
+    if (tensors) {
+        fputs("\ntensor edges\n", f);
+        for (uint32_t ci = 0; p->chans && ci < p->nchans; ci++) {
+            if (!p->chans[ci].tensor.is_tensor)
+                continue;
+            fprintf(f, "  %4u  %-*s  ", ci, (int)nw, weir__plan_chan_name(p, ci));
+            print_tensor(f, &p->chans[ci].tensor);
+            fputc('\n', f);
+        }
     }
 
     int32_t nranks = weir__plan_nranks(p);

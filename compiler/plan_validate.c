@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include <weir/chan.h>
+#include <weir/tensor.h>
 #include <weir/cluster.h>
 #include <weir/dag.h>
 #include <weir/graph.h>
@@ -229,6 +230,36 @@ static int reader_pos(const struct weir__plan_chan *c, int32_t who)
     return -1;
 }
 
+/* A tensor edge's spec: what weir_node_tensor_spec accepts (dag/tensor.c;
+ * that a device edge has max_bytes and a device this build runs is the
+ * engine's check at compile, with the edge's name). */
+static int check_tensor(const struct weir__plan_chan *c, const char *cn)
+{
+    const struct weir__plan_tensor *t = &c->tensor;
+    /* Which devices this build runs is the engine's check (it names the
+     * edge); a plan only needs a DLPack device type. */
+    if (t->device < (int32_t)kDLCPU)
+        return BAD("plan: channel '%s': tensor device type %d is no DLPack device type", cn,
+                   t->device);
+    if (t->device_id < 0)
+        return BAD("plan: channel '%s': tensor device id %d is negative", cn, t->device_id);
+    if (t->max_bytes > WEIR_CHAN_MAX_SLOT)
+        return BAD("plan: channel '%s': tensor max_bytes %" PRIu64 " is over %zu", cn,
+                   t->max_bytes, WEIR_CHAN_MAX_SLOT);
+    if (t->dtype_bits && (t->dtype_bits % 8 || t->dtype_lanes == 0))
+        return BAD("plan: channel '%s': tensor dtype (code %u, bits %u, lanes %u): bits must be "
+                   "a multiple of 8, lanes >= 1",
+                   cn, t->dtype_code, t->dtype_bits, t->dtype_lanes);
+    if (t->ndim < WEIR_TENSOR_SCALAR || t->ndim > WEIR_TENSOR_MAX_NDIM)
+        return BAD("plan: channel '%s': tensor ndim %d out of range (-1..%d)", cn, t->ndim,
+                   WEIR_TENSOR_MAX_NDIM);
+    for (int i = 0; i < WEIR__PLAN_TENSOR_NDIM; i++)
+        if (t->shape[i] < 0 || (i >= t->ndim && t->shape[i]))
+            return BAD("plan: channel '%s': tensor shape[%d] = %" PRId64 " (ndim %d)", cn, i,
+                       t->shape[i], t->ndim);
+    return 0;
+}
+
 static int check_chan(const struct weir__plan *p, uint32_t ci, const struct vstate *v)
 {
     const struct weir__plan_chan *c = &p->chans[ci];
@@ -236,6 +267,8 @@ static int check_chan(const struct weir__plan *p, uint32_t ci, const struct vsta
     if (ret < 0)
         return ret;
     const char *cn = c->name;
+    if (c->tensor.is_tensor && (ret = check_tensor(c, cn)) < 0)
+        return ret;
     if (c->writer < WEIR__PLAN_DRIVER || (c->writer >= 0 && (uint32_t)c->writer >= p->nactors))
         return BAD("plan: channel '%s' writer is actor %d of %u", cn, c->writer, p->nactors);
     if ((ret = check_party(p, v, cn, c->writer, "writer")) < 0)

@@ -195,7 +195,7 @@ static void run_call(struct actor_rt *w, const struct weir__plan_op *op, uint64_
     int rc = a->fns[op->method](&call, a->state);
     weir__prof_call_end(a, op->method, exec, rc != 0 || call.failed, prof_t0);
     if (w->tensor)
-        weir__tensor_after_call(w, op, exec);
+        weir__tensor_after_call(w, op, exec, &call);
     weir__store_release(&a->note->in_call, 0);
     const char *mname = a->pa->methods[op->method].name;
     char text[ERRTEXT_BUF];

@@ -11,6 +11,10 @@
  * The driver only reads the dag's state (channels, the dead flag and text);
  * it calls nothing above it (dag.c owns the lifecycle).
  *
+ * Copies. A result that is no view is one 64-byte aligned block with each
+ * output at a 64-byte aligned offset, so a tensor output's data is as
+ * aligned as it was in its slot (weir_result_tensor).
+ *
  * Zero-copy results. The driver reads each output channel through a window
  * (channels/ring_window.h), so a message can stay held after the driver
  * moved on: a result of result_view_bytes or more is a view (its outs point
@@ -96,6 +100,8 @@ static int deadline_ms(struct weir__deadline *dl)
  * per dag because a result may outlive its dag.
  */
 #define RESULT_CACHE 16
+#define RESULT_ALIGN 64 /* blocks and the outputs copied into them */
+#define RESULT_ROUND(n) (((n) + RESULT_ALIGN - 1) & ~(size_t)(RESULT_ALIGN - 1))
 #define RESULT_CACHE_MAX_BYTES ((size_t)4 << 20)
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct weir_result *cache[RESULT_CACHE];
@@ -120,7 +126,11 @@ struct weir_result *weir__result_alloc(size_t bytes)
     }
     pthread_mutex_unlock(&cache_mu);
     size_t cap = bytes < 256 ? 256 : bytes;
-    struct weir_result *r = malloc(cap);
+    struct weir_result *r = NULL;
+    /* 64-byte aligned, so a copied output keeps its data's alignment
+     * (tensor data is 64-byte aligned in its slot: weir_result_tensor). */
+    if (posix_memalign((void **)&r, RESULT_ALIGN, cap) != 0)
+        r = NULL;
     if (r) {
         r->cap = cap;
         r->view = NULL;
@@ -315,9 +325,9 @@ static int copy_result(const struct weir_dag *d, uint64_t e, const void *const *
                        struct weir_result **out)
 {
     const struct weir__plan *p = d->plan;
-    size_t bytes = result_header_bytes(p->nouts);
+    size_t bytes = RESULT_ROUND(result_header_bytes(p->nouts));
     for (unsigned i = 0; i < p->nouts; i++)
-        bytes += (len[i] + 15) & ~(size_t)15;
+        bytes += RESULT_ROUND(len[i]);
     if (errtext)
         bytes += errlen + 1;
     struct weir_result *r = weir__result_alloc(bytes);
@@ -330,13 +340,13 @@ static int copy_result(const struct weir_dag *d, uint64_t e, const void *const *
     r->view = NULL;
     r->held = 0;
     r->outs = (void *)(r + 1);
-    char *dst = (char *)(r->outs + p->nouts);
+    char *dst = (char *)r + RESULT_ROUND(result_header_bytes(p->nouts));
     for (unsigned i = 0; i < p->nouts; i++) {
         r->outs[i].len = len[i];
         r->outs[i].data = dst;
         if (len[i])
             memcpy(dst, data[i], len[i]);
-        dst += (len[i] + 15) & ~(size_t)15;
+        dst += RESULT_ROUND(len[i]);
     }
     if (errtext) {
         r->errtext = dst;
@@ -664,11 +674,21 @@ static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned narg
     }
     for (k = 0; k < d->nargch; k++) {
         const weir_buf *b = &args[p->chans[d->argch[k]].src_index];
-        size_t len = alen[k];
-        if (!(d->tensor && weir__tensor_arg_write(d, d->argch[k], b, dst[k], &len)) && b->len)
+        int w = d->tensor ? weir__tensor_arg_write(d, d->argch[k], b, dst[k], &alen[k],
+                                                   d->next_submit)
+                          : 0;
+        if (w < 0) { /* a device argument's copy failed: commit nothing */
+            char why[512];
+            snprintf(why, sizeof why, "%s", weir_errmsg());
+            for (k = 0; k < d->nargch; k++)
+                weir__chan_unreserve(d->chans[d->argch[k]]);
+            return weir__seterr(w, "graph '%s': submit: %s", p->graph, why);
+        }
+        if (!w && b->len)
             memcpy(dst[k], b->data, b->len);
-        weir_chan_commit(d->chans[d->argch[k]], len);
     }
+    for (k = 0; k < d->nargch; k++)
+        weir_chan_commit(d->chans[d->argch[k]], alen[k]);
     *exec_id = d->next_submit++;
     WEIR_PROBE2(execution_submit, p->graph, *exec_id);
     return 0;

@@ -246,16 +246,22 @@ void weir__tensor_dag_free(struct weir_dag *d);
 int weir__tensor_actor_start(struct actor_rt *a);
 /* actor.c, after fini (or a failed start): unmap and close what start opened. */
 void weir__tensor_actor_stop(struct actor_rt *a);
-/* actor.c, after a method returned: record the ready event of each device
- * output it wrote and the release event of each device input it read. */
-void weir__tensor_after_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_t exec);
+/* actor.c, after a method returned (call c, before its outputs are
+ * committed): record the ready event of each device output it wrote, copy
+ * the outputs that other ranks read into their slots (staging; a failed
+ * copy fails c with the edge named), and record the release event of each
+ * device input it read. */
+void weir__tensor_after_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_t exec,
+                             weir_call *c);
 /* driver.c submit: the bytes argument b takes in channel chan (tensor edges:
  * record + data, after checking *b against the edge; else b->len). */
 int weir__tensor_arg_len(struct weir_dag *d, unsigned chan, const weir_buf *b, size_t *len);
-/* driver.c submit: write tensor argument b into dst (reserved with arg_len's
- * length); returns 1 and the exact length, or 0 when chan is no tensor edge. */
+/* driver.c submit: write tensor argument b of execution exec into dst
+ * (reserved with arg_len's length); returns 1 and the exact length, 0 when
+ * chan is no tensor edge, or a negative errno naming the edge (a device
+ * argument's copy into the pool failed: nothing may be committed). */
 int weir__tensor_arg_write(struct weir_dag *d, unsigned chan, const weir_buf *b, void *dst,
-                           size_t *len);
+                           size_t *len, uint64_t exec);
 
 /* For tests: the device counters every actor of the last dag with tensor
  * edges published when it stopped (summed), read after its weir_dag_free. */

@@ -25,6 +25,28 @@
  *     device itself in its own thread/process and imports the buffers and
  *     events of the edges it touches, once, at start (weir__tensor_actor_start).
  *     A restarted process imports again from the same inherited handles.
+ *   - Device edges across ranks: the pool lives on the writer's rank only,
+ *     with release events for the readers there. When the edge has readers
+ *     on other ranks, its messages are staged through host memory: the
+ *     slot holds the record and room for the data (F_STAGED); after the
+ *     producer's method returns (before the message is committed) weir
+ *     copies the buffer device-to-host into the slot, and the link carries
+ *     record and copy like any message. A reader on another rank has one
+ *     device buffer of its own and copies the staged bytes host-to-device
+ *     into it before its view is handed out; the slot is released when its
+ *     method returns, so it needs no release event (the link's reader held
+ *     the writer's slot until the bytes were sent). So a message costs one
+ *     device-to-host copy on the writer's rank and one host-to-device copy
+ *     per remote reader. (CUDA: the copies are synchronous on this
+ *     process's stream; the ring slot is pageable shared memory, not
+ *     pinned.)
+ *   - Device tensors as arguments: the driver owns the pool of an argument
+ *     edge; submit copies the caller's device data device-to-device into
+ *     buffer e % depth once its slot is reserved (so every reader released
+ *     the buffer's previous message) and records its ready event. As graph
+ *     outputs: the edge is staged as for another rank, and the result holds
+ *     the host copy (weir_result_tensor gives a kDLCPU tensor): a result
+ *     can outlive the slot and its pool buffer.
  *   - An edge's device and dtype/ndim/shape are checked where the tensor is
  *     produced (weir_call_out_tensor, submit); a mismatch fails that
  *     execution only, with the edge named. A reader trusts nothing: it
@@ -59,7 +81,9 @@ struct tedge {
     weir_tensor_spec spec;
     int chan;   /* -1: the value stays inside its actor */
     int writer; /* actor index, WEIR__PLAN_DRIVER for arguments */
-    struct tpool *pool; /* device edges with a channel */
+    int wrank;  /* the writer's rank */
+    int staged; /* a device edge read on other ranks or by the driver: staged through the slot */
+    struct tpool *pool; /* device edges with a channel, on the writer's rank */
 };
 
 struct weir__tensor_rt {
@@ -78,8 +102,12 @@ struct tact_edge {
     void **mem, **ptr, **ready, **rel;
     int rd;      /* this actor's reader index in the channel, or -1 */
     int local;   /* the edge stays in this actor: one buffer of its own */
+    int remote;  /* a reader on another rank than the writer's: one buffer of its own */
     int written; /* the current call wrote buffer `buf` */
     unsigned buf;
+    void *stage;        /* the writer of a staged edge: the slot's room for the copy */
+    size_t stage_bytes; /* its size */
+    uint64_t staged_in; /* a remote reader: execution + 1 whose bytes its buffer holds */
 };
 
 struct weir__tensor_actor {
@@ -307,6 +335,7 @@ static int edge_setup(struct weir_dag *d, const weir_graph *g, unsigned i)
     if (e->chan >= 0) {
         snprintf(e->name, sizeof e->name, "%s", p->chans[e->chan].name);
         e->writer = p->chans[e->chan].writer;
+        e->wrank = weir__plan_party_rank(p, e->writer);
         T->chan_edge[e->chan] = (int)i;
     } else if (n->kind == WEIR__N_INPUT) {
         snprintf(e->name, sizeof e->name, "arg%u", n->argi);
@@ -330,32 +359,41 @@ static int edge_setup(struct weir_dag *d, const weir_graph *g, unsigned i)
                             "tensor edge '%s': a device edge needs max_bytes (the size of its "
                             "pool's buffers)",
                             e->name);
-    if (e->writer == WEIR__PLAN_DRIVER)
-        return weir__seterr(-ENOSYS,
-                            "tensor edge '%s': device tensors as execution arguments are not done "
-                            "yet (pass a CPU tensor and copy it to the device in an actor)",
-                            e->name);
-    unsigned nrd = 0;
-    int procs = p->actors[e->writer].isolation == WEIR_PROCESS;
+    unsigned nrd = 0; /* actors reading on the writer's rank: the pool's release events */
+    int procs = e->writer >= 0 && p->actors[e->writer].isolation == WEIR_PROCESS, here = 0;
     if (e->chan >= 0)
         for (unsigned r = 0; r < p->chans[e->chan].nreaders; r++) {
             int32_t who = p->chans[e->chan].readers[r];
-            if (who == WEIR__PLAN_DRIVER)
-                return weir__seterr(-ENOSYS,
-                                    "tensor edge '%s': device tensors as graph outputs are not "
-                                    "done yet (copy to a CPU edge in an actor)",
-                                    e->name);
-            nrd++;
+            if (who == WEIR__PLAN_DRIVER) {
+                /* A graph output: the result holds a host copy (staged). */
+                e->staged = 1;
+                continue;
+            }
+            if (weir__plan_party_rank(p, who) == e->wrank)
+                nrd++;
+            else
+                e->staged = 1;
+            here |= weir__plan_party_rank(p, who) == d->rank;
             procs |= p->actors[who].isolation == WEIR_PROCESS;
         }
+    if (e->staged) {
+        /* Room for the record and the staged copy (every rank: the
+         * receiving rings are made from the same plan). */
+        uint64_t need = sizeof(weir__tensor_rec) + WEIR_TENSOR_ALIGN + e->spec.max_bytes;
+        if (p->chans[e->chan].slot_bytes < need)
+            p->chans[e->chan].slot_bytes = need;
+    }
     if (e->spec.device == kDLCUDA && procs && weir__device_cuda_ops())
         return weir__seterr(-ENOSYS,
                             "tensor edge '%s': CUDA edges of process actors are not done yet (the "
                             "pools would have to be created after the fork and their handles "
                             "passed over a unix socket)",
                             e->name);
-    if (e->chan < 0) {
-        /* Local only: the actor allocates its own buffer; check the device now. */
+    if (e->chan < 0 || e->wrank != d->rank) {
+        /* Local only, or written on another rank: an actor here allocates
+         * its own buffer (if any reads it here); check the device now. */
+        if (e->chan >= 0 && !here)
+            return 0;
         weir__device *dv;
         int rc = weir__device_open(e->spec.device, e->spec.device_id, e->name, &dv);
         if (rc < 0)
@@ -466,13 +504,26 @@ static int act_edge_open(struct actor_rt *a, const struct tedge *e, struct tact_
     }
     const struct tpool *P = e->pool;
     const struct weir__plan_chan *pc = &p->chans[e->chan];
-    /* This actor's index among the channel's actor readers (the driver is none). */
+    if (!P) {
+        /* A reader on another rank than the writer's: the staged bytes go
+         * into a buffer of its own. */
+        t->remote = 1;
+        t->nbuf = 1;
+        t->mem = calloc(1, sizeof *t->mem);
+        t->ptr = calloc(1, sizeof *t->ptr);
+        if (!t->mem || !t->ptr)
+            return weir__seterr(-ENOMEM, "tensor edge '%s': out of memory", e->name);
+        return o->mem_alloc(dv, e->spec.max_bytes, &t->mem[0], &t->ptr[0]);
+    }
+    /* This actor's index among the channel's actor readers on the writer's
+     * rank (the driver and other ranks' readers have no release event). */
     for (unsigned k = 0, q = 0; k < pc->nreaders; k++) {
         if (pc->readers[k] == (int32_t)a->idx) {
             t->rd = (int)q;
             break;
         }
-        if (pc->readers[k] != WEIR__PLAN_DRIVER)
+        if (pc->readers[k] != WEIR__PLAN_DRIVER &&
+            weir__plan_party_rank(p, pc->readers[k]) == e->wrank)
             q++;
     }
     t->nbuf = P->nbuf;
@@ -556,11 +607,11 @@ void weir__tensor_actor_stop(struct actor_rt *a)
     a->tensor = NULL;
 }
 
-void weir__tensor_after_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_t exec)
+void weir__tensor_after_call(struct actor_rt *a, const struct weir__plan_op *op, uint64_t exec,
+                             weir_call *c)
 {
     struct weir__tensor_rt *T = a->d->tensor;
     struct weir__tensor_actor *A = a->tensor;
-    (void)exec;
     if (!T || !A)
         return;
     int *re = T->reg_edge[a->idx];
@@ -572,6 +623,21 @@ void weir__tensor_after_call(struct actor_rt *a, const struct weir__plan_op *op,
         t->written = 0;
         if (!t->local)
             t->dev->ops->ev_record(t->dev->impl, t->ready[t->buf]);
+        if (t->stage && !c->failed) {
+            /* Other ranks read it: the host copy goes into the slot before
+             * the message is committed. */
+            int rc = t->dev->ops->copy(t->dev->impl, t->stage, t->ptr[t->buf], t->stage_bytes,
+                                       WEIR__COPY_D2H);
+            if (rc == 0)
+                rc = t->dev->ops->sync(t->dev->impl);
+            if (rc < 0) {
+                snprintf(c->failmsg, sizeof c->failmsg,
+                         "tensor edge '%s': staging %zu bytes for other ranks: %s",
+                         T->edges[ei].name, t->stage_bytes, weir_errmsg());
+                c->failed = 1;
+            }
+        }
+        t->stage = NULL;
     }
     for (unsigned j = 0; j < op->nin; j++) {
         int ei = re[op->in[j]];
@@ -621,7 +687,31 @@ WEIR_API int weir_call_in_tensor(weir_call *c, unsigned i, DLTensor *t)
                             "tensor edge '%s': the record says device type %d, the edge is "
                             "device type %d",
                             e->name, (int)v.device.device_type, (int)e->spec.device);
-    if (is_device(e)) {
+    if (is_device(e) && c->w->tensor->e[ei].remote) {
+        /* From another rank: the staged copy into this reader's buffer. */
+        struct tact_edge *ta = &c->w->tensor->e[ei];
+        size_t span;
+        if (!v.data)
+            return weir__seterr(-EBADMSG,
+                                "tensor edge '%s': a device record from another rank without its "
+                                "staged data",
+                                e->name);
+        if ((rc = weir__tensor_span(&v, e->name, &span)) < 0)
+            return rc;
+        if (span > e->spec.max_bytes)
+            return weir__seterr(-EBADMSG,
+                                "tensor edge '%s': staged tensor of %zu bytes, the edge's buffers "
+                                "hold %zu",
+                                e->name, span, e->spec.max_bytes);
+        if (ta->staged_in != c->exec + 1) {
+            if ((rc = ta->dev->ops->copy(ta->dev->impl, ta->ptr[0], v.data, span,
+                                         WEIR__COPY_H2D)) < 0 ||
+                (rc = ta->dev->ops->sync(ta->dev->impl)) < 0)
+                return rc;
+            ta->staged_in = c->exec + 1;
+        }
+        v.data = ta->ptr[0];
+    } else if (is_device(e)) {
         struct tact_edge *ta = &c->w->tensor->e[ei];
         unsigned want = ta->local ? 0 : (unsigned)(c->exec % ta->nbuf);
         if (!ta->dev || b != want)
@@ -688,12 +778,19 @@ WEIR_API void *weir_call_out_tensor(weir_call *c, unsigned i, const DLTensor *me
             if ((rc = t->dev->ops->ev_wait(t->dev->impl, t->rel[b * nrd + q])) < 0)
                 goto fail;
     }
-    void *p = r->produced ? (void *)r->data : weir_call_out(c, i, sizeof(weir__tensor_rec));
-    if (!p || weir__tensor_encode(p, sizeof(weir__tensor_rec), meta, 0, b, e->name, &total, &data) < 0)
+    int mode = e->staged ? WEIR__TENSOR_STAGED : 0;
+    size_t cap = e->staged ? sizeof(weir__tensor_rec) + WEIR_TENSOR_ALIGN + span
+                           : sizeof(weir__tensor_rec);
+    if (r->produced && cap > r->len)
+        cap = r->len; /* again: the space reserved the first time */
+    void *p = r->produced ? (void *)r->data : weir_call_out(c, i, cap);
+    if (!p || weir__tensor_encode(p, cap, meta, mode, b, e->name, &total, &data) < 0)
         goto fail;
     r->len = total;
     t->written = 1;
     t->buf = b;
+    t->stage = data;
+    t->stage_bytes = e->staged ? total - (size_t)((char *)data - (char *)p) : 0;
     return t->ptr[b];
 fail:
     if (!c->failed) {
@@ -737,17 +834,59 @@ int weir__tensor_arg_len(struct weir_dag *d, unsigned chan, const weir_buf *b, s
     if (span && !t->data)
         return weir__seterr(-EINVAL, "tensor edge '%s': tensor of %zu bytes with NULL data",
                             e->name, span);
-    *len = sizeof(weir__tensor_rec) + WEIR_TENSOR_ALIGN + span;
+    if (is_device(e) && !e->staged)
+        *len = sizeof(weir__tensor_rec);
+    else
+        *len = sizeof(weir__tensor_rec) + WEIR_TENSOR_ALIGN + span;
     return 0;
 }
 
+/* A device argument into buffer exec % depth of the driver's pool (its slot
+ * is reserved: every reader released the buffer's last message), and its
+ * record (with the host copy when staged) into dst. */
+static int arg_write_device(const struct tedge *e, const DLTensor *t, uint64_t exec, void *dst,
+                            size_t *len)
+{
+    struct tpool *P = e->pool;
+    const weir__device_ops *o = P->dev->ops;
+    void *dv = P->dev->impl;
+    unsigned bi = (unsigned)(exec % P->nbuf);
+    size_t span, total;
+    void *data;
+    int rc = weir__tensor_span(t, e->name, &span);
+    for (unsigned q = 0; rc == 0 && q < P->nrd; q++)
+        rc = o->ev_wait(dv, P->rel[bi * P->nrd + q]);
+    if (rc == 0 && span)
+        rc = o->copy(dv, P->ptr[bi], t->data, span, WEIR__COPY_D2D);
+    if (rc == 0)
+        rc = o->ev_record(dv, P->ready[bi]);
+    if (rc == 0)
+        rc = weir__tensor_encode(dst, *len, t, e->staged ? WEIR__TENSOR_STAGED : 0, bi, e->name,
+                                 &total, &data);
+    if (rc == 0 && e->staged && span) {
+        rc = o->copy(dv, data, P->ptr[bi], span, WEIR__COPY_D2H);
+        if (rc == 0)
+            rc = o->sync(dv);
+    }
+    if (rc < 0) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", weir_errmsg());
+        return weir__seterr(rc, "tensor edge '%s': execution %llu: %s", e->name,
+                            (unsigned long long)exec, why);
+    }
+    *len = total;
+    return 1;
+}
+
 int weir__tensor_arg_write(struct weir_dag *d, unsigned chan, const weir_buf *b, void *dst,
-                           size_t *len)
+                           size_t *len, uint64_t exec)
 {
     const struct tedge *e = arg_edge(d, chan);
     if (!e)
         return 0;
     const DLTensor *t = b->data;
+    if (is_device(e))
+        return arg_write_device(e, t, exec, dst, len);
     size_t total;
     void *data;
     /* Cannot fail: arg_len checked t and reserved *len bytes. */
@@ -769,5 +908,21 @@ WEIR_API int weir_result_tensor(const weir_result *r, unsigned i, DLTensor *t)
     char name[32];
     snprintf(name, sizeof name, "output %u", i);
     uint32_t b;
-    return weir__tensor_decode_aligned(r->outs[i].data, r->outs[i].len, name, t, &b, 8);
+    DLTensor v;
+    /* A view points into the slot, a copy sits at a 64-byte aligned address
+     * (driver.c): either way the data is 64-byte aligned. */
+    int rc = weir__tensor_decode(r->outs[i].data, r->outs[i].len, name, &v, &b);
+    if (rc < 0)
+        return rc;
+    if (v.device.device_type != kDLCPU) {
+        /* A device output: its host copy (staged by the producer). */
+        if (!v.data)
+            return weir__seterr(-EBADMSG, "result: output %u: a device tensor without its host "
+                                          "copy",
+                                i);
+        v.device.device_type = kDLCPU;
+        v.device.device_id = 0;
+    }
+    *t = v;
+    return 0;
 }

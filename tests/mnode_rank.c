@@ -334,8 +334,9 @@ int main(int argc, char **argv)
     weir_compile_opts co = {.max_inflight = 8};
     if (getenv("MNODE_THREADS"))
         co.threads = atoi(getenv("MNODE_THREADS"));
-    if (getenv("MNODE_TRANSPORT") && !strcmp(getenv("MNODE_TRANSPORT"), "zmq"))
-        co.transport = WEIR_TRANSPORT_ZMQ;
+    if (getenv("MNODE_TRANSPORT"))
+        co.transport = !strcmp(getenv("MNODE_TRANSPORT"), "zmq") ? WEIR_TRANSPORT_ZMQ
+                                                                 : WEIR_TRANSPORT_URING;
     uint64_t t0 = mono_ms();
     weir_dag *d = weir_compile(g, &co);
     if (!d) {

@@ -14,6 +14,7 @@
 #include "channels/frame.h"
 #include "channels/link_codec.h"
 #include "channels/transport.h"
+#include "weir_config.h"
 
 static int dec(struct weir__frame f, size_t max_data, struct weir__frame *out)
 {
@@ -158,7 +159,14 @@ Test(frame, link_api_bad_arguments)
     cr_assert_null(weir_link_connect(c, "tcp://127.0.0.1:1", &(weir_link_opts){.transport = 7}));
     cr_assert_str_eq(weir_errmsg(), "link: unknown transport 7 (WEIR_TRANSPORT_URING or WEIR_TRANSPORT_ZMQ)");
     cr_assert_null(weir_link_connect(c, "tcp://127.0.0.1:1", &(weir_link_opts){.transport = WEIR_TRANSPORT_ZMQ}));
+#if WEIR_HAVE_ZMQ_TRANSPORT
+    /* nothing listens on port 1: the ZeroMQ dial learns why its connect failed */
+    cr_assert_eq(weir_errcode(), -ECONNREFUSED, "%s", weir_errmsg());
+    cr_assert_str_eq(weir_errmsg(), "link: cannot connect to 127.0.0.1:1: Connection refused");
+#else
     cr_assert_eq(weir_errcode(), -ENOSYS);
+    cr_assert_str_eq(weir_errmsg(), "link: transport zmq: this build has no libzmq (meson -Dzmq)");
+#endif
     cr_assert_null(weir_link_connect(c, "tcp://127.0.0.1:1", &(weir_link_opts){.timeout_ms = 10}));
     cr_assert_str_eq(weir_errmsg(), "link tcp://127.0.0.1:1: timeout_ms 10 too short (at least 50)");
     struct weir_chan_stats st;

@@ -25,6 +25,7 @@
 
 #include "chan_util.h"
 #include "engine/cluster.h"
+#include "weir_config.h"
 
 #include "sanitized.h"
 
@@ -1513,6 +1514,18 @@ Test(nodes, dag_plan_shows_placement, .timeout = 120)
     cr_assert(strstr(out, "  0  arg0           written on rank 0: rank 1 link (1 reader)\n"), "%s", out);
 }
 
+/* The remote edges over ZeroMQ (compile option transport): a diamond over
+ * 3 ranks runs whole, and the saved plan names the transport. */
+Test(nodes, dag_diamond_3_ranks_over_zmq, .timeout = 300)
+{
+    if (!WEIR_HAVE_ZMQ_TRANSPORT)
+        cr_skip_test("this build has no ZeroMQ transport");
+    char out[16384];
+    mn_run_show("MNODE_TRANSPORT=zmq", "diamond", 3, "mixed", MN_EXECS, out, sizeof out);
+    cr_assert(strstr(out, "\nplacement (3 ranks; links over zmq; one receiving ring per rank)\n"),
+              "%s", out);
+}
+
 /* Co-scheduling across ranks: threads = T gives every rank T workers, each
  * holding actors of its own rank only; the fused schedules run the chain
  * and the diamond whole (every output checked), and weir-plan show names
@@ -2162,5 +2175,143 @@ Test(nodes, dag_kill_driver_join_returns, .timeout = 120)
         snprintf(pre, sizeof pre, "rank %d: free 0 in ", r);
         cr_assert(strstr(out, pre), "%s", out);
         cr_log_info("dag: SIGKILL of the driver: rank %d's join returned after %llu ms", r, tj - tk);
+    }
+}
+
+/* ---- tensor edges across ranks (engine/tensor.c over links; tests/tnode_rank.c) -- */
+
+#include "tnode_util.h"
+
+/* Executions per tensor run: 10^4 and more, fewer under sanitizers. */
+#define TN_EXECS (SANITIZED ? 1500ull : 20000ull)
+
+/* Run tnode_rank SHAPE over 2 ranks (launcher prefix pre) with an R x C
+ * tensor; rank 0 checked every record and element of N results (every
+ * reader on either rank checked its inputs the same way, or the execution
+ * failed) and its sum over every element is the one computed here; rank 1
+ * joined; both freed cleanly. Output into out. These runs test data, not
+ * failure detection: a heartbeat bound of 10 s keeps a starved rank on a
+ * loaded machine (sanitizer builds) from being declared dead. */
+static void tn_run(const char *pre, const char *shape, const char *iso, const char *dev,
+                   uint64_t n, int64_t R, int64_t C, char *out, size_t cap)
+{
+    int st = sh_out(out, cap,
+                    CLEAN_ENV "WEIR_HEARTBEAT_MS=10000 %s %s %s %llu %s %s %lld %lld 2>&1", pre,
+                    TNODE_RANK, shape, (unsigned long long)n, iso, dev, (long long)R, (long long)C);
+    cr_assert_eq(st, 0, "%s %s %s: exit %d\n%s", shape, iso, dev, st, out);
+    uint64_t sum = 0;
+    for (uint64_t e = 0; e < n; e++)
+        for (int64_t i = 0; i < R; i++)
+            for (int64_t j = 0; j < C; j++)
+                sum += !strcmp(shape, "chain") ? tn_chain(e, i, j, 3) : tn_diamond(e, i, j);
+    char l[256];
+    snprintf(l, sizeof l, "rank 0: %llu executions checked, 0 failed, sum %016llx",
+             (unsigned long long)n, (unsigned long long)sum);
+    expect_line(out, l);
+    expect_line(out, "rank 1: joined");
+    cr_assert(strstr(out, "rank 0: free 0 in "), "%s", out);
+    cr_assert(strstr(out, "rank 1: free 0 in "), "%s", out);
+}
+
+static void tn_weir_run(const char *shape, const char *iso, const char *dev, uint64_t n,
+                        int64_t R, int64_t C)
+{
+    static char out[65536];
+    char pre[256];
+    snprintf(pre, sizeof pre, "%s -n 2", WEIR_RUN);
+    tn_run(pre, shape, iso, dev, n, R, C, out, sizeof out);
+}
+
+/* CPU tensors over the links: every edge of the chain crosses ranks (1 -> 0
+ * -> 1 -> the driver), in all four layouts (contiguous, transposed, padded
+ * rows at an odd byte_offset, rows reversed) and four dtypes. */
+Test(nodes, tensor_chain_2_ranks_threads_and_processes, .timeout = 300)
+{
+    tn_weir_run("chain", "thread", "cpu", TN_EXECS, 8, 16);
+    tn_weir_run("chain", "process", "cpu", TN_EXECS, 8, 16);
+}
+
+/* The diamond: the argument and src's tensor each have a reader on both
+ * ranks (one local, one over the link), right's tensor crosses to join. */
+Test(nodes, tensor_diamond_2_ranks_threads_and_processes, .timeout = 300)
+{
+    tn_weir_run("diamond", "thread", "cpu", TN_EXECS, 8, 16);
+    tn_weir_run("diamond", "process", "cpu", TN_EXECS, 8, 16);
+}
+
+/* 1 MiB tensors: the edges with max_bytes 0 start at the default slot and
+ * grow on both ranks (the receiving ring too) with the data still aligned;
+ * results are views (past result_view_bytes) rather than copies. */
+Test(nodes, tensor_large_2_ranks, .timeout = 300)
+{
+    /* Under sanitizers 256 KiB (every element is checked in every stage). */
+    tn_weir_run("chain", "thread", "cpu", SANITIZED ? 30 : 400, SANITIZED ? 128 : 256,
+                SANITIZED ? 512 : 1024);
+    tn_weir_run("diamond", "process", "cpu", SANITIZED ? 30 : 400, SANITIZED ? 128 : 256,
+                SANITIZED ? 512 : 1024);
+}
+
+/* The same through weir-run --netns: each rank its own network namespace. */
+Test(nodes, tensor_netns_chain_and_diamond, .timeout = 300)
+{
+    if (!netns_ok())
+        cr_skip_test("network namespaces not permitted here");
+    static char out[65536];
+    char pre[256];
+    snprintf(pre, sizeof pre, "%s --netns -n 2", WEIR_RUN);
+    tn_run(pre, "chain", "thread", "cpu", TN_EXECS, 8, 16, out, sizeof out);
+    tn_run(pre, "diamond", "process", "cpu", TN_EXECS, 8, 16, out, sizeof out);
+}
+
+/* Simulated-device edges across ranks, staged through host memory: the
+ * writer's rank copies each message device-to-host into its slot once, the
+ * link carries it, each reader on the other rank copies it host-to-device
+ * once into a buffer of its own; readers on the writer's rank use the pool
+ * as on one rank (no copy). weir's own copies per rank, exactly. */
+static void tn_sim_copies(const char *out, int rank, uint64_t h2d, uint64_t d2h)
+{
+    char l[160];
+    snprintf(l, sizeof l, "rank %d: weir copied h2d %llu d2h %llu d2d 0", rank,
+             (unsigned long long)h2d, (unsigned long long)d2h);
+    expect_line(out, l);
+}
+
+/* chain: the argument (the driver's device buffer, read on rank 1), edge 1
+ * (s0 on rank 1 -> s1 on rank 0) and edge 2 (s1 -> s2 on rank 1) are
+ * device edges: rank 1 receives two (s0, s2 copy in) and stages one (s0);
+ * rank 0's actor receives one and stages one (the driver's staging of the
+ * argument is no actor's). */
+Test(nodes, tensor_sim_chain_2_ranks_staged, .timeout = 300)
+{
+    static char out[65536];
+    char pre[256];
+    uint64_t n = SANITIZED ? 1000 : 10000;
+    snprintf(pre, sizeof pre, "%s -n 2", WEIR_RUN);
+    const char *iso[2] = {"thread", "process"};
+    for (int k = 0; k < 2; k++) {
+        tn_run(pre, "chain", iso[k], "sim", n, 8, 16, out, sizeof out);
+        tn_sim_copies(out, 0, n, n);
+        tn_sim_copies(out, 1, 2 * n, n);
+    }
+}
+
+/* diamond, every edge on the device: the argument has a reader on the
+ * driver's rank (join: the pool) and one on rank 1 (src: staged); src's
+ * tensor one on its rank (right: the pool) and one on rank 0 (left:
+ * staged); right -> join is staged, left -> join stays on rank 0 (no copy);
+ * join's output is staged for the driver (a host copy). Rank 0's actors:
+ * left and join copy in, join stages; rank 1's: src copies in, src and
+ * right stage. */
+Test(nodes, tensor_sim_diamond_2_ranks_staged, .timeout = 300)
+{
+    static char out[65536];
+    char pre[256];
+    uint64_t n = SANITIZED ? 1000 : 10000;
+    snprintf(pre, sizeof pre, "%s -n 2", WEIR_RUN);
+    const char *iso[2] = {"thread", "process"};
+    for (int k = 0; k < 2; k++) {
+        tn_run(pre, "diamond", iso[k], "sim", n, 8, 16, out, sizeof out);
+        tn_sim_copies(out, 0, 2 * n, n);
+        tn_sim_copies(out, 1, n, 2 * n);
     }
 }

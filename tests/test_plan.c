@@ -1002,7 +1002,7 @@ Test(plan, flatc_reads_our_files)
     char *json = slurp(tmp_path("diamond.json"), NULL);
     cr_assert_not_null(json, "flatc wrote no JSON");
     cr_expect(strstr(json, "\"graph\": \"diamond\""), "%s", json);
-    cr_expect(strstr(json, "\"version\": 2"), "%s", json);
+    cr_expect(strstr(json, "\"version\": 3"), "%s", json);
     cr_expect(strstr(json, "\"nworkers\": 3"), "%s", json);
     cr_expect(strstr(json, "\"worker\": 2"), "%s", json); /* join: actor 3 on worker 2 */
     for (uint32_t i = 0; i < p->nactors; i++) {
@@ -1043,8 +1043,34 @@ Test(plan, flatc_made_bad_plans_are_rejected)
          "': actor 'a' op 0 (READ) names channel 5 of 1"},
         {"{graph: \"g\", max_inflight: 1, depth: 1, buffer_bytes: 64}",
          "': missing field 'version'"},
-        {"{version: 3, graph: \"g\", max_inflight: 1, depth: 1, buffer_bytes: 64}",
-         "': format version 3 is not supported (this build reads 1..2)"},
+        {"{version: 4, graph: \"g\", max_inflight: 1, depth: 1, buffer_bytes: 64}",
+         "': format version 4 is not supported (this build reads 1..3)"},
+        /* Version 3: a tensor edge's spec is checked like weir_node_tensor_spec's. */
+        {"{version: 3, graph: \"t\", max_inflight: 1, depth: 1, buffer_bytes: 64,"
+         " chans: [{name: \"arg0\", writer: -1, slot_bytes: 64, depth: 1,"
+         " tensor: {device: 1, ndim: 9, shape: [1,1,1,1,1,1,1,1,1]}}]}",
+         "': channel 'arg0': tensor ndim 9 with 9 shape entries"},
+        {"{version: 3, graph: \"t\", max_inflight: 1, depth: 1, buffer_bytes: 64,"
+         " chans: [{name: \"arg0\", writer: -1, slot_bytes: 64, depth: 1,"
+         " tensor: {device: 1, ndim: 2, shape: [4]}}]}",
+         "': channel 'arg0': tensor ndim 2 with 1 shape entries"},
+        {"{version: 3, graph: \"t\", nargs: 1, max_inflight: 1, depth: 1, buffer_bytes: 64,"
+         " chans: [{name: \"arg0\", writer: -1, slot_bytes: 64, depth: 1,"
+         " tensor: {device: -3}}]}",
+         "': channel 'arg0': tensor device type -3 is no DLPack device type"},
+        {"{version: 3, graph: \"t\", nargs: 1, max_inflight: 1, depth: 1, buffer_bytes: 64,"
+         " chans: [{name: \"arg0\", writer: -1, slot_bytes: 64, depth: 1,"
+         " tensor: {device: 1, dtype_code: 2, dtype_bits: 12, dtype_lanes: 1}}]}",
+         "': channel 'arg0': tensor dtype (code 2, bits 12, lanes 1): bits must be a multiple "
+         "of 8, lanes >= 1"},
+        {"{version: 3, graph: \"t\", nargs: 1, max_inflight: 1, depth: 1, buffer_bytes: 64,"
+         " chans: [{name: \"arg0\", writer: -1, slot_bytes: 64, depth: 1,"
+         " tensor: {device: 1, ndim: 1, shape: [-4]}}]}",
+         "': channel 'arg0': tensor shape[0] = -4 (ndim 1)"},
+        {"{version: 3, graph: \"t\", nargs: 1, max_inflight: 1, depth: 1, buffer_bytes: 64,"
+         " chans: [{name: \"arg0\", writer: -1, slot_bytes: 64, depth: 1,"
+         " tensor: {device: 2, device_id: -1, max_bytes: 64}}]}",
+         "': channel 'arg0': tensor device id -1 is negative"},
         /* Version 2: a thread actor must sit on a worker that exists. */
         {"{version: 2, graph: \"w\", nargs: 1, max_inflight: 1, depth: 1, buffer_bytes: 64,"
          " nworkers: 1, actors: [{name: \"a\", worker: 3}]}",
@@ -1068,6 +1094,15 @@ Test(plan, flatc_made_bad_plans_are_rejected)
          "': channel 0: missing field 'name'"},
         {"{version: 1, graph: \"g\\u0000x\", max_inflight: 1, depth: 1, buffer_bytes: 64}",
          "': graph name contains a NUL byte"},
+        /* Version 2 (before tensor edges) still loads: no channel is a tensor. */
+        {"{version: 2, graph: \"w\", nargs: 1, max_inflight: 1, depth: 1, buffer_bytes: 64,"
+         " nworkers: 1, actors: [{name: \"a\", worker: 0, nregs: 2, methods: [{name: \"f\","
+         " nin: 1, nout: 1}], ops: [{kind: \"READ\", chan: 0, reg: 0}, {kind: \"CALL\","
+         " in_regs: [0], out_regs: [1]}, {kind: \"WRITE\", chan: 1, reg: 1}, {kind:"
+         " \"RELEASE\", chan: 0, reg: 0}]}], chans: [{name: \"arg0\", writer: -1, readers: [0],"
+         " slot_bytes: 64, depth: 1}, {name: \"a.f.out0\", writer: 0, readers: [-1],"
+         " slot_bytes: 64, depth: 1, src_kind: \"OUT\", src_index: 1}], outputs: [1]}",
+         NULL},
         /* A valid minimal plan: no actors, no channels. */
         {"{version: 1, graph: \"empty\", max_inflight: 1, depth: 1, buffer_bytes: 64}", NULL},
         /* Version 1 (before placement) still loads: a worker per thread actor. */
@@ -1232,5 +1267,81 @@ Test(plan, compiled_plans_validate_and_round_trip)
         free(buf);
     }
     weir__plan_free(p);
+    weir_graph_free(g);
+}
+
+/* Tensor edges are in the plan (format version 3): which channels carry
+ * tensors and their specs survive the codec and a file exactly, change the
+ * hash (ranks with other marks are refused), and weir-plan show lists them.
+ * A value inside one actor has no channel, so no entry. */
+Test(plan, tensor_edges_recorded)
+{
+    weir_graph *g = weir_graph_new("tens");
+    weir_actor *a = weir_actor_new(g, "a", NULL), *b = weir_actor_new(g, "b", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *y = weir_bind(a, "f", nop_method, &in, 1, 2);
+    weir_node *y0 = weir_ret(y, 0), *y1 = weir_ret(y, 1);
+    weir_node *z = weir_bind(b, "g", nop_method, (weir_node *[]){y0, y1}, 2, 1);
+    cr_assert_eq(weir_output(g, &z, 1), 0, "%s", weir_errmsg());
+    weir_compile_opts o = {.max_inflight = 2};
+    struct weir__plan *plain = NULL, *p = NULL;
+    cr_assert_eq(weir__compile_plan(g, &o, &plain), 0, "%s", weir_errmsg());
+    for (uint32_t c = 0; c < plain->nchans; c++)
+        cr_expect_eq(plain->chans[c].tensor.is_tensor, 0);
+
+    weir_tensor_spec s0 = {.device = kDLCPU, .dtype = {kDLFloat, 32, 1}, .ndim = 2,
+                           .shape = {8, 0}};
+    weir_tensor_spec s1 = {.device = WEIR_TENSOR_DEVICE_SIM, .device_id = 1, .max_bytes = 4096,
+                           .dtype = {kDLUInt, 16, 2}, .ndim = WEIR_TENSOR_SCALAR};
+    cr_assert_eq(weir_node_tensor_spec(in, &s0), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir_node_tensor_spec(y1, &s1), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir_node_tensor(z, kDLCPU, 0), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir__compile_plan(g, &o, &p), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir__plan_validate(p), 0, "%s", weir_errmsg());
+    cr_expect_neq(weir__plan_hash(p), weir__plan_hash(plain), "the marks are in the hash");
+    /* channels: arg0, a.f.out0, a.f.out1, b.g.out0 */
+    cr_assert_eq(p->nchans, 4);
+    const struct weir__plan_tensor *t0 = &p->chans[0].tensor, *t1 = &p->chans[1].tensor,
+                                   *t2 = &p->chans[2].tensor, *t3 = &p->chans[3].tensor;
+    cr_expect_str_eq(p->chans[2].name, "a.f.out1");
+    cr_expect_eq(t0->is_tensor, 1);
+    cr_expect_eq(t0->device, kDLCPU);
+    cr_expect_eq(t0->dtype_code, kDLFloat);
+    cr_expect_eq(t0->dtype_bits, 32);
+    cr_expect_eq(t0->ndim, 2);
+    cr_expect_eq(t0->shape[0], 8);
+    cr_expect_eq(t0->shape[1], 0);
+    cr_expect_eq(t1->is_tensor, 0, "a.f.out0 is no tensor edge");
+    cr_expect_eq(t2->is_tensor, 1);
+    cr_expect_eq(t2->device, WEIR_TENSOR_DEVICE_SIM);
+    cr_expect_eq(t2->device_id, 1);
+    cr_expect_eq(t2->max_bytes, 4096);
+    cr_expect_eq(t2->dtype_lanes, 2);
+    cr_expect_eq(t2->ndim, WEIR_TENSOR_SCALAR);
+    cr_expect_eq(t3->is_tensor, 1);
+    cr_expect_eq(t3->dtype_bits, 0);
+
+    const char *path = tmp_path("tens.wplan");
+    cr_assert_eq(weir__plan_save(p, path), 0, "%s", weir_errmsg());
+    struct weir__plan *q = NULL;
+    cr_assert_eq(weir__plan_load(path, &q), 0, "%s", weir_errmsg());
+    expect_same(p, q);
+    cr_expect_eq(memcmp(&q->chans[2].tensor, t2, sizeof *t2), 0, "the spec, field by field");
+    cr_expect_eq(memcmp(&q->chans[0].tensor, t0, sizeof *t0), 0);
+
+    char *txt = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&txt, &n);
+    cr_assert_eq(weir__plan_print(q, f), 0, "%s", weir_errmsg());
+    fclose(f);
+    cr_expect(strstr(txt, "\ntensor edges\n"
+                          "     0  arg0      cpu, max_bytes any, dtype float32, ndim 2, shape 8 x ?\n"
+                          "     2  a.f.out1  sim:1, max_bytes 4096, dtype uint16x2, scalar\n"
+                          "     3  b.g.out0  cpu, max_bytes any, dtype any, ndim any\n"),
+              "%s", txt);
+    free(txt);
+    weir__plan_free(q);
+    weir__plan_free(p);
+    weir__plan_free(plain);
     weir_graph_free(g);
 }

@@ -200,6 +200,58 @@ Test(tensor, bad_metadata_rejected_with_reason)
 }
 
 /* Encode a valid 4x4 float32 record, then let `mut` corrupt it. */
+/* A device record with a staged host copy (a device edge read on other
+ * ranks): buffer index, the copy's room at the aligned offset, exact
+ * record; the decoder hands out the copy as data. */
+Test(tensor, staged_device_record_round_trip)
+{
+    unsigned char *slot = slot_new();
+    int64_t shape[2] = {3, 5}, strides[2] = {1, -3};
+    DLTensor m = meta(2, shape, strides, kDLInt, 16);
+    m.dtype.lanes = 2;
+    m.device.device_type = WEIR_TENSOR_DEVICE_SIM;
+    m.byte_offset = 4 * 4 * 3; /* the negative stride reaches 48 bytes below */
+    size_t span, total = 0;
+    cr_assert_eq(weir_tensor_nbytes(&m, &span), 0, "%s", weir_errmsg());
+    void *data = NULL;
+    cr_assert_eq(weir__tensor_encode(slot, 192 + 64 + span, &m, WEIR__TENSOR_STAGED, 3, "st",
+                                     &total, &data), 0, "%s", weir_errmsg());
+    cr_assert_eq(data, slot + 192, "right after the record (64-byte aligned)");
+    cr_assert_eq(total, 192 + span);
+    const weir__tensor_rec *r = (const weir__tensor_rec *)slot;
+    cr_assert_eq(r->flags, WEIR__TENSOR_F_STAGED | WEIR__TENSOR_F_STRIDES);
+    cr_assert_eq(r->buf_index, 3);
+    DLTensor t;
+    uint32_t bi = 0;
+    cr_assert_eq(weir__tensor_decode(slot, total, "st", &t, &bi), 0, "%s", weir_errmsg());
+    cr_assert_eq(bi, 3);
+    cr_assert_eq(t.data, slot + 192, "the staged copy");
+    cr_assert_eq(t.device.device_type, WEIR_TENSOR_DEVICE_SIM);
+    cr_assert_eq(t.dtype.code, kDLInt);
+    cr_assert_eq(t.dtype.bits, 16);
+    cr_assert_eq(t.dtype.lanes, 2);
+    cr_assert_eq(t.ndim, 2);
+    cr_assert_eq(t.shape[0], 3);
+    cr_assert_eq(t.shape[1], 5);
+    cr_assert_eq(t.strides[0], 1);
+    cr_assert_eq(t.strides[1], -3);
+    cr_assert_eq(t.byte_offset, 48);
+    /* Room too small for the copy, then records that are neither. */
+    cr_assert_eq(weir__tensor_encode(slot, 192 + span - 1, &m, WEIR__TENSOR_STAGED, 3, "st",
+                                     &total, &data), -EMSGSIZE);
+    cr_assert_str_eq(weir_errmsg(), "tensor edge 'st': 252 bytes needed, the slot holds 251");
+    cr_assert_eq(weir__tensor_encode(slot, 192 + 64 + span, &m, WEIR__TENSOR_STAGED, 3, "st",
+                                     &total, &data), 0);
+    cr_assert_eq(weir__tensor_decode(slot, total - 1, "st", &t, &bi), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(),
+                     "tensor edge 'st': data (offset 192, 60 bytes) outside the 251-byte message");
+    ((weir__tensor_rec *)slot)->flags |= WEIR__TENSOR_F_INSLOT;
+    cr_assert_eq(weir__tensor_decode(slot, total, "st", &t, &bi), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(), "tensor edge 'st': record flags 0x07: in-slot data and a "
+                                    "staged device copy at once");
+    free(slot);
+}
+
 static size_t good(unsigned char *slot)
 {
     int64_t shape[2] = {4, 4};
@@ -270,6 +322,11 @@ Test(tensor, decoder_rejects_foreign_bytes)
     cr_assert_eq(weir__tensor_decode(slot, n, "in", &t, NULL), -EBADMSG);
     cr_assert_str_eq(weir_errmsg(),
                      "tensor edge 'in': data (offset 100, 64 bytes) outside the 256-byte message");
+
+    n = good(slot);
+    r->buf_index = 4;
+    cr_assert_eq(weir__tensor_decode(slot, n, "in", &t, NULL), -EBADMSG);
+    cr_assert_str_eq(weir_errmsg(), "tensor edge 'in': in-slot tensor naming device buffer 4");
 
     n = good(slot);
     r->device_id = -2;
@@ -837,6 +894,97 @@ Test(tensor, cpu_diamond_processes)
     cr_assert_eq(open_fds(), fds0);
 }
 
+/* Result tensors, copies and views: data 64-byte aligned, the producer's
+ * record exactly (a.scale writes transposed strides at byte_offset 64),
+ * every element. A small contiguous second output rides along, so outputs
+ * after the first are placed aligned too. */
+static int m_scale2(weir_call *c, void *st)
+{
+    int rc = m_scale(c, st);
+    if (rc)
+        return rc;
+    int64_t shape[1] = {3};
+    DLTensor m;
+    memset(&m, 0, sizeof m);
+    m.device.device_type = kDLCPU;
+    m.ndim = 1;
+    m.shape = shape;
+    m.dtype = (DLDataType){kDLInt, 8, 1};
+    int8_t *p = weir_call_out_tensor(c, 1, &m);
+    if (!p)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    for (int k = 0; k < 3; k++)
+        p[k] = (int8_t)(weir_call_exec(c) + (uint64_t)k);
+    return 0;
+}
+
+static void result_tensors(size_t view_bytes, uint64_t n)
+{
+    weir_graph *g = weir_graph_new("tres");
+    weir_actor *a = weir_actor_new(g, "a", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_tensor_spec s = f32_2d();
+    cr_assert_eq(weir_node_tensor_spec(in, &s), 0);
+    weir_node *y = weir_bind(a, "scale", m_scale2, &in, 1, 2);
+    weir_node *y0 = weir_ret(y, 0), *y1 = weir_ret(y, 1);
+    cr_assert_eq(weir_node_tensor(y0, kDLCPU, 0), 0);
+    cr_assert_eq(weir_node_tensor(y1, kDLCPU, 0), 0);
+    /* The small output first: the tensor's copy follows it in the block. */
+    cr_assert_eq(weir_output(g, (weir_node *[]){y1, y0}, 2), 0);
+    weir_compile_opts co = {.result_view_bytes = view_bytes};
+    weir_dag *d = weir_compile(g, &co);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    float x[ROWS * COLS];
+    int64_t shape[2] = {ROWS, COLS};
+    for (uint64_t e = 0; e < n; e++) {
+        for (int i = 0; i < ROWS; i++)
+            for (int j = 0; j < COLS; j++)
+                x[i * COLS + j] = x_of(e, i, j);
+        DLTensor t = tensor2(x, shape, NULL);
+        weir_buf arg = weir_tensor_arg(&t);
+        weir_result *r;
+        cr_assert_eq(weir_execute(d, &arg, 1, &r, 10000), 0, "%s", weir_errmsg());
+        DLTensor v, w;
+        cr_assert_eq(weir_result_tensor(r, 0, &w), 0, "%s", weir_errmsg());
+        cr_assert_eq(weir_result_tensor(r, 1, &v), 0, "%s", weir_errmsg());
+        cr_assert_eq((uintptr_t)w.data % 64, 0, "execution %llu: small output at %p",
+                     (unsigned long long)e, w.data);
+        cr_assert_eq((uintptr_t)v.data % 64, 0, "execution %llu: tensor at %p",
+                     (unsigned long long)e, v.data);
+        cr_assert_eq(w.ndim, 1);
+        cr_assert_eq(w.shape[0], 3);
+        cr_assert_null(w.strides);
+        cr_assert_eq(w.dtype.code, kDLInt);
+        cr_assert_eq(w.dtype.bits, 8);
+        for (int k = 0; k < 3; k++)
+            cr_assert_eq(((const int8_t *)w.data)[k], (int8_t)(e + (uint64_t)k));
+        cr_assert_eq(v.ndim, 2);
+        cr_assert_eq(v.shape[0], ROWS);
+        cr_assert_eq(v.shape[1], COLS);
+        cr_assert_not_null(v.strides);
+        cr_assert_eq(v.strides[0], 1);
+        cr_assert_eq(v.strides[1], ROWS);
+        cr_assert_eq(v.byte_offset, 64);
+        cr_assert_eq(v.dtype.code, kDLFloat);
+        cr_assert_eq(v.dtype.bits, 32);
+        cr_assert_eq(v.dtype.lanes, 1);
+        cr_assert_eq(v.device.device_type, kDLCPU);
+        const float *z = (const float *)((const char *)v.data + 64);
+        for (int i = 0; i < ROWS; i++)
+            for (int j = 0; j < COLS; j++)
+                cr_assert_eq(z[i * v.strides[0] + j * v.strides[1]], 2 * x_of(e, i, j) + 1);
+        weir_result_free(r);
+    }
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+}
+
+Test(tensor, result_tensors_aligned_and_exact)
+{
+    result_tensors(SIZE_MAX, 300); /* always copies */
+    result_tensors(1, 300);        /* always views (zero-copy) */
+}
+
 /* ---- sim-device tensor edges ------------------------------------------------ */
 
 #define SIM WEIR_TENSOR_DEVICE_SIM
@@ -1013,6 +1161,116 @@ Test(tensor, sim_diamond_processes)
 /* A reader process killed while it holds a device buffer: that execution
  * fails, the replacement imports the pool again, the writer reuses the
  * buffer, every later execution is exact, nothing leaks. */
+/* Device tensors as execution arguments and as graph outputs:
+ *   arg0 (sim device, from the caller's device buffer) -> b.down: z0 = x0 + 3
+ *   arg1 (cpu) -> up.up: y = 2 x1 + 1 on the device -> c.down: z2 = y + 5,
+ *                                                   -> output 1 (a host copy)
+ * Every element of every output, the records exact; weir's copies: the
+ * driver's device-to-device into the pool (not an actor's), one
+ * device-to-host staging copy per message of y (the driver reads it). */
+static void dev_args_outputs(int iso, uint64_t n)
+{
+    int fds0 = open_fds();
+    st_up = (struct devst){.kill_at = -1};
+    st_b = (struct devst){.kill_at = -1, .add = 3};
+    st_c = (struct devst){.kill_at = -1, .add = 5};
+    weir_actor_opts ou = {.isolation = iso, .state = &st_up, .init = devst_init,
+                          .fini = devst_fini};
+    weir_actor_opts ob = ou, oc = ou;
+    ob.state = &st_b;
+    oc.state = &st_c;
+    weir_graph *g = weir_graph_new("tdevio");
+    weir_actor *up = weir_actor_new(g, "up", &ou), *b = weir_actor_new(g, "b", &ob),
+               *c = weir_actor_new(g, "c", &oc);
+    weir_node *in0 = weir_input(g, 0), *in1 = weir_input(g, 1);
+    weir_tensor_spec s = f32_2d(), ds = s;
+    ds.device = SIM;
+    ds.max_bytes = TBYTES;
+    cr_assert_eq(weir_node_tensor_spec(in0, &ds), 0, "%s", weir_errmsg());
+    cr_assert_eq(weir_node_tensor_spec(in1, &s), 0);
+    weir_node *z0 = weir_bind(b, "down", m_down, &in0, 1, 1);
+    weir_node *y = weir_bind(up, "up", m_up, &in1, 1, 1);
+    weir_node *z2 = weir_bind(c, "down", m_down, &y, 1, 1);
+    cr_assert_eq(weir_node_tensor_spec(y, &ds), 0);
+    cr_assert_eq(weir_node_tensor_spec(z0, &s), 0);
+    cr_assert_eq(weir_node_tensor_spec(z2, &s), 0);
+    cr_assert_eq(weir_output(g, (weir_node *[]){z0, y, z2}, 3), 0);
+    weir_compile_opts co = {.threads = WEIR_THREADS_PER_ACTOR};
+    weir_dag *d = weir_compile(g, &co);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+
+    /* The caller's device buffers (two, reused: submit copies them). */
+    weir__device *dev;
+    cr_assert_eq(weir__device_open(SIM, 0, "caller", &dev), 0, "%s", weir_errmsg());
+    void *mem[2], *dptr[2];
+    for (int k = 0; k < 2; k++)
+        cr_assert_eq(dev->ops->mem_alloc(dev->impl, TBYTES, &mem[k], &dptr[k]), 0, "%s",
+                     weir_errmsg());
+    int64_t shape[2] = {ROWS, COLS};
+    float x0[ROWS * COLS], x1[ROWS * COLS];
+    uint64_t next = 0, done = 0;
+    while (done < n) {
+        while (next < n && next - done < 2) {
+            for (int i = 0; i < ROWS; i++)
+                for (int j = 0; j < COLS; j++) {
+                    x0[i * COLS + j] = x_of(next, i, j) + 1000;
+                    x1[i * COLS + j] = x_of(next, i, j);
+                }
+            void *dp = dptr[next % 2];
+            cr_assert_eq(dev->ops->copy(dev->impl, dp, x0, TBYTES, WEIR__COPY_H2D), 0);
+            DLTensor t0 = tensor2(dp, shape, NULL), t1 = tensor2(x1, shape, NULL);
+            t0.device.device_type = SIM;
+            weir_buf args[2] = {weir_tensor_arg(&t0), weir_tensor_arg(&t1)};
+            uint64_t id;
+            cr_assert_eq(weir_submit(d, args, 2, &id, 10000), 0, "%s", weir_errmsg());
+            /* Copied at submit: overwriting the caller's buffer now changes nothing. */
+            memset(x0, 0, sizeof x0);
+            cr_assert_eq(dev->ops->copy(dev->impl, dp, x0, TBYTES, WEIR__COPY_H2D), 0);
+            next++;
+        }
+        weir_result *r;
+        cr_assert_eq(weir_wait(d, done, &r, 10000), 0, "execution %llu: %s",
+                     (unsigned long long)done, weir_errmsg());
+        DLTensor t[3];
+        for (unsigned k = 0; k < 3; k++) {
+            cr_assert_eq(weir_result_tensor(r, k, &t[k]), 0, "%s", weir_errmsg());
+            cr_assert_eq(t[k].device.device_type, kDLCPU, "output %u: a host tensor", k);
+            cr_assert_eq(t[k].ndim, 2);
+            cr_assert_eq(t[k].shape[0], ROWS);
+            cr_assert_eq(t[k].shape[1], COLS);
+            cr_assert_null(t[k].strides);
+            cr_assert_eq(t[k].byte_offset, 0);
+            cr_assert_eq(t[k].dtype.code, kDLFloat);
+            cr_assert_eq((uintptr_t)t[k].data % 64, 0);
+        }
+        for (int i = 0; i < ROWS; i++)
+            for (int j = 0; j < COLS; j++) {
+                float yv = 2 * x_of(done, i, j) + 1;
+                cr_assert_eq(((const float *)t[0].data)[i * COLS + j], x_of(done, i, j) + 1003);
+                cr_assert_eq(((const float *)t[1].data)[i * COLS + j], yv);
+                cr_assert_eq(((const float *)t[2].data)[i * COLS + j], yv + 5);
+            }
+        weir_result_free(r);
+        done++;
+    }
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir__dev_counters k;
+    weir__tensor_last_counters(&k);
+    cr_assert_eq(k.copies[WEIR__COPY_D2H], n, "one staging copy per message of y");
+    cr_assert_eq(k.copies[WEIR__COPY_H2D] + k.copies[WEIR__COPY_D2D], 0);
+    for (int j = 0; j < 2; j++)
+        dev->ops->mem_free(dev->impl, mem[j]);
+    weir__device_close(dev);
+    weir_graph_free(g);
+    cr_assert_eq(open_fds(), fds0, "every pool buffer, event and handle closed");
+}
+
+Test(tensor, sim_device_arguments_and_outputs)
+{
+    dev_args_outputs(WEIR_THREAD, SANITIZED ? 1000 : 20000);
+    dev_args_outputs(WEIR_PROCESS, SANITIZED ? 1000 : 20000);
+}
+
 Test(tensor, sim_reader_killed_holding_buffer)
 {
     int fds0 = open_fds();
@@ -1309,10 +1567,6 @@ Test(tensor, device_edges_checked_at_compile)
     cr_assert_eq(rc, -EINVAL);
     cr_assert_str_eq(m, "graph 'tdev': tensor edge 'a.f.out0': a device edge needs max_bytes (the "
                         "size of its pool's buffers)");
-    m = compile_err(SIM, 0, 1024, 1, &rc);
-    cr_assert_eq(rc, -ENOSYS);
-    cr_assert_str_eq(m, "graph 'tdev': tensor edge 'a.f.out0': device tensors as graph outputs "
-                        "are not done yet (copy to a CPU edge in an actor)");
     cr_assert_eq(open_fds(), fds0);
 
     weir_graph *g = weir_graph_new("tspec");
@@ -1339,10 +1593,47 @@ Test(tensor, device_edges_checked_at_compile)
     weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){0});
     weir_node *y = weir_bind(a, "touch", m_touch, &in, 1, 1);
     cr_assert_eq(weir_output(g, &y, 1), 0);
-    cr_assert_null(weir_compile(g, NULL));
-    cr_assert_eq(weir_errcode(), -ENOSYS);
-    cr_assert_str_eq(weir_errmsg(), "graph 'tspec': tensor edge 'arg0': device tensors as "
-                                    "execution arguments are not done yet (pass a CPU tensor and "
-                                    "copy it to the device in an actor)");
+    /* A device argument edge: bad arguments fail the submit naming the edge,
+     * nothing is sent, and the dag goes on. */
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    int64_t shape[1] = {4};
+    float host[4] = {1, 2, 3, 4};
+    DLTensor t;
+    memset(&t, 0, sizeof t);
+    t.ndim = 1;
+    t.shape = shape;
+    t.dtype = F32;
+    t.data = host;
+    t.device.device_type = kDLCPU;
+    weir_buf arg = weir_tensor_arg(&t);
+    uint64_t id;
+    cr_assert_eq(weir_submit(d, &arg, 1, &id, 1000), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'tspec': submit: tensor edge 'arg0': tensor on device "
+                                    "type 1, the edge allows device type 12 only");
+    t.device.device_type = SIM; /* but host memory */
+    cr_assert_eq(weir_submit(d, &arg, 1, &id, 1000), -EFAULT);
+    char want[256];
+    snprintf(want, sizeof want, "graph 'tspec': submit: tensor edge 'arg0': execution 0: sim: "
+             "address %p is not a device address", (void *)host);
+    cr_assert_str_eq(weir_errmsg(), want);
+    weir__device *dev;
+    void *mem, *dptr;
+    cr_assert_eq(weir__device_open(SIM, 0, "caller", &dev), 0, "%s", weir_errmsg());
+    cr_assert_eq(dev->ops->mem_alloc(dev->impl, 64, &mem, &dptr), 0, "%s", weir_errmsg());
+    t.data = dptr;
+    weir_result *r;
+    for (int k = 0; k < 3; k++) { /* and the dag goes on, from execution 0 */
+        cr_assert_eq(weir_execute(d, &arg, 1, &r, 10000), 0, "%s", weir_errmsg());
+        cr_assert_eq(weir_result_exec(r), (uint64_t)k);
+        size_t len;
+        const int64_t *nd = weir_result_data(r, 0, &len);
+        cr_assert_eq(len, 8);
+        cr_assert_eq(*nd, 1, "the reader saw the device tensor's record");
+        weir_result_free(r);
+    }
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    dev->ops->mem_free(dev->impl, mem);
+    weir__device_close(dev);
     weir_graph_free(g);
 }

@@ -103,6 +103,12 @@ WEIR_API int weir_node_tensor_spec(weir_node *n, const weir_tensor_spec *spec);
 WEIR_API int weir_call_in_tensor(weir_call *c, unsigned i, DLTensor *t);
 
 /*
+ * Across ranks (a reader on another rank than the producer's): CPU data
+ * travels in the message over the edge's link; device data is staged
+ * through host memory: one device-to-host copy into the slot on the
+ * producer's rank, one host-to-device copy per reader on the other rank
+ * (into a buffer of that reader's own).
+ *
  * Device work and ordering: weir orders a device tensor's producer and
  * readers with events on its own per-actor stream, which is ordered with
  * the device's default stream (CUDA: the legacy stream 0). Work a method
@@ -123,16 +129,24 @@ WEIR_API void *weir_call_out_tensor(weir_call *c, unsigned i, const DLTensor *me
 
 /*
  * Driver: the argument for a tensor input: {t, sizeof *t}. The driver reads
- * *t and its data (host memory) in weir_submit / weir_execute, checks it
- * against the edge (errors name the edge: the submit fails, nothing is
- * sent) and copies metadata and data into the argument's ring slot; t must
- * stay valid until that call returns.
+ * *t and its data in weir_submit / weir_execute, checks it against the edge
+ * (errors name the edge: the submit fails, nothing is sent) and copies
+ * metadata and data: a CPU tensor's data (host memory) into the argument's
+ * ring slot; a device tensor's data (a device address of this process on
+ * the edge's device: CUDA, of the primary context) device-to-device into
+ * the edge's pool buffer of that execution. t and its data must stay valid
+ * until that call returns; after it the caller may reuse them.
  */
 WEIR_API weir_buf weir_tensor_arg(const DLTensor *t);
 
 /*
  * Output i of a result as a tensor: shape/strides/data point into the
- * result (a copy; data only 8-byte aligned there), valid until weir_result_free().
+ * result (into the output slot when the result is a view, see
+ * result_view_bytes; else into its copy), data 64-byte aligned either way,
+ * valid until weir_result_free(). dtype, ndim, shape, strides and
+ * byte_offset are the producer's, exactly. A device edge's output arrives
+ * as a host copy (device kDLCPU): weir copies it device-to-host once, after
+ * the producer's method returned, into the output's slot.
  * 0, or -EINVAL (i out of range) / -EBADMSG (not a tensor) naming the output.
  */
 WEIR_API int weir_result_tensor(const weir_result *r, unsigned i, DLTensor *t);

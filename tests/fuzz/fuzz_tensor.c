@@ -7,7 +7,8 @@
  * decoded. A refusal must say why; an accepted record must describe a
  * tensor whose every byte lies inside the message (in-slot data is read
  * whole, so ASan catches any overrun), whose metadata re-validates, and
- * which re-encodes to the same record.
+ * which re-encodes to the same record (in-slot, staged device copy, or
+ * device only; the same flags and buffer index).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -57,9 +58,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap();
         size_t total = 0;
         void *d = NULL;
-        if (weir__tensor_encode(re, rcap, &t, t.data != NULL, bi, "fuzz", &total, &d) < 0)
+        int mode = (r->flags & WEIR__TENSOR_F_STAGED) ? WEIR__TENSOR_STAGED
+                   : t.data                            ? WEIR__TENSOR_IN_SLOT
+                                                       : 0;
+        if (weir__tensor_encode(re, rcap, &t, mode, bi, "fuzz", &total, &d) < 0)
             __builtin_trap();
         const weir__tensor_rec *q = (const weir__tensor_rec *)re;
+        if (q->flags != r->flags || q->buf_index != r->buf_index)
+            __builtin_trap(); /* in-slot, staged or device: the same kind of record */
         if (q->ndim != r->ndim || q->byte_offset != r->byte_offset ||
             memcmp(q->shape, r->shape, sizeof(int64_t) * r->ndim) != 0 ||
             ((r->flags & WEIR__TENSOR_F_STRIDES) &&
