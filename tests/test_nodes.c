@@ -1813,28 +1813,13 @@ Test(nodes, edge_transport_recorded_in_plan)
 }
 
 /* 1 if this library has the ZeroMQ transport. */
-static int have_zmq_transport(void)
-{
-    weir_chan *c = weir_chan_create(NULL, &(weir_chan_opts){.depth = 4});
-    cr_assert_not_null(c);
-    weir_link *l = weir_link_listen(c, "tcp://127.0.0.1:0",
-                                    &(weir_link_opts){.transport = WEIR_TRANSPORT_ZMQ});
-    int have = l != NULL;
-    if (!have)
-        cr_assert_eq(weir_errcode(), -ENOSYS, "%s", weir_errmsg());
-    weir_link_free(l);
-    weir_chan_close(c);
-    weir_chan_free(c);
-    return have;
-}
-
 /* Every edge of a chain over 2 ranks on zmq, the compile option uring:
  * without the ZeroMQ transport every rank's compile fails alike, before
  * the join, naming the channel; with it the chain runs whole. */
 Test(nodes, edge_transport_zmq_every_rank, .timeout = 120)
 {
     char out[65536];
-    if (have_zmq_transport()) {
+    if (WEIR_HAVE_ZMQ_TRANSPORT) {
         char pre[256];
         snprintf(pre, sizeof pre, "MNODE_EDGE_TRANSPORT=zmq %s -n 2", WEIR_RUN);
         mn_run(pre, "chain", 2, "thread", SANITIZED ? 1000 : 10000);
@@ -1869,8 +1854,8 @@ Test(nodes, edge_transport_uring_over_zmq_option, .timeout = 120)
 }
 
 /* weir-bench dag --nodes 2 runs itself under weir-run --netns: every row
- * ran (the zmq ones skipped with the reason while the transport is not
- * built), every output checked by the bench, the ratios computed. */
+ * ran (the zmq ones too; skipped with the reason in a build without the
+ * transport), every output checked by the bench, the ratios computed. */
 Test(nodes, bench_dag_nodes_2, .timeout = 120)
 {
     if (!netns_ok())
@@ -1894,9 +1879,17 @@ Test(nodes, bench_dag_nodes_2, .timeout = 120)
         const char *ok = strstr(k, "\"status\":\"ok\"");
         cr_assert(ok && e && ok < e, "row %s %s not ok:\n%s", rows[i][0], rows[i][1], out);
     }
-    if (!have_zmq_transport())
+    if (!WEIR_HAVE_ZMQ_TRANSPORT)
         cr_assert(strstr(out, "crosses ranks over zmq: link: transport zmq: not built into this "
                               "library (channels/tcp_zmq.c)"), "%s", out);
+    for (int i = 0; WEIR_HAVE_ZMQ_TRANSPORT && i < 2; i++) {
+        char want[160];
+        snprintf(want, sizeof want, "\"name\":\"chain4.2rank.%s\",\"impl\":\"weir-zmq\"",
+                 i ? "tput" : "lat");
+        const char *k = strstr(out, want), *e = k ? strchr(k, '\n') : NULL;
+        const char *ok = k ? strstr(k, "\"status\":\"ok\"") : NULL;
+        cr_assert(ok && e && ok < e, "row %s not ok:\n%s", want, out);
+    }
     cr_assert(strstr(out, "\"nodes.rtt_vs_tcp\""), "%s", out);
     cr_assert(strstr(out, "\"nodes.tput_vs_1rank\""), "%s", out);
 }
