@@ -1253,11 +1253,14 @@ Test(nodes, weir_run_netns_sigkill, .timeout = 120)
     }
 }
 
-/* Run weir-run --netns -n 3 nodes_rank watch MS; once every rank printed its
- * table, cut rank 2's veth for cut_ms. Output into out; returns the exit
- * status and the monotonic time of the cut. */
-static int netns_cut_run(int watch_ms, int cut_ms, int hb_ms, char *out, size_t cap,
-                         uint64_t *t_cut)
+/* Run the shell command cmd (exec'd: its pid is weir-run's, whose network
+ * namespace holds the ranks' veths) with its output into out; once
+ * ready(out) holds, wait delay_ms, take veth down and, if cut_ms > 0, up
+ * again cut_ms later. Gives up after limit_s. Returns the exit status;
+ * *t_cut: when the cut began. `never` names what did not happen. */
+static int veth_cut_run(const char *cmd, int (*ready)(const char *), int delay_ms,
+                        const char *veth, int cut_ms, int limit_s, const char *never, char *out,
+                        size_t cap, uint64_t *t_cut)
 {
     int p[2];
     cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
@@ -1266,39 +1269,34 @@ static int netns_cut_run(int watch_ms, int cut_ms, int hb_ms, char *out, size_t 
     if (pid == 0) {
         dup2(p[1], 1);
         dup2(p[1], 2);
-        char ms[16];
-        snprintf(ms, sizeof ms, "%d", watch_ms);
-        char hb[16];
-        snprintf(hb, sizeof hb, "%d", hb_ms);
-        setenv("NODES_HB_MS", hb, 1);
-        execl(WEIR_RUN, WEIR_RUN, "--netns", "-n", "3", NODES_RANK, "watch", ms, (char *)NULL);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
     close(p[1]);
     size_t len = 0;
-    int tables = 0, cut = 0;
-    uint64_t deadline = t_now_ns() + 60000000000ull;
+    int cut = 0;
+    out[0] = '\0';
+    uint64_t deadline = t_now_ns() + (uint64_t)limit_s * 1000000000ull;
     while (t_now_ns() < deadline) {
         struct pollfd pf = {.fd = p[0], .events = POLLIN};
-        if (poll(&pf, 1, 100) > 0) {
+        if (poll(&pf, 1, 20) > 0) {
             ssize_t k = read(p[0], out + len, cap - 1 - len);
             if (k <= 0)
                 break;
             len += (size_t)k;
             out[len] = '\0';
         }
-        tables = 0;
-        for (const char *q = out; (q = strstr(q, ": table ")) != NULL; q++)
-            tables++;
-        if (tables == 3 && !cut) {
-            char cmd[128], o[256];
-            snprintf(cmd, sizeof cmd, "nsenter -t %d -n ip link set wr2 down 2>&1", (int)pid);
+        if (!cut && ready(out)) {
+            char c[128], o[256];
+            if (delay_ms)
+                t_sleep_ms((unsigned)delay_ms);
+            snprintf(c, sizeof c, "nsenter -t %d -n ip link set %s down 2>&1", (int)pid, veth);
             *t_cut = t_now_ns();
-            cr_assert_eq(sh_out(o, sizeof o, "%s", cmd), 0, "%s", o);
+            cr_assert_eq(sh_out(o, sizeof o, "%s", c), 0, "%s", o);
             if (cut_ms > 0) {
                 t_sleep_ms((unsigned)cut_ms);
-                snprintf(cmd, sizeof cmd, "nsenter -t %d -n ip link set wr2 up 2>&1", (int)pid);
-                cr_assert_eq(sh_out(o, sizeof o, "%s", cmd), 0, "%s", o);
+                snprintf(c, sizeof c, "nsenter -t %d -n ip link set %s up 2>&1", (int)pid, veth);
+                cr_assert_eq(sh_out(o, sizeof o, "%s", c), 0, "%s", o);
             }
             cut = 1;
         }
@@ -1306,8 +1304,29 @@ static int netns_cut_run(int watch_ms, int cut_ms, int hb_ms, char *out, size_t 
     close(p[0]);
     int st;
     waitpid(pid, &st, 0);
-    cr_assert(cut, "the ranks never printed their tables:\n%s", out);
+    cr_assert(cut, "%s:\n%s", never, out);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int three_tables(const char *out)
+{
+    int tables = 0;
+    for (const char *q = out; (q = strstr(q, ": table ")) != NULL; q++)
+        tables++;
+    return tables == 3;
+}
+
+/* Run weir-run --netns -n 3 nodes_rank watch MS; once every rank printed its
+ * table, cut rank 2's veth for cut_ms. Output into out; returns the exit
+ * status and the monotonic time of the cut. */
+static int netns_cut_run(int watch_ms, int cut_ms, int hb_ms, char *out, size_t cap,
+                         uint64_t *t_cut)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "NODES_HB_MS=%d exec %s --netns -n 3 %s watch %d", hb_ms, WEIR_RUN,
+             NODES_RANK, watch_ms);
+    return veth_cut_run(cmd, three_tables, 0, "wr2", cut_ms, 60,
+                        "the ranks never printed their tables", out, cap, t_cut);
 }
 
 static double failure_ms(const char *out, int rank, uint64_t t_cut, const char **text)
@@ -2016,56 +2035,23 @@ Test(nodes, dag_sigkill_worker_fails_executions, .timeout = 120)
     cr_assert(strstr(out, "rank 2: free 0 in "), "%s", out);
 }
 
+static int rank0_started(const char *out)
+{
+    return strstr(out, "rank 0: started\n") != NULL;
+}
+
 /* Run `weir-run --netns -n 2 mnode_rank chain N thread [cut 1]` (env before
- * it), and once rank 0 printed "started" cut rank 1's veth for cut_ms.
- * Output into out; returns the exit status; *t_cut: when the cut began. */
+ * it), and once rank 0 printed "started" (and 200 ms more: well into the
+ * pipelined run) cut rank 1's veth for cut_ms. Output into out; returns the
+ * exit status; *t_cut: when the cut began. */
 static int mn_cut_run(const char *env, unsigned long long n, int cut_ms, int expect_fail,
                       char *out, size_t cap, uint64_t *t_cut)
 {
-    int p[2];
-    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        dup2(p[1], 1);
-        dup2(p[1], 2);
-        char cmd[1024];
-        snprintf(cmd, sizeof cmd, "exec " CLEAN_ENV "%s %s --netns -n 2 %s chain %llu thread%s", env,
-                 WEIR_RUN, MNODE_RANK, n, expect_fail ? " cut 1" : "");
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    size_t len = 0;
-    int cut = 0;
-    out[0] = '\0';
-    uint64_t deadline = t_now_ns() + 90000000000ull;
-    while (t_now_ns() < deadline) {
-        struct pollfd pf = {.fd = p[0], .events = POLLIN};
-        if (poll(&pf, 1, 20) > 0) {
-            ssize_t k = read(p[0], out + len, cap - 1 - len);
-            if (k <= 0)
-                break;
-            len += (size_t)k;
-            out[len] = '\0';
-        }
-        if (!cut && strstr(out, "rank 0: started\n")) {
-            t_sleep_ms(200); /* well into the pipelined run */
-            char cmd[128], o[256];
-            snprintf(cmd, sizeof cmd, "nsenter -t %d -n ip link set wr1 down 2>&1", (int)pid);
-            *t_cut = t_now_ns();
-            cr_assert_eq(sh_out(o, sizeof o, "%s", cmd), 0, "%s", o);
-            t_sleep_ms((unsigned)cut_ms);
-            snprintf(cmd, sizeof cmd, "nsenter -t %d -n ip link set wr1 up 2>&1", (int)pid);
-            cr_assert_eq(sh_out(o, sizeof o, "%s", cmd), 0, "%s", o);
-            cut = 1;
-        }
-    }
-    close(p[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    cr_assert(cut, "rank 0 never started:\n%s", out);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "exec " CLEAN_ENV "%s %s --netns -n 2 %s chain %llu thread%s", env,
+             WEIR_RUN, MNODE_RANK, n, expect_fail ? " cut 1" : "");
+    return veth_cut_run(cmd, rank0_started, 200, "wr1", cut_ms, 90, "rank 0 never started", out,
+                        cap, t_cut);
 }
 
 /* A cut shorter than the links' timeout (rank 1's veth down 300 ms, mid
