@@ -103,6 +103,22 @@ static size_t value_hint(const weir_graph *g, const weir_node *n, unsigned out, 
     return dflt;
 }
 
+/* The links' transport of the channel of value (n, out): a
+ * weir_node_transport on the node itself or on a weir_ret() pick of it,
+ * else the dag's. */
+static int32_t value_transport(const weir_graph *g, const weir_node *n, unsigned out,
+                               int32_t dflt)
+{
+    if (n->transport1 && (n->kind == WEIR__N_INPUT || out == 0))
+        return n->transport1 - 1 == WEIR_TRANSPORT_DEFAULT ? dflt : n->transport1 - 1;
+    for (unsigned k = 0; k < g->nnodes; k++) {
+        const weir_node *r = g->nodes[k];
+        if (r->kind == WEIR__N_RET && r->call == n && r->out == out && r->transport1)
+            return r->transport1 - 1 == WEIR_TRANSPORT_DEFAULT ? dflt : r->transport1 - 1;
+    }
+    return dflt;
+}
+
 /* 1 if two CPU lists (checked already) name the same CPUs. */
 static int same_cpus(const char *x, const char *y)
 {
@@ -486,6 +502,7 @@ int weir__compile_plan(const weir_graph *g, const weir_compile_opts *o, struct w
             }
             c->name = xstrdup(name);
             c->slot_bytes = value_hint(g, n, oi, slot);
+            c->transport = value_transport(g, n, oi, p->transport);
             c->depth = depth;
             const struct weir__tensor_mark *tm = weir__graph_tensor(g, k, oi);
             if (tm) { /* the plan records the tensor edge (engine/tensor.c runs it) */

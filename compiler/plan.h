@@ -113,6 +113,8 @@ struct weir__plan_chan {
     uint32_t src_index;
     uint32_t src_out;
     struct weir__plan_tensor tensor; /* a tensor edge's spec, or is_tensor 0 */
+    int32_t transport; /* links' transport when it crosses ranks: the plan's, or the
+                          value's weir_node_transport */
 };
 
 struct weir__plan {

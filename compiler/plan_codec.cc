@@ -132,7 +132,8 @@ fb::Offset<wp::Tensor> encode_tensor(fb::FlatBufferBuilder &b, const weir__plan_
     return tb.Finish();
 }
 
-fb::Offset<wp::Chan> encode_chan(fb::FlatBufferBuilder &b, const weir__plan_chan &c)
+fb::Offset<wp::Chan> encode_chan(fb::FlatBufferBuilder &b, const weir__plan_chan &c,
+                                 int32_t plan_transport)
 {
     auto name = b.CreateString(c.name);
     auto readers = b.CreateVector(c.readers, c.nreaders);
@@ -147,6 +148,8 @@ fb::Offset<wp::Chan> encode_chan(fb::FlatBufferBuilder &b, const weir__plan_chan
     cb.add_src_index(c.src_index);
     cb.add_src_out(c.src_out);
     cb.add_tensor(tensor);
+    /* -1 (the default, not stored): the plan's transport */
+    cb.add_transport(c.transport == plan_transport ? -1 : c.transport);
     return cb.Finish();
 }
 
@@ -161,7 +164,7 @@ int encode(const weir__plan *p, uint8_t **buf, size_t *len)
     std::vector<fb::Offset<wp::Chan>> chans;
     chans.reserve(p->nchans);
     for (uint32_t i = 0; i < p->nchans; i++)
-        chans.push_back(encode_chan(b, p->chans[i]));
+        chans.push_back(encode_chan(b, p->chans[i], p->transport));
     auto cvec = b.CreateVector(chans);
     auto outs = b.CreateVector(p->outputs, p->nouts);
     auto graph = b.CreateString(p->graph);
@@ -336,6 +339,7 @@ int decode_chan(const wp::Chan *fc, uint32_t ci, weir__plan_chan *c)
         for (uint32_t i = 0; i < n; i++)
             t.shape[i] = ft->shape()->Get(i);
     }
+    c->transport = fc->transport(); /* -1: the plan's, filled in by the caller */
     return 0;
 }
 
@@ -395,6 +399,9 @@ int decode_plan(const wp::Plan *fp, weir__plan *p)
         for (uint32_t i = 0; i < cs->size(); i++)
             if ((ret = decode_chan(cs->Get(i), i, &p->chans[i])) < 0)
                 return ret;
+        for (uint32_t i = 0; i < p->nchans; i++)
+            if (p->chans[i].transport < 0)
+                p->chans[i].transport = p->transport;
     }
     if ((ret = copy_vec(fp->outputs(), &p->outputs, &p->nouts)) < 0)
         return ret;

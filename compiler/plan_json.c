@@ -258,6 +258,11 @@ static void emit_chan(struct sink *s, const struct weir__plan *p, uint32_t ci)
     put_u(s, c->src_index);
     put_key(s, "src_out", 0);
     put_u(s, c->src_out);
+    if (c->transport != p->transport) {
+        /* an override (weir_node_transport): only then, so other plans keep their hash */
+        put_key(s, "transport", 0);
+        put_i(s, c->transport);
+    }
     if (c->tensor.is_tensor) { /* only then: plans without tensors hash as before */
         const struct weir__plan_tensor *t = &c->tensor;
         put_key(s, "tensor", 0);

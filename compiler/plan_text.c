@@ -229,9 +229,12 @@ int weir__plan_print(const struct weir__plan *p, void *FILE_out)
         print_flow(f, p, c, fw);
         fprintf(f, "  %10" PRIu64 "  %6u  ", c->slot_bytes, c->depth);
         if (c->src_kind == WEIR__SRC_ARG)
-            fprintf(f, "arg %u\n", c->src_index);
+            fprintf(f, "arg %u", c->src_index);
         else
-            fprintf(f, "%s op %u out %u\n", weir__plan_party(p, c->writer), c->src_index, c->src_out);
+            fprintf(f, "%s op %u out %u", weir__plan_party(p, c->writer), c->src_index, c->src_out);
+        if (c->transport != p->transport)
+            fprintf(f, "; transport %s", c->transport == WEIR_TRANSPORT_ZMQ ? "zmq" : "uring");
+        fputc('\n', f);
     }
 
     int tensors = 0;
@@ -261,6 +264,9 @@ int weir__plan_print(const struct weir__plan *p, void *FILE_out)
                     fprintf(f, " rank %d %s (%u reader%s)", r, r == w ? "local" : "link", k,
                             k == 1 ? "" : "s");
             }
+            if (p->chans[ci].transport != p->transport)
+                fprintf(f, "; links over %s (weir_node_transport)",
+                        p->chans[ci].transport == WEIR_TRANSPORT_ZMQ ? "zmq" : "uring");
             fputc('\n', f);
         }
     }

@@ -299,6 +299,8 @@ static int check_chan(const struct weir__plan *p, uint32_t ci, const struct vsta
     if (c->slot_bytes == 0 || c->slot_bytes > WEIR_CHAN_MAX_SLOT)
         return BAD("plan: channel '%s' slot_bytes %" PRIu64 " is out of range (1..%zu)", cn,
                    c->slot_bytes, WEIR_CHAN_MAX_SLOT);
+    if (c->transport != WEIR_TRANSPORT_URING && c->transport != WEIR_TRANSPORT_ZMQ)
+        return BAD("plan: channel '%s' has unknown transport %d", cn, c->transport);
     if (c->src_kind == WEIR__SRC_ARG) {
         if (c->writer != WEIR__PLAN_DRIVER)
             return BAD("plan: channel '%s' carries argument %u but is written by actor '%s', "

@@ -19,6 +19,7 @@
 
 #include <weir/chan.h>
 #include <weir/cluster.h>
+#include <weir/link.h>
 
 #include "channels/err.h"
 #include "dag/cpulist.h"
@@ -344,6 +345,28 @@ WEIR_API int weir_node_buffer_bytes(weir_node *n, size_t bytes)
     if (rc < 0)
         return rc;
     n->buffer_bytes = bytes;
+    return 0;
+}
+
+WEIR_API int weir_node_transport(weir_node *n, int transport)
+{
+    weir__clearerr();
+    if (!n)
+        return weir__seterr(-EINVAL, "weir_node_transport: NULL node");
+    char buf[160];
+    if (n->kind == WEIR__N_CALL && n->nout != 1)
+        return weir__seterr(-EINVAL, "graph '%s': %s has %u outputs: give the transport of each "
+                            "of its weir_ret() picks", n->g->name, node_desc(n, buf, sizeof buf),
+                            n->nout);
+    if (transport != WEIR_TRANSPORT_DEFAULT && transport != WEIR_TRANSPORT_URING &&
+        transport != WEIR_TRANSPORT_ZMQ)
+        return weir__seterr(-EINVAL, "graph '%s': %s: unknown transport %d (WEIR_TRANSPORT_URING, "
+                            "WEIR_TRANSPORT_ZMQ or WEIR_TRANSPORT_DEFAULT)", n->g->name,
+                            node_desc(n, buf, sizeof buf), transport);
+    int rc = check_frozen(n->g);
+    if (rc < 0)
+        return rc;
+    n->transport1 = transport + 1;
     return 0;
 }
 

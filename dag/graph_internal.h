@@ -40,6 +40,8 @@ struct weir_node {
     unsigned out;
     /* weir_node_buffer_bytes: slot size hint of this value's channel; 0: default */
     size_t buffer_bytes;
+    /* weir_node_transport + 1: its channel's links' transport; 0: the compile option */
+    int transport1;
 };
 
 /* A value marked as a tensor edge (dag/tensor.c): the INPUT node, or the

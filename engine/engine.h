@@ -273,6 +273,8 @@ void weir__tensor_last_counters(struct weir__dev_counters *out);
  * *out NULL on one rank, else with a new remote state for the dag. */
 int weir__remote_check(const struct weir__plan *p, struct weir__remote **out);
 int weir__remote_rank(const struct weir__remote *rm);
+/* World size: 1 on one rank (rm NULL). */
+int weir__remote_size(const struct weir__remote *rm);
 /* Readers of channel c's ring on this rank (its local readers, plus one per
  * remote rank with readers when c is written here), or -1: no ring here. */
 int weir__remote_chan_ring(const struct weir_dag *d, unsigned c);
@@ -289,6 +291,12 @@ void weir__remote_quiesce(struct weir_dag *d);
  * cluster's error. Frees nothing of the dag's memory. */
 int weir__remote_stop(struct weir_dag *d, uint64_t deadline);
 void weir__remote_free(struct weir__remote *rm);
+/* Links of channel c on this rank (weir_dag_chan_nlinks); 0 on one rank. */
+unsigned weir__remote_nlinks(const struct weir_dag *d, unsigned c);
+/* Counters of c's link k (weir_dag_link_stats; c in range). 0 or -ENOENT
+ * naming the channel and rank. Any thread (the stats publisher too). */
+int weir__remote_link_stats(const struct weir_dag *d, unsigned c, unsigned k,
+                            struct weir_dag_link_stats *st);
 
 /* proc.c */
 /* The live dags of this process, so a process actor's child can drop the

@@ -10,7 +10,9 @@
  * lock (engine/stats_shm.c). It also turns call timing on while a reader
  * has asked for it (watch_until_ns) or WEIR_STATS_TIMING=1. WEIR_STATS=0
  * disables the segment (the counters still count). Teardown publishes a
- * last snapshot (state 1) and removes the file.
+ * last snapshot (state 1) and removes the file. Across ranks each rank's
+ * process publishes its own segment: its rings, plus a record per link of
+ * this rank (engine/remote.c's counters, kept past a failure).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -164,6 +166,27 @@ static void fill(struct weir_dag *d, int final)
         if (p->chans[c].writer == WEIR__PLAN_DRIVER && cs.messages < submitted)
             submitted = cs.messages;
     }
+    for (unsigned c = 0, l = 0; c < p->nchans && l < h->nlinks; c++)
+        for (unsigned k = 0; k < weir__remote_nlinks(d, c) && l < h->nlinks; k++, l++) {
+            struct weir_dag_link_stats ls;
+            struct weir__stats_link *sl = weir__stats_link_at(h, l);
+            if (weir__remote_link_stats(d, c, k, &ls) < 0)
+                continue;
+            sl->chan = c;
+            sl->peer_rank = ls.peer_rank;
+            sl->sending = (uint32_t)ls.sending;
+            sl->status = ls.status;
+            sl->conn_streams = ls.conn_streams;
+            sl->messages = ls.messages;
+            sl->bytes = ls.bytes;
+            sl->acked = ls.acked;
+            sl->credit_stalls = ls.credit_stalls;
+            sl->frames = ls.frames;
+            sl->batches = ls.batches;
+            sl->reconnects = ls.reconnects;
+            sl->last_rtt_ns = ls.last_rtt_ns;
+            snprintf(sl->peer, sizeof sl->peer, "%s", ls.peer);
+        }
     h->executions = submitted == UINT64_MAX ? 0 : submitted;
     h->collected = collected == UINT64_MAX ? 0 : collected;
     for (unsigned a = 0, m0 = 0; a < p->nactors; a++) {
@@ -235,7 +258,10 @@ void weir__prof_start(struct weir_dag *d)
     const struct weir__plan *p = d->plan;
     if (!pr || env_int("WEIR_STATS", 1) == 0)
         return;
-    size_t bytes = weir__stats_bytes(p->nchans, p->nactors, pr->nmethods);
+    unsigned nlinks = 0;
+    for (unsigned c = 0; c < p->nchans; c++)
+        nlinks += weir__remote_nlinks(d, c);
+    size_t bytes = weir__stats_bytes(p->nchans, p->nactors, pr->nmethods, nlinks);
     pr->snap = calloc(1, bytes);
     if (!pr->snap)
         return;
@@ -249,6 +275,10 @@ void weir__prof_start(struct weir_dag *d)
     h->nchans = p->nchans;
     h->nactors = p->nactors;
     h->nmethods = pr->nmethods;
+    h->nlinks = nlinks;
+    h->link_bytes = sizeof(struct weir__stats_link);
+    h->rank = d->rank;
+    h->world = (uint32_t)weir__remote_size(d->remote);
     h->pid = (uint32_t)getpid();
     cpu_set_t set;
     h->ncpus = sched_getaffinity(0, sizeof set, &set) == 0 ? (uint32_t)CPU_COUNT(&set)

@@ -18,6 +18,14 @@
  * readers there (Ray's one buffer per node). A rank with neither has no
  * ring (d->chans[c] NULL). Stream id = channel index + 1 on every link.
  *
+ * Transports. Each channel has one (the compile option, or the value's
+ * weir_node_transport, recorded in the plan); every connection, port and
+ * published endpoint below exists once per transport, and a rank's
+ * endpoints are published in transport order, one per transport it
+ * listens on, so every rank finds the one it dials from the plan alone.
+ * A transport this library lacks fails every rank's compile in
+ * weir__remote_check, before the join, naming the first channel.
+ *
  * Connections. A connection carries one sender's streams (link_conn.c
  * refuses a second sender), so a rank has one listener per rank that sends
  * to it, all on one shared port (weir__conn_port: one socket on
@@ -56,23 +64,38 @@
 #include "channels/chan_internal.h"
 #include "channels/err.h"
 #include "channels/link.h"
+#include "channels/transport.h"
 #include "engine/cluster.h"
 #include "engine/engine.h"
 
 extern char **environ;
+
+#define NT 2 /* transports: WEIR_TRANSPORT_URING, WEIR_TRANSPORT_ZMQ */
 
 struct weir__remote {
     int rank, size;
     struct weir__cluster_env env;
     int hb_ms;
     int *link_rid;       /* [c * size + q]: reader id of c's link to rank q, or -1 */
-    weir__conn_port *port; /* the one port every listener below shares */
-    weir__conn **lst;    /* [q]: receives every stream written on q and read here */
-    weir__conn **dial;   /* [q]: sends every stream written here and read on q */
+    weir__conn_port *port[NT]; /* per transport: the one port its listeners share */
+    weir__conn **lst;    /* [SLOT(t, q)]: receives every stream over transport t written
+                            on q and read here */
+    weir__conn **dial;   /* [SLOT(t, q)]: sends every stream over t written here, read on q */
     struct weir__cluster *cl;
-    pthread_mutex_t mu;  /* lst, dial, broken */
+    pthread_mutex_t mu;  /* lst, dial, broken, the last counters below */
     int broken;          /* the links were broken (failure or teardown) */
+    /* The counters as they were when the links were broken (weir_dag_link_stats
+     * goes on answering after a failure and in the final stats snapshot). */
+    struct weir__conn_stream_stats *last_ss; /* [c * size + q]: c's stream to / from rank q */
+    struct weir_link_stats *last_dial;       /* [SLOT(t, q)] */
+    struct weir_link_stats *last_lst;        /* [SLOT(t, q)] */
+    /* [2 * SLOT(t, q) + dir] (dir 1: dial): started, so its counters may be
+     * read (its streams are declared before start only) */
+    unsigned char *live;
 };
+
+/* Connections per rank pair: one per transport (WEIR_TRANSPORT_URING, _ZMQ). */
+#define SLOT(t, q) ((size_t)(t) * (size_t)rm->size + (size_t)(q))
 
 /* The heartbeat bound: WEIR_HEARTBEAT_MS, else the control plane's default. */
 static int heartbeat_ms(int *out)
@@ -114,6 +137,19 @@ int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
         }
     if (e.size <= 1)
         return 0;
+    /* Every rank fails alike, before anything is joined, for a transport
+     * this library lacks. */
+    for (uint32_t c = 0; c < p->nchans; c++)
+        if (weir__plan_links_from(p, c) && !weir__tp_get(p->chans[c].transport)) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", weir_errmsg());
+            return weir__seterr(weir_errcode(), "graph '%s': channel '%s' crosses ranks over %s%s: "
+                                "%s", p->graph, p->chans[c].name,
+                                p->chans[c].transport == WEIR_TRANSPORT_ZMQ ? "zmq" : "uring",
+                                p->chans[c].transport != p->transport ? " (weir_node_transport)"
+                                                                      : "",
+                                why);
+        }
     struct weir__remote *rm = calloc(1, sizeof *rm);
     if (!rm)
         return weir__seterr(-ENOMEM, "graph '%s': out of memory", p->graph);
@@ -126,12 +162,21 @@ int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
     rm->size = e.size;
     size_t n = (size_t)(p->nchans ? p->nchans : 1) * (size_t)e.size;
     rm->link_rid = malloc(n * sizeof *rm->link_rid);
-    rm->dial = calloc((size_t)e.size, sizeof *rm->dial);
-    rm->lst = calloc((size_t)e.size, sizeof *rm->lst);
-    if (!rm->link_rid || !rm->dial || !rm->lst) {
+    rm->dial = calloc((size_t)NT * (size_t)e.size, sizeof *rm->dial);
+    rm->lst = calloc((size_t)NT * (size_t)e.size, sizeof *rm->lst);
+    rm->last_ss = calloc(n, sizeof *rm->last_ss);
+    rm->last_dial = calloc((size_t)NT * (size_t)e.size, sizeof *rm->last_dial);
+    rm->last_lst = calloc((size_t)NT * (size_t)e.size, sizeof *rm->last_lst);
+    rm->live = calloc((size_t)2 * NT * (size_t)e.size, 1);
+    if (!rm->link_rid || !rm->dial || !rm->lst || !rm->last_ss || !rm->last_dial ||
+        !rm->last_lst || !rm->live) {
+        free(rm->live);
         free(rm->link_rid);
         free(rm->dial);
         free(rm->lst);
+        free(rm->last_ss);
+        free(rm->last_dial);
+        free(rm->last_lst);
         free(rm);
         return weir__seterr(-ENOMEM, "graph '%s': out of memory", p->graph);
     }
@@ -145,6 +190,11 @@ int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
 int weir__remote_rank(const struct weir__remote *rm)
 {
     return rm ? rm->rank : 0;
+}
+
+int weir__remote_size(const struct weir__remote *rm)
+{
+    return rm ? rm->size : 1;
 }
 
 int weir__remote_chan_ring(const struct weir_dag *d, unsigned c)
@@ -184,15 +234,33 @@ static void break_links_locked(struct weir_dag *d)
     if (rm->broken)
         return;
     rm->broken = 1;
-    weir__conn_port_free(rm->port); /* accepts nothing more; its listeners go on */
-    rm->port = NULL;
-    for (int q = 0; q < rm->size; q++) {
-        weir__conn_free(rm->lst[q]);
-        rm->lst[q] = NULL;
+    /* Keep the last counters of every connection and stream. */
+    for (int t = 0; t < NT; t++)
+        for (int q = 0; q < rm->size; q++)
+            for (int dir = 0; dir < 2; dir++) {
+                weir__conn *cn = dir ? rm->dial[SLOT(t, q)] : rm->lst[SLOT(t, q)];
+                if (!cn || !rm->live[2 * SLOT(t, q) + (size_t)dir])
+                    continue;
+                rm->live[2 * SLOT(t, q) + (size_t)dir] = 0;
+                weir__conn_stats(cn, dir ? &rm->last_dial[SLOT(t, q)] : &rm->last_lst[SLOT(t, q)]);
+                for (unsigned c = 0; c < p->nchans; c++)
+                    if (p->chans[c].transport == t)
+                        weir__conn_stream_stats(cn, c + 1, &rm->last_ss[(size_t)c * (size_t)rm->size +
+                                                                       (size_t)q]);
+            }
+    for (int t = 0; t < NT; t++) {
+        weir__conn_port_free(rm->port[t]); /* accepts nothing more; its listeners go on */
+        rm->port[t] = NULL;
+    }
+    for (size_t k = 0; k < (size_t)NT * (size_t)rm->size; k++) {
+        weir__conn_free(rm->lst[k]);
+        rm->lst[k] = NULL;
+    }
+    for (size_t k = 0; k < (size_t)NT * (size_t)rm->size; k++) {
+        weir__conn_free(rm->dial[k]);
+        rm->dial[k] = NULL;
     }
     for (int q = 0; q < rm->size; q++) {
-        weir__conn_free(rm->dial[q]);
-        rm->dial[q] = NULL;
         /* readers the dialer never took over (a start that failed early) */
         for (unsigned c = 0; c < p->nchans; c++) {
             int *id = &rm->link_rid[(size_t)c * (size_t)rm->size + (size_t)q];
@@ -236,35 +304,59 @@ static void on_cluster_event(void *ctx, int kind, int rank, int code, const char
     pthread_mutex_unlock(&rm->mu);
 }
 
-static weir_link_opts link_opts(const struct weir_dag *d)
+static weir_link_opts link_opts(const struct weir_dag *d, int t)
 {
     const struct weir__remote *rm = d->remote;
-    return (weir_link_opts){.transport = d->plan->transport,
+    return (weir_link_opts){.transport = t,
                             .token = rm->env.token_len ? rm->env.token : NULL,
                             .timeout_ms = rm->hb_ms};
 }
 
-/* Whether rank q writes a channel that rank r reads. */
-static int sends_to(const struct weir__plan *p, int q, int r)
+/* Whether rank q writes a channel over transport t that rank r reads. */
+static int sends_to(const struct weir__plan *p, int q, int r, int t)
 {
     for (unsigned c = 0; c < p->nchans; c++)
-        if (weir__plan_writer_rank(p, c) == q && weir__plan_readers_on(p, c, r))
+        if (weir__plan_writer_rank(p, c) == q && weir__plan_readers_on(p, c, r) &&
+            p->chans[c].transport == t)
             return 1;
     return 0;
 }
 
-/* The listeners: one per rank that sends here, with every stream it
- * writes and this rank reads, all on one port; its endpoint into ep.
- * Returns the number of endpoints (0: no rank sends here, or 1). */
-static int start_listeners(struct weir_dag *d, char *ep, size_t cap)
+/* Whether rank r listens on transport t: another rank sends it a channel over t. */
+static int listens_on(const struct weir__plan *p, int size, int r, int t)
+{
+    for (int q = 0; q < size; q++)
+        if (q != r && sends_to(p, q, r, t))
+            return 1;
+    return 0;
+}
+
+/* Which of rank r's published endpoints is its port for transport t: one
+ * per transport it listens on, in transport order (every rank computes
+ * the same from the plan). */
+static unsigned endpoint_index(const struct weir__plan *p, int size, int r, int t)
+{
+    unsigned k = 0;
+    for (int u = 0; u < t; u++)
+        k += (unsigned)listens_on(p, size, r, u);
+    return k;
+}
+
+/* The listeners: per transport, one per rank that sends here over it, with
+ * every stream it writes over it and this rank reads, all on the
+ * transport's one port; the ports' endpoints into ep[] in transport order.
+ * Returns the number of endpoints (0 .. NT). */
+static int start_listeners(struct weir_dag *d, char (*ep)[WEIR__CLUSTER_EP_MAX + 1])
 {
     struct weir__remote *rm = d->remote;
     const struct weir__plan *p = d->plan;
-    weir_link_opts o = link_opts(d);
+    int nep = 0;
+    for (int t = 0; t < NT; t++) {
+    weir_link_opts o = link_opts(d, t);
     for (int q = 0; q < rm->size; q++) {
-        if (q == rm->rank || !sends_to(p, q, rm->rank))
+        if (q == rm->rank || !sends_to(p, q, rm->rank, t))
             continue;
-        if (!rm->port) {
+        if (!rm->port[t]) {
             char host[WEIR__CLUSTER_ADDR_MAX + 1];
             if (weir__cluster_bind_addr(&rm->env, host, sizeof host) < 0)
                 return weir_errcode();
@@ -274,57 +366,65 @@ static int start_listeners(struct weir_dag *d, char *ep, size_t cap)
             if (!pt)
                 return weir_errcode();
             pthread_mutex_lock(&rm->mu);
-            rm->port = pt;
+            rm->port[t] = pt;
             pthread_mutex_unlock(&rm->mu);
         }
-        weir__conn *cn = weir__conn_listen_on(rm->port, &o);
+        weir__conn *cn = weir__conn_listen_on(rm->port[t], &o);
         if (!cn)
             return weir_errcode();
         pthread_mutex_lock(&rm->mu);
-        rm->lst[q] = cn;
+        rm->lst[SLOT(t, q)] = cn;
         pthread_mutex_unlock(&rm->mu);
         for (unsigned c = 0; c < p->nchans; c++)
-            if (d->chans[c] && weir__plan_writer_rank(p, c) == q)
+            if (d->chans[c] && weir__plan_writer_rank(p, c) == q && p->chans[c].transport == t)
                 if (weir__conn_add_recv_stream(cn, c + 1, d->chans[c]) < 0)
                     return weir_errcode();
         if (weir__conn_start(cn) < 0)
             return weir_errcode();
+        pthread_mutex_lock(&rm->mu);
+        rm->live[2 * SLOT(t, q)] = 1;
+        pthread_mutex_unlock(&rm->mu);
     }
-    if (!rm->port)
-        return 0;
-    if (weir__conn_port_start(rm->port) < 0)
+    if (!rm->port[t])
+        continue;
+    if (weir__conn_port_start(rm->port[t]) < 0)
         return weir_errcode();
-    snprintf(ep, cap, "%s", weir__conn_port_endpoint(rm->port));
-    return 1;
+    snprintf(ep[nep++], WEIR__CLUSTER_EP_MAX + 1, "%s", weir__conn_port_endpoint(rm->port[t]));
+    }
+    return nep;
 }
 
-/* One dialer per rank this rank sends to, all its streams on it. */
+/* Per transport, one dialer per rank this rank sends to over it, all
+ * those streams on it. */
 static int start_dialers(struct weir_dag *d)
 {
     struct weir__remote *rm = d->remote;
     const struct weir__plan *p = d->plan;
+    for (int t = 0; t < NT; t++)
     for (int q = 0; q < rm->size; q++) {
         if (q == rm->rank)
             continue;
         int any = 0;
         for (unsigned c = 0; c < p->nchans && !any; c++)
-            any = rm->link_rid[(size_t)c * (size_t)rm->size + (size_t)q] >= 0;
+            any = rm->link_rid[(size_t)c * (size_t)rm->size + (size_t)q] >= 0 &&
+                  p->chans[c].transport == t;
         if (!any)
             continue;
-        const char *ep = weir__cluster_endpoint(rm->cl, q, 0);
+        const char *ep = weir__cluster_endpoint(rm->cl, q, endpoint_index(p, rm->size, q, t));
         if (!ep)
-            return weir__seterr(-EPROTO, "rank %d published no data endpoint, but it reads "
-                                "channels written here", q);
-        weir_link_opts o = link_opts(d);
+            return weir__seterr(-EPROTO, "rank %d published no data endpoint for %s, but it "
+                                "reads channels written here over it", q,
+                                t == WEIR_TRANSPORT_ZMQ ? "zmq" : "uring");
+        weir_link_opts o = link_opts(d, t);
         weir__conn *cn = weir__conn_dial(ep, &o);
         if (!cn)
             return weir_errcode();
         pthread_mutex_lock(&rm->mu);
-        rm->dial[q] = cn;
+        rm->dial[SLOT(t, q)] = cn;
         pthread_mutex_unlock(&rm->mu);
         for (unsigned c = 0; c < p->nchans; c++) {
             int *id = &rm->link_rid[(size_t)c * (size_t)rm->size + (size_t)q];
-            if (*id < 0)
+            if (*id < 0 || p->chans[c].transport != t)
                 continue;
             if (weir__conn_add_send_stream(cn, c + 1, d->chans[c], *id) < 0)
                 return weir_errcode();
@@ -336,6 +436,10 @@ static int start_dialers(struct weir_dag *d)
             return weir__seterr(weir_errcode(), "link to %s: %s",
                                 weir__cluster_describe(rm->cl, q), why);
         }
+        pthread_mutex_lock(&rm->mu);
+        if (rm->dial[SLOT(t, q)] == cn) /* not broken meanwhile */
+            rm->live[2 * SLOT(t, q) + 1] = 1;
+        pthread_mutex_unlock(&rm->mu);
     }
     return 0;
 }
@@ -344,9 +448,9 @@ int weir__remote_start(struct weir_dag *d)
 {
     struct weir__remote *rm = d->remote;
     const struct weir__plan *p = d->plan;
-    char ep[WEIR__CLUSTER_EP_MAX + 1] = "";
-    const char *eps[1] = {ep};
-    int rc = start_listeners(d, ep, sizeof ep);
+    char ep[NT][WEIR__CLUSTER_EP_MAX + 1] = {""};
+    const char *eps[NT] = {ep[0], ep[1]};
+    int rc = start_listeners(d, ep);
     if (rc < 0)
         goto fail;
     struct weir__cluster_opts co = {
@@ -401,9 +505,9 @@ int weir__remote_stop(struct weir_dag *d, uint64_t deadline)
         int busy = 0;
         pthread_mutex_lock(&rm->mu);
         if (!rm->broken)
-            for (int q = 0; q < rm->size && !busy; q++)
-                if ((rm->lst[q] && weir__conn_status(rm->lst[q]) == 0) ||
-                    (rm->dial[q] && weir__conn_status(rm->dial[q]) == 0))
+            for (size_t k = 0; k < (size_t)NT * (size_t)rm->size && !busy; k++)
+                if ((rm->lst[k] && weir__conn_status(rm->lst[k]) == 0) ||
+                    (rm->dial[k] && weir__conn_status(rm->dial[k]) == 0))
                     busy = 1;
         pthread_mutex_unlock(&rm->mu);
         if (!busy || weir_now_ns() >= deadline)
@@ -431,6 +535,10 @@ void weir__remote_free(struct weir__remote *rm)
     if (!rm)
         return;
     pthread_mutex_destroy(&rm->mu);
+    free(rm->live);
+    free(rm->last_ss);
+    free(rm->last_dial);
+    free(rm->last_lst);
     free(rm->link_rid);
     free(rm->dial);
     free(rm->lst);
@@ -478,4 +586,100 @@ WEIR_API int weir_dag_join(weir_dag *d, int timeout_ms)
             return weir__seterr(wrc, "graph '%s': rank %d: %s", g, rm->rank, why);
         }
     }
+}
+
+/* ---- link counters ---------------------------------------------------------- */
+
+/* The peer rank of channel c's link k on this rank (sending links first, in
+ * rank order), or -1; *sending set. */
+static int link_peer(const struct weir_dag *d, unsigned c, unsigned k, int *sending)
+{
+    const struct weir__remote *rm = d->remote;
+    const struct weir__plan *p = d->plan;
+    int32_t w = weir__plan_writer_rank(p, c);
+    if (w == rm->rank) {
+        *sending = 1;
+        for (int q = 0; q < rm->size; q++)
+            if (q != rm->rank && weir__plan_readers_on(p, c, q) && k-- == 0)
+                return q;
+        return -1;
+    }
+    *sending = 0;
+    return k == 0 && weir__plan_readers_on(p, c, rm->rank) ? (int)w : -1;
+}
+
+unsigned weir__remote_nlinks(const struct weir_dag *d, unsigned c)
+{
+    if (!d || !d->remote || c >= d->plan->nchans)
+        return 0;
+    unsigned n = 0;
+    int sending;
+    while (link_peer(d, c, n, &sending) >= 0)
+        n++;
+    return n;
+}
+
+int weir__remote_link_stats(const struct weir_dag *d, unsigned c, unsigned k,
+                            struct weir_dag_link_stats *st)
+{
+    struct weir__remote *rm = d->remote;
+    const struct weir__plan *p = d->plan;
+    int sending = 0;
+    int q = rm ? link_peer(d, c, k, &sending) : -1;
+    if (q < 0)
+        return weir__seterr(-ENOENT, "graph '%s': channel '%s' has %u link%s on rank %d, no link "
+                            "%u", p->graph, p->chans[c].name, weir__remote_nlinks(d, c),
+                            weir__remote_nlinks(d, c) == 1 ? "" : "s", d->rank, k);
+    memset(st, 0, sizeof *st);
+    st->chan = c;
+    st->rank = rm->rank;
+    st->peer_rank = q;
+    st->sending = sending;
+    /* The channels on the same connection: same direction, two ranks and transport. */
+    int from = sending ? rm->rank : q, to = sending ? q : rm->rank, t = p->chans[c].transport;
+    for (unsigned x = 0; x < p->nchans; x++)
+        if (weir__plan_writer_rank(p, x) == from && weir__plan_readers_on(p, x, to) &&
+            p->chans[x].transport == t)
+            st->conn_streams++;
+    struct weir__conn_stream_stats ss;
+    struct weir_link_stats cs;
+    pthread_mutex_lock(&rm->mu);
+    weir__conn *cn = sending ? rm->dial[SLOT(t, q)] : rm->lst[SLOT(t, q)];
+    if (!rm->live[2 * SLOT(t, q) + (size_t)sending])
+        cn = NULL; /* not started yet: its streams are still being declared */
+    int have = 0;
+    if (cn && weir__conn_stream_stats(cn, c + 1, &ss) == 0 && weir__conn_stats(cn, &cs) == 0)
+        have = 1;
+    if (!have) {
+        /* Not started yet, or broken: the counters kept at the break (zeros before). */
+        ss = rm->last_ss[(size_t)c * (size_t)rm->size + (size_t)q];
+        cs = sending ? rm->last_dial[SLOT(t, q)] : rm->last_lst[SLOT(t, q)];
+    }
+    pthread_mutex_unlock(&rm->mu);
+    st->status = ss.status;
+    snprintf(st->peer, sizeof st->peer, "%s", cs.peer);
+    st->messages = ss.messages;
+    st->bytes = ss.bytes;
+    st->acked = ss.acked;
+    st->credit_stalls = ss.credit_stalls;
+    st->frames = cs.frames;
+    st->batches = cs.batches;
+    st->reconnects = cs.reconnects;
+    st->last_rtt_ns = cs.last_rtt_ns;
+    return 0;
+}
+
+WEIR_API unsigned weir_dag_chan_nlinks(const weir_dag *d, unsigned i)
+{
+    return weir__remote_nlinks(d, i);
+}
+
+WEIR_API int weir_dag_link_stats(const weir_dag *d, unsigned i, unsigned k,
+                                 struct weir_dag_link_stats *st)
+{
+    weir__clearerr();
+    if (!d || !st || i >= d->plan->nchans)
+        return weir__seterr(-EINVAL, "weir_dag_link_stats: channel %u out of range (%u)", i,
+                            d ? d->plan->nchans : 0);
+    return weir__remote_link_stats(d, i, k, st);
 }

@@ -21,11 +21,12 @@
 #include "channels/err.h"
 #include "engine/stats_shm.h"
 
-size_t weir__stats_bytes(uint32_t nchans, uint32_t nactors, uint32_t nmethods)
+size_t weir__stats_bytes(uint32_t nchans, uint32_t nactors, uint32_t nmethods, uint32_t nlinks)
 {
     return sizeof(struct weir__stats_hdr) + (size_t)nchans * sizeof(struct weir__stats_chan) +
            (size_t)nactors * sizeof(struct weir__stats_actor) +
-           (size_t)nmethods * sizeof(struct weir__stats_method);
+           (size_t)nmethods * sizeof(struct weir__stats_method) +
+           (size_t)nlinks * sizeof(struct weir__stats_link);
 }
 
 struct weir__stats_chan *weir__stats_chan_at(struct weir__stats_hdr *h, unsigned i)
@@ -41,6 +42,11 @@ struct weir__stats_actor *weir__stats_actor_at(struct weir__stats_hdr *h, unsign
 struct weir__stats_method *weir__stats_method_at(struct weir__stats_hdr *h, unsigned i)
 {
     return (struct weir__stats_method *)(weir__stats_actor_at(h, h->nactors)) + i;
+}
+
+struct weir__stats_link *weir__stats_link_at(struct weir__stats_hdr *h, unsigned i)
+{
+    return (struct weir__stats_link *)(weir__stats_method_at(h, h->nmethods)) + i;
 }
 
 /* Word-wise relaxed atomic copy: the other side copies concurrently. */
@@ -167,7 +173,7 @@ struct weir__stats_hdr *weir__stats_create(const struct weir__stats_hdr *tmpl, s
                      path, strerror(errno));
         return NULL;
     }
-    size_t b = weir__stats_bytes(tmpl->nchans, tmpl->nactors, tmpl->nmethods);
+    size_t b = weir__stats_bytes(tmpl->nchans, tmpl->nactors, tmpl->nmethods, tmpl->nlinks);
     int fa = ftruncate(fd, (off_t)b) < 0 ? errno : 0;
     void *p = fa ? MAP_FAILED : mmap(NULL, b, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     int e = fa ? fa : errno;
@@ -236,7 +242,8 @@ int weir__stats_open(struct weir__stats_view *v, const char *path)
         h->chan_bytes != sizeof(struct weir__stats_chan) ||
         h->actor_bytes != sizeof(struct weir__stats_actor) ||
         h->method_bytes != sizeof(struct weir__stats_method) ||
-        weir__stats_bytes(h->nchans, h->nactors, h->nmethods) > v->bytes) {
+        (h->nlinks && h->link_bytes != sizeof(struct weir__stats_link)) ||
+        weir__stats_bytes(h->nchans, h->nactors, h->nmethods, h->nlinks) > v->bytes) {
         int ver = magic == WEIR__STATS_MAGIC ? (int)h->version : -1;
         weir__stats_close(v);
         if (ver >= 0 && ver != (int)WEIR__STATS_VERSION)
@@ -245,7 +252,7 @@ int weir__stats_open(struct weir__stats_view *v, const char *path)
         return weir__seterr(-EBADMSG, "stats segment %s: not a weir stats segment (or not ready)",
                             path);
     }
-    v->bytes = weir__stats_bytes(h->nchans, h->nactors, h->nmethods);
+    v->bytes = weir__stats_bytes(h->nchans, h->nactors, h->nmethods, h->nlinks);
     v->snap = calloc(1, v->bytes);
     if (!v->snap) {
         weir__stats_close(v);

@@ -23,8 +23,10 @@
  * nothing but a counter increment per call.
  *
  * Layout: header, then nchans channel records, nactors actor records,
- * nmethods method records; fixed-width fields, locked by _Static_assert.
- * Any change is a version bump.
+ * nmethods method records, nlinks link records (a dag across ranks: each
+ * rank's process publishes its own segment, with this rank's rings and the
+ * links that feed or drain them); fixed-width fields, locked by
+ * _Static_assert. Any change is a version bump (2: links, rank, world).
  */
 #ifndef WEIR_STATS_SHM_H
 #define WEIR_STATS_SHM_H
@@ -33,7 +35,7 @@
 #include <stdint.h>
 
 #define WEIR__STATS_MAGIC 0x54535257u /* "WRST" little endian */
-#define WEIR__STATS_VERSION 1u
+#define WEIR__STATS_VERSION 2u
 #define WEIR__STATS_PREFIX "weir-stats."
 #define WEIR__STATS_NAME 64          /* names (NUL-terminated, truncated) */
 #define WEIR__STATS_MAX_READERS 64
@@ -63,7 +65,11 @@ struct weir__stats_hdr {
     uint32_t timing;         /* calls are being timed */
     char graph[WEIR__STATS_NAME];
     char comm[WEIR__STATS_NAME]; /* program name */
-    uint8_t reserved[64];
+    uint32_t nlinks;         /* link records (0 on one rank) */
+    uint32_t link_bytes;
+    int32_t rank;            /* this process's rank (0 on one rank) */
+    uint32_t world;          /* ranks (1 on one rank) */
+    uint8_t reserved[48];
 };
 _Static_assert(offsetof(struct weir__stats_hdr, seq) == 48, "stats header: seq");
 _Static_assert(offsetof(struct weir__stats_hdr, graph) == 112, "stats header: graph");
@@ -122,13 +128,35 @@ struct weir__stats_method {
 };
 _Static_assert(sizeof(struct weir__stats_method) == 96, "stats method layout");
 
+/* One link of a channel on this rank (as struct weir_dag_link_stats). */
+struct weir__stats_link {
+    uint32_t chan;          /* channel index */
+    int32_t peer_rank;
+    uint32_t sending;       /* 1: sent to peer_rank, 0: received from it */
+    int32_t status;         /* the stream's */
+    uint32_t conn_streams;  /* channels sharing the connection */
+    uint32_t pad;
+    uint64_t messages;      /* the stream's */
+    uint64_t bytes;
+    uint64_t acked;
+    uint64_t credit_stalls;
+    uint64_t frames;        /* the connection's */
+    uint64_t batches;
+    uint64_t reconnects;
+    uint64_t last_rtt_ns;
+    char peer[80];          /* "ADDR:PORT" */
+};
+_Static_assert(offsetof(struct weir__stats_link, messages) == 24, "stats link: counters");
+_Static_assert(sizeof(struct weir__stats_link) == 168, "stats link layout");
+
 /* Bytes of a segment with these counts. */
-size_t weir__stats_bytes(uint32_t nchans, uint32_t nactors, uint32_t nmethods);
+size_t weir__stats_bytes(uint32_t nchans, uint32_t nactors, uint32_t nmethods, uint32_t nlinks);
 
 /* Record i of a snapshot or segment laid out as above. */
 struct weir__stats_chan *weir__stats_chan_at(struct weir__stats_hdr *h, unsigned i);
 struct weir__stats_actor *weir__stats_actor_at(struct weir__stats_hdr *h, unsigned i);
 struct weir__stats_method *weir__stats_method_at(struct weir__stats_hdr *h, unsigned i);
+struct weir__stats_link *weir__stats_link_at(struct weir__stats_hdr *h, unsigned i);
 
 /* ---- publisher side (engine/prof.c) -------------------------------------- */
 

@@ -52,6 +52,7 @@ struct bench_opts {
     int budget_given;      /* --budget-ms was given */
     int pin_given;         /* --pin-multi was given (dag: unpinned unless "rr" is asked for) */
     int threads;           /* dag --threads N: workers of the .fused rows (default 2) */
+    int nodes;             /* dag --nodes N: the cross-rank chain (bench_dag_nodes.c); 0: off */
 };
 
 extern struct bench_opts bench_opts;

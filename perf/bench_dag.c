@@ -208,7 +208,33 @@ static int m_join(weir_call *c, void *st)
 
 enum { MODE_THR, MODE_PROC, MODE_FUSED };
 
+const struct bench_dag_shape *bench_dag_shape(const char *name)
+{
+    for (size_t i = 0; i < NSHAPES; i++)
+        if (!strcmp(shapes[i].name, name)) return &shapes[i];
+    return NULL;
+}
+
+static weir_dag *weir_build_on(const struct bench_dag_shape *s, int mode, size_t n,
+                               const int *rank_of, int transport, char *why, size_t wl);
+
+weir_dag *bench_dag_build_on(const struct bench_dag_shape *s, size_t n, const int *node,
+                             int transport, int threads, char *why, size_t wl)
+{
+    int save = bench_opts.threads;
+    bench_opts.threads = threads;
+    weir_dag *d = weir_build_on(s, threads ? MODE_FUSED : MODE_THR, n, node, transport, why, wl);
+    bench_opts.threads = save;
+    return d;
+}
+
 static weir_dag *weir_build(const struct bench_dag_shape *s, int mode, size_t n, char *why, size_t wl)
+{
+    return weir_build_on(s, mode, n, NULL, WEIR_TRANSPORT_URING, why, wl);
+}
+
+static weir_dag *weir_build_on(const struct bench_dag_shape *s, int mode, size_t n,
+                               const int *rank_of, int transport, char *why, size_t wl)
 {
     weir_graph *g = weir_graph_new(s->name);
     if (!g) {
@@ -228,7 +254,7 @@ static weir_dag *weir_build(const struct bench_dag_shape *s, int mode, size_t n,
         int cpu = bench_dag_actor_cpu(i);
         snprintf(cpus, sizeof cpus, "%d", cpu);
         weir_actor_opts o = {.isolation = mode == MODE_PROC ? WEIR_PROCESS : WEIR_THREAD,
-                             .cpus = cpu >= 0 ? cpus : NULL};
+                             .cpus = cpu >= 0 ? cpus : NULL, .node = rank_of ? rank_of[i] : 0};
         weir_actor *a = weir_actor_new(g, name, &o);
         if (!a) {
             snprintf(why, wl, "weir_actor_new: %s", weir_errmsg());
@@ -253,7 +279,8 @@ static weir_dag *weir_build(const struct bench_dag_shape *s, int mode, size_t n,
     }
     weir_compile_opts co = {
         .max_inflight = bench_dag_inflight(), .buffer_bytes = n, .timeout_ms = bench_opts.timeout_ms,
-        .threads = mode == MODE_FUSED ? bench_opts.threads : WEIR_THREADS_PER_ACTOR};
+        .threads = mode == MODE_FUSED ? bench_opts.threads : WEIR_THREADS_PER_ACTOR,
+        .transport = transport};
     d = weir_compile(g, &co);
     if (!d) snprintf(why, wl, "weir_compile: %s", weir_errmsg());
 out:
@@ -282,18 +309,10 @@ static int weir_check(const struct bench_dag_shape *s, weir_result *r, size_t n,
     return 0;
 }
 
-/* The compiled dag as the measurement windows drive it. */
-struct weir_run {
-    weir_dag *d;
-    const struct bench_dag_shape *s;
-    size_t n;
-    weir_buf arg;
-    weir_result *r; /* results of the execution in hand */
-};
 
 static int wr_exec(void *ctx, uint64_t seq, char *why, size_t wl)
 {
-    struct weir_run *w = ctx;
+    struct bench_dag_weir *w = ctx;
     w->r = NULL;
     if (weir_execute(w->d, &w->arg, 1, &w->r, bench_opts.timeout_ms) == 0) return 0;
     snprintf(why, wl, "weir_execute %llu: %s", (unsigned long long)seq, weir_errmsg());
@@ -302,7 +321,7 @@ static int wr_exec(void *ctx, uint64_t seq, char *why, size_t wl)
 
 static int wr_check(void *ctx, uint64_t seq, char *why, size_t wl)
 {
-    struct weir_run *w = ctx;
+    struct bench_dag_weir *w = ctx;
     int rc = weir_check(w->s, w->r, w->n, seq, why, wl);
     weir_result_free(w->r);
     w->r = NULL;
@@ -311,7 +330,7 @@ static int wr_check(void *ctx, uint64_t seq, char *why, size_t wl)
 
 static int wr_submit(void *ctx, uint64_t seq, char *why, size_t wl)
 {
-    struct weir_run *w = ctx;
+    struct bench_dag_weir *w = ctx;
     uint64_t id = UINT64_MAX;
     if (weir_submit(w->d, &w->arg, 1, &id, bench_opts.timeout_ms) < 0) {
         snprintf(why, wl, "weir_submit %llu: %s", (unsigned long long)seq, weir_errmsg());
@@ -327,7 +346,7 @@ static int wr_submit(void *ctx, uint64_t seq, char *why, size_t wl)
 
 static int wr_collect(void *ctx, uint64_t seq, char *why, size_t wl)
 {
-    struct weir_run *w = ctx;
+    struct bench_dag_weir *w = ctx;
     w->r = NULL;
     if (weir_wait(w->d, seq, &w->r, bench_opts.timeout_ms) < 0) {
         snprintf(why, wl, "weir_wait %llu: %s", (unsigned long long)seq, weir_errmsg());
@@ -372,11 +391,8 @@ static void run_weir(const struct bench_dag_shape *s, int mode, size_t n)
         bench_dag_row_failf(&lat, "%s", why);
         bench_dag_row_failf(&tput, "%s", why);
     } else {
-        struct weir_run wr = {d, s, n, {arg, n}, NULL};
-        struct bench_dag_ops o = {.ctx = &wr, .arg = arg, .n = n,
-                                  .exec = wr_exec, .check = wr_check,
-                                  .submit = wr_submit, .collect = wr_collect,
-                                  .window = win, .clock_every = 8};
+        struct bench_dag_weir wr = {d, s, n, {arg, n}, NULL};
+        struct bench_dag_ops o = bench_dag_weir_ops(&wr, arg, n);
         uint64_t next = 0;
         if (want_lat) bench_dag_lat(&o, &next, &lat);
         if (want_tput && !lat.failed) bench_dag_tput(&o, &next, &tput);
@@ -391,6 +407,14 @@ static void run_weir(const struct bench_dag_shape *s, int mode, size_t n)
     if (want_lat) bench_emit(&lat);
     if (want_tput) bench_emit(&tput);
     free(arg);
+}
+
+struct bench_dag_ops bench_dag_weir_ops(struct bench_dag_weir *w, uint8_t *arg, size_t n)
+{
+    return (struct bench_dag_ops){.ctx = w, .arg = arg, .n = n,
+                                  .exec = wr_exec, .check = wr_check,
+                                  .submit = wr_submit, .collect = wr_collect,
+                                  .window = bench_dag_inflight(), .clock_every = 8};
 }
 
 /* ------------------------------------------------------------------ plan */
@@ -536,6 +560,7 @@ int bench_cmd_dag(int argc, char **argv)
 {
     int rc = bench_parse_opts(argc, argv, "dag");
     if (rc) return rc > 0 ? 0 : 2;
+    if (bench_opts.nodes) return bench_dag_nodes(argc, argv);
     bench_set_columns("executions_per_s", "exec/s", "act");
     if (bench_opts.quick && !bench_opts.budget_given) {
         /* 64 cases of 40 ms per round are too noisy on a shared 2-CPU VM:

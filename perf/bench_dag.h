@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <weir/dag.h>
+
 #include "bench.h"
 
 #define BENCH_DAG_MAX_ACTORS 8
@@ -82,6 +84,26 @@ void bench_dag_lat(const struct bench_dag_ops *o, uint64_t *next, struct bench_r
 /* .tput: o->window executions in flight, counted after a warm-up until the budget;
  * the tail is drained and checked but not counted. */
 void bench_dag_tput(const struct bench_dag_ops *o, uint64_t *next, struct bench_row *row);
+
+/* The weir implementation (bench_dag.c), for bench_dag_nodes.c. */
+struct bench_dag_weir {
+    weir_dag *d;
+    const struct bench_dag_shape *s;
+    size_t n;
+    weir_buf arg;
+    weir_result *r; /* results of the execution in hand */
+};
+/* A shape by name ("chain4"), or NULL. */
+const struct bench_dag_shape *bench_dag_shape(const char *name);
+/* Compile shape s (max_inflight = depth, buffer_bytes n) with actor i on rank
+ * node[i] (NULL: all on rank 0), links over transport (WEIR_TRANSPORT_*), the
+ * actors on `threads` workers per rank (0: a thread per actor). NULL with why. */
+weir_dag *bench_dag_build_on(const struct bench_dag_shape *s, size_t n, const int *node,
+                             int transport, int threads, char *why, size_t wl);
+/* The measurement windows' ops over w (execute / submit / wait, every output checked). */
+struct bench_dag_ops bench_dag_weir_ops(struct bench_dag_weir *w, uint8_t *arg, size_t n);
+/* `weir-bench dag --nodes N` (bench_dag_nodes.c): the whole command. */
+int bench_dag_nodes(int argc, char **argv);
 
 /* Latency samples, shared by every case (pp_max_rt entries; bench_dag.c allocates them). */
 extern uint64_t *bench_dag_samples;

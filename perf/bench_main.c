@@ -71,6 +71,10 @@ static void usage(FILE *f)
                "  --timeout-ms N    bound of every blocking call (default 5000)\n"
                "  --threads N       dag: workers of the weir .fused rows (1..64, default 2:\n"
                "                    weir_compile_opts.threads; .thr rows run a thread per actor)\n"
+               "  --nodes 2         dag: only the chain of 4 with its middle edge across two\n"
+               "                    ranks, each in a network namespace of its own (weir-run\n"
+               "                    --netns, root), beside the same chain on one rank and a\n"
+               "                    spinning TCP ping-pong over the same namespaces\n"
                "  --depth N         ring depth / queue capacity for every size (1..65536;\n"
                "                    iceoryx queues are capped at its maximum of 256;\n"
                "                    default 4096 up to 64 B, 1024 up to 1 KiB, 16 for 64 KiB, 4 for 1 MiB);\n"
@@ -104,7 +108,7 @@ static void usage(FILE *f)
 int bench_parse_opts(int argc, char **argv, const char *cmd)
 {
     enum { O_BUDGET = 256, O_TIMEOUT, O_NOZMQ, O_NOICE, O_LIST, O_DEPTH, O_PINMULTI, O_ROUNDS, O_SVG,
-           O_THREADS };
+           O_THREADS, O_NODES };
     static const struct option lo[] = {
         {"quick", no_argument, NULL, 'q'},
         {"json", no_argument, NULL, 'j'},
@@ -119,6 +123,7 @@ int bench_parse_opts(int argc, char **argv, const char *cmd)
         {"pin-multi", required_argument, NULL, O_PINMULTI},
         {"svg", required_argument, NULL, O_SVG},
         {"threads", required_argument, NULL, O_THREADS},
+        {"nodes", required_argument, NULL, O_NODES},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -180,6 +185,21 @@ int bench_parse_opts(int argc, char **argv, const char *cmd)
                 return -1;
             }
             bench_opts.threads = (int)t;
+            break;
+        }
+        case O_NODES: {
+            errno = 0;
+            long t = strtol(optarg, &end, 10);
+            if (strcmp(cmd, "dag") != 0) {
+                fprintf(stderr, "weir-bench %s: --nodes is a dag option\n", cmd);
+                return -1;
+            }
+            if (errno || !end || *end || t != 2) {
+                fprintf(stderr, "weir-bench dag: --nodes wants 2 (a chain of 4 whose middle edge "
+                                "crosses two ranks), not '%s'\n", optarg);
+                return -1;
+            }
+            bench_opts.nodes = (int)t;
             break;
         }
         case O_ROUNDS: {

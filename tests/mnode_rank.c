@@ -15,8 +15,26 @@
  *            killdriver rank 0 SIGKILLs itself after N/2 results
  *            fail R     rank R's first actor fails execution N/2 (only that one)
  *            hash R     rank R builds another graph (one more actor)
+ *            cut R      the test cuts rank R off for longer than the bound:
+ *                       rank 0's executions must fail, the others' join too
  * MNODE_SAVE=PATH: rank 0 saves the plan there (weir-plan show reads it).
  * MNODE_THREADS=T: weir_compile_opts.threads (T workers on every rank).
+ * MNODE_PACE_US=U: rank 0 sleeps U us after each result (a run that lasts).
+ * MNODE_TRANSPORT=uring|zmq: weir_compile_opts.transport.
+ * MNODE_EDGE_TRANSPORT=uring|zmq: chain: weir_node_transport on the input and
+ *   every step's output (all of them cross ranks).
+ * MNODE_COMPILE_FAILS=1: a failed compile is what the test expects (exit 0,
+ *   so the launcher does not stop the other ranks before they print theirs).
+ * MNODE_TOP=PATH: before weir_dag_free every rank runs `PATH --json -d 0.3
+ *   PID` on itself (weir-top; its JSON on stdout, prefixed "rank R: top ").
+ * Every rank prints, before weir_dag_free, a line per channel with a ring
+ * here ("rank R: channel NAME M messages B bytes") and per link of it
+ * ("rank R: link NAME send|recv rank Q: messages M bytes B acked A streams
+ * S reconnects X status C frames F batches T rtt_ns N"), once every sending
+ * link's acks caught up with what it sent and every running one measured a
+ * round trip (heartbeats: only on a link idle for a moment), bounded by 2 s.
+ * Rank 0 prints "rank 0: started" once the first result arrived (a test
+ * cuts a link after it).
  *
  * chain:   S+1 actors s0..sS, s_i on rank (i+1) % S; s_i(x) = 3x + i + 1.
  * diamond: src on rank 1 % S, left on 2 % S, right on 0, join on S-1;
@@ -173,12 +191,18 @@ static unsigned build(weir_graph *g, const char *shape, const char *iso_s)
 #define ISO(k) ((proc || (mixed && (k) % 2)) ? WEIR_PROCESS : WEIR_THREAD)
     weir_node *in = weir_input(g, 0);
     if (!strcmp(shape, "chain")) {
+        const char *et = getenv("MNODE_EDGE_TRANSPORT");
+        int t = et && !strcmp(et, "zmq") ? WEIR_TRANSPORT_ZMQ : WEIR_TRANSPORT_URING;
         weir_node *x = in;
+        if (et && weir_node_transport(x, t) < 0)
+            DIE("weir_node_transport: %s", weir_errmsg());
         for (int i = 0; i <= S; i++) {
             char name[16];
             snprintf(name, sizeof name, "s%d", i);
             weir_actor *a = actor(g, name, (i + 1) % S, ISO(i));
             x = weir_bind(a, "step", chain_step, &x, 1, 1);
+            if (et && weir_node_transport(x, t) < 0)
+                DIE("weir_node_transport: %s", weir_errmsg());
         }
         weir_output(g, &x, 1);
         return 1;
@@ -232,6 +256,58 @@ static uint64_t expect(const char *shape, uint64_t x, unsigned k)
     return y * ((uint64_t)k + 2);
 }
 
+/* Every channel with a ring here and every link of it (see the header). */
+static void print_links(weir_dag *d)
+{
+    unsigned nc = weir_dag_nchannels(d);
+    for (int tries = 0; tries < 200; tries++) {
+        int behind = 0;
+        for (unsigned c = 0; c < nc; c++)
+            for (unsigned k = 0; k < weir_dag_chan_nlinks(d, c); k++) {
+                struct weir_dag_link_stats ls;
+                if (weir_dag_link_stats(d, c, k, &ls) == 0 && ls.sending &&
+                    (ls.acked < ls.messages || (ls.status == 0 && !ls.last_rtt_ns)))
+                    behind = 1;
+            }
+        if (!behind)
+            break;
+        struct timespec ts = {0, 10000000L};
+        nanosleep(&ts, NULL);
+    }
+    for (unsigned c = 0; c < nc; c++) {
+        struct weir_chan_stats st;
+        if (weir_dag_chan_stats(d, c, &st) < 0) {
+            printf("rank %d: channel %u %d: %s\n", RANK, c, weir_errcode(), weir_errmsg());
+            continue;
+        }
+        printf("rank %d: channel %s %" PRIu64 " messages %" PRIu64 " bytes\n", RANK, st.name,
+               st.messages, st.bytes);
+        for (unsigned k = 0; k < weir_dag_chan_nlinks(d, c); k++) {
+            struct weir_dag_link_stats ls;
+            if (weir_dag_link_stats(d, c, k, &ls) < 0) {
+                printf("rank %d: link %s %u %d: %s\n", RANK, st.name, k, weir_errcode(),
+                       weir_errmsg());
+                continue;
+            }
+            printf("rank %d: link %s %s rank %d: messages %" PRIu64 " bytes %" PRIu64
+                   " acked %" PRIu64 " streams %u reconnects %" PRIu64 " status %d frames %" PRIu64
+                   " batches %" PRIu64 " rtt_ns %" PRIu64 "\n",
+                   RANK, st.name, ls.sending ? "send" : "recv", ls.peer_rank, ls.messages,
+                   ls.bytes, ls.acked, ls.conn_streams, ls.reconnects, ls.status, ls.frames,
+                   ls.batches, ls.last_rtt_ns);
+        }
+    }
+    const char *top = getenv("MNODE_TOP");
+    if (top) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "%s --json -d 0.3 %d | sed 's/^/rank %d: top /'", top,
+                 (int)getpid(), RANK);
+        fflush(stdout);
+        if (system(cmd) != 0)
+            printf("rank %d: weir-top failed\n", RANK);
+    }
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -266,7 +342,7 @@ int main(int argc, char **argv)
     if (!d) {
         printf("rank %d: compile %d: %s\n", RANK, weir_errcode(), weir_errmsg());
         weir_graph_free(g);
-        return !strcmp(fault, "hash") ? 0 : 1;
+        return !strcmp(fault, "hash") || getenv("MNODE_COMPILE_FAILS") ? 0 : 1;
     }
     printf("rank %d: compiled in %" PRIu64 " ms, plan %016" PRIx64 "\n", RANK, mono_ms() - t0,
            weir_dag_plan_hash(d));
@@ -281,8 +357,10 @@ int main(int argc, char **argv)
         else
             printf("rank %d: join %d after %" PRIu64 " ms at %" PRIu64 " ms: %s\n", RANK, rc,
                    mono_ms() - tj, mono_ms(), weir_errmsg());
-        bad = rc != 0 && strcmp(fault, "killdriver") != 0;
+        bad = rc != 0 && strcmp(fault, "killdriver") != 0 && strcmp(fault, "cut") != 0;
+        print_links(d);
     } else {
+        unsigned pace = getenv("MNODE_PACE_US") ? (unsigned)atoi(getenv("MNODE_PACE_US")) : 0;
         uint64_t next = 0, done = 0, sum = 0, failed = 0;
         uint64_t t_last_ok = mono_ms();
         int stop = 0;
@@ -334,7 +412,13 @@ int main(int argc, char **argv)
             }
             weir_result_free(r);
             t_last_ok = mono_ms();
+            if (done == 0)
+                printf("rank 0: started\n");
             done++;
+            if (pace) {
+                struct timespec ts = {(time_t)(pace / 1000000u), (long)(pace % 1000000u) * 1000L};
+                nanosleep(&ts, NULL);
+            }
             if (!strcmp(fault, "killdriver") && done == N / 2) {
                 printf("rank 0: killing itself at %" PRIu64 " ms\n", mono_ms());
                 fflush(stdout);
@@ -345,14 +429,9 @@ int main(int argc, char **argv)
                "\n", done - failed, failed, sum);
         if (!strcmp(fault, "") || !strcmp(fault, "fail"))
             bad = done != N;
-        if (!strcmp(fault, "kill") || !strcmp(fault, "hash"))
+        if (!strcmp(fault, "kill") || !strcmp(fault, "hash") || !strcmp(fault, "cut"))
             bad = !stop;
-        /* the per-channel table, links included */
-        for (unsigned c = 0; c < weir_dag_nchannels(d); c++) {
-            struct weir_chan_stats st;
-            if (weir_dag_chan_stats(d, c, &st) == 0)
-                printf("rank 0: channel %s %" PRIu64 " messages\n", st.name, st.messages);
-        }
+        print_links(d); /* the per-channel table, links included */
     }
     uint64_t tf = mono_ms();
     int rc = weir_dag_free(d);

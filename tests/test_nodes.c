@@ -1253,11 +1253,14 @@ Test(nodes, weir_run_netns_sigkill, .timeout = 120)
     }
 }
 
-/* Run weir-run --netns -n 3 nodes_rank watch MS; once every rank printed its
- * table, cut rank 2's veth for cut_ms. Output into out; returns the exit
- * status and the monotonic time of the cut. */
-static int netns_cut_run(int watch_ms, int cut_ms, int hb_ms, char *out, size_t cap,
-                         uint64_t *t_cut)
+/* Run the shell command cmd (exec'd: its pid is weir-run's, whose network
+ * namespace holds the ranks' veths) with its output into out; once
+ * ready(out) holds, wait delay_ms, take veth down and, if cut_ms > 0, up
+ * again cut_ms later. Gives up after limit_s. Returns the exit status;
+ * *t_cut: when the cut began. `never` names what did not happen. */
+static int veth_cut_run(const char *cmd, int (*ready)(const char *), int delay_ms,
+                        const char *veth, int cut_ms, int limit_s, const char *never, char *out,
+                        size_t cap, uint64_t *t_cut)
 {
     int p[2];
     cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
@@ -1266,39 +1269,34 @@ static int netns_cut_run(int watch_ms, int cut_ms, int hb_ms, char *out, size_t 
     if (pid == 0) {
         dup2(p[1], 1);
         dup2(p[1], 2);
-        char ms[16];
-        snprintf(ms, sizeof ms, "%d", watch_ms);
-        char hb[16];
-        snprintf(hb, sizeof hb, "%d", hb_ms);
-        setenv("NODES_HB_MS", hb, 1);
-        execl(WEIR_RUN, WEIR_RUN, "--netns", "-n", "3", NODES_RANK, "watch", ms, (char *)NULL);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
     close(p[1]);
     size_t len = 0;
-    int tables = 0, cut = 0;
-    uint64_t deadline = t_now_ns() + 60000000000ull;
+    int cut = 0;
+    out[0] = '\0';
+    uint64_t deadline = t_now_ns() + (uint64_t)limit_s * 1000000000ull;
     while (t_now_ns() < deadline) {
         struct pollfd pf = {.fd = p[0], .events = POLLIN};
-        if (poll(&pf, 1, 100) > 0) {
+        if (poll(&pf, 1, 20) > 0) {
             ssize_t k = read(p[0], out + len, cap - 1 - len);
             if (k <= 0)
                 break;
             len += (size_t)k;
             out[len] = '\0';
         }
-        tables = 0;
-        for (const char *q = out; (q = strstr(q, ": table ")) != NULL; q++)
-            tables++;
-        if (tables == 3 && !cut) {
-            char cmd[128], o[256];
-            snprintf(cmd, sizeof cmd, "nsenter -t %d -n ip link set wr2 down 2>&1", (int)pid);
+        if (!cut && ready(out)) {
+            char c[128], o[256];
+            if (delay_ms)
+                t_sleep_ms((unsigned)delay_ms);
+            snprintf(c, sizeof c, "nsenter -t %d -n ip link set %s down 2>&1", (int)pid, veth);
             *t_cut = t_now_ns();
-            cr_assert_eq(sh_out(o, sizeof o, "%s", cmd), 0, "%s", o);
+            cr_assert_eq(sh_out(o, sizeof o, "%s", c), 0, "%s", o);
             if (cut_ms > 0) {
                 t_sleep_ms((unsigned)cut_ms);
-                snprintf(cmd, sizeof cmd, "nsenter -t %d -n ip link set wr2 up 2>&1", (int)pid);
-                cr_assert_eq(sh_out(o, sizeof o, "%s", cmd), 0, "%s", o);
+                snprintf(c, sizeof c, "nsenter -t %d -n ip link set %s up 2>&1", (int)pid, veth);
+                cr_assert_eq(sh_out(o, sizeof o, "%s", c), 0, "%s", o);
             }
             cut = 1;
         }
@@ -1306,8 +1304,29 @@ static int netns_cut_run(int watch_ms, int cut_ms, int hb_ms, char *out, size_t 
     close(p[0]);
     int st;
     waitpid(pid, &st, 0);
-    cr_assert(cut, "the ranks never printed their tables:\n%s", out);
+    cr_assert(cut, "%s:\n%s", never, out);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int three_tables(const char *out)
+{
+    int tables = 0;
+    for (const char *q = out; (q = strstr(q, ": table ")) != NULL; q++)
+        tables++;
+    return tables == 3;
+}
+
+/* Run weir-run --netns -n 3 nodes_rank watch MS; once every rank printed its
+ * table, cut rank 2's veth for cut_ms. Output into out; returns the exit
+ * status and the monotonic time of the cut. */
+static int netns_cut_run(int watch_ms, int cut_ms, int hb_ms, char *out, size_t cap,
+                         uint64_t *t_cut)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "NODES_HB_MS=%d exec %s --netns -n 3 %s watch %d", hb_ms, WEIR_RUN,
+             NODES_RANK, watch_ms);
+    return veth_cut_run(cmd, three_tables, 0, "wr2", cut_ms, 60,
+                        "the ranks never printed their tables", out, cap, t_cut);
 }
 
 static double failure_ms(const char *out, int rank, uint64_t t_cut, const char **text)
@@ -1546,6 +1565,377 @@ Test(nodes, dag_fused_workers_per_rank, .timeout = 300)
                           "    worker 4 (rank 2): join\n"), "%s", out);
 }
 
+static int mn_nop(weir_call *c, void *state);
+
+/* ---- link counters (weir_dag_chan_nlinks / weir_dag_link_stats, weir-top) ---- */
+
+struct mn_link {
+    unsigned long long messages, bytes, acked, reconnects, frames, batches, rtt_ns;
+    unsigned streams;
+    int status;
+};
+
+/* The line mnode_rank printed for channel chan's link DIR rank peer on rank r. */
+static struct mn_link mn_link_of(const char *out, int r, const char *chan, const char *dir,
+                                 int peer)
+{
+    char pre[160];
+    snprintf(pre, sizeof pre, "rank %d: link %s %s rank %d: ", r, chan, dir, peer);
+    const char *k = strstr(out, pre);
+    cr_assert_not_null(k, "no line '%s' in\n%s", pre, out);
+    struct mn_link l;
+    int n = sscanf(k + strlen(pre), "messages %llu bytes %llu acked %llu streams %u reconnects "
+                   "%llu status %d frames %llu batches %llu rtt_ns %llu", &l.messages, &l.bytes,
+                   &l.acked, &l.streams, &l.reconnects, &l.status, &l.frames, &l.batches,
+                   &l.rtt_ns);
+    cr_assert_eq(n, 9, "unparsed '%s' in\n%s", pre, out);
+    return l;
+}
+
+/* A link that carried n messages of 8 bytes, every one acknowledged, on a
+ * connection of `streams` channels. A loaded machine can starve a link
+ * past its silence bound (timeout/8) and make it reconnect, which fails
+ * nothing: a sender then counts what it re-sent (at most a window each
+ * time), the receiver and the acks count every message once. */
+static void mn_link_check(const char *out, int r, const char *chan, const char *dir, int peer,
+                          unsigned long long n, unsigned streams)
+{
+    struct mn_link l = mn_link_of(out, r, chan, dir, peer);
+    if (!strcmp(dir, "recv") || l.reconnects == 0) {
+        cr_assert_eq(l.messages, n, "rank %d %s %s: %llu messages", r, chan, dir, l.messages);
+    } else {
+        cr_assert_geq(l.messages, n);
+        cr_assert_leq(l.messages, n + 64 * l.reconnects, "rank %d %s %s: %llu messages", r, chan,
+                      dir, l.messages);
+        cr_log_warn("rank %d %s %s: %llu reconnects on a loaded machine", r, chan, dir,
+                    l.reconnects);
+    }
+    cr_assert_eq(l.bytes, 8 * l.messages, "rank %d %s %s: %llu bytes", r, chan, dir, l.bytes);
+    cr_assert_eq(l.acked, n, "rank %d %s %s: %llu acked", r, chan, dir, l.acked);
+    cr_assert_eq(l.streams, streams, "rank %d %s %s: %u streams", r, chan, dir, l.streams);
+    /* every message is one DATA frame of the connection, which batches them */
+    cr_assert_geq(l.frames, n * streams, "rank %d %s %s: %llu frames", r, chan, dir, l.frames);
+    cr_assert_gt(l.batches, 0);
+    cr_assert_leq(l.batches, l.frames);
+}
+
+/* Chain over 2 ranks (s0, s2 on rank 1; s1 on rank 0): all four channels
+ * cross, two per direction on one connection each. Every link counted
+ * every message and byte; the stats segment (weir-top --json) has the
+ * same; the sending links of rank 0 measured a round trip. */
+Test(nodes, dag_link_counters_chain_2_ranks, .timeout = 120)
+{
+    static char out[262144];
+    unsigned long long n = SANITIZED ? 2000 : 20000;
+    int st = sh_out(out, sizeof out, CLEAN_ENV "MNODE_TOP=%s %s -n 2 %s chain %llu thread 2>&1",
+                    WEIR_TOP_CLI, WEIR_RUN, MNODE_RANK, n);
+    cr_assert_eq(st, 0, "%d\n%s", st, out);
+    const char *ch[4] = {"arg0", "s0.step.out0", "s1.step.out0", "s2.step.out0"};
+    for (int r = 0; r < 2; r++)
+        for (int c = 0; c < 4; c++) {
+            char l[160];
+            snprintf(l, sizeof l, "rank %d: channel %s %llu messages %llu bytes", r, ch[c], n,
+                     8 * n);
+            expect_line(out, l);
+            /* written on rank 0: arg0, s1; on rank 1: s0, s2 */
+            int w = c == 0 || c == 2 ? 0 : 1;
+            mn_link_check(out, r, ch[c], r == w ? "send" : "recv", 1 - r, n, 2);
+        }
+    for (int c = 0; c < 4; c += 2)
+        cr_assert_gt(mn_link_of(out, 0, ch[c], "send", 1).rtt_ns, 0, "%s", out);
+    /* the stats segment of each rank: rank, world and the same counters */
+    char want[512];
+    snprintf(want, sizeof want, "\"rank\":0,\"world\":2,\"links\":[{\"channel\":\"arg0\","
+             "\"direction\":\"send\",\"peer_rank\":1,\"peer\":\"127.0.0.1:");
+    cr_assert(strstr(out, want), "no '%s' in\n%s", want, out);
+    snprintf(want, sizeof want, "\"rank\":1,\"world\":2,\"links\":[{\"channel\":\"arg0\","
+             "\"direction\":\"receive\",\"peer_rank\":0,\"peer\":\"127.0.0.1:");
+    cr_assert(strstr(out, want), "no '%s' in\n%s", want, out);
+    snprintf(want, sizeof want, "{\"channel\":\"s2.step.out0\",\"direction\":\"send\","
+             "\"peer_rank\":0,");
+    cr_assert(strstr(out, want), "no '%s' in\n%s", want, out);
+    snprintf(want, sizeof want, "\"messages\":%llu,\"bytes\":%llu,\"acked\":%llu,", n, 8 * n, n);
+    int hits = 0;
+    for (const char *q = out; (q = strstr(q, want)) != NULL; q++)
+        hits++;
+    unsigned long long rec = 0;
+    for (int r = 0; r < 2; r++)
+        for (int c = 0; c < 4; c++) {
+            int w = c == 0 || c == 2 ? 0 : 1;
+            rec += mn_link_of(out, r, ch[c], r == w ? "send" : "recv", 1 - r).reconnects;
+        }
+    /* every link exact; after a reconnect (a loaded machine) the receivers still are */
+    cr_assert_geq(hits, rec ? 4 : 8, "%d links of 8 show '%s' in\n%s", hits, want, out);
+}
+
+/* Fan-out over 3 ranks: src (rank 1) sends one channel to two ranks, the
+ * links in rank order; rank 2 has no ring of arg0 (-ENOENT, named). */
+Test(nodes, dag_link_counters_fanout_3_ranks, .timeout = 120)
+{
+    static char out[131072];
+    unsigned long long n = SANITIZED ? 1000 : 10000;
+    int st = sh_out(out, sizeof out, CLEAN_ENV "%s -n 3 %s fanout %llu thread 2>&1", WEIR_RUN,
+                    MNODE_RANK, n);
+    cr_assert_eq(st, 0, "%d\n%s", st, out);
+    /* rank 1 -> rank 0: src.emit.out0 and c1.mul.out0; rank 1 -> rank 2: src.emit.out0 */
+    mn_link_check(out, 1, "src.emit.out0", "send", 0, n, 2);
+    mn_link_check(out, 1, "src.emit.out0", "send", 2, n, 1);
+    mn_link_check(out, 0, "src.emit.out0", "recv", 1, n, 2);
+    mn_link_check(out, 2, "src.emit.out0", "recv", 1, n, 1);
+    const char *k0 = strstr(out, "rank 1: link src.emit.out0 send rank 0: ");
+    const char *k2 = strstr(out, "rank 1: link src.emit.out0 send rank 2: ");
+    cr_assert(k0 && k2 && k0 < k2, "%s", out);
+    mn_link_check(out, 2, "c2.mul.out0", "send", 0, n, 1);
+    mn_link_check(out, 0, "arg0", "send", 1, n, 1);
+    expect_line(out, "rank 2: channel 0 -2: graph 'fanout': channel 'arg0' has no ring on rank 2 "
+                     "(neither written nor read here)");
+}
+
+/* The demo across 3 netns ranks (weir-marketdata --nodes 3 runs itself
+ * under weir-run --netns): every score verified, every rank's table with
+ * its links, each carrying every tick. */
+Test(nodes, demo_marketdata_3_ranks, .timeout = 120)
+{
+    if (!netns_ok())
+        cr_skip_test("network namespaces not permitted here");
+    static char out[65536];
+    unsigned long long n = SANITIZED ? 2000 : 20000;
+    int st = sh_out(out, sizeof out, CLEAN_ENV "WEIR_RUN=%s %s -n %llu --nodes 3 --quiet 2>&1",
+                    WEIR_RUN, WEIR_DEMO_CLI, n);
+    cr_assert_eq(st, 0, "%d\n%s", st, out);
+    char l[256];
+    snprintf(l, sizeof l, "  verified: %llu of %llu scores equal the single-threaded reference",
+             n, n);
+    cr_assert(strstr(out, l), "%s", out);
+    cr_assert(strstr(out, "  across 3 ranks (actor i on rank i % 3): parser on rank 0, momentum 1, "
+                          "liquidity 2, joiner 0, scorer 1; rank 0 drives\n"), "%s", out);
+    for (int r = 0; r < 3; r++) {
+        snprintf(l, sizeof l, "\n  rank %d of 3: channels with a ring here, and their links\n", r);
+        cr_assert(strstr(out, l), "%s", out);
+    }
+    /* parser (rank 0) feeds momentum (1) and liquidity (2): one link each,
+     * 16-byte ticks; joiner (0) feeds scorer (1) */
+    snprintf(l, sizeof l, "      link to   rank 1: %llu msgs, %.2f MB, ", n, 16.0 * n / 1e6);
+    cr_assert(strstr(out, l), "no '%s' in\n%s", l, out);
+    snprintf(l, sizeof l, "      link to   rank 2: %llu msgs, %.2f MB, ", n, 16.0 * n / 1e6);
+    cr_assert(strstr(out, l), "no '%s' in\n%s", l, out);
+    snprintf(l, sizeof l, "      link from rank 0: %llu msgs, %.2f MB, ", n, 16.0 * n / 1e6);
+    cr_assert(strstr(out, l), "no '%s' in\n%s", l, out);
+    cr_assert(!strstr(out, "(failed)"), "%s", out);
+}
+
+/* ---- per-edge transport (weir_node_transport) -------------------------------- */
+
+static int tp_add(weir_call *c, void *state)
+{
+    (void)state;
+    size_t n;
+    const uint64_t *x = weir_call_in(c, 0, &n);
+    uint64_t *y = weir_call_out(c, 0, 8);
+    if (!x || !y)
+        return weir_call_fail(c, "no value");
+    *y = *x + 1;
+    return 0;
+}
+
+/* a -> b; transport t on a's output (-2: none). The graph into *gp. */
+static weir_dag *tp_dag(int t, weir_graph **gp)
+{
+    weir_graph *g = weir_graph_new("tp");
+    weir_actor *a = weir_actor_new(g, "a", NULL), *b = weir_actor_new(g, "b", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "f", tp_add, &in, 1, 1);
+    if (t != -2)
+        cr_assert_eq(weir_node_transport(x, t), 0, "%s", weir_errmsg());
+    weir_node *y = weir_bind(b, "g", tp_add, &x, 1, 1);
+    weir_output(g, &y, 1);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    *gp = g;
+    return d;
+}
+
+Test(nodes, edge_transport_builder_errors)
+{
+    cr_assert_eq(weir_node_transport(NULL, WEIR_TRANSPORT_ZMQ), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "weir_node_transport: NULL node");
+    weir_graph *g = weir_graph_new("tpe");
+    weir_actor *a = weir_actor_new(g, "a", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *two = weir_bind(a, "split", tp_add, &in, 1, 2);
+    cr_assert_eq(weir_node_transport(in, 7), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'tpe': input 0: unknown transport 7 "
+                                    "(WEIR_TRANSPORT_URING, WEIR_TRANSPORT_ZMQ or "
+                                    "WEIR_TRANSPORT_DEFAULT)");
+    cr_assert_eq(weir_node_transport(two, WEIR_TRANSPORT_ZMQ), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "graph 'tpe': node 1 (a.split) has 2 outputs: give the "
+                                    "transport of each of its weir_ret() picks");
+    cr_assert_eq(weir_node_transport(weir_ret(two, 1), WEIR_TRANSPORT_ZMQ), 0);
+    cr_assert_eq(weir_node_transport(in, WEIR_TRANSPORT_DEFAULT), 0);
+    weir_graph_free(g);
+    /* a compiled graph is frozen */
+    weir_graph *g2 = weir_graph_new("tpf");
+    weir_actor *b = weir_actor_new(g2, "b", NULL);
+    weir_node *in2 = weir_input(g2, 0);
+    weir_node *y = weir_bind(b, "g", tp_add, &in2, 1, 1);
+    weir_output(g2, &y, 1);
+    weir_dag *d = weir_compile(g2, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    cr_assert_eq(weir_node_transport(y, WEIR_TRANSPORT_ZMQ), -EBUSY);
+    cr_assert_str_eq(weir_errmsg(), "graph 'tpf': already compiled; modifying it afterwards is "
+                                    "not allowed (build a new graph)");
+    weir_dag_free(d);
+    weir_graph_free(g2);
+}
+
+/* The plan records an override (text, JSON, hash; the file round-trips
+ * through weir-plan show); WEIR_TRANSPORT_DEFAULT is no override. One rank:
+ * nothing crosses, so even a transport this build lacks compiles. */
+Test(nodes, edge_transport_recorded_in_plan)
+{
+    weir_graph *g0, *g1, *g2;
+    weir_dag *d0 = tp_dag(-2, &g0), *d1 = tp_dag(WEIR_TRANSPORT_ZMQ, &g1),
+             *d2 = tp_dag(WEIR_TRANSPORT_DEFAULT, &g2);
+    cr_assert_neq(weir_dag_plan_hash(d0), weir_dag_plan_hash(d1));
+    cr_assert_eq(weir_dag_plan_hash(d0), weir_dag_plan_hash(d2));
+    char *js = NULL;
+    size_t jl = 0;
+    FILE *f = open_memstream(&js, &jl);
+    cr_assert_eq(weir_dag_write_json(d1, f), 0);
+    fclose(f);
+    cr_assert(strstr(js, "\"name\":\"a.f.out0\""), "%s", js);
+    const char *ov = strstr(js, "\"src_out\":0,\"transport\":1}");
+    cr_assert(ov, "%s", js);
+    cr_assert_eq(strstr(ov + 26, "\"transport\":"), NULL, "one override only:\n%s", js);
+    free(js);
+    char path[] = "/tmp/weir-tp-plan-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(weir_dag_save_plan(d1, path), 0, "%s", weir_errmsg());
+    char out[16384];
+    int st = sh_out(out, sizeof out, "%s show %s 2>&1", WEIR_PLAN_CLI, path);
+    cr_assert_eq(st, 0, "%s", out);
+    cr_assert(strstr(out, "a op 1 out 0; transport zmq\n"), "%s", out);
+    cr_assert(strstr(out, "b op 1 out 0\n"), "%s", out);
+    char hash[64];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)weir_dag_plan_hash(d1));
+    sh_out(out, sizeof out, "%s hash %s 2>&1", WEIR_PLAN_CLI, path);
+    cr_assert(strstr(out, hash), "hash %s, weir-plan hash: %s", hash, out);
+    unlink(path);
+    weir_dag_free(d0);
+    weir_dag_free(d1);
+    weir_dag_free(d2);
+    weir_graph_free(g0);
+    weir_graph_free(g1);
+    weir_graph_free(g2);
+}
+
+/* 1 if this library has the ZeroMQ transport. */
+/* Every edge of a chain over 2 ranks on zmq, the compile option uring:
+ * without the ZeroMQ transport every rank's compile fails alike, before
+ * the join, naming the channel; with it the chain runs whole. */
+Test(nodes, edge_transport_zmq_every_rank, .timeout = 120)
+{
+    char out[65536];
+    if (WEIR_HAVE_ZMQ_TRANSPORT) {
+        char pre[256];
+        snprintf(pre, sizeof pre, "MNODE_EDGE_TRANSPORT=zmq %s -n 2", WEIR_RUN);
+        mn_run(pre, "chain", 2, "thread", SANITIZED ? 1000 : 10000);
+        return;
+    }
+    int st = sh_out(out, sizeof out, CLEAN_ENV "MNODE_EDGE_TRANSPORT=zmq MNODE_COMPILE_FAILS=1 "
+                    "%s -n 2 %s chain 10 thread 2>&1", WEIR_RUN, MNODE_RANK);
+    cr_assert_eq(st, 0, "%d\n%s", st, out);
+    for (int r = 0; r < 2; r++) {
+        char l[512];
+        snprintf(l, sizeof l, "rank %d: compile -38: graph 'chain': channel 'arg0' crosses ranks "
+                 "over zmq (weir_node_transport): link: transport zmq: not built into this "
+                 "library (channels/tcp_zmq.c)", r);
+        expect_line(out, l);
+    }
+}
+
+/* The other way round: the compile option zmq, every crossing edge uring
+ * (weir_node_transport): the chain runs whole over io_uring links, and
+ * weir-plan show lists the overrides in the placement. */
+Test(nodes, edge_transport_uring_over_zmq_option, .timeout = 120)
+{
+    char out[16384];
+    mn_run_show("MNODE_TRANSPORT=zmq MNODE_EDGE_TRANSPORT=uring", "chain", 2, "thread",
+                SANITIZED ? 1000 : 10000, out, sizeof out);
+    cr_assert(strstr(out, "\nplacement (2 ranks; links over zmq; one receiving ring per rank)\n"),
+              "%s", out);
+    cr_assert(strstr(out, "s0.step.out0  written on rank 1: rank 0 link (1 reader); links over "
+                          "uring (weir_node_transport)\n"), "%s", out);
+    cr_assert(strstr(out, "arg0          written on rank 0: rank 1 link (1 reader); links over "
+                          "uring (weir_node_transport)\n"), "%s", out);
+}
+
+/* weir-bench dag --nodes 2 runs itself under weir-run --netns: every row
+ * ran (the zmq ones too; skipped with the reason in a build without the
+ * transport), every output checked by the bench, the ratios computed. */
+Test(nodes, bench_dag_nodes_2, .timeout = 120)
+{
+    if (!netns_ok())
+        cr_skip_test("network namespaces not permitted here");
+    static char out[65536];
+    int st = sh_out(out, sizeof out, CLEAN_ENV "WEIR_RUN=%s %s dag --nodes 2 --quick --rounds 1 "
+                    "--budget-ms 40 --json 2>/dev/null", WEIR_RUN, WEIR_BENCH_CLI);
+    cr_assert_eq(st, 0, "%d\n%s", st, out);
+    const char *rows[][2] = {{"pingpong.2rank.lat", "tcp-spin"}, {"chain4.2rank.lat", "weir-uring"},
+                             {"chain4.2rank.tput", "weir-uring"}, {"chain4.1rank.lat", "weir"},
+                             {"chain4.1rank.tput", "weir"}, {"chain4.2fused.lat", "weir-uring"},
+                             {"chain4.2fused.tput", "weir-uring"}, {"chain4.1fused.lat", "weir"},
+                             {"chain4.1fused.tput", "weir"}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char want[160];
+        snprintf(want, sizeof want, "\"name\":\"%s\",\"impl\":\"%s\"", rows[i][0], rows[i][1]);
+        const char *k = strstr(out, want);
+        cr_assert_not_null(k, "no row %s %s in\n%s", rows[i][0], rows[i][1], out);
+        /* one case per line */
+        const char *e = strchr(k, '\n');
+        const char *ok = strstr(k, "\"status\":\"ok\"");
+        cr_assert(ok && e && ok < e, "row %s %s not ok:\n%s", rows[i][0], rows[i][1], out);
+    }
+    if (!WEIR_HAVE_ZMQ_TRANSPORT)
+        cr_assert(strstr(out, "crosses ranks over zmq: link: transport zmq: not built into this "
+                              "library (channels/tcp_zmq.c)"), "%s", out);
+    for (int i = 0; WEIR_HAVE_ZMQ_TRANSPORT && i < 2; i++) {
+        char want[160];
+        snprintf(want, sizeof want, "\"name\":\"chain4.2rank.%s\",\"impl\":\"weir-zmq\"",
+                 i ? "tput" : "lat");
+        const char *k = strstr(out, want), *e = k ? strchr(k, '\n') : NULL;
+        const char *ok = k ? strstr(k, "\"status\":\"ok\"") : NULL;
+        cr_assert(ok && e && ok < e, "row %s not ok:\n%s", want, out);
+    }
+    cr_assert(strstr(out, "\"nodes.rtt_vs_tcp\""), "%s", out);
+    cr_assert(strstr(out, "\"nodes.tput_vs_1rank\""), "%s", out);
+}
+
+/* One rank: no links, and asking for one is -ENOENT naming the channel. */
+Test(nodes, dag_link_stats_one_rank)
+{
+    weir_graph *g = weir_graph_new("solo");
+    weir_actor *a = weir_actor_new(g, "a", NULL);
+    weir_node *in = weir_input(g, 0);
+    weir_node *x = weir_bind(a, "f", mn_nop, &in, 1, 1);
+    weir_output(g, &x, 1);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    cr_assert_eq(weir_dag_chan_nlinks(d, 0), 0);
+    cr_assert_eq(weir_dag_chan_nlinks(d, 9), 0);
+    cr_assert_eq(weir_dag_chan_nlinks(NULL, 0), 0);
+    struct weir_dag_link_stats ls;
+    cr_assert_eq(weir_dag_link_stats(d, 0, 0, &ls), -ENOENT);
+    cr_assert_str_eq(weir_errmsg(), "graph 'solo': channel 'arg0' has 0 links on rank 0, no link 0");
+    cr_assert_eq(weir_dag_link_stats(d, 2, 0, &ls), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "weir_dag_link_stats: channel 2 out of range (2)");
+    cr_assert_eq(weir_dag_link_stats(d, 0, 0, NULL), -EINVAL);
+    weir_dag_free(d);
+    weir_graph_free(g);
+}
+
 static int mn_nop(weir_call *c, void *state)
 {
     (void)state;
@@ -1643,6 +2033,105 @@ Test(nodes, dag_sigkill_worker_fails_executions, .timeout = 120)
     cr_assert_lt(num_after(j, " ms at ") - tk, 2500, "%s", out);
     cr_assert(strstr(out, "rank 0: free 0 in "), "%s", out);
     cr_assert(strstr(out, "rank 2: free 0 in "), "%s", out);
+}
+
+static int rank0_started(const char *out)
+{
+    return strstr(out, "rank 0: started\n") != NULL;
+}
+
+/* Run `weir-run --netns -n 2 mnode_rank chain N thread [cut 1]` (env before
+ * it), and once rank 0 printed "started" (and 200 ms more: well into the
+ * pipelined run) cut rank 1's veth for cut_ms. Output into out; returns the
+ * exit status; *t_cut: when the cut began. */
+static int mn_cut_run(const char *env, unsigned long long n, int cut_ms, int expect_fail,
+                      char *out, size_t cap, uint64_t *t_cut)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "exec " CLEAN_ENV "%s %s --netns -n 2 %s chain %llu thread%s", env,
+             WEIR_RUN, MNODE_RANK, n, expect_fail ? " cut 1" : "");
+    return veth_cut_run(cmd, rank0_started, 200, "wr1", cut_ms, 90, "rank 0 never started", out,
+                        cap, t_cut);
+}
+
+/* A cut shorter than the links' timeout (rank 1's veth down 300 ms, mid
+ * pipelined run, the default 2 s bound): every execution completes with
+ * the right output, every link reconnected exactly once, nothing failed. */
+Test(nodes, dag_netns_short_cut_resumes, .timeout = 180)
+{
+    if (!netns_ok())
+        cr_skip_test("network namespaces not permitted here");
+    static char out[131072];
+    unsigned long long n = SANITIZED ? 1500 : 4000;
+    uint64_t t_cut = 0;
+    int st = mn_cut_run("MNODE_PACE_US=500", n, 300, 0, out, sizeof out, &t_cut);
+    cr_assert_eq(st, 0, "%d\n%s", st, out);
+    uint64_t sum = 0;
+    for (uint64_t e = 0; e < n; e++)
+        sum += mn_expect("chain", 2, e * 2654435761u, 0);
+    char l[256];
+    snprintf(l, sizeof l, "rank 0: %llu executions checked, 0 failed, sum %016llx", n,
+             (unsigned long long)sum);
+    expect_line(out, l);
+    expect_line(out, "rank 1: joined");
+    const char *ch[4] = {"arg0", "s0.step.out0", "s1.step.out0", "s2.step.out0"};
+    for (int r = 0; r < 2; r++)
+        for (int c = 0; c < 4; c++) {
+            int w = c == 0 || c == 2 ? 0 : 1;
+            struct mn_link k = mn_link_of(out, r, ch[c], r == w ? "send" : "recv", 1 - r);
+            /* received and acknowledged once each; a sender counts what it
+             * sent again after the resume (at most the unacknowledged window) */
+            cr_assert_eq(k.acked, n, "rank %d %s: %llu acked\n%s", r, ch[c], k.acked, out);
+            if (r == w) {
+                cr_assert_geq(k.messages, n);
+                cr_assert_leq(k.messages, n + 64 * k.reconnects, "rank %d %s: %llu messages\n%s",
+                              r, ch[c], k.messages, out);
+                cr_assert_eq(k.bytes, 8 * k.messages);
+            } else {
+                cr_assert_eq(k.messages, n, "rank %d %s: %llu messages\n%s", r, ch[c],
+                             k.messages, out);
+                cr_assert_eq(k.bytes, 8 * n);
+            }
+            /* once; a sanitized build on a loaded machine can be starved past
+             * the links' silence bound (timeout/8) once more after the cut */
+            if (SANITIZED && k.reconnects > 1 && k.reconnects <= 3)
+                cr_log_warn("rank %d %s: %llu reconnects (sanitized build)", r, ch[c],
+                            k.reconnects);
+            else
+                cr_assert_eq(k.reconnects, 1, "rank %d %s: %llu reconnects\n%s", r, ch[c],
+                             k.reconnects, out);
+        }
+}
+
+/* A cut past the timeout (1 s bound, rank 1 cut off for 2.5 s): rank 0's
+ * pending execution fails within the bound naming rank 1 and its actors,
+ * rank 1's join names rank 0; the links' counters stay readable. */
+Test(nodes, dag_netns_cut_past_timeout_fails_naming_rank, .timeout = 180)
+{
+    if (!netns_ok())
+        cr_skip_test("network namespaces not permitted here");
+    static char out[131072];
+    uint64_t t_cut = 0;
+    int st = mn_cut_run("WEIR_HEARTBEAT_MS=1000 MNODE_PACE_US=1000", 100000, 2500, 1, out,
+                        sizeof out, &t_cut);
+    cr_assert_eq(st, 0, "%d\n%s", st, out);
+    const char *w = strstr(out, "rank 0: wait ");
+    cr_assert_not_null(w, "%s", out);
+    cr_assert(strstr(w, " -32 after "), "%s", out);
+    cr_assert(strstr(w, ": rank 1 failed (cluster: rank 1 (pid "), "%s", out);
+    cr_assert(strstr(w, "(heartbeat bound 1000 ms)); the actors it hosted: 's0', 's2'\n"), "%s",
+              out);
+    unsigned long long tw = num_after(w, " ms at ");
+    double ms = (double)tw - (double)(t_cut / 1000000ull);
+    cr_assert_lt(ms, 1800, "rank 0 failed %.0f ms after the cut\n%s", ms, out);
+    cr_log_info("dag: a cut past the 1 s bound failed rank 0's execution after %.0f ms", ms);
+    const char *j = strstr(out, "rank 1: join -112 after ");
+    cr_assert_not_null(j, "%s", out);
+    cr_assert(strstr(j, "graph 'chain': rank 1: cluster: rank 0 (pid "), "%s", out);
+    struct mn_link k = mn_link_of(out, 0, "arg0", "send", 1);
+    cr_assert_gt(k.messages, 0, "%s", out);
+    cr_assert(strstr(out, "rank 0: free 0 in "), "%s", out);
+    cr_assert(strstr(out, "rank 1: free 0 in "), "%s", out);
 }
 
 /* Kill the driver: every other rank's weir_dag_join returns within the bound. */

@@ -11,7 +11,9 @@
  * NAME matches a graph name or a program name. Per channel: msgs/s, MB/s,
  * writer-blocked %, worst reader-starved %, occupancy; per actor: busy %
  * (= 100 - waiting for input - blocked on output), calls/s, restarts; the
- * bottleneck by the rule of weir_bottleneck(). Exit status: 0 ok, 1 the
+ * bottleneck by the rule of weir_bottleneck(); across ranks, per link of
+ * the rank (each rank's process has a segment of its own): msgs/s, MB/s,
+ * batches/s, credit stalls, reconnects, last RTT. Exit status: 0 ok, 1 the
  * target is gone or unreadable, 2 usage.
  */
 #include <errno.h>
@@ -128,11 +130,22 @@ static void show(struct weir__stats_hdr *a, struct weir__stats_hdr *b, int json)
         /* An actor that made no call in the interval is idle, not busy. */
         if (y->calls == x->calls)
             busy[i] = 0;
-        loads[i].name = y->name;
-        loads[i].busy = busy[i] / 100.0;
+    }
+    /* Across ranks an actor this rank does not host never starts here (pid
+     * 0): its rank's own segment shows it; the bottleneck is this rank's. */
+    unsigned nl = 0;
+    int map[na ? na : 1];
+    for (unsigned i = 0; i < na; i++) {
+        struct weir__stats_actor *y = weir__stats_actor_at(b, i);
+        if (b->world > 1 && y->pid == 0)
+            continue;
+        map[nl] = (int)i;
+        loads[nl].name = y->name;
+        loads[nl++].busy = busy[i] / 100.0;
     }
     char bn[512];
-    int bi = weir_bottleneck(loads, na, b->ncpus, bn, sizeof bn);
+    int bl = weir_bottleneck(loads, nl, b->ncpus, bn, sizeof bn);
+    int bi = bl >= 0 ? map[bl] : -1;
     if (json) {
         printf("{\"pid\":%u,\"graph\":", b->pid);
         json_str(b->graph);
@@ -196,9 +209,28 @@ static void show(struct weir__stats_hdr *a, struct weir__stats_hdr *b, int json)
             }
             printf("]}");
         }
+        printf("],\"rank\":%d,\"world\":%u,\"links\":[", b->rank, b->world);
+        for (unsigned l = 0; l < b->nlinks; l++) {
+            struct weir__stats_link *x = weir__stats_link_at(a, l), *y = weir__stats_link_at(b, l);
+            printf("%s{\"channel\":", l ? "," : "");
+            json_str(y->chan < b->nchans ? weir__stats_chan_at(b, y->chan)->name : "?");
+            printf(",\"direction\":\"%s\",\"peer_rank\":%d,\"peer\":",
+                   y->sending ? "send" : "receive", y->peer_rank);
+            json_str(y->peer);
+            printf(",\"status\":%d,\"messages\":%llu,\"bytes\":%llu,\"acked\":%llu,"
+                   "\"credit_stalls\":%llu,\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,"
+                   "\"conn_streams\":%u,\"frames\":%llu,\"batches\":%llu,\"reconnects\":%llu,"
+                   "\"last_rtt_ns\":%llu}",
+                   y->status, (unsigned long long)y->messages, (unsigned long long)y->bytes,
+                   (unsigned long long)y->acked, (unsigned long long)y->credit_stalls,
+                   secs > 0 ? (double)(y->messages - x->messages) / secs : 0,
+                   secs > 0 ? (double)(y->bytes - x->bytes) / secs / 1e6 : 0, y->conn_streams,
+                   (unsigned long long)y->frames, (unsigned long long)y->batches,
+                   (unsigned long long)y->reconnects, (unsigned long long)y->last_rtt_ns);
+        }
         printf("],\"bottleneck\":{\"actor\":");
         if (bi >= 0)
-            json_str(loads[bi].name);
+            json_str(loads[bl].name);
         else
             printf("null");
         printf(",\"text\":");
@@ -229,10 +261,31 @@ static void show(struct weir__stats_hdr *a, struct weir__stats_hdr *b, int json)
            "wait-in%", "block-out%", "restarts");
     for (unsigned i = 0; i < na; i++) {
         struct weir__stats_actor *x = weir__stats_actor_at(a, i), *y = weir__stats_actor_at(b, i);
+        if (b->world > 1 && y->pid == 0)
+            continue; /* hosted by another rank */
         printf("  %-16.16s %-8s %8u %12.0f %8.1f %9.1f %9.1f %8u%s\n", y->name,
                y->isolation == WEIR_PROCESS ? "process" : "thread", y->pid,
                secs > 0 ? (double)(y->calls - x->calls) / secs : 0, busy[i], starved[i],
                blocked[i], y->restarts, bi == (int)i ? "  <- bottleneck" : "");
+    }
+    if (b->nlinks) {
+        printf("\n  links of rank %d (of %u)\n  %-24s %-10s %12s %10s %10s %9s %8s %9s\n",
+               b->rank, b->world, "channel", "link", "msgs/s", "MB/s", "batches/s", "stalls",
+               "reconn", "rtt us");
+        for (unsigned l = 0; l < b->nlinks; l++) {
+            struct weir__stats_link *x = weir__stats_link_at(a, l), *y = weir__stats_link_at(b, l);
+            char dir[24], rtt[24] = "-"; /* heartbeat RTT: only once the link idled */
+            snprintf(dir, sizeof dir, "%s %d", y->sending ? "-> rank" : "<- rank", y->peer_rank);
+            if (y->last_rtt_ns)
+                snprintf(rtt, sizeof rtt, "%.1f", (double)y->last_rtt_ns / 1e3);
+            printf("  %-24.24s %-10s %12.0f %10.2f %10.0f %9llu %8llu %9s%s\n",
+                   y->chan < b->nchans ? weir__stats_chan_at(b, y->chan)->name : "?", dir,
+                   secs > 0 ? (double)(y->messages - x->messages) / secs : 0,
+                   secs > 0 ? (double)(y->bytes - x->bytes) / secs / 1e6 : 0,
+                   secs > 0 ? (double)(y->batches - x->batches) / secs : 0,
+                   (unsigned long long)y->credit_stalls, (unsigned long long)y->reconnects, rtt,
+                   y->status && y->status != -EPIPE ? "  failed" : "");
+        }
     }
     printf("\n  %s\n", bn);
     fflush(stdout);

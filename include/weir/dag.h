@@ -287,9 +287,56 @@ WEIR_API const char *weir_call_method(const weir_call *c);
 /* ---- stats ------------------------------------------------------------- */
 /* Number of channels of the dag. */
 WEIR_API unsigned weir_dag_nchannels(const weir_dag *d);
-/* Counters of channel i (0 .. nchannels-1); names as in the plan. 0, or -EINVAL
- * (NULL or i out of range). */
+/* Counters of channel i (0 .. nchannels-1); names as in the plan. Across
+ * ranks: this rank's ring of it (see weir_dag_link_stats below for the
+ * links that feed or drain it). 0, or -EINVAL (NULL or i out of range),
+ * -ENOENT (a rank the channel does not touch: no ring here, named). */
 WEIR_API int weir_dag_chan_stats(const weir_dag *d, unsigned i, struct weir_chan_stats *st);
+/*
+ * Links of a dag across ranks (engine/remote.c). A channel whose writer and
+ * readers sit on different ranks crosses between them on links: on the
+ * writer's rank one sending link per rank that reads it, on a reading rank
+ * one receiving link from the writer's rank (weir_dag_chan_stats then
+ * describes this rank's ring of the channel: the writer's own ring, or the
+ * receiving ring its readers here share). Every channel between the same
+ * two ranks in one direction rides one connection: messages, bytes, acked
+ * and credit_stalls are this channel's own stream, frames, batches,
+ * reconnects and last_rtt_ns the connection's, shared by conn_streams
+ * channels. Counters survive a failure (the last values are kept when the
+ * links are broken).
+ */
+struct weir_dag_link_stats {
+    unsigned chan;          /* channel index */
+    int rank;               /* this rank */
+    int peer_rank;          /* the rank at the other end */
+    int sending;            /* 1: written here, sent to peer_rank; 0: received from it */
+    int status;             /* the stream's: 0 running, -EPIPE ended cleanly, else its failure */
+    char peer[80];          /* "ADDR:PORT" of the connection's current or last peer, "" none yet */
+    uint64_t messages;      /* committed into this rank's ring (receiving) / sent (sending:
+                               messages sent again after a resume count again; acked
+                               counts each message once) */
+    uint64_t bytes;         /* payload bytes of those */
+    uint64_t acked;         /* messages the receiving end acknowledged */
+    uint64_t credit_stalls; /* sending: times the stream had data but no credit */
+    unsigned conn_streams;  /* channels on the connection (1: the figures below are its alone) */
+    uint64_t frames;        /* connection: frames sent or received, control frames included */
+    uint64_t batches;       /* connection: transport sends (each one or more frames) */
+    uint64_t reconnects;    /* connection: connections after the first one */
+    uint64_t last_rtt_ns;   /* connection: last heartbeat round trip (measured by the
+                               sending end), 0 if none yet */
+};
+
+/* Number of links of channel i on this rank (0 on one rank, for a channel
+ * that does not cross ranks, for i out of range, and on a rank the
+ * channel does not touch). */
+WEIR_API unsigned weir_dag_chan_nlinks(const weir_dag *d, unsigned i);
+
+/* Counters of link k (0 .. weir_dag_chan_nlinks - 1, sending links in rank
+ * order) of channel i. 0, or -EINVAL (NULL, i out of range), -ENOENT (no
+ * link k: the text names the channel, the rank and its links). */
+WEIR_API int weir_dag_link_stats(const weir_dag *d, unsigned i, unsigned k,
+                                 struct weir_dag_link_stats *st);
+
 /* Name of the writer of channel i: "driver" or the name of the actor whose method produces
  * it (also when it runs fused on a worker); owned by the dag (valid until weir_dag_free).
  * NULL if i is out of range. */

@@ -118,6 +118,23 @@ WEIR_API weir_node *weir_ret(weir_node *call, unsigned i);
  */
 WEIR_API int weir_node_buffer_bytes(weir_node *n, size_t bytes);
 
+/* weir_node_transport: back to weir_compile_opts.transport. */
+#define WEIR_TRANSPORT_DEFAULT (-1)
+
+/*
+ * Transport of the links that carry value n's channel when its writer and
+ * readers sit on different ranks (the per-edge override of
+ * weir_compile_opts.transport): WEIR_TRANSPORT_URING or WEIR_TRANSPORT_ZMQ
+ * (<weir/link.h>), or WEIR_TRANSPORT_DEFAULT. The node rules are
+ * weir_node_buffer_bytes'. Channels between two ranks share one connection
+ * per transport, so an override opens a second connection between the
+ * ranks it crosses. The plan records each channel's transport (weir-plan
+ * show lists the overrides); a transport this library lacks fails the
+ * compile on every rank, naming the channel. 0, or -EINVAL (NULL, a
+ * multi-output call, an unknown transport), or -EBUSY once compiled.
+ */
+WEIR_API int weir_node_transport(weir_node *n, int transport);
+
 /*
  * Declare the graph's outputs, in order (replaces an earlier declaration).
  * Each must be a call output of this graph.
