@@ -484,6 +484,19 @@ static void act_edge_free(struct tact_edge *t, weir__dev_counters *acc)
     memset(t, 0, sizeof *t);
 }
 
+/* One buffer of the edge's own (max_bytes): an actor's local device edge,
+ * or a reader on another rank than the writer's (the staged bytes go in). */
+static int own_buffer(struct tact_edge *t, const struct tedge *e, const weir__device_ops *o,
+                      void *dv)
+{
+    t->nbuf = 1;
+    t->mem = calloc(1, sizeof *t->mem);
+    t->ptr = calloc(1, sizeof *t->ptr);
+    if (!t->mem || !t->ptr)
+        return weir__seterr(-ENOMEM, "tensor edge '%s': out of memory", e->name);
+    return o->mem_alloc(dv, e->spec.max_bytes, &t->mem[0], &t->ptr[0]);
+}
+
 static int act_edge_open(struct actor_rt *a, const struct tedge *e, struct tact_edge *t)
 {
     const struct weir__plan *p = a->d->plan;
@@ -495,12 +508,7 @@ static int act_edge_open(struct actor_rt *a, const struct tedge *e, struct tact_
     t->rd = -1;
     if (e->chan < 0) {
         t->local = 1;
-        t->nbuf = 1;
-        t->mem = calloc(1, sizeof *t->mem);
-        t->ptr = calloc(1, sizeof *t->ptr);
-        if (!t->mem || !t->ptr)
-            return weir__seterr(-ENOMEM, "tensor edge '%s': out of memory", e->name);
-        return o->mem_alloc(dv, e->spec.max_bytes, &t->mem[0], &t->ptr[0]);
+        return own_buffer(t, e, o, dv);
     }
     const struct tpool *P = e->pool;
     const struct weir__plan_chan *pc = &p->chans[e->chan];
@@ -508,12 +516,7 @@ static int act_edge_open(struct actor_rt *a, const struct tedge *e, struct tact_
         /* A reader on another rank than the writer's: the staged bytes go
          * into a buffer of its own. */
         t->remote = 1;
-        t->nbuf = 1;
-        t->mem = calloc(1, sizeof *t->mem);
-        t->ptr = calloc(1, sizeof *t->ptr);
-        if (!t->mem || !t->ptr)
-            return weir__seterr(-ENOMEM, "tensor edge '%s': out of memory", e->name);
-        return o->mem_alloc(dv, e->spec.max_bytes, &t->mem[0], &t->ptr[0]);
+        return own_buffer(t, e, o, dv);
     }
     /* This actor's index among the channel's actor readers on the writer's
      * rank (the driver and other ranks' readers have no release event). */

@@ -25,22 +25,8 @@
 
 static int g_tp; /* the transport of the running test */
 
-/* One test body, two tests: NAME over io_uring, zmq_NAME over ZeroMQ. */
-#define BOTH(name, tmo)                                                                            \
-    static void name##_body(void);                                                                 \
-    Test(mux, name, .timeout = tmo)                                                                \
-    {                                                                                              \
-        g_tp = WEIR_TRANSPORT_URING;                                                               \
-        name##_body();                                                                             \
-    }                                                                                              \
-    Test(mux, zmq_##name, .timeout = tmo)                                                          \
-    {                                                                                              \
-        if (!WEIR_HAVE_ZMQ_TRANSPORT)                                                              \
-            cr_skip_test("this build has no ZeroMQ transport");                                    \
-        g_tp = WEIR_TRANSPORT_ZMQ;                                                                 \
-        name##_body();                                                                             \
-    }                                                                                              \
-    static void name##_body(void)
+#include "both_tp.h"
+#define BOTH(name, ...) BOTH_TP(mux, name, __VA_ARGS__)
 
 #define NS 3          /* streams in most tests */
 #define MAXS 4

@@ -34,22 +34,8 @@
 static int g_tp = WEIR_TRANSPORT_URING;
 #define LO(...) (&(weir_link_opts){.transport = g_tp, __VA_ARGS__})
 
-/* One test body, two tests: NAME over io_uring, zmq_NAME over ZeroMQ. */
-#define BOTH(name, tmo, ...)                                                                       \
-    static void name##_body(void);                                                                 \
-    Test(net, name, .timeout = tmo, ##__VA_ARGS__)                                                 \
-    {                                                                                              \
-        g_tp = WEIR_TRANSPORT_URING;                                                               \
-        name##_body();                                                                             \
-    }                                                                                              \
-    Test(net, zmq_##name, .timeout = tmo, ##__VA_ARGS__)                                           \
-    {                                                                                              \
-        if (!WEIR_HAVE_ZMQ_TRANSPORT)                                                              \
-            cr_skip_test("this build has no ZeroMQ transport");                                    \
-        g_tp = WEIR_TRANSPORT_ZMQ;                                                                 \
-        name##_body();                                                                             \
-    }                                                                                              \
-    static void name##_body(void)
+#include "both_tp.h"
+#define BOTH(name, ...) BOTH_TP(net, name, __VA_ARGS__)
 
 #define SMALL_MAX 300000 /* 8 B .. 256 KiB + a bit: some larger than the slot */
 

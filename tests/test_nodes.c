@@ -2255,12 +2255,9 @@ static void tn_sim_copies(const char *out, int rank, uint64_t h2d, uint64_t d2h)
     expect_line(out, l);
 }
 
-/* chain: the argument (the driver's device buffer, read on rank 1), edge 1
- * (s0 on rank 1 -> s1 on rank 0) and edge 2 (s1 -> s2 on rank 1) are
- * device edges: rank 1 receives two (s0, s2 copy in) and stages one (s0);
- * rank 0's actor receives one and stages one (the driver's staging of the
- * argument is no actor's). */
-Test(nodes, tensor_sim_chain_2_ranks_staged, .timeout = 300)
+/* The shape over 2 ranks with the simulated device, threads then
+ * processes, and each rank's copy counts (in, staged) as multiples of n. */
+static void tn_sim_staged(const char *shape, int in0, int st0, int in1, int st1)
 {
     static char out[65536];
     char pre[256];
@@ -2268,10 +2265,21 @@ Test(nodes, tensor_sim_chain_2_ranks_staged, .timeout = 300)
     snprintf(pre, sizeof pre, "%s -n 2", WEIR_RUN);
     const char *iso[2] = {"thread", "process"};
     for (int k = 0; k < 2; k++) {
-        tn_run(pre, "chain", iso[k], "sim", n, 8, 16, out, sizeof out);
-        tn_sim_copies(out, 0, n, n);
-        tn_sim_copies(out, 1, 2 * n, n);
+        tn_run(pre, shape, iso[k], "sim", n, 8, 16, out, sizeof out);
+        tn_sim_copies(out, 0, in0 * n, st0 * n);
+        tn_sim_copies(out, 1, in1 * n, st1 * n);
     }
+}
+
+/* chain: the argument (the driver's device buffer, read on rank 1), edge 1
+ * (s0 on rank 1 -> s1 on rank 0) and edge 2 (s1 -> s2 on rank 1) are
+ * device edges: rank 1 receives two (s0, s2 copy in) and stages one (s0);
+ * rank 0's actor receives one and stages one (the driver's staging of the
+ * argument is no actor's). */
+Test(nodes, tensor_sim_chain_2_ranks_staged, .timeout = 300)
+{
+    /* rank 0: n copied in, n staged; rank 1: 2n in, n staged */
+    tn_sim_staged("chain", 1, 1, 2, 1);
 }
 
 /* diamond, every edge on the device: the argument has a reader on the
@@ -2283,14 +2291,6 @@ Test(nodes, tensor_sim_chain_2_ranks_staged, .timeout = 300)
  * right stage. */
 Test(nodes, tensor_sim_diamond_2_ranks_staged, .timeout = 300)
 {
-    static char out[65536];
-    char pre[256];
-    uint64_t n = SANITIZED ? 1000 : 10000;
-    snprintf(pre, sizeof pre, "%s -n 2", WEIR_RUN);
-    const char *iso[2] = {"thread", "process"};
-    for (int k = 0; k < 2; k++) {
-        tn_run(pre, "diamond", iso[k], "sim", n, 8, 16, out, sizeof out);
-        tn_sim_copies(out, 0, 2 * n, n);
-        tn_sim_copies(out, 1, n, 2 * n);
-    }
+    /* rank 0: 2n copied in, n staged; rank 1: n in, 2n staged */
+    tn_sim_staged("diamond", 2, 1, 1, 2);
 }
