@@ -64,6 +64,7 @@
 #include "channels/chan_internal.h"
 #include "channels/err.h"
 #include "channels/link.h"
+#include "channels/link_codec.h"
 #include "channels/transport.h"
 #include "engine/cluster.h"
 #include "engine/engine.h"
@@ -113,6 +114,38 @@ static int heartbeat_ms(int *out)
     return 0;
 }
 
+/* One connection per (writer rank, reader rank, transport) carries every
+ * channel between them, at most WEIR__LINK_MAX_STREAMS (the HELLO's room):
+ * past that every rank fails alike here, before anything is opened. */
+static int streams_check(const struct weir__plan *p, int size)
+{
+    uint32_t *n = calloc((size_t)NT * (size_t)size * (size_t)size, sizeof *n);
+    if (!n)
+        return weir__seterr(-ENOMEM, "graph '%s': out of memory", p->graph);
+    int rc = 0;
+    for (uint32_t c = 0; c < p->nchans && rc == 0; c++) {
+        int32_t w = weir__plan_writer_rank(p, c);
+        int t = p->chans[c].transport;
+        if (w < 0 || t < 0 || t >= NT)
+            continue;
+        for (int32_t r = 0; r < size && rc == 0; r++) {
+            if (r == w || !weir__plan_readers_on(p, c, r))
+                continue;
+            uint32_t *k = &n[((size_t)t * (size_t)size + (size_t)w) * (size_t)size + (size_t)r];
+            if (++*k > WEIR__LINK_MAX_STREAMS)
+                rc = weir__seterr(-EINVAL,
+                                  "graph '%s': channel '%s' is channel %u from rank %d to rank "
+                                  "%d over %s, but one connection carries at most %d (move some to the "
+                                  "other transport with weir_node_transport, or to other ranks)",
+                                  p->graph, p->chans[c].name, *k, w, r,
+                                  t == WEIR_TRANSPORT_ZMQ ? "zmq" : "uring",
+                                  WEIR__LINK_MAX_STREAMS);
+        }
+    }
+    free(n);
+    return rc;
+}
+
 int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
 {
     *out = NULL;
@@ -150,6 +183,8 @@ int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
                                                                       : "",
                                 why);
         }
+    if (streams_check(p, e.size) < 0)
+        return weir_errcode();
     struct weir__remote *rm = calloc(1, sizeof *rm);
     if (!rm)
         return weir__seterr(-ENOMEM, "graph '%s': out of memory", p->graph);

@@ -164,6 +164,28 @@ static int f_cons(weir_call *c, void *state)
     return rc ? rc : out_u64(c, 0, in_u64(c, 0) * (s->i + 2));
 }
 
+/* wide: src (rank 1) sends WIDE channels to sink (rank 0), one more than
+ * a connection carries: the dag's setup must fail on rank 0, naming it. */
+#define WIDE 17
+static int w_spread(weir_call *c, void *state)
+{
+    (void)state;
+    for (unsigned k = 0; k < WIDE; k++) {
+        int rc = out_u64(c, k, in_u64(c, 0) + k);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+static int w_sum(weir_call *c, void *state)
+{
+    (void)state;
+    uint64_t s = 0;
+    for (unsigned k = 0; k < WIDE; k++)
+        s += in_u64(c, k);
+    return out_u64(c, 0, s);
+}
+
 #define MAXA 16
 static struct st states[MAXA];
 static unsigned nact;
@@ -235,6 +257,18 @@ static unsigned build(weir_graph *g, const char *shape, const char *iso_s)
         }
         weir_output(g, outs, n);
         return n;
+    }
+    if (!strcmp(shape, "wide")) {
+        weir_actor *src = actor(g, "src", 1 % S, ISO(0));
+        weir_actor *snk = actor(g, "sink", 0, ISO(1));
+        const int W = WIDE;
+        weir_node *y = weir_bind(src, "spread", w_spread, &in, 1, (unsigned)W);
+        weir_node *ys[64];
+        for (int k = 0; k < W; k++)
+            ys[k] = weir_ret(y, (unsigned)k);
+        weir_node *z = weir_bind(snk, "sum", w_sum, ys, (unsigned)W, 1);
+        weir_output(g, &z, 1);
+        return 1;
     }
     DIE("unknown shape %s", shape);
 }

@@ -1545,6 +1545,26 @@ Test(nodes, dag_diamond_3_ranks_over_zmq, .timeout = 300)
               "%s", out);
 }
 
+/* More channels from one rank to another than one connection carries (16
+ * streams): every rank's compile fails alike, at once (before any socket),
+ * naming the 17th channel, the ranks and the limit; weir-run stops the
+ * other rank. Before this check, rank 0 failed only 10 s later, when its
+ * link refused the 17th stream. */
+Test(nodes, dag_17_channels_between_two_ranks_refused, .timeout = 120)
+{
+    static char out[16384];
+    uint64_t t0 = t_now_ns();
+    int st = sh_out(out, sizeof out, CLEAN_ENV "%s -n 2 %s wide 10 thread 2>&1", WEIR_RUN,
+                    MNODE_RANK);
+    double ms = t_ms_since(t0);
+    cr_assert_neq(st, 0, "%s", out);
+    cr_assert(strstr(out, "rank 0: compile -22: graph 'wide': channel 'src.spread.out16' is "
+                          "channel 17 from rank 1 to rank 0 over uring, but one connection "
+                          "carries at most 16 (move some to the other transport with "
+                          "weir_node_transport, or to other ranks)\n"), "%s", out);
+    cr_assert_lt(ms, 5000, "took %.0f ms:\n%s", ms, out);
+}
+
 /* Co-scheduling across ranks: threads = T gives every rank T workers, each
  * holding actors of its own rank only; the fused schedules run the chain
  * and the diamond whole (every output checked), and weir-plan show names
