@@ -262,7 +262,7 @@ struct weir__tp_pipe {
     char peer[64];
     struct zacct *acct;
     int rxfd;               /* eventfd: wakes the receiving thread */
-    int cfd;                /* accepted: libzmq's fd of the connection (ZMQ_SRCFD), or -1 */
+    int cfd;                /* atomic: accepted: libzmq's fd of the connection (ZMQ_SRCFD), or -1 */
     char local[64];         /* accepted: its local address, to recognise cfd */
     uint64_t tx_total;      /* atomic: bytes handed to libzmq */
     int closed;             /* atomic: close() was called */
@@ -503,14 +503,15 @@ static void fd_local(int fd, char *buf, size_t n)
  */
 static void kernel_cut(weir__tp_pipe *p)
 {
-    if (p->cfd < 0)
+    int fd = weir__load_acquire(&p->cfd);
+    if (fd < 0)
         return;
     char peer[64], local[64];
-    fd_peer(p->cfd, peer, sizeof peer);
-    fd_local(p->cfd, local, sizeof local);
+    fd_peer(fd, peer, sizeof peer);
+    fd_local(fd, local, sizeof local);
     if (strcmp(peer, p->peer) == 0 && strcmp(local, p->local) == 0 && strcmp(peer, "?") != 0)
-        shutdown(p->cfd, SHUT_WR); /* not SHUT_RD: unread bytes at libzmq's close would RST */
-    p->cfd = -1;
+        shutdown(fd, SHUT_WR); /* not SHUT_RD: unread bytes at libzmq's close would RST */
+    weir__store_release(&p->cfd, -1); /* read by kernel_has_all without zs->mu */
 }
 
 /* A new connection on a listener: a pipe in the accept queue. */
@@ -996,15 +997,16 @@ static void z_close(weir__tp_pipe *p)
  */
 static int kernel_has_all(weir__tp_pipe *p)
 {
-    if (p->cfd < 0)
+    int fd = weir__load_acquire(&p->cfd); /* kernel_cut clears it under zs->mu */
+    if (fd < 0)
         return 1;
     struct tcp_info ti;
     socklen_t tl = sizeof ti;
     int outq = 0;
     memset(&ti, 0, sizeof ti);
-    if (getsockopt(p->cfd, IPPROTO_TCP, TCP_INFO, &ti, &tl) < 0 ||
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) < 0 ||
         tl < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked ||
-        ioctl(p->cfd, SIOCOUTQ, &outq) < 0)
+        ioctl(fd, SIOCOUTQ, &outq) < 0)
         return 1;
     return ti.tcpi_bytes_acked + (uint64_t)outq >= weir__load_acquire(&p->tx_total);
 }
