@@ -107,6 +107,7 @@
 #define BATCH_BYTES (1u << 20)     /* payload bytes per transport send */
 #define ERR_MAX 65536u             /* largest error record carried */
 #define MSG_LEN 240
+#define ACK_DELAY_MS 1            /* receiver idle this long: acknowledge what it has (delayed ACK) */
 #define NSTREAMS WEIR__LINK_MAX_STREAMS
 
 struct stream {
@@ -1218,18 +1219,26 @@ static void *send_stream_main(void *arg)
         /* Before the send: an ACK for these may arrive before send() returns. */
         weir__store_release(&s->sent, sent + nf);
         pthread_mutex_lock(&cn->send_mu);
-        int k = -EAGAIN;
-        if (cn->pipe == p && cn->gen == gen)
+        int k = 0, current = cn->pipe == p && cn->gen == gen;
+        if (current) {
             k = cn->tp->send(p, iov, niov, -1);
-        if (k == 0 && closing) /* under send_mu: see dial_main */
+            /* The pipe broke: rx notices too; the next connection rewinds.
+             * Closed under send_mu, while p is still the current pipe:
+             * drop_pipe frees it under send_mu, and a close after that
+             * would touch freed memory (and, over ZeroMQ, kick an fd
+             * number the next connection's socket may already own). */
+            if (k < 0)
+                cn->tp->close(p);
+        }
+        if (k == 0 && current && closing) /* under send_mu: see dial_main */
             weir__store_release(&s->closed_sent, 1);
         pthread_mutex_unlock(&cn->send_mu);
-        if (k == -EAGAIN)
+        if (!current)
             continue; /* a new connection came meanwhile: the loop rewinds */
         if (k < 0) {
-            /* The pipe broke: rx notices too; the next connection rewinds. */
-            cn->tp->close(p);
+            pthread_mutex_lock(&cn->mu);
             s->dead_gen = gen;
+            pthread_mutex_unlock(&cn->mu);
             continue;
         }
         weir__store_release(&cn->last_send_ns, weir_now_ns());
@@ -1855,9 +1864,14 @@ static void *listen_rx(void *arg)
     memset(&b, 0, sizeof b);
     int r = 0;
     while (r == 0) {
-        /* About to wait for bytes: acknowledge what is committed first. */
+        /* Nothing to read: wait ACK_DELAY_MS for more, then, about to wait
+         * longer, acknowledge what is committed (a delayed ACK, as TCP's:
+         * a stream that keeps arriving is acknowledged every `step`
+         * messages, not once per message). */
         struct weir__tp_chunk chunk;
         r = cn->tp->recv(p, &chunk, 0);
+        if (r == -ETIMEDOUT)
+            r = cn->tp->recv(p, &chunk, ACK_DELAY_MS);
         if (r == -ETIMEDOUT) {
             for (unsigned i = 0; i < cn->nstreams && r == -ETIMEDOUT; i++)
                 if (ack_stream(&cn->st[i], ACK_MOVED) < 0)
