@@ -1038,6 +1038,7 @@ static void z_pipe_free(weir__tp_pipe *p)
     pthread_mutex_lock(&zs->mu);
     q_drop(zs, p);
     if (p->dialed || !zs->s) {
+    gone:
         cut_now(zs, p);
         unlink_pipe(zs, p);
         pthread_mutex_unlock(&zs->mu);
@@ -1055,7 +1056,9 @@ static void z_pipe_free(weir__tp_pipe *p)
         pthread_mutex_unlock(&zs->mu);
         drain_wait(p, dl);
         pthread_mutex_lock(&zs->mu);
-        cut_now(zs, p); /* a no-op if the socket closed meanwhile */
+        if (!zs->s) /* the listener was freed meanwhile: no service will free a zombie */
+            goto gone;
+        cut_now(zs, p);
     }
     p->zombie = 1;
     close(p->rxfd);
