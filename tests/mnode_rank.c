@@ -404,8 +404,9 @@ int main(int argc, char **argv)
                 weir_buf b = {&x, 8};
                 int rc = weir_submit(d, &b, 1, &id, 30000);
                 if (rc < 0) {
-                    printf("rank 0: submit %d after %" PRIu64 " ms: %s\n", rc,
-                           mono_ms() - t_last_ok, weir_errmsg());
+                    printf("rank 0: submit %" PRIu64 " %d after %" PRIu64 " ms at %" PRIu64
+                           " ms: %s\n", next, rc, mono_ms() - t_last_ok, mono_ms(),
+                           weir_errmsg());
                     stop = 1;
                     break;
                 }

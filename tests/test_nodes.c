@@ -2036,6 +2036,15 @@ static unsigned long long num_after(const char *out, const char *pre)
     return strtoull(k + strlen(pre), NULL, 10);
 }
 
+/* Where rank 0 reported a failed execution: at weir_wait, or at weir_submit
+ * when the failure was already known before the next submit (both lines
+ * carry "ERR after T ms at NOW ms: MESSAGE"). */
+static const char *rank0_failure(const char *out)
+{
+    const char *w = strstr(out, "rank 0: wait ");
+    return w ? w : strstr(out, "rank 0: submit ");
+}
+
 /* SIGKILL rank 1 mid-run: rank 0's execution fails within the bound naming
  * the rank and its actors; rank 2's join returns; everyone frees. */
 Test(nodes, dag_sigkill_worker_fails_executions, .timeout = 120)
@@ -2045,7 +2054,7 @@ Test(nodes, dag_sigkill_worker_fails_executions, .timeout = 120)
                     "2>&1", WEIR_RUN, MNODE_RANK, SANITIZED ? 2000ull : 20000ull);
     cr_assert_eq(st, 128 + SIGKILL, "%d\n%s", st, out);
     unsigned long long tk = num_after(out, "rank 1: killing itself at ");
-    const char *w = strstr(out, "rank 0: wait ");
+    const char *w = rank0_failure(out);
     cr_assert_not_null(w, "%s", out);
     unsigned long long tw = num_after(w, " ms at ");
     cr_assert(strstr(w, " -32 after "), "%s", out);
@@ -2140,7 +2149,7 @@ Test(nodes, dag_netns_cut_past_timeout_fails_naming_rank, .timeout = 180)
     int st = mn_cut_run("WEIR_HEARTBEAT_MS=1000 MNODE_PACE_US=1000", 100000, 2500, 1, out,
                         sizeof out, &t_cut);
     cr_assert_eq(st, 0, "%d\n%s", st, out);
-    const char *w = strstr(out, "rank 0: wait ");
+    const char *w = rank0_failure(out);
     cr_assert_not_null(w, "%s", out);
     cr_assert(strstr(w, " -32 after "), "%s", out);
     cr_assert(strstr(w, ": rank 1 failed (cluster: rank 1 (pid "), "%s", out);
