@@ -267,6 +267,10 @@ int weir__tensor_arg_write(struct weir_dag *d, unsigned chan, const weir_buf *b,
  * edges published when it stopped (summed), read after its weir_dag_free. */
 struct weir__dev_counters;
 void weir__tensor_last_counters(struct weir__dev_counters *out);
+/* For tests: what the driver's devices did for that dag's pools (every
+ * pool buffer and event it made, the device-to-device copy of each device
+ * argument at submit), summed once every pool was freed. */
+void weir__tensor_last_driver_counters(struct weir__dev_counters *out);
 /* remote.c: a dag across ranks (see its design notes). */
 /* Read the cluster environment and check that every actor's node is below
  * the world size (-EINVAL naming the actor and the size variable). 0 with

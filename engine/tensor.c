@@ -156,7 +156,12 @@ static int spec_check(const struct tedge *e, const DLTensor *t, size_t *span)
 
 /* ---- compile: edges, registers, pools (driver) ------------------------- */
 
-static void pool_free(struct tpool *p)
+static void ctr_sum(weir__dev_counters *to, const weir__dev_counters *c);
+
+/* Free a pool; with acc, add what the pool's device did (the driver's
+ * allocations, exports, and the copies of device arguments) to *acc once
+ * everything of it is freed. */
+static void pool_free(struct tpool *p, weir__dev_counters *acc)
 {
     if (!p)
         return;
@@ -184,6 +189,11 @@ static void pool_free(struct tpool *p)
     free(p->h_mem);
     free(p->h_ready);
     free(p->h_rel);
+    if (acc && p->dev) {
+        weir__dev_counters c;
+        p->dev->ops->counters(p->dev->impl, &c);
+        ctr_sum(acc, &c);
+    }
     weir__device_close(p->dev);
     free(p);
 }
@@ -238,12 +248,12 @@ named:;
     weir__seterr(rc, "tensor edge '%s': pool of %u buffers of %zu bytes: %s", e->name, nbuf,
                  e->spec.max_bytes, why);
 fail:
-    pool_free(p);
+    pool_free(p, NULL);
     return rc;
 }
 
 static pthread_mutex_t last_mu = PTHREAD_MUTEX_INITIALIZER;
-static weir__dev_counters last_ctr;
+static weir__dev_counters last_ctr, last_drv;
 
 static void ctr_sum(weir__dev_counters *to, const weir__dev_counters *c)
 {
@@ -269,11 +279,19 @@ void weir__tensor_last_counters(weir__dev_counters *out)
     pthread_mutex_unlock(&last_mu);
 }
 
+void weir__tensor_last_driver_counters(weir__dev_counters *out)
+{
+    pthread_mutex_lock(&last_mu);
+    *out = last_drv;
+    pthread_mutex_unlock(&last_mu);
+}
+
 void weir__tensor_dag_free(struct weir_dag *d)
 {
     struct weir__tensor_rt *T = d->tensor;
     if (!T)
         return;
+    int publish = T->ctr != NULL;
     if (T->ctr) {
         /* Every actor has stopped (or died): publish what they did. */
         weir__dev_counters sum;
@@ -285,8 +303,17 @@ void weir__tensor_dag_free(struct weir_dag *d)
         pthread_mutex_unlock(&last_mu);
         munmap(T->ctr, T->ctr_bytes);
     }
+    /* The driver's pools: what its devices did (published beside the
+     * actors' counters; a dag that failed to set up publishes nothing). */
+    weir__dev_counters drv;
+    memset(&drv, 0, sizeof drv);
     for (unsigned i = 0; i < T->nedges; i++)
-        pool_free(T->edges[i].pool);
+        pool_free(T->edges[i].pool, &drv);
+    if (publish) {
+        pthread_mutex_lock(&last_mu);
+        last_drv = drv;
+        pthread_mutex_unlock(&last_mu);
+    }
     if (T->reg_edge)
         for (unsigned a = 0; a < d->plan->nactors; a++)
             free(T->reg_edge[a]);

@@ -1135,6 +1135,14 @@ static void sim_run(int iso, int diamond, uint64_t n)
     cr_assert_eq(c.frees, D * (1 + nrd), "every imported buffer unmapped");
     cr_assert_eq(c.ev_destroys, D * (1 + nrd) + nrd * 2 * D, "every imported event closed");
     cr_assert_eq(c.allocs, 0);
+    /* The driver made the pool (CPU arguments: it copies nothing). */
+    weir__dev_counters dk;
+    weir__tensor_last_driver_counters(&dk);
+    cr_assert_eq(dk.copies[0] + dk.copies[1] + dk.copies[2], 0, "the driver copied device data");
+    cr_assert_eq(dk.allocs, D);
+    cr_assert_eq(dk.frees, D);
+    cr_assert_eq(dk.ev_creates, D * (1 + nrd));
+    cr_assert_eq(dk.ev_destroys, dk.ev_creates);
 }
 
 Test(tensor, sim_chain_threads)
@@ -1258,6 +1266,19 @@ static void dev_args_outputs(int iso, uint64_t n)
     weir__tensor_last_counters(&k);
     cr_assert_eq(k.copies[WEIR__COPY_D2H], n, "one staging copy per message of y");
     cr_assert_eq(k.copies[WEIR__COPY_H2D] + k.copies[WEIR__COPY_D2D], 0);
+    /* The driver: one device-to-device copy of in0 per execution into its
+     * pool (and nothing else copied), every pool buffer and event it made
+     * freed; one ready record per argument. */
+    weir__dev_counters dk;
+    weir__tensor_last_driver_counters(&dk);
+    cr_assert_eq(dk.copies[WEIR__COPY_D2D], n, "driver d2d copies %llu for %llu executions",
+                 (unsigned long long)dk.copies[WEIR__COPY_D2D], (unsigned long long)n);
+    cr_assert_eq(dk.copies[WEIR__COPY_H2D] + dk.copies[WEIR__COPY_D2H], 0);
+    cr_assert_eq(dk.copy_bytes, n * TBYTES);
+    cr_assert_eq(dk.ev_records, n);
+    cr_assert_eq(dk.allocs, 2 * (uint64_t)WEIR_DEFAULT_MAX_INFLIGHT, "two pools of depth buffers");
+    cr_assert_eq(dk.frees, dk.allocs);
+    cr_assert_eq(dk.ev_destroys, dk.ev_creates);
     for (int j = 0; j < 2; j++)
         dev->ops->mem_free(dev->impl, mem[j]);
     weir__device_close(dev);
