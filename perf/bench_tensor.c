@@ -17,19 +17,24 @@
  *   >= 0.8 at 16 MiB and up). Every result's sum is checked.
  *   - Threads and process actors; depth 2 and 2 executions in flight, so
  *     a 256 MiB case holds at most 2 slots per channel.
- *   - sim: a chain up -> down over a WEIR_TENSOR_DEVICE_SIM edge; the
- *     methods copy host->device and device->host themselves, weir copies
- *     nothing; the counts per message are printed (minimum: 1 and 1).
+ *   - sim: a chain up -> down over a WEIR_TENSOR_DEVICE_SIM edge, thread
+ *     and process actors (the device buffers shared across processes
+ *     through the exported handles); the methods copy host->device and
+ *     device->host themselves, weir copies nothing; the counts per message
+ *     are printed (minimum: 1 and 1 by the methods, 0 by weir), beside the
+ *     simulated device's own h2d + d2h of the same size (sim.copy).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <weir/weir.h>
 
 #include "channels/device.h"
 #include "channels/err.h"
+#include "engine/engine.h"
 #include "perf/bench.h"
 
 static const size_t sizes[] = {64 << 10, 1 << 20, 16 << 20, 256 << 20};
@@ -252,28 +257,83 @@ static int m_down(weir_call *c, void *p)
     return 0;
 }
 
-static double sim_copies = -1; /* h2d + d2h per message of the last sim run */
+static double sim_copies[2] = {-1, -1}; /* h2d + d2h per message by the methods: thr, proc */
+static double sim_weir[2] = {-1, -1};   /* copies per message by weir itself: thr, proc */
 
-static void run_sim(void)
+/* Baseline: the simulated device's own h2d + d2h of SIM_BYTES in a loop
+ * (what the methods of the chain do per message, without weir). */
+static void run_sim_copy(void)
 {
     struct bench_row row;
-    bench_row_init(&row, "sim.chain2.thr", "weir", SIM_BYTES, 2, 8);
+    bench_row_init(&row, "sim.copy", "sim-copy", SIM_BYTES, 1, 0);
     if (!bench_begin(&row))
         return;
-    static struct simst su, sd;
-    memset(&su, 0, sizeof su);
-    memset(&sd, 0, sizeof sd);
-    weir_graph *g = weir_graph_new("tsim");
-    weir_actor_opts o = {.state = &su, .init = sim_init, .fini = sim_fini};
+    weir__device *dev = NULL;
+    void *mem = NULL, *dp = NULL;
+    uint64_t v[SIM_BYTES / 8], back[SIM_BYTES / 8], n = 0, t0 = bench_now_ns();
+    if (weir__device_open(WEIR_TENSOR_DEVICE_SIM, 0, "bench", &dev) < 0 ||
+        dev->ops->mem_alloc(dev->impl, SIM_BYTES, &mem, &dp) < 0)
+        goto fail;
+    while (n < 100 || bench_now_ns() - t0 < bench_opts.budget_ns) {
+        for (size_t i = 0; i < SIM_BYTES / 8; i++)
+            v[i] = n;
+        if (dev->ops->copy(dev->impl, dp, v, SIM_BYTES, WEIR__COPY_H2D) < 0 ||
+            dev->ops->copy(dev->impl, back, dp, SIM_BYTES, WEIR__COPY_D2H) < 0)
+            goto fail;
+        if (sum_words(back, SIM_BYTES) != n * (SIM_BYTES / 8)) {
+            weir__seterr(-EBADMSG, "copy %llu: wrong sum", (unsigned long long)n);
+            goto fail;
+        }
+        n++;
+    }
+    bench_row_throughput(&row, n, bench_now_ns() - t0);
+    snprintf(row.notes, sizeof row.notes, "1 h2d + 1 d2h per message, every sum checked");
+    bench_emit(&row);
+    dev->ops->mem_free(dev->impl, mem);
+    weir__device_close(dev);
+    return;
+fail:
+    row.failed = 1;
+    snprintf(row.error, sizeof row.error, "%s", weir_errmsg());
+    bench_emit(&row);
+    if (mem)
+        dev->ops->mem_free(dev->impl, mem);
+    weir__device_close(dev);
+}
+
+/* The chain up -> down over a simulated-device edge, thread or process
+ * actors. The actors' states live in shared memory, so a process actor's
+ * counters (written at fini, in the child) reach the bench; weir's own
+ * copies come from the engine's counters (actors and driver). */
+static void run_sim(int proc)
+{
+    struct bench_row row;
+    bench_row_init(&row, proc ? "sim.chain2.proc" : "sim.chain2.thr", "weir", SIM_BYTES, 2, 8);
+    if (!bench_begin(&row))
+        return;
+    struct simst *st = mmap(NULL, 2 * sizeof *st, PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    weir_graph *g = NULL;
+    weir_dag *d = NULL;
+    if (st == MAP_FAILED) {
+        st = NULL;
+        weir__seterr(-ENOMEM, "mmap of the actors' states: %s", strerror(errno));
+        goto fail;
+    }
+    memset(st, 0, 2 * sizeof *st);
+    g = weir_graph_new("tsim");
+    weir_actor_opts o = {.state = &st[0], .init = sim_init, .fini = sim_fini,
+                         .isolation = proc ? WEIR_PROCESS : WEIR_THREAD};
     weir_actor *a = weir_actor_new(g, "up", &o);
-    o.state = &sd;
+    o.state = &st[1];
     weir_actor *b = weir_actor_new(g, "down", &o);
     weir_node *in = weir_input(g, 0);
     weir_node *y = weir_bind(a, "up", m_up, &in, 1, 1);
     weir_node_tensor(y, WEIR_TENSOR_DEVICE_SIM, SIM_BYTES);
     weir_node *z = weir_bind(b, "down", m_down, &y, 1, 1);
     weir_output(g, &z, 1);
-    weir_dag *d = weir_compile(g, NULL);
+    weir_compile_opts co = {.threads = WEIR_THREADS_PER_ACTOR};
+    d = weir_compile(g, &co);
     uint64_t n = 0, t0 = bench_now_ns();
     if (!d)
         goto fail;
@@ -292,16 +352,29 @@ static void run_sim(void)
         n++;
     }
     uint64_t span = bench_now_ns() - t0;
-    weir_dag_free(d);
+    if (weir_dag_free(d) < 0) {
+        d = NULL;
+        goto fail;
+    }
     d = NULL;
     bench_row_throughput(&row, n, span);
-    double h2d = (double)su.ctr.copies[WEIR__COPY_H2D] / (double)n;
-    double d2h = (double)sd.ctr.copies[WEIR__COPY_D2H] / (double)n;
-    snprintf(row.notes, sizeof row.notes, "per message: %.2f h2d, %.2f d2h (minimum 1, 1)", h2d,
-             d2h);
+    weir__dev_counters ka, kd;
+    weir__tensor_last_counters(&ka);
+    weir__tensor_last_driver_counters(&kd);
+    double h2d = (double)st[0].ctr.copies[WEIR__COPY_H2D] / (double)n;
+    double d2h = (double)st[1].ctr.copies[WEIR__COPY_D2H] / (double)n;
+    uint64_t own = 0;
+    for (int k = 0; k < 3; k++)
+        own += ka.copies[k] + kd.copies[k];
+    snprintf(row.notes, sizeof row.notes,
+             "per message: %.2f h2d, %.2f d2h by the methods (minimum 1, 1), %.2f by weir "
+             "(minimum 0); %llu imports",
+             h2d, d2h, (double)own / (double)n, (unsigned long long)ka.imports);
     bench_emit(&row);
-    sim_copies = h2d + d2h;
+    sim_copies[proc] = h2d + d2h;
+    sim_weir[proc] = (double)own / (double)n;
     weir_graph_free(g);
+    munmap(st, 2 * sizeof *st);
     return;
 fail:
     row.failed = 1;
@@ -309,13 +382,33 @@ fail:
     bench_emit(&row);
     weir_dag_free(d);
     weir_graph_free(g);
+    if (st)
+        munmap(st, 2 * sizeof *st);
 }
 
 static void ratios(void)
 {
     char key[64], desc[120];
-    bench_ratio("sim.copies_per_msg", "sim device copies per message (h2d + d2h) / minimum 2",
-                sim_copies, 2, "<=", 1.0, NULL);
+    static const char *iso[2] = {"thr", "proc"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(key, sizeof key, "sim.copies_per_msg.%s", iso[k]);
+        snprintf(desc, sizeof desc, "sim chain2.%s: copies per message (h2d + d2h) / minimum 2",
+                 iso[k]);
+        bench_ratio(key, desc, sim_copies[k], 2, "<=", 1.0, NULL);
+        if (sim_weir[k] >= 0)
+            bench_note("sim chain2.%s: weir itself copied %.2f times per message (minimum 0)",
+                       iso[k], sim_weir[k]);
+    }
+    const struct bench_row *sc = bench_find("sim.copy", "sim-copy", SIM_BYTES, 0);
+    for (int k = 0; k < 2; k++) {
+        snprintf(key, sizeof key, "sim.vs_copy.%s", iso[k]);
+        snprintf(desc, sizeof desc, "  (info) weir sim.chain2.%s exec/s / sim-copy msgs/s",
+                 iso[k]);
+        const struct bench_row *w = bench_find(k ? "sim.chain2.proc" : "sim.chain2.thr", "weir",
+                                               SIM_BYTES, 0);
+        bench_ratio(key, desc, w && !w->failed ? w->msgs_per_s : -1,
+                    sc && !sc->failed ? sc->msgs_per_s : -1, ">=", 0.0, NULL);
+    }
     for (size_t z = 0; z < NSIZES; z++) {
         size_t n = sizes[z];
         if (n < (16u << 20) || (bench_opts.quick && n > (16u << 20)))
@@ -343,7 +436,9 @@ static void plan(void)
             for (int proc = 0; proc < 2; proc++)
                 run_weir(chain, proc, n);
     }
-    run_sim();
+    run_sim_copy();
+    run_sim(0);
+    run_sim(1);
 }
 
 int bench_cmd_tensor(int argc, char **argv)
