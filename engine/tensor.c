@@ -156,7 +156,22 @@ static int spec_check(const struct tedge *e, const DLTensor *t, size_t *span)
 
 /* ---- compile: edges, registers, pools (driver) ------------------------- */
 
-static void ctr_sum(weir__dev_counters *to, const weir__dev_counters *c);
+static void ctr_sum(weir__dev_counters *to, const weir__dev_counters *c)
+{
+    for (int k = 0; k < 3; k++)
+        to->copies[k] += c->copies[k];
+    to->copy_bytes += c->copy_bytes;
+    to->allocs += c->allocs;
+    to->frees += c->frees;
+    to->exports += c->exports;
+    to->imports += c->imports;
+    to->unmaps += c->unmaps;
+    to->ev_creates += c->ev_creates;
+    to->ev_destroys += c->ev_destroys;
+    to->ev_records += c->ev_records;
+    to->ev_waits += c->ev_waits;
+    to->syncs += c->syncs;
+}
 
 /* Free a pool; with acc, add what the pool's device did (the driver's
  * allocations, exports, and the copies of device arguments) to *acc once
@@ -255,23 +270,6 @@ fail:
 static pthread_mutex_t last_mu = PTHREAD_MUTEX_INITIALIZER;
 static weir__dev_counters last_ctr, last_drv;
 
-static void ctr_sum(weir__dev_counters *to, const weir__dev_counters *c)
-{
-    for (int k = 0; k < 3; k++)
-        to->copies[k] += c->copies[k];
-    to->copy_bytes += c->copy_bytes;
-    to->allocs += c->allocs;
-    to->frees += c->frees;
-    to->exports += c->exports;
-    to->imports += c->imports;
-    to->unmaps += c->unmaps;
-    to->ev_creates += c->ev_creates;
-    to->ev_destroys += c->ev_destroys;
-    to->ev_records += c->ev_records;
-    to->ev_waits += c->ev_waits;
-    to->syncs += c->syncs;
-}
-
 void weir__tensor_last_counters(weir__dev_counters *out)
 {
     pthread_mutex_lock(&last_mu);
@@ -291,26 +289,23 @@ void weir__tensor_dag_free(struct weir_dag *d)
     struct weir__tensor_rt *T = d->tensor;
     if (!T)
         return;
+    /* Every actor has stopped (or died): publish what they did, and what
+     * the driver's pools did once they are freed (a dag whose set-up failed
+     * before the counters were mapped publishes nothing). */
+    weir__dev_counters sum, drv;
+    memset(&sum, 0, sizeof sum);
+    memset(&drv, 0, sizeof drv);
     int publish = T->ctr != NULL;
     if (T->ctr) {
-        /* Every actor has stopped (or died): publish what they did. */
-        weir__dev_counters sum;
-        memset(&sum, 0, sizeof sum);
         for (unsigned a = 0; a < d->plan->nactors; a++)
             ctr_sum(&sum, &T->ctr[a]);
-        pthread_mutex_lock(&last_mu);
-        last_ctr = sum;
-        pthread_mutex_unlock(&last_mu);
         munmap(T->ctr, T->ctr_bytes);
     }
-    /* The driver's pools: what its devices did (published beside the
-     * actors' counters; a dag that failed to set up publishes nothing). */
-    weir__dev_counters drv;
-    memset(&drv, 0, sizeof drv);
     for (unsigned i = 0; i < T->nedges; i++)
         pool_free(T->edges[i].pool, &drv);
     if (publish) {
         pthread_mutex_lock(&last_mu);
+        last_ctr = sum;
         last_drv = drv;
         pthread_mutex_unlock(&last_mu);
     }

@@ -258,7 +258,6 @@ static int m_down(weir_call *c, void *p)
 }
 
 static double sim_copies[2] = {-1, -1}; /* h2d + d2h per message by the methods: thr, proc */
-static double sim_weir[2] = {-1, -1};   /* copies per message by weir itself: thr, proc */
 
 /* Baseline: the simulated device's own h2d + d2h of SIM_BYTES in a loop
  * (what the methods of the chain do per message, without weir). */
@@ -372,7 +371,6 @@ static void run_sim(int proc)
              h2d, d2h, (double)own / (double)n, (unsigned long long)ka.imports);
     bench_emit(&row);
     sim_copies[proc] = h2d + d2h;
-    sim_weir[proc] = (double)own / (double)n;
     weir_graph_free(g);
     munmap(st, 2 * sizeof *st);
     return;
@@ -395,9 +393,6 @@ static void ratios(void)
         snprintf(desc, sizeof desc, "sim chain2.%s: copies per message (h2d + d2h) / minimum 2",
                  iso[k]);
         bench_ratio(key, desc, sim_copies[k], 2, "<=", 1.0, NULL);
-        if (sim_weir[k] >= 0)
-            bench_note("sim chain2.%s: weir itself copied %.2f times per message (minimum 0)",
-                       iso[k], sim_weir[k]);
     }
     const struct bench_row *sc = bench_find("sim.copy", "sim-copy", SIM_BYTES, 0);
     for (int k = 0; k < 2; k++) {
