@@ -427,7 +427,10 @@ static void refused_plan(const uint32_t *ids, unsigned nids, const char *why)
         cs[i] = mkchan(4);
         cr_assert_eq(weir__conn_add_send_stream(tx, ids[i], cs[i], -1), 0, "%s", weir_errmsg());
     }
-    cr_assert_eq(weir__conn_start(tx), -ECONNREFUSED);
+    {
+        int rc_ = weir__conn_start(tx);
+        cr_assert_eq(rc_, -ECONNREFUSED, "start: %d %s", rc_, weir_errmsg());
+    }
     char want[300];
     snprintf(want, sizeof want, "link %s: refused by the peer: %s", weir__conn_endpoint(p.rx),
              why);
@@ -650,7 +653,10 @@ BOTH(port_refusals_leave_the_others_alone, 120)
     weir__conn *tx = weir__conn_dial(weir__conn_port_endpoint(pt), &lo);
     cr_assert_not_null(tx, "%s", weir_errmsg());
     cr_assert_eq(weir__conn_add_send_stream(tx, 7, c, -1), 0, "%s", weir_errmsg());
-    cr_assert_eq(weir__conn_start(tx), -ECONNREFUSED);
+    {
+        int rc_ = weir__conn_start(tx);
+        cr_assert_eq(rc_, -ECONNREFUSED, "start: %d %s", rc_, weir_errmsg());
+    }
     char want[300];
     snprintf(want, sizeof want, "link %s: refused by the peer: opens stream 7, which this end "
              "does not carry", weir__conn_port_endpoint(pt));
@@ -681,7 +687,10 @@ BOTH(port_refusals_leave_the_others_alone, 120)
                          &(weir_link_opts){.transport = g_tp, .timeout_ms = 5000, .token = "guess"});
     cr_assert_not_null(tx, "%s", weir_errmsg());
     cr_assert_eq(weir__conn_add_send_stream(tx, 1, c, -1), 0, "%s", weir_errmsg());
-    cr_assert_eq(weir__conn_start(tx), -ECONNREFUSED);
+    {
+        int rc_ = weir__conn_start(tx);
+        cr_assert_eq(rc_, -ECONNREFUSED, "start: %d %s", rc_, weir_errmsg());
+    }
     snprintf(want, sizeof want, "link %s: refused by the peer: wrong token",
              weir__conn_port_endpoint(pt));
     cr_assert_str_eq(weir_errmsg(), want);
