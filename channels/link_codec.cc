@@ -10,8 +10,9 @@
  * WEIR__FRAME_CTL_MAX), identifier "WLNK", verifier (bounded depth and
  * tables), the right table present, every field in range; strings and the
  * token are copied into the fixed arrays of the C structs, so nothing is
- * allocated at a size the peer chose (the only allocation is an aligned
- * copy of at most WEIR__FRAME_CTL_MAX bytes, when the input is unaligned).
+ * allocated at a size the peer chose (an unaligned input is copied into an
+ * aligned buffer of WEIR__FRAME_CTL_MAX bytes on the caller's stack, not a
+ * thread_local one: every thread of the program would carry it).
  */
 #include <cerrno>
 #include <cstdint>
@@ -147,7 +148,7 @@ int weir__link_refuse_encode(const char *reason, uint8_t *out, size_t cap)
 
 int weir__link_hello_decode(const uint8_t *buf, size_t len, struct weir__link_hello *out)
 {
-    alignas(8) static thread_local uint8_t tmp[WEIR__FRAME_CTL_MAX];
+    alignas(8) uint8_t tmp[WEIR__FRAME_CTL_MAX];
     const wl::Control *c = open_ctl(buf, len, "HELLO", tmp);
     if (!c)
         return -EBADMSG;
@@ -192,7 +193,7 @@ int weir__link_hello_decode(const uint8_t *buf, size_t len, struct weir__link_he
 
 int weir__link_welcome_decode(const uint8_t *buf, size_t len, struct weir__link_welcome *out)
 {
-    alignas(8) static thread_local uint8_t tmp[WEIR__FRAME_CTL_MAX];
+    alignas(8) uint8_t tmp[WEIR__FRAME_CTL_MAX];
     const wl::Control *c = open_ctl(buf, len, "WELCOME", tmp);
     if (!c)
         return -EBADMSG;
@@ -221,7 +222,7 @@ int weir__link_welcome_decode(const uint8_t *buf, size_t len, struct weir__link_
 
 int weir__link_refuse_decode(const uint8_t *buf, size_t len, char *reason, size_t cap)
 {
-    alignas(8) static thread_local uint8_t tmp[WEIR__FRAME_CTL_MAX];
+    alignas(8) uint8_t tmp[WEIR__FRAME_CTL_MAX];
     const wl::Control *c = open_ctl(buf, len, "REFUSE", tmp);
     if (!c)
         return -EBADMSG;

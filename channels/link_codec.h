@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WEIR__LINK_MAX_STREAMS 16   /* streams one HELLO may open */
+#define WEIR__LINK_MAX_STREAMS 64   /* streams one HELLO may open (one connection carries) */
 #define WEIR__LINK_MAX_TOKEN 256    /* token bytes */
 #define WEIR__LINK_MAX_IDENT 200    /* channel identity bytes (WEIR_CHAN_MAX_NAME) */
 #define WEIR__LINK_MAX_REASON 240   /* refusal text */

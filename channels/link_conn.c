@@ -1583,10 +1583,10 @@ static void recv_stream_fail(struct stream *s, weir__tp_pipe *p, int code, const
 /* Counters of the frames of one received chunk, added once per chunk. */
 struct rx_batch {
     uint64_t frames;
-    uint32_t touched;            /* bit i: stream i received DATA (NSTREAMS <= 32) */
+    uint64_t touched;            /* bit i: stream i received DATA (NSTREAMS <= 64) */
     uint64_t msgs[NSTREAMS], bytes[NSTREAMS];
 };
-_Static_assert(NSTREAMS <= 32, "rx_batch.touched has a bit per stream");
+_Static_assert(NSTREAMS <= 64, "rx_batch.touched has a bit per stream");
 
 /* Add b's counters to the connection's and its streams' (once per chunk,
  * and before anything that ends a stream or the connection: whoever sees
@@ -1598,8 +1598,8 @@ static void rx_count(weir__conn *cn, struct rx_batch *b)
         weir__store_release(&cn->last_heard_ns, weir_now_ns());
         b->frames = 0;
     }
-    for (uint32_t t = b->touched; t; t &= t - 1) {
-        unsigned i = (unsigned)__builtin_ctz(t);
+    for (uint64_t t = b->touched; t; t &= t - 1) {
+        unsigned i = (unsigned)__builtin_ctzll(t);
         weir__fetch_add(&cn->st[i].messages, b->msgs[i]);
         weir__fetch_add(&cn->st[i].bytes, b->bytes[i]);
         b->msgs[i] = b->bytes[i] = 0;
@@ -1657,12 +1657,12 @@ static int receive_data(weir__conn *cn, struct stream *s, weir__tp_pipe *p,
  * step messages or credits). 0 or the send's error. */
 static int rx_flush(weir__conn *cn, struct rx_batch *b)
 {
-    uint32_t t = b->touched;
+    uint64_t t = b->touched;
     int r = 0;
     rx_count(cn, b);
     b->touched = 0;
     for (; t && r == 0; t &= t - 1)
-        if (ack_stream(&cn->st[__builtin_ctz(t)], ACK_LAZY) < 0)
+        if (ack_stream(&cn->st[__builtin_ctzll(t)], ACK_LAZY) < 0)
             r = weir_errcode();
     return r;
 }
@@ -1701,7 +1701,7 @@ static int rx_data(weir__conn *cn, struct stream *s, weir__tp_pipe *p, const str
     WEIR_PROBE3(link_recv, weir_chan_name(s->ch), f->seq, f->len);
     s->expected++;
     unsigned k = (unsigned)(s - cn->st);
-    b->touched |= 1u << k;
+    b->touched |= 1ull << k;
     b->msgs[k]++;
     b->bytes[k] += f->len;
     /* A long chunk: acknowledge as the per-frame path would, every step. */

@@ -8,7 +8,7 @@
  * weir_dag_join(). One line per outcome on stdout, which the test checks.
  *
  *   mnode_rank SHAPE N ISO [FAULT ARG]
- *     SHAPE  chain | diamond | fanout   (placement below, over the world size S)
+ *     SHAPE  chain | diamond | fanout | wide   (placement below, over the world size S)
  *     N      executions
  *     ISO    thread | process | mixed   (mixed: every other actor a process)
  *     FAULT  kill R     rank R's first actor SIGKILLs its process at execution N/2
@@ -41,6 +41,9 @@
  *          src(x) = (x+1, 2x), left(y) = y+10, right(z) = 3z, join(l, r, x) = (l^r) + x.
  * fanout:  src on rank 1 % S; c_i on rank i % S for i < max(S,2)+1 (two
  *          readers share a rank), c_i(y) = y*(i+2); outputs: src and every c_i.
+ * wide:    src on rank 1 % S sends W channels (MNODE_WIDE, default 40, at
+ *          most 128) to sink on rank 0: src.spreadG(x) = x + j for channels
+ *          j = 32G .. 32G+31, sink.sumG adds group G up; an output per group.
  * Values are u64 (wrapping). Exit 0 when this rank saw what it expects.
  */
 #include <errno.h>
@@ -164,14 +167,35 @@ static int f_cons(weir_call *c, void *state)
     return rc ? rc : out_u64(c, 0, in_u64(c, 0) * (s->i + 2));
 }
 
-/* wide: src (rank 1) sends WIDE channels to sink (rank 0), one more than
- * a connection carries: the dag's setup must fail on rank 0, naming it. */
-#define WIDE 17
+/* wide: src (rank 1) sends W channels (MNODE_WIDE, default 40) to sink
+ * (rank 0) over one connection: src.spreadG emits channels 32G .. 32G+31
+ * (x + j for channel j), sink.sumG adds group G up; one output per group.
+ * W past what a connection carries: every rank's compile names it. */
+#define WIDE_GROUP 32u
+static unsigned wide_w(void)
+{
+    const char *e = getenv("MNODE_WIDE");
+    unsigned w = e ? (unsigned)atoi(e) : 40;
+    return w < 1 ? 1 : w > 4 * WIDE_GROUP ? 4 * WIDE_GROUP : w;
+}
+static unsigned wide_n(unsigned g) /* channels of group g */
+{
+    unsigned w = wide_w(), lo = g * WIDE_GROUP;
+    return w - lo < WIDE_GROUP ? w - lo : WIDE_GROUP;
+}
+static unsigned wide_group(weir_call *c) /* G of spreadG / sumG */
+{
+    const char *m = weir_call_method(c);
+    return (unsigned)atoi(m + strcspn(m, "0123456789"));
+}
 static int w_spread(weir_call *c, void *state)
 {
+    unsigned g = wide_group(c);
     (void)state;
-    for (unsigned k = 0; k < WIDE; k++) {
-        int rc = out_u64(c, k, in_u64(c, 0) + k);
+    if (weir_call_nout(c) != wide_n(g))
+        return weir_call_fail(c, "%u outputs, want %u", weir_call_nout(c), wide_n(g));
+    for (unsigned k = 0; k < wide_n(g); k++) {
+        int rc = out_u64(c, k, in_u64(c, 0) + g * WIDE_GROUP + k);
         if (rc)
             return rc;
     }
@@ -179,9 +203,12 @@ static int w_spread(weir_call *c, void *state)
 }
 static int w_sum(weir_call *c, void *state)
 {
+    unsigned g = wide_group(c);
     (void)state;
+    if (weir_call_nin(c) != wide_n(g))
+        return weir_call_fail(c, "%u inputs, want %u", weir_call_nin(c), wide_n(g));
     uint64_t s = 0;
-    for (unsigned k = 0; k < WIDE; k++)
+    for (unsigned k = 0; k < wide_n(g); k++)
         s += in_u64(c, k);
     return out_u64(c, 0, s);
 }
@@ -261,14 +288,20 @@ static unsigned build(weir_graph *g, const char *shape, const char *iso_s)
     if (!strcmp(shape, "wide")) {
         weir_actor *src = actor(g, "src", 1 % S, ISO(0));
         weir_actor *snk = actor(g, "sink", 0, ISO(1));
-        const int W = WIDE;
-        weir_node *y = weir_bind(src, "spread", w_spread, &in, 1, (unsigned)W);
-        weir_node *ys[64];
-        for (int k = 0; k < W; k++)
-            ys[k] = weir_ret(y, (unsigned)k);
-        weir_node *z = weir_bind(snk, "sum", w_sum, ys, (unsigned)W, 1);
-        weir_output(g, &z, 1);
-        return 1;
+        unsigned ng = (wide_w() + WIDE_GROUP - 1) / WIDE_GROUP;
+        weir_node *outs[4];
+        for (unsigned j = 0; j < ng; j++) {
+            char sp[16], su[16];
+            snprintf(sp, sizeof sp, "spread%u", j);
+            snprintf(su, sizeof su, "sum%u", j);
+            weir_node *y = weir_bind(src, sp, w_spread, &in, 1, wide_n(j));
+            weir_node *ys[WIDE_GROUP];
+            for (unsigned k = 0; k < wide_n(j); k++)
+                ys[k] = weir_ret(y, k);
+            outs[j] = weir_bind(snk, su, w_sum, ys, wide_n(j), 1);
+        }
+        weir_output(g, outs, ng);
+        return ng;
     }
     DIE("unknown shape %s", shape);
 }
@@ -283,6 +316,12 @@ static uint64_t expect(const char *shape, uint64_t x, unsigned k)
     }
     if (!strcmp(shape, "diamond"))
         return (((x + 1) + 10) ^ (2 * x * 3)) + x;
+    if (!strcmp(shape, "wide")) {
+        uint64_t s = 0;
+        for (unsigned j = 0; j < wide_n(k); j++)
+            s += x + k * WIDE_GROUP + j;
+        return s;
+    }
     uint64_t y = x * 7 + 1;
     if (k == 0)
         return y;

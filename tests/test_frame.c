@@ -54,8 +54,8 @@ Test(frame, refusals_name_the_field)
     cr_assert_str_eq(weir_errmsg(), "link frame DATA: stream 0 (must be a stream id >= 1)");
     cr_assert_eq(dec((struct weir__frame){WEIR__FR_DATA, 0, 1, 0, 7, 0}, 0, &g), -EPROTO);
     cr_assert_str_eq(weir_errmsg(), "link frame DATA: reserved field aux = 7 (must be 0)");
-    cr_assert_eq(dec((struct weir__frame){WEIR__FR_HELLO, 0, 0, 5000, 0, 0}, 0, &g), -EPROTO);
-    cr_assert_str_eq(weir_errmsg(), "link frame HELLO: payload of 5000 bytes (control frames carry 1..4096)");
+    cr_assert_eq(dec((struct weir__frame){WEIR__FR_HELLO, 0, 0, 20000, 0, 0}, 0, &g), -EPROTO);
+    cr_assert_str_eq(weir_errmsg(), "link frame HELLO: payload of 20000 bytes (control frames carry 1..16384)");
     cr_assert_eq(dec((struct weir__frame){WEIR__FR_HELLO, 0, 0, 10, 0, 1}, 0, &g), -EPROTO);
     cr_assert_str_eq(weir_errmsg(), "link frame HELLO: reserved field seq = 1 (must be 0)");
     cr_assert_eq(dec((struct weir__frame){WEIR__FR_DATA, 0, 1, 1001, 0, 0}, 1000, &g), -EMSGSIZE);
@@ -114,7 +114,54 @@ Test(frame, hello_round_trip_and_refusals)
     cr_assert_eq(weir__link_hello_decode(buf, (size_t)n, &g), -EPROTO);
     cr_assert_str_eq(weir_errmsg(), "link HELLO: the control frame holds no Hello");
     cr_assert_eq(weir__link_hello_decode(buf, 4, &g), -EBADMSG);
-    cr_assert_str_eq(weir_errmsg(), "link HELLO: control payload of 4 bytes (expected 8..4096)");
+    cr_assert_str_eq(weir_errmsg(), "link HELLO: control payload of 4 bytes (expected 8..16384)");
+}
+
+/* The largest HELLO a sender can make (every stream a connection carries,
+ * each with the longest channel identity, the longest token) fits in one
+ * control frame and round-trips; one stream more is refused by the encoder,
+ * and a decoder given a HELLO of one stream more (built by hand) names it. */
+Test(frame, largest_hello_fits_one_control_frame)
+{
+    static struct weir__link_hello h, g;
+    memset(&h, 0, sizeof h);
+    h.version = WEIR__LINK_PROTO;
+    h.token_len = WEIR__LINK_MAX_TOKEN;
+    memset(h.token, 0xa5, sizeof h.token);
+    h.sender_id = UINT64_MAX;
+    h.max_data = UINT32_MAX;
+    h.nstreams = WEIR__LINK_MAX_STREAMS;
+    for (unsigned i = 0; i < WEIR__LINK_MAX_STREAMS; i++) {
+        h.streams[i].stream = i + 1;
+        h.streams[i].next_seq = UINT64_MAX - i;
+        memset(h.streams[i].channel, 'a' + (int)(i % 26), WEIR__LINK_MAX_IDENT);
+    }
+    static uint8_t buf[WEIR__FRAME_CTL_MAX];
+    int n = weir__link_hello_encode(&h, buf, sizeof buf);
+    cr_assert_gt(n, 0, "%s", weir_errmsg());
+    cr_assert_leq(n, (int)WEIR__FRAME_CTL_MAX);
+    cr_assert_eq(weir__link_hello_decode(buf, (size_t)n, &g), 0, "%s", weir_errmsg());
+    cr_assert_eq(g.nstreams, WEIR__LINK_MAX_STREAMS);
+    for (unsigned i = 0; i < WEIR__LINK_MAX_STREAMS; i++) {
+        cr_assert_eq(g.streams[i].stream, i + 1);
+        cr_assert_eq(g.streams[i].next_seq, UINT64_MAX - i);
+        cr_assert_str_eq(g.streams[i].channel, h.streams[i].channel);
+    }
+    cr_assert_eq(memcmp(g.token, h.token, sizeof h.token), 0);
+    /* the WELCOME answering it */
+    static struct weir__link_welcome w, v;
+    w.version = WEIR__LINK_PROTO;
+    w.nstreams = WEIR__LINK_MAX_STREAMS;
+    for (unsigned i = 0; i < WEIR__LINK_MAX_STREAMS; i++)
+        w.streams[i] = (struct weir__link_stream_accept){i + 1, UINT32_MAX, UINT64_MAX};
+    n = weir__link_welcome_encode(&w, buf, sizeof buf);
+    cr_assert_gt(n, 0, "%s", weir_errmsg());
+    cr_assert_eq(weir__link_welcome_decode(buf, (size_t)n, &v), 0, "%s", weir_errmsg());
+    cr_assert_eq(v.nstreams, WEIR__LINK_MAX_STREAMS);
+    cr_assert_eq(v.streams[WEIR__LINK_MAX_STREAMS - 1].stream, WEIR__LINK_MAX_STREAMS);
+    h.nstreams = WEIR__LINK_MAX_STREAMS + 1;
+    cr_assert_eq(weir__link_hello_encode(&h, buf, sizeof buf), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "link HELLO: encode: bad argument");
 }
 
 Test(frame, refuse_text_is_one_line)

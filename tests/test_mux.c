@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "channels/link.h"
+#include "channels/link_codec.h"
 #include "chan_util.h"
 #include "weir_config.h"
 
@@ -498,14 +499,15 @@ BOTH(declaration_errors, 30)
     cr_assert_eq(weir__conn_add_send_stream(tx, 3, c, 5), -EINVAL);
     cr_assert_str_eq(weir_errmsg(), "link tcp://127.0.0.1:1: stream 3: reader 5 of channel 'anon' "
                      "is not registered here");
-    for (uint32_t i = 1; i <= 16; i++)
+    _Static_assert(WEIR__LINK_MAX_STREAMS == 64 && WEIR_CHAN_MAX_READERS >= 64, "64 readers of c");
+    for (uint32_t i = 1; i <= 64; i++)
         cr_assert_eq(weir__conn_add_send_stream(tx, i, c, -1), 0, "%s", weir_errmsg());
-    cr_assert_eq(weir__conn_add_send_stream(tx, 17, c, -1), -EINVAL);
-    cr_assert_str_eq(weir_errmsg(), "link tcp://127.0.0.1:1: stream 17: a connection carries at "
-                     "most 16 streams");
+    cr_assert_eq(weir__conn_add_send_stream(tx, 65, c, -1), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "link tcp://127.0.0.1:1: stream 65: a connection carries at "
+                     "most 64 streams");
     struct weir_chan_stats cst;
     weir_chan_stats(c, &cst);
-    cr_assert_eq(cst.nreaders, 16);
+    cr_assert_eq(cst.nreaders, 64);
     weir__conn_free(tx);
     weir_chan_stats(c, &cst);
     cr_assert_eq(cst.nreaders, 0, "free gave every reader back");

@@ -554,7 +554,7 @@ BOTH(bad_truncated_frame, 60)
 }
 BOTH(bad_overlimit_length, 60)
 {
-    bad_input(BAD_OVERLIMIT, "link frame HELLO: payload of 100000 bytes (control frames carry 1..4096)");
+    bad_input(BAD_OVERLIMIT, "link frame HELLO: payload of 100000 bytes (control frames carry 1..16384)");
 }
 BOTH(bad_wrong_token, 60)
 {

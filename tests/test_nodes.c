@@ -1545,22 +1545,55 @@ Test(nodes, dag_diamond_3_ranks_over_zmq, .timeout = 300)
               "%s", out);
 }
 
-/* More channels from one rank to another than one connection carries (16
- * streams): every rank's compile fails alike, at once (before any socket),
- * naming the 17th channel, the ranks and the limit; weir-run stops the
- * other rank. Before this check, rank 0 failed only 10 s later, when its
- * link refused the 17th stream. */
-Test(nodes, dag_17_channels_between_two_ranks_refused, .timeout = 120)
+static void mn_link_check(const char *out, int r, const char *chan, const char *dir, int peer,
+                          unsigned long long n, unsigned streams);
+
+/* As many channels from one rank to another as one connection carries
+ * (64 streams, WEIR__LINK_MAX_STREAMS; the largest HELLO fills most of a
+ * control frame), both transports, thread and process actors: every
+ * execution's outputs checked, every link on one connection of 64 streams
+ * counted every message. */
+Test(nodes, dag_64_channels_between_two_ranks_share_one_connection, .timeout = 300)
+{
+    static char out[262144];
+    const unsigned W = 64, n = 2000;
+    uint64_t sum = 0;
+    for (uint64_t e = 0; e < n; e++)
+        sum += W * (e * 2654435761u) + W * (W - 1) / 2;
+    char want[160];
+    snprintf(want, sizeof want, "rank 0: %u executions checked, 0 failed, sum %016llx", n,
+             (unsigned long long)sum);
+    for (int t = 0; t < 2; t++) {
+        if (t == 1 && !WEIR_HAVE_ZMQ_TRANSPORT)
+            break;
+        int st = sh_out(out, sizeof out, CLEAN_ENV "MNODE_WIDE=%u MNODE_TRANSPORT=%s %s -n 2 %s "
+                        "wide %u mixed 2>&1", W, t ? "zmq" : "uring", WEIR_RUN, MNODE_RANK, n);
+        cr_assert_eq(st, 0, "%s", out);
+        expect_line(out, want);
+        expect_line(out, "rank 1: joined");
+        cr_assert(strstr(out, "rank 0: free 0 in ") && strstr(out, "rank 1: free 0 in "), "%s", out);
+        const char *chans[] = {"src.spread0.out0", "src.spread1.out31"};
+        for (int k = 0; k < 2; k++) {
+            mn_link_check(out, 1, chans[k], "send", 0, n, W);
+            mn_link_check(out, 0, chans[k], "recv", 1, n, W);
+        }
+    }
+}
+
+/* One channel more than a connection carries: every rank's compile fails
+ * alike, at once (before any socket), naming the 65th channel, the ranks
+ * and the limit; weir-run stops the other rank. */
+Test(nodes, dag_65_channels_between_two_ranks_refused, .timeout = 120)
 {
     static char out[16384];
     uint64_t t0 = t_now_ns();
-    int st = sh_out(out, sizeof out, CLEAN_ENV "%s -n 2 %s wide 10 thread 2>&1", WEIR_RUN,
-                    MNODE_RANK);
+    int st = sh_out(out, sizeof out, CLEAN_ENV "MNODE_WIDE=65 %s -n 2 %s wide 10 thread 2>&1",
+                    WEIR_RUN, MNODE_RANK);
     double ms = t_ms_since(t0);
     cr_assert_neq(st, 0, "%s", out);
     /* Either rank may print first: weir-run stops the other when one exits. */
-    const char *why = ": compile -22: graph 'wide': channel 'src.spread.out16' is channel 17 "
-                      "from rank 1 to rank 0 over uring, but one connection carries at most 16 "
+    const char *why = ": compile -22: graph 'wide': channel 'src.spread2.out0' is channel 65 "
+                      "from rank 1 to rank 0 over uring, but one connection carries at most 64 "
                       "(move some to the other transport with weir_node_transport, or to other "
                       "ranks)\n";
     char r0[512], r1[512];
