@@ -94,21 +94,65 @@ static int deadline_ms(struct weir__deadline *dl)
 /* ---- results ------------------------------------------------------------ */
 
 /*
- * Result blocks are recycled through a small global cache: an execute loop
- * then allocates nothing in steady state, and large results do not make
- * glibc shrink and regrow the heap on every execution. Global rather than
- * per dag because a result may outlive its dag.
+ * Result blocks are recycled: an execute loop then allocates nothing in
+ * steady state, and large results do not make glibc shrink and regrow the
+ * heap on every execution. Small blocks (at most TCACHE_MAX_BYTES, the
+ * header of a view and small copies: the common case) go through a few
+ * slots per thread, with no lock (a result is freed by whichever thread
+ * frees it, into that thread's slots); the others through a small global
+ * cache under a mutex. Not per dag: a result may outlive its dag. A
+ * thread's slots are freed when it exits (a pthread key's destructor); the
+ * main thread's stay reachable until the process ends.
  */
 #define RESULT_CACHE 16
 #define RESULT_ALIGN 64 /* blocks and the outputs copied into them */
 #define RESULT_ROUND(n) (((n) + RESULT_ALIGN - 1) & ~(size_t)(RESULT_ALIGN - 1))
 #define RESULT_CACHE_MAX_BYTES ((size_t)4 << 20)
+#define TCACHE 4                 /* small blocks kept per thread */
+#define TCACHE_MAX_BYTES 1024u   /* at most 4 KiB per thread */
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct weir_result *cache[RESULT_CACHE];
 static size_t cache_cap[RESULT_CACHE]; /* cache[i]->cap, 0 if empty: a scan reads one line */
 
+struct tcache {
+    unsigned n;
+    struct weir_result *blk[TCACHE];
+};
+static __thread struct tcache tcache;
+static pthread_key_t tcache_key;
+static pthread_once_t tcache_once = PTHREAD_ONCE_INIT;
+static int tcache_ok;
+
+static void tcache_exit(void *arg)
+{
+    struct tcache *t = arg;
+    while (t->n)
+        free(t->blk[--t->n]);
+}
+
+static void tcache_init(void)
+{
+    tcache_ok = pthread_key_create(&tcache_key, tcache_exit) == 0;
+}
+
+/* This thread's slots, registered for its exit; NULL if that failed. */
+static struct tcache *tcache_get(void)
+{
+    struct tcache *t = &tcache;
+    if (__builtin_expect(t->n == 0, 0)) {
+        pthread_once(&tcache_once, tcache_init);
+        if (!tcache_ok)
+            return NULL;
+        if (pthread_getspecific(tcache_key) != t && pthread_setspecific(tcache_key, t) != 0)
+            return NULL;
+    }
+    return t;
+}
+
 struct weir_result *weir__result_alloc(size_t bytes)
 {
+    if (bytes <= TCACHE_MAX_BYTES && tcache.n) /* every small block has cap TCACHE_MAX_BYTES */
+        return tcache.blk[--tcache.n];
     /* The smallest block that fits: a view's header must not take a block
      * a large copy could use. */
     pthread_mutex_lock(&cache_mu);
@@ -125,7 +169,7 @@ struct weir_result *weir__result_alloc(size_t bytes)
         return r;
     }
     pthread_mutex_unlock(&cache_mu);
-    size_t cap = bytes < 256 ? 256 : bytes;
+    size_t cap = bytes <= TCACHE_MAX_BYTES ? TCACHE_MAX_BYTES : bytes;
     struct weir_result *r = NULL;
     /* 64-byte aligned, so a copied output keeps its data's alignment
      * (tensor data is 64-byte aligned in its slot: weir_result_tensor). */
@@ -144,6 +188,13 @@ static void cache_put(struct weir_result *r)
 {
     r->view = NULL;
     r->held = 0;
+    if (r->cap == TCACHE_MAX_BYTES) {
+        struct tcache *t = tcache.n ? &tcache : tcache_get();
+        if (t && t->n < TCACHE) {
+            t->blk[t->n++] = r;
+            return;
+        }
+    }
     if (r->cap <= RESULT_CACHE_MAX_BYTES) {
         pthread_mutex_lock(&cache_mu);
         for (unsigned i = 0; i < RESULT_CACHE; i++)
