@@ -33,6 +33,7 @@
 #include <weir/chan.h>
 #include <weir/common.h>
 #include <weir/stats.h>
+#include "heap_check.h"
 
 #define TMO 10000 /* ms: bound of every blocking call that should succeed */
 
@@ -439,6 +440,7 @@ static inline void leak_fini(void)
         fprintf(stderr, "test leaked resources (see LEAK lines above)\n");
         abort();
     }
+    t_heap_check();
 }
 
 #endif

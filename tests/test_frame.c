@@ -15,6 +15,9 @@
 #include "channels/link_codec.h"
 #include "channels/transport.h"
 #include "weir_config.h"
+#include "heap_check.h"
+
+TestSuite(frame, .fini = t_heap_check);
 
 static int dec(struct weir__frame f, size_t max_data, struct weir__frame *out)
 {

@@ -28,6 +28,7 @@ static int g_tp; /* the transport of the running test */
 
 #include "both_tp.h"
 #define BOTH(name, ...) BOTH_TP(mux, name, __VA_ARGS__)
+TestSuite(mux, .fini = t_heap_check);
 
 #define NS 3          /* streams in most tests */
 #define MAXS 4

@@ -36,6 +36,7 @@ static int g_tp = WEIR_TRANSPORT_URING;
 
 #include "both_tp.h"
 #define BOTH(name, ...) BOTH_TP(net, name, __VA_ARGS__)
+TestSuite(net, .fini = t_heap_check);
 
 #define SMALL_MAX 300000 /* 8 B .. 256 KiB + a bit: some larger than the slot */
 

@@ -96,6 +96,7 @@ static void teardown(void)
     }
     if (bad)
         abort();
+    t_heap_check();
 }
 
 TestSuite(nodes, .init = setup, .fini = teardown);

@@ -26,6 +26,7 @@
 
 #include "compiler/compile.h"
 #include "compiler/plan.h"
+#include "heap_check.h"
 
 #ifndef WEIR_PLAN_FBS
 #error "the build must define WEIR_PLAN_FBS (path of compiler/plan.fbs)"
@@ -311,6 +312,7 @@ static void rm_tmpdir(void)
         fprintf(stderr, "LEAK: could not remove the test's folder %s\n", tmpdir);
         abort();
     }
+    t_heap_check();
 }
 
 static char *tmp_path(const char *name)

@@ -22,6 +22,7 @@
 
 #include "channels/probes.h"
 #include "engine/stats_shm.h"
+#include "heap_check.h"
 
 #define TMO 10000
 #define N 1000
@@ -60,6 +61,7 @@ static void teardown(void)
         fprintf(stderr, "LEAK: a stats segment of this process was left behind\n");
         abort();
     }
+    t_heap_check();
 }
 
 TestSuite(prof, .init = setup, .fini = teardown, .timeout = 120);

@@ -20,6 +20,8 @@ static weir_chan *mk(unsigned depth, size_t slot)
     return c;
 }
 
+TestSuite(window, .fini = t_heap_check);
+
 Test(window, hold_all_then_release_upto)
 {
     weir_chan *c = mk(4, 64);

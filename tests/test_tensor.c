@@ -13,7 +13,8 @@
 #include "channels/tensor.h"
 #include <weir/weir.h>
 
-TestSuite(tensor, .timeout = 60);
+#include "heap_check.h"
+TestSuite(tensor, .fini = t_heap_check, .timeout = 60);
 
 #define SLOT 4096
 

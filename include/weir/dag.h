@@ -104,11 +104,11 @@ typedef struct weir_compile_opts {
  * two threads waits for a context switch (the waiting thread spins 5 us,
  * then yields), while a hand-off inside a worker is a function call; and
  * the driver is a thread too, so the fewer workers the better. `weir-bench
- * dag --quick --threads 1` and `--threads 2`, one run each on 2 vCPUs (CPU
- * parallelism 1.5-2.0), chain of 4, 8 B, best of 3 rounds:
- *   a thread per actor (5 threads)  0.57-0.67 M exec/s pipelined, p50 24 us
- *   threads = 2 (3 threads)         1.09 M exec/s,                p50 8.9 us
- *   threads = 1 (2 threads)         1.24 M exec/s,                p50 0.56 us
+ * dag --quick --threads 1` and `--threads 2`, two runs each on 2 vCPUs (CPU
+ * parallelism 1.4-2.1), chain of 4, 8 B, best of 3 rounds:
+ *   a thread per actor (5 threads)  0.64-0.78 M exec/s pipelined, p50 18-19 us
+ *   threads = 2 (3 threads)         1.36-1.44 M exec/s,           p50 8.5-10.7 us
+ *   threads = 1 (2 threads)         6.0-6.5 M exec/s,             p50 0.36-0.37 us
  * so weir_compile then uses one worker per CPU but one (left to the
  * driver), at least 1. With a CPU for every actor, a thread per actor lets
  * the stages run in parallel (and a method that blocks stalls no other
