@@ -28,6 +28,11 @@ int weir__chan_reader_resync(weir_chan *c, int id);
 int weir__chan_claim_reader(weir_chan *c, int id);
 uint64_t weir__chan_write_seq(const weir_chan *c);
 uint64_t weir__chan_read_seq(const weir_chan *c, int id);
+/* The slot payloads of the generation this handle's writer (reader < 0) or
+ * its reader `reader` is on now, in this process: *data and *bytes (depth
+ * slots). A later generation (a slot grown) is elsewhere; earlier ones stay
+ * mapped until the handle is freed. 0, or -EINVAL. */
+int weir__chan_slot_area(const weir_chan *c, int reader, void **data, size_t *bytes);
 void weir__chan_set_label(weir_chan *c, const char *label);
 /* Cheap readiness checks, so callers can skip computing a deadline (ring.c). */
 int weir__chan_can_read(weir_chan *c, int id);

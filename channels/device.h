@@ -52,6 +52,8 @@ typedef struct weir__dev_counters {
     uint64_t copy_bytes;
     uint64_t allocs, frees, exports, imports, unmaps;
     uint64_t ev_creates, ev_destroys, ev_records, ev_waits, syncs;
+    uint64_t host_regs, host_unregs, host_reg_fails; /* host ranges page-locked for copies */
+    uint64_t pinned_copies; /* host <-> device copies whose host side was registered (sim) */
 } weir__dev_counters;
 
 /*
@@ -88,6 +90,12 @@ typedef struct weir__device_ops {
     int (*ev_wait)(void *dev, void *ev);
     /* The host waits until this process's stream is idle. */
     int (*sync)(void *dev);
+    /* Page-lock the host range [ptr, ptr + len) of this process, so copies
+     * to and from it run at full speed (CUDA: cuMemHostRegister, portable);
+     * -EEXIST if it overlaps a registered range. Undone by host_unregister
+     * (ptr as registered; -EINVAL if it was not) before the range is unmapped. */
+    int (*host_register)(void *dev, void *ptr, size_t len);
+    int (*host_unregister)(void *dev, void *ptr);
     /* This process's counters for dev. */
     void (*counters)(void *dev, weir__dev_counters *out);
 } weir__device_ops;

@@ -84,6 +84,8 @@ static struct {
     CU_FN(cuEventRecord);
     CU_FN(cuIpcGetEventHandle);
     CU_FN(cuIpcOpenEventHandle);
+    CU_FN(cuMemHostRegister);
+    CU_FN(cuMemHostUnregister);
 } cu;
 
 static pthread_once_t cu_once = PTHREAD_ONCE_INIT;
@@ -136,6 +138,8 @@ static void cu_load(void)
     CU_LOAD(cuEventRecord, "cuEventRecord");
     CU_LOAD(cuIpcGetEventHandle, "cuIpcGetEventHandle");
     CU_LOAD(cuIpcOpenEventHandle, "cuIpcOpenEventHandle");
+    CU_LOAD(cuMemHostRegister, "cuMemHostRegister_v2");
+    CU_LOAD(cuMemHostUnregister, "cuMemHostUnregister");
     CUresult r = cu.cuInit(0);
     if (r != CUDA_SUCCESS) {
         const char *s = NULL;
@@ -478,6 +482,32 @@ static int cuda_sync(void *dev)
     return 0;
 }
 
+static int cuda_host_register(void *dev, void *ptr, size_t len)
+{
+    struct cu_dev *d = dev;
+    CUresult r = cu.cuCtxSetCurrent(d->ctx);
+    if (r == CUDA_SUCCESS)
+        r = cu.cuMemHostRegister(ptr, len, CU_MEMHOSTREGISTER_PORTABLE);
+    if (r != CUDA_SUCCESS) {
+        ctr_add(d, &d->ctr.host_reg_fails, 1);
+        return r == CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED
+                   ? weir__seterr(-EEXIST, "cuda: host range %p of %zu bytes is registered "
+                                  "already", ptr, len)
+                   : cu_err(r, "cuMemHostRegister");
+    }
+    ctr_add(d, &d->ctr.host_regs, 1);
+    return 0;
+}
+
+static int cuda_host_unregister(void *dev, void *ptr)
+{
+    struct cu_dev *d = dev;
+    CU_TRY(cu.cuCtxSetCurrent(d->ctx), "cuCtxSetCurrent");
+    CU_TRY(cu.cuMemHostUnregister(ptr), "cuMemHostUnregister");
+    ctr_add(d, &d->ctr.host_unregs, 1);
+    return 0;
+}
+
 static void cuda_counters(void *dev, weir__dev_counters *out)
 {
     struct cu_dev *d = dev;
@@ -502,6 +532,8 @@ static const weir__device_ops cuda_ops = {
     .ev_record = cuda_ev_record,
     .ev_wait = cuda_ev_wait,
     .sync = cuda_sync,
+    .host_register = cuda_host_register,
+    .host_unregister = cuda_host_unregister,
     .counters = cuda_counters,
 };
 

@@ -20,6 +20,12 @@
  *     objects (a memfd with a record counter, exported and imported like
  *     memory), so the handle passing and every record/wait of the protocol
  *     happen and are counted (weir__dev_counters).
+ *   - Host registration (page-locking, cuMemHostRegister) changes nothing
+ *     here but is checked as CUDA would: a range may not overlap one already
+ *     registered with this device, unregistering wants the registered
+ *     start, and a host-device copy whose host side lies inside a
+ *     registered range counts as pinned (pinned_copies), so tests see which
+ *     staged copies would run at full speed on a GPU.
  *   - Devices 0..WEIR__SIM_NDEV-1 exist; any other id is -ENODEV, as on a
  *     machine with fewer GPUs. Blocks and events carry their device id;
  *     importing one on another device is -EXDEV.
@@ -55,10 +61,17 @@ struct sim_blob {
     uint64_t bytes;
 };
 
+#define SIM_MAX_HOST_REGS 64
+
 struct sim_dev {
     int id;
-    pthread_mutex_t mu; /* counters (a device is used by one thread, but be safe) */
+    pthread_mutex_t mu; /* counters, host ranges (a device is used by one thread, but be safe) */
     weir__dev_counters ctr;
+    unsigned nregs;
+    struct {
+        const char *p;
+        size_t len;
+    } regs[SIM_MAX_HOST_REGS];
 };
 
 struct sim_mem {
@@ -327,11 +340,60 @@ static int sim_copy(void *dev, void *dst, const void *src, size_t n, enum weir__
         return rc;
     if (n)
         memmove(hd, hs, n);
+    const char *host = kind == WEIR__COPY_H2D ? src : kind == WEIR__COPY_D2H ? dst : NULL;
     pthread_mutex_lock(&d->mu);
     d->ctr.copies[kind]++;
     d->ctr.copy_bytes += n;
+    for (unsigned i = 0; host && i < d->nregs; i++)
+        if (host >= d->regs[i].p && (size_t)(host - d->regs[i].p) + n <= d->regs[i].len) {
+            d->ctr.pinned_copies++;
+            break;
+        }
     pthread_mutex_unlock(&d->mu);
     return 0;
+}
+
+static int sim_host_register(void *dev, void *ptr, size_t len)
+{
+    struct sim_dev *d = dev;
+    const char *p = ptr;
+    if (!p || !len || is_dev_addr(p))
+        return weir__seterr(-EINVAL, "sim: host range %p of %zu bytes cannot be registered", ptr,
+                            len);
+    int rc = 0;
+    pthread_mutex_lock(&d->mu);
+    for (unsigned i = 0; i < d->nregs && rc == 0; i++)
+        if (p < d->regs[i].p + d->regs[i].len && d->regs[i].p < p + len)
+            rc = weir__seterr(-EEXIST, "sim: host range %p of %zu bytes overlaps the registered "
+                              "range %p of %zu bytes", ptr, len, (const void *)d->regs[i].p,
+                              d->regs[i].len);
+    if (rc == 0 && d->nregs == SIM_MAX_HOST_REGS)
+        rc = weir__seterr(-ENOMEM, "sim: %d host ranges registered already", SIM_MAX_HOST_REGS);
+    if (rc == 0) {
+        d->regs[d->nregs].p = p;
+        d->regs[d->nregs].len = len;
+        d->nregs++;
+        d->ctr.host_regs++;
+    } else {
+        d->ctr.host_reg_fails++;
+    }
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+static int sim_host_unregister(void *dev, void *ptr)
+{
+    struct sim_dev *d = dev;
+    pthread_mutex_lock(&d->mu);
+    for (unsigned i = 0; i < d->nregs; i++)
+        if (d->regs[i].p == ptr) {
+            d->regs[i] = d->regs[--d->nregs];
+            d->ctr.host_unregs++;
+            pthread_mutex_unlock(&d->mu);
+            return 0;
+        }
+    pthread_mutex_unlock(&d->mu);
+    return weir__seterr(-EINVAL, "sim: host range %p was not registered", ptr);
 }
 
 static int event_map(int fd, struct sim_event **out)
@@ -484,5 +546,7 @@ const weir__device_ops weir__device_sim_ops = {
     .ev_record = sim_ev_record,
     .ev_wait = sim_ev_wait,
     .sync = sim_sync,
+    .host_register = sim_host_register,
+    .host_unregister = sim_host_unregister,
     .counters = sim_counters,
 };

@@ -130,6 +130,19 @@ uint64_t weir__chan_read_seq(const weir_chan *c, int id)
     return weir__load_acquire(&c->ctl->readers[id].read_seq);
 }
 
+int weir__chan_slot_area(const weir_chan *c, int reader, void **data, size_t *bytes)
+{
+    if (!c || reader >= WEIR_CHAN_MAX_READERS)
+        return weir__seterr(-EINVAL, "channel: slot area of reader %d", reader);
+    const struct weir__gen_map *g = reader < 0 ? c->w.g : c->r[reader].g;
+    if (!g || !g->data)
+        return CHERR(c, -EINVAL, "slot area: %s %d maps no generation",
+                     reader < 0 ? "writer" : "reader", reader);
+    *data = g->data;
+    *bytes = g->stride * c->depth;
+    return 0;
+}
+
 /* Would weir_chan_read_msg return a message at once? (No clock, no error text.) */
 int weir__chan_can_read(weir_chan *c, int id)
 {

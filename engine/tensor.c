@@ -60,6 +60,7 @@
 
 #include <weir/tensor.h>
 
+#include "channels/chan_internal.h"
 #include "channels/device.h"
 #include "channels/err.h"
 #include "channels/tensor.h"
@@ -108,6 +109,7 @@ struct tact_edge {
     void *stage;        /* the writer of a staged edge: the slot's room for the copy */
     size_t stage_bytes; /* its size */
     uint64_t staged_in; /* a remote reader: execution + 1 whose bytes its buffer holds */
+    void *pinned;       /* the slots registered with the device (staged edges), or NULL */
 };
 
 struct weir__tensor_actor {
@@ -171,6 +173,10 @@ static void ctr_sum(weir__dev_counters *to, const weir__dev_counters *c)
     to->ev_records += c->ev_records;
     to->ev_waits += c->ev_waits;
     to->syncs += c->syncs;
+    to->host_regs += c->host_regs;
+    to->host_unregs += c->host_unregs;
+    to->host_reg_fails += c->host_reg_fails;
+    to->pinned_copies += c->pinned_copies;
 }
 
 /* Free a pool; with acc, add what the pool's device did (the driver's
@@ -572,6 +578,28 @@ static int act_edge_open(struct actor_rt *a, const struct tedge *e, struct tact_
     return 0;
 }
 
+/*
+ * A staged edge's copies between the device and the ring slot (the writer's
+ * device-to-host, a remote reader's host-to-device) run from page-locked
+ * memory at full speed: register the slots this actor's handle uses with
+ * its device once, at start (unregistered at stop, before the ring is
+ * unmapped). The slots of a staged edge do not grow (they are sized for
+ * max_bytes), but if they did the new ones would only be slower. A device
+ * that cannot register them (host_reg_fails) leaves the copies pageable.
+ */
+static void pin_slots(struct actor_rt *a, const struct tedge *e, struct tact_edge *t)
+{
+    if (!e->staged || e->chan < 0 || !t->dev)
+        return;
+    int reader = e->writer == (int)a->idx ? -1 : t->remote ? a->rid[e->chan] : -2;
+    void *data;
+    size_t bytes;
+    if (reader == -2 || weir__chan_slot_area(a->d->chans[e->chan], reader, &data, &bytes) < 0)
+        return;
+    if (t->dev->ops->host_register(t->dev->impl, data, bytes) == 0)
+        t->pinned = data;
+}
+
 int weir__tensor_actor_start(struct actor_rt *a)
 {
     struct weir__tensor_rt *T = a->d->tensor;
@@ -597,6 +625,8 @@ int weir__tensor_actor_start(struct actor_rt *a)
         if (!touches)
             continue;
         int rc = act_edge_open(a, e, &A->e[i]);
+        if (rc == 0)
+            pin_slots(a, e, &A->e[i]);
         if (rc < 0) {
             char why[600];
             snprintf(why, sizeof why, "%s", weir_errmsg());
@@ -616,6 +646,8 @@ void weir__tensor_actor_stop(struct actor_rt *a)
         struct tact_edge *t = &A->e[i];
         if (!t->dev)
             continue;
+        if (t->pinned)
+            t->dev->ops->host_unregister(t->dev->impl, t->pinned);
         /* Imported release events: destroy (unmap) them too. */
         const struct tpool *P = a->d->tensor->edges[i].pool;
         for (unsigned b = 0; P && t->rel && b < t->nbuf; b++)

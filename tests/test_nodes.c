@@ -2314,13 +2314,23 @@ Test(nodes, tensor_netns_chain_and_diamond, .timeout = 300)
  * writer's rank copies each message device-to-host into its slot once, the
  * link carries it, each reader on the other rank copies it host-to-device
  * once into a buffer of its own; readers on the writer's rank use the pool
- * as on one rank (no copy). weir's own copies per rank, exactly. */
+ * as on one rank (no copy). weir's own copies per rank, exactly, every one
+ * between the device and ring slots the actor registered with it (pinned
+ * on a GPU), each registration undone at the actor's stop. */
 static void tn_sim_copies(const char *out, int rank, uint64_t h2d, uint64_t d2h)
 {
     char l[160];
-    snprintf(l, sizeof l, "rank %d: weir copied h2d %llu d2h %llu d2d 0", rank,
-             (unsigned long long)h2d, (unsigned long long)d2h);
-    expect_line(out, l);
+    snprintf(l, sizeof l, "rank %d: weir copied h2d %llu d2h %llu d2d 0, pinned %llu (slot ranges "
+             "registered ", rank, (unsigned long long)h2d, (unsigned long long)d2h,
+             (unsigned long long)(h2d + d2h));
+    const char *k = strstr(out, l);
+    cr_assert_not_null(k, "no line '%s...' in\n%s", l, out);
+    unsigned long long reg = 0, unreg = 0, fail = 1;
+    cr_assert_eq(sscanf(k + strlen(l), "%llu, unregistered %llu, failed %llu)", &reg, &unreg, &fail),
+                 3, "%s", k);
+    cr_assert_gt(reg, 0, "rank %d registered no slots", rank);
+    cr_assert_eq(unreg, reg, "rank %d: %llu registered, %llu unregistered", rank, reg, unreg);
+    cr_assert_eq(fail, 0);
 }
 
 /* The shape over 2 ranks with the simulated device, threads then

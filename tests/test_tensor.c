@@ -1267,6 +1267,13 @@ static void dev_args_outputs(int iso, uint64_t n)
     weir__tensor_last_counters(&k);
     cr_assert_eq(k.copies[WEIR__COPY_D2H], n, "one staging copy per message of y");
     cr_assert_eq(k.copies[WEIR__COPY_H2D] + k.copies[WEIR__COPY_D2D], 0);
+    /* ... each into y's ring slots, which its writer registered with the
+     * device once (page-locked on a GPU) and unregistered at its stop */
+    cr_assert_eq(k.pinned_copies, n, "%llu of %llu staging copies into registered slots",
+                 (unsigned long long)k.pinned_copies, (unsigned long long)n);
+    cr_assert_eq(k.host_regs, 1);
+    cr_assert_eq(k.host_unregs, 1);
+    cr_assert_eq(k.host_reg_fails, 0);
     /* The driver: one device-to-device copy of in0 per execution into its
      * pool (and nothing else copied), every pool buffer and event it made
      * freed; one ready record per argument. */

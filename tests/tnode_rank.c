@@ -32,7 +32,9 @@
  * Lines on stdout: "rank 0: N executions checked, F failed, sum X" (X: the
  * u64 sum of every output element), "rank R: joined", "rank R: free RC in
  * .. ms", and with DEV sim after the free "rank R: weir copied h2d A d2h B
- * d2d C" (the copies weir itself made on this rank: the staging).
+ * d2d C, pinned P (slot ranges registered G, unregistered U, failed F)" (the
+ * copies weir itself made on this rank: the staging; P of them between the
+ * device and slots registered with it).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -485,8 +487,11 @@ int main(int argc, char **argv)
     if (SIMDEV) {
         weir__dev_counters k;
         weir__tensor_last_counters(&k);
-        printf("rank %d: weir copied h2d %" PRIu64 " d2h %" PRIu64 " d2d %" PRIu64 "\n", RANK,
-               k.copies[WEIR__COPY_H2D], k.copies[WEIR__COPY_D2H], k.copies[WEIR__COPY_D2D]);
+        printf("rank %d: weir copied h2d %" PRIu64 " d2h %" PRIu64 " d2d %" PRIu64 ", pinned %" PRIu64
+               " (slot ranges registered %" PRIu64 ", unregistered %" PRIu64 ", failed %" PRIu64
+               ")\n", RANK, k.copies[WEIR__COPY_H2D], k.copies[WEIR__COPY_D2H],
+               k.copies[WEIR__COPY_D2D], k.pinned_copies, k.host_regs, k.host_unregs,
+               k.host_reg_fails);
     }
     weir_graph_free(g);
     return bad || rc != 0;
