@@ -14,7 +14,9 @@
  * CLOSE frames flow one way, ACK frames (seq = messages of the stream
  * committed into its channel, aux = credits beyond seq) the other; both
  * sides send HEARTBEAT every hb_ms, answered with ECHO (round-trip time).
- * A REFUSE on a stream (not 0) ends that stream only.
+ * A REFUSE on a stream (not 0) ends that stream only. The dialer
+ * heartbeats when it sent nothing for hb_ms, and on a busy connection
+ * every RTT_EVERY * hb_ms, so its last RTT stays current under load.
  *
  * Credits are free slots, so nothing ever waits inside the shared rx
  * thread. The listener grants a stream only what its channel w can take
@@ -109,6 +111,7 @@
 #define MSG_LEN 240
 #define ACK_DELAY_MS 1            /* receiver idle this long: acknowledge what it has (delayed ACK) */
 #define NSTREAMS WEIR__LINK_MAX_STREAMS
+#define RTT_EVERY 4               /* a busy dialer heartbeats every RTT_EVERY * hb_ms (round trips) */
 
 struct stream {
     weir__conn *cn;
@@ -172,6 +175,7 @@ struct weir__conn {
     uint64_t frames, batches, reconnects, refused, rtt_ns;
     uint64_t last_heard_ns;  /* any frame from the peer, or the connection itself */
     uint64_t last_send_ns;   /* dialer: last transport send */
+    uint64_t last_hb_ns;     /* dialer: last HEARTBEAT (dial_main only) */
 
     weir__tp_pipe *pipe;     /* current connection (changes under send_mu and mu) */
     uint64_t gen;            /* bumped with every new pipe (under send_mu and mu) */
@@ -1103,13 +1107,18 @@ static void *dial_main(void *arg)
                 break;
             continue;
         }
-        if (ms_since(weir__load_acquire(&cn->last_send_ns)) >= cn->hb_ms) {
+        /* A heartbeat when nothing else went for hb_ms (the peer's liveness
+         * check), and under load every RTT_EVERY heartbeat periods, so the
+         * round trip (ECHO) is measured on a busy connection too. */
+        if (ms_since(weir__load_acquire(&cn->last_send_ns)) >= cn->hb_ms ||
+            ms_since(cn->last_hb_ns) >= RTT_EVERY * cn->hb_ms) {
             pthread_mutex_lock(&cn->send_mu);
             if (cn->pipe && send_frame_locked(cn, cn->pipe, WEIR__FR_HEARTBEAT, 0, 0,
                                               weir_now_ns(), NULL, 0) < 0)
                 cn->tp->close(cn->pipe);
             pthread_mutex_unlock(&cn->send_mu);
-            weir__store_release(&cn->last_send_ns, weir_now_ns());
+            cn->last_hb_ns = weir_now_ns();
+            weir__store_release(&cn->last_send_ns, cn->last_hb_ns);
         }
         pthread_mutex_lock(&cn->mu);
         if (!weir__load_relaxed(&cn->rx_done) && !weir__load_relaxed(&cn->stop) &&
@@ -1279,6 +1288,7 @@ static int dial_start(weir__conn *cn)
     if ((r = dial_once(cn, cn->timeout_ms)) < 0)
         return r;
     weir__store_release(&cn->last_send_ns, weir_now_ns());
+    cn->last_hb_ns = weir_now_ns(); /* before dial_main starts */
     for (unsigned i = 0; i < cn->nstreams; i++) {
         struct stream *s = &cn->st[i];
         if ((r = pthread_create(&s->thr, NULL, send_stream_main, s)) != 0)

@@ -334,6 +334,35 @@ BOTH(four_streams_one_connection, 120)
     pair_free(&p);
 }
 
+/* A connection that is never idle for a heartbeat period still measures
+ * its round trip: the sender sends without pause for ~1 s (timeout 1 s:
+ * heartbeat period 31 ms), and its last RTT is set while the stream runs. */
+BOTH(busy_connection_measures_its_round_trip, 60)
+{
+    const uint64_t n = 16 * 800;
+    struct pair p;
+    pair_init(&p, 1, n, 8);
+    p.s[0].pace_us = 1000; /* 16 messages per ms: ~0.8 s, never idle for 31 ms */
+    weir_link_opts lo = {.transport = g_tp, .timeout_ms = 1000};
+    pair_listen(&p, &lo);
+    pair_dial(&p, weir__conn_endpoint(p.rx), &lo);
+    pair_run(&p);
+    struct weir_link_stats ls;
+    uint64_t rtt = 0, at = 0;
+    while (rtt == 0 && __atomic_load_n(&p.s[0].got, __ATOMIC_RELAXED) < n / 2) {
+        t_sleep_ms(5);
+        cr_assert_eq(weir__conn_stats(p.tx, &ls), 0);
+        rtt = ls.last_rtt_ns;
+        at = __atomic_load_n(&p.s[0].got, __ATOMIC_RELAXED);
+    }
+    cr_assert_gt(rtt, 0, "no round trip measured in the first half of a busy stream");
+    cr_assert_lt(rtt, 1000000000ull, "round trip %llu ns", (unsigned long long)rtt);
+    cr_assert_lt(at, n / 2 + 64);
+    side_check(&p.s[0]);
+    cr_assert_eq(wait_status(p.tx, 5000), -EPIPE, "%s", weir_errmsg());
+    pair_free(&p);
+}
+
 BOTH(stalled_stream_does_not_stall_the_others, 120)
 {
     const uint64_t n = SANITIZED ? 3000 : 20000;
