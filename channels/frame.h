@@ -51,7 +51,8 @@
 
 #define WEIR__FRAME_MAGIC 0x5746u
 #define WEIR__FRAME_HDR 24u
-#define WEIR__LINK_PROTO 1u          /* protocol version carried in HELLO / WELCOME */
+#define WEIR__LINK_PROTO 2u          /* protocol version carried in HELLO / WELCOME (2: 64
+                                        streams, 16 KiB control frames, ECHO both ways) */
 #define WEIR__FRAME_CTL_MAX 16384u   /* largest control payload (HELLO, WELCOME, REFUSE; the largest HELLO: 15456 B) */
 #define WEIR__FRAME_DATA_MAX (1u << 30) /* hard cap on one DATA payload (1 GiB) */
 

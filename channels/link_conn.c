@@ -13,7 +13,8 @@
  * sequence number it needs, its credits) or REFUSE + close. Then DATA and
  * CLOSE frames flow one way, ACK frames (seq = messages of the stream
  * committed into its channel, aux = credits beyond seq) the other; both
- * sides send HEARTBEAT every hb_ms, answered with ECHO (round-trip time).
+ * sides send HEARTBEAT every hb_ms, answered with ECHO, from which each
+ * side measures the round trip (the dialer answers since protocol 2).
  * A REFUSE on a stream (not 0) ends that stream only. The dialer
  * heartbeats when it sent nothing for hb_ms, and on a busy connection
  * every RTT_EVERY * hb_ms, so its last RTT stays current under load.
@@ -1014,7 +1015,12 @@ static void *dial_rx(void *arg)
             if (f.seq <= now)
                 weir__store_relaxed(&cn->rtt_ns, now - f.seq);
         } else if (f.type == WEIR__FR_HEARTBEAT) {
-            /* liveness only (read_hdr stamped last_heard) */
+            /* Liveness (read_hdr stamped last_heard); the ECHO lets the
+             * listener measure the round trip too. */
+            pthread_mutex_lock(&cn->send_mu);
+            if (cn->pipe == p && send_frame_locked(cn, p, WEIR__FR_ECHO, 0, 0, f.seq, NULL, 0) < 0)
+                cn->tp->close(p);
+            pthread_mutex_unlock(&cn->send_mu);
         } else if (f.type == WEIR__FR_REFUSE) {
             uint8_t buf[WEIR__FRAME_CTL_MAX];
             char reason[WEIR__LINK_MAX_REASON + 1] = "?";
@@ -1808,6 +1814,12 @@ static int rx_frame(weir__conn *cn, weir__tp_pipe *p, struct weir__frame *f, str
     }
     case WEIR__FR_HEARTBEAT:
         return send_frame(cn, p, WEIR__FR_ECHO, 0, 0, f->seq, NULL, 0);
+    case WEIR__FR_ECHO: { /* the dialer answered our HEARTBEAT (protocol 2) */
+        uint64_t now = weir_now_ns();
+        if (f->seq <= now)
+            weir__store_relaxed(&cn->rtt_ns, now - f->seq);
+        return 0;
+    }
     default:
         r = cerr(cn, -EPROTO, "peer %s sent an unexpected %s frame", cn->peer,
                  weir__frame_type_name(f->type));

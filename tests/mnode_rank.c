@@ -31,8 +31,9 @@
  * here ("rank R: channel NAME M messages B bytes") and per link of it
  * ("rank R: link NAME send|recv rank Q: messages M bytes B acked A streams
  * S reconnects X status C frames F batches T rtt_ns N"), once every sending
- * link's acks caught up with what it sent and every running one measured a
- * round trip (heartbeats: only on a link idle for a moment), bounded by 2 s.
+ * link's acks caught up with what it carried (a receiving end acknowledges
+ * lazily, within 1 ms of going idle) and every running link (either end)
+ * measured a round trip (heartbeats), bounded by 2 s.
  * Rank 0 prints "rank 0: started" once the first result arrived (a test
  * cuts a link after it).
  *
@@ -338,7 +339,7 @@ static void print_links(weir_dag *d)
         for (unsigned c = 0; c < nc; c++)
             for (unsigned k = 0; k < weir_dag_chan_nlinks(d, c); k++) {
                 struct weir_dag_link_stats ls;
-                if (weir_dag_link_stats(d, c, k, &ls) == 0 && ls.sending &&
+                if (weir_dag_link_stats(d, c, k, &ls) == 0 &&
                     (ls.acked < ls.messages || (ls.status == 0 && !ls.last_rtt_ns)))
                     behind = 1;
             }

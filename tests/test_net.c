@@ -563,7 +563,7 @@ BOTH(bad_wrong_token, 60)
 }
 BOTH(bad_wrong_version, 60)
 {
-    bad_input(BAD_VERSION, "protocol version 9, this end speaks 1");
+    bad_input(BAD_VERSION, "protocol version 9, this end speaks 2");
 }
 BOTH(bad_silent_connection, 60)
 {

@@ -1700,8 +1700,11 @@ Test(nodes, dag_link_counters_chain_2_ranks, .timeout = 120)
             int w = c == 0 || c == 2 ? 0 : 1;
             mn_link_check(out, r, ch[c], r == w ? "send" : "recv", 1 - r, n, 2);
         }
-    for (int c = 0; c < 4; c += 2)
+    /* both ends measure the round trip (the receiving end since protocol 2) */
+    for (int c = 0; c < 4; c += 2) {
         cr_assert_gt(mn_link_of(out, 0, ch[c], "send", 1).rtt_ns, 0, "%s", out);
+        cr_assert_gt(mn_link_of(out, 1, ch[c], "recv", 0).rtt_ns, 0, "%s", out);
+    }
     /* the stats segment of each rank: rank, world and the same counters */
     char want[512];
     snprintf(want, sizeof want, "\"rank\":0,\"world\":2,\"links\":[{\"channel\":\"arg0\","

@@ -322,8 +322,8 @@ struct weir_dag_link_stats {
     uint64_t frames;        /* connection: frames sent or received, control frames included */
     uint64_t batches;       /* connection: transport sends (each one or more frames) */
     uint64_t reconnects;    /* connection: connections after the first one */
-    uint64_t last_rtt_ns;   /* connection: last heartbeat round trip (measured by the
-                               sending end), 0 if none yet */
+    uint64_t last_rtt_ns;   /* connection: last heartbeat round trip as this end measured
+                               it (either end heartbeats), 0 if none yet */
 };
 
 /* Number of links of channel i on this rank (0 on one rank, for a channel
