@@ -189,7 +189,7 @@ static void cache_put(struct weir_result *r)
     r->view = NULL;
     r->held = 0;
     if (r->cap == TCACHE_MAX_BYTES) {
-        struct tcache *t = tcache.n ? &tcache : tcache_get();
+        struct tcache *t = tcache_get();
         if (t && t->n < TCACHE) {
             t->blk[t->n++] = r;
             return;

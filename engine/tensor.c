@@ -591,10 +591,16 @@ static void pin_slots(struct actor_rt *a, const struct tedge *e, struct tact_edg
 {
     if (!e->staged || e->chan < 0 || !t->dev)
         return;
-    int reader = e->writer == (int)a->idx ? -1 : t->remote ? a->rid[e->chan] : -2;
+    int reader; /* this actor's handle of the ring: its writer (-1) or a remote reader */
+    if (e->writer == (int)a->idx)
+        reader = -1;
+    else if (t->remote)
+        reader = a->rid[e->chan];
+    else
+        return; /* a reader on the writer's rank: it copies nothing */
     void *data;
     size_t bytes;
-    if (reader == -2 || weir__chan_slot_area(a->d->chans[e->chan], reader, &data, &bytes) < 0)
+    if (weir__chan_slot_area(a->d->chans[e->chan], reader, &data, &bytes) < 0)
         return;
     if (t->dev->ops->host_register(t->dev->impl, data, bytes) == 0)
         t->pinned = data;

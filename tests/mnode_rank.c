@@ -30,10 +30,10 @@
  * Every rank prints, before weir_dag_free, a line per channel with a ring
  * here ("rank R: channel NAME M messages B bytes") and per link of it
  * ("rank R: link NAME send|recv rank Q: messages M bytes B acked A streams
- * S reconnects X status C frames F batches T rtt_ns N"), once every sending
- * link's acks caught up with what it carried (a receiving end acknowledges
- * lazily, within 1 ms of going idle) and every running link (either end)
- * measured a round trip (heartbeats), bounded by 2 s.
+ * S reconnects X status C frames F batches T rtt_ns N"), once every link's
+ * acks caught up with what it carried (a receiving end acknowledges lazily,
+ * within 1 ms of going idle) and every running link (either end) measured
+ * a round trip (heartbeats), bounded by 2 s.
  * Rank 0 prints "rank 0: started" once the first result arrived (a test
  * cuts a link after it).
  *
