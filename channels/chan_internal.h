@@ -73,6 +73,28 @@ int weir__chan_wait_gate(weir_chan *c, uint64_t seq, const int *stop, uint32_t *
 /* Wake the waiters of weir__chan_wait_gate after setting their *stop. */
 void weir__chan_wake_gate_waiters(weir_chan *c);
 
+/*
+ * One thread waiting for any of several channels (a link connection's one
+ * send thread and one credit thread serve every stream, channels/link_conn.c):
+ * the policy of wait.h (spin for *spin_ns, yield, then sleep) around
+ * ready(arg), sleeping on every word of `words` at once (futex_waitv,
+ * Linux 5.16; on an older kernel the sleep is a 100 us nap between checks).
+ * A word is a channel's rd_futex / rd_sleepers (a reader waiting for data)
+ * or wr_futex / wr_sleeping (waiting for the gate), or the caller's own
+ * bell (weir__bell_ring). 0 once ready() returned non-zero, -ETIMEDOUT
+ * after timeout_ms (no error text). n <= WEIR__WAIT_MANY_MAX.
+ */
+#define WEIR__WAIT_MANY_MAX 128
+struct weir__wait_word {
+    uint32_t *futex;    /* bumped by whoever wakes */
+    uint32_t *sleepers; /* announced sleepers: the waking side wakes only if != 0 */
+};
+int weir__wait_many(const struct weir__wait_word *words, unsigned n, int (*ready)(void *arg),
+                    void *arg, uint32_t *spin_ns, int timeout_ms);
+/* Wake a weir__wait_many sleeping on the bell (futex, sleepers): bump the
+ * word, and wake only if a sleeper is announced. */
+void weir__bell_ring(uint32_t *futex, uint32_t *sleepers);
+
 /* A flag word in memory shared with actor processes (engine/: the actors'
  * notes): sleep until *word != 0 (no timeout; spurious wake-ups are looped
  * over), and set it and wake every sleeper. ring_wait.c. */

@@ -124,10 +124,8 @@ struct stream {
     int status;          /* atomic: 0, -EPIPE ended cleanly, or the failure */
     char err[MSG_LEN];   /* under cn->mu */
     uint64_t messages, bytes, acked, limit, credit_stalls; /* atomic */
-    pthread_cond_t cv;   /* under cn->mu: credit / a new pipe (sender); starved (receiver) */
-    pthread_t thr;       /* sender: the stream's tx thread; receiver: its credit thread */
-    int thr_running;
-    uint32_t spin_ns;
+    int stalled;         /* tx thread: out of credit, counted in credit_stalls */
+    int dereg;           /* tx thread: failed, its reader of ch deregistered */
 
     /* sending */
     int reader;
@@ -184,6 +182,12 @@ struct weir__conn {
     int rx_done;             /* atomic: that rx thread ended */
     pthread_t rx_thr;
     pthread_t main_thr;      /* dialer: reconnect + heartbeats; listener: acceptor */
+    pthread_t work_thr;      /* dialer: the send thread of every stream (tx_main);
+                                listener: the credit thread of every stream (credit_main) */
+    int work_running;
+    uint32_t work_spin;      /* its adaptive spin budget */
+    uint32_t bell;           /* bumped (weir__bell_ring) when work_thr has news: credit, */
+    uint32_t bell_sleepers;  /* a new pipe, a stream's end or starvation, stop */
     int main_running;
 
     unsigned nstreams;
@@ -244,11 +248,15 @@ static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, int ms)
     pthread_cond_timedwait(cv, mu, &ts);
 }
 
+static void ring_bell(weir__conn *cn)
+{
+    weir__bell_ring(&cn->bell, &cn->bell_sleepers);
+}
+
 static void wake_all(weir__conn *cn)
 {
+    ring_bell(cn);
     pthread_cond_broadcast(&cn->cv);
-    for (unsigned i = 0; i < cn->nstreams; i++)
-        pthread_cond_broadcast(&cn->st[i].cv);
 }
 
 static int all_ended_locked(weir__conn *cn)
@@ -266,8 +274,8 @@ static void stream_end_locked(struct stream *s, int code, const char *text)
         snprintf(s->err, sizeof s->err, "%s", text);
         weir__store_release(&s->status, code);
     }
-    pthread_cond_broadcast(&s->cv);
     pthread_cond_broadcast(&s->cn->cv);
+    ring_bell(s->cn);
 }
 
 /* The connection has ended cleanly once every stream has (under mu). */
@@ -475,6 +483,7 @@ static weir__conn *conn_new(const char *endpoint, const weir_link_opts *o, int s
         return NULL;
     }
     cn->sending = sending;
+    cn->work_spin = 5000; /* WEIR__SPIN_NS */
     pthread_mutex_init(&cn->mu, NULL);
     pthread_cond_init(&cn->cv, NULL);
     pthread_mutex_init(&cn->send_mu, NULL);
@@ -563,11 +572,9 @@ static struct stream *stream_new(weir__conn *cn, uint32_t id, weir_chan *ch, int
     s->id = id;
     s->ch = ch;
     s->reader = -1;
-    s->spin_ns = 5000;
     s->depth = weir__chan_ctl(ch)->depth;
     s->window = cn->credits && cn->credits < s->depth ? cn->credits : s->depth;
     s->step = s->window / 2 ? s->window / 2 : 1;
-    pthread_cond_init(&s->cv, NULL);
     pthread_mutex_init(&s->ack_mu, NULL);
     return s;
 }
@@ -834,7 +841,6 @@ int weir__conn_add_send_stream(weir__conn *cn, uint32_t stream, weir_chan *c, in
     s->reader = reader;
     if ((r = weir__window_open(&s->win, c, reader)) < 0) {
         weir_chan_deregister_reader(c, reader);
-        pthread_cond_destroy(&s->cv);
         pthread_mutex_destroy(&s->ack_mu);
         return r;
     }
@@ -1006,10 +1012,9 @@ static void *dial_rx(void *arg)
             weir__store_release(&s->acked, f.seq);
             if (f.seq + f.aux > weir__load_relaxed(&s->limit))
                 weir__store_release(&s->limit, f.seq + f.aux);
-            pthread_cond_broadcast(&s->cv);
             send_check_done_locked(s);
             pthread_mutex_unlock(&cn->mu);
-            weir__window_kick(&s->win);
+            ring_bell(cn);
         } else if (f.type == WEIR__FR_ECHO) {
             uint64_t now = weir_now_ns();
             if (f.seq <= now)
@@ -1033,7 +1038,6 @@ static void *dial_rx(void *arg)
                 snprintf(text, sizeof text, "link %s: peer %s ended stream %u: %s", cn->endpoint,
                          cn->peer, s->id, reason);
                 stream_end(s, -ECONNABORTED, text);
-                weir__window_kick(&s->win);
                 continue;
             }
             conn_fail(cn, cerr(cn, -ECONNABORTED, "peer %s ended the link: %s", cn->peer, reason));
@@ -1052,8 +1056,6 @@ static void *dial_rx(void *arg)
     wake_all(cn);
     pthread_mutex_unlock(&cn->mu);
     cn->tp->close(p);
-    for (unsigned i = 0; i < cn->nstreams; i++)
-        weir__window_kick(&cn->st[i].win);
     return NULL;
 }
 
@@ -1137,152 +1139,275 @@ static void *dial_main(void *arg)
     return NULL;
 }
 
-/* A stream's thread: take from the window, send within credits, resume. */
-static void *send_stream_main(void *arg)
+/*
+ * The dialer's one send thread, for every stream of the connection. Each
+ * round: under mu, follow a new connection (rewind every live stream's
+ * window to its WELCOME's resume point) and pick the candidates (a live
+ * stream with credit, its CLOSE not yet sent); take what their windows
+ * hold without waiting, round-robin from a rotating start, at most
+ * BATCH / candidates frames each on a first pass (one busy stream cannot
+ * fill a batch the others wait behind), more on a second; send it all in
+ * one transport call under send_mu. Nothing to take: sleep on every
+ * candidate's channel and the connection's bell at once (weir__wait_many:
+ * futex_waitv), so a stream whose reader stops, or whose credit ran out,
+ * holds nothing: its bell is an ACK. A stream that fails on its own (a
+ * message over the frame limit, its reader deregistered) ends alone, with
+ * a REFUSE to the receiver; a failed stream's reader of c is deregistered
+ * at once, so c's writer is not held.
+ */
+struct tx_plan {
+    uint64_t sent, limit;
+    unsigned nf;
+    size_t bytes;
+    int done, closed, err;
+    char text[MSG_LEN];
+};
+
+struct tx_wait {
+    weir__conn *cn;
+    uint32_t bell0;
+    unsigned n;
+    struct stream **cand;
+};
+
+static int tx_ready(void *arg)
 {
-    struct stream *s = arg;
-    weir__conn *cn = s->cn;
-    uint8_t hdrs[BATCH][WEIR__FRAME_HDR];
-    uint8_t ch[WEIR__FRAME_HDR];
-    struct iovec iov[2 * BATCH + 1];
-    int r = 0;
+    struct tx_wait *t = arg;
+    if (weir__load_acquire(&t->cn->bell) != t->bell0)
+        return 1;
+    for (unsigned i = 0; i < t->n; i++)
+        if (weir__window_ready(&t->cand[i]->win))
+            return 1;
+    return 0;
+}
+
+/* Sleep until a candidate's channel moves or the bell rings (or hb_ms). */
+static void tx_wait(weir__conn *cn, struct stream **cand, unsigned n, uint32_t bell0)
+{
+    struct weir__wait_word words[NSTREAMS + 1];
+    words[0] = (struct weir__wait_word){&cn->bell, &cn->bell_sleepers};
+    for (unsigned i = 0; i < n; i++) {
+        struct weir__chan_ctl *ctl = weir__chan_ctl(cand[i]->ch);
+        words[i + 1] = (struct weir__wait_word){&ctl->rd_futex, &ctl->rd_sleepers};
+    }
+    struct tx_wait t = {cn, bell0, n, cand};
+    weir__wait_many(words, n + 1, tx_ready, &t, &cn->work_spin, cn->hb_ms);
+}
+
+/* A failed stream lets c's writer go (tx thread). */
+static void tx_release_failed(weir__conn *cn)
+{
+    for (unsigned i = 0; i < cn->nstreams; i++) {
+        struct stream *s = &cn->st[i];
+        int st = weir__load_acquire(&s->status);
+        if (st != 0 && st != -EPIPE && !s->dereg) {
+            s->dereg = 1;
+            if (weir__chan_reader_epoch(s->ch, s->reader) >= 0)
+                weir_chan_deregister_reader(s->ch, s->reader);
+        }
+    }
+}
+
+/* Stream s failed on its own (tx thread): end it here and at the receiver. */
+static void tx_stream_fail(weir__conn *cn, struct stream *s, int code, const char *text)
+{
+    stream_end(s, code, text);
+    pthread_mutex_lock(&cn->send_mu);
+    if (cn->pipe)
+        send_refuse_locked(cn, cn->pipe, s->id, text, cn->timeout_ms);
+    pthread_mutex_unlock(&cn->send_mu);
+}
+
+static void *tx_main(void *arg)
+{
+    weir__conn *cn = arg;
+    uint8_t hdrs[BATCH + NSTREAMS][WEIR__FRAME_HDR];
+    struct iovec iov[2 * BATCH + NSTREAMS];
+    struct stream *cand[NSTREAMS];
+    struct tx_plan *pl = calloc(NSTREAMS, sizeof *pl);
+    uint64_t gen_seen = 0, dead_gen = 0;
+    unsigned rr = 0;
+    if (!pl) {
+        conn_fail(cn, cerr(cn, -ENOMEM, "out of memory for the send thread"));
+        tx_release_failed(cn);
+        return NULL;
+    }
     for (;;) {
-        /* Wait until the stream may send on a live connection. */
+        uint32_t bell0 = weir__load_acquire(&cn->bell);
         weir__tp_pipe *p = NULL;
-        uint64_t gen = 0, limit = 0;
-        int stalled = 0;
+        uint64_t gen = 0;
+        unsigned ncand = 0, nfail = 0;
         pthread_mutex_lock(&cn->mu);
-        for (;;) {
-            if (weir__load_relaxed(&cn->stop) || weir__load_relaxed(&cn->status) ||
-                weir__load_relaxed(&s->status))
-                break;
-            if (cn->pipe && cn->gen != s->gen_seen) {
-                /* A new connection: resume where its WELCOME said. */
-                s->gen_seen = cn->gen;
-                if ((r = weir__window_rewind(&s->win, s->resume)) < 0)
-                    break;
+        if (weir__load_relaxed(&cn->stop) || weir__load_relaxed(&cn->status)) {
+            pthread_mutex_unlock(&cn->mu);
+            break;
+        }
+        if (cn->pipe && cn->gen != gen_seen) {
+            /* A new connection: every live stream resumes where its WELCOME said. */
+            gen_seen = cn->gen;
+            for (unsigned i = 0; i < cn->nstreams; i++) {
+                struct stream *s = &cn->st[i];
+                pl[i].err = 0;
+                if (weir__load_relaxed(&s->status) != 0)
+                    continue;
+                if ((pl[i].err = weir__window_rewind(&s->win, s->resume)) < 0) {
+                    snprintf(pl[i].text, sizeof pl[i].text, "%s", weir_errmsg());
+                    nfail++;
+                    continue;
+                }
                 weir__store_release(&s->sent, s->resume);
                 weir__store_release(&s->closed_sent, 0);
             }
-            if (!cn->pipe || s->dead_gen == cn->gen) {
-                timed_wait(&s->cv, &cn->mu, cn->hb_ms);
-                continue;
-            }
-            if (weir__load_relaxed(&s->closed_sent)) {
-                send_check_done_locked(s);
-                if (!weir__load_relaxed(&s->status))
-                    timed_wait(&s->cv, &cn->mu, cn->hb_ms);
-                continue;
-            }
-            limit = weir__load_acquire(&s->limit);
-            if (weir__load_relaxed(&s->sent) >= limit) {
-                if (!stalled)
-                    weir__fetch_add(&s->credit_stalls, 1);
-                stalled = 1;
-                timed_wait(&s->cv, &cn->mu, cn->hb_ms);
-                continue;
-            }
+        }
+        if (cn->pipe && dead_gen != cn->gen && !nfail) {
             p = cn->pipe;
             gen = cn->gen;
-            break;
+            for (unsigned i = 0; i < cn->nstreams; i++) {
+                struct stream *s = &cn->st[i];
+                if (weir__load_relaxed(&s->status) != 0)
+                    continue;
+                if (weir__load_relaxed(&s->closed_sent)) {
+                    send_check_done_locked(s);
+                    continue;
+                }
+                uint64_t limit = weir__load_acquire(&s->limit);
+                if (weir__load_relaxed(&s->sent) >= limit) {
+                    if (!s->stalled)
+                        weir__fetch_add(&s->credit_stalls, 1);
+                    s->stalled = 1;
+                    continue;
+                }
+                pl[i] = (struct tx_plan){.sent = weir__load_relaxed(&s->sent), .limit = limit};
+                cand[ncand++] = s;
+            }
         }
         pthread_mutex_unlock(&cn->mu);
-        if (!p)
-            break;
-        /* Gather a batch: headers + payloads straight from the slots. */
-        uint64_t sent = weir__load_relaxed(&s->sent);
-        unsigned nf = 0, niov = 0;
-        size_t bytes = 0;
-        int closed = 0;
-        weir_chan_msg m;
-        while (nf < BATCH && sent + nf < limit && bytes < BATCH_BYTES) {
-            int k = nf == 0 ? weir__window_next(&s->win, &m, cn->hb_ms)
-                            : weir__window_poll(&s->win, &m);
-            if (k == 0 && nf > 0)
-                break;
-            if (k < 0) {
-                if (k == -EPIPE)
-                    closed = 1;
-                else if (k == -EINVAL)
-                    r = k;
-                break;
-            }
-            if (m.len > WEIR__FRAME_DATA_MAX) {
-                r = cerr(cn, -EMSGSIZE, "stream %u: message %llu of %zu bytes over the link's "
-                         "limit of %u", s->id, (unsigned long long)m.seq, m.len,
-                         WEIR__FRAME_DATA_MAX);
-                break;
-            }
-            hdr(hdrs[nf], WEIR__FR_DATA, (m.flags & WEIR_MSG_ERROR) ? WEIR__FRF_ERROR : 0, s->id,
-                (uint32_t)m.len, 0, m.seq);
-            iov[niov++] = (struct iovec){hdrs[nf], WEIR__FRAME_HDR};
-            if (m.len)
-                iov[niov++] = (struct iovec){(void *)m.data, m.len};
-            bytes += m.len;
-            nf++;
+        if (nfail) {
+            for (unsigned i = 0; i < cn->nstreams; i++)
+                if (pl[i].err < 0)
+                    tx_stream_fail(cn, &cn->st[i], pl[i].err, pl[i].text);
+            tx_release_failed(cn);
+            continue;
         }
-        if (r < 0)
-            break;
-        int closing = closed && nf == 0;
-        if (closing) {
-            weir__store_release(&s->close_seq, sent);
-            hdr(ch, WEIR__FR_CLOSE, 0, s->id, 0, 0, sent);
-            iov[niov++] = (struct iovec){ch, WEIR__FRAME_HDR};
+        tx_release_failed(cn);
+        if (!p || !ncand) {
+            tx_wait(cn, cand, 0, bell0);
+            continue;
+        }
+        /* Gather a batch: headers + payloads straight from the slots. */
+        unsigned nf = 0, niov = 0, nclose = 0, cap = (BATCH + ncand - 1) / ncand;
+        size_t bytes = 0;
+        weir_chan_msg m;
+        if (cap < 4)
+            cap = 4;
+        for (int pass = 0; pass < 2 && nf < BATCH && bytes < BATCH_BYTES; pass++) {
+            for (unsigned j = 0; j < ncand && nf < BATCH && bytes < BATCH_BYTES; j++) {
+                struct stream *s = cand[(rr + j) % ncand];
+                struct tx_plan *x = &pl[s - cn->st];
+                while (!x->done && nf < BATCH && bytes < BATCH_BYTES &&
+                       x->sent + x->nf < x->limit && (pass || x->nf < cap)) {
+                    int k = weir__window_poll(&s->win, &m);
+                    if (k <= 0) {
+                        x->done = 1;
+                        if (k == -EPIPE)
+                            x->closed = 1;
+                        else if (k < 0)
+                            x->err = k;
+                        break;
+                    }
+                    if (m.len > WEIR__FRAME_DATA_MAX) {
+                        x->done = 1;
+                        x->err = cerr(cn, -EMSGSIZE, "stream %u: message %llu of %zu bytes over "
+                                      "the link's limit of %u", s->id, (unsigned long long)m.seq,
+                                      m.len, WEIR__FRAME_DATA_MAX);
+                        break;
+                    }
+                    hdr(hdrs[nf], WEIR__FR_DATA, (m.flags & WEIR_MSG_ERROR) ? WEIR__FRF_ERROR : 0,
+                        s->id, (uint32_t)m.len, 0, m.seq);
+                    iov[niov++] = (struct iovec){hdrs[nf], WEIR__FRAME_HDR};
+                    if (m.len)
+                        iov[niov++] = (struct iovec){(void *)m.data, m.len};
+                    bytes += m.len;
+                    x->bytes += m.len;
+                    x->nf++;
+                    nf++;
+                }
+                if (x->err < 0 && !x->text[0])
+                    snprintf(x->text, sizeof x->text, "%s", weir_errmsg());
+            }
+        }
+        rr++;
+        for (unsigned j = 0; j < ncand; j++) {
+            struct stream *s = cand[j];
+            struct tx_plan *x = &pl[s - cn->st];
+            if (x->closed && x->nf == 0 && x->err == 0) {
+                weir__store_release(&s->close_seq, x->sent);
+                hdr(hdrs[BATCH + nclose], WEIR__FR_CLOSE, 0, s->id, 0, 0, x->sent);
+                iov[niov++] = (struct iovec){hdrs[BATCH + nclose], WEIR__FRAME_HDR};
+                nclose++;
+            } else {
+                x->closed = 0;
+            }
+            /* Before the send: an ACK for these may arrive before send() returns. */
+            if (x->nf)
+                weir__store_release(&s->sent, x->sent + x->nf);
+        }
+        int k = 0, current = 1;
+        if (niov) {
+            pthread_mutex_lock(&cn->send_mu);
+            current = cn->pipe == p && cn->gen == gen;
+            if (current) {
+                k = cn->tp->send(p, iov, niov, -1);
+                /* The pipe broke: rx notices too; the next connection rewinds.
+                 * Closed under send_mu, while p is still the current pipe:
+                 * drop_pipe frees it under send_mu, and a close after that
+                 * would touch freed memory (and, over ZeroMQ, kick an fd
+                 * number the next connection's socket may already own). */
+                if (k < 0)
+                    cn->tp->close(p);
+            }
+            if (k == 0 && current && nclose) /* under send_mu: see dial_main */
+                for (unsigned j = 0; j < ncand; j++)
+                    if (pl[cand[j] - cn->st].closed)
+                        weir__store_release(&cand[j]->closed_sent, 1);
+            pthread_mutex_unlock(&cn->send_mu);
+        }
+        if (niov && current && k < 0)
+            dead_gen = gen;
+        if (niov && current && k == 0) {
+            weir__store_release(&cn->last_send_ns, weir_now_ns());
+            for (unsigned j = 0; j < ncand; j++) {
+                struct stream *s = cand[j];
+                struct tx_plan *x = &pl[s - cn->st];
+                if (!x->nf)
+                    continue;
+                s->stalled = 0;
+                WEIR_PROBE3(link_send, weir_chan_name(s->ch), x->sent, x->bytes);
+                weir__fetch_add(&s->messages, x->nf);
+                weir__fetch_add(&s->bytes, x->bytes);
+            }
+            weir__fetch_add(&cn->frames, nf + nclose);
+            weir__fetch_add(&cn->batches, 1);
+            if (nclose) {
+                pthread_mutex_lock(&cn->mu);
+                for (unsigned j = 0; j < ncand; j++)
+                    if (pl[cand[j] - cn->st].closed)
+                        send_check_done_locked(cand[j]);
+                pthread_mutex_unlock(&cn->mu);
+            }
+        }
+        /* Streams that failed on their own this round end now (their
+         * messages gathered before the failure went out above). */
+        for (unsigned j = 0; j < ncand; j++) {
+            struct tx_plan *x = &pl[cand[j] - cn->st];
+            if (x->err < 0)
+                tx_stream_fail(cn, cand[j], x->err, x->text);
         }
         if (niov == 0)
-            continue;
-        /* Before the send: an ACK for these may arrive before send() returns. */
-        weir__store_release(&s->sent, sent + nf);
-        pthread_mutex_lock(&cn->send_mu);
-        int k = 0, current = cn->pipe == p && cn->gen == gen;
-        if (current) {
-            k = cn->tp->send(p, iov, niov, -1);
-            /* The pipe broke: rx notices too; the next connection rewinds.
-             * Closed under send_mu, while p is still the current pipe:
-             * drop_pipe frees it under send_mu, and a close after that
-             * would touch freed memory (and, over ZeroMQ, kick an fd
-             * number the next connection's socket may already own). */
-            if (k < 0)
-                cn->tp->close(p);
-        }
-        if (k == 0 && current && closing) /* under send_mu: see dial_main */
-            weir__store_release(&s->closed_sent, 1);
-        pthread_mutex_unlock(&cn->send_mu);
-        if (!current)
-            continue; /* a new connection came meanwhile: the loop rewinds */
-        if (k < 0) {
-            pthread_mutex_lock(&cn->mu);
-            s->dead_gen = gen;
-            pthread_mutex_unlock(&cn->mu);
-            continue;
-        }
-        weir__store_release(&cn->last_send_ns, weir_now_ns());
-        WEIR_PROBE3(link_send, weir_chan_name(s->ch), sent, bytes);
-        weir__fetch_add(&s->messages, nf);
-        weir__fetch_add(&s->bytes, bytes);
-        weir__fetch_add(&cn->frames, nf + (unsigned)closing);
-        weir__fetch_add(&cn->batches, 1);
-        if (closing) {
-            pthread_mutex_lock(&cn->mu);
-            send_check_done_locked(s);
-            pthread_mutex_unlock(&cn->mu);
-        }
+            tx_wait(cn, cand, ncand, bell0);
     }
-    if (r < 0) {
-        /* This stream failed on its own: end it here and at the receiver. */
-        char text[MSG_LEN];
-        snprintf(text, sizeof text, "%s", weir_errmsg());
-        stream_end(s, r, text);
-        pthread_mutex_lock(&cn->send_mu);
-        if (cn->pipe)
-            send_refuse_locked(cn, cn->pipe, s->id, text, cn->timeout_ms);
-        pthread_mutex_unlock(&cn->send_mu);
-    }
-    int st = weir__load_acquire(&s->status);
-    if (st != 0 && st != -EPIPE && weir__chan_reader_epoch(s->ch, s->reader) >= 0) {
-        /* Failed: let c's writer go. */
-        weir_chan_deregister_reader(s->ch, s->reader);
-    }
+    tx_release_failed(cn);
+    free(pl);
     return NULL;
 }
 
@@ -1295,12 +1420,9 @@ static int dial_start(weir__conn *cn)
         return r;
     weir__store_release(&cn->last_send_ns, weir_now_ns());
     cn->last_hb_ns = weir_now_ns(); /* before dial_main starts */
-    for (unsigned i = 0; i < cn->nstreams; i++) {
-        struct stream *s = &cn->st[i];
-        if ((r = pthread_create(&s->thr, NULL, send_stream_main, s)) != 0)
-            return cerr(cn, -r, "cannot start the send thread of stream %u", s->id);
-        s->thr_running = 1;
-    }
+    if ((r = pthread_create(&cn->work_thr, NULL, tx_main, cn)) != 0)
+        return cerr(cn, -r, "cannot start the send thread");
+    cn->work_running = 1;
     if ((r = pthread_create(&cn->main_thr, NULL, dial_main, cn)) != 0)
         return cerr(cn, -r, "cannot start the connection thread");
     cn->main_running = 1;
@@ -1356,37 +1478,83 @@ static int ack_stream(struct stream *s, int mode)
     int starved = !weir__load_acquire(&s->ended) && weir__load_relaxed(&s->limit) - seq < s->step;
     pthread_mutex_unlock(&s->ack_mu);
     pthread_mutex_lock(&cn->mu);
-    if (starved != s->starved) {
-        s->starved = starved;
-        pthread_cond_broadcast(&s->cv);
-    }
+    int news = starved != s->starved;
+    s->starved = starved;
     pthread_mutex_unlock(&cn->mu);
+    if (news && starved)
+        ring_bell(cn);
     return r;
 }
 
-/* A receiving stream's credit thread: when the stream is starved, wait for
- * its readers to free `step` slots, then grant them. */
+/*
+ * The listener's one credit thread, for every receiving stream: a stream
+ * the rx thread marked starved (fewer than `step` credits left) needs its
+ * readers to free `step` slots of w before the next grant. The thread
+ * grants every starved stream whose gate has moved far enough (ack_stream),
+ * and otherwise sleeps on the writer futex of every starved stream's w and
+ * the connection's bell at once (weir__wait_many), as a blocked writer of
+ * each would; the rx thread rings the bell when a stream starves.
+ */
+struct credit_wait {
+    weir__conn *cn;
+    uint32_t bell0;
+    unsigned n;
+    struct stream **st;
+    const uint64_t *need;
+};
+
+static int credit_ready(void *arg)
+{
+    struct credit_wait *t = arg;
+    if (weir__load_acquire(&t->cn->bell) != t->bell0 || weir__load_acquire(&t->cn->stop))
+        return 1;
+    for (unsigned i = 0; i < t->n; i++)
+        if (weir__chan_gate(t->st[i]->ch) >= t->need[i])
+            return 1;
+    return 0;
+}
+
 static void *credit_main(void *arg)
 {
-    struct stream *s = arg;
-    weir__conn *cn = s->cn;
+    weir__conn *cn = arg;
+    struct stream *st[NSTREAMS];
+    uint64_t need[NSTREAMS];
+    struct weir__wait_word words[NSTREAMS + 1];
     while (!weir__load_acquire(&cn->stop)) {
+        uint32_t bell0 = weir__load_acquire(&cn->bell);
+        unsigned n = 0, granted = 0, tried = 0;
         pthread_mutex_lock(&cn->mu);
-        while (!weir__load_relaxed(&cn->stop) && !(s->starved && cn->pipe))
-            timed_wait(&s->cv, &cn->mu, 1000);
+        for (unsigned i = 0; cn->pipe && i < cn->nstreams; i++) {
+            struct stream *s = &cn->st[i];
+            if (!s->starved)
+                continue;
+            /* The limit can reach target once gate + depth (in w's numbering) does. */
+            uint64_t target_w = weir__load_acquire(&s->limit) - s->off + s->step;
+            need[n] = target_w > s->depth ? target_w - s->depth : 0;
+            st[n++] = s;
+        }
         pthread_mutex_unlock(&cn->mu);
-        if (weir__load_acquire(&cn->stop))
-            break;
-        /* The limit can reach target once gate + depth (in w's numbering) does. */
-        uint64_t target_w = weir__load_acquire(&s->limit) - s->off + s->step;
-        uint64_t need = target_w > s->depth ? target_w - s->depth : 0;
-        if (weir__chan_wait_gate(s->ch, need, &cn->stop, &s->spin_ns, cn->hb_ms) < 0)
-            continue;
-        if (ack_stream(s, ACK_LAZY) <= 0) {
+        for (unsigned i = 0; i < n; i++) {
+            if (weir__chan_gate(st[i]->ch) < need[i])
+                continue;
+            tried++;
+            granted += ack_stream(st[i], ACK_LAZY) > 0;
+        }
+        if (tried && !granted) {
             /* nothing granted (no pipe, a send error): do not spin */
             struct timespec ts = {0, 1000000L};
             nanosleep(&ts, NULL);
+            continue;
         }
+        if (tried)
+            continue;
+        words[0] = (struct weir__wait_word){&cn->bell, &cn->bell_sleepers};
+        for (unsigned i = 0; i < n; i++) {
+            struct weir__chan_ctl *ctl = weir__chan_ctl(st[i]->ch);
+            words[i + 1] = (struct weir__wait_word){&ctl->wr_futex, &ctl->wr_sleeping};
+        }
+        struct credit_wait t = {cn, bell0, n, st, need};
+        weir__wait_many(words, n + 1, credit_ready, &t, &cn->work_spin, n ? cn->hb_ms : 1000);
     }
     return NULL;
 }
@@ -1992,12 +2160,9 @@ static int listen_start(weir__conn *cn)
     int r;
     if (cn->nstreams == 0)
         return cerr(cn, -EINVAL, "no stream declared");
-    for (unsigned i = 0; i < cn->nstreams; i++) {
-        struct stream *s = &cn->st[i];
-        if ((r = pthread_create(&s->thr, NULL, credit_main, s)) != 0)
-            return cerr(cn, -r, "cannot start the credit thread of stream %u", s->id);
-        s->thr_running = 1;
-    }
+    if ((r = pthread_create(&cn->work_thr, NULL, credit_main, cn)) != 0)
+        return cerr(cn, -r, "cannot start the credit thread");
+    cn->work_running = 1;
     if ((r = pthread_create(&cn->main_thr, NULL, listen_main, cn)) != 0)
         return cerr(cn, -r, "cannot start the accept thread");
     cn->main_running = 1;
@@ -2118,17 +2283,13 @@ int weir__conn_free(weir__conn *cn)
     pthread_mutex_unlock(&cn->mu);
     if (cn->lst)
         cn->tp->listener_close(cn->lst);
-    for (unsigned i = 0; i < cn->nstreams; i++) {
-        if (cn->st[i].win_open)
-            weir__window_kick(&cn->st[i].win);
+    for (unsigned i = 0; i < cn->nstreams; i++)
         if (!cn->sending)
             weir__chan_wake_gate_waiters(cn->st[i].ch);
-    }
     if (cn->main_running)
         pthread_join(cn->main_thr, NULL);
-    for (unsigned i = 0; i < cn->nstreams; i++)
-        if (cn->st[i].thr_running)
-            pthread_join(cn->st[i].thr, NULL);
+    if (cn->work_running)
+        pthread_join(cn->work_thr, NULL);
     if (cn->rx_running) {
         cn->tp->close(cn->pipe);
         pthread_join(cn->rx_thr, NULL);
@@ -2145,7 +2306,6 @@ int weir__conn_free(weir__conn *cn)
             weir__window_fini(&s->win);
         if (cn->sending && s->reader >= 0 && weir__chan_reader_epoch(s->ch, s->reader) >= 0)
             weir_chan_deregister_reader(s->ch, s->reader);
-        pthread_cond_destroy(&s->cv);
         pthread_mutex_destroy(&s->ack_mu);
     }
     int st = weir__load_acquire(&cn->status);

@@ -23,6 +23,9 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <weir/stats.h>
 
@@ -80,6 +83,87 @@ done:
     *w->spin_ns = weir__spin_adapt(spin, spinning && ret == 0);
     *waited_ns = weir_now_ns() - t0;
     return ret;
+}
+
+/* futex_waitv(2) over words with the values seen before the re-check,
+ * bounded by an absolute CLOCK_MONOTONIC deadline. */
+static void sleep_many(const struct weir__wait_word *words, const uint32_t *vals, unsigned n,
+                       uint64_t left_ns)
+{
+#ifdef SYS_futex_waitv
+    struct futex_waitv fw[WEIR__WAIT_MANY_MAX];
+    for (unsigned i = 0; i < n; i++)
+        fw[i] = (struct futex_waitv){.val = vals[i], .uaddr = (uintptr_t)words[i].futex,
+                                     .flags = FUTEX_32};
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t t = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + left_ns;
+    ts.tv_sec = (time_t)(t / 1000000000ull);
+    ts.tv_nsec = (long)(t % 1000000000ull);
+    if (syscall(SYS_futex_waitv, fw, n, 0, &ts, CLOCK_MONOTONIC) >= 0 || errno != ENOSYS)
+        return;
+#endif
+    (void)words, (void)vals, (void)n;
+    struct timespec nap = {0, left_ns < 100000 ? (long)left_ns : 100000L};
+    nanosleep(&nap, NULL);
+}
+
+int weir__wait_many(const struct weir__wait_word *words, unsigned n, int (*ready)(void *arg),
+                    void *arg, uint32_t *spin_ns, int timeout_ms)
+{
+    if (n > WEIR__WAIT_MANY_MAX)
+        n = WEIR__WAIT_MANY_MAX;
+    uint64_t t0 = weir_now_ns();
+    uint64_t deadline = weir__deadline(t0, timeout_ms);
+    uint32_t spin = *spin_ns;
+    int spinning = 1, ret;
+    uint32_t vals[WEIR__WAIT_MANY_MAX];
+    for (;;) {
+        for (int k = 0; k < 16; k++) {
+            if ((ret = ready(arg)) != 0)
+                goto done;
+            weir__cpu_relax();
+        }
+        uint64_t now = weir_now_ns();
+        if (now >= deadline) {
+            ret = -ETIMEDOUT;
+            goto done;
+        }
+        if (now - t0 < spin)
+            continue;
+        spinning = 0;
+        if (now - t0 < spin + WEIR__YIELD_NS) {
+            sched_yield();
+            continue;
+        }
+        /* Announce on every word, re-check, sleep on all of them. */
+        for (unsigned i = 0; i < n; i++)
+            weir__fetch_add(words[i].sleepers, 1);
+        weir__heavy_barrier();
+        for (unsigned i = 0; i < n; i++)
+            vals[i] = weir__load_acquire(words[i].futex);
+        ret = ready(arg);
+        if (ret == 0)
+            sleep_many(words, vals, n, deadline == UINT64_MAX ? 1000000000ull : deadline - now);
+        for (unsigned i = 0; i < n; i++)
+            weir__fetch_sub(words[i].sleepers, 1);
+        if (ret != 0)
+            goto done;
+    }
+done:
+    if (ret > 0)
+        ret = 0;
+    *spin_ns = weir__spin_adapt(spin, spinning && ret == 0);
+    return ret;
+}
+
+void weir__bell_ring(uint32_t *futex, uint32_t *sleepers)
+{
+    weir__fetch_add(futex, 1);
+    /* Pairs with the sleeper's announce + heavy barrier + re-check. */
+    weir__light_barrier();
+    if (weir__load_relaxed(sleepers))
+        weir__futex_wake_all(futex);
 }
 
 void weir__flag_wait(uint32_t *word)

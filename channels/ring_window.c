@@ -163,6 +163,14 @@ static int take(struct weir__window *w, weir_chan_msg *m)
     return 0;
 }
 
+int weir__window_ready(struct weir__window *w)
+{
+    if (w->next < w->avail)
+        return 1;
+    w->avail = weir__load_acquire(&w->ctl->write_seq);
+    return w->next < w->avail || weir__load_acquire(&w->ctl->closed) || !alive(w);
+}
+
 int weir__window_poll(struct weir__window *w, weir_chan_msg *m)
 {
     if (w->next >= w->avail) {

@@ -63,6 +63,10 @@ int weir__window_next(struct weir__window *w, weir_chan_msg *m, int timeout_ms);
 /* Next message without waiting: 1 and *m, 0 if none yet, or -EPIPE / -EINVAL. */
 int weir__window_poll(struct weir__window *w, weir_chan_msg *m);
 
+/* Would poll return non-zero (a message, the close, a deregistration)?
+ * Takes nothing: a waiter's check from the taker's thread. */
+int weir__window_ready(struct weir__window *w);
+
 /* Move the taker back to seq (released <= seq <= next): next() returns
  * message seq again (a link resending after a reconnect). 0 or -EINVAL. */
 int weir__window_rewind(struct weir__window *w, uint64_t seq);
