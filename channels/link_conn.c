@@ -27,37 +27,40 @@
  * always finds a free slot: the rx thread reserves with timeout 0, and a
  * frame past the limit is a protocol error (a peer ignoring its credits).
  * One stream whose readers stop reaches its limit and stops; the others
- * go on. When its readers move again somebody must tell the sender: each
- * receiving stream has a credit thread that sleeps on a condition variable
- * until the rx thread marks the stream starved (less than `step` credits
- * left), then waits on w's writer futex, as a blocked writer would, until
- * the gate has moved far enough to grant `step` more, and sends the ACK.
- * ACKs of one stream are computed and sent under its ack_mu, so their
- * (seq, limit) never go backwards on the wire.
+ * go on. When its readers move again somebody must tell the sender: the
+ * connection's credit thread (one for every stream) sleeps until the rx
+ * thread marks a stream starved (less than `step` credits left) and rings
+ * the connection's bell, then waits on the writer futex of every starved
+ * stream's w at once, as a blocked writer of each would (futex_waitv,
+ * weir__wait_many), until a gate has moved far enough to grant `step`
+ * more, and sends that stream's ACK. ACKs of one stream are computed and
+ * sent under its ack_mu, so their (seq, limit) never go backwards on the
+ * wire.
  *
  * Sending streams: each has a window reader of its channel c
- * (channels/ring_window.h) and its own thread, which takes messages,
- * sends header + payload straight from the slots in batches of up to BATCH
- * frames (never past the stream's limit) under the connection's send_mu,
- * and waits on its own condition variable when it has no credit: a stream
- * without credit never holds the pipe, and the mutex hands the pipe to the
- * other streams batch by batch. (One thread for all streams would have to
- * sleep on every channel's futex at once; a thread per stream sleeps on
- * its own.) The rx thread receives ACKs and releases each window up to
- * them, so c's writer blocks when its receiver stops acknowledging.
+ * (channels/ring_window.h); the connection's one send thread (tx_main)
+ * takes from every stream that has credit, without waiting, and sends
+ * headers + payloads straight from the slots, frames of many streams in
+ * one transport call of up to BATCH frames, a fair share of it per stream.
+ * With nothing to take it sleeps on the rd_futex of every such stream's
+ * channel and on the bell (an ACK, a new pipe, a stream's end) at once: a
+ * stream without credit or data holds nothing, and the threads of a
+ * connection do not grow with its streams (64 streams: 3 threads per end,
+ * not 2 per stream). The rx thread receives ACKs and releases each window
+ * up to them, so c's writer blocks when its receiver stops acknowledging.
  *
  * Connection (dialer): a main thread heartbeats and watches the rx thread;
  * on a lost connection (error, or nothing heard for suspect_ms although
  * the peer heartbeats every hb_ms) it re-dials, HELLO lists every stream
  * where its window stands, WELCOME says where the receiver stands, and
  * each window is released up to that point; the pipe is published with a
- * new generation number and each stream thread, seeing it, rewinds its
+ * new generation number and the send thread, seeing it, rewinds every
  * window there: nothing lost, nothing twice. The pipe pointer and the
- * generation change only under both send_mu and mu, so a stream thread
- * that checks them under send_mu sends on a pipe that stays alive for the
+ * generation change only under both send_mu and mu, so the send thread,
+ * checking them under send_mu, sends on a pipe that stays alive for the
  * call. A peer unheard for timeout_ms, or a dial refused, fails every
- * stream that has not ended; each stream thread then deregisters its
- * reader of c, so c's writer is not held.
+ * stream that has not ended; the send thread then deregisters each failed
+ * stream's reader of c, so c's writer is not held.
  *
  * Connection (listener): the acceptor thread accepts, judges HELLO on the
  * new pipe (a refused connection never touches the established one),
@@ -124,8 +127,6 @@ struct stream {
     int status;          /* atomic: 0, -EPIPE ended cleanly, or the failure */
     char err[MSG_LEN];   /* under cn->mu */
     uint64_t messages, bytes, acked, limit, credit_stalls; /* atomic */
-    int stalled;         /* tx thread: out of credit, counted in credit_stalls */
-    int dereg;           /* tx thread: failed, its reader of ch deregistered */
 
     /* sending */
     int reader;
@@ -133,8 +134,8 @@ struct stream {
     int win_open;
     uint64_t sent;       /* atomic: messages handed to the transport (cursor) */
     uint64_t resume;     /* under mu: next_seq of the last WELCOME */
-    uint64_t gen_seen;   /* stream thread: the connection it resumed on */
-    uint64_t dead_gen;   /* stream thread: a connection whose send failed */
+    int stalled;         /* send thread: out of credit, counted in credit_stalls */
+    int dereg;           /* send thread: failed, its reader of ch deregistered */
     int closed_sent;     /* atomic: CLOSE handed to the transport */
     uint64_t close_seq;  /* atomic */
 

@@ -34,7 +34,12 @@
  * streams its HELLO opens, and stream ids are channel indices, so unique).
  * The port is bound before the join, which publishes its one endpoint; the
  * table then tells every rank where to dial. A rank dials each rank it
- * sends to once, with all of its streams on that connection.
+ * sends to once, with all of its streams on that connection; past
+ * WEIR__LINK_MAX_STREAMS (64, the HELLO's room) the channels between two
+ * ranks over one transport are cut, in channel order, into groups of 64,
+ * each on a connection of its own (group[]: every rank computes the same
+ * from the plan, so the dialer of group g reaches the listener of group g
+ * through the port, by the first stream its HELLO opens).
  *
  * Failure. The control plane watches every rank (heartbeats, bound
  * WEIR_HEARTBEAT_MS, default 2000); its FAILED event marks the dag dead
@@ -79,24 +84,30 @@ struct weir__remote {
     int hb_ms;
     int *link_rid;       /* [c * size + q]: reader id of c's link to rank q, or -1 */
     weir__conn_port *port[NT]; /* per transport: the one port its listeners share */
-    weir__conn **lst;    /* [SLOT(t, q)]: receives every stream over transport t written
-                            on q and read here */
-    weir__conn **dial;   /* [SLOT(t, q)]: sends every stream over t written here, read on q */
+    unsigned ngroups;    /* connections per (transport, rank pair) at most (1 up to 64 channels) */
+    unsigned *group;     /* [c * size + r]: the group (connection) of channel c's link to rank r */
+    weir__conn **lst;    /* [SLOT(t, q, g)]: receives the streams of group g over transport t
+                            written on q and read here */
+    weir__conn **dial;   /* [SLOT(t, q, g)]: sends those written here, read on q */
     struct weir__cluster *cl;
     pthread_mutex_t mu;  /* lst, dial, broken, the last counters below */
     int broken;          /* the links were broken (failure or teardown) */
     /* The counters as they were when the links were broken (weir_dag_link_stats
      * goes on answering after a failure and in the final stats snapshot). */
     struct weir__conn_stream_stats *last_ss; /* [c * size + q]: c's stream to / from rank q */
-    struct weir_link_stats *last_dial;       /* [SLOT(t, q)] */
-    struct weir_link_stats *last_lst;        /* [SLOT(t, q)] */
-    /* [2 * SLOT(t, q) + dir] (dir 1: dial): started, so its counters may be
+    struct weir_link_stats *last_dial;       /* [SLOT(t, q, g)] */
+    struct weir_link_stats *last_lst;        /* [SLOT(t, q, g)] */
+    /* [2 * SLOT(t, q, g) + dir] (dir 1: dial): started, so its counters may be
      * read (its streams are declared before start only) */
     unsigned char *live;
 };
 
-/* Connections per rank pair: one per transport (WEIR_TRANSPORT_URING, _ZMQ). */
-#define SLOT(t, q) ((size_t)(t) * (size_t)rm->size + (size_t)(q))
+/* Connections per rank pair: per transport (WEIR_TRANSPORT_URING, _ZMQ), one
+ * per group of up to 64 channels. */
+#define NSLOTS ((size_t)NT * (size_t)rm->size * rm->ngroups)
+#define SLOT(t, q, g) (((size_t)(t) * (size_t)rm->size + (size_t)(q)) * rm->ngroups + (g))
+/* The group of channel c's link to (dial) or from (listen) rank q. */
+#define GROUP(c, r) (rm->group[(size_t)(c) * (size_t)rm->size + (size_t)(r)])
 
 /* The heartbeat bound: WEIR_HEARTBEAT_MS, else the control plane's default. */
 static int heartbeat_ms(int *out)
@@ -114,36 +125,36 @@ static int heartbeat_ms(int *out)
     return 0;
 }
 
-/* One connection per (writer rank, reader rank, transport) carries every
- * channel between them, at most WEIR__LINK_MAX_STREAMS (the HELLO's room):
- * past that every rank fails alike here, before anything is opened. */
-static int streams_check(const struct weir__plan *p, int size)
+/* Cut the channels from rank w to rank r over transport t into groups of
+ * WEIR__LINK_MAX_STREAMS (the HELLO's room), in channel order: group[c *
+ * size + r] for every channel c with readers on r != w. Sets ngroups. */
+static int assign_groups(const struct weir__plan *p, struct weir__remote *rm)
 {
+    int size = rm->size;
     uint32_t *n = calloc((size_t)NT * (size_t)size * (size_t)size, sizeof *n);
-    if (!n)
+    rm->group = calloc((size_t)(p->nchans ? p->nchans : 1) * (size_t)size, sizeof *rm->group);
+    if (!n || !rm->group) {
+        free(n);
         return weir__seterr(-ENOMEM, "graph '%s': out of memory", p->graph);
-    int rc = 0;
-    for (uint32_t c = 0; c < p->nchans && rc == 0; c++) {
+    }
+    rm->ngroups = 1;
+    for (uint32_t c = 0; c < p->nchans; c++) {
         int32_t w = weir__plan_writer_rank(p, c);
         int t = p->chans[c].transport;
         if (w < 0 || t < 0 || t >= NT)
             continue;
-        for (int32_t r = 0; r < size && rc == 0; r++) {
+        for (int32_t r = 0; r < size; r++) {
             if (r == w || !weir__plan_readers_on(p, c, r))
                 continue;
-            uint32_t *k = &n[((size_t)t * (size_t)size + (size_t)w) * (size_t)size + (size_t)r];
-            if (++*k > WEIR__LINK_MAX_STREAMS)
-                rc = weir__seterr(-EINVAL,
-                                  "graph '%s': channel '%s' is channel %u from rank %d to rank "
-                                  "%d over %s, but one connection carries at most %d (move some to the "
-                                  "other transport with weir_node_transport, or to other ranks)",
-                                  p->graph, p->chans[c].name, *k, w, r,
-                                  t == WEIR_TRANSPORT_ZMQ ? "zmq" : "uring",
-                                  WEIR__LINK_MAX_STREAMS);
+            uint32_t k = n[((size_t)t * (size_t)size + (size_t)w) * (size_t)size + (size_t)r]++;
+            unsigned g = k / WEIR__LINK_MAX_STREAMS;
+            rm->group[(size_t)c * (size_t)size + (size_t)r] = g;
+            if (g + 1 > rm->ngroups)
+                rm->ngroups = g + 1;
         }
     }
     free(n);
-    return rc;
+    return 0;
 }
 
 int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
@@ -183,8 +194,6 @@ int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
                                                                       : "",
                                 why);
         }
-    if (streams_check(p, e.size) < 0)
-        return weir_errcode();
     struct weir__remote *rm = calloc(1, sizeof *rm);
     if (!rm)
         return weir__seterr(-ENOMEM, "graph '%s': out of memory", p->graph);
@@ -195,16 +204,21 @@ int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
     rm->env = e;
     rm->rank = e.rank;
     rm->size = e.size;
+    if (assign_groups(p, rm) < 0) {
+        free(rm);
+        return weir_errcode();
+    }
     size_t n = (size_t)(p->nchans ? p->nchans : 1) * (size_t)e.size;
     rm->link_rid = malloc(n * sizeof *rm->link_rid);
-    rm->dial = calloc((size_t)NT * (size_t)e.size, sizeof *rm->dial);
-    rm->lst = calloc((size_t)NT * (size_t)e.size, sizeof *rm->lst);
+    rm->dial = calloc(NSLOTS, sizeof *rm->dial);
+    rm->lst = calloc(NSLOTS, sizeof *rm->lst);
     rm->last_ss = calloc(n, sizeof *rm->last_ss);
-    rm->last_dial = calloc((size_t)NT * (size_t)e.size, sizeof *rm->last_dial);
-    rm->last_lst = calloc((size_t)NT * (size_t)e.size, sizeof *rm->last_lst);
-    rm->live = calloc((size_t)2 * NT * (size_t)e.size, 1);
+    rm->last_dial = calloc(NSLOTS, sizeof *rm->last_dial);
+    rm->last_lst = calloc(NSLOTS, sizeof *rm->last_lst);
+    rm->live = calloc(2 * NSLOTS, 1);
     if (!rm->link_rid || !rm->dial || !rm->lst || !rm->last_ss || !rm->last_dial ||
         !rm->last_lst || !rm->live) {
+        free(rm->group);
         free(rm->live);
         free(rm->link_rid);
         free(rm->dial);
@@ -272,26 +286,29 @@ static void break_links_locked(struct weir_dag *d)
     /* Keep the last counters of every connection and stream. */
     for (int t = 0; t < NT; t++)
         for (int q = 0; q < rm->size; q++)
-            for (int dir = 0; dir < 2; dir++) {
-                weir__conn *cn = dir ? rm->dial[SLOT(t, q)] : rm->lst[SLOT(t, q)];
-                if (!cn || !rm->live[2 * SLOT(t, q) + (size_t)dir])
-                    continue;
-                rm->live[2 * SLOT(t, q) + (size_t)dir] = 0;
-                weir__conn_stats(cn, dir ? &rm->last_dial[SLOT(t, q)] : &rm->last_lst[SLOT(t, q)]);
-                for (unsigned c = 0; c < p->nchans; c++)
-                    if (p->chans[c].transport == t)
-                        weir__conn_stream_stats(cn, c + 1, &rm->last_ss[(size_t)c * (size_t)rm->size +
-                                                                       (size_t)q]);
-            }
+            for (unsigned g = 0; g < rm->ngroups; g++)
+                for (int dir = 0; dir < 2; dir++) {
+                    size_t k = SLOT(t, q, g);
+                    weir__conn *cn = dir ? rm->dial[k] : rm->lst[k];
+                    if (!cn || !rm->live[2 * k + (size_t)dir])
+                        continue;
+                    rm->live[2 * k + (size_t)dir] = 0;
+                    weir__conn_stats(cn, dir ? &rm->last_dial[k] : &rm->last_lst[k]);
+                    for (unsigned c = 0; c < p->nchans; c++)
+                        if (p->chans[c].transport == t && GROUP(c, dir ? q : rm->rank) == g)
+                            weir__conn_stream_stats(cn, c + 1,
+                                                    &rm->last_ss[(size_t)c * (size_t)rm->size +
+                                                                 (size_t)q]);
+                }
     for (int t = 0; t < NT; t++) {
         weir__conn_port_free(rm->port[t]); /* accepts nothing more; its listeners go on */
         rm->port[t] = NULL;
     }
-    for (size_t k = 0; k < (size_t)NT * (size_t)rm->size; k++) {
+    for (size_t k = 0; k < NSLOTS; k++) {
         weir__conn_free(rm->lst[k]);
         rm->lst[k] = NULL;
     }
-    for (size_t k = 0; k < (size_t)NT * (size_t)rm->size; k++) {
+    for (size_t k = 0; k < NSLOTS; k++) {
         weir__conn_free(rm->dial[k]);
         rm->dial[k] = NULL;
     }
@@ -388,8 +405,15 @@ static int start_listeners(struct weir_dag *d, char (*ep)[WEIR__CLUSTER_EP_MAX +
     int nep = 0;
     for (int t = 0; t < NT; t++) {
     weir_link_opts o = link_opts(d, t);
-    for (int q = 0; q < rm->size; q++) {
+    for (int q = 0; q < rm->size; q++)
+    for (unsigned g = 0; g < rm->ngroups; g++) {
         if (q == rm->rank || !sends_to(p, q, rm->rank, t))
+            continue;
+        int any = 0;
+        for (unsigned c = 0; c < p->nchans && !any; c++)
+            any = d->chans[c] && weir__plan_writer_rank(p, c) == q &&
+                  p->chans[c].transport == t && GROUP(c, rm->rank) == g;
+        if (!any)
             continue;
         if (!rm->port[t]) {
             char host[WEIR__CLUSTER_ADDR_MAX + 1];
@@ -408,16 +432,17 @@ static int start_listeners(struct weir_dag *d, char (*ep)[WEIR__CLUSTER_EP_MAX +
         if (!cn)
             return weir_errcode();
         pthread_mutex_lock(&rm->mu);
-        rm->lst[SLOT(t, q)] = cn;
+        rm->lst[SLOT(t, q, g)] = cn;
         pthread_mutex_unlock(&rm->mu);
         for (unsigned c = 0; c < p->nchans; c++)
-            if (d->chans[c] && weir__plan_writer_rank(p, c) == q && p->chans[c].transport == t)
+            if (d->chans[c] && weir__plan_writer_rank(p, c) == q && p->chans[c].transport == t &&
+                GROUP(c, rm->rank) == g)
                 if (weir__conn_add_recv_stream(cn, c + 1, d->chans[c]) < 0)
                     return weir_errcode();
         if (weir__conn_start(cn) < 0)
             return weir_errcode();
         pthread_mutex_lock(&rm->mu);
-        rm->live[2 * SLOT(t, q)] = 1;
+        rm->live[2 * SLOT(t, q, g)] = 1;
         pthread_mutex_unlock(&rm->mu);
     }
     if (!rm->port[t])
@@ -436,13 +461,14 @@ static int start_dialers(struct weir_dag *d)
     struct weir__remote *rm = d->remote;
     const struct weir__plan *p = d->plan;
     for (int t = 0; t < NT; t++)
-    for (int q = 0; q < rm->size; q++) {
+    for (int q = 0; q < rm->size; q++)
+    for (unsigned g = 0; g < rm->ngroups; g++) {
         if (q == rm->rank)
             continue;
         int any = 0;
         for (unsigned c = 0; c < p->nchans && !any; c++)
             any = rm->link_rid[(size_t)c * (size_t)rm->size + (size_t)q] >= 0 &&
-                  p->chans[c].transport == t;
+                  p->chans[c].transport == t && GROUP(c, q) == g;
         if (!any)
             continue;
         const char *ep = weir__cluster_endpoint(rm->cl, q, endpoint_index(p, rm->size, q, t));
@@ -455,11 +481,11 @@ static int start_dialers(struct weir_dag *d)
         if (!cn)
             return weir_errcode();
         pthread_mutex_lock(&rm->mu);
-        rm->dial[SLOT(t, q)] = cn;
+        rm->dial[SLOT(t, q, g)] = cn;
         pthread_mutex_unlock(&rm->mu);
         for (unsigned c = 0; c < p->nchans; c++) {
             int *id = &rm->link_rid[(size_t)c * (size_t)rm->size + (size_t)q];
-            if (*id < 0 || p->chans[c].transport != t)
+            if (*id < 0 || p->chans[c].transport != t || GROUP(c, q) != g)
                 continue;
             if (weir__conn_add_send_stream(cn, c + 1, d->chans[c], *id) < 0)
                 return weir_errcode();
@@ -472,8 +498,8 @@ static int start_dialers(struct weir_dag *d)
                                 weir__cluster_describe(rm->cl, q), why);
         }
         pthread_mutex_lock(&rm->mu);
-        if (rm->dial[SLOT(t, q)] == cn) /* not broken meanwhile */
-            rm->live[2 * SLOT(t, q) + 1] = 1;
+        if (rm->dial[SLOT(t, q, g)] == cn) /* not broken meanwhile */
+            rm->live[2 * SLOT(t, q, g) + 1] = 1;
         pthread_mutex_unlock(&rm->mu);
     }
     return 0;
@@ -540,7 +566,7 @@ int weir__remote_stop(struct weir_dag *d, uint64_t deadline)
         int busy = 0;
         pthread_mutex_lock(&rm->mu);
         if (!rm->broken)
-            for (size_t k = 0; k < (size_t)NT * (size_t)rm->size && !busy; k++)
+            for (size_t k = 0; k < NSLOTS && !busy; k++)
                 if ((rm->lst[k] && weir__conn_status(rm->lst[k]) == 0) ||
                     (rm->dial[k] && weir__conn_status(rm->dial[k]) == 0))
                     busy = 1;
@@ -570,6 +596,7 @@ void weir__remote_free(struct weir__remote *rm)
     if (!rm)
         return;
     pthread_mutex_destroy(&rm->mu);
+    free(rm->group);
     free(rm->live);
     free(rm->last_ss);
     free(rm->last_dial);
@@ -670,17 +697,21 @@ int weir__remote_link_stats(const struct weir_dag *d, unsigned c, unsigned k,
     st->rank = rm->rank;
     st->peer_rank = q;
     st->sending = sending;
-    /* The channels on the same connection: same direction, two ranks and transport. */
+    /* The channels on the same connection: same direction, two ranks,
+     * transport and group. */
     int from = sending ? rm->rank : q, to = sending ? q : rm->rank, t = p->chans[c].transport;
+    unsigned g = GROUP(c, to);
+    st->conn = g;
     for (unsigned x = 0; x < p->nchans; x++)
         if (weir__plan_writer_rank(p, x) == from && weir__plan_readers_on(p, x, to) &&
-            p->chans[x].transport == t)
+            p->chans[x].transport == t && GROUP(x, to) == g)
             st->conn_streams++;
     struct weir__conn_stream_stats ss;
     struct weir_link_stats cs;
+    size_t slot = SLOT(t, q, g);
     pthread_mutex_lock(&rm->mu);
-    weir__conn *cn = sending ? rm->dial[SLOT(t, q)] : rm->lst[SLOT(t, q)];
-    if (!rm->live[2 * SLOT(t, q) + (size_t)sending])
+    weir__conn *cn = sending ? rm->dial[slot] : rm->lst[slot];
+    if (!rm->live[2 * slot + (size_t)sending])
         cn = NULL; /* not started yet: its streams are still being declared */
     int have = 0;
     if (cn && weir__conn_stream_stats(cn, c + 1, &ss) == 0 && weir__conn_stats(cn, &cs) == 0)
@@ -688,7 +719,7 @@ int weir__remote_link_stats(const struct weir_dag *d, unsigned c, unsigned k,
     if (!have) {
         /* Not started yet, or broken: the counters kept at the break (zeros before). */
         ss = rm->last_ss[(size_t)c * (size_t)rm->size + (size_t)q];
-        cs = sending ? rm->last_dial[SLOT(t, q)] : rm->last_lst[SLOT(t, q)];
+        cs = sending ? rm->last_dial[slot] : rm->last_lst[slot];
     }
     pthread_mutex_unlock(&rm->mu);
     st->status = ss.status;

@@ -168,10 +168,10 @@ static int f_cons(weir_call *c, void *state)
     return rc ? rc : out_u64(c, 0, in_u64(c, 0) * (s->i + 2));
 }
 
-/* wide: src (rank 1) sends W channels (MNODE_WIDE, default 40) to sink
- * (rank 0) over one connection: src.spreadG emits channels 32G .. 32G+31
- * (x + j for channel j), sink.sumG adds group G up; one output per group.
- * W past what a connection carries: every rank's compile names it. */
+/* wide: src (rank 1) sends W channels (MNODE_WIDE, default 40, at most
+ * 128) to sink (rank 0): src.spreadG emits channels 32G .. 32G+31 (x + j
+ * for channel j), sink.sumG adds group G up; one output per group. Up to
+ * 64 channels ride one connection; past that, 64 per connection. */
 #define WIDE_GROUP 32u
 static unsigned wide_w(void)
 {
@@ -365,10 +365,10 @@ static void print_links(weir_dag *d)
             }
             printf("rank %d: link %s %s rank %d: messages %" PRIu64 " bytes %" PRIu64
                    " acked %" PRIu64 " streams %u reconnects %" PRIu64 " status %d frames %" PRIu64
-                   " batches %" PRIu64 " rtt_ns %" PRIu64 "\n",
+                   " batches %" PRIu64 " rtt_ns %" PRIu64 " conn %u\n",
                    RANK, st.name, ls.sending ? "send" : "recv", ls.peer_rank, ls.messages,
                    ls.bytes, ls.acked, ls.conn_streams, ls.reconnects, ls.status, ls.frames,
-                   ls.batches, ls.last_rtt_ns);
+                   ls.batches, ls.last_rtt_ns, ls.conn);
         }
     }
     const char *top = getenv("MNODE_TOP");

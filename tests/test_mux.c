@@ -337,6 +337,51 @@ BOTH(four_streams_one_connection, 120)
 /* A connection that is never idle for a heartbeat period still measures
  * its round trip: the sender sends without pause for ~1 s (timeout 1 s:
  * heartbeat period 31 ms), and its last RTT is set while the stream runs. */
+/* Threads of this process (/proc/self/status). */
+static int count_threads(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    int n = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* A connection's threads do not grow with its streams: each end runs one
+ * connection thread (dialer: reconnects and heartbeats; listener: accepts),
+ * one receive thread and one thread for every stream's sending (dialer) or
+ * credits (listener): 3 + 3 with 1 stream and with 4. */
+BOTH(threads_per_connection_do_not_grow_with_streams, 60)
+{
+    /* Round 0 warms up (ZeroMQ's context starts its own threads once). */
+    int extra[3];
+    const unsigned ns[3] = {1, 1, MAXS};
+    for (int t = 0; t < 3; t++) {
+        struct pair p;
+        pair_init(&p, ns[t], 100, 8);
+        int th0 = count_threads();
+        pair_listen(&p, &(weir_link_opts){.transport = g_tp, .timeout_ms = 5000});
+        pair_dial(&p, weir__conn_endpoint(p.rx),
+                  &(weir_link_opts){.transport = g_tp, .timeout_ms = 5000});
+        /* the listener's rx thread starts once it has judged the HELLO */
+        extra[t] = t_settled(count_threads, th0 + 6, 200, 3000) - th0;
+        pair_run(&p);
+        for (unsigned i = 0; i < p.ns; i++)
+            side_check(&p.s[i]);
+        pair_free(&p);
+    }
+    fprintf(stderr, "threads of a connection pair: %d with 1 stream, %d with %u\n", extra[1],
+            extra[2], MAXS);
+    cr_assert_eq(extra[2], extra[1], "%d threads with 1 stream, %d with %u", extra[1], extra[2],
+                 MAXS);
+    if (g_tp == WEIR_TRANSPORT_URING)
+        cr_assert_eq(extra[1], 6, "%d threads for a connection pair", extra[1]);
+}
+
 BOTH(busy_connection_measures_its_round_trip, 60)
 {
     const uint64_t n = 16 * 800;

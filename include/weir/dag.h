@@ -298,8 +298,9 @@ WEIR_API int weir_dag_chan_stats(const weir_dag *d, unsigned i, struct weir_chan
  * writer's rank one sending link per rank that reads it, on a reading rank
  * one receiving link from the writer's rank (weir_dag_chan_stats then
  * describes this rank's ring of the channel: the writer's own ring, or the
- * receiving ring its readers here share). Every channel between the same
- * two ranks in one direction rides one connection: messages, bytes, acked
+ * receiving ring its readers here share). The channels between the same
+ * two ranks in one direction over one transport ride one connection per
+ * 64 of them (in channel order; `conn` says which): messages, bytes, acked
  * and credit_stalls are this channel's own stream, frames, batches,
  * reconnects and last_rtt_ns the connection's, shared by conn_streams
  * channels. Counters survive a failure (the last values are kept when the
@@ -324,6 +325,9 @@ struct weir_dag_link_stats {
     uint64_t reconnects;    /* connection: connections after the first one */
     uint64_t last_rtt_ns;   /* connection: last heartbeat round trip as this end measured
                                it (either end heartbeats), 0 if none yet */
+    unsigned conn;          /* which connection between the two ranks over this transport:
+                               channels are cut into groups of 64 in channel order, each
+                               on its own connection (0: the first 64) */
 };
 
 /* Number of links of channel i on this rank (0 on one rank, for a channel
