@@ -64,14 +64,6 @@ void weir__chan_kick_readers(weir_chan *c);
  * depth - (write_seq - gate); the gate only grows (a reader registers at
  * write_seq, a deregistered one stops counting). Reads shared lines only. */
 uint64_t weir__chan_gate(const weir_chan *c);
-/* Wait (spin, yield, then sleep on the writer's futex, as a blocked writer)
- * until weir__chan_gate(c) >= seq or *stop is set. 0, or -ETIMEDOUT after
- * timeout_ms (no error text: the caller polls). *spin_ns: the caller's
- * adaptive spin budget. Any one thread, beside the writer. */
-int weir__chan_wait_gate(weir_chan *c, uint64_t seq, const int *stop, uint32_t *spin_ns,
-                         int timeout_ms);
-/* Wake the waiters of weir__chan_wait_gate after setting their *stop. */
-void weir__chan_wake_gate_waiters(weir_chan *c);
 
 /*
  * One thread waiting for any of several channels (a link connection's one
@@ -91,6 +83,8 @@ struct weir__wait_word {
 };
 int weir__wait_many(const struct weir__wait_word *words, unsigned n, int (*ready)(void *arg),
                     void *arg, uint32_t *spin_ns, int timeout_ms);
+/* Tests: make weir__wait_many poll (as without futex_waitv) from now on. */
+void weir__wait_many_force_poll(void);
 /* Wake a weir__wait_many sleeping on the bell (futex, sleepers): bump the
  * word, and wake only if a sleeper is announced. */
 void weir__bell_ring(uint32_t *futex, uint32_t *sleepers);

@@ -108,6 +108,7 @@
 #include "channels/probes.h"
 #include "channels/ring_window.h"
 #include "channels/transport.h"
+#include "channels/wait.h"
 
 #define BATCH 256u                 /* frames per transport send (small messages: one write of ~22 KiB) */
 #define BATCH_BYTES (1u << 20)     /* payload bytes per transport send */
@@ -484,7 +485,7 @@ static weir__conn *conn_new(const char *endpoint, const weir_link_opts *o, int s
         return NULL;
     }
     cn->sending = sending;
-    cn->work_spin = 5000; /* WEIR__SPIN_NS */
+    cn->work_spin = WEIR__SPIN_NS;
     pthread_mutex_init(&cn->mu, NULL);
     pthread_cond_init(&cn->cv, NULL);
     pthread_mutex_init(&cn->send_mu, NULL);
@@ -1011,11 +1012,16 @@ static void *dial_rx(void *arg)
                 weir__window_release_upto(&s->win, f.seq, sent);
             pthread_mutex_lock(&cn->mu);
             weir__store_release(&s->acked, f.seq);
-            if (f.seq + f.aux > weir__load_relaxed(&s->limit))
+            /* The send thread waits for this ACK (on the bell) only when the
+             * stream had used its credit; under mu, where it decides so. */
+            uint64_t old = weir__load_relaxed(&s->limit);
+            int news = weir__load_relaxed(&s->sent) >= old && f.seq + f.aux > old;
+            if (f.seq + f.aux > old)
                 weir__store_release(&s->limit, f.seq + f.aux);
             send_check_done_locked(s);
             pthread_mutex_unlock(&cn->mu);
-            ring_bell(cn);
+            if (news)
+                ring_bell(cn);
         } else if (f.type == WEIR__FR_ECHO) {
             uint64_t now = weir_now_ns();
             if (f.seq <= now)
@@ -1477,11 +1483,14 @@ static int ack_stream(struct stream *s, int mode)
         pthread_mutex_unlock(&cn->send_mu);
     }
     int starved = !weir__load_acquire(&s->ended) && weir__load_relaxed(&s->limit) - seq < s->step;
-    pthread_mutex_unlock(&s->ack_mu);
+    /* Still under ack_mu (lock order: ack_mu, then mu): stored in the order
+     * computed, so a grant's "not starved" cannot land after the rx thread's
+     * later "starved" and leave the credit thread asleep. */
     pthread_mutex_lock(&cn->mu);
     int news = starved != s->starved;
     s->starved = starved;
     pthread_mutex_unlock(&cn->mu);
+    pthread_mutex_unlock(&s->ack_mu);
     if (news && starved)
         ring_bell(cn);
     return r;
@@ -2284,9 +2293,6 @@ int weir__conn_free(weir__conn *cn)
     pthread_mutex_unlock(&cn->mu);
     if (cn->lst)
         cn->tp->listener_close(cn->lst);
-    for (unsigned i = 0; i < cn->nstreams; i++)
-        if (!cn->sending)
-            weir__chan_wake_gate_waiters(cn->st[i].ch);
     if (cn->main_running)
         pthread_join(cn->main_thr, NULL);
     if (cn->work_running)

@@ -85,8 +85,13 @@ done:
     return ret;
 }
 
-/* futex_waitv(2) over words with the values seen before the re-check,
- * bounded by an absolute CLOCK_MONOTONIC deadline. */
+/* futex_waitv(2) works here: 1, or 0 once it failed with something else
+ * than a wake-up, a changed word or the timeout (ENOSYS on a kernel before
+ * 5.16, EPERM under a seccomp filter...): from then on waits nap and poll. */
+static int waitv_ok = 1;
+
+/* futex_waitv over words with the values seen before the re-check, bounded
+ * by an absolute CLOCK_MONOTONIC deadline. */
 static void sleep_many(const struct weir__wait_word *words, const uint32_t *vals, unsigned n,
                        uint64_t left_ns)
 {
@@ -100,12 +105,19 @@ static void sleep_many(const struct weir__wait_word *words, const uint32_t *vals
     uint64_t t = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec + left_ns;
     ts.tv_sec = (time_t)(t / 1000000000ull);
     ts.tv_nsec = (long)(t % 1000000000ull);
-    if (syscall(SYS_futex_waitv, fw, n, 0, &ts, CLOCK_MONOTONIC) >= 0 || errno != ENOSYS)
+    if (syscall(SYS_futex_waitv, fw, n, 0, &ts, CLOCK_MONOTONIC) >= 0 || errno == EAGAIN ||
+        errno == ETIMEDOUT || errno == EINTR)
         return;
+    weir__store_relaxed(&waitv_ok, 0);
+#else
+    (void)words, (void)vals, (void)n, (void)left_ns;
+    weir__store_relaxed(&waitv_ok, 0);
 #endif
-    (void)words, (void)vals, (void)n;
-    struct timespec nap = {0, left_ns < 100000 ? (long)left_ns : 100000L};
-    nanosleep(&nap, NULL);
+}
+
+void weir__wait_many_force_poll(void)
+{
+    weir__store_relaxed(&waitv_ok, 0);
 }
 
 int weir__wait_many(const struct weir__wait_word *words, unsigned n, int (*ready)(void *arg),
@@ -134,6 +146,14 @@ int weir__wait_many(const struct weir__wait_word *words, unsigned n, int (*ready
         spinning = 0;
         if (now - t0 < spin + WEIR__YIELD_NS) {
             sched_yield();
+            continue;
+        }
+        if (!weir__load_relaxed(&waitv_ok)) {
+            /* No futex_waitv: poll every 100 us (announcing nothing, so no
+             * waker calls futex for us). */
+            uint64_t left = deadline - now;
+            struct timespec nap = {0, left < 100000 ? (long)left : 100000L};
+            nanosleep(&nap, NULL);
             continue;
         }
         /* Announce on every word, re-check, sleep on all of them. */

@@ -135,6 +135,8 @@ static int assign_groups(const struct weir__plan *p, struct weir__remote *rm)
     rm->group = calloc((size_t)(p->nchans ? p->nchans : 1) * (size_t)size, sizeof *rm->group);
     if (!n || !rm->group) {
         free(n);
+        free(rm->group);
+        rm->group = NULL;
         return weir__seterr(-ENOMEM, "graph '%s': out of memory", p->graph);
     }
     rm->ngroups = 1;

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 
+#include "channels/chan_internal.h"
 #include "channels/link.h"
 #include "channels/link_codec.h"
 #include "chan_util.h"
@@ -380,6 +381,35 @@ BOTH(threads_per_connection_do_not_grow_with_streams, 60)
                  MAXS);
     if (g_tp == WEIR_TRANSPORT_URING)
         cr_assert_eq(extra[1], 6, "%d threads for a connection pair", extra[1]);
+}
+
+/* Without futex_waitv (a kernel before 5.16, a seccomp filter) the
+ * connection's send and credit threads poll every 100 us instead: every
+ * stream still arrives whole, one of them through a stalled reader. */
+BOTH(streams_whole_without_futex_waitv, 120)
+{
+    weir__wait_many_force_poll();
+    const uint64_t n = SANITIZED ? 2000 : 20000;
+    struct pair p;
+    pair_init(&p, 3, n, 8);
+    p.s[1].stall_at = n / 2;
+    pair_listen(&p, &(weir_link_opts){.transport = g_tp, .timeout_ms = 5000});
+    pair_dial(&p, weir__conn_endpoint(p.rx), &(weir_link_opts){.transport = g_tp, .timeout_ms = 5000});
+    pair_run(&p);
+    uint64_t t0 = t_now_ns();
+    while (!__atomic_load_n(&p.s[1].stalled, __ATOMIC_ACQUIRE) && t_ms_since(t0) < 20000)
+        t_sleep_ms(1);
+    cr_assert(__atomic_load_n(&p.s[1].stalled, __ATOMIC_ACQUIRE), "stream 2 never stalled");
+    t_sleep_ms(50);
+    __atomic_store_n(&p.s[1].go, 1, __ATOMIC_RELEASE);
+    for (unsigned i = 0; i < p.ns; i++)
+        side_check(&p.s[i]);
+    cr_assert_eq(wait_status(p.tx, 5000), -EPIPE, "%s", weir_errmsg());
+    cr_assert_eq(wait_status(p.rx, 5000), -EPIPE, "%s", weir_errmsg());
+    struct weir__conn_stream_stats st;
+    cr_assert_eq(weir__conn_stream_stats(p.tx, 2, &st), 0);
+    cr_assert_gt(st.credit_stalls, 0, "the stalled stream ran out of credit");
+    pair_free(&p);
 }
 
 BOTH(busy_connection_measures_its_round_trip, 60)
