@@ -47,6 +47,12 @@
  * named within the bound). Rank 0 passes every failure on to the live
  * ranks as a FAILURE; the first failure is the cluster's, for good.
  *
+ * Counters. With every heartbeat to rank 0 a rank also sends a STATS
+ * message when its collect callback has any (engine/remote.c: the rings
+ * rank 0 has none of); rank 0 hands a joined rank's STATS, if it names its
+ * sender's rank, to on_stats. STATS change nothing else (a bad one is
+ * noted like any bad message).
+ *
  * Teardown. Rank 0 sends TEARDOWN to every live rank and waits, bounded,
  * for each one's BYE; a rank answers BYE as soon as it receives TEARDOWN,
  * a rank that closes without a TEARDOWN sends a FAILURE saying that it
@@ -98,7 +104,11 @@ struct weir__cluster {
     int timeout_ms;          /* of the join */
     uint64_t join_deadline;  /* ns; 0: none */
     void (*on_event)(void *ctx, int kind, int rank, int code, const char *msg);
+    unsigned (*collect)(void *ctx, struct weir__cluster_chan_stat *out, unsigned cap);
+    void (*on_stats)(void *ctx, int rank, const struct weir__cluster_chan_stat *v, unsigned n);
     void *ctx;
+    struct weir__cluster_chan_stat *stats; /* WEIR__CLUSTER_STATS_MAX: STATS to send (ranks
+                                              != 0) or being decoded (rank 0); thread only */
     void *zctx, *sock;
     int efd;
     pthread_t th;
@@ -394,6 +404,8 @@ static void rank0_msg(struct weir__cluster *c, const uint8_t *id, size_t idlen, 
     struct weir__cluster_msg *m = (struct weir__cluster_msg *)c->rxbuf;
     m->ranks = NULL;
     m->ranks_cap = 0;
+    m->chans = c->stats;
+    m->chans_cap = c->stats ? WEIR__CLUSTER_STATS_MAX : 0;
     int from = find_peer(c, id, idlen);
     if (weir__cluster_msg_decode(buf, len, m) < 0) {
         if (from > 0) {
@@ -416,7 +428,7 @@ static void rank0_msg(struct weir__cluster *c, const uint8_t *id, size_t idlen, 
     }
     if (from < 0) {
         static const char *const kinds[] = {"?", "JOIN", "TABLE", "REFUSE", "ARRIVE", "RELEASE",
-                                            "HEARTBEAT", "TEARDOWN", "BYE", "FAILURE"};
+                                            "HEARTBEAT", "TEARDOWN", "BYE", "FAILURE", "STATS"};
         refuse(c, id, idlen, -1, -EPROTO, "cluster: refused a %s from a peer that has not joined",
                kinds[m->kind]);
         return;
@@ -443,6 +455,16 @@ static void rank0_msg(struct weir__cluster *c, const uint8_t *id, size_t idlen, 
             fail(c, from, m->code, "cluster: %s failed: %s", c->desc[from], m->reason);
         p->alive = 0;
         break;
+    case WEIR__CM_STATS:
+        if (m->rank != from) {
+            snprintf(c->last_refusal, sizeof c->last_refusal, "cluster: %s sent STATS as rank "
+                     "%d", c->desc[from], m->rank);
+            if (c->on_event)
+                c->on_event(c->ctx, WEIR__CLUSTER_EV_REFUSED, from, -EPROTO, c->last_refusal);
+        } else if (c->on_stats && p->alive) {
+            c->on_stats(c->ctx, from, m->chans, m->nchans);
+        }
+        break;
     default:
         break; /* TABLE, REFUSE, RELEASE, TEARDOWN only flow from rank 0 */
     }
@@ -455,6 +477,8 @@ static void worker_msg(struct weir__cluster *c, const uint8_t *buf, size_t len)
     struct weir__cluster_msg *m = (struct weir__cluster_msg *)c->rxbuf;
     m->ranks = (struct weir__cluster_rank *)(c->rxbuf + sizeof *m);
     m->ranks_cap = (unsigned)c->size;
+    m->chans = NULL; /* STATS only flow to rank 0 */
+    m->chans_cap = 0;
     if (weir__cluster_msg_decode(buf, len, m) < 0) {
         snprintf(c->last_refusal, sizeof c->last_refusal, "cluster: rank 0 sent a bad control "
                  "message: %s", weir_errmsg());
@@ -616,6 +640,14 @@ static void send_heartbeats(struct weir__cluster *c)
     m.seq = ++c->hb_seq;
     if (c->rank != 0) {
         send_msg(c, NULL, 0, &m);
+        unsigned n = c->collect && c->stats ? c->collect(c->ctx, c->stats, WEIR__CLUSTER_STATS_MAX)
+                                            : 0;
+        if (n) {
+            m.kind = WEIR__CM_STATS;
+            m.chans = c->stats;
+            m.nchans = n < WEIR__CLUSTER_STATS_MAX ? n : WEIR__CLUSTER_STATS_MAX;
+            send_msg(c, NULL, 0, &m);
+        }
         return;
     }
     for (int r = 1; r < c->size; r++)
@@ -764,6 +796,7 @@ static void cluster_free(struct weir__cluster *c)
     free(c->table);
     free(c->desc);
     free(c->rxbuf);
+    free(c->stats);
     free(c);
 }
 
@@ -803,6 +836,8 @@ struct weir__cluster *weir__cluster_open(const struct weir__cluster_opts *o)
     c->plan_hash = o->plan_hash;
     c->hb_ms = o->heartbeat_ms ? o->heartbeat_ms : WEIR__CLUSTER_HEARTBEAT_MS;
     c->on_event = o->on_event;
+    c->collect = o->collect;
+    c->on_stats = o->on_stats;
     c->ctx = o->ctx;
     int timeout = o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
     c->timeout_ms = timeout;
@@ -812,6 +847,11 @@ struct weir__cluster *weir__cluster_open(const struct weir__cluster_opts *o)
     c->desc = calloc((size_t)c->size, sizeof *c->desc);
     c->rxbuf = malloc(sizeof(struct weir__cluster_msg) +
                       sizeof(struct weir__cluster_rank) * (size_t)c->size);
+    if ((c->rank == 0 ? c->on_stats != NULL : c->collect != NULL) &&
+        !(c->stats = calloc(WEIR__CLUSTER_STATS_MAX, sizeof *c->stats))) {
+        weir__seterr(-ENOMEM, "cluster: out of memory for channel counters");
+        goto fail;
+    }
     if (!c->peers || !c->table || !c->desc || !c->rxbuf) {
         weir__seterr(-ENOMEM, "cluster: out of memory for %d ranks", c->size);
         goto fail;

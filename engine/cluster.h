@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include <weir/cluster.h>
+#include <weir/stats.h>
 
 /* ---- the environment (cluster_env.c) --------------------------------------- */
 
@@ -60,7 +61,7 @@ int weir__cluster_bind_addr(const struct weir__cluster_env *e, char *buf, size_t
 #define WEIR__CLUSTER_EP_MAX 127    /* bytes of one data endpoint */
 #define WEIR__CLUSTER_HOST_MAX 63   /* bytes of a host name in messages */
 #define WEIR__CLUSTER_REASON_MAX 400 /* bytes of a refusal / failure text */
-#define WEIR__CLUSTER_PROTO 1       /* control protocol version (Join.version) */
+#define WEIR__CLUSTER_PROTO 2       /* control protocol version (Join.version); 2: STATS */
 #define WEIR__CLUSTER_HEARTBEAT_MS 2000 /* default failure bound */
 /* Largest control message (ZMQ_MAXMSGSIZE: a peer sending more is cut off). */
 #define WEIR__CLUSTER_MSG_MAX (1u << 20)
@@ -69,6 +70,15 @@ int weir__cluster_bind_addr(const struct weir__cluster_env *e, char *buf, size_t
 enum {
     WEIR__CLUSTER_EV_REFUSED = 1, /* a join (or a stray message) was refused: msg says why */
     WEIR__CLUSTER_EV_FAILED = 2,  /* rank `rank` failed (died, cut off, left, reported) */
+};
+
+/* One channel's counters in a STATS message (rank -> 0). */
+#define WEIR__CLUSTER_STATS_MAX 128 /* channels per STATS message */
+struct weir__cluster_chan_stat {
+    uint32_t chan;                        /* channel index in the plan */
+    int32_t who[WEIR_CHAN_MAX_READERS];   /* per reader of st: actor index, -1 the driver,
+                                             -2 another reader */
+    struct weir_chan_stats st;
 };
 
 struct weir__cluster_opts {
@@ -85,6 +95,13 @@ struct weir__cluster_opts {
      * held; it may call weir__cluster_failed but not close). msg is one line,
      * valid during the call. NULL: no callback. */
     void (*on_event)(void *ctx, int kind, int rank, int code, const char *msg);
+    /* Ranks != 0: called on the cluster's thread before each heartbeat to
+     * rank 0 (every heartbeat_ms / 8); fills up to cap entries, returns how
+     * many (0: no STATS message). NULL: none. */
+    unsigned (*collect)(void *ctx, struct weir__cluster_chan_stat *out, unsigned cap);
+    /* Rank 0: a joined rank's STATS (decoded and range-checked, not judged
+     * against any plan), on the cluster's thread, no lock held. NULL: dropped. */
+    void (*on_stats)(void *ctx, int rank, const struct weir__cluster_chan_stat *v, unsigned n);
     void *ctx;
 };
 
@@ -165,7 +182,8 @@ enum {
     WEIR__CM_TEARDOWN,  /* 0 -> rank */
     WEIR__CM_BYE,       /* rank -> 0: teardown acknowledged */
     WEIR__CM_FAILURE,   /* rank -> 0: I failed; 0 -> rank: rank R failed */
-    WEIR__CM_MAX = WEIR__CM_FAILURE
+    WEIR__CM_STATS,     /* rank -> 0: channel counters rank 0 has no ring for */
+    WEIR__CM_MAX = WEIR__CM_STATS
 };
 
 struct weir__cluster_rank {
@@ -191,6 +209,10 @@ struct weir__cluster_msg {
     /* TABLE: the caller's array of ranks_cap entries, filled with nranks. */
     struct weir__cluster_rank *ranks;
     unsigned ranks_cap, nranks;
+    /* STATS (rank is the sender): the caller's array of chans_cap entries,
+     * filled with nchans (at most WEIR__CLUSTER_STATS_MAX). */
+    struct weir__cluster_chan_stat *chans;
+    unsigned chans_cap, nchans;
 };
 
 /*
@@ -200,8 +222,9 @@ struct weir__cluster_msg {
 int weir__cluster_msg_encode(const struct weir__cluster_msg *m, uint8_t **out, size_t *len);
 
 /*
- * Verify buf[0..len) and fill *out (its ranks / ranks_cap are kept: a TABLE
- * with more than ranks_cap ranks is refused). Trusts nothing: size,
+ * Verify buf[0..len) and fill *out (its ranks / ranks_cap and chans /
+ * chans_cap are kept: a TABLE with more than ranks_cap ranks, a STATS with
+ * more than chans_cap channels, is refused). Trusts nothing: size,
  * identifier "WCLU", the FlatBuffers verifier, then every field's range;
  * strings are copied into the fixed arrays (nothing is allocated at a size
  * the peer chose). 0, or -EBADMSG (not a verified weir control message) /

@@ -35,8 +35,9 @@ namespace {
 
 const char *kind_name(int k)
 {
-    static const char *const names[] = {"?",         "JOIN",     "TABLE", "REFUSE", "ARRIVE",
-                                        "RELEASE",   "HEARTBEAT", "TEARDOWN", "BYE", "FAILURE"};
+    static const char *const names[] = {"?",       "JOIN",      "TABLE",    "REFUSE",
+                                        "ARRIVE",  "RELEASE",   "HEARTBEAT", "TEARDOWN",
+                                        "BYE",     "FAILURE",   "STATS"};
     return k >= 1 && k <= WEIR__CM_MAX ? names[k] : names[0];
 }
 
@@ -106,7 +107,9 @@ int weir__cluster_msg_encode(const struct weir__cluster_msg *m, uint8_t **out, s
     if (!m || !out || !len || m->kind < 1 || m->kind > WEIR__CM_MAX)
         return weir__seterr(-EINVAL, "cluster: encode: bad argument");
     if (m->token_len > WEIR__CLUSTER_TOKEN_MAX || m->self.nep > WEIR__CLUSTER_MAX_EP ||
-        (m->kind == WEIR__CM_TABLE && (!m->ranks || m->nranks > m->ranks_cap)))
+        (m->kind == WEIR__CM_TABLE && (!m->ranks || m->nranks > m->ranks_cap)) ||
+        (m->kind == WEIR__CM_STATS &&
+         ((m->nchans && !m->chans) || m->nchans > WEIR__CLUSTER_STATS_MAX)))
         return weir__seterr(-EINVAL, "cluster %s: encode: field out of range",
                             kind_name(m->kind));
     try {
@@ -156,6 +159,26 @@ int weir__cluster_msg_encode(const struct weir__cluster_msg *m, uint8_t **out, s
         case WEIR__CM_FAILURE:
             body = wc::CreateFailure(b, m->rank, m->code, b.CreateString(m->reason)).Union();
             break;
+        case WEIR__CM_STATS: {
+            std::vector<fb::Offset<wc::ChanStat>> v;
+            for (unsigned i = 0; i < m->nchans; i++) {
+                const struct weir__cluster_chan_stat *c = &m->chans[i];
+                const struct weir_chan_stats *st = &c->st;
+                unsigned nr = st->nreaders < WEIR_CHAN_MAX_READERS ? st->nreaders
+                                                                    : WEIR_CHAN_MAX_READERS;
+                std::vector<wc::ReaderStat> rd;
+                for (unsigned r = 0; r < nr; r++)
+                    rd.emplace_back(st->readers[r].id, st->readers[r].pid, c->who[r], 0u,
+                                    st->readers[r].consumed, st->readers[r].starved_ns);
+                auto name = b.CreateString(st->name);
+                auto rv = b.CreateVectorOfStructs(rd);
+                v.push_back(wc::CreateChanStat(b, c->chan, name, st->messages, st->bytes,
+                                               st->errors, st->writer_blocked_ns, st->grows,
+                                               st->slot_bytes, st->depth, st->closed != 0, rv));
+            }
+            body = wc::CreateStats(b, m->rank, b.CreateVector(v)).Union();
+            break;
+        }
         }
         wc::FinishMsgBuffer(b, wc::CreateMsg(b, static_cast<wc::Body>(m->kind), body));
         if (b.GetSize() > WEIR__CLUSTER_MSG_MAX)
@@ -178,9 +201,13 @@ int weir__cluster_msg_decode(const uint8_t *buf, size_t len, struct weir__cluste
 {
     struct weir__cluster_rank *ranks = out->ranks;
     unsigned ranks_cap = out->ranks_cap;
+    struct weir__cluster_chan_stat *chans = out->chans;
+    unsigned chans_cap = out->chans_cap;
     std::memset(out, 0, sizeof *out);
     out->ranks = ranks;
     out->ranks_cap = ranks_cap;
+    out->chans = chans;
+    out->chans_cap = chans_cap;
     if (!buf || len < 8 || len > WEIR__CLUSTER_MSG_MAX)
         return weir__seterr(-EBADMSG, "cluster: control message of %zu bytes (expected 8..%u)",
                             len, WEIR__CLUSTER_MSG_MAX);
@@ -198,7 +225,7 @@ int weir__cluster_msg_decode(const uint8_t *buf, size_t len, struct weir__cluste
     }
     fb::Verifier::Options vo;
     vo.max_depth = 8;
-    vo.max_tables = 4 * WEIR_MAX_RANKS + 16;
+    vo.max_tables = 4 * WEIR_MAX_RANKS + WEIR__CLUSTER_STATS_MAX + 16;
     vo.check_alignment = true;
     fb::Verifier v(buf, len, vo);
     if (!wc::VerifyMsgBuffer(v))
@@ -290,6 +317,57 @@ int weir__cluster_msg_decode(const uint8_t *buf, size_t len, struct weir__cluste
         if ((e = check_code(f->code(), what)) < 0)
             return e;
         return copy_str(f->reason(), out->reason, sizeof out->reason, what, "reason", true);
+    }
+    case WEIR__CM_STATS: {
+        const wc::Stats *sm = msg->body_as_Stats();
+        out->rank = sm->rank();
+        const auto *cv = sm->chans();
+        unsigned n = cv ? cv->size() : 0;
+        if (n > WEIR__CLUSTER_STATS_MAX || n > out->chans_cap || (n && !out->chans))
+            return weir__seterr(-EPROTO, "cluster STATS: %u channels (at most %u)", n,
+                                out->chans_cap < WEIR__CLUSTER_STATS_MAX
+                                    ? out->chans_cap
+                                    : (unsigned)WEIR__CLUSTER_STATS_MAX);
+        for (unsigned i = 0; i < n; i++) {
+            const wc::ChanStat *cs = cv->Get(i);
+            struct weir__cluster_chan_stat *c = &out->chans[i];
+            std::memset(c, 0, sizeof *c);
+            c->chan = cs->chan();
+            struct weir_chan_stats *st = &c->st;
+            if ((e = copy_str(cs->name(), st->name, sizeof st->name, what, "channel name",
+                              false)) < 0)
+                return e;
+            if (cs->depth() > WEIR_CHAN_MAX_DEPTH)
+                return weir__seterr(-EPROTO, "cluster STATS: channel %u of depth %u (at most %u)",
+                                    cs->chan(), cs->depth(), WEIR_CHAN_MAX_DEPTH);
+            st->messages = cs->messages();
+            st->bytes = cs->bytes();
+            st->errors = cs->errors();
+            st->writer_blocked_ns = cs->writer_blocked_ns();
+            st->grows = cs->grows();
+            st->slot_bytes = (size_t)cs->slot_bytes();
+            st->depth = cs->depth();
+            st->closed = cs->closed() ? 1 : 0;
+            const auto *rv = cs->readers();
+            unsigned nr = rv ? rv->size() : 0;
+            if (nr > WEIR_CHAN_MAX_READERS)
+                return weir__seterr(-EPROTO, "cluster STATS: channel %u with %u readers (at most "
+                                    "%d)", cs->chan(), nr, WEIR_CHAN_MAX_READERS);
+            for (unsigned r = 0; r < nr; r++) {
+                const wc::ReaderStat *rs = rv->Get(r);
+                if (rs->who() < -2)
+                    return weir__seterr(-EPROTO, "cluster STATS: channel %u reader %u is %d",
+                                        cs->chan(), r, rs->who());
+                st->readers[r].id = rs->id();
+                st->readers[r].pid = rs->pid();
+                st->readers[r].consumed = rs->consumed();
+                st->readers[r].starved_ns = rs->starved_ns();
+                c->who[r] = rs->who();
+            }
+            st->nreaders = nr;
+        }
+        out->nchans = n;
+        return 0;
     }
     }
     return weir__seterr(-EPROTO, "cluster: control message of unknown kind %d", k);

@@ -579,6 +579,26 @@ WEIR_API int weir_dag_chan_stats(const weir_dag *d, unsigned i, struct weir_chan
     return weir_chan_stats(d->chans[i], st);
 }
 
+WEIR_API int weir_dag_chan_remote_stats(const weir_dag *d, unsigned i,
+                                        struct weir_chan_stats *st)
+{
+    weir__clearerr();
+    if (!d || !st || i >= d->plan->nchans)
+        return weir__seterr(-EINVAL, "weir_dag_chan_remote_stats: channel %u out of range (%u)",
+                            i, d ? d->plan->nchans : 0);
+    const char *g = d->plan->graph, *name = d->plan->chans[i].name;
+    if (d->rank != 0)
+        return weir__seterr(-EINVAL, "graph '%s': channel '%s': weir_dag_chan_remote_stats is "
+                            "for rank 0 (this is rank %d)", g, name, d->rank);
+    if (d->chans[i])
+        return weir__seterr(-ENOENT, "graph '%s': channel '%s' has a ring on rank 0 "
+                            "(weir_dag_chan_stats)", g, name);
+    if (weir__remote_chan_stats(d, i, st, NULL) < 0)
+        return weir__seterr(-ENOENT, "graph '%s': channel '%s': rank %d has not reported it yet",
+                            g, name, weir__plan_writer_rank(d->plan, i));
+    return 0;
+}
+
 WEIR_API const char *weir_dag_chan_writer(const weir_dag *d, unsigned i)
 {
     if (!d || i >= d->plan->nchans)

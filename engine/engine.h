@@ -302,6 +302,13 @@ unsigned weir__remote_nlinks(const struct weir_dag *d, unsigned c);
 int weir__remote_link_stats(const struct weir_dag *d, unsigned c, unsigned k,
                             struct weir_dag_link_stats *st);
 
+/* Rank 0: the counters of channel c, which has no ring on rank 0, as its
+ * writer's rank last reported them (STATS); who[WEIR_CHAN_MAX_READERS]
+ * (may be NULL): per reader, the plan's actor index, -1 the driver, -2
+ * another (a link). 0, or -ENOENT (not rank 0, or no report yet). */
+int weir__remote_chan_stats(const struct weir_dag *d, unsigned c, struct weir_chan_stats *st,
+                            int32_t *who);
+
 /* proc.c */
 /* The live dags of this process, so a process actor's child can drop the
  * fds and mappings of every dag but its own (proc.c: "Inherited fds").

@@ -132,8 +132,16 @@ static void fill(struct weir_dag *d, int final)
     for (unsigned c = 0; c < p->nchans; c++) {
         struct weir__stats_chan *sc = weir__stats_chan_at(h, c);
         struct weir_chan_stats cs;
-        if (weir_chan_stats(d->chans[c], &cs) < 0)
+        int32_t rwho[WEIR_CHAN_MAX_READERS];
+        int remote = 0;
+        if (!d->chans[c]) {
+            /* rank 0: a ring of another rank, as it last reported it */
+            if (weir__remote_chan_stats(d, c, &cs, rwho) < 0)
+                continue;
+            remote = 1;
+        } else if (weir_chan_stats(d->chans[c], &cs) < 0) {
             continue;
+        }
         sc->closed = (uint32_t)cs.closed;
         sc->messages = cs.messages;
         sc->bytes = cs.bytes;
@@ -147,12 +155,16 @@ static void fill(struct weir_dag *d, int final)
         for (unsigned r = 0; r < nr; r++) {
             struct weir__stats_reader *sr = &sc->readers[r];
             int id = cs.readers[r].id;
-            sr->who = -2; /* not one of the plan's readers (a tool's) */
-            if (d->drv_rid[c] == id)
-                sr->who = WEIR__STATS_DRIVER;
-            for (unsigned a = 0; a < p->nactors; a++)
-                if (d->actors[a].rid[c] == id)
-                    sr->who = (int32_t)a;
+            sr->who = -2; /* not one of the plan's readers (a tool's, a link's) */
+            if (remote) {
+                sr->who = rwho[r] == -1 ? WEIR__STATS_DRIVER : rwho[r];
+            } else {
+                if (d->drv_rid[c] == id)
+                    sr->who = WEIR__STATS_DRIVER;
+                for (unsigned a = 0; a < p->nactors; a++)
+                    if (d->actors[a].rid[c] == id)
+                        sr->who = (int32_t)a;
+            }
             sr->pid = (uint32_t)cs.readers[r].pid;
             sr->consumed = cs.readers[r].consumed;
             sr->starved_ns = cs.readers[r].starved_ns;

@@ -50,6 +50,14 @@
  * driver wake up. Links use the same bound as their timeout, so a cut
  * shorter than it resumes on both planes and fails nothing.
  *
+ * Counters. weir_dag_chan_stats on rank 0 answers for every channel: a
+ * channel rank 0 has no ring of (written on rank W, read only on ranks
+ * other than 0) is answered with W's ring as W last reported it: every
+ * rank sends, with each heartbeat to rank 0 (heartbeat_ms / 8), a STATS
+ * message with the counters of up to WEIR__CLUSTER_STATS_MAX such rings it
+ * writes (taking turns past that). Rank 0 accepts a channel's counters only
+ * from its writer's rank.
+ *
  * Teardown. Rank 0 tears down as one rank does (the close cascades over
  * the links), then waits for every connection to end, frees them and
  * tears the cluster down, which is what weir_dag_join returns on. Other
@@ -100,6 +108,11 @@ struct weir__remote {
     /* [2 * SLOT(t, q, g) + dir] (dir 1: dial): started, so its counters may be
      * read (its streams are declared before start only) */
     unsigned char *live;
+    /* Rank 0: per channel, its writer rank's ring as last reported (STATS),
+     * for the channels rank 0 has no ring of; have[c] once one came. */
+    struct weir__cluster_chan_stat *rstats;
+    unsigned char *rstats_have;
+    unsigned stats_cursor; /* ranks != 0: where the next STATS starts (cluster thread) */
 };
 
 /* Connections per rank pair: per transport (WEIR_TRANSPORT_URING, _ZMQ), one
@@ -231,9 +244,17 @@ int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
         free(rm);
         return weir__seterr(-ENOMEM, "graph '%s': out of memory", p->graph);
     }
+    pthread_mutex_init(&rm->mu, NULL);
+    if (e.rank == 0 && p->nchans) {
+        rm->rstats = calloc(p->nchans, sizeof *rm->rstats);
+        rm->rstats_have = calloc(p->nchans, 1);
+        if (!rm->rstats || !rm->rstats_have) {
+            weir__remote_free(rm);
+            return weir__seterr(-ENOMEM, "graph '%s': out of memory", p->graph);
+        }
+    }
     for (size_t i = 0; i < n; i++)
         rm->link_rid[i] = -1;
-    pthread_mutex_init(&rm->mu, NULL);
     *out = rm;
     return 0;
 }
@@ -356,6 +377,86 @@ static void on_cluster_event(void *ctx, int kind, int rank, int code, const char
     pthread_mutex_lock(&rm->mu);
     break_links_locked(d);
     pthread_mutex_unlock(&rm->mu);
+}
+
+/* ---- channel counters for rank 0 (STATS) ------------------------------------ */
+
+/* Written on this rank, no ring on rank 0: rank 0 learns its counters from us. */
+static int reported(const struct weir_dag *d, unsigned c)
+{
+    const struct weir__plan *p = d->plan;
+    return d->chans[c] && weir__plan_writer_rank(p, c) == d->rank &&
+           !weir__plan_readers_on(p, c, 0);
+}
+
+/* The plan's reader behind reader id `id` of channel c on this rank. */
+static int32_t reader_who(const struct weir_dag *d, unsigned c, int id)
+{
+    if (d->drv_rid[c] == id)
+        return -1;
+    for (unsigned a = 0; a < d->plan->nactors; a++)
+        if (d->actors[a].rid && d->actors[a].rid[c] == id)
+            return (int32_t)a;
+    return -2;
+}
+
+/* Ranks != 0, on the cluster's thread before each heartbeat (the rings live
+ * until the cluster is closed): up to cap reported rings, in turn. */
+static unsigned collect_stats(void *ctx, struct weir__cluster_chan_stat *out, unsigned cap)
+{
+    struct weir_dag *d = ctx;
+    struct weir__remote *rm = d->remote;
+    unsigned nch = d->plan->nchans, n = 0;
+    for (unsigned k = 0; k < nch && n < cap; k++) {
+        unsigned c = (rm->stats_cursor + k) % nch;
+        if (!reported(d, c))
+            continue;
+        struct weir__cluster_chan_stat *e = &out[n];
+        if (weir_chan_stats(d->chans[c], &e->st) < 0)
+            continue;
+        e->chan = c;
+        for (unsigned r = 0; r < e->st.nreaders && r < WEIR_CHAN_MAX_READERS; r++)
+            e->who[r] = reader_who(d, c, e->st.readers[r].id);
+        n++;
+        if (n == cap)
+            rm->stats_cursor = (c + 1) % nch;
+    }
+    return n;
+}
+
+/* Rank 0, on the cluster's thread: keep what rank `rank` reported of the
+ * channels it writes and rank 0 has no ring of; ignore the rest. */
+static void on_stats(void *ctx, int rank, const struct weir__cluster_chan_stat *v, unsigned n)
+{
+    struct weir_dag *d = ctx;
+    struct weir__remote *rm = d->remote;
+    const struct weir__plan *p = d->plan;
+    pthread_mutex_lock(&rm->mu);
+    for (unsigned i = 0; i < n; i++) {
+        unsigned c = v[i].chan;
+        if (c >= p->nchans || d->chans[c] || weir__plan_writer_rank(p, c) != rank)
+            continue;
+        rm->rstats[c] = v[i];
+        rm->rstats_have[c] = 1;
+    }
+    pthread_mutex_unlock(&rm->mu);
+}
+
+int weir__remote_chan_stats(const struct weir_dag *d, unsigned c, struct weir_chan_stats *st,
+                            int32_t *who)
+{
+    struct weir__remote *rm = d->remote;
+    if (!rm || !rm->rstats || c >= d->plan->nchans)
+        return -ENOENT;
+    int have;
+    pthread_mutex_lock(&rm->mu);
+    if ((have = rm->rstats_have[c]) != 0) {
+        *st = rm->rstats[c].st;
+        if (who)
+            memcpy(who, rm->rstats[c].who, sizeof rm->rstats[c].who);
+    }
+    pthread_mutex_unlock(&rm->mu);
+    return have ? 0 : -ENOENT;
 }
 
 static weir_link_opts link_opts(const struct weir_dag *d, int t)
@@ -528,6 +629,8 @@ int weir__remote_start(struct weir_dag *d)
         .timeout_ms = p->timeout_ms,
         .heartbeat_ms = rm->hb_ms,
         .on_event = on_cluster_event,
+        .collect = collect_stats,
+        .on_stats = on_stats,
         .ctx = d,
     };
     rm->cl = weir__cluster_open(&co);
@@ -598,6 +701,8 @@ void weir__remote_free(struct weir__remote *rm)
     if (!rm)
         return;
     pthread_mutex_destroy(&rm->mu);
+    free(rm->rstats);
+    free(rm->rstats_have);
     free(rm->group);
     free(rm->live);
     free(rm->last_ss);

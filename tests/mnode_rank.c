@@ -75,6 +75,7 @@ static uint64_t mono_ms(void)
 
 static int S, RANK;
 static uint64_t N;
+static int g_complete; /* rank 0: every execution done, none failed on purpose */
 static const char *fault = "";
 static int fault_rank = -1;
 
@@ -348,10 +349,30 @@ static void print_links(weir_dag *d)
         struct timespec ts = {0, 10000000L};
         nanosleep(&ts, NULL);
     }
+    /* Rank 0 of a run that completed: the channels it has no ring of, once
+     * their writers' reports (every heartbeat) show all N messages. */
+    for (int tries = 0; RANK == 0 && g_complete && tries < 300; tries++) {
+        int behind = 0;
+        for (unsigned c = 0; c < nc; c++) {
+            struct weir_chan_stats st;
+            if (weir_dag_chan_stats(d, c, &st) < 0 &&
+                (weir_dag_chan_remote_stats(d, c, &st) < 0 || st.messages < N))
+                behind = 1;
+        }
+        if (!behind)
+            break;
+        struct timespec ts = {0, 10000000L};
+        nanosleep(&ts, NULL);
+    }
     for (unsigned c = 0; c < nc; c++) {
         struct weir_chan_stats st;
         if (weir_dag_chan_stats(d, c, &st) < 0) {
             printf("rank %d: channel %u %d: %s\n", RANK, c, weir_errcode(), weir_errmsg());
+            if (weir_dag_chan_remote_stats(d, c, &st) == 0)
+                printf("rank %d: remote channel %s %" PRIu64 " messages %" PRIu64 " bytes %u "
+                       "readers\n", RANK, st.name, st.messages, st.bytes, st.nreaders);
+            else if (RANK == 0)
+                printf("rank 0: remote channel %u %d: %s\n", c, weir_errcode(), weir_errmsg());
             continue;
         }
         printf("rank %d: channel %s %" PRIu64 " messages %" PRIu64 " bytes\n", RANK, st.name,
@@ -504,6 +525,7 @@ int main(int argc, char **argv)
                "\n", done - failed, failed, sum);
         if (!strcmp(fault, "") || !strcmp(fault, "fail"))
             bad = done != N;
+        g_complete = !strcmp(fault, "") && done == N;
         if (!strcmp(fault, "kill") || !strcmp(fault, "hash") || !strcmp(fault, "cut"))
             bad = !stop;
         print_links(d); /* the per-channel table, links included */

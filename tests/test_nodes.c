@@ -477,6 +477,84 @@ Test(nodes, codec_rejects)
     cr_assert_str_eq(weir_errmsg(), "cluster: encode: bad argument");
 }
 
+/* STATS (rank -> 0: the counters of rings rank 0 has none of) round-trips
+ * exactly; too many channels for the receiver, a reader that is no one,
+ * a depth past the limit: each refused and named. */
+Test(nodes, codec_stats)
+{
+    static uint8_t buf[1 << 16];
+    static struct weir__cluster_chan_stat ch[2], got[2];
+    memset(ch, 0, sizeof ch);
+    ch[0].chan = 1;
+    snprintf(ch[0].st.name, sizeof ch[0].st.name, "src.split.out0");
+    ch[0].st.messages = 2000;
+    ch[0].st.bytes = 16000;
+    ch[0].st.errors = 3;
+    ch[0].st.writer_blocked_ns = 777;
+    ch[0].st.grows = 1;
+    ch[0].st.slot_bytes = 1024;
+    ch[0].st.depth = 8;
+    ch[0].st.nreaders = 1;
+    ch[0].st.readers[0] = (struct weir_chan_reader_stats){.id = 5, .pid = 4242, .consumed = 1999,
+                                                          .starved_ns = 88};
+    ch[0].who[0] = -2;
+    ch[1].chan = 3;
+    snprintf(ch[1].st.name, sizeof ch[1].st.name, "left.f.out0");
+    ch[1].st.closed = 1;
+    ch[1].st.nreaders = 2;
+    ch[1].who[0] = 3;
+    ch[1].who[1] = -1;
+    struct weir__cluster_msg m, d;
+    memset(&m, 0, sizeof m);
+    m.kind = WEIR__CM_STATS;
+    m.rank = 2;
+    m.chans = ch;
+    m.nchans = 2;
+    size_t n = enc(&m, buf, sizeof buf);
+    memset(&d, 0, sizeof d);
+    d.chans = got;
+    d.chans_cap = 2;
+    cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), 0, "%s", weir_errmsg());
+    cr_assert_eq(d.kind, WEIR__CM_STATS);
+    cr_assert_eq(d.rank, 2);
+    cr_assert_eq(d.nchans, 2);
+    cr_assert_eq(got[0].chan, 1);
+    cr_assert_str_eq(got[0].st.name, "src.split.out0");
+    cr_assert(got[0].st.messages == 2000 && got[0].st.bytes == 16000 && got[0].st.errors == 3 &&
+              got[0].st.writer_blocked_ns == 777 && got[0].st.grows == 1 &&
+              got[0].st.slot_bytes == 1024 && got[0].st.depth == 8 && !got[0].st.closed);
+    cr_assert_eq(got[0].st.nreaders, 1);
+    cr_assert(got[0].st.readers[0].id == 5 && got[0].st.readers[0].pid == 4242 &&
+              got[0].st.readers[0].consumed == 1999 && got[0].st.readers[0].starved_ns == 88 &&
+              got[0].who[0] == -2);
+    cr_assert(got[1].chan == 3 && got[1].st.closed == 1 && got[1].st.nreaders == 2 &&
+              got[1].who[0] == 3 && got[1].who[1] == -1);
+    /* more channels than the receiver has room for */
+    d.chans_cap = 1;
+    cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), -EPROTO);
+    cr_assert_str_eq(weir_errmsg(), "cluster STATS: 2 channels (at most 1)");
+    /* a rank that is not rank 0 has no room at all */
+    d.chans = NULL;
+    d.chans_cap = 0;
+    cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), -EPROTO);
+    cr_assert_str_eq(weir_errmsg(), "cluster STATS: 2 channels (at most 0)");
+    d.chans = got;
+    d.chans_cap = 2;
+    ch[1].who[1] = -7;
+    n = enc(&m, buf, sizeof buf);
+    cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), -EPROTO);
+    cr_assert_str_eq(weir_errmsg(), "cluster STATS: channel 3 reader 1 is -7");
+    ch[1].who[1] = -1;
+    ch[0].st.depth = WEIR_CHAN_MAX_DEPTH + 1;
+    n = enc(&m, buf, sizeof buf);
+    cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), -EPROTO);
+    cr_assert_str_eq(weir_errmsg(), "cluster STATS: channel 1 of depth 1048577 (at most 1048576)");
+    /* the encoder refuses more than a message carries */
+    m.nchans = WEIR__CLUSTER_STATS_MAX + 1;
+    uint8_t *b = NULL;
+    cr_assert_eq(weir__cluster_msg_encode(&m, &b, &n), -EINVAL);
+}
+
 /* ---- ranks as processes ---------------------------------------------------------- */
 
 enum { C_OK, C_OPEN, C_KILL, C_LEAVE, C_REPORT };
@@ -836,10 +914,11 @@ Test(nodes, refuse_bad_input_cluster_unaffected, .timeout = 60)
     join_msg(&m, 1, 2, "tok");
     m.version = 9;
     n = enc(&m, buf, sizeof buf);
-    impostor(s0.coord, buf, n, -EPROTO, "cluster: rank 1 speaks control protocol version 9, rank 0 "
-             "speaks 1");
-    snprintf(wants[k], sizeof wants[k], "cluster: rank 1 speaks control protocol version 9, rank 0 "
-             "speaks 1");
+    char proto_why[128];
+    snprintf(proto_why, sizeof proto_why, "cluster: rank 1 speaks control protocol version 9, "
+             "rank 0 speaks %d", WEIR__CLUSTER_PROTO);
+    impostor(s0.coord, buf, n, -EPROTO, proto_why);
+    snprintf(wants[k], sizeof wants[k], "%s", proto_why);
     codes[k++] = -EPROTO;
     join_msg(&m, 1, 2, "tok2");
     n = enc(&m, buf, sizeof buf);
@@ -1764,6 +1843,45 @@ Test(nodes, dag_link_counters_fanout_3_ranks, .timeout = 120)
     mn_link_check(out, 0, "arg0", "send", 1, n, 1);
     expect_line(out, "rank 2: channel 0 -2: graph 'fanout': channel 'arg0' has no ring on rank 2 "
                      "(neither written nor read here)");
+}
+
+/* Rank 0 sees every channel: the diamond over 3 ranks (src on 1, left on 2,
+ * right on 0, join on 2) has two channels rank 0 has no ring of,
+ * src.split.out0 (rank 1 -> 2) and left.f.out0 (within rank 2); their
+ * writers report them with the heartbeats, so weir_dag_chan_remote_stats
+ * and rank 0's stats segment (weir-top) carry every message; another rank
+ * is refused; weir_dag_chan_stats still answers for this rank's rings only. */
+Test(nodes, dag_rank0_sees_the_channels_it_has_no_ring_of, .timeout = 120)
+{
+    static char out[262144];
+    unsigned long long n = SANITIZED ? 1000 : 10000;
+    int st = sh_out(out, sizeof out, CLEAN_ENV "MNODE_TOP=%s %s -n 3 %s diamond %llu thread 2>&1",
+                    WEIR_TOP_CLI, WEIR_RUN, MNODE_RANK, n);
+    cr_assert_eq(st, 0, "%d\n%s", st, out);
+    char l[320];
+    snprintf(l, sizeof l, "rank 0: remote channel src.split.out0 %llu messages %llu bytes 1 "
+             "readers", n, 8 * n);
+    expect_line(out, l);
+    snprintf(l, sizeof l, "rank 0: remote channel left.f.out0 %llu messages %llu bytes 1 readers",
+             n, 8 * n);
+    expect_line(out, l);
+    expect_line(out, "rank 0: channel 3 -2: graph 'diamond': channel 'left.f.out0' has no ring on "
+                     "rank 0 (neither written nor read here)");
+    /* a channel with a ring on rank 0 is weir_dag_chan_stats' */
+    cr_assert(!strstr(out, "rank 0: remote channel src.split.out1"), "%s", out);
+    cr_assert(!strstr(out, "rank 1: remote channel") && !strstr(out, "rank 2: remote channel"),
+              "%s", out);
+    /* rank 0's weir-top: the remote ring with its reader, join */
+    snprintf(l, sizeof l, "rank 0: top {");
+    const char *top = strstr(out, l);
+    cr_assert_not_null(top, "%s", out);
+    snprintf(l, sizeof l, "{\"name\":\"left.f.out0\",\"writer\":\"left\",\"messages\":%llu,"
+             "\"bytes\":%llu,", n, 8 * n);
+    const char *lf = strstr(top, l);
+    cr_assert_not_null(lf, "no '%s' in rank 0's weir-top:\n%s", l, top);
+    const char *rd = strstr(lf, "\"readers\":[{\"who\":\"join\"");
+    const char *next = strstr(lf + 1, "{\"name\":");
+    cr_assert(rd && (!next || rd < next), "left.f.out0's reader is join:\n%s", lf);
 }
 
 /* The demo across 3 netns ranks (weir-marketdata --nodes 3 runs itself

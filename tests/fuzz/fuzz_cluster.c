@@ -5,8 +5,9 @@
  * goes through weir__cluster_msg_decode before rank 0 or a rank looks at
  * it (engine/cluster.c).
  *
- * The first byte picks the receiver's world size (the TABLE capacity), the
- * rest is the message. An accepted message must satisfy every documented
+ * The first byte picks the receiver's world size (the TABLE capacity) and,
+ * modulo WEIR__CLUSTER_STATS_MAX + 1, its room for STATS channels; the rest
+ * is the message. An accepted message must satisfy every documented
  * invariant (a known kind, strings NUL-terminated within their arrays and
  * free of control bytes, counts within bounds) and re-encode; a refused one
  * must say why in one line, with -EBADMSG or -EPROTO only.
@@ -23,6 +24,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct weir__cluster_rank ranks[256];
+static struct weir__cluster_chan_stat chans[WEIR__CLUSTER_STATS_MAX];
+static struct weir__cluster_chan_stat chans2[WEIR__CLUSTER_STATS_MAX];
 
 static void check_str(const char *s, size_t cap)
 {
@@ -55,6 +58,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&m, 0, sizeof m);
     m.ranks = ranks;
     m.ranks_cap = cap;
+    unsigned ccap = cap % (WEIR__CLUSTER_STATS_MAX + 1);
+    m.chans = chans;
+    m.chans_cap = ccap;
     int r = weir__cluster_msg_decode(data + 1, size - 1, &m);
     if (r < 0) {
         const char *e = weir_errmsg();
@@ -62,8 +68,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap();
         return 0;
     }
-    if (r != 0 || m.kind < 1 || m.kind > WEIR__CM_MAX || m.ranks != ranks || m.ranks_cap != cap)
+    if (r != 0 || m.kind < 1 || m.kind > WEIR__CM_MAX || m.ranks != ranks || m.ranks_cap != cap ||
+        m.chans != chans || m.chans_cap != ccap)
         __builtin_trap();
+    if (m.kind == WEIR__CM_STATS) {
+        if (m.nchans > ccap || m.nchans > WEIR__CLUSTER_STATS_MAX)
+            __builtin_trap();
+        for (unsigned i = 0; i < m.nchans; i++) {
+            const struct weir__cluster_chan_stat *c = &chans[i];
+            check_str(c->st.name, sizeof c->st.name);
+            if (c->st.nreaders > WEIR_CHAN_MAX_READERS || c->st.depth > WEIR_CHAN_MAX_DEPTH ||
+                (c->st.closed != 0 && c->st.closed != 1))
+                __builtin_trap();
+            for (unsigned k = 0; k < c->st.nreaders; k++)
+                if (c->who[k] < -2)
+                    __builtin_trap();
+        }
+    } else if (m.nchans) {
+        __builtin_trap();
+    }
     if (m.token_len > WEIR__CLUSTER_TOKEN_MAX)
         __builtin_trap();
     check_str(m.reason, sizeof m.reason);
@@ -91,9 +114,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct weir__cluster_rank ranks2[256];
     again.ranks = ranks2;
     again.ranks_cap = cap;
+    again.chans = chans2;
+    again.chans_cap = ccap;
     if (weir__cluster_msg_decode(out, len, &again) != 0 || again.kind != m.kind ||
-        again.rank != m.rank || again.nranks != m.nranks || strcmp(again.reason, m.reason) != 0)
+        again.rank != m.rank || again.nranks != m.nranks || again.nchans != m.nchans ||
+        strcmp(again.reason, m.reason) != 0)
         __builtin_trap();
+    for (unsigned i = 0; i < m.nchans; i++)
+        if (chans2[i].chan != chans[i].chan || chans2[i].st.messages != chans[i].st.messages ||
+            chans2[i].st.nreaders != chans[i].st.nreaders ||
+            strcmp(chans2[i].st.name, chans[i].st.name) != 0)
+            __builtin_trap();
     free(out);
     return 0;
 }
