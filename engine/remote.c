@@ -108,8 +108,10 @@ struct weir__remote {
     /* [2 * SLOT(t, q, g) + dir] (dir 1: dial): started, so its counters may be
      * read (its streams are declared before start only) */
     unsigned char *live;
-    /* Rank 0: per channel, its writer rank's ring as last reported (STATS),
-     * for the channels rank 0 has no ring of; have[c] once one came. */
+    /* Rank 0: for each channel rank 0 has no ring of (rstats_at[c] >= 0: its
+     * entry), its writer rank's ring as last reported (STATS); have once one
+     * came. Only those channels take room (an entry is ~2.6 KB). */
+    int *rstats_at;
     struct weir__cluster_chan_stat *rstats;
     unsigned char *rstats_have;
     unsigned stats_cursor; /* ranks != 0: where the next STATS starts (cluster thread) */
@@ -246,9 +248,15 @@ int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
     }
     pthread_mutex_init(&rm->mu, NULL);
     if (e.rank == 0 && p->nchans) {
-        rm->rstats = calloc(p->nchans, sizeof *rm->rstats);
-        rm->rstats_have = calloc(p->nchans, 1);
-        if (!rm->rstats || !rm->rstats_have) {
+        unsigned nh = 0;
+        rm->rstats_at = malloc(p->nchans * sizeof *rm->rstats_at);
+        for (uint32_t c = 0; rm->rstats_at && c < p->nchans; c++) {
+            int32_t w = weir__plan_writer_rank(p, c);
+            rm->rstats_at[c] = w > 0 && !weir__plan_readers_on(p, c, 0) ? (int)nh++ : -1;
+        }
+        rm->rstats = calloc(nh ? nh : 1, sizeof *rm->rstats);
+        rm->rstats_have = calloc(nh ? nh : 1, 1);
+        if (!rm->rstats_at || !rm->rstats || !rm->rstats_have) {
             weir__remote_free(rm);
             return weir__seterr(-ENOMEM, "graph '%s': out of memory", p->graph);
         }
@@ -434,10 +442,10 @@ static void on_stats(void *ctx, int rank, const struct weir__cluster_chan_stat *
     pthread_mutex_lock(&rm->mu);
     for (unsigned i = 0; i < n; i++) {
         unsigned c = v[i].chan;
-        if (c >= p->nchans || d->chans[c] || weir__plan_writer_rank(p, c) != rank)
+        if (c >= p->nchans || rm->rstats_at[c] < 0 || weir__plan_writer_rank(p, c) != rank)
             continue;
-        rm->rstats[c] = v[i];
-        rm->rstats_have[c] = 1;
+        rm->rstats[rm->rstats_at[c]] = v[i];
+        rm->rstats_have[rm->rstats_at[c]] = 1;
     }
     pthread_mutex_unlock(&rm->mu);
 }
@@ -446,14 +454,14 @@ int weir__remote_chan_stats(const struct weir_dag *d, unsigned c, struct weir_ch
                             int32_t *who)
 {
     struct weir__remote *rm = d->remote;
-    if (!rm || !rm->rstats || c >= d->plan->nchans)
+    if (!rm || !rm->rstats_at || c >= d->plan->nchans || rm->rstats_at[c] < 0)
         return -ENOENT;
-    int have;
+    int have, k = rm->rstats_at[c];
     pthread_mutex_lock(&rm->mu);
-    if ((have = rm->rstats_have[c]) != 0) {
-        *st = rm->rstats[c].st;
+    if ((have = rm->rstats_have[k]) != 0) {
+        *st = rm->rstats[k].st;
         if (who)
-            memcpy(who, rm->rstats[c].who, sizeof rm->rstats[c].who);
+            memcpy(who, rm->rstats[k].who, sizeof rm->rstats[k].who);
     }
     pthread_mutex_unlock(&rm->mu);
     return have ? 0 : -ENOENT;
@@ -701,6 +709,7 @@ void weir__remote_free(struct weir__remote *rm)
     if (!rm)
         return;
     pthread_mutex_destroy(&rm->mu);
+    free(rm->rstats_at);
     free(rm->rstats);
     free(rm->rstats_have);
     free(rm->group);
