@@ -47,11 +47,11 @@
  * named within the bound). Rank 0 passes every failure on to the live
  * ranks as a FAILURE; the first failure is the cluster's, for good.
  *
- * Counters. With every heartbeat to rank 0 a rank also sends a STATS
- * message when its collect callback has any (engine/remote.c: the rings
- * rank 0 has none of); rank 0 hands a joined rank's STATS, if it names its
- * sender's rank, to on_stats. STATS change nothing else (a bad one is
- * noted like any bad message).
+ * Counters. With every STATS_EVERY-th heartbeat to rank 0, and just before
+ * its BYE, a rank also sends a STATS message when its collect callback has
+ * any (engine/remote.c: the rings rank 0 has none of); rank 0 hands a
+ * joined rank's STATS, if it names its sender's rank, to on_stats. STATS
+ * change nothing else (a bad one is noted like any bad message).
  *
  * Teardown. Rank 0 sends TEARDOWN to every live rank and waits, bounded,
  * for each one's BYE; a rank answers BYE as soon as it receives TEARDOWN,
@@ -79,6 +79,7 @@
 #include "engine/cluster.h"
 
 #define LINGER_MS 200
+#define STATS_EVERY 4 /* ranks != 0 send STATS with every 4th heartbeat */
 #define DEFAULT_TIMEOUT_MS 10000
 #define ID_MAX 32
 
@@ -472,6 +473,8 @@ static void rank0_msg(struct weir__cluster *c, const uint8_t *id, size_t idlen, 
 
 /* ---- ranks != 0 ------------------------------------------------------------- */
 
+static void send_stats(struct weir__cluster *c);
+
 static void worker_msg(struct weir__cluster *c, const uint8_t *buf, size_t len)
 {
     struct weir__cluster_msg *m = (struct weir__cluster_msg *)c->rxbuf;
@@ -521,6 +524,7 @@ static void worker_msg(struct weir__cluster *c, const uint8_t *buf, size_t len)
         pthread_mutex_unlock(&c->mu);
         break;
     case WEIR__CM_TEARDOWN:
+        send_stats(c); /* the final counters, before rank 0 stops listening */
         ack.kind = WEIR__CM_BYE;
         send_msg(c, NULL, 0, &ack);
         pthread_mutex_lock(&c->mu);
@@ -631,6 +635,21 @@ static void check_liveness(struct weir__cluster *c, uint64_t t)
     }
 }
 
+/* Ranks != 0: the counters rank 0 has no ring of (collect), if any. */
+static void send_stats(struct weir__cluster *c)
+{
+    unsigned n = c->collect && c->stats ? c->collect(c->ctx, c->stats, WEIR__CLUSTER_STATS_MAX) : 0;
+    if (!n)
+        return;
+    struct weir__cluster_msg m;
+    memset(&m, 0, sizeof m);
+    m.kind = WEIR__CM_STATS;
+    m.rank = c->rank;
+    m.chans = c->stats;
+    m.nchans = n < WEIR__CLUSTER_STATS_MAX ? n : WEIR__CLUSTER_STATS_MAX;
+    send_msg(c, NULL, 0, &m);
+}
+
 static void send_heartbeats(struct weir__cluster *c)
 {
     struct weir__cluster_msg m;
@@ -640,14 +659,8 @@ static void send_heartbeats(struct weir__cluster *c)
     m.seq = ++c->hb_seq;
     if (c->rank != 0) {
         send_msg(c, NULL, 0, &m);
-        unsigned n = c->collect && c->stats ? c->collect(c->ctx, c->stats, WEIR__CLUSTER_STATS_MAX)
-                                            : 0;
-        if (n) {
-            m.kind = WEIR__CM_STATS;
-            m.chans = c->stats;
-            m.nchans = n < WEIR__CLUSTER_STATS_MAX ? n : WEIR__CLUSTER_STATS_MAX;
-            send_msg(c, NULL, 0, &m);
-        }
+        if (m.seq % STATS_EVERY == 0)
+            send_stats(c);
         return;
     }
     for (int r = 1; r < c->size; r++)

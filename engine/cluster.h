@@ -95,9 +95,10 @@ struct weir__cluster_opts {
      * held; it may call weir__cluster_failed but not close). msg is one line,
      * valid during the call. NULL: no callback. */
     void (*on_event)(void *ctx, int kind, int rank, int code, const char *msg);
-    /* Ranks != 0: called on the cluster's thread before each heartbeat to
-     * rank 0 (every heartbeat_ms / 8); fills up to cap entries, returns how
-     * many (0: no STATS message). NULL: none. */
+    /* Ranks != 0: called on the cluster's thread before every 4th heartbeat
+     * to rank 0 (every heartbeat_ms / 2) and before the BYE of a teardown;
+     * fills up to cap entries, returns how many (0: no STATS message).
+     * NULL: none. */
     unsigned (*collect)(void *ctx, struct weir__cluster_chan_stat *out, unsigned cap);
     /* Rank 0: a joined rank's STATS (decoded and range-checked, not judged
      * against any plan), on the cluster's thread, no lock held. NULL: dropped. */

@@ -221,6 +221,8 @@ static void fill(struct weir_dag *d, int final)
         int32_t run = (int32_t)ar->runner;
         for (unsigned c = 0; c < p->nchans; c++) {
             struct weir__stats_chan *sc = weir__stats_chan_at(h, c);
+            if (!d->chans[c])
+                continue; /* another rank's ring (rank 0): its actors' waits are theirs */
             if (p->chans[c].writer == run)
                 sa->output_blocked_ns += sc->writer_blocked_ns;
             for (unsigned r = 0; r < sc->nreaders; r++)

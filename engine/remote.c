@@ -50,13 +50,13 @@
  * driver wake up. Links use the same bound as their timeout, so a cut
  * shorter than it resumes on both planes and fails nothing.
  *
- * Counters. weir_dag_chan_stats on rank 0 answers for every channel: a
- * channel rank 0 has no ring of (written on rank W, read only on ranks
- * other than 0) is answered with W's ring as W last reported it: every
- * rank sends, with each heartbeat to rank 0 (heartbeat_ms / 8), a STATS
- * message with the counters of up to WEIR__CLUSTER_STATS_MAX such rings it
- * writes (taking turns past that). Rank 0 accepts a channel's counters only
- * from its writer's rank.
+ * Counters. Rank 0 sees every channel: weir_dag_chan_remote_stats answers
+ * for a channel rank 0 has no ring of (written on rank W, read only on
+ * ranks other than 0) with W's ring as W last reported it: every rank
+ * sends rank 0, with every 4th heartbeat (heartbeat_ms / 2) and once more
+ * when it is torn down, a STATS message with the counters of up to
+ * WEIR__CLUSTER_STATS_MAX such rings it writes (taking turns past that).
+ * Rank 0 accepts a channel's counters only from its writer's rank.
  *
  * Teardown. Rank 0 tears down as one rank does (the close cascades over
  * the links), then waits for every connection to end, frees them and
@@ -110,7 +110,7 @@ struct weir__remote {
     unsigned char *live;
     /* Rank 0: for each channel rank 0 has no ring of (rstats_at[c] >= 0: its
      * entry), its writer rank's ring as last reported (STATS); have once one
-     * came. Only those channels take room (an entry is ~2.6 KB). */
+     * came. Only those channels take room (an entry is ~2 KB). */
     int *rstats_at;
     struct weir__cluster_chan_stat *rstats;
     unsigned char *rstats_have;
@@ -444,7 +444,13 @@ static void on_stats(void *ctx, int rank, const struct weir__cluster_chan_stat *
         unsigned c = v[i].chan;
         if (c >= p->nchans || rm->rstats_at[c] < 0 || weir__plan_writer_rank(p, c) != rank)
             continue;
-        rm->rstats[rm->rstats_at[c]] = v[i];
+        struct weir__cluster_chan_stat *e = &rm->rstats[rm->rstats_at[c]];
+        *e = v[i];
+        /* A reader is an actor of the sending rank, or someone else. */
+        for (unsigned r = 0; r < e->st.nreaders && r < WEIR_CHAN_MAX_READERS; r++)
+            if (e->who[r] >= 0 && ((unsigned)e->who[r] >= p->nactors ||
+                                   p->actors[e->who[r]].node != rank))
+                e->who[r] = -2;
         rm->rstats_have[rm->rstats_at[c]] = 1;
     }
     pthread_mutex_unlock(&rm->mu);

@@ -295,11 +295,12 @@ WEIR_API int weir_dag_chan_stats(const weir_dag *d, unsigned i, struct weir_chan
 /*
  * Rank 0 of a dag across ranks: the counters of channel i when rank 0 has
  * no ring of it (written on rank W and read only on ranks other than 0),
- * as rank W last reported them: every rank sends rank 0, with each
- * control-plane heartbeat (WEIR_HEARTBEAT_MS / 8, default 250 ms), the
- * counters of up to 128 such rings it writes, taking turns past that. So
- * rank 0 sees every channel of the dag, these at most one heartbeat old
- * (the last report stays after teardown or a failure), and its stats
+ * as rank W last reported them: every rank sends rank 0, with every 4th
+ * control-plane heartbeat (WEIR_HEARTBEAT_MS / 2, default 1 s) and once
+ * more when the dag is torn down, the counters of up to 128 such rings it
+ * writes, taking turns past that. So rank 0 sees every channel of the dag,
+ * these at most WEIR_HEARTBEAT_MS / 2 old while it runs and final after
+ * teardown (after a failure: the last report), and its stats
  * segment (weir-top) carries them too. 0; -ENOENT when rank 0 has a ring
  * of i (weir_dag_chan_stats) or no report came yet; -EINVAL on another
  * rank or for i out of range. The readers' ids and pids are the other
