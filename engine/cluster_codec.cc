@@ -354,7 +354,12 @@ int weir__cluster_msg_decode(const uint8_t *buf, size_t len, struct weir__cluste
                 return weir__seterr(-EPROTO, "cluster STATS: channel %u with %u readers (at most "
                                     "%d)", cs->chan(), nr, WEIR_CHAN_MAX_READERS);
             for (unsigned r = 0; r < nr; r++) {
-                const wc::ReaderStat *rs = rv->Get(r);
+                // The verifier checks a vector's bounds, not that its 8-byte
+                // structs are 8-byte aligned (a crafted buffer can place
+                // them at 4): copy each one out before reading its fields.
+                wc::ReaderStat rsv;
+                std::memcpy(&rsv, rv->Data() + (size_t)r * sizeof rsv, sizeof rsv);
+                const wc::ReaderStat *rs = &rsv;
                 if (rs->who() < -2)
                     return weir__seterr(-EPROTO, "cluster STATS: channel %u reader %u is %d",
                                         cs->chan(), r, rs->who());
