@@ -1170,7 +1170,7 @@ struct tx_plan {
     char text[MSG_LEN];
 };
 
-struct tx_wait {
+struct tx_wait_arg {
     weir__conn *cn;
     uint32_t bell0;
     unsigned n;
@@ -1179,7 +1179,7 @@ struct tx_wait {
 
 static int tx_ready(void *arg)
 {
-    struct tx_wait *t = arg;
+    struct tx_wait_arg *t = arg;
     if (weir__load_acquire(&t->cn->bell) != t->bell0)
         return 1;
     for (unsigned i = 0; i < t->n; i++)
@@ -1197,7 +1197,7 @@ static void tx_wait(weir__conn *cn, struct stream **cand, unsigned n, uint32_t b
         struct weir__chan_ctl *ctl = weir__chan_ctl(cand[i]->ch);
         words[i + 1] = (struct weir__wait_word){&ctl->rd_futex, &ctl->rd_sleepers};
     }
-    struct tx_wait t = {cn, bell0, n, cand};
+    struct tx_wait_arg t = {cn, bell0, n, cand};
     weir__wait_many(words, n + 1, tx_ready, &t, &cn->work_spin, cn->hb_ms);
 }
 
@@ -1284,7 +1284,15 @@ static void *tx_main(void *arg)
                     s->stalled = 1;
                     continue;
                 }
-                pl[i] = (struct tx_plan){.sent = weir__load_relaxed(&s->sent), .limit = limit};
+                /* Field by field: a compound literal would clear text[] (MSG_LEN
+                 * bytes) for every candidate of every round. */
+                struct tx_plan *x = &pl[i];
+                x->sent = weir__load_relaxed(&s->sent);
+                x->limit = limit;
+                x->nf = 0;
+                x->bytes = 0;
+                x->done = x->closed = x->err = 0;
+                x->text[0] = '\0';
                 cand[ncand++] = s;
             }
         }

@@ -35,6 +35,22 @@
 #include "channels/ring_handle.h"
 #include "channels/wait.h"
 
+/* The spin-then-yield part of the policy (wait.h), after a round of polls
+ * at `now` of a wait that began at t0: 1 when the caller polls again (it
+ * spun, or yielded, and *spinning is cleared past the spin budget), 0 when
+ * it is time to sleep. */
+static inline int spin_or_yield(uint64_t now, uint64_t t0, uint32_t spin, int *spinning)
+{
+    if (now - t0 < spin)
+        return 1;
+    *spinning = 0;
+    if (now - t0 < spin + WEIR__YIELD_NS) {
+        sched_yield();
+        return 1;
+    }
+    return 0;
+}
+
 int weir__ring_wait(struct weir__ring_waiter *w, int timeout_ms, uint64_t *waited_ns)
 {
     uint64_t t0 = weir_now_ns();
@@ -53,13 +69,8 @@ int weir__ring_wait(struct weir__ring_waiter *w, int timeout_ms, uint64_t *waite
             ret = w->timed_out(w, timeout_ms);
             goto done;
         }
-        if (now - t0 < spin)
+        if (spin_or_yield(now, t0, spin, &spinning))
             continue;
-        spinning = 0;
-        if (now - t0 < spin + WEIR__YIELD_NS) {
-            sched_yield();
-            continue;
-        }
         if (w->before_sleep && (ret = w->before_sleep(w)) < 0)
             goto done;
         /* Announce, re-check, sleep. */
@@ -141,13 +152,8 @@ int weir__wait_many(const struct weir__wait_word *words, unsigned n, int (*ready
             ret = -ETIMEDOUT;
             goto done;
         }
-        if (now - t0 < spin)
+        if (spin_or_yield(now, t0, spin, &spinning))
             continue;
-        spinning = 0;
-        if (now - t0 < spin + WEIR__YIELD_NS) {
-            sched_yield();
-            continue;
-        }
         if (!weir__load_relaxed(&waitv_ok)) {
             /* No futex_waitv: poll every 100 us (announcing nothing, so no
              * waker calls futex for us). */

@@ -1628,6 +1628,24 @@ Test(nodes, dag_diamond_3_ranks_over_zmq, .timeout = 300)
 static void mn_link_check(const char *out, int r, const char *chan, const char *dir, int peer,
                           unsigned long long n, unsigned streams);
 
+/* Run the wide shape (W channels from rank 1 to rank 0, n executions) over
+ * transport tp ("uring" / "zmq") into out and check what every such run
+ * shows: exit 0, every execution's sum, both ranks freed cleanly. */
+static void mn_run_wide(char *out, size_t cap, unsigned W, unsigned n, const char *tp)
+{
+    uint64_t sum = 0;
+    for (uint64_t e = 0; e < n; e++)
+        sum += W * (e * 2654435761u) + W * (W - 1) / 2;
+    char want[160];
+    snprintf(want, sizeof want, "rank 0: %u executions checked, 0 failed, sum %016llx", n,
+             (unsigned long long)sum);
+    int st = sh_out(out, cap, CLEAN_ENV "MNODE_WIDE=%u MNODE_TRANSPORT=%s %s -n 2 %s wide %u "
+                    "mixed 2>&1", W, tp, WEIR_RUN, MNODE_RANK, n);
+    cr_assert_eq(st, 0, "%s", out);
+    expect_line(out, want);
+    cr_assert(strstr(out, "rank 0: free 0 in ") && strstr(out, "rank 1: free 0 in "), "%s", out);
+}
+
 /* As many channels from one rank to another as one connection carries
  * (64 streams, WEIR__LINK_MAX_STREAMS; the largest HELLO fills most of a
  * control frame), both transports, thread and process actors: every
@@ -1637,21 +1655,11 @@ Test(nodes, dag_64_channels_between_two_ranks_share_one_connection, .timeout = 3
 {
     static char out[262144];
     const unsigned W = 64, n = 2000;
-    uint64_t sum = 0;
-    for (uint64_t e = 0; e < n; e++)
-        sum += W * (e * 2654435761u) + W * (W - 1) / 2;
-    char want[160];
-    snprintf(want, sizeof want, "rank 0: %u executions checked, 0 failed, sum %016llx", n,
-             (unsigned long long)sum);
     for (int t = 0; t < 2; t++) {
         if (t == 1 && !WEIR_HAVE_ZMQ_TRANSPORT)
             break;
-        int st = sh_out(out, sizeof out, CLEAN_ENV "MNODE_WIDE=%u MNODE_TRANSPORT=%s %s -n 2 %s "
-                        "wide %u mixed 2>&1", W, t ? "zmq" : "uring", WEIR_RUN, MNODE_RANK, n);
-        cr_assert_eq(st, 0, "%s", out);
-        expect_line(out, want);
+        mn_run_wide(out, sizeof out, W, n, t ? "zmq" : "uring");
         expect_line(out, "rank 1: joined");
-        cr_assert(strstr(out, "rank 0: free 0 in ") && strstr(out, "rank 1: free 0 in "), "%s", out);
         const char *chans[] = {"src.spread0.out0", "src.spread1.out31"};
         for (int k = 0; k < 2; k++) {
             mn_link_check(out, 1, chans[k], "send", 0, n, W);
@@ -1742,20 +1750,10 @@ Test(nodes, dag_100_channels_between_two_ranks_ride_two_connections, .timeout = 
 {
     static char out[393216];
     const unsigned W = 100, n = 2000;
-    uint64_t sum = 0;
-    for (uint64_t e = 0; e < n; e++)
-        sum += W * (e * 2654435761u) + W * (W - 1) / 2;
-    char want[160];
-    snprintf(want, sizeof want, "rank 0: %u executions checked, 0 failed, sum %016llx", n,
-             (unsigned long long)sum);
     for (int t = 0; t < 2; t++) {
         if (t == 1 && !WEIR_HAVE_ZMQ_TRANSPORT)
             break;
-        int st = sh_out(out, sizeof out, CLEAN_ENV "MNODE_WIDE=%u MNODE_TRANSPORT=%s %s -n 2 %s "
-                        "wide %u mixed 2>&1", W, t ? "zmq" : "uring", WEIR_RUN, MNODE_RANK, n);
-        cr_assert_eq(st, 0, "%s", out);
-        expect_line(out, want);
-        cr_assert(strstr(out, "rank 0: free 0 in ") && strstr(out, "rank 1: free 0 in "), "%s", out);
+        mn_run_wide(out, sizeof out, W, n, t ? "zmq" : "uring");
         /* channels 1..64 from rank 1: spread0.*, spread1.*; then spread2.*, spread3.* */
         const char *chans[] = {"src.spread0.out0", "src.spread1.out31", "src.spread2.out0",
                                "src.spread3.out3"};
