@@ -123,7 +123,7 @@
 #define COPY_MAX (1u << 20)       /* largest gathered copy buffer */
 #define LINGER_MS 1000            /* a closed accepted pipe's sent bytes may drain this long */
 #define WAIT_CAP_MS 100           /* longest single sleep of a waiting receiver */
-#define SPIN_NS_DEFAULT 20000u
+#define SPIN_NS_DEFAULT 0u
 #define ID_MAX 256
 #define RECONNECT_NEVER_MS (1 << 30) /* about 12 days: see z_dial */
 
@@ -246,6 +246,7 @@ struct zsock {
     weir__tp_pipe *pipes;            /* every pipe with a routing id on this socket */
     weir__tp_pipe *acc_head, *acc_tail; /* accepted, not yet taken by accept() */
     int aefd;     /* listener: wakes accept */
+    int fd_waiters; /* receivers asleep on zfd: while one is, accept() leaves zfd to them */
     int lclosed;  /* listener_close was called */
     char addr[64];
     /* dialer: the pipe waiting for its connect notification */
@@ -275,6 +276,7 @@ struct weir__tp_pipe {
     uint64_t cut_deadline;
     int zombie;             /* pipe_free was called: the service frees it after the cut */
     int in_accept_q;
+    int rx_waiting;         /* the receiving thread sleeps in wait_fds: kick it */
     struct zq *qh, *qt;
     /* receiving thread only */
     zmq_msg_t cur;
@@ -599,6 +601,8 @@ static void service(struct zsock *zs)
             if (p) {
                 p->peer_gone = 1; /* the connection closed */
                 kick(p->rxfd);
+                if (zs->listener)
+                    kick(zs->aefd); /* accept() watches zfd again (a re-dial may follow) */
                 pthread_mutex_lock(&p->acct->mu);
                 pthread_cond_broadcast(&p->acct->cv);
                 pthread_mutex_unlock(&p->acct->mu);
@@ -627,7 +631,10 @@ static void service(struct zsock *zs)
                     p->qh = q;
                 p->qt = q;
                 zs->queued += zmq_msg_size(&q->m);
-                kick(p->rxfd);
+                if (p->rx_waiting) { /* a receiver that is awake finds it in its queue */
+                    p->rx_waiting = 0;
+                    kick(p->rxfd);
+                }
             }
             zmq_msg_close(&d);
         } else {
@@ -637,13 +644,13 @@ static void service(struct zsock *zs)
     }
 }
 
-/* Wait for zs's ZMQ_FD or efd, at most ms (capped); drains efd. */
-static void wait_fds(struct zsock *zs, int efd, int ms)
+/* Wait for efd and, with zfd set, zs's ZMQ_FD, at most ms (capped); drains efd. */
+static void wait_fds(struct zsock *zs, int efd, int zfd, int ms)
 {
     if (ms < 0 || ms > WAIT_CAP_MS)
         ms = WAIT_CAP_MS;
-    struct pollfd pf[2] = {{.fd = zs->zfd, .events = POLLIN}, {.fd = efd, .events = POLLIN}};
-    if (poll(pf, 2, ms) > 0 && pf[1].revents)
+    struct pollfd pf[2] = {{.fd = efd, .events = POLLIN}, {.fd = zfd ? zs->zfd : -1, .events = POLLIN}};
+    if (poll(pf, 2, ms) > 0 && pf[0].revents)
         drain_efd(efd);
 }
 
@@ -748,6 +755,13 @@ static int z_accept(weir__tp_listener *l, int timeout_ms, weir__tp_pipe **out)
             p->anext = NULL;
             p->in_accept_q = 0;
         }
+        /* A receiver asleep on zfd services the socket when it stirs, and a
+         * new connection it finds kicks aefd: no second thread need wake for
+         * every message. It leaves its wait only to receive, or to end (the
+         * connection closed: aefd is kicked then), so accept() sees a new
+         * connection at once, or within WAIT_CAP_MS should that receiver
+         * stop receiving without closing. */
+        int zfd = zs->fd_waiters == 0;
         pthread_mutex_unlock(&zs->mu);
         if (p) {
             *out = p;
@@ -757,7 +771,7 @@ static int z_accept(weir__tp_listener *l, int timeout_ms, weir__tp_pipe **out)
         if (left == 0)
             return weir__seterr(-ETIMEDOUT, "link listener %s: no connection within %d ms",
                                 zs->addr, timeout_ms);
-        wait_fds(zs, zs->aefd, left);
+        wait_fds(zs, zs->aefd, zfd, left);
     }
 }
 
@@ -985,6 +999,8 @@ static void z_close(weir__tp_pipe *p)
     }
     service(zs);
     pthread_mutex_unlock(&zs->mu);
+    if (!p->dialed)
+        kick(zs->aefd); /* its receiver may have been the one watching zfd */
 }
 
 /*
@@ -1238,7 +1254,20 @@ static int z_recv(weir__tp_pipe *p, struct weir__tp_chunk *ch, int timeout_ms)
                 weir__cpu_relax();
             continue;
         }
-        wait_fds(zs, p->rxfd, timeout_ms < 0 ? -1 : ms_left(deadline));
+        pthread_mutex_lock(&zs->mu);
+        int ready = p->qh || p->peer_gone || !zs->s;
+        if (!ready) {
+            p->rx_waiting = 1; /* service kicks rxfd for what it queues now */
+            zs->fd_waiters++;
+        }
+        pthread_mutex_unlock(&zs->mu);
+        if (ready)
+            continue;
+        wait_fds(zs, p->rxfd, 1, timeout_ms < 0 ? -1 : ms_left(deadline));
+        pthread_mutex_lock(&zs->mu);
+        p->rx_waiting = 0;
+        zs->fd_waiters--;
+        pthread_mutex_unlock(&zs->mu);
     }
 }
 
