@@ -49,7 +49,8 @@
  *
  * Counters. With every STATS_EVERY-th heartbeat to rank 0, and just before
  * its BYE, a rank also sends a STATS message when its collect callback has
- * any (engine/remote.c: the rings rank 0 has none of); rank 0 hands a
+ * any (engine/remote.c: the rings rank 0 has none of, the rank's links
+ * and its actors); rank 0 hands a
  * joined rank's STATS, if it names its sender's rank, to on_stats. STATS
  * change nothing else (a bad one is noted like any bad message).
  *
@@ -105,11 +106,15 @@ struct weir__cluster {
     int timeout_ms;          /* of the join */
     uint64_t join_deadline;  /* ns; 0: none */
     void (*on_event)(void *ctx, int kind, int rank, int code, const char *msg);
-    unsigned (*collect)(void *ctx, struct weir__cluster_chan_stat *out, unsigned cap);
-    void (*on_stats)(void *ctx, int rank, const struct weir__cluster_chan_stat *v, unsigned n);
+    void (*collect)(void *ctx, struct weir__cluster_stats *out);
+    void (*on_stats)(void *ctx, int rank, const struct weir__cluster_stats *s);
     void *ctx;
-    struct weir__cluster_chan_stat *stats; /* WEIR__CLUSTER_STATS_MAX: STATS to send (ranks
-                                              != 0) or being decoded (rank 0); thread only */
+    /* STATS to send (ranks != 0) or being decoded (rank 0): arrays of
+     * WEIR__CLUSTER_STATS_MAX channels and WEIR__CLUSTER_LINKS_MAX links;
+     * thread only */
+    struct weir__cluster_chan_stat *stats;
+    struct weir__cluster_link_stat *lstats;
+    struct weir__cluster_actor_stat *astats; /* WEIR__CLUSTER_ACTORS_MAX */
     void *zctx, *sock;
     int efd;
     pthread_t th;
@@ -407,6 +412,10 @@ static void rank0_msg(struct weir__cluster *c, const uint8_t *id, size_t idlen, 
     m->ranks_cap = 0;
     m->chans = c->stats;
     m->chans_cap = c->stats ? WEIR__CLUSTER_STATS_MAX : 0;
+    m->links = c->lstats;
+    m->links_cap = c->lstats ? WEIR__CLUSTER_LINKS_MAX : 0;
+    m->actors = c->astats;
+    m->actors_cap = c->astats ? WEIR__CLUSTER_ACTORS_MAX : 0;
     int from = find_peer(c, id, idlen);
     if (weir__cluster_msg_decode(buf, len, m) < 0) {
         if (from > 0) {
@@ -463,7 +472,10 @@ static void rank0_msg(struct weir__cluster *c, const uint8_t *id, size_t idlen, 
             if (c->on_event)
                 c->on_event(c->ctx, WEIR__CLUSTER_EV_REFUSED, from, -EPROTO, c->last_refusal);
         } else if (c->on_stats && p->alive) {
-            c->on_stats(c->ctx, from, m->chans, m->nchans);
+            struct weir__cluster_stats st = {.chans = m->chans, .nchans = m->nchans,
+                                             .links = m->links, .nlinks = m->nlinks,
+                                             .actors = m->actors, .nactors = m->nactors};
+            c->on_stats(c->ctx, from, &st);
         }
         break;
     default:
@@ -482,6 +494,10 @@ static void worker_msg(struct weir__cluster *c, const uint8_t *buf, size_t len)
     m->ranks_cap = (unsigned)c->size;
     m->chans = NULL; /* STATS only flow to rank 0 */
     m->chans_cap = 0;
+    m->links = NULL;
+    m->links_cap = 0;
+    m->actors = NULL;
+    m->actors_cap = 0;
     if (weir__cluster_msg_decode(buf, len, m) < 0) {
         snprintf(c->last_refusal, sizeof c->last_refusal, "cluster: rank 0 sent a bad control "
                  "message: %s", weir_errmsg());
@@ -635,18 +651,26 @@ static void check_liveness(struct weir__cluster *c, uint64_t t)
     }
 }
 
-/* Ranks != 0: the counters rank 0 has no ring of (collect), if any. */
+/* Ranks != 0: the counters rank 0 has no ring of, and this rank's links
+ * (collect), if any. */
 static void send_stats(struct weir__cluster *c)
 {
-    unsigned n = c->collect && c->stats ? c->collect(c->ctx, c->stats, WEIR__CLUSTER_STATS_MAX) : 0;
-    if (!n)
+    if (!c->collect || !c->stats)
+        return;
+    struct weir__cluster_stats st = {.chans = c->stats, .links = c->lstats, .actors = c->astats};
+    c->collect(c->ctx, &st);
+    if (!st.nchans && !st.nlinks && !st.nactors)
         return;
     struct weir__cluster_msg m;
     memset(&m, 0, sizeof m);
     m.kind = WEIR__CM_STATS;
     m.rank = c->rank;
     m.chans = c->stats;
-    m.nchans = n < WEIR__CLUSTER_STATS_MAX ? n : WEIR__CLUSTER_STATS_MAX;
+    m.nchans = st.nchans < WEIR__CLUSTER_STATS_MAX ? st.nchans : WEIR__CLUSTER_STATS_MAX;
+    m.links = c->lstats;
+    m.nlinks = st.nlinks < WEIR__CLUSTER_LINKS_MAX ? st.nlinks : WEIR__CLUSTER_LINKS_MAX;
+    m.actors = c->astats;
+    m.nactors = st.nactors < WEIR__CLUSTER_ACTORS_MAX ? st.nactors : WEIR__CLUSTER_ACTORS_MAX;
     send_msg(c, NULL, 0, &m);
 }
 
@@ -810,6 +834,8 @@ static void cluster_free(struct weir__cluster *c)
     free(c->desc);
     free(c->rxbuf);
     free(c->stats);
+    free(c->lstats);
+    free(c->astats);
     free(c);
 }
 
@@ -861,7 +887,9 @@ struct weir__cluster *weir__cluster_open(const struct weir__cluster_opts *o)
     c->rxbuf = malloc(sizeof(struct weir__cluster_msg) +
                       sizeof(struct weir__cluster_rank) * (size_t)c->size);
     if ((c->rank == 0 ? c->on_stats != NULL : c->collect != NULL) &&
-        !(c->stats = calloc(WEIR__CLUSTER_STATS_MAX, sizeof *c->stats))) {
+        (!(c->stats = calloc(WEIR__CLUSTER_STATS_MAX, sizeof *c->stats)) ||
+         !(c->lstats = calloc(WEIR__CLUSTER_LINKS_MAX, sizeof *c->lstats)) ||
+         !(c->astats = calloc(WEIR__CLUSTER_ACTORS_MAX, sizeof *c->astats)))) {
         weir__seterr(-ENOMEM, "cluster: out of memory for channel counters");
         goto fail;
     }

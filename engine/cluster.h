@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include <weir/cluster.h>
+#include <weir/dag.h>
 #include <weir/stats.h>
 
 /* ---- the environment (cluster_env.c) --------------------------------------- */
@@ -81,6 +82,39 @@ struct weir__cluster_chan_stat {
     struct weir_chan_stats st;
 };
 
+/* One link's counters in a STATS message (rank -> 0). */
+#define WEIR__CLUSTER_LINKS_MAX 128 /* links per STATS message */
+struct weir__cluster_link_stat {
+    uint32_t index;                /* the link's number k on the sending rank */
+    struct weir_dag_link_stats st; /* st.rank is not sent: the message's rank is */
+};
+
+/* One actor's counters in a STATS message (rank -> 0). */
+#define WEIR__CLUSTER_ACTORS_MAX 64  /* actors per STATS message */
+#define WEIR__CLUSTER_METHODS_MAX 64 /* methods of one actor in a STATS message */
+struct weir__cluster_method_stat {
+    uint64_t calls, errors, busy_ns;
+};
+struct weir__cluster_actor_stat {
+    uint32_t actor;       /* actor index in the plan */
+    int32_t pid;          /* its process on the sending rank */
+    uint32_t restarts;
+    unsigned nmethods;    /* <= WEIR__CLUSTER_METHODS_MAX: its first methods */
+    uint64_t input_starved_ns, output_blocked_ns;
+    struct weir__cluster_method_stat methods[WEIR__CLUSTER_METHODS_MAX];
+};
+
+/* What a rank reports in one STATS message: arrays of the _MAX capacities
+ * above, filled with nchans / nlinks / nactors entries. */
+struct weir__cluster_stats {
+    struct weir__cluster_chan_stat *chans; /* WEIR__CLUSTER_STATS_MAX */
+    unsigned nchans;
+    struct weir__cluster_link_stat *links; /* WEIR__CLUSTER_LINKS_MAX */
+    unsigned nlinks;
+    struct weir__cluster_actor_stat *actors; /* WEIR__CLUSTER_ACTORS_MAX */
+    unsigned nactors;
+};
+
 struct weir__cluster_opts {
     int rank, size;          /* 0 <= rank < size <= WEIR_MAX_RANKS */
     const char *coord;       /* ZeroMQ endpoint of rank 0 (weir__cluster_env.coord) */
@@ -97,12 +131,12 @@ struct weir__cluster_opts {
     void (*on_event)(void *ctx, int kind, int rank, int code, const char *msg);
     /* Ranks != 0: called on the cluster's thread before every 4th heartbeat
      * to rank 0 (every heartbeat_ms / 2) and before the BYE of a teardown;
-     * fills up to cap entries, returns how many (0: no STATS message).
-     * NULL: none. */
-    unsigned (*collect)(void *ctx, struct weir__cluster_chan_stat *out, unsigned cap);
+     * fills out's arrays (their capacities are the _MAX above) and sets
+     * nchans / nlinks / nactors (all 0: no STATS message). NULL: none. */
+    void (*collect)(void *ctx, struct weir__cluster_stats *out);
     /* Rank 0: a joined rank's STATS (decoded and range-checked, not judged
      * against any plan), on the cluster's thread, no lock held. NULL: dropped. */
-    void (*on_stats)(void *ctx, int rank, const struct weir__cluster_chan_stat *v, unsigned n);
+    void (*on_stats)(void *ctx, int rank, const struct weir__cluster_stats *s);
     void *ctx;
 };
 
@@ -211,9 +245,16 @@ struct weir__cluster_msg {
     struct weir__cluster_rank *ranks;
     unsigned ranks_cap, nranks;
     /* STATS (rank is the sender): the caller's array of chans_cap entries,
-     * filled with nchans (at most WEIR__CLUSTER_STATS_MAX). */
+     * filled with nchans (at most WEIR__CLUSTER_STATS_MAX), and of
+     * links_cap entries, filled with nlinks (at most WEIR__CLUSTER_LINKS_MAX). */
     struct weir__cluster_chan_stat *chans;
     unsigned chans_cap, nchans;
+    struct weir__cluster_link_stat *links;
+    unsigned links_cap, nlinks;
+    /* STATS: and of actors_cap entries, filled with nactors (at most
+     * WEIR__CLUSTER_ACTORS_MAX). */
+    struct weir__cluster_actor_stat *actors;
+    unsigned actors_cap, nactors;
 };
 
 /*
@@ -223,9 +264,10 @@ struct weir__cluster_msg {
 int weir__cluster_msg_encode(const struct weir__cluster_msg *m, uint8_t **out, size_t *len);
 
 /*
- * Verify buf[0..len) and fill *out (its ranks / ranks_cap and chans /
- * chans_cap are kept: a TABLE with more than ranks_cap ranks, a STATS with
- * more than chans_cap channels, is refused). Trusts nothing: size,
+ * Verify buf[0..len) and fill *out (its ranks / ranks_cap, chans /
+ * chans_cap, links / links_cap and actors / actors_cap are kept: a TABLE
+ * with more than ranks_cap ranks, a STATS with more than chans_cap
+ * channels, links_cap links or actors_cap actors, is refused). Trusts nothing: size,
  * identifier "WCLU", the FlatBuffers verifier, then every field's range;
  * strings are copied into the fixed arrays (nothing is allocated at a size
  * the peer chose). 0, or -EBADMSG (not a verified weir control message) /

@@ -109,7 +109,9 @@ int weir__cluster_msg_encode(const struct weir__cluster_msg *m, uint8_t **out, s
     if (m->token_len > WEIR__CLUSTER_TOKEN_MAX || m->self.nep > WEIR__CLUSTER_MAX_EP ||
         (m->kind == WEIR__CM_TABLE && (!m->ranks || m->nranks > m->ranks_cap)) ||
         (m->kind == WEIR__CM_STATS &&
-         ((m->nchans && !m->chans) || m->nchans > WEIR__CLUSTER_STATS_MAX)))
+         ((m->nchans && !m->chans) || m->nchans > WEIR__CLUSTER_STATS_MAX ||
+          (m->nlinks && !m->links) || m->nlinks > WEIR__CLUSTER_LINKS_MAX ||
+          (m->nactors && !m->actors) || m->nactors > WEIR__CLUSTER_ACTORS_MAX)))
         return weir__seterr(-EINVAL, "cluster %s: encode: field out of range",
                             kind_name(m->kind));
     try {
@@ -176,7 +178,35 @@ int weir__cluster_msg_encode(const struct weir__cluster_msg *m, uint8_t **out, s
                                                st->errors, st->writer_blocked_ns, st->grows,
                                                st->slot_bytes, st->depth, st->closed != 0, rv));
             }
-            body = wc::CreateStats(b, m->rank, b.CreateVector(v)).Union();
+            std::vector<fb::Offset<wc::LinkStat>> lv;
+            for (unsigned i = 0; i < m->nlinks; i++) {
+                const struct weir__cluster_link_stat *l = &m->links[i];
+                const struct weir_dag_link_stats *st = &l->st;
+                auto peer = b.CreateString(st->peer);
+                lv.push_back(wc::CreateLinkStat(b, st->chan, l->index, st->peer_rank,
+                                                st->sending != 0, st->status, peer, st->messages,
+                                                st->bytes, st->acked, st->credit_stalls,
+                                                st->conn_streams, st->conn, st->frames,
+                                                st->batches, st->reconnects, st->last_rtt_ns));
+            }
+            std::vector<fb::Offset<wc::ActorStat>> av;
+            for (unsigned i = 0; i < m->nactors; i++) {
+                const struct weir__cluster_actor_stat *a = &m->actors[i];
+                if (a->nmethods > WEIR__CLUSTER_METHODS_MAX)
+                    return weir__seterr(-EINVAL, "cluster STATS: encode: actor %u has %u "
+                                        "methods", a->actor, a->nmethods);
+                std::vector<wc::MethodStat> ms;
+                for (unsigned k = 0; k < a->nmethods; k++)
+                    ms.emplace_back(a->methods[k].calls, a->methods[k].errors,
+                                    a->methods[k].busy_ns);
+                auto mv = b.CreateVectorOfStructs(ms);
+                av.push_back(wc::CreateActorStat(b, a->actor, a->pid, a->restarts,
+                                                 a->input_starved_ns, a->output_blocked_ns, mv));
+            }
+            auto cvec = b.CreateVector(v);
+            auto lvec = b.CreateVector(lv);
+            auto avec = b.CreateVector(av);
+            body = wc::CreateStats(b, m->rank, cvec, lvec, avec).Union();
             break;
         }
         }
@@ -203,11 +233,19 @@ int weir__cluster_msg_decode(const uint8_t *buf, size_t len, struct weir__cluste
     unsigned ranks_cap = out->ranks_cap;
     struct weir__cluster_chan_stat *chans = out->chans;
     unsigned chans_cap = out->chans_cap;
+    struct weir__cluster_link_stat *links = out->links;
+    unsigned links_cap = out->links_cap;
+    struct weir__cluster_actor_stat *actors = out->actors;
+    unsigned actors_cap = out->actors_cap;
     std::memset(out, 0, sizeof *out);
     out->ranks = ranks;
     out->ranks_cap = ranks_cap;
     out->chans = chans;
     out->chans_cap = chans_cap;
+    out->links = links;
+    out->links_cap = links_cap;
+    out->actors = actors;
+    out->actors_cap = actors_cap;
     if (!buf || len < 8 || len > WEIR__CLUSTER_MSG_MAX)
         return weir__seterr(-EBADMSG, "cluster: control message of %zu bytes (expected 8..%u)",
                             len, WEIR__CLUSTER_MSG_MAX);
@@ -225,7 +263,8 @@ int weir__cluster_msg_decode(const uint8_t *buf, size_t len, struct weir__cluste
     }
     fb::Verifier::Options vo;
     vo.max_depth = 8;
-    vo.max_tables = 4 * WEIR_MAX_RANKS + WEIR__CLUSTER_STATS_MAX + 16;
+    vo.max_tables = 4 * WEIR_MAX_RANKS + WEIR__CLUSTER_STATS_MAX + WEIR__CLUSTER_LINKS_MAX +
+                    WEIR__CLUSTER_ACTORS_MAX + 16;
     vo.check_alignment = true;
     fb::Verifier v(buf, len, vo);
     if (!wc::VerifyMsgBuffer(v))
@@ -372,6 +411,80 @@ int weir__cluster_msg_decode(const uint8_t *buf, size_t len, struct weir__cluste
             st->nreaders = nr;
         }
         out->nchans = n;
+        const auto *lv = sm->links();
+        unsigned nl = lv ? lv->size() : 0;
+        if (nl > WEIR__CLUSTER_LINKS_MAX || nl > out->links_cap || (nl && !out->links))
+            return weir__seterr(-EPROTO, "cluster STATS: %u links (at most %u)", nl,
+                                out->links_cap < WEIR__CLUSTER_LINKS_MAX
+                                    ? out->links_cap
+                                    : (unsigned)WEIR__CLUSTER_LINKS_MAX);
+        for (unsigned i = 0; i < nl; i++) {
+            const wc::LinkStat *ls = lv->Get(i);
+            struct weir__cluster_link_stat *l = &out->links[i];
+            std::memset(l, 0, sizeof *l);
+            struct weir_dag_link_stats *st = &l->st;
+            if (ls->peer_rank() < 0 || ls->peer_rank() >= WEIR_MAX_RANKS)
+                return weir__seterr(-EPROTO, "cluster STATS: link %u of channel %u: peer rank %d "
+                                    "(expected 0..%d)", ls->index(), ls->chan(),
+                                    ls->peer_rank(), WEIR_MAX_RANKS - 1);
+            if (ls->status() != 0 && (e = check_code(ls->status(), "STATS link status")) < 0)
+                return e;
+            if ((e = copy_str(ls->peer(), st->peer, sizeof st->peer, what, "link peer",
+                              false)) < 0)
+                return e;
+            l->index = ls->index();
+            st->chan = ls->chan();
+            st->rank = out->rank;
+            st->peer_rank = ls->peer_rank();
+            st->sending = ls->sending() ? 1 : 0;
+            st->status = ls->status();
+            st->messages = ls->messages();
+            st->bytes = ls->bytes();
+            st->acked = ls->acked();
+            st->credit_stalls = ls->credit_stalls();
+            st->conn_streams = ls->conn_streams();
+            st->conn = ls->conn();
+            st->frames = ls->frames();
+            st->batches = ls->batches();
+            st->reconnects = ls->reconnects();
+            st->last_rtt_ns = ls->last_rtt_ns();
+        }
+        out->nlinks = nl;
+        const auto *av = sm->actors();
+        unsigned na = av ? av->size() : 0;
+        if (na > WEIR__CLUSTER_ACTORS_MAX || na > out->actors_cap || (na && !out->actors))
+            return weir__seterr(-EPROTO, "cluster STATS: %u actors (at most %u)", na,
+                                out->actors_cap < WEIR__CLUSTER_ACTORS_MAX
+                                    ? out->actors_cap
+                                    : (unsigned)WEIR__CLUSTER_ACTORS_MAX);
+        for (unsigned i = 0; i < na; i++) {
+            const wc::ActorStat *as = av->Get(i);
+            struct weir__cluster_actor_stat *a = &out->actors[i];
+            std::memset(a, 0, sizeof *a);
+            const auto *mv = as->methods();
+            unsigned nm = mv ? mv->size() : 0;
+            if (nm > WEIR__CLUSTER_METHODS_MAX)
+                return weir__seterr(-EPROTO, "cluster STATS: actor %u with %u methods (at most "
+                                    "%d)", as->actor(), nm, WEIR__CLUSTER_METHODS_MAX);
+            if (as->pid() < 0)
+                return weir__seterr(-EPROTO, "cluster STATS: actor %u in pid %d", as->actor(),
+                                    as->pid());
+            a->actor = as->actor();
+            a->pid = as->pid();
+            a->restarts = as->restarts();
+            a->input_starved_ns = as->input_starved_ns();
+            a->output_blocked_ns = as->output_blocked_ns();
+            for (unsigned k = 0; k < nm; k++) {
+                // 8-byte structs the verifier does not align-check: copy out (as readers).
+                wc::MethodStat msv;
+                std::memcpy(&msv, mv->Data() + (size_t)k * sizeof msv, sizeof msv);
+                a->methods[k].calls = msv.calls();
+                a->methods[k].errors = msv.errors();
+                a->methods[k].busy_ns = msv.busy_ns();
+            }
+            a->nmethods = nm;
+        }
+        out->nactors = na;
         return 0;
     }
     }

@@ -53,6 +53,7 @@
 #include "compiler/compile.h"
 #include "dag/cpulist.h"
 #include "dag/graph_internal.h"
+#include "engine/cluster.h"
 #include "engine/engine.h"
 #include "engine/prof.h"
 
@@ -628,12 +629,23 @@ WEIR_API int weir_dag_actor_stats(const weir_dag *d, unsigned i, struct weir_act
     memset(st, 0, sizeof *st);
     snprintf(st->name, sizeof st->name, "%s", a->pa->name);
     st->isolation = a->pa->isolation;
+    st->worker = a->pa->worker >= 0 ? a->pa->worker + 1 : 0;
+    if (a->pa->node != d->rank) {
+        /* Hosted by another rank: rank 0 has its reports, the others nothing. */
+        struct weir__cluster_actor_stat r;
+        if (weir__remote_actor_stats(d, i, &r) == 0) {
+            st->pid = r.pid;
+            st->restarts = r.restarts;
+            st->input_starved_ns = r.input_starved_ns;
+            st->output_blocked_ns = r.output_blocked_ns;
+        }
+        return 0;
+    }
     /* pid and restarts change under dead_mu when the monitor restarts a process. */
     pthread_mutex_lock((pthread_mutex_t *)&d->dead_mu);
     st->pid = a->pa->isolation == WEIR_PROCESS ? (int)a->pid : (int)getpid();
     st->restarts = a->restarts;
     pthread_mutex_unlock((pthread_mutex_t *)&d->dead_mu);
-    st->worker = a->pa->worker >= 0 ? a->pa->worker + 1 : 0;
     for (unsigned c = 0; c < d->plan->nchans; c++) {
         if (!d->chans[c] || (run->rid[c] < 0 && d->plan->chans[c].writer != (int32_t)run->idx))
             continue;

@@ -301,6 +301,18 @@ unsigned weir__remote_nlinks(const struct weir_dag *d, unsigned c);
  * naming the channel and rank. Any thread (the stats publisher too). */
 int weir__remote_link_stats(const struct weir_dag *d, unsigned c, unsigned k,
                             struct weir_dag_link_stats *st);
+/* Rank 0: links of channel c on the other ranks (weir_dag_chan_remote_nlinks;
+ * 0 elsewhere and on one rank), and link k's counters as its rank last
+ * reported them (STATS), with st->rank saying which rank: 0, or -ENOENT
+ * naming the channel (no link k, or no report yet). Any thread. */
+/* Rank 0: actor a of another rank as that rank last reported it (STATS).
+ * 0, or -ENOENT (not rank 0, an actor of rank 0, or no report yet). */
+struct weir__cluster_actor_stat;
+int weir__remote_actor_stats(const struct weir_dag *d, unsigned a,
+                             struct weir__cluster_actor_stat *out);
+unsigned weir__remote_rlinks(const struct weir_dag *d, unsigned c);
+int weir__remote_rlink_stats(const struct weir_dag *d, unsigned c, unsigned k,
+                             struct weir_dag_link_stats *st);
 
 /* Rank 0: the counters of channel c, which has no ring on rank 0, as its
  * writer's rank last reported them (STATS); who[WEIR_CHAN_MAX_READERS]

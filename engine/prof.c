@@ -28,6 +28,7 @@
 
 #include "channels/atomics.h"
 #include "channels/err.h"
+#include "engine/cluster.h"
 #include "engine/engine.h"
 #include "engine/prof.h"
 #include "engine/stats_shm.h"
@@ -178,32 +179,65 @@ static void fill(struct weir_dag *d, int final)
         if (p->chans[c].writer == WEIR__PLAN_DRIVER && cs.messages < submitted)
             submitted = cs.messages;
     }
-    for (unsigned c = 0, l = 0; c < p->nchans && l < h->nlinks; c++)
-        for (unsigned k = 0; k < weir__remote_nlinks(d, c) && l < h->nlinks; k++, l++) {
-            struct weir_dag_link_stats ls;
-            struct weir__stats_link *sl = weir__stats_link_at(h, l);
-            if (weir__remote_link_stats(d, c, k, &ls) < 0)
-                continue;
-            sl->chan = c;
-            sl->peer_rank = ls.peer_rank;
-            sl->sending = (uint32_t)ls.sending;
-            sl->status = ls.status;
-            sl->conn_streams = ls.conn_streams;
-            sl->messages = ls.messages;
-            sl->bytes = ls.bytes;
-            sl->acked = ls.acked;
-            sl->credit_stalls = ls.credit_stalls;
-            sl->frames = ls.frames;
-            sl->batches = ls.batches;
-            sl->reconnects = ls.reconnects;
-            sl->last_rtt_ns = ls.last_rtt_ns;
-            snprintf(sl->peer, sizeof sl->peer, "%s", ls.peer);
+    /* This rank's links, then (rank 0) the other ranks' as they reported them. */
+    unsigned l = 0;
+    for (int rem = 0; rem < 2; rem++)
+        for (unsigned c = 0; c < p->nchans && l < h->nlinks; c++) {
+            unsigned m = rem ? weir__remote_rlinks(d, c) : weir__remote_nlinks(d, c);
+            for (unsigned k = 0; k < m && l < h->nlinks; k++, l++) {
+                struct weir_dag_link_stats ls;
+                struct weir__stats_link *sl = weir__stats_link_at(h, l);
+                if ((rem ? weir__remote_rlink_stats(d, c, k, &ls)
+                         : weir__remote_link_stats(d, c, k, &ls)) < 0) {
+                    /* not reported yet: name it, counters zero */
+                    sl->chan = c;
+                    sl->rank = -1;
+                    continue;
+                }
+                sl->chan = c;
+                sl->rank = ls.rank;
+                sl->peer_rank = ls.peer_rank;
+                sl->sending = (uint32_t)ls.sending;
+                sl->status = ls.status;
+                sl->conn_streams = ls.conn_streams;
+                sl->messages = ls.messages;
+                sl->bytes = ls.bytes;
+                sl->acked = ls.acked;
+                sl->credit_stalls = ls.credit_stalls;
+                sl->frames = ls.frames;
+                sl->batches = ls.batches;
+                sl->reconnects = ls.reconnects;
+                sl->last_rtt_ns = ls.last_rtt_ns;
+                snprintf(sl->peer, sizeof sl->peer, "%s", ls.peer);
+            }
         }
     h->executions = submitted == UINT64_MAX ? 0 : submitted;
     h->collected = collected == UINT64_MAX ? 0 : collected;
     for (unsigned a = 0, m0 = 0; a < p->nactors; a++) {
         struct actor_rt *ar = &d->actors[a];
         struct weir__stats_actor *sa = weir__stats_actor_at(h, a);
+        sa->rank = ar->pa->node;
+        if (ar->pa->node != d->rank) {
+            /* rank 0: another rank's actor, as it last reported it (else zeros) */
+            struct weir__cluster_actor_stat r;
+            int have = weir__remote_actor_stats(d, a, &r) == 0;
+            sa->pid = have ? (uint32_t)r.pid : 0;
+            sa->restarts = have ? r.restarts : 0;
+            sa->input_starved_ns = have ? r.input_starved_ns : 0;
+            sa->output_blocked_ns = have ? r.output_blocked_ns : 0;
+            sa->calls = sa->busy_ns = 0;
+            for (unsigned k = 0; k < ar->pa->nmethods; k++) {
+                struct weir__stats_method *sm = weir__stats_method_at(h, m0 + k);
+                int in = have && k < r.nmethods;
+                sm->calls = in ? r.methods[k].calls : 0;
+                sm->errors = in ? r.methods[k].errors : 0;
+                sm->busy_ns = in ? r.methods[k].busy_ns : 0;
+                sa->calls += sm->calls;
+                sa->busy_ns += sm->busy_ns;
+            }
+            m0 += ar->pa->nmethods;
+            continue;
+        }
         sa->pid = weir__load_relaxed(&ar->actr->pid);
         uint32_t starts = weir__load_relaxed(&ar->actr->starts);
         sa->restarts = starts ? starts - 1 : 0;
@@ -274,7 +308,7 @@ void weir__prof_start(struct weir_dag *d)
         return;
     unsigned nlinks = 0;
     for (unsigned c = 0; c < p->nchans; c++)
-        nlinks += weir__remote_nlinks(d, c);
+        nlinks += weir__remote_nlinks(d, c) + weir__remote_rlinks(d, c);
     size_t bytes = weir__stats_bytes(p->nchans, p->nactors, pr->nmethods, nlinks);
     pr->snap = calloc(1, bytes);
     if (!pr->snap)

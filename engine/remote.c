@@ -56,7 +56,12 @@
  * sends rank 0, with every 4th heartbeat (heartbeat_ms / 2) and once more
  * when it is torn down, a STATS message with the counters of up to
  * WEIR__CLUSTER_STATS_MAX such rings it writes (taking turns past that).
- * Rank 0 accepts a channel's counters only from its writer's rank.
+ * Rank 0 accepts a channel's counters only from its writer's rank. The
+ * same message carries up to WEIR__CLUSTER_LINKS_MAX of the rank's links
+ * (all of them, taking turns past that); rank 0 keeps a link's report
+ * only if the plan gives the sending rank that link (channel, number,
+ * peer and direction), so weir_dag_link_remote_stats and rank 0's stats
+ * segment show every link of the graph.
  *
  * Teardown. Rank 0 tears down as one rank does (the close cascades over
  * the links), then waits for every connection to end, frees them and
@@ -81,6 +86,7 @@
 #include "channels/transport.h"
 #include "engine/cluster.h"
 #include "engine/engine.h"
+#include "engine/prof.h"
 
 extern char **environ;
 
@@ -115,6 +121,19 @@ struct weir__remote {
     struct weir__cluster_chan_stat *rstats;
     unsigned char *rstats_have;
     unsigned stats_cursor; /* ranks != 0: where the next STATS starts (cluster thread) */
+    /* Rank 0: the links of every other rank as last reported (STATS):
+     * channel c's links on rank r are rlinks[rlinks_at[c * size + r] + k],
+     * k < link_count(p, size, r, c); rlinks_have[] once one came. */
+    unsigned *rlinks_at;
+    struct weir_dag_link_stats *rlinks;
+    unsigned char *rlinks_have;
+    unsigned nrlinks;
+    unsigned links_cursor; /* ranks != 0: the first link of the next STATS (cluster thread) */
+    /* Rank 0: the actors of other ranks as last reported (ractors[a] for an
+     * actor a with node != 0; ractors_have[a] once one came). */
+    struct weir__cluster_actor_stat *ractors;
+    unsigned char *ractors_have;
+    unsigned actors_cursor; /* ranks != 0: where the next STATS's actors start */
 };
 
 /* Connections per rank pair: per transport (WEIR_TRANSPORT_URING, _ZMQ), one
@@ -172,6 +191,67 @@ static int assign_groups(const struct weir__plan *p, struct weir__remote *rm)
     }
     free(n);
     return 0;
+}
+
+/* The peer rank of channel c's link k on rank r (a rank writing c has one
+ * sending link per other rank that reads it, in rank order; a rank reading
+ * c that does not write it has one receiving link, from the writer's
+ * rank), or -1 when r has no link k of c; *sending set. */
+static int link_peer_on(const struct weir__plan *p, int size, int r, unsigned c, unsigned k,
+                        int *sending)
+{
+    int32_t w = weir__plan_writer_rank(p, c);
+    *sending = w == r;
+    if (w < 0)
+        return -1;
+    if (w == r) {
+        for (int q = 0; q < size; q++)
+            if (q != r && weir__plan_readers_on(p, c, q) && k-- == 0)
+                return q;
+        return -1;
+    }
+    return k == 0 && weir__plan_readers_on(p, c, r) ? (int)w : -1;
+}
+
+/* Number of links of channel c on rank r. */
+static unsigned link_count(const struct weir__plan *p, int size, int r, unsigned c)
+{
+    unsigned n = 0;
+    int sending;
+    while (link_peer_on(p, size, r, c, n, &sending) >= 0)
+        n++;
+    return n;
+}
+
+/* Rank 0's room for the other ranks' reports: rstats (the channels it has
+ * no ring of) and rlinks (every link of ranks 1 .. size - 1). */
+static int alloc_reports(const struct weir__plan *p, struct weir__remote *rm)
+{
+    unsigned nh = 0, nl = 0;
+    size_t size = (size_t)rm->size;
+    rm->rstats_at = malloc(p->nchans * sizeof *rm->rstats_at);
+    rm->rlinks_at = calloc(p->nchans * size, sizeof *rm->rlinks_at);
+    if (!rm->rstats_at || !rm->rlinks_at)
+        return -ENOMEM;
+    for (uint32_t c = 0; c < p->nchans; c++) {
+        int32_t w = weir__plan_writer_rank(p, c);
+        rm->rstats_at[c] = w > 0 && !weir__plan_readers_on(p, c, 0) ? (int)nh++ : -1;
+        for (int r = 1; r < rm->size; r++) {
+            rm->rlinks_at[c * size + (size_t)r] = nl;
+            nl += link_count(p, rm->size, r, c);
+        }
+    }
+    rm->nrlinks = nl;
+    rm->rstats = calloc(nh ? nh : 1, sizeof *rm->rstats);
+    rm->rstats_have = calloc(nh ? nh : 1, 1);
+    rm->rlinks = calloc(nl ? nl : 1, sizeof *rm->rlinks);
+    rm->rlinks_have = calloc(nl ? nl : 1, 1);
+    rm->ractors = calloc(p->nactors ? p->nactors : 1, sizeof *rm->ractors);
+    rm->ractors_have = calloc(p->nactors ? p->nactors : 1, 1);
+    return rm->rstats && rm->rstats_have && rm->rlinks && rm->rlinks_have && rm->ractors &&
+                   rm->ractors_have
+               ? 0
+               : -ENOMEM;
 }
 
 int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
@@ -247,19 +327,9 @@ int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
         return weir__seterr(-ENOMEM, "graph '%s': out of memory", p->graph);
     }
     pthread_mutex_init(&rm->mu, NULL);
-    if (e.rank == 0 && p->nchans) {
-        unsigned nh = 0;
-        rm->rstats_at = malloc(p->nchans * sizeof *rm->rstats_at);
-        for (uint32_t c = 0; rm->rstats_at && c < p->nchans; c++) {
-            int32_t w = weir__plan_writer_rank(p, c);
-            rm->rstats_at[c] = w > 0 && !weir__plan_readers_on(p, c, 0) ? (int)nh++ : -1;
-        }
-        rm->rstats = calloc(nh ? nh : 1, sizeof *rm->rstats);
-        rm->rstats_have = calloc(nh ? nh : 1, 1);
-        if (!rm->rstats_at || !rm->rstats || !rm->rstats_have) {
-            weir__remote_free(rm);
-            return weir__seterr(-ENOMEM, "graph '%s': out of memory", p->graph);
-        }
+    if (e.rank == 0 && p->nchans && alloc_reports(p, rm) < 0) {
+        weir__remote_free(rm);
+        return weir__seterr(-ENOMEM, "graph '%s': out of memory", p->graph);
     }
     for (size_t i = 0; i < n; i++)
         rm->link_rid[i] = -1;
@@ -408,44 +478,94 @@ static int32_t reader_who(const struct weir_dag *d, unsigned c, int id)
     return -2;
 }
 
-/* Ranks != 0, on the cluster's thread before each heartbeat (the rings live
- * until the cluster is closed): up to cap reported rings, in turn. */
-static unsigned collect_stats(void *ctx, struct weir__cluster_chan_stat *out, unsigned cap)
+/* Ranks != 0, on the cluster's thread before each heartbeat (the rings and
+ * the links' counters live until the cluster is closed): up to
+ * WEIR__CLUSTER_STATS_MAX reported rings and WEIR__CLUSTER_LINKS_MAX of
+ * this rank's links, each in turn past that. */
+static void collect_stats(void *ctx, struct weir__cluster_stats *out)
 {
     struct weir_dag *d = ctx;
     struct weir__remote *rm = d->remote;
     unsigned nch = d->plan->nchans, n = 0;
-    for (unsigned k = 0; k < nch && n < cap; k++) {
+    for (unsigned k = 0; k < nch && n < WEIR__CLUSTER_STATS_MAX; k++) {
         unsigned c = (rm->stats_cursor + k) % nch;
         if (!reported(d, c))
             continue;
-        struct weir__cluster_chan_stat *e = &out[n];
+        struct weir__cluster_chan_stat *e = &out->chans[n];
         if (weir_chan_stats(d->chans[c], &e->st) < 0)
             continue;
         e->chan = c;
         for (unsigned r = 0; r < e->st.nreaders && r < WEIR_CHAN_MAX_READERS; r++)
             e->who[r] = reader_who(d, c, e->st.readers[r].id);
         n++;
-        if (n == cap)
+        if (n == WEIR__CLUSTER_STATS_MAX)
             rm->stats_cursor = (c + 1) % nch;
     }
-    return n;
+    out->nchans = n;
+    /* The links, numbered j in channel then link order; this message takes
+     * the WEIR__CLUSTER_LINKS_MAX from links_cursor on (all, when fewer). */
+    unsigned total = 0, nl = 0, j = 0;
+    for (unsigned c = 0; c < nch; c++)
+        total += weir__remote_nlinks(d, c);
+    unsigned start = total ? rm->links_cursor % total : 0;
+    for (unsigned c = 0; c < nch; c++)
+        for (unsigned k = 0, m = weir__remote_nlinks(d, c); k < m; k++, j++) {
+            if ((j + total - start) % total >= WEIR__CLUSTER_LINKS_MAX)
+                continue;
+            struct weir__cluster_link_stat *l = &out->links[nl];
+            if (weir__remote_link_stats(d, c, k, &l->st) < 0)
+                continue;
+            l->index = k;
+            nl++;
+        }
+    rm->links_cursor = total ? (start + WEIR__CLUSTER_LINKS_MAX) % total : 0;
+    out->nlinks = nl;
+    /* This rank's actors, WEIR__CLUSTER_ACTORS_MAX at a time, in turn. */
+    unsigned nact = d->plan->nactors, na = 0;
+    for (unsigned i = 0; i < nact && na < WEIR__CLUSTER_ACTORS_MAX; i++) {
+        unsigned a = (rm->actors_cursor + i) % nact;
+        const struct actor_rt *ar = &d->actors[a];
+        struct weir_actor_stats as;
+        if (ar->pa->node != d->rank || weir_dag_actor_stats(d, a, &as) < 0)
+            continue;
+        struct weir__cluster_actor_stat *e = &out->actors[na++];
+        memset(e, 0, sizeof *e);
+        e->actor = a;
+        e->pid = as.pid;
+        e->restarts = as.restarts;
+        e->input_starved_ns = as.input_starved_ns;
+        e->output_blocked_ns = as.output_blocked_ns;
+        e->nmethods = ar->pa->nmethods < WEIR__CLUSTER_METHODS_MAX ? ar->pa->nmethods
+                                                                   : WEIR__CLUSTER_METHODS_MAX;
+        for (unsigned k = 0; ar->mctr && k < e->nmethods; k++) {
+            e->methods[k].calls = weir__load_relaxed(&ar->mctr[k].calls);
+            e->methods[k].errors = weir__load_relaxed(&ar->mctr[k].errors);
+            e->methods[k].busy_ns = weir__load_relaxed(&ar->mctr[k].busy_ns);
+        }
+        if (na == WEIR__CLUSTER_ACTORS_MAX)
+            rm->actors_cursor = (a + 1) % nact;
+    }
+    out->nactors = na;
 }
 
 /* Rank 0, on the cluster's thread: keep what rank `rank` reported of the
- * channels it writes and rank 0 has no ring of; ignore the rest. */
-static void on_stats(void *ctx, int rank, const struct weir__cluster_chan_stat *v, unsigned n)
+ * channels it writes and rank 0 has no ring of, and of its links; ignore
+ * whatever the plan does not have there. */
+static void on_stats(void *ctx, int rank, const struct weir__cluster_stats *s)
 {
     struct weir_dag *d = ctx;
     struct weir__remote *rm = d->remote;
     const struct weir__plan *p = d->plan;
+    if (rank <= 0 || rank >= rm->size || !rm->rstats_at)
+        return;
     pthread_mutex_lock(&rm->mu);
-    for (unsigned i = 0; i < n; i++) {
-        unsigned c = v[i].chan;
+    for (unsigned i = 0; i < s->nchans; i++) {
+        const struct weir__cluster_chan_stat *v = &s->chans[i];
+        unsigned c = v->chan;
         if (c >= p->nchans || rm->rstats_at[c] < 0 || weir__plan_writer_rank(p, c) != rank)
             continue;
         struct weir__cluster_chan_stat *e = &rm->rstats[rm->rstats_at[c]];
-        *e = v[i];
+        *e = *v;
         /* A reader is an actor of the sending rank, or someone else. */
         for (unsigned r = 0; r < e->st.nreaders && r < WEIR_CHAN_MAX_READERS; r++)
             if (e->who[r] >= 0 && ((unsigned)e->who[r] >= p->nactors ||
@@ -453,7 +573,43 @@ static void on_stats(void *ctx, int rank, const struct weir__cluster_chan_stat *
                 e->who[r] = -2;
         rm->rstats_have[rm->rstats_at[c]] = 1;
     }
+    for (unsigned i = 0; i < s->nlinks; i++) {
+        const struct weir__cluster_link_stat *l = &s->links[i];
+        unsigned c = l->st.chan;
+        int sending;
+        if (c >= p->nchans ||
+            link_peer_on(p, rm->size, rank, c, l->index, &sending) != l->st.peer_rank ||
+            sending != l->st.sending)
+            continue;
+        unsigned at = rm->rlinks_at[(size_t)c * (size_t)rm->size + (size_t)rank] + l->index;
+        rm->rlinks[at] = l->st;
+        rm->rlinks[at].rank = rank;
+        rm->rlinks_have[at] = 1;
+    }
+    for (unsigned i = 0; i < s->nactors; i++) {
+        const struct weir__cluster_actor_stat *v = &s->actors[i];
+        if (v->actor >= p->nactors || p->actors[v->actor].node != rank)
+            continue; /* not an actor of that rank */
+        rm->ractors[v->actor] = *v;
+        if (rm->ractors[v->actor].nmethods > p->actors[v->actor].nmethods)
+            rm->ractors[v->actor].nmethods = p->actors[v->actor].nmethods;
+        rm->ractors_have[v->actor] = 1;
+    }
     pthread_mutex_unlock(&rm->mu);
+}
+
+int weir__remote_actor_stats(const struct weir_dag *d, unsigned a,
+                             struct weir__cluster_actor_stat *out)
+{
+    struct weir__remote *rm = d->remote;
+    if (!rm || !rm->ractors || a >= d->plan->nactors || d->plan->actors[a].node == 0)
+        return -ENOENT;
+    pthread_mutex_lock(&rm->mu);
+    int have = rm->ractors_have[a];
+    if (have)
+        *out = rm->ractors[a];
+    pthread_mutex_unlock(&rm->mu);
+    return have ? 0 : -ENOENT;
 }
 
 int weir__remote_chan_stats(const struct weir_dag *d, unsigned c, struct weir_chan_stats *st,
@@ -718,6 +874,11 @@ void weir__remote_free(struct weir__remote *rm)
     free(rm->rstats_at);
     free(rm->rstats);
     free(rm->rstats_have);
+    free(rm->rlinks_at);
+    free(rm->rlinks);
+    free(rm->rlinks_have);
+    free(rm->ractors);
+    free(rm->ractors_have);
     free(rm->group);
     free(rm->live);
     free(rm->last_ss);
@@ -778,18 +939,7 @@ WEIR_API int weir_dag_join(weir_dag *d, int timeout_ms)
  * rank order), or -1; *sending set. */
 static int link_peer(const struct weir_dag *d, unsigned c, unsigned k, int *sending)
 {
-    const struct weir__remote *rm = d->remote;
-    const struct weir__plan *p = d->plan;
-    int32_t w = weir__plan_writer_rank(p, c);
-    if (w == rm->rank) {
-        *sending = 1;
-        for (int q = 0; q < rm->size; q++)
-            if (q != rm->rank && weir__plan_readers_on(p, c, q) && k-- == 0)
-                return q;
-        return -1;
-    }
-    *sending = 0;
-    return k == 0 && weir__plan_readers_on(p, c, rm->rank) ? (int)w : -1;
+    return link_peer_on(d->plan, d->remote->size, d->remote->rank, c, k, sending);
 }
 
 unsigned weir__remote_nlinks(const struct weir_dag *d, unsigned c)
@@ -870,4 +1020,63 @@ WEIR_API int weir_dag_link_stats(const weir_dag *d, unsigned i, unsigned k,
         return weir__seterr(-EINVAL, "weir_dag_link_stats: channel %u out of range (%u)", i,
                             d ? d->plan->nchans : 0);
     return weir__remote_link_stats(d, i, k, st);
+}
+
+unsigned weir__remote_rlinks(const struct weir_dag *d, unsigned c)
+{
+    const struct weir__remote *rm = d ? d->remote : NULL;
+    if (!rm || !rm->rlinks_at || c >= d->plan->nchans)
+        return 0;
+    unsigned n = 0;
+    for (int r = 1; r < rm->size; r++)
+        n += link_count(d->plan, rm->size, r, c);
+    return n;
+}
+
+int weir__remote_rlink_stats(const struct weir_dag *d, unsigned c, unsigned k,
+                             struct weir_dag_link_stats *st)
+{
+    struct weir__remote *rm = d->remote;
+    const struct weir__plan *p = d->plan;
+    unsigned n = weir__remote_rlinks(d, c);
+    if (k >= n)
+        return weir__seterr(-ENOENT, "graph '%s': channel '%s' has %u link%s on ranks other "
+                            "than 0, no link %u", p->graph, p->chans[c].name, n,
+                            n == 1 ? "" : "s", k);
+    /* Rank r's links of c follow rank r - 1's, so link k is rank r's link kk. */
+    int r = 1;
+    unsigned kk = k, m;
+    while ((m = link_count(p, rm->size, r, c)) <= kk) {
+        kk -= m;
+        r++;
+    }
+    unsigned at = rm->rlinks_at[(size_t)c * (size_t)rm->size + (size_t)r] + kk;
+    pthread_mutex_lock(&rm->mu);
+    int have = rm->rlinks_have[at];
+    if (have)
+        *st = rm->rlinks[at];
+    pthread_mutex_unlock(&rm->mu);
+    if (!have)
+        return weir__seterr(-ENOENT, "graph '%s': channel '%s': rank %d has not reported its "
+                            "link %u yet", p->graph, p->chans[c].name, r, kk);
+    return 0;
+}
+
+WEIR_API unsigned weir_dag_chan_remote_nlinks(const weir_dag *d, unsigned i)
+{
+    return d && d->rank == 0 ? weir__remote_rlinks(d, i) : 0;
+}
+
+WEIR_API int weir_dag_link_remote_stats(const weir_dag *d, unsigned i, unsigned k,
+                                        struct weir_dag_link_stats *st)
+{
+    weir__clearerr();
+    if (!d || !st || i >= d->plan->nchans)
+        return weir__seterr(-EINVAL, "weir_dag_link_remote_stats: channel %u out of range (%u)",
+                            i, d ? d->plan->nchans : 0);
+    if (d->rank != 0)
+        return weir__seterr(-EINVAL, "graph '%s': channel '%s': weir_dag_link_remote_stats is "
+                            "for rank 0 (this is rank %d)", d->plan->graph,
+                            d->plan->chans[i].name, d->rank);
+    return weir__remote_rlink_stats(d, i, k, st);
 }

@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define WEIR__STATS_MAGIC 0x54535257u /* "WRST" little endian */
-#define WEIR__STATS_VERSION 2u
+#define WEIR__STATS_VERSION 3u
 #define WEIR__STATS_PREFIX "weir-stats."
 #define WEIR__STATS_NAME 64          /* names (NUL-terminated, truncated) */
 #define WEIR__STATS_MAX_READERS 64
@@ -110,7 +110,8 @@ struct weir__stats_actor {
     uint32_t restarts;    /* process restarts */
     uint32_t nmethods;
     uint32_t method0;     /* index of its first method record */
-    uint32_t pad;
+    int32_t rank;         /* the rank hosting it (rank 0 carries the others' actors as
+                             they last reported them; pid is then a process there) */
     uint64_t calls;       /* method calls finished (all methods) */
     uint64_t busy_ns;     /* timed inside methods (only while watched) */
     uint64_t input_starved_ns;
@@ -128,14 +129,15 @@ struct weir__stats_method {
 };
 _Static_assert(sizeof(struct weir__stats_method) == 96, "stats method layout");
 
-/* One link of a channel on this rank (as struct weir_dag_link_stats). */
+/* One link of a channel (as struct weir_dag_link_stats). */
 struct weir__stats_link {
     uint32_t chan;          /* channel index */
     int32_t peer_rank;
     uint32_t sending;       /* 1: sent to peer_rank, 0: received from it */
     int32_t status;         /* the stream's */
     uint32_t conn_streams;  /* channels sharing the connection */
-    uint32_t pad;
+    int32_t rank;           /* the rank whose link it is (rank 0 also carries the
+                               others' as they reported them) */
     uint64_t messages;      /* the stream's */
     uint64_t bytes;
     uint64_t acked;

@@ -34,6 +34,13 @@
  * acks caught up with what it carried (a receiving end acknowledges lazily,
  * within 1 ms of going idle) and every running link (either end) measured
  * a round trip (heartbeats), bounded by 2 s.
+ * Rank 0 then prints every other rank's links as they reported them ("rank
+ * 0: remote link NAME on rank R send|recv rank Q: ..." as above), once
+ * each shows N messages acknowledged; another rank prints what asking for
+ * them gives it ("rank R: remote links 0, -22: ..."). Every rank prints
+ * "rank R: actor NAME pid P restarts X" per actor of the graph (pid 0: an
+ * actor of another rank that this rank has no report of). With MNODE_TOP,
+ * rank 0 waits 1.2 s more (one more report) before running weir-top.
  * Rank 0 prints "rank 0: started" once the first result arrived (a test
  * cuts a link after it).
  *
@@ -331,6 +338,18 @@ static uint64_t expect(const char *shape, uint64_t x, unsigned k)
     return y * ((uint64_t)k + 2);
 }
 
+/* Channel c's name: from this rank's ring, else (rank 0) from its writer's
+ * report. */
+static const char *chan_name(weir_dag *d, unsigned c, char *buf, size_t cap)
+{
+    struct weir_chan_stats st;
+    if (weir_dag_chan_stats(d, c, &st) == 0 || weir_dag_chan_remote_stats(d, c, &st) == 0)
+        snprintf(buf, cap, "%s", st.name);
+    else
+        snprintf(buf, cap, "channel%u", c);
+    return buf;
+}
+
 /* Every channel with a ring here and every link of it (see the header). */
 static void print_links(weir_dag *d)
 {
@@ -364,6 +383,44 @@ static void print_links(weir_dag *d)
         struct timespec ts = {0, 10000000L};
         nanosleep(&ts, NULL);
     }
+    /* Rank 0 of a run that completed: every other rank's links, once their
+     * reports show every message acknowledged. */
+    for (int tries = 0; RANK == 0 && g_complete && tries < 300; tries++) {
+        int behind = 0;
+        for (unsigned c = 0; c < nc; c++)
+            for (unsigned k = 0; k < weir_dag_chan_remote_nlinks(d, c); k++) {
+                struct weir_dag_link_stats ls;
+                if (weir_dag_link_remote_stats(d, c, k, &ls) < 0 || ls.acked < N ||
+                    ls.acked < ls.messages)
+                    behind = 1;
+            }
+        if (!behind)
+            break;
+        struct timespec ts = {0, 10000000L};
+        nanosleep(&ts, NULL);
+    }
+    for (unsigned c = 0; c < nc; c++)
+        for (unsigned k = 0; k < weir_dag_chan_remote_nlinks(d, c); k++) {
+            struct weir_dag_link_stats ls;
+            char name[256];
+            if (weir_dag_link_remote_stats(d, c, k, &ls) < 0) {
+                printf("rank 0: remote link %u %u %d: %s\n", c, k, weir_errcode(),
+                       weir_errmsg());
+                continue;
+            }
+            printf("rank 0: remote link %s on rank %d %s rank %d: messages %" PRIu64
+                   " bytes %" PRIu64 " acked %" PRIu64 " streams %u reconnects %" PRIu64
+                   " status %d frames %" PRIu64 " batches %" PRIu64 " rtt_ns %" PRIu64
+                   " conn %u\n", chan_name(d, c, name, sizeof name), ls.rank,
+                   ls.sending ? "send" : "recv", ls.peer_rank, ls.messages, ls.bytes, ls.acked,
+                   ls.conn_streams, ls.reconnects, ls.status, ls.frames, ls.batches,
+                   ls.last_rtt_ns, ls.conn);
+        }
+    if (RANK != 0) {
+        struct weir_dag_link_stats ls;
+        printf("rank %d: remote links %u, %d: %s\n", RANK, weir_dag_chan_remote_nlinks(d, 0),
+               weir_dag_link_remote_stats(d, 0, 0, &ls), weir_errmsg());
+    }
     for (unsigned c = 0; c < nc; c++) {
         struct weir_chan_stats st;
         if (weir_dag_chan_stats(d, c, &st) < 0) {
@@ -392,7 +449,19 @@ static void print_links(weir_dag *d)
                    ls.batches, ls.last_rtt_ns, ls.conn);
         }
     }
+    /* Every actor as this rank sees it (rank 0: the others' as reported). */
+    for (unsigned a = 0; a < weir_dag_nactors(d); a++) {
+        struct weir_actor_stats as;
+        if (weir_dag_actor_stats(d, a, &as) == 0)
+            printf("rank %d: actor %s pid %d restarts %u\n", RANK, as.name, as.pid,
+                   as.restarts);
+    }
     const char *top = getenv("MNODE_TOP");
+    if (top && RANK == 0 && S > 1 && g_complete) {
+        /* one more report from every rank, so their actors' calls are final */
+        struct timespec ts = {1, 200000000L};
+        nanosleep(&ts, NULL);
+    }
     if (top) {
         char cmd[512];
         snprintf(cmd, sizeof cmd, "%s --json -d 0.3 %d | sed 's/^/rank %d: top /'", top,

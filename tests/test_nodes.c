@@ -553,6 +553,130 @@ Test(nodes, codec_stats)
     m.nchans = WEIR__CLUSTER_STATS_MAX + 1;
     uint8_t *b = NULL;
     cr_assert_eq(weir__cluster_msg_encode(&m, &b, &n), -EINVAL);
+    m.nchans = 0;
+    m.nlinks = WEIR__CLUSTER_LINKS_MAX + 1;
+    m.links = (struct weir__cluster_link_stat[1]){{0}};
+    cr_assert_eq(weir__cluster_msg_encode(&m, &b, &n), -EINVAL);
+}
+
+/* STATS carry the sending rank's links (appended to protocol 2): every
+ * field round-trips, the rank is the message's; more links than the
+ * receiver has room for, a peer rank out of range, a status that is not
+ * 0 or a negative errno: each refused and named; a peer text of the full
+ * 79 bytes passes. */
+Test(nodes, codec_stats_links)
+{
+    static uint8_t buf[1 << 16];
+    static struct weir__cluster_link_stat ln[2], got[2];
+    memset(ln, 0, sizeof ln);
+    ln[0].index = 1;
+    ln[0].st = (struct weir_dag_link_stats){
+        .chan = 4, .rank = 99, .peer_rank = 2, .sending = 1, .status = 0, .messages = 10001,
+        .bytes = 80008, .acked = 10000, .credit_stalls = 17, .conn_streams = 3, .frames = 20002,
+        .batches = 555, .reconnects = 1, .last_rtt_ns = 41000, .conn = 1};
+    snprintf(ln[0].st.peer, sizeof ln[0].st.peer, "10.9.0.3:40123");
+    ln[1].st = (struct weir_dag_link_stats){.chan = 0, .peer_rank = 0, .sending = 0,
+                                            .status = -EPIPE, .messages = 7};
+    struct weir__cluster_msg m, d;
+    memset(&m, 0, sizeof m);
+    m.kind = WEIR__CM_STATS;
+    m.rank = 1;
+    m.links = ln;
+    m.nlinks = 2;
+    size_t n = enc(&m, buf, sizeof buf);
+    memset(&d, 0, sizeof d);
+    d.links = got;
+    d.links_cap = 2;
+    cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), 0, "%s", weir_errmsg());
+    cr_assert(d.kind == WEIR__CM_STATS && d.rank == 1 && d.nchans == 0 && d.nlinks == 2);
+    const struct weir_dag_link_stats *a = &got[0].st;
+    cr_assert_eq(got[0].index, 1);
+    cr_assert(a->chan == 4 && a->rank == 1 && a->peer_rank == 2 && a->sending == 1 &&
+              a->status == 0 && a->messages == 10001 && a->bytes == 80008 &&
+              a->acked == 10000 && a->credit_stalls == 17 && a->conn_streams == 3 &&
+              a->frames == 20002 && a->batches == 555 && a->reconnects == 1 &&
+              a->last_rtt_ns == 41000 && a->conn == 1);
+    cr_assert_str_eq(a->peer, "10.9.0.3:40123");
+    cr_assert(got[1].index == 0 && got[1].st.rank == 1 && got[1].st.status == -EPIPE &&
+              got[1].st.messages == 7 && got[1].st.sending == 0 && !got[1].st.peer[0]);
+    d.links_cap = 1;
+    cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), -EPROTO);
+    cr_assert_str_eq(weir_errmsg(), "cluster STATS: 2 links (at most 1)");
+    d.links = NULL;
+    d.links_cap = 0;
+    cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), -EPROTO);
+    cr_assert_str_eq(weir_errmsg(), "cluster STATS: 2 links (at most 0)");
+    d.links = got;
+    d.links_cap = 2;
+    ln[0].st.peer_rank = WEIR_MAX_RANKS;
+    n = enc(&m, buf, sizeof buf);
+    cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), -EPROTO);
+    cr_assert_str_eq(weir_errmsg(), "cluster STATS: link 1 of channel 4: peer rank 1024 "
+                                    "(expected 0..1023)");
+    ln[0].st.peer_rank = 2;
+    ln[1].st.status = 5;
+    n = enc(&m, buf, sizeof buf);
+    cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), -EPROTO);
+    cr_assert_str_eq(weir_errmsg(), "cluster STATS link status: code 5 is not a negative errno");
+    ln[1].st.status = 0;
+    memset(ln[1].st.peer, 'x', sizeof ln[1].st.peer - 1);
+    ln[1].st.peer[sizeof ln[1].st.peer - 1] = '\0';
+    n = enc(&m, buf, sizeof buf);
+    cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), 0, "%s", weir_errmsg());
+    cr_assert_eq(strlen(got[1].st.peer), sizeof ln[1].st.peer - 1);
+}
+
+/* STATS carry the sending rank's actors (after the links): pid, restarts,
+ * waits and every method's counters round-trip; too many actors or
+ * methods, a negative pid: each refused and named. */
+Test(nodes, codec_stats_actors)
+{
+    static uint8_t buf[1 << 16];
+    static struct weir__cluster_actor_stat ac[2], got[2];
+    memset(ac, 0, sizeof ac);
+    ac[0] = (struct weir__cluster_actor_stat){.actor = 3, .pid = 5150, .restarts = 2,
+                                              .input_starved_ns = 900, .output_blocked_ns = 70,
+                                              .nmethods = 2};
+    ac[0].methods[0] = (struct weir__cluster_method_stat){.calls = 10000, .errors = 1,
+                                                          .busy_ns = 123456};
+    ac[0].methods[1] = (struct weir__cluster_method_stat){.calls = 9999};
+    ac[1] = (struct weir__cluster_actor_stat){.actor = 0, .pid = 1, .nmethods = 0};
+    struct weir__cluster_msg m, d;
+    memset(&m, 0, sizeof m);
+    m.kind = WEIR__CM_STATS;
+    m.rank = 2;
+    m.actors = ac;
+    m.nactors = 2;
+    size_t n = enc(&m, buf, sizeof buf);
+    memset(&d, 0, sizeof d);
+    d.actors = got;
+    d.actors_cap = 2;
+    cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), 0, "%s", weir_errmsg());
+    cr_assert(d.kind == WEIR__CM_STATS && d.rank == 2 && d.nchans == 0 && d.nlinks == 0 &&
+              d.nactors == 2);
+    cr_assert(got[0].actor == 3 && got[0].pid == 5150 && got[0].restarts == 2 &&
+              got[0].input_starved_ns == 900 && got[0].output_blocked_ns == 70 &&
+              got[0].nmethods == 2);
+    cr_assert(got[0].methods[0].calls == 10000 && got[0].methods[0].errors == 1 &&
+              got[0].methods[0].busy_ns == 123456 && got[0].methods[1].calls == 9999 &&
+              got[0].methods[1].errors == 0);
+    cr_assert(got[1].actor == 0 && got[1].pid == 1 && got[1].nmethods == 0);
+    d.actors_cap = 1;
+    cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), -EPROTO);
+    cr_assert_str_eq(weir_errmsg(), "cluster STATS: 2 actors (at most 1)");
+    d.actors_cap = 2;
+    ac[1].pid = -4;
+    n = enc(&m, buf, sizeof buf);
+    cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), -EPROTO);
+    cr_assert_str_eq(weir_errmsg(), "cluster STATS: actor 0 in pid -4");
+    ac[1].pid = 1;
+    ac[1].nmethods = WEIR__CLUSTER_METHODS_MAX + 1;
+    uint8_t *b = NULL;
+    cr_assert_eq(weir__cluster_msg_encode(&m, &b, &n), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "cluster STATS: encode: actor 0 has 65 methods");
+    ac[1].nmethods = 0;
+    m.nactors = WEIR__CLUSTER_ACTORS_MAX + 1;
+    cr_assert_eq(weir__cluster_msg_encode(&m, &b, &n), -EINVAL);
 }
 
 /* ---- ranks as processes ---------------------------------------------------------- */
@@ -1698,12 +1822,9 @@ struct mn_link {
     int status;
 };
 
-/* The line mnode_rank printed for channel chan's link DIR rank peer on rank r. */
-static struct mn_link mn_link_of(const char *out, int r, const char *chan, const char *dir,
-                                 int peer)
+/* The counters on the line of out that starts with pre. */
+static struct mn_link mn_link_parse(const char *out, const char *pre)
 {
-    char pre[160];
-    snprintf(pre, sizeof pre, "rank %d: link %s %s rank %d: ", r, chan, dir, peer);
     const char *k = strstr(out, pre);
     cr_assert_not_null(k, "no line '%s' in\n%s", pre, out);
     struct mn_link l;
@@ -1713,6 +1834,38 @@ static struct mn_link mn_link_of(const char *out, int r, const char *chan, const
                    &l.batches, &l.rtt_ns, &l.conn);
     cr_assert_eq(n, 10, "unparsed '%s' in\n%s", pre, out);
     return l;
+}
+
+/* The line mnode_rank printed for channel chan's link DIR rank peer on rank r. */
+static struct mn_link mn_link_of(const char *out, int r, const char *chan, const char *dir,
+                                 int peer)
+{
+    char pre[160];
+    snprintf(pre, sizeof pre, "rank %d: link %s %s rank %d: ", r, chan, dir, peer);
+    return mn_link_parse(out, pre);
+}
+
+/* Rank 0's copy of rank r's link (its STATS report, read before the
+ * teardown) against what rank r printed of it after the teardown: the
+ * stream's counters and the connection's identity equal, the
+ * connection's counters no further than the final ones, running. */
+static void mn_remote_link_check(const char *out, int r, const char *chan, const char *dir,
+                                 int peer)
+{
+    char pre[200];
+    snprintf(pre, sizeof pre, "rank 0: remote link %s on rank %d %s rank %d: ", chan, r, dir,
+             peer);
+    struct mn_link x = mn_link_parse(out, pre), y = mn_link_of(out, r, chan, dir, peer);
+    cr_assert(x.messages == y.messages && x.bytes == y.bytes && x.acked == y.acked,
+              "'%s' %llu/%llu/%llu, rank %d printed %llu/%llu/%llu", pre, x.messages, x.bytes,
+              x.acked, r, y.messages, y.bytes, y.acked);
+    cr_assert(x.streams == y.streams && x.conn == y.conn, "'%s' streams %u conn %u, rank %d "
+              "printed %u %u", pre, x.streams, x.conn, r, y.streams, y.conn);
+    cr_assert_eq(x.status, 0, "'%s' status %d", pre, x.status);
+    cr_assert(x.frames >= x.messages && x.frames <= y.frames && x.batches > 0 &&
+              x.batches <= y.batches && x.reconnects <= y.reconnects,
+              "'%s' frames %llu batches %llu reconnects %llu, rank %d's final %llu %llu %llu",
+              pre, x.frames, x.batches, x.reconnects, r, y.frames, y.batches, y.reconnects);
 }
 
 /* A link that carried n messages of 8 bytes, every one acknowledged, on a
@@ -1818,6 +1971,25 @@ Test(nodes, dag_link_counters_chain_2_ranks, .timeout = 120)
         }
     /* every link exact; after a reconnect (a loaded machine) the receivers still are */
     cr_assert_geq(hits, rec ? 4 : 8, "%d links of 8 show '%s' in\n%s", hits, want, out);
+    /* rank 0 sees rank 1's four links as rank 1 reported them, in rank 1's
+     * order, and its stats segment (weir-top) carries them with their rank */
+    for (int c = 0; c < 4; c++) {
+        int w = c == 0 || c == 2 ? 0 : 1;
+        mn_remote_link_check(out, 1, ch[c], w == 1 ? "send" : "recv", 0);
+    }
+    expect_line(out, "rank 1: remote links 0, -22: graph 'chain': channel 'arg0': "
+                     "weir_dag_link_remote_stats is for rank 0 (this is rank 1)");
+    const char *t0 = strstr(out, "rank 0: top {");
+    cr_assert_not_null(t0, "%s", out);
+    char *top0 = strndup(t0, strcspn(t0, "\n")); /* rank 0's weir-top line alone */
+    cr_assert_not_null(top0);
+    snprintf(want, sizeof want, "{\"channel\":\"s0.step.out0\",\"direction\":\"send\","
+             "\"peer_rank\":0,\"peer\":\"127.0.0.1:");
+    const char *rs = strstr(top0, want);
+    cr_assert_not_null(rs, "rank 0's weir-top has no '%s':\n%s", want, top0);
+    const char *rk = strstr(rs, "\"rank\":1,\"status\":0,");
+    cr_assert(rk && rk < strchr(rs, '}'), "rank 1's link in rank 0's weir-top:\n%s", rs);
+    free(top0);
 }
 
 /* Fan-out over 3 ranks: src (rank 1) sends one channel to two ranks, the
@@ -1841,6 +2013,18 @@ Test(nodes, dag_link_counters_fanout_3_ranks, .timeout = 120)
     mn_link_check(out, 0, "arg0", "send", 1, n, 1);
     expect_line(out, "rank 2: channel 0 -2: graph 'fanout': channel 'arg0' has no ring on rank 2 "
                      "(neither written nor read here)");
+    /* rank 0 sees the links of ranks 1 and 2: rank 1's in rank order, then rank 2's */
+    mn_remote_link_check(out, 1, "src.emit.out0", "send", 0);
+    mn_remote_link_check(out, 1, "src.emit.out0", "send", 2);
+    mn_remote_link_check(out, 2, "src.emit.out0", "recv", 1);
+    mn_remote_link_check(out, 2, "c2.mul.out0", "send", 0);
+    const char *r10 = strstr(out, "rank 0: remote link src.emit.out0 on rank 1 send rank 0: ");
+    const char *r12 = strstr(out, "rank 0: remote link src.emit.out0 on rank 1 send rank 2: ");
+    const char *r21 = strstr(out, "rank 0: remote link src.emit.out0 on rank 2 recv rank 1: ");
+    cr_assert(r10 && r12 && r21 && r10 < r12 && r12 < r21, "%s", out);
+    /* arg0 and c1.mul.out0 are rank 0's to rank 1 and rank 1's into rank 0 */
+    mn_remote_link_check(out, 1, "arg0", "recv", 0);
+    mn_remote_link_check(out, 1, "c1.mul.out0", "send", 0);
 }
 
 /* Rank 0 sees every channel: the diamond over 3 ranks (src on 1, left on 2,
@@ -1880,6 +2064,31 @@ Test(nodes, dag_rank0_sees_the_channels_it_has_no_ring_of, .timeout = 120)
     const char *rd = strstr(lf, "\"readers\":[{\"who\":\"join\"");
     const char *next = strstr(lf + 1, "{\"name\":");
     cr_assert(rd && (!next || rd < next), "left.f.out0's reader is join:\n%s", lf);
+    /* rank 0 sees the other ranks' actors as they reported them: their
+     * pids, and in its weir-top their rank and every call */
+    char *top0 = strndup(top, strcspn(top, "\n")); /* rank 0's weir-top line alone */
+    cr_assert_not_null(top0);
+    const char *acts[] = {"src", "left", "join"};
+    const int host[] = {1, 2, 2};
+    for (int i = 0; i < 3; i++) {
+        char pre[64];
+        snprintf(pre, sizeof pre, "rank %d: actor %s pid ", host[i], acts[i]);
+        const char *own = strstr(out, pre);
+        cr_assert_not_null(own, "no '%s' in\n%s", pre, out);
+        int pid = atoi(own + strlen(pre));
+        cr_assert_gt(pid, 0, "%s", own);
+        snprintf(l, sizeof l, "rank 0: actor %s pid %d restarts 0", acts[i], pid);
+        expect_line(out, l);
+        /* rank 1 knows nothing of rank 2's actors */
+        if (host[i] == 2) {
+            snprintf(l, sizeof l, "rank 1: actor %s pid 0 restarts 0", acts[i]);
+            expect_line(out, l);
+        }
+        snprintf(l, sizeof l, "{\"name\":\"%s\",\"isolation\":\"thread\",\"rank\":%d,\"pid\":%d,"
+                 "\"restarts\":0,\"calls\":%llu,", acts[i], host[i], pid, n);
+        cr_assert(strstr(top0, l), "no '%s' in rank 0's weir-top:\n%s", l, top0);
+    }
+    free(top0);
 }
 
 /* The demo across 3 netns ranks (weir-marketdata --nodes 3 runs itself
@@ -2123,6 +2332,16 @@ Test(nodes, dag_link_stats_one_rank)
     cr_assert_eq(weir_dag_link_stats(d, 2, 0, &ls), -EINVAL);
     cr_assert_str_eq(weir_errmsg(), "weir_dag_link_stats: channel 2 out of range (2)");
     cr_assert_eq(weir_dag_link_stats(d, 0, 0, NULL), -EINVAL);
+    /* rank 0 of one: no other rank, no remote link */
+    cr_assert_eq(weir_dag_chan_remote_nlinks(d, 0), 0);
+    cr_assert_eq(weir_dag_chan_remote_nlinks(d, 9), 0);
+    cr_assert_eq(weir_dag_chan_remote_nlinks(NULL, 0), 0);
+    cr_assert_eq(weir_dag_link_remote_stats(d, 0, 0, &ls), -ENOENT);
+    cr_assert_str_eq(weir_errmsg(), "graph 'solo': channel 'arg0' has 0 links on ranks other "
+                                    "than 0, no link 0");
+    cr_assert_eq(weir_dag_link_remote_stats(d, 2, 0, &ls), -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "weir_dag_link_remote_stats: channel 2 out of range (2)");
+    cr_assert_eq(weir_dag_link_remote_stats(d, 0, 0, NULL), -EINVAL);
     weir_dag_free(d);
     weir_graph_free(g);
 }

@@ -131,8 +131,11 @@ static void show(struct weir__stats_hdr *a, struct weir__stats_hdr *b, int json)
         if (y->calls == x->calls)
             busy[i] = 0;
     }
-    /* Across ranks an actor this rank does not host never starts here (pid
-     * 0): its rank's own segment shows it; the bottleneck is this rank's. */
+    /* Across ranks an actor this rank does not host never starts here: on
+     * rank 0 it shows as its rank last reported it (with its calls and
+     * waits, as fresh as those reports: every WEIR_HEARTBEAT_MS / 2), and
+     * counts in the bottleneck; elsewhere (pid 0, and on rank 0 before its
+     * first report) its rank's own segment shows it. */
     unsigned nl = 0;
     int map[na ? na : 1];
     for (unsigned i = 0; i < na; i++) {
@@ -191,11 +194,12 @@ static void show(struct weir__stats_hdr *a, struct weir__stats_hdr *b, int json)
             struct weir__stats_actor *x = weir__stats_actor_at(a, i), *y = weir__stats_actor_at(b, i);
             printf("%s{\"name\":", i ? "," : "");
             json_str(y->name);
-            printf(",\"isolation\":\"%s\",\"pid\":%u,\"restarts\":%u,\"calls\":%llu,"
+            printf(",\"isolation\":\"%s\",\"rank\":%d,\"pid\":%u,\"restarts\":%u,\"calls\":%llu,"
                    "\"calls_per_s\":%.1f,\"busy_pct\":%.1f,\"input_starved_pct\":%.1f,"
                    "\"output_blocked_pct\":%.1f,\"input_starved_ns\":%llu,"
                    "\"output_blocked_ns\":%llu,\"bottleneck\":%s,\"methods\":[",
-                   y->isolation == WEIR_PROCESS ? "process" : "thread", y->pid, y->restarts,
+                   y->isolation == WEIR_PROCESS ? "process" : "thread", y->rank, y->pid,
+                   y->restarts,
                    (unsigned long long)y->calls, secs > 0 ? (double)(y->calls - x->calls) / secs : 0,
                    busy[i], starved[i], blocked[i], (unsigned long long)y->input_starved_ns,
                    (unsigned long long)y->output_blocked_ns, bi == (int)i ? "true" : "false");
@@ -210,18 +214,23 @@ static void show(struct weir__stats_hdr *a, struct weir__stats_hdr *b, int json)
             printf("]}");
         }
         printf("],\"rank\":%d,\"world\":%u,\"links\":[", b->rank, b->world);
-        for (unsigned l = 0; l < b->nlinks; l++) {
+        for (unsigned l = 0, first = 1; l < b->nlinks; l++) {
             struct weir__stats_link *x = weir__stats_link_at(a, l), *y = weir__stats_link_at(b, l);
-            printf("%s{\"channel\":", l ? "," : "");
+            if (y->rank < 0)
+                continue; /* another rank's, not reported yet */
+            if (x->rank < 0)
+                x = y; /* its first report: no rate yet */
+            printf("%s{\"channel\":", first ? "" : ",");
+            first = 0;
             json_str(y->chan < b->nchans ? weir__stats_chan_at(b, y->chan)->name : "?");
             printf(",\"direction\":\"%s\",\"peer_rank\":%d,\"peer\":",
                    y->sending ? "send" : "receive", y->peer_rank);
             json_str(y->peer);
-            printf(",\"status\":%d,\"messages\":%llu,\"bytes\":%llu,\"acked\":%llu,"
+            printf(",\"rank\":%d,\"status\":%d,\"messages\":%llu,\"bytes\":%llu,\"acked\":%llu,"
                    "\"credit_stalls\":%llu,\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,"
                    "\"conn_streams\":%u,\"frames\":%llu,\"batches\":%llu,\"reconnects\":%llu,"
                    "\"last_rtt_ns\":%llu}",
-                   y->status, (unsigned long long)y->messages, (unsigned long long)y->bytes,
+                   y->rank, y->status, (unsigned long long)y->messages, (unsigned long long)y->bytes,
                    (unsigned long long)y->acked, (unsigned long long)y->credit_stalls,
                    secs > 0 ? (double)(y->messages - x->messages) / secs : 0,
                    secs > 0 ? (double)(y->bytes - x->bytes) / secs / 1e6 : 0, y->conn_streams,
@@ -257,28 +266,40 @@ static void show(struct weir__stats_hdr *a, struct weir__stats_hdr *b, int json)
                secs > 0 ? (double)(y->bytes - x->bytes) / secs / 1e6 : 0,
                pct(y->writer_blocked_ns - x->writer_blocked_ns, wall), worst, occ);
     }
-    printf("\n  %-16s %-8s %8s %12s %8s %9s %9s %8s\n", "actor", "mode", "pid", "calls/s", "busy%",
-           "wait-in%", "block-out%", "restarts");
+    printf("\n  %-16s %-8s %12s %12s %8s %9s %9s %8s\n", "actor", "mode",
+           b->world > 1 ? "rank:pid" : "pid", "calls/s", "busy%", "wait-in%", "block-out%",
+           "restarts");
     for (unsigned i = 0; i < na; i++) {
         struct weir__stats_actor *x = weir__stats_actor_at(a, i), *y = weir__stats_actor_at(b, i);
         if (b->world > 1 && y->pid == 0)
-            continue; /* hosted by another rank */
-        printf("  %-16.16s %-8s %8u %12.0f %8.1f %9.1f %9.1f %8u%s\n", y->name,
-               y->isolation == WEIR_PROCESS ? "process" : "thread", y->pid,
+            continue; /* hosted by another rank, no report here */
+        char pid[32];
+        if (b->world > 1)
+            snprintf(pid, sizeof pid, "%d:%u", y->rank, y->pid);
+        else
+            snprintf(pid, sizeof pid, "%u", y->pid);
+        printf("  %-16.16s %-8s %12s %12.0f %8.1f %9.1f %9.1f %8u%s\n", y->name,
+               y->isolation == WEIR_PROCESS ? "process" : "thread", pid,
                secs > 0 ? (double)(y->calls - x->calls) / secs : 0, busy[i], starved[i],
                blocked[i], y->restarts, bi == (int)i ? "  <- bottleneck" : "");
     }
     if (b->nlinks) {
-        printf("\n  links of rank %d (of %u)\n  %-24s %-10s %12s %10s %10s %9s %8s %9s\n",
-               b->rank, b->world, "channel", "link", "msgs/s", "MB/s", "batches/s", "stalls",
-               "reconn", "rtt us");
+        printf("\n  links seen from rank %d (of %u)%s\n  %-24s %-12s %12s %10s %10s %9s %8s "
+               "%9s\n", b->rank, b->world,
+               b->rank == 0 && b->world > 1 ? ": the other ranks' as they last reported them" : "",
+               "channel", "link", "msgs/s", "MB/s", "batches/s", "stalls", "reconn",
+               "rtt us");
         for (unsigned l = 0; l < b->nlinks; l++) {
             struct weir__stats_link *x = weir__stats_link_at(a, l), *y = weir__stats_link_at(b, l);
-            char dir[24], rtt[24] = "-"; /* heartbeat RTT: only once the link idled */
-            snprintf(dir, sizeof dir, "%s %d", y->sending ? "-> rank" : "<- rank", y->peer_rank);
+            char dir[32], rtt[24] = "-"; /* heartbeat RTT: only once the link idled */
+            if (y->rank < 0)
+                continue; /* another rank's, not reported yet */
+            if (x->rank < 0)
+                x = y; /* its first report: no rate yet */
+            snprintf(dir, sizeof dir, "%d %s %d", y->rank, y->sending ? "->" : "<-", y->peer_rank);
             if (y->last_rtt_ns)
                 snprintf(rtt, sizeof rtt, "%.1f", (double)y->last_rtt_ns / 1e3);
-            printf("  %-24.24s %-10s %12.0f %10.2f %10.0f %9llu %8llu %9s%s\n",
+            printf("  %-24.24s %-12s %12.0f %10.2f %10.0f %9llu %8llu %9s%s\n",
                    y->chan < b->nchans ? weir__stats_chan_at(b, y->chan)->name : "?", dir,
                    secs > 0 ? (double)(y->messages - x->messages) / secs : 0,
                    secs > 0 ? (double)(y->bytes - x->bytes) / secs / 1e6 : 0,

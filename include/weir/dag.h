@@ -357,6 +357,23 @@ WEIR_API unsigned weir_dag_chan_nlinks(const weir_dag *d, unsigned i);
 WEIR_API int weir_dag_link_stats(const weir_dag *d, unsigned i, unsigned k,
                                  struct weir_dag_link_stats *st);
 
+/*
+ * Rank 0 of a dag across ranks: the links of channel i on the other ranks,
+ * as those ranks last reported them (with the same STATS as
+ * weir_dag_chan_remote_stats: every WEIR_HEARTBEAT_MS / 2 while the dag
+ * runs, up to 128 links per rank and report, taking turns past that, and
+ * once more at teardown). Links are numbered in rank order (rank 1's, in
+ * its weir_dag_link_stats order, then rank 2's, ...); st->rank says whose.
+ * So rank 0 alone can show every link of the graph (its weir-top does).
+ * weir_dag_chan_remote_nlinks: their number (0 on other ranks, on one rank
+ * and for i out of range). weir_dag_link_remote_stats: 0; -ENOENT (no link
+ * k, or that rank has not reported it yet, named); -EINVAL (NULL, i out of
+ * range, a rank other than 0).
+ */
+WEIR_API unsigned weir_dag_chan_remote_nlinks(const weir_dag *d, unsigned i);
+WEIR_API int weir_dag_link_remote_stats(const weir_dag *d, unsigned i, unsigned k,
+                                        struct weir_dag_link_stats *st);
+
 /* Name of the writer of channel i: "driver" or the name of the actor whose method produces
  * it (also when it runs fused on a worker); owned by the dag (valid until weir_dag_free).
  * NULL if i is out of range. */
@@ -380,7 +397,10 @@ WEIR_API unsigned weir_dag_nactors(const weir_dag *d);
 
 /*
  * Counters of actor i (0 .. nactors-1, in creation order). 0, or -EINVAL
- * (NULL or i out of range). busy time is
+ * (NULL or i out of range). Across ranks, an actor hosted by another rank:
+ * on rank 0 as its rank last reported it (with the channel counters, every
+ * WEIR_HEARTBEAT_MS / 2; pid is a process there), pid 0 and zeros before
+ * the first report and on the other ranks. busy time is
  * roughly elapsed - input_starved - output_blocked: the actor with the
  * most busy time is the pipeline's bottleneck.
  */

@@ -6,7 +6,9 @@
  * it (engine/cluster.c).
  *
  * The first byte picks the receiver's world size (the TABLE capacity) and,
- * modulo WEIR__CLUSTER_STATS_MAX + 1, its room for STATS channels; the rest
+ * modulo WEIR__CLUSTER_STATS_MAX + 1, its room for STATS channels (and,
+ * times 7 modulo WEIR__CLUSTER_LINKS_MAX + 1, for STATS links, and times 3
+ * modulo WEIR__CLUSTER_ACTORS_MAX + 1, for STATS actors); the rest
  * is the message. An accepted message must satisfy every documented
  * invariant (a known kind, strings NUL-terminated within their arrays and
  * free of control bytes, counts within bounds) and re-encode; a refused one
@@ -26,6 +28,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static struct weir__cluster_rank ranks[256];
 static struct weir__cluster_chan_stat chans[WEIR__CLUSTER_STATS_MAX];
 static struct weir__cluster_chan_stat chans2[WEIR__CLUSTER_STATS_MAX];
+static struct weir__cluster_link_stat links[WEIR__CLUSTER_LINKS_MAX];
+static struct weir__cluster_link_stat links2[WEIR__CLUSTER_LINKS_MAX];
+static struct weir__cluster_actor_stat actors[WEIR__CLUSTER_ACTORS_MAX];
+static struct weir__cluster_actor_stat actors2[WEIR__CLUSTER_ACTORS_MAX];
 
 static void check_str(const char *s, size_t cap)
 {
@@ -61,6 +67,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned ccap = cap % (WEIR__CLUSTER_STATS_MAX + 1);
     m.chans = chans;
     m.chans_cap = ccap;
+    unsigned lcap = cap * 7 % (WEIR__CLUSTER_LINKS_MAX + 1);
+    m.links = links;
+    m.links_cap = lcap;
+    unsigned acap = cap * 3 % (WEIR__CLUSTER_ACTORS_MAX + 1);
+    m.actors = actors;
+    m.actors_cap = acap;
     int r = weir__cluster_msg_decode(data + 1, size - 1, &m);
     if (r < 0) {
         const char *e = weir_errmsg();
@@ -69,7 +81,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     if (r != 0 || m.kind < 1 || m.kind > WEIR__CM_MAX || m.ranks != ranks || m.ranks_cap != cap ||
-        m.chans != chans || m.chans_cap != ccap)
+        m.chans != chans || m.chans_cap != ccap || m.links != links || m.links_cap != lcap ||
+        m.actors != actors || m.actors_cap != acap)
         __builtin_trap();
     if (m.kind == WEIR__CM_STATS) {
         if (m.nchans > ccap || m.nchans > WEIR__CLUSTER_STATS_MAX)
@@ -84,7 +97,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (c->who[k] < -2)
                     __builtin_trap();
         }
-    } else if (m.nchans) {
+        if (m.nlinks > lcap || m.nlinks > WEIR__CLUSTER_LINKS_MAX)
+            __builtin_trap();
+        for (unsigned i = 0; i < m.nlinks; i++) {
+            const struct weir_dag_link_stats *l = &links[i].st;
+            check_str(l->peer, sizeof l->peer);
+            if (l->rank != m.rank || l->peer_rank < 0 || l->peer_rank >= WEIR_MAX_RANKS ||
+                (l->sending != 0 && l->sending != 1) || l->status > 0 || l->status < -4095)
+                __builtin_trap();
+        }
+        if (m.nactors > acap || m.nactors > WEIR__CLUSTER_ACTORS_MAX)
+            __builtin_trap();
+        for (unsigned i = 0; i < m.nactors; i++)
+            if (actors[i].nmethods > WEIR__CLUSTER_METHODS_MAX || actors[i].pid < 0)
+                __builtin_trap();
+    } else if (m.nchans || m.nlinks || m.nactors) {
         __builtin_trap();
     }
     if (m.token_len > WEIR__CLUSTER_TOKEN_MAX)
@@ -116,14 +143,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     again.ranks_cap = cap;
     again.chans = chans2;
     again.chans_cap = ccap;
+    again.links = links2;
+    again.links_cap = lcap;
+    again.actors = actors2;
+    again.actors_cap = acap;
     if (weir__cluster_msg_decode(out, len, &again) != 0 || again.kind != m.kind ||
         again.rank != m.rank || again.nranks != m.nranks || again.nchans != m.nchans ||
+        again.nlinks != m.nlinks || again.nactors != m.nactors ||
         strcmp(again.reason, m.reason) != 0)
         __builtin_trap();
     for (unsigned i = 0; i < m.nchans; i++)
         if (chans2[i].chan != chans[i].chan || chans2[i].st.messages != chans[i].st.messages ||
             chans2[i].st.nreaders != chans[i].st.nreaders ||
             strcmp(chans2[i].st.name, chans[i].st.name) != 0)
+            __builtin_trap();
+    for (unsigned i = 0; i < m.nlinks; i++)
+        if (memcmp(&links2[i], &links[i], sizeof links[i]) != 0)
+            __builtin_trap();
+    for (unsigned i = 0; i < m.nactors; i++)
+        if (memcmp(&actors2[i], &actors[i], sizeof actors[i]) != 0)
             __builtin_trap();
     free(out);
     return 0;
