@@ -474,7 +474,8 @@ static void rank0_msg(struct weir__cluster *c, const uint8_t *id, size_t idlen, 
         } else if (c->on_stats && p->alive) {
             struct weir__cluster_stats st = {.chans = m->chans, .nchans = m->nchans,
                                              .links = m->links, .nlinks = m->nlinks,
-                                             .actors = m->actors, .nactors = m->nactors};
+                                             .actors = m->actors, .nactors = m->nactors,
+                                             .at_ns = m->at_ns};
             c->on_stats(c->ctx, from, &st);
         }
         break;
@@ -671,6 +672,7 @@ static void send_stats(struct weir__cluster *c)
     m.nlinks = st.nlinks < WEIR__CLUSTER_LINKS_MAX ? st.nlinks : WEIR__CLUSTER_LINKS_MAX;
     m.actors = c->astats;
     m.nactors = st.nactors < WEIR__CLUSTER_ACTORS_MAX ? st.nactors : WEIR__CLUSTER_ACTORS_MAX;
+    m.at_ns = st.at_ns;
     send_msg(c, NULL, 0, &m);
 }
 

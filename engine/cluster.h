@@ -101,6 +101,7 @@ struct weir__cluster_actor_stat {
     uint32_t restarts;
     unsigned nmethods;    /* <= WEIR__CLUSTER_METHODS_MAX: its first methods */
     uint64_t input_starved_ns, output_blocked_ns;
+    uint64_t at_ns;       /* not sent per actor: the message's at_ns (decode copies it) */
     struct weir__cluster_method_stat methods[WEIR__CLUSTER_METHODS_MAX];
 };
 
@@ -113,6 +114,7 @@ struct weir__cluster_stats {
     unsigned nlinks;
     struct weir__cluster_actor_stat *actors; /* WEIR__CLUSTER_ACTORS_MAX */
     unsigned nactors;
+    uint64_t at_ns; /* the sender's CLOCK_MONOTONIC when collect took the counters */
 };
 
 struct weir__cluster_opts {
@@ -255,6 +257,7 @@ struct weir__cluster_msg {
      * WEIR__CLUSTER_ACTORS_MAX). */
     struct weir__cluster_actor_stat *actors;
     unsigned actors_cap, nactors;
+    uint64_t at_ns; /* STATS: the sender's CLOCK_MONOTONIC when it took the counters */
 };
 
 /*

@@ -206,7 +206,7 @@ int weir__cluster_msg_encode(const struct weir__cluster_msg *m, uint8_t **out, s
             auto cvec = b.CreateVector(v);
             auto lvec = b.CreateVector(lv);
             auto avec = b.CreateVector(av);
-            body = wc::CreateStats(b, m->rank, cvec, lvec, avec).Union();
+            body = wc::CreateStats(b, m->rank, cvec, lvec, avec, m->at_ns).Union();
             break;
         }
         }
@@ -360,6 +360,7 @@ int weir__cluster_msg_decode(const uint8_t *buf, size_t len, struct weir__cluste
     case WEIR__CM_STATS: {
         const wc::Stats *sm = msg->body_as_Stats();
         out->rank = sm->rank();
+        out->at_ns = sm->at_ns();
         const auto *cv = sm->chans();
         unsigned n = cv ? cv->size() : 0;
         if (n > WEIR__CLUSTER_STATS_MAX || n > out->chans_cap || (n && !out->chans))
@@ -474,6 +475,7 @@ int weir__cluster_msg_decode(const uint8_t *buf, size_t len, struct weir__cluste
             a->restarts = as->restarts();
             a->input_starved_ns = as->input_starved_ns();
             a->output_blocked_ns = as->output_blocked_ns();
+            a->at_ns = out->at_ns;
             for (unsigned k = 0; k < nm; k++) {
                 // 8-byte structs the verifier does not align-check: copy out (as readers).
                 wc::MethodStat msv;

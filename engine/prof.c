@@ -225,6 +225,7 @@ static void fill(struct weir_dag *d, int final)
             sa->restarts = have ? r.restarts : 0;
             sa->input_starved_ns = have ? r.input_starved_ns : 0;
             sa->output_blocked_ns = have ? r.output_blocked_ns : 0;
+            sa->report_ns = have ? r.at_ns : 0;
             sa->calls = sa->busy_ns = 0;
             for (unsigned k = 0; k < ar->pa->nmethods; k++) {
                 struct weir__stats_method *sm = weir__stats_method_at(h, m0 + k);

@@ -446,7 +446,6 @@ static void on_cluster_event(void *ctx, int kind, int rank, int code, const char
 {
     struct weir_dag *d = ctx;
     struct weir__remote *rm = d->remote;
-    (void)code;
     if (kind != WEIR__CLUSTER_EV_FAILED)
         return;
     char acts[256];
@@ -454,6 +453,15 @@ static void on_cluster_event(void *ctx, int kind, int rank, int code, const char
     weir__dag_mark_dead(d, -1, "rank %d failed (%s); the actors it hosted: %s", rank, msg, acts);
     pthread_mutex_lock(&rm->mu);
     break_links_locked(d);
+    /* Rank 0: the failed rank sends no more reports; its links as last
+     * reported carry the failure rather than "running". */
+    if (rm->rlinks_at && rank > 0 && rank < rm->size)
+        for (unsigned c = 0; c < d->plan->nchans; c++) {
+            unsigned at = rm->rlinks_at[(size_t)c * (size_t)rm->size + (size_t)rank];
+            for (unsigned k = 0, n = link_count(d->plan, rm->size, rank, c); k < n; k++)
+                if (rm->rlinks_have[at + k] && rm->rlinks[at + k].status == 0)
+                    rm->rlinks[at + k].status = code < 0 ? code : -EHOSTDOWN;
+        }
     pthread_mutex_unlock(&rm->mu);
 }
 
@@ -487,6 +495,7 @@ static void collect_stats(void *ctx, struct weir__cluster_stats *out)
     struct weir_dag *d = ctx;
     struct weir__remote *rm = d->remote;
     unsigned nch = d->plan->nchans, n = 0;
+    out->at_ns = weir_now_ns();
     for (unsigned k = 0; k < nch && n < WEIR__CLUSTER_STATS_MAX; k++) {
         unsigned c = (rm->stats_cursor + k) % nch;
         if (!reported(d, c))
@@ -591,6 +600,7 @@ static void on_stats(void *ctx, int rank, const struct weir__cluster_stats *s)
         if (v->actor >= p->nactors || p->actors[v->actor].node != rank)
             continue; /* not an actor of that rank */
         rm->ractors[v->actor] = *v;
+        rm->ractors[v->actor].at_ns = s->at_ns;
         if (rm->ractors[v->actor].nmethods > p->actors[v->actor].nmethods)
             rm->ractors[v->actor].nmethods = p->actors[v->actor].nmethods;
         rm->ractors_have[v->actor] = 1;

@@ -116,8 +116,11 @@ struct weir__stats_actor {
     uint64_t busy_ns;     /* timed inside methods (only while watched) */
     uint64_t input_starved_ns;
     uint64_t output_blocked_ns;
+    uint64_t report_ns;   /* another rank's actor: when its rank took the counters
+                             (that rank's CLOCK_MONOTONIC; rates divide by its
+                             differences); 0: this rank's own, current */
 };
-_Static_assert(sizeof(struct weir__stats_actor) == 120, "stats actor layout");
+_Static_assert(sizeof(struct weir__stats_actor) == 128, "stats actor layout");
 
 struct weir__stats_method {
     char name[WEIR__STATS_NAME];

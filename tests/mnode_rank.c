@@ -418,8 +418,9 @@ static void print_links(weir_dag *d)
         }
     if (RANK != 0) {
         struct weir_dag_link_stats ls;
-        printf("rank %d: remote links %u, %d: %s\n", RANK, weir_dag_chan_remote_nlinks(d, 0),
-               weir_dag_link_remote_stats(d, 0, 0, &ls), weir_errmsg());
+        int rc = weir_dag_link_remote_stats(d, 0, 0, &ls);
+        printf("rank %d: remote links %u, %d: %s\n", RANK, weir_dag_chan_remote_nlinks(d, 0), rc,
+               weir_errmsg());
     }
     for (unsigned c = 0; c < nc; c++) {
         struct weir_chan_stats st;

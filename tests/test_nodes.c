@@ -627,7 +627,7 @@ Test(nodes, codec_stats_links)
 }
 
 /* STATS carry the sending rank's actors (after the links): pid, restarts,
- * waits and every method's counters round-trip; too many actors or
+ * waits, every method's counters and the message's time round-trip; too many actors or
  * methods, a negative pid: each refused and named. */
 Test(nodes, codec_stats_actors)
 {
@@ -647,6 +647,7 @@ Test(nodes, codec_stats_actors)
     m.rank = 2;
     m.actors = ac;
     m.nactors = 2;
+    m.at_ns = 987654321012ull;
     size_t n = enc(&m, buf, sizeof buf);
     memset(&d, 0, sizeof d);
     d.actors = got;
@@ -661,6 +662,8 @@ Test(nodes, codec_stats_actors)
               got[0].methods[0].busy_ns == 123456 && got[0].methods[1].calls == 9999 &&
               got[0].methods[1].errors == 0);
     cr_assert(got[1].actor == 0 && got[1].pid == 1 && got[1].nmethods == 0);
+    /* the message's time, copied to every actor */
+    cr_assert(d.at_ns == 987654321012ull && got[0].at_ns == d.at_ns && got[1].at_ns == d.at_ns);
     d.actors_cap = 1;
     cr_assert_eq(weir__cluster_msg_decode(buf, n, &d), -EPROTO);
     cr_assert_str_eq(weir_errmsg(), "cluster STATS: 2 actors (at most 1)");
@@ -1969,8 +1972,10 @@ Test(nodes, dag_link_counters_chain_2_ranks, .timeout = 120)
             int w = c == 0 || c == 2 ? 0 : 1;
             rec += mn_link_of(out, r, ch[c], r == w ? "send" : "recv", 1 - r).reconnects;
         }
-    /* every link exact; after a reconnect (a loaded machine) the receivers still are */
-    cr_assert_geq(hits, rec ? 4 : 8, "%d links of 8 show '%s' in\n%s", hits, want, out);
+    /* every link exact: 4 in rank 1's segment, 8 in rank 0's (its own, and
+     * rank 1's as reported); after a reconnect (a loaded machine) the
+     * receivers still are (2 + 4) */
+    cr_assert_geq(hits, rec ? 6 : 12, "%d links of 12 show '%s' in\n%s", hits, want, out);
     /* rank 0 sees rank 1's four links as rank 1 reported them, in rank 1's
      * order, and its stats segment (weir-top) carries them with their rank */
     for (int c = 0; c < 4; c++) {
@@ -2452,6 +2457,28 @@ Test(nodes, dag_sigkill_worker_fails_executions, .timeout = 120)
     cr_assert_lt(num_after(j, " ms at ") - tk, 2500, "%s", out);
     cr_assert(strstr(out, "rank 0: free 0 in "), "%s", out);
     cr_assert(strstr(out, "rank 2: free 0 in "), "%s", out);
+}
+
+/* A rank killed after it reported: rank 0 keeps its links' last report,
+ * each now with the failure's code (-EHOSTDOWN), not "running". Paced
+ * (500 us per execution) so the kill at N/2 comes ~1.5 s in, after the
+ * first reports (every 1 s). */
+Test(nodes, dag_sigkill_rank0_marks_the_dead_ranks_links, .timeout = 120)
+{
+    char out[65536];
+    int st = sh_out(out, sizeof out, CLEAN_ENV "MNODE_PACE_US=500 %s -n 2 --grace 20000 %s chain "
+                    "6000 thread kill 1 2>&1", WEIR_RUN, MNODE_RANK);
+    cr_assert_eq(st, 128 + SIGKILL, "%d\n%s", st, out);
+    /* rank 1's links: arg0 and s1.step.out0 in, s0.step.out0 and s2.step.out0 out */
+    const char *want[] = {"arg0 on rank 1 recv rank 0", "s0.step.out0 on rank 1 send rank 0",
+                          "s1.step.out0 on rank 1 recv rank 0", "s2.step.out0 on rank 1 send rank 0"};
+    for (int i = 0; i < 4; i++) {
+        char pre[160];
+        snprintf(pre, sizeof pre, "rank 0: remote link %s: ", want[i]);
+        struct mn_link l = mn_link_parse(out, pre);
+        cr_assert_eq(l.status, -EHOSTDOWN, "'%s' status %d\n%s", pre, l.status, out);
+        cr_assert_gt(l.messages, 0, "'%s' reported nothing\n%s", pre, out);
+    }
 }
 
 static int rank0_started(const char *out)

@@ -120,10 +120,23 @@ static void show(struct weir__stats_hdr *a, struct weir__stats_hdr *b, int json)
     unsigned na = b->nactors;
     struct weir_actor_load loads[na ? na : 1];
     double busy[na ? na : 1], starved[na ? na : 1], blocked[na ? na : 1];
+    /* Per actor, the earlier record and the time between the two: an actor
+     * of another rank (rank 0 carries them as reported) counts over its
+     * reports' interval (0 when no new one came: no rate), and a record's
+     * first report or start has no rate yet. */
+    struct weir__stats_actor *xa[na ? na : 1];
+    double awall[na ? na : 1];
     for (unsigned i = 0; i < na; i++) {
         struct weir__stats_actor *x = weir__stats_actor_at(a, i), *y = weir__stats_actor_at(b, i);
-        starved[i] = pct(y->input_starved_ns - x->input_starved_ns, wall);
-        blocked[i] = pct(y->output_blocked_ns - x->output_blocked_ns, wall);
+        if (x->pid == 0 || (y->report_ns && !x->report_ns))
+            x = y;
+        xa[i] = x;
+        awall[i] = y->report_ns ? (double)(y->report_ns - x->report_ns) : wall;
+    }
+    for (unsigned i = 0; i < na; i++) {
+        struct weir__stats_actor *x = xa[i], *y = weir__stats_actor_at(b, i);
+        starved[i] = pct(y->input_starved_ns - x->input_starved_ns, awall[i]);
+        blocked[i] = pct(y->output_blocked_ns - x->output_blocked_ns, awall[i]);
         busy[i] = 100.0 - starved[i] - blocked[i];
         if (busy[i] < 0)
             busy[i] = 0;
@@ -132,15 +145,15 @@ static void show(struct weir__stats_hdr *a, struct weir__stats_hdr *b, int json)
             busy[i] = 0;
     }
     /* Across ranks an actor this rank does not host never starts here: on
-     * rank 0 it shows as its rank last reported it (with its calls and
-     * waits, as fresh as those reports: every WEIR_HEARTBEAT_MS / 2), and
-     * counts in the bottleneck; elsewhere (pid 0, and on rank 0 before its
-     * first report) its rank's own segment shows it. */
+     * rank 0 it shows as its rank last reported it (its calls and waits over
+     * the interval of those reports: every WEIR_HEARTBEAT_MS / 2), elsewhere
+     * (pid 0, and on rank 0 before its first report) not at all; either way
+     * the bottleneck is this rank's (its rank's own weir-top judges it). */
     unsigned nl = 0;
     int map[na ? na : 1];
     for (unsigned i = 0; i < na; i++) {
         struct weir__stats_actor *y = weir__stats_actor_at(b, i);
-        if (b->world > 1 && y->pid == 0)
+        if (b->world > 1 && (y->pid == 0 || y->rank != b->rank))
             continue;
         map[nl] = (int)i;
         loads[nl].name = y->name;
@@ -191,7 +204,8 @@ static void show(struct weir__stats_hdr *a, struct weir__stats_hdr *b, int json)
         }
         printf("],\"actors\":[");
         for (unsigned i = 0; i < na; i++) {
-            struct weir__stats_actor *x = weir__stats_actor_at(a, i), *y = weir__stats_actor_at(b, i);
+            struct weir__stats_actor *x = xa[i], *y = weir__stats_actor_at(b, i);
+            double as = awall[i] / 1e9;
             printf("%s{\"name\":", i ? "," : "");
             json_str(y->name);
             printf(",\"isolation\":\"%s\",\"rank\":%d,\"pid\":%u,\"restarts\":%u,\"calls\":%llu,"
@@ -200,7 +214,7 @@ static void show(struct weir__stats_hdr *a, struct weir__stats_hdr *b, int json)
                    "\"output_blocked_ns\":%llu,\"bottleneck\":%s,\"methods\":[",
                    y->isolation == WEIR_PROCESS ? "process" : "thread", y->rank, y->pid,
                    y->restarts,
-                   (unsigned long long)y->calls, secs > 0 ? (double)(y->calls - x->calls) / secs : 0,
+                   (unsigned long long)y->calls, as > 0 ? (double)(y->calls - x->calls) / as : 0,
                    busy[i], starved[i], blocked[i], (unsigned long long)y->input_starved_ns,
                    (unsigned long long)y->output_blocked_ns, bi == (int)i ? "true" : "false");
             for (unsigned k = 0; k < y->nmethods && y->method0 + k < b->nmethods; k++) {
@@ -270,7 +284,8 @@ static void show(struct weir__stats_hdr *a, struct weir__stats_hdr *b, int json)
            b->world > 1 ? "rank:pid" : "pid", "calls/s", "busy%", "wait-in%", "block-out%",
            "restarts");
     for (unsigned i = 0; i < na; i++) {
-        struct weir__stats_actor *x = weir__stats_actor_at(a, i), *y = weir__stats_actor_at(b, i);
+        struct weir__stats_actor *x = xa[i], *y = weir__stats_actor_at(b, i);
+        double as = awall[i] / 1e9;
         if (b->world > 1 && y->pid == 0)
             continue; /* hosted by another rank, no report here */
         char pid[32];
@@ -280,7 +295,7 @@ static void show(struct weir__stats_hdr *a, struct weir__stats_hdr *b, int json)
             snprintf(pid, sizeof pid, "%u", y->pid);
         printf("  %-16.16s %-8s %12s %12.0f %8.1f %9.1f %9.1f %8u%s\n", y->name,
                y->isolation == WEIR_PROCESS ? "process" : "thread", pid,
-               secs > 0 ? (double)(y->calls - x->calls) / secs : 0, busy[i], starved[i],
+               as > 0 ? (double)(y->calls - x->calls) / as : 0, busy[i], starved[i],
                blocked[i], y->restarts, bi == (int)i ? "  <- bottleneck" : "");
     }
     if (b->nlinks) {

@@ -365,6 +365,8 @@ WEIR_API int weir_dag_link_stats(const weir_dag *d, unsigned i, unsigned k,
  * once more at teardown). Links are numbered in rank order (rank 1's, in
  * its weir_dag_link_stats order, then rank 2's, ...); st->rank says whose.
  * So rank 0 alone can show every link of the graph (its weir-top does).
+ * A rank that failed sends no more: its links keep their last report, with
+ * status set to the failure's code where it said running.
  * weir_dag_chan_remote_nlinks: their number (0 on other ranks, on one rank
  * and for i out of range). weir_dag_link_remote_stats: 0; -ENOENT (no link
  * k, or that rank has not reported it yet, named); -EINVAL (NULL, i out of
