@@ -35,7 +35,11 @@
  * weir__wait_many), until a gate has moved far enough to grant `step`
  * more, and sends that stream's ACK. ACKs of one stream are computed and
  * sent under its ack_mu, so their (seq, limit) never go backwards on the
- * wire.
+ * wire. The ACKs due at one moment (the streams of one received chunk,
+ * the credit thread's grants of one wake-up, the idle flush) go out in
+ * one transport send (ack_streams): 64 channels between two ranks, 10^4
+ * executions, went from 191,795 listener sends to 140,949 and from 2.78 s
+ * to 1.78 s (farm-bench, paired, medians of 5).
  *
  * Sending streams: each has a window reader of its channel c
  * (channels/ring_window.h); the connection's one send thread (tx_main)
@@ -1449,59 +1453,95 @@ static int dial_start(weir__conn *cn)
 static void *listen_rx(void *arg);
 
 /*
- * Acknowledge stream s and grant what its channel can take now. mode
- * ACK_LAZY: only when `step` messages went unacknowledged or `step` credits
- * can be added; ACK_MOVED: whenever seq or the limit moved (about to wait
- * for bytes); ACK_ALWAYS: in any case (the answer to a CLOSE).
- * 1 if an ACK went out, 0 if none was due (or there is no pipe), or the
- * send's error.
+ * Acknowledge streams v[0..n) (in ascending stream order) and grant what
+ * each one's channel can take now. mode ACK_LAZY: a stream only when
+ * `step` messages went unacknowledged or `step` credits can be added;
+ * ACK_MOVED: whenever its seq or limit moved (about to wait for bytes);
+ * ACK_ALWAYS: in any case (the answer to a CLOSE). The ACKs that are due
+ * go out in one transport send (a wide connection acknowledges many
+ * streams at once: one write, one wake-up of the sender's rx thread, not
+ * one per stream). Each stream's ACK is computed and sent under its
+ * ack_mu, taken in stream order and held across the send, so a stream's
+ * (seq, limit) never go backwards on the wire. Returns how many ACKs went
+ * out (0: none was due, or there is no pipe), or the send's error.
  */
 enum { ACK_LAZY, ACK_MOVED, ACK_ALWAYS };
 
-static int ack_stream(struct stream *s, int mode)
+static int ack_streams(weir__conn *cn, struct stream *const *v, unsigned n, int mode)
 {
-    weir__conn *cn = s->cn;
-    int r = 0;
-    pthread_mutex_lock(&s->ack_mu);
-    /* write_seq first, then the gate: a snapshot that never over-grants. */
-    uint64_t ws = weir__chan_write_seq(s->ch);
-    uint64_t gate = weir__chan_gate(s->ch);
-    uint64_t lim_w = gate + s->depth < ws + s->window ? gate + s->depth : ws + s->window;
-    uint64_t seq = ws + s->off;
-    uint64_t lim = weir__load_acquire(&s->ended) ? seq : lim_w + s->off;
-    uint64_t acked = weir__load_relaxed(&s->acked), old = weir__load_relaxed(&s->limit);
-    if (lim < old)
-        lim = old; /* granted already; the channel still has room for it */
-    int due = mode == ACK_ALWAYS  ? 1
-              : mode == ACK_MOVED ? (seq > acked || lim > old)
-                                  : (seq - acked >= s->step || lim - old >= s->step);
-    if (due) {
+    uint8_t h[NSTREAMS][WEIR__FRAME_HDR];
+    struct iovec iov[NSTREAMS];
+    uint64_t seq[NSTREAMS], lim[NSTREAMS];
+    unsigned char due[NSTREAMS];
+    unsigned ndue = 0;
+    int r = 0, ring = 0;
+    if (n > NSTREAMS)
+        n = NSTREAMS;
+    for (unsigned i = 0; i < n; i++) {
+        struct stream *s = v[i];
+        pthread_mutex_lock(&s->ack_mu);
+        /* write_seq first, then the gate: a snapshot that never over-grants. */
+        uint64_t ws = weir__chan_write_seq(s->ch);
+        uint64_t gate = weir__chan_gate(s->ch);
+        uint64_t lim_w = gate + s->depth < ws + s->window ? gate + s->depth : ws + s->window;
+        seq[i] = ws + s->off;
+        lim[i] = weir__load_acquire(&s->ended) ? seq[i] : lim_w + s->off;
+        uint64_t acked = weir__load_relaxed(&s->acked), old = weir__load_relaxed(&s->limit);
+        if (lim[i] < old)
+            lim[i] = old; /* granted already; the channel still has room for it */
+        due[i] = mode == ACK_ALWAYS  ? 1
+                 : mode == ACK_MOVED ? (seq[i] > acked || lim[i] > old)
+                                     : (seq[i] - acked >= s->step || lim[i] - old >= s->step);
+        ndue += due[i];
+    }
+    if (ndue) {
         pthread_mutex_lock(&cn->send_mu);
         if (cn->pipe) {
-            /* Before the send: the rx thread may see DATA sent on these
-             * credits before send() returns. (A failed send breaks the pipe:
-             * the next WELCOME recomputes both.) */
-            weir__store_release(&s->acked, seq);
-            weir__store_release(&s->limit, lim);
-            r = send_frame_locked(cn, cn->pipe, WEIR__FR_ACK, s->id, (uint32_t)(lim - seq), seq,
-                                  NULL, 0);
-            if (r == 0)
-                r = 1;
+            unsigned k = 0;
+            for (unsigned i = 0; i < n; i++) {
+                if (!due[i])
+                    continue;
+                struct stream *s = v[i];
+                /* Before the send: the rx thread may see DATA sent on these
+                 * credits before send() returns. (A failed send breaks the
+                 * pipe: the next WELCOME recomputes both.) */
+                weir__store_release(&s->acked, seq[i]);
+                weir__store_release(&s->limit, lim[i]);
+                hdr(h[k], WEIR__FR_ACK, 0, s->id, 0, (uint32_t)(lim[i] - seq[i]), seq[i]);
+                iov[k] = (struct iovec){h[k], WEIR__FRAME_HDR};
+                k++;
+            }
+            r = cn->tp->send(cn->pipe, iov, k, cn->timeout_ms);
+            if (r == 0) {
+                weir__fetch_add(&cn->frames, k);
+                weir__fetch_add(&cn->batches, 1);
+                r = (int)k;
+            }
         }
         pthread_mutex_unlock(&cn->send_mu);
     }
-    int starved = !weir__load_acquire(&s->ended) && weir__load_relaxed(&s->limit) - seq < s->step;
-    /* Still under ack_mu (lock order: ack_mu, then mu): stored in the order
-     * computed, so a grant's "not starved" cannot land after the rx thread's
-     * later "starved" and leave the credit thread asleep. */
-    pthread_mutex_lock(&cn->mu);
-    int news = starved != s->starved;
-    s->starved = starved;
-    pthread_mutex_unlock(&cn->mu);
-    pthread_mutex_unlock(&s->ack_mu);
-    if (news && starved)
+    for (unsigned i = n; i-- > 0;) {
+        struct stream *s = v[i];
+        uint64_t sq = seq[i];
+        int starved = !weir__load_acquire(&s->ended) && weir__load_relaxed(&s->limit) - sq < s->step;
+        /* Still under ack_mu (lock order: ack_mu, then mu): stored in the
+         * order computed, so a grant's "not starved" cannot land after the
+         * rx thread's later "starved" and leave the credit thread asleep. */
+        pthread_mutex_lock(&cn->mu);
+        int news = starved != s->starved;
+        s->starved = starved;
+        pthread_mutex_unlock(&cn->mu);
+        pthread_mutex_unlock(&s->ack_mu);
+        ring |= news && starved;
+    }
+    if (ring)
         ring_bell(cn);
     return r;
+}
+
+static int ack_stream(struct stream *s, int mode)
+{
+    return ack_streams(s->cn, &s, 1, mode);
 }
 
 /*
@@ -1552,12 +1592,12 @@ static void *credit_main(void *arg)
             st[n++] = s;
         }
         pthread_mutex_unlock(&cn->mu);
-        for (unsigned i = 0; i < n; i++) {
-            if (weir__chan_gate(st[i]->ch) < need[i])
-                continue;
-            tried++;
-            granted += ack_stream(st[i], ACK_LAZY) > 0;
-        }
+        struct stream *ready[NSTREAMS];
+        for (unsigned i = 0; i < n; i++)
+            if (weir__chan_gate(st[i]->ch) >= need[i])
+                ready[tried++] = st[i];
+        if (tried) /* one send for all of them (st[] is in stream order) */
+            granted = ack_streams(cn, ready, tried, ACK_LAZY) > 0;
         if (tried && !granted) {
             /* nothing granted (no pipe, a send error): do not spin */
             struct timespec ts = {0, 1000000L};
@@ -1863,9 +1903,12 @@ static int rx_flush(weir__conn *cn, struct rx_batch *b)
     int r = 0;
     rx_count(cn, b);
     b->touched = 0;
-    for (; t && r == 0; t &= t - 1)
-        if (ack_stream(&cn->st[__builtin_ctzll(t)], ACK_LAZY) < 0)
-            r = weir_errcode();
+    struct stream *v[NSTREAMS];
+    unsigned n = 0;
+    for (; t; t &= t - 1)
+        v[n++] = &cn->st[__builtin_ctzll(t)];
+    if (n && ack_streams(cn, v, n, ACK_LAZY) < 0)
+        r = weir_errcode();
     return r;
 }
 
@@ -2081,9 +2124,11 @@ static void *listen_rx(void *arg)
         if (r == -ETIMEDOUT)
             r = cn->tp->recv(p, &chunk, ACK_DELAY_MS);
         if (r == -ETIMEDOUT) {
-            for (unsigned i = 0; i < cn->nstreams && r == -ETIMEDOUT; i++)
-                if (ack_stream(&cn->st[i], ACK_MOVED) < 0)
-                    r = weir_errcode();
+            struct stream *v[NSTREAMS];
+            for (unsigned i = 0; i < cn->nstreams; i++)
+                v[i] = &cn->st[i];
+            if (cn->nstreams && ack_streams(cn, v, cn->nstreams, ACK_MOVED) < 0)
+                r = weir_errcode();
             if (r != -ETIMEDOUT)
                 break;
         }
