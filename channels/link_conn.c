@@ -1458,25 +1458,28 @@ static void *listen_rx(void *arg);
  * `step` messages went unacknowledged or `step` credits can be added;
  * ACK_MOVED: whenever its seq or limit moved (about to wait for bytes);
  * ACK_ALWAYS: in any case (the answer to a CLOSE). The ACKs that are due
- * go out in one transport send (a wide connection acknowledges many
- * streams at once: one write, one wake-up of the sender's rx thread, not
- * one per stream). Each stream's ACK is computed and sent under its
- * ack_mu, taken in stream order and held across the send, so a stream's
- * (seq, limit) never go backwards on the wire. Returns how many ACKs went
- * out (0: none was due, or there is no pipe), or the send's error.
+ * go out in one transport send per ACK_GROUP streams (a wide connection
+ * acknowledges many streams at once: one write, one wake-up of the
+ * sender's rx thread, not one per stream). Each stream's ACK is computed
+ * and sent under its ack_mu, taken in stream order and held across the
+ * send, so a stream's (seq, limit) never go backwards on the wire; a
+ * group bounds how many a thread holds at once (ThreadSanitizer tracks 64
+ * at most). Returns how many ACKs went out (0: none was due, or there is
+ * no pipe), or the first send's error.
  */
 enum { ACK_LAZY, ACK_MOVED, ACK_ALWAYS };
+#define ACK_GROUP 16u
 
-static int ack_streams(weir__conn *cn, struct stream *const *v, unsigned n, int mode)
+static int ack_group(weir__conn *cn, struct stream *const *v, unsigned n, int mode)
 {
-    uint8_t h[NSTREAMS][WEIR__FRAME_HDR];
-    struct iovec iov[NSTREAMS];
-    uint64_t seq[NSTREAMS], lim[NSTREAMS];
-    unsigned char due[NSTREAMS];
+    uint8_t h[ACK_GROUP][WEIR__FRAME_HDR];
+    struct iovec iov[ACK_GROUP];
+    uint64_t seq[ACK_GROUP], lim[ACK_GROUP];
+    unsigned char due[ACK_GROUP];
     unsigned ndue = 0;
     int r = 0, ring = 0;
-    if (n > NSTREAMS)
-        n = NSTREAMS;
+    if (n > ACK_GROUP)
+        n = ACK_GROUP;
     for (unsigned i = 0; i < n; i++) {
         struct stream *s = v[i];
         pthread_mutex_lock(&s->ack_mu);
@@ -1539,9 +1542,21 @@ static int ack_streams(weir__conn *cn, struct stream *const *v, unsigned n, int 
     return r;
 }
 
+static int ack_streams(weir__conn *cn, struct stream *const *v, unsigned n, int mode)
+{
+    int sent = 0;
+    for (unsigned i = 0; i < n; i += ACK_GROUP) {
+        int r = ack_group(cn, v + i, n - i < ACK_GROUP ? n - i : ACK_GROUP, mode);
+        if (r < 0)
+            return r;
+        sent += r;
+    }
+    return sent;
+}
+
 static int ack_stream(struct stream *s, int mode)
 {
-    return ack_streams(s->cn, &s, 1, mode);
+    return ack_group(s->cn, &s, 1, mode);
 }
 
 /*
