@@ -106,7 +106,9 @@ const char *weir__conn_endpoint(const weir__conn *cn);
  * Connection status: 0 while running (a listener: also while waiting for
  * its dialer); -EPIPE once every stream ended (its channel closed and every
  * message was acknowledged / committed); else the failure of the
- * connection, its reason copied into weir_errmsg().
+ * connection, its reason copied into weir_errmsg(). A failed dialer reports
+ * it once its send thread deregistered the streams' readers (waits for
+ * that at most 200 ms).
  */
 int weir__conn_status(const weir__conn *cn);
 
@@ -127,6 +129,9 @@ struct weir__conn_stream_stats {
     uint64_t acked;          /* messages acknowledged */
     uint64_t limit;          /* highest sequence number the sender may send below (credits) */
     uint64_t credit_stalls;  /* dialer: times the stream had to wait for credit */
+    uint64_t frames;         /* its DATA and CLOSE frames: sent (dialer) / received (listener) */
+    uint64_t batches;        /* this end's transport sends carrying its frames: the dialer's
+                                DATA and CLOSE, the listener's ACKs */
 };
 
 /* Fill *st for stream `stream`. 0, -ENOENT (not declared), -EINVAL. */

@@ -16,8 +16,10 @@
  * sides send HEARTBEAT every hb_ms, answered with ECHO, from which each
  * side measures the round trip (the dialer answers since protocol 2).
  * A REFUSE on a stream (not 0) ends that stream only. The dialer
- * heartbeats when it sent nothing for hb_ms, and on a busy connection
- * every RTT_EVERY * hb_ms, so its last RTT stays current under load.
+ * heartbeats when it sent nothing for hb_ms, the listener when it received
+ * nothing for ACK_DELAY_MS and then every hb_ms of silence; both also every
+ * RTT_EVERY * hb_ms on a busy connection, so each end's last RTT stays
+ * current under load.
  *
  * Credits are free slots, so nothing ever waits inside the shared rx
  * thread. The listener grants a stream only what its channel w can take
@@ -120,7 +122,7 @@
 #define MSG_LEN 240
 #define ACK_DELAY_MS 1            /* receiver idle this long: acknowledge what it has (delayed ACK) */
 #define NSTREAMS WEIR__LINK_MAX_STREAMS
-#define RTT_EVERY 4               /* a busy dialer heartbeats every RTT_EVERY * hb_ms (round trips) */
+#define RTT_EVERY 4               /* a busy end heartbeats every RTT_EVERY * hb_ms (round trips) */
 
 struct stream {
     weir__conn *cn;
@@ -132,6 +134,10 @@ struct stream {
     int status;          /* atomic: 0, -EPIPE ended cleanly, or the failure */
     char err[MSG_LEN];   /* under cn->mu */
     uint64_t messages, bytes, acked, limit, credit_stalls; /* atomic */
+    /* atomic: the stream's DATA and CLOSE frames (sent / received), and this
+     * end's transport sends that carried its frames (the sender's DATA and
+     * CLOSE, the receiver's ACKs) */
+    uint64_t frames, batches;
 
     /* sending */
     int reader;
@@ -191,6 +197,8 @@ struct weir__conn {
     pthread_t work_thr;      /* dialer: the send thread of every stream (tx_main);
                                 listener: the credit thread of every stream (credit_main) */
     int work_running;
+    int tx_released;         /* atomic, dialer: the send thread let every failed stream's
+                                reader go and stopped */
     uint32_t work_spin;      /* its adaptive spin budget */
     uint32_t bell;           /* bumped (weir__bell_ring) when work_thr has news: credit, */
     uint32_t bell_sleepers;  /* a new pipe, a stream's end or starvation, stop */
@@ -1398,6 +1406,10 @@ static void *tx_main(void *arg)
             for (unsigned j = 0; j < ncand; j++) {
                 struct stream *s = cand[j];
                 struct tx_plan *x = &pl[s - cn->st];
+                if (x->nf || x->closed) {
+                    weir__fetch_add(&s->frames, x->nf + (x->closed ? 1u : 0u));
+                    weir__fetch_add(&s->batches, 1);
+                }
                 if (!x->nf)
                     continue;
                 s->stalled = 0;
@@ -1426,6 +1438,7 @@ static void *tx_main(void *arg)
             tx_wait(cn, cand, ncand, bell0);
     }
     tx_release_failed(cn);
+    weir__store_release(&cn->tx_released, 1);
     free(pl);
     return NULL;
 }
@@ -1441,7 +1454,7 @@ static int dial_start(weir__conn *cn)
     cn->last_hb_ns = weir_now_ns(); /* before dial_main starts */
     if ((r = pthread_create(&cn->work_thr, NULL, tx_main, cn)) != 0)
         return cerr(cn, -r, "cannot start the send thread");
-    cn->work_running = 1;
+    weir__store_release(&cn->work_running, 1);
     if ((r = pthread_create(&cn->main_thr, NULL, dial_main, cn)) != 0)
         return cerr(cn, -r, "cannot start the connection thread");
     cn->main_running = 1;
@@ -1518,6 +1531,9 @@ static int ack_group(weir__conn *cn, struct stream *const *v, unsigned n, int mo
             if (r == 0) {
                 weir__fetch_add(&cn->frames, k);
                 weir__fetch_add(&cn->batches, 1);
+                for (unsigned i = 0; i < n; i++)
+                    if (due[i])
+                        weir__fetch_add(&v[i]->batches, 1);
                 r = (int)k;
             }
         }
@@ -1859,6 +1875,7 @@ static void rx_count(weir__conn *cn, struct rx_batch *b)
         unsigned i = (unsigned)__builtin_ctzll(t);
         weir__fetch_add(&cn->st[i].messages, b->msgs[i]);
         weir__fetch_add(&cn->st[i].bytes, b->bytes[i]);
+        weir__fetch_add(&cn->st[i].frames, b->msgs[i]);
         b->msgs[i] = b->bytes[i] = 0;
     }
 }
@@ -1991,6 +2008,7 @@ static int rx_frame(weir__conn *cn, weir__tp_pipe *p, struct weir__frame *f, str
     case WEIR__FR_DATA:
         return rx_data(cn, s, p, f, NULL, b);
     case WEIR__FR_CLOSE:
+        weir__fetch_add(&s->frames, 1);
         /* Counters first: whoever sees the stream ended sees all its messages. */
         if ((r = rx_flush(cn, b)) < 0)
             return r;
@@ -2167,6 +2185,12 @@ static void *listen_rx(void *arg)
             break;
         if ((r = rx_chunk(cn, p, &chunk, &b)) == 0)
             r = rx_flush(cn, &b);
+        /* Busy too, a HEARTBEAT every RTT_EVERY heartbeat periods: its ECHO
+         * keeps this end's round trip current under load, as the dialer's. */
+        if (r == 0 && ms_since(last_hb) >= RTT_EVERY * cn->hb_ms) {
+            r = send_frame(cn, p, WEIR__FR_HEARTBEAT, 0, 0, weir_now_ns(), NULL, 0);
+            last_hb = weir_now_ns();
+        }
     }
     rx_count(cn, &b);
     if (getenv("WEIR_LINK_DEBUG"))
@@ -2270,8 +2294,18 @@ int weir__conn_status(const weir__conn *cn)
     if (!cn)
         return weir__seterr(-EINVAL, "link (null): status");
     weir__conn *m = (weir__conn *)cn;
-    pthread_mutex_lock(&m->mu);
     int s = weir__load_acquire(&m->status);
+    /* A dialer that failed: its send thread deregisters the streams' readers
+     * of their channels as it stops, moments later (a failure closes the
+     * pipe, so no send holds it). Report the failure once they are gone, so
+     * a caller who sees it finds c's writer free; at most 200 ms. */
+    if (s && s != -EPIPE && m->sending && weir__load_acquire(&m->work_running))
+        for (int k = 0; k < 200 && !weir__load_acquire(&m->tx_released); k++) {
+            struct timespec ts = {0, 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    pthread_mutex_lock(&m->mu);
+    s = weir__load_acquire(&m->status);
     if (s)
         weir__seterr(s, "%s", m->err);
     pthread_mutex_unlock(&m->mu);
@@ -2310,6 +2344,8 @@ int weir__conn_stream_stats(const weir__conn *cn, uint32_t stream,
     st->acked = weir__load_relaxed(&s->acked);
     st->limit = weir__load_relaxed(&s->limit);
     st->credit_stalls = weir__load_relaxed(&s->credit_stalls);
+    st->frames = weir__load_relaxed(&s->frames);
+    st->batches = weir__load_relaxed(&s->batches);
     return 0;
 }
 

@@ -187,7 +187,8 @@ int weir__cluster_msg_encode(const struct weir__cluster_msg *m, uint8_t **out, s
                                                 st->sending != 0, st->status, peer, st->messages,
                                                 st->bytes, st->acked, st->credit_stalls,
                                                 st->conn_streams, st->conn, st->frames,
-                                                st->batches, st->reconnects, st->last_rtt_ns));
+                                                st->batches, st->reconnects, st->last_rtt_ns,
+                                                st->stream_frames, st->stream_batches));
             }
             std::vector<fb::Offset<wc::ActorStat>> av;
             for (unsigned i = 0; i < m->nactors; i++) {
@@ -449,6 +450,8 @@ int weir__cluster_msg_decode(const uint8_t *buf, size_t len, struct weir__cluste
             st->batches = ls->batches();
             st->reconnects = ls->reconnects();
             st->last_rtt_ns = ls->last_rtt_ns();
+            st->stream_frames = ls->stream_frames();
+            st->stream_batches = ls->stream_batches();
         }
         out->nlinks = nl;
         const auto *av = sm->actors();

@@ -208,6 +208,8 @@ static void fill(struct weir_dag *d, int final)
                 sl->batches = ls.batches;
                 sl->reconnects = ls.reconnects;
                 sl->last_rtt_ns = ls.last_rtt_ns;
+                sl->stream_frames = ls.stream_frames;
+                sl->stream_batches = ls.stream_batches;
                 snprintf(sl->peer, sizeof sl->peer, "%s", ls.peer);
             }
         }

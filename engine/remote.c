@@ -1012,6 +1012,8 @@ int weir__remote_link_stats(const struct weir_dag *d, unsigned c, unsigned k,
     st->credit_stalls = ss.credit_stalls;
     st->frames = cs.frames;
     st->batches = cs.batches;
+    st->stream_frames = ss.frames;
+    st->stream_batches = ss.batches;
     st->reconnects = cs.reconnects;
     st->last_rtt_ns = cs.last_rtt_ns;
     return 0;

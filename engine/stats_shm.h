@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define WEIR__STATS_MAGIC 0x54535257u /* "WRST" little endian */
-#define WEIR__STATS_VERSION 3u
+#define WEIR__STATS_VERSION 4u
 #define WEIR__STATS_PREFIX "weir-stats."
 #define WEIR__STATS_NAME 64          /* names (NUL-terminated, truncated) */
 #define WEIR__STATS_MAX_READERS 64
@@ -149,10 +149,12 @@ struct weir__stats_link {
     uint64_t batches;
     uint64_t reconnects;
     uint64_t last_rtt_ns;
+    uint64_t stream_frames; /* the channel's own (weir_dag_link_stats) */
+    uint64_t stream_batches;
     char peer[80];          /* "ADDR:PORT" */
 };
 _Static_assert(offsetof(struct weir__stats_link, messages) == 24, "stats link: counters");
-_Static_assert(sizeof(struct weir__stats_link) == 168, "stats link layout");
+_Static_assert(sizeof(struct weir__stats_link) == 184, "stats link layout");
 
 /* Bytes of a segment with these counts. */
 size_t weir__stats_bytes(uint32_t nchans, uint32_t nactors, uint32_t nmethods, uint32_t nlinks);

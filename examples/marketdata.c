@@ -335,12 +335,14 @@ static void channel_table(weir_dag *d, int rank, int nranks, double secs, double
             char rtt[32] = "-";
             if (ls.last_rtt_ns)
                 snprintf(rtt, sizeof rtt, "%.0f us", (double)ls.last_rtt_ns / 1e3);
-            fprintf(f, "  %s  %s rank %d: %llu msgs, %.2f MB, %llu batches on the connection "
-                    "(%u channel%s), %llu credit stalls, %llu reconnects, rtt %s%s\n",
+            fprintf(f, "  %s  %s rank %d: %llu msgs, %.2f MB, %llu frames in %llu sends "
+                    "(a connection of %u channel%s), %llu credit stalls, %llu reconnects, "
+                    "rtt %s%s\n",
                     pre, ls.sending ? "link to  " : "link from", ls.peer_rank,
                     (unsigned long long)ls.messages, (double)ls.bytes / 1e6,
-                    (unsigned long long)ls.batches, ls.conn_streams,
-                    ls.conn_streams == 1 ? "" : "s", (unsigned long long)ls.credit_stalls,
+                    (unsigned long long)ls.stream_frames, (unsigned long long)ls.stream_batches,
+                    ls.conn_streams, ls.conn_streams == 1 ? "" : "s",
+                    (unsigned long long)ls.credit_stalls,
                     (unsigned long long)ls.reconnects, rtt,
                     ls.status && ls.status != -EPIPE ? " (failed)" : "");
         }

@@ -411,10 +411,11 @@ static void print_links(weir_dag *d)
             printf("rank 0: remote link %s on rank %d %s rank %d: messages %" PRIu64
                    " bytes %" PRIu64 " acked %" PRIu64 " streams %u reconnects %" PRIu64
                    " status %d frames %" PRIu64 " batches %" PRIu64 " rtt_ns %" PRIu64
-                   " conn %u\n", chan_name(d, c, name, sizeof name), ls.rank,
+                   " conn %u sframes %" PRIu64 " sbatches %" PRIu64 "\n",
+                   chan_name(d, c, name, sizeof name), ls.rank,
                    ls.sending ? "send" : "recv", ls.peer_rank, ls.messages, ls.bytes, ls.acked,
                    ls.conn_streams, ls.reconnects, ls.status, ls.frames, ls.batches,
-                   ls.last_rtt_ns, ls.conn);
+                   ls.last_rtt_ns, ls.conn, ls.stream_frames, ls.stream_batches);
         }
     if (RANK != 0) {
         struct weir_dag_link_stats ls;
@@ -444,10 +445,11 @@ static void print_links(weir_dag *d)
             }
             printf("rank %d: link %s %s rank %d: messages %" PRIu64 " bytes %" PRIu64
                    " acked %" PRIu64 " streams %u reconnects %" PRIu64 " status %d frames %" PRIu64
-                   " batches %" PRIu64 " rtt_ns %" PRIu64 " conn %u\n",
+                   " batches %" PRIu64 " rtt_ns %" PRIu64 " conn %u sframes %" PRIu64
+                   " sbatches %" PRIu64 "\n",
                    RANK, st.name, ls.sending ? "send" : "recv", ls.peer_rank, ls.messages,
                    ls.bytes, ls.acked, ls.conn_streams, ls.reconnects, ls.status, ls.frames,
-                   ls.batches, ls.last_rtt_ns, ls.conn);
+                   ls.batches, ls.last_rtt_ns, ls.conn, ls.stream_frames, ls.stream_batches);
         }
     }
     /* Every actor as this rank sees it (rank 0: the others' as reported). */

@@ -18,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -1009,6 +1010,103 @@ BOTH(idle_link_sleeps, 60)
     weir_link_free(tx);
     weir_link_free(rx);
     weir_chan_free(c);
+    weir_chan_free(w);
+}
+
+/*
+ * A busy receiving end measures the round trip too. A raw dialer streams DATA
+ * every ~100 us for 2 s, within the credits the listener grants, answers each
+ * HEARTBEAT with its ECHO and notes when it came. A listener heartbeats on
+ * silence only after ACK_DELAY_MS (1 ms) without input, so a HEARTBEAT that
+ * arrives while no gap between our sends in the last 3 ms reached 0.9 ms is
+ * the busy one (a load that stalls the sender can disqualify some, not all
+ * of ~5). Every message arrives, checked.
+ */
+BOTH(busy_listener_heartbeats, 60)
+{
+    weir_chan *w = mkchan("w", 64, 4096);
+    struct reader_arg ra = {.w = w, .maxlen = 4096};
+    ra.id = weir_chan_register_reader(w);
+    /* hb_ms = 3200 / 32 = 100: a busy end heartbeats every 400 ms */
+    weir_link_opts lo = {.transport = g_tp, .token = "s3cret", .timeout_ms = 3200};
+    weir_link *rx = weir_link_listen(w, "tcp://127.0.0.1:0", &lo);
+    cr_assert_not_null(rx, "listen: %s", weir_errmsg());
+    pthread_t rt;
+    pthread_create(&rt, NULL, reader_thr, &ra);
+    int fd = raw_connect(rx), one = 1;
+    /* each DATA leaves at once (Nagle would hold small writes back: gaps) */
+    cr_assert_eq(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one), 0);
+    uint8_t buf[8192];
+    size_t n = hello_bytes(buf, WEIR__LINK_PROTO, "s3cret", "anon", -1);
+    cr_assert_eq(t_write_full(fd, buf, n), 0);
+    struct weir__frame f;
+    cr_assert_eq(t_read_full(fd, buf, WEIR__FRAME_HDR, 5000), 0, "no answer to the HELLO");
+    cr_assert_eq(weir__frame_decode(buf, WEIR__FRAME_HDR, 1u << 20, &f), WEIR__FRAME_HDR, "%s",
+                 weir_errmsg());
+    cr_assert_eq(f.type, WEIR__FR_WELCOME, "answer of type %u", f.type);
+    cr_assert_eq(t_read_full(fd, buf, f.len, 5000), 0);
+    struct weir__link_welcome wl;
+    cr_assert_eq(weir__link_welcome_decode(buf, f.len, &wl), 0, "%s", weir_errmsg());
+    cr_assert_eq(wl.nstreams, 1);
+    cr_assert_eq(wl.streams[0].next_seq, 0);
+    uint64_t limit = wl.streams[0].credits, seq = 0, h = T_FNV_OFF;
+    uint64_t sends[64] = {0}; /* send times, a ring */
+    unsigned hb = 0, busy_hb = 0;
+    uint64_t t0 = t_now_ns();
+    while (t_ms_since(t0) < 2000) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        while (poll(&pf, 1, 0) == 1) {
+            cr_assert_eq(t_read_full(fd, buf, WEIR__FRAME_HDR, 5000), 0, "listener went away");
+            cr_assert_eq(weir__frame_decode(buf, WEIR__FRAME_HDR, 1u << 20, &f), WEIR__FRAME_HDR, "%s",
+                         weir_errmsg());
+            if (f.type == WEIR__FR_ACK) {
+                limit = f.seq + f.aux;
+            } else if (f.type == WEIR__FR_HEARTBEAT) {
+                uint64_t now = t_now_ns(), gap = seq ? now - sends[(seq - 1) % 64] : UINT64_MAX;
+                for (uint64_t k = seq - 1; k > 0 && k + 63 > seq && now - sends[k % 64] < 3000000;
+                     k--)
+                    if (sends[k % 64] - sends[(k - 1) % 64] > gap)
+                        gap = sends[k % 64] - sends[(k - 1) % 64];
+                hb++;
+                busy_hb += gap < 900000;
+                struct weir__frame e = {WEIR__FR_ECHO, 0, 0, 0, 0, f.seq};
+                weir__frame_encode(&e, buf);
+                cr_assert_eq(t_write_full(fd, buf, WEIR__FRAME_HDR), 0);
+            } else {
+                cr_assert_fail("unexpected frame of type %u", f.type);
+            }
+        }
+        if (seq >= limit) { /* no credit: the listener's ACK is on its way */
+            usleep(50);
+            continue;
+        }
+        size_t len = msg_len(seq, 4096);
+        struct weir__frame d = {WEIR__FR_DATA, 0, 1, (uint32_t)len, 0, seq};
+        weir__frame_encode(&d, buf);
+        t_fill(buf + WEIR__FRAME_HDR, len, seq);
+        h = hash_msg(h, seq, buf + WEIR__FRAME_HDR, len);
+        cr_assert_eq(t_write_full(fd, buf, WEIR__FRAME_HDR + len), 0);
+        sends[seq % 64] = t_now_ns();
+        seq++;
+        usleep(100);
+    }
+    struct weir__frame c = {WEIR__FR_CLOSE, 0, 1, 0, 0, seq};
+    weir__frame_encode(&c, buf);
+    cr_assert_eq(t_write_full(fd, buf, WEIR__FRAME_HDR), 0);
+    pthread_join(rt, NULL);
+    cr_assert_eq(ra.fail.text[0], 0, "%s", ra.fail.text);
+    cr_assert_eq(ra.end, -EPIPE, "reader ended with %d", ra.end);
+    cr_assert_eq(ra.got, seq);
+    cr_assert_eq(ra.hash, h, "running checksum differs");
+    struct weir_link_stats st;
+    cr_assert_eq(weir_link_stats(rx, &st), 0);
+    fprintf(stderr, "busy listener: %llu messages, %u heartbeats, %u of them busy, last RTT %llu ns\n",
+            (unsigned long long)seq, hb, busy_hb, (unsigned long long)st.last_rtt_ns);
+    cr_assert_gt(seq, 2000, "only %llu messages in 2 s", (unsigned long long)seq);
+    cr_assert_geq(busy_hb, 1, "no HEARTBEAT from the busy listener (%u in all)", hb);
+    cr_assert_gt(st.last_rtt_ns, 0, "the listener measured no round trip");
+    close(fd);
+    weir_link_free(rx);
     weir_chan_free(w);
 }
 

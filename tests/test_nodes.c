@@ -573,7 +573,8 @@ Test(nodes, codec_stats_links)
     ln[0].st = (struct weir_dag_link_stats){
         .chan = 4, .rank = 99, .peer_rank = 2, .sending = 1, .status = 0, .messages = 10001,
         .bytes = 80008, .acked = 10000, .credit_stalls = 17, .conn_streams = 3, .frames = 20002,
-        .batches = 555, .reconnects = 1, .last_rtt_ns = 41000, .conn = 1};
+        .batches = 555, .reconnects = 1, .last_rtt_ns = 41000, .conn = 1,
+        .stream_frames = 10002, .stream_batches = 301};
     snprintf(ln[0].st.peer, sizeof ln[0].st.peer, "10.9.0.3:40123");
     ln[1].st = (struct weir_dag_link_stats){.chan = 0, .peer_rank = 0, .sending = 0,
                                             .status = -EPIPE, .messages = 7};
@@ -595,7 +596,8 @@ Test(nodes, codec_stats_links)
               a->status == 0 && a->messages == 10001 && a->bytes == 80008 &&
               a->acked == 10000 && a->credit_stalls == 17 && a->conn_streams == 3 &&
               a->frames == 20002 && a->batches == 555 && a->reconnects == 1 &&
-              a->last_rtt_ns == 41000 && a->conn == 1);
+              a->last_rtt_ns == 41000 && a->conn == 1 && a->stream_frames == 10002 &&
+              a->stream_batches == 301);
     cr_assert_str_eq(a->peer, "10.9.0.3:40123");
     cr_assert(got[1].index == 0 && got[1].st.rank == 1 && got[1].st.status == -EPIPE &&
               got[1].st.messages == 7 && got[1].st.sending == 0 && !got[1].st.peer[0]);
@@ -1821,6 +1823,7 @@ static int mn_nop(weir_call *c, void *state);
 
 struct mn_link {
     unsigned long long messages, bytes, acked, reconnects, frames, batches, rtt_ns;
+    unsigned long long sframes, sbatches; /* the channel's own */
     unsigned streams, conn;
     int status;
 };
@@ -1832,10 +1835,11 @@ static struct mn_link mn_link_parse(const char *out, const char *pre)
     cr_assert_not_null(k, "no line '%s' in\n%s", pre, out);
     struct mn_link l;
     int n = sscanf(k + strlen(pre), "messages %llu bytes %llu acked %llu streams %u reconnects "
-                   "%llu status %d frames %llu batches %llu rtt_ns %llu conn %u", &l.messages,
-                   &l.bytes, &l.acked, &l.streams, &l.reconnects, &l.status, &l.frames,
-                   &l.batches, &l.rtt_ns, &l.conn);
-    cr_assert_eq(n, 10, "unparsed '%s' in\n%s", pre, out);
+                   "%llu status %d frames %llu batches %llu rtt_ns %llu conn %u sframes %llu "
+                   "sbatches %llu", &l.messages, &l.bytes, &l.acked, &l.streams, &l.reconnects,
+                   &l.status, &l.frames, &l.batches, &l.rtt_ns, &l.conn, &l.sframes,
+                   &l.sbatches);
+    cr_assert_eq(n, 12, "unparsed '%s' in\n%s", pre, out);
     return l;
 }
 
@@ -1869,6 +1873,10 @@ static void mn_remote_link_check(const char *out, int r, const char *chan, const
               x.batches <= y.batches && x.reconnects <= y.reconnects,
               "'%s' frames %llu batches %llu reconnects %llu, rank %d's final %llu %llu %llu",
               pre, x.frames, x.batches, x.reconnects, r, y.frames, y.batches, y.reconnects);
+    cr_assert(x.sframes >= x.messages && x.sframes <= y.sframes && x.sbatches <= y.sbatches &&
+              x.sbatches <= x.batches,
+              "'%s' the channel's frames %llu sends %llu, rank %d's final %llu %llu", pre,
+              x.sframes, x.sbatches, r, y.sframes, y.sbatches);
 }
 
 /* A link that carried n messages of 8 bytes, every one acknowledged, on a
@@ -1896,6 +1904,15 @@ static void mn_link_check(const char *out, int r, const char *chan, const char *
     cr_assert_geq(l.frames, n * streams, "rank %d %s %s: %llu frames", r, chan, dir, l.frames);
     cr_assert_gt(l.batches, 0);
     cr_assert_leq(l.batches, l.frames);
+    /* the channel's own: a DATA frame per message sent or received, and its
+     * CLOSE unless the teardown cut the stream first; its sends (DATA and
+     * CLOSE, or ACKs) are some of the connection's */
+    cr_assert(l.sframes == l.messages || l.sframes == l.messages + 1,
+              "rank %d %s %s: %llu frames of its own for %llu messages", r, chan, dir, l.sframes,
+              l.messages);
+    cr_assert(l.sbatches > 0 && l.sbatches <= l.batches && l.sbatches <= l.sframes,
+              "rank %d %s %s: %llu sends of its own (%llu frames; the connection's %llu)", r,
+              chan, dir, l.sbatches, l.sframes, l.batches);
 }
 
 /* More channels from one rank to another than one connection carries: the

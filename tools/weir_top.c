@@ -243,13 +243,14 @@ static void show(struct weir__stats_hdr *a, struct weir__stats_hdr *b, int json)
             printf(",\"rank\":%d,\"status\":%d,\"messages\":%llu,\"bytes\":%llu,\"acked\":%llu,"
                    "\"credit_stalls\":%llu,\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,"
                    "\"conn_streams\":%u,\"frames\":%llu,\"batches\":%llu,\"reconnects\":%llu,"
-                   "\"last_rtt_ns\":%llu}",
+                   "\"last_rtt_ns\":%llu,\"stream_frames\":%llu,\"stream_batches\":%llu}",
                    y->rank, y->status, (unsigned long long)y->messages, (unsigned long long)y->bytes,
                    (unsigned long long)y->acked, (unsigned long long)y->credit_stalls,
                    secs > 0 ? (double)(y->messages - x->messages) / secs : 0,
                    secs > 0 ? (double)(y->bytes - x->bytes) / secs / 1e6 : 0, y->conn_streams,
                    (unsigned long long)y->frames, (unsigned long long)y->batches,
-                   (unsigned long long)y->reconnects, (unsigned long long)y->last_rtt_ns);
+                   (unsigned long long)y->reconnects, (unsigned long long)y->last_rtt_ns,
+                   (unsigned long long)y->stream_frames, (unsigned long long)y->stream_batches);
         }
         printf("],\"bottleneck\":{\"actor\":");
         if (bi >= 0)
@@ -318,7 +319,7 @@ static void show(struct weir__stats_hdr *a, struct weir__stats_hdr *b, int json)
                    y->chan < b->nchans ? weir__stats_chan_at(b, y->chan)->name : "?", dir,
                    secs > 0 ? (double)(y->messages - x->messages) / secs : 0,
                    secs > 0 ? (double)(y->bytes - x->bytes) / secs / 1e6 : 0,
-                   secs > 0 ? (double)(y->batches - x->batches) / secs : 0,
+                   secs > 0 ? (double)(y->stream_batches - x->stream_batches) / secs : 0,
                    (unsigned long long)y->credit_stalls, (unsigned long long)y->reconnects, rtt,
                    y->status && y->status != -EPIPE ? "  failed" : "");
         }

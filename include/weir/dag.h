@@ -344,6 +344,11 @@ struct weir_dag_link_stats {
     unsigned conn;          /* which connection between the two ranks over this transport:
                                channels are cut into groups of 64 in channel order, each
                                on its own connection (0: the first 64) */
+    uint64_t stream_frames; /* this channel's own DATA and CLOSE frames, sent (sending) or
+                               received (receiving); resent ones count again */
+    uint64_t stream_batches; /* this end's transport sends that carried this channel's
+                               frames: its DATA and CLOSE (sending), its ACKs (receiving);
+                               stream_frames / stream_batches is how well it coalesces */
 };
 
 /* Number of links of channel i on this rank (0 on one rank, for a channel

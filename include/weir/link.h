@@ -84,7 +84,9 @@ WEIR_API const char *weir_link_endpoint(const weir_link *l);
  * -EPIPE once the stream ended cleanly (c closed and everything
  * acknowledged); else the failure (-ETIMEDOUT peer silent, -ECONNRESET,
  * -ECONNREFUSED, -EPROTO, ...), whose reason this call copies into
- * weir_errmsg().
+ * weir_errmsg(). On a sending link that failed, c's reader is already
+ * deregistered when this reports the failure (the call waits the moment,
+ * at most 200 ms, its send thread takes to let it go).
  */
 WEIR_API int weir_link_status(const weir_link *l);
 
