@@ -134,10 +134,10 @@ struct stream {
     int status;          /* atomic: 0, -EPIPE ended cleanly, or the failure */
     char err[MSG_LEN];   /* under cn->mu */
     uint64_t messages, bytes, acked, limit, credit_stalls; /* atomic */
-    /* atomic: the stream's DATA and CLOSE frames (sent / received), and this
-     * end's transport sends that carried its frames (the sender's DATA and
-     * CLOSE, the receiver's ACKs) */
-    uint64_t frames, batches;
+    /* atomic: CLOSE frames sent / received (the stream's frames are its
+     * messages' DATA and these), and this end's transport sends that carried
+     * its frames (the sender's DATA and CLOSE, the receiver's ACKs) */
+    uint64_t closes, batches;
 
     /* sending */
     int reader;
@@ -1406,10 +1406,10 @@ static void *tx_main(void *arg)
             for (unsigned j = 0; j < ncand; j++) {
                 struct stream *s = cand[j];
                 struct tx_plan *x = &pl[s - cn->st];
-                if (x->nf || x->closed) {
-                    weir__fetch_add(&s->frames, x->nf + (x->closed ? 1u : 0u));
+                if (x->closed)
+                    weir__fetch_add(&s->closes, 1);
+                if (x->nf || x->closed)
                     weir__fetch_add(&s->batches, 1);
-                }
                 if (!x->nf)
                     continue;
                 s->stalled = 0;
@@ -1875,7 +1875,6 @@ static void rx_count(weir__conn *cn, struct rx_batch *b)
         unsigned i = (unsigned)__builtin_ctzll(t);
         weir__fetch_add(&cn->st[i].messages, b->msgs[i]);
         weir__fetch_add(&cn->st[i].bytes, b->bytes[i]);
-        weir__fetch_add(&cn->st[i].frames, b->msgs[i]);
         b->msgs[i] = b->bytes[i] = 0;
     }
 }
@@ -2008,7 +2007,7 @@ static int rx_frame(weir__conn *cn, weir__tp_pipe *p, struct weir__frame *f, str
     case WEIR__FR_DATA:
         return rx_data(cn, s, p, f, NULL, b);
     case WEIR__FR_CLOSE:
-        weir__fetch_add(&s->frames, 1);
+        weir__fetch_add(&s->closes, 1);
         /* Counters first: whoever sees the stream ended sees all its messages. */
         if ((r = rx_flush(cn, b)) < 0)
             return r;
@@ -2344,7 +2343,7 @@ int weir__conn_stream_stats(const weir__conn *cn, uint32_t stream,
     st->acked = weir__load_relaxed(&s->acked);
     st->limit = weir__load_relaxed(&s->limit);
     st->credit_stalls = weir__load_relaxed(&s->credit_stalls);
-    st->frames = weir__load_relaxed(&s->frames);
+    st->frames = st->messages + weir__load_relaxed(&s->closes); /* DATA + CLOSE */
     st->batches = weir__load_relaxed(&s->batches);
     return 0;
 }
