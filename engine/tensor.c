@@ -371,7 +371,11 @@ static int edge_setup(struct weir_dag *d, const weir_graph *g, unsigned i)
     } else {
         snprintf(e->name, sizeof e->name, "%s.%s.out%u", n->actor->name,
                  n->actor->methods[n->method].name, m->out);
-        e->writer = (int)n->actor->idx;
+        /* An edge inside one unit: its buffer is the unit's, opened by whoever
+         * runs the producing call (a fused worker's lead, not the producer
+         * itself), as channels name units as their writers. */
+        int32_t run = weir__plan_runner(p, n->actor->idx);
+        e->writer = run >= 0 ? (int)run : (int)n->actor->idx;
     }
     if (!is_device(e)) {
         /* Room for the record, alignment and max_bytes of data from the start. */
@@ -776,7 +780,7 @@ WEIR_API int weir_call_in_tensor(weir_call *c, unsigned i, DLTensor *t)
         v.data = ta->ptr[0];
     } else if (is_device(e)) {
         struct tact_edge *ta = &c->w->tensor->e[ei];
-        unsigned want = ta->local ? 0 : (unsigned)(c->exec % ta->nbuf);
+        unsigned want = ta->local || !ta->nbuf ? 0 : (unsigned)(c->exec % ta->nbuf);
         if (!ta->dev || b != want)
             return weir__seterr(-EBADMSG,
                                 "tensor edge '%s': the record names buffer %u, execution %llu "
@@ -833,6 +837,11 @@ WEIR_API void *weir_call_out_tensor(weir_call *c, unsigned i, const DLTensor *me
         return data;
     }
     struct tact_edge *t = &a->tensor->e[ei];
+    if (!t->dev || !t->nbuf) { /* never opened for this schedule: a plan this engine cannot run */
+        weir__seterr(-EPROTO, "tensor edge '%s': actor '%s' has no buffers of it", e->name,
+                     a->pa->name);
+        goto fail;
+    }
     unsigned b = t->local ? 0 : (unsigned)(c->exec % t->nbuf);
     if (!t->local && !r->produced) {
         /* The buffer's last readers are done with it (their streams). */

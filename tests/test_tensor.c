@@ -1294,6 +1294,100 @@ static void dev_args_outputs(int iso, uint64_t n)
     cr_assert_eq(open_fds(), fds0, "every pool buffer, event and handle closed");
 }
 
+/* mid: sim-device y -> sim-device y2 = y, with exactly one device-to-device copy. */
+static int m_mid(weir_call *c, void *p)
+{
+    struct devst *s = p;
+    DLTensor t;
+    if (weir_call_in_tensor(c, 0, &t) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    if (t.device.device_type != SIM || t.ndim != 2 || t.shape[0] != ROWS || t.shape[1] != COLS)
+        return weir_call_fail(c, "bad device view");
+    int64_t shape[2] = {ROWS, COLS};
+    DLTensor m = tensor2(NULL, shape, NULL);
+    m.device.device_type = SIM;
+    void *dptr = weir_call_out_tensor(c, 0, &m);
+    if (!dptr)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    if (s->dev->ops->copy(s->dev->impl, dptr, t.data, TBYTES, WEIR__COPY_D2D) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    weir__dev_counters k;
+    s->dev->ops->counters(s->dev->impl, &k);
+    if (k.copies[WEIR__COPY_D2D] != ++s->calls || k.copies[WEIR__COPY_H2D] ||
+        k.copies[WEIR__COPY_D2H])
+        return weir_call_fail(c, "copies: %llu d2d for %llu messages",
+                              (unsigned long long)k.copies[WEIR__COPY_D2D],
+                              (unsigned long long)s->calls);
+    return 0;
+}
+
+/*
+ * Device edges between fused actors: up (CPU x -> device y) -> mid (device
+ * y -> device y2) -> b (device y2 -> CPU z = y2 + 3), on the workers given
+ * (weir_actor_opts.worker). An edge inside one worker whose producer is not
+ * the worker's first actor (mid on worker 1 with up) is the worker's own
+ * buffer too. Every element of every result exact, one copy per message in
+ * each method, nothing left open.
+ */
+static void sim_fused(int wu, int wm, int wb, unsigned threads, uint64_t n)
+{
+    int fds0 = open_fds();
+    static struct devst st_mid;
+    st_up = (struct devst){.kill_at = -1};
+    st_mid = (struct devst){.kill_at = -1};
+    st_b = (struct devst){.kill_at = -1, .add = 3};
+    weir_actor_opts ou = {.state = &st_up, .init = devst_init, .fini = devst_fini, .worker = wu};
+    weir_actor_opts om = ou, ob = ou;
+    om.state = &st_mid;
+    om.worker = wm;
+    ob.state = &st_b;
+    ob.worker = wb;
+    weir_graph *g = weir_graph_new("tfused");
+    weir_actor *up = weir_actor_new(g, "up", &ou), *mid = weir_actor_new(g, "mid", &om),
+               *b = weir_actor_new(g, "b", &ob);
+    weir_node *in = weir_input(g, 0);
+    weir_tensor_spec s = f32_2d(), ds = s;
+    ds.device = SIM;
+    ds.max_bytes = TBYTES;
+    cr_assert_eq(weir_node_tensor_spec(in, &s), 0);
+    weir_node *y = weir_bind(up, "up", m_up, &in, 1, 1);
+    cr_assert_eq(weir_node_tensor_spec(y, &ds), 0, "%s", weir_errmsg());
+    weir_node *y2 = weir_bind(mid, "mid", m_mid, &y, 1, 1);
+    cr_assert_eq(weir_node_tensor_spec(y2, &ds), 0, "%s", weir_errmsg());
+    weir_node *z = weir_bind(b, "down", m_down, &y2, 1, 1);
+    cr_assert_eq(weir_node_tensor_spec(z, &s), 0);
+    cr_assert_eq(weir_output(g, &z, 1), 0);
+    weir_compile_opts co = {.threads = threads};
+    weir_dag *d = weir_compile(g, &co);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    /* The placement asked for (a worker's lead is its first actor). */
+    const int want[3] = {wu, wm, wb};
+    const char *names[3] = {"up", "mid", "b"};
+    cr_assert_eq(weir_dag_nactors(d), 3);
+    for (unsigned k = 0; k < 3; k++) {
+        struct weir_actor_stats as;
+        cr_assert_eq(weir_dag_actor_stats(d, k, &as), 0, "%s", weir_errmsg());
+        cr_assert_str_eq(as.name, names[k]);
+        cr_assert_eq(as.worker, want[k], "actor '%s' on worker %d, want %d", names[k], as.worker,
+                     want[k]);
+    }
+    run_check(d, n, want_chain);
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+    cr_assert_eq(st_up.calls, n);
+    cr_assert_eq(st_mid.calls, n, "mid: one device-to-device copy per message");
+    cr_assert_eq(st_b.calls, n);
+    cr_assert_eq(open_fds(), fds0, "every pool buffer, event and handle closed");
+}
+
+Test(tensor, sim_fused_device_edges)
+{
+    uint64_t n = SANITIZED ? 1000 : 20000;
+    sim_fused(1, 1, 1, 1, n); /* y and y2 inside worker 1, y2 made by mid, not the lead */
+    sim_fused(1, 1, 2, 2, n); /* y inside worker 1, y2 a channel from it */
+    sim_fused(1, 2, 2, 2, n); /* y a channel, y2 inside worker 2 */
+}
+
 Test(tensor, sim_device_arguments_and_outputs)
 {
     dev_args_outputs(WEIR_THREAD, SANITIZED ? 1000 : 20000);
