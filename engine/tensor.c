@@ -786,9 +786,23 @@ WEIR_API int weir_call_in_tensor(weir_call *c, unsigned i, DLTensor *t)
                                 "tensor edge '%s': the record names buffer %u, execution %llu "
                                 "uses buffer %u",
                                 e->name, b, (unsigned long long)c->exec, want);
+        /* The record is the writer's word only: its tensor must fit the
+         * edge's buffers and name the edge's device. */
+        size_t span;
+        if ((rc = weir__tensor_span(&v, e->name, &span)) < 0)
+            return rc;
+        if (span > e->spec.max_bytes || v.device.device_id != e->spec.device_id)
+            return weir__seterr(-EBADMSG,
+                                "tensor edge '%s': the record describes %zu bytes on device %d; "
+                                "the edge's buffers hold %zu bytes on device %d",
+                                e->name, span, (int)v.device.device_id, e->spec.max_bytes,
+                                (int)e->spec.device_id);
         if (!ta->local && (rc = ta->dev->ops->ev_wait(ta->dev->impl, ta->ready[b])) < 0)
             return rc;
         v.data = ta->ptr[b];
+    } else if (!v.data) {
+        return weir__seterr(-EBADMSG, "tensor edge '%s': a host tensor record without its data",
+                            e->name);
     }
     *t = v;
     return 0;

@@ -1388,6 +1388,86 @@ Test(tensor, sim_fused_device_edges)
     sim_fused(1, 2, 2, 2, n); /* y a channel, y2 inside worker 2 */
 }
 
+/* up, then a lying record at executions 5 (a tensor twice the edge's
+ * buffers, its data_bytes raised to match) and 7 (another device id): what a
+ * broken or hostile writer process could commit. */
+static int m_up_lying(weir_call *c, void *p)
+{
+    int rc = m_up(c, p);
+    if (rc || (weir_call_exec(c) != 5 && weir_call_exec(c) != 7))
+        return rc;
+    weir__tensor_rec *rec = (weir__tensor_rec *)c->w->regs[c->op->out[0]].data;
+    if (weir_call_exec(c) == 5) {
+        rec->shape[0] *= 2;
+        rec->data_bytes *= 2;
+    } else {
+        rec->device_id = 3;
+    }
+    return 0;
+}
+
+/* A reader checks a same-rank device record against its edge: the two lying
+ * executions fail with the reason, every other one is exact. */
+Test(tensor, sim_reader_refuses_lying_record)
+{
+    int fds0 = open_fds();
+    st_up = (struct devst){.kill_at = -1};
+    st_b = (struct devst){.kill_at = -1, .add = 3};
+    weir_actor_opts ou = {.state = &st_up, .init = devst_init, .fini = devst_fini};
+    weir_actor_opts ob = ou;
+    ob.state = &st_b;
+    weir_graph *g = weir_graph_new("tlying");
+    weir_actor *up = weir_actor_new(g, "up", &ou), *b = weir_actor_new(g, "b", &ob);
+    weir_node *in = weir_input(g, 0);
+    weir_tensor_spec s = f32_2d(), ds = s;
+    ds.device = SIM;
+    ds.max_bytes = TBYTES;
+    cr_assert_eq(weir_node_tensor_spec(in, &s), 0);
+    weir_node *y = weir_bind(up, "up", m_up_lying, &in, 1, 1);
+    cr_assert_eq(weir_node_tensor_spec(y, &ds), 0, "%s", weir_errmsg());
+    weir_node *z = weir_bind(b, "down", m_down, &y, 1, 1);
+    cr_assert_eq(weir_node_tensor_spec(z, &s), 0);
+    cr_assert_eq(weir_output(g, &z, 1), 0);
+    weir_compile_opts co = {.threads = WEIR_THREADS_PER_ACTOR};
+    weir_dag *d = weir_compile(g, &co);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    float x[ROWS * COLS];
+    int64_t shape[2] = {ROWS, COLS};
+    char want[200];
+    for (uint64_t e = 0; e < 12; e++) {
+        for (int i = 0; i < ROWS; i++)
+            for (int j = 0; j < COLS; j++)
+                x[i * COLS + j] = x_of(e, i, j);
+        DLTensor t = tensor2(x, shape, NULL);
+        weir_buf arg = weir_tensor_arg(&t);
+        weir_result *r = NULL;
+        int rc = weir_execute(d, &arg, 1, &r, 10000);
+        if (e == 5 || e == 7) {
+            cr_assert_eq(rc, -EREMOTEIO, "execution %llu: %d %s", (unsigned long long)e, rc,
+                         weir_errmsg());
+            snprintf(want, sizeof want,
+                     "graph 'tlying': execution %llu: actor 'b' method 'down' failed at "
+                     "execution %llu: tensor edge 'up.up.out0': the record describes "
+                     "%zu bytes on device %d; the edge's buffers hold %zu bytes on device 0",
+                     (unsigned long long)e, (unsigned long long)e,
+                     e == 5 ? 2 * (size_t)TBYTES : (size_t)TBYTES, e == 5 ? 0 : 3,
+                     (size_t)TBYTES);
+            cr_assert_str_eq(weir_errmsg(), want);
+            continue;
+        }
+        cr_assert_eq(rc, 0, "execution %llu: %s", (unsigned long long)e, weir_errmsg());
+        DLTensor o;
+        cr_assert_eq(weir_result_tensor(r, 0, &o), 0, "%s", weir_errmsg());
+        for (int i = 0; i < ROWS; i++)
+            for (int j = 0; j < COLS; j++)
+                cr_assert_eq(((const float *)o.data)[i * COLS + j], want_chain(e, i, j));
+        weir_result_free(r);
+    }
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+    cr_assert_eq(open_fds(), fds0, "every pool buffer, event and handle closed");
+}
+
 Test(tensor, sim_device_arguments_and_outputs)
 {
     dev_args_outputs(WEIR_THREAD, SANITIZED ? 1000 : 20000);
