@@ -19,7 +19,11 @@
  * a peer that stops reading cannot hold the thread past the timeout; short
  * sends are resubmitted from where they stopped. With cfg.send_zc the
  * batch goes as SENDMSG_ZC and the call also waits for the kernel's
- * notification (the payload pages are then free to be reused).
+ * notification (the payload pages are then free to be reused). That
+ * notification needs the peer's acknowledgement of every byte, so a peer
+ * that stopped reading never sends it: the wait is bounded by the send's
+ * timeout and ended by close() (-ETIMEDOUT / -EPIPE; the pipe is then
+ * closed, and the kernel holds its own references to the pages).
  *
  * Receiving: a multishot RECV into a ring of provided buffers (kernel 5.19+):
  * one SQE keeps delivering chunks; each chunk is lent to the caller and its
@@ -84,6 +88,7 @@
 #define SINGLE_LEN 4096u          /* bytes a single-shot arm asks for */
 #define STAGE_BYTES (64u * 1024u) /* send: small segments are copied into one run of this buffer */
 #define STAGE_SEG_MAX 2048u       /* send: segments up to this size are staged */
+#define ZC_SLICE_MS 20             /* send: a zero-copy notification is awaited in slices of this */
 #define STACK_IOV 528u            /* send: iovecs without a malloc (a link batch: 2 * 256 + 1) */
 
 /* user_data of the receive ring's operations */
@@ -92,6 +97,7 @@ enum { UD_SEND = 1, UD_TMO = 2, UD_RECV = 3, UD_DIRECT = 4, UD_CANCEL = 5 };
 struct weir__tp_listener {
     int fd;
     int efd; /* listener_close writes it: wakes a blocked accept */
+    struct weir__tp_cfg cfg; /* for every accepted pipe */
     char addr[64];
 };
 
@@ -177,7 +183,6 @@ static void tune(int fd, const struct weir__tp_cfg *cfg)
 static int u_listen(const char *host, uint16_t port, const struct weir__tp_cfg *cfg,
                     weir__tp_listener **out, uint16_t *port_out)
 {
-    (void)cfg;
     *out = NULL;
     struct sockaddr_storage ss;
     socklen_t sl;
@@ -188,8 +193,14 @@ static int u_listen(const char *host, uint16_t port, const struct weir__tp_cfg *
     if (!l)
         return weir__seterr(-ENOMEM, "link: out of memory for a listener");
     l->efd = -1;
+    if (cfg)
+        l->cfg = *cfg;
     l->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
+    /* The receive buffer before listen(): accepted sockets inherit it, and the
+     * window scale is agreed in the handshake from it. */
+    if (l->fd >= 0 && l->cfg.rcvbuf)
+        setsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &l->cfg.rcvbuf, sizeof l->cfg.rcvbuf);
     if (l->fd < 0 || setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
         bind(l->fd, (struct sockaddr *)&ss, sl) < 0 || listen(l->fd, 16) < 0) {
         r = -errno;
@@ -234,8 +245,8 @@ static int u_accept(weir__tp_listener *l, int timeout_ms, weir__tp_pipe **out)
         int e = errno == EAGAIN ? ETIMEDOUT : errno;
         return weir__seterr(-e, "link listener %s: accept: %s", l->addr, strerror(e));
     }
-    tune(fd, NULL);
-    return pipe_new(fd, NULL, out);
+    tune(fd, &l->cfg);
+    return pipe_new(fd, &l->cfg, out);
 }
 
 static void u_listener_close(weir__tp_listener *l)
@@ -571,10 +582,35 @@ static int u_send(weir__tp_pipe *p, const struct iovec *iov_in, unsigned n, int 
             break;
         }
         /* Collect the send's result (and the timeout's, and a ZC notification). */
+        uint64_t t_sub = weir_now_ns();
         int res = 0, got_send = 0, got_notif = !p->send_zc, got_tmo = nsqe == 1;
         while (!got_send || !got_notif || !got_tmo) {
             struct io_uring_cqe *cqe;
-            r = wait_cqe(p, &p->tx, &cqe, -1);
+            if (got_send && got_tmo) {
+                /* Only the ZC notification is missing: it comes when the kernel
+                 * frees the pages, i.e. when the peer has acknowledged them,
+                 * which a peer that stopped reading never does, and close()
+                 * does not hasten. So it is waited in slices, bounded by the
+                 * send's timeout and cut short by close(); the pipe must be
+                 * closed then, and the kernel keeps its own references to the
+                 * pages it still holds (the caller may reuse them). */
+                uint64_t ms = (weir_now_ns() - t_sub) / 1000000ull;
+                if (weir__load_acquire(&p->closed)) {
+                    ret = perr(p, -EPIPE, "send (closed before the kernel released a zero-copy "
+                                          "send)");
+                    goto out;
+                }
+                if (timeout_ms >= 0 && ms >= (uint64_t)timeout_ms) {
+                    ret = weir__seterr(-ETIMEDOUT, "link peer %s (uring): send timed out after "
+                                       "%d ms (peer not reading)", p->peer, timeout_ms);
+                    goto out;
+                }
+                r = wait_cqe(p, &p->tx, &cqe, ZC_SLICE_MS);
+                if (r == -ETIME)
+                    continue;
+            } else {
+                r = wait_cqe(p, &p->tx, &cqe, -1);
+            }
             if (r < 0) {
                 ret = perr(p, r, "waiting for a send");
                 goto out;

@@ -143,7 +143,12 @@ struct weir__tp_ops {
 
     /*
      * close: shut the connection down (both directions); every blocked or
-     * later send/recv on p returns -EPIPE. Any thread, any time,
+     * later send on p returns -EPIPE, and so does a blocked recv. A later
+     * recv/recv_into may still hand out bytes that had already arrived
+     * (buffered in the transport or the socket), in order, and returns
+     * -EPIPE once they are consumed; it never waits for more. The link
+     * relies on that: a send that fails closes the pipe, and the ACKs the
+     * peer sent before it went are still read. Any thread, any time,
      * idempotent; never blocks. The "stop" half of nng's p_stop/p_fini.
      */
     void (*close)(weir__tp_pipe *p);

@@ -1406,6 +1406,69 @@ BOTH(pipe_send_times_out_on_a_peer_that_does_not_read, 60)
     send_times_out(0);
 }
 
+/* The same with zero-copy sends (io_uring's SENDMSG_ZC; the ZeroMQ pipe has
+ * none): the kernel's notification never comes while the peer does not
+ * read, and the send still returns on time. */
+BOTH(pipe_zc_send_times_out_on_a_peer_that_does_not_read, 60)
+{
+    send_times_out(1);
+}
+
+/* The fd of the connection accepted on local port `port` (not the listening
+ * socket), or -1 when there is not exactly one. */
+static int accepted_fd(uint16_t port)
+{
+    int found = -1, n = 0;
+    for (int fd = 0; fd < 1024; fd++) {
+        struct sockaddr_in sa;
+        socklen_t sl = sizeof sa;
+        int acc = 0;
+        socklen_t al = sizeof acc;
+        if (getsockname(fd, (struct sockaddr *)&sa, &sl) < 0 || sa.sin_family != AF_INET ||
+            ntohs(sa.sin_port) != port ||
+            getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) < 0 || acc)
+            continue;
+        found = fd;
+        n++;
+    }
+    return n == 1 ? found : -1;
+}
+
+/* A connection accepted by a listener gets the listener's socket options. */
+BOTH(pipe_accepted_gets_the_listeners_options, 30)
+{
+    const struct weir__tp_ops *tp = weir__tp_get(g_tp);
+    cr_assert_not_null(tp, "%s", weir_errmsg());
+    struct weir__tp_cfg cfg = {.rcvbuf = 16384, .sndbuf = 32768};
+    weir__tp_listener *l;
+    weir__tp_pipe *a, *b;
+    uint16_t port;
+    cr_assert_eq(tp->listen("127.0.0.1", 0, &cfg, &l, &port), 0, "%s", weir_errmsg());
+    cr_assert_eq(tp->dial("127.0.0.1", port, NULL, 2000, &a), 0, "%s", weir_errmsg());
+    cr_assert_eq(tp->accept(l, 2000, &b), 0, "%s", weir_errmsg());
+    int fd = -1;
+    for (int k = 0; k < 200 && fd < 0; k++) { /* libzmq's I/O thread accepts on its own time */
+        fd = accepted_fd(port);
+        if (fd < 0)
+            t_sleep_ms(5);
+    }
+    cr_assert_geq(fd, 0, "no single accepted socket on port %u", port);
+    int rb = 0, sb = 0;
+    socklen_t ol = sizeof rb;
+    cr_assert_eq(getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rb, &ol), 0);
+    ol = sizeof sb;
+    cr_assert_eq(getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, &ol), 0);
+    /* Linux reports twice what was set (its bookkeeping overhead) */
+    cr_assert_eq(rb, 2 * 16384, "SO_RCVBUF %d", rb);
+    cr_assert_eq(sb, 2 * 32768, "SO_SNDBUF %d", sb);
+    tp->close(a);
+    tp->close(b);
+    tp->pipe_free(a);
+    tp->pipe_free(b);
+    tp->listener_close(l);
+    tp->listener_free(l);
+}
+
 struct blocked_call {
     const struct weir__tp_ops *tp;
     weir__tp_pipe *p;
@@ -1436,10 +1499,11 @@ static void *blocked_thr(void *arg)
 }
 
 /* A call blocked without a timeout returns -EPIPE soon after close() from another thread. */
-static void close_unblocks(int send)
+static void close_unblocks(int send, uint32_t zc)
 {
     struct tp_pair t;
-    tp_pair_up(&t, NULL);
+    struct weir__tp_cfg cfg = {.send_zc = zc};
+    tp_pair_up(&t, &cfg);
     struct blocked_call b = {.tp = t.tp, .p = send ? t.a : t.b, .send = send, .r = 1};
     pthread_t th;
     pthread_create(&th, NULL, blocked_thr, &b);
@@ -1463,18 +1527,58 @@ static void close_unblocks(int send)
     cr_assert_eq(__atomic_load_n(&b.r, __ATOMIC_ACQUIRE), -EPIPE, "%s", b.msg);
     cr_assert(strncmp(b.msg, "link peer 127.0.0.1:", 20) == 0, "%s", b.msg);
     cr_assert_leq(ms, 1000, "returned %.1f ms after close()", ms);
-    fprintf(stderr, "%s: close() from another thread: blocked %s returned in %.2f ms (%s)\n",
-            t.tp->name, send ? "send" : "recv", ms, b.msg);
+    fprintf(stderr, "%s: close() from another thread: blocked %s%s returned in %.2f ms (%s)\n",
+            t.tp->name, zc ? "zero-copy " : "", send ? "send" : "recv", ms, b.msg);
     pthread_join(th, NULL);
     tp_pair_down(&t);
 }
 
 BOTH(pipe_close_unblocks_recv, 30)
 {
-    close_unblocks(0);
+    close_unblocks(0, 0);
 }
 
 BOTH(pipe_close_unblocks_send, 30)
 {
-    close_unblocks(1);
+    close_unblocks(1, 0);
+}
+
+BOTH(pipe_close_unblocks_zc_send, 30)
+{
+    close_unblocks(1, 1);
+}
+
+/* After close() a recv never waits: it hands out (some of) the bytes that
+ * had already arrived, in order, then -EPIPE (transport.h). */
+BOTH(pipe_recv_after_close_drains_then_epipe, 30)
+{
+    struct tp_pair t;
+    tp_pair_up(&t, NULL);
+    uint8_t buf[1000];
+    for (unsigned i = 0; i < sizeof buf; i++)
+        buf[i] = (uint8_t)(i * 7);
+    struct iovec iov = {buf, sizeof buf};
+    cr_assert_eq(t.tp->send(t.a, &iov, 1, 2000), 0, "%s", weir_errmsg());
+    struct weir__tp_chunk ch;
+    cr_assert_eq(t.tp->recv(t.b, &ch, 2000), 0, "%s", weir_errmsg()); /* they are here */
+    cr_assert_eq(ch.data[0], 0);
+    t.tp->recv_done(t.b, &ch, 1);
+    t.tp->close(t.b);
+    size_t got = 1;
+    uint64_t t0 = t_now_ns();
+    int r;
+    while ((r = t.tp->recv(t.b, &ch, -1)) == 0) {
+        cr_assert_leq(got + ch.len, sizeof buf, "more bytes than were sent");
+        for (size_t k = 0; k < ch.len; k++)
+            cr_assert_eq(ch.data[k], (uint8_t)((got + k) * 7), "byte %zu", got + k);
+        got += ch.len;
+        t.tp->recv_done(t.b, &ch, ch.len);
+    }
+    cr_assert_eq(r, -EPIPE, "%s", weir_errmsg());
+    cr_assert_leq(t_ms_since(t0), 1000, "recv after close waited");
+    fprintf(stderr, "%s: after close: %zu of the %zu buffered bytes, then -EPIPE (%s)\n",
+            t.tp->name, got - 1, sizeof buf - 1, weir_errmsg());
+    uint8_t more[10];
+    cr_assert_eq(t.tp->recv_into(t.b, more, sizeof more, -1), -EPIPE, "%s", weir_errmsg());
+    tp_pair_down(&t);
 }
