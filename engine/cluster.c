@@ -124,6 +124,7 @@ struct weir__cluster {
     char (*desc)[WEIR__CLUSTER_HOST_MAX + 64];
     uint8_t *rxbuf;                     /* scratch for decoding TABLEs */
     uint64_t hb_seq, next_hb;
+    uint64_t last_check; /* the thread: when check_liveness last ran (0: never) */
     int table_done;          /* thread only: the table went out (rank 0) / came in */
     char last_refusal[WEIR__CLUSTER_REASON_MAX + 1]; /* thread only */
     /* Guarded by mu. */
@@ -270,8 +271,11 @@ static void fail(struct weir__cluster *c, int who, int code, const char *fmt, ..
         m.rank = who;
         m.code = code;
         snprintf(m.reason, sizeof m.reason, "%s", msg);
+        /* The rank declared failed is told too: if it only fell silent for
+         * a while (a partition, a paused VM), it learns that the cluster
+         * gave it up, instead of later blaming rank 0's silence. */
         for (int r = 1; r < c->size; r++)
-            if (c->peers[r].joined && c->peers[r].alive && r != who)
+            if (c->peers[r].joined && (c->peers[r].alive || r == who))
                 send_to_rank(c, r, &m);
     }
     if (c->on_event)
@@ -640,6 +644,18 @@ static void join_timeout(struct weir__cluster *c)
 static void check_liveness(struct weir__cluster *c, uint64_t t)
 {
     uint64_t bound = ms_ns(c->hb_ms) * 3 / 4;
+    /* The thread itself did not run for half the bound (this process was
+     * stopped, its VM paused): the silence is ours, not the peers'. Give them
+     * a fresh bound, in which rank 0's verdict on us (FAILURE) arrives if it
+     * gave us up meanwhile, rather than blaming a peer for our own pause. */
+    uint64_t prev = c->last_check;
+    c->last_check = t;
+    if (prev && t - prev > bound / 2) {
+        for (int r = 0; r < c->size; r++)
+            if (c->peers[r].last_heard < t)
+                c->peers[r].last_heard = t;
+        return;
+    }
     for (int r = 0; r < c->size; r++) {
         if (r == c->rank || (c->rank != 0 && r != 0))
             continue;
@@ -1088,12 +1104,15 @@ int weir__cluster_barrier(struct weir__cluster *c, int timeout_ms)
     poke(c);
     pthread_mutex_lock(&c->mu);
     int r = 0;
-    while (c->released <= e && !c->fail_code && r != ETIMEDOUT)
+    while (c->released <= e && !c->fail_code && !c->torn_down && r != ETIMEDOUT)
         r = wait_until(c, dl);
     if (c->released > e)
         r = 0;
     else if (c->fail_code)
         r = failure(c);
+    else if (c->torn_down) /* rank 0 gave up on the dag before releasing this barrier */
+        r = weir__seterr(-ECANCELED, "cluster: barrier %u: rank %d: rank 0 tore the cluster down "
+                         "before releasing it", e, c->rank);
     else if (c->rank != 0)
         r = weir__seterr(-ETIMEDOUT, "cluster: barrier %u: rank %d: rank 0 did not release it "
                          "within %d ms", e, c->rank, timeout_ms);
@@ -1197,14 +1216,15 @@ int weir__cluster_close(struct weir__cluster *c, int timeout_ms)
         int bye = !c->torn_down && c->fail_code && c->phase != PH_JOIN;
         if (bye)
             c->cmd_bye = 1;
-        if (leave) {
+        int pending = c->cmd_report; /* a report not sent yet says more: it goes */
+        if (leave && !pending) {
             c->cmd_report = 1;
             c->report_code = -ECONNRESET;
             snprintf(c->report_msg, sizeof c->report_msg, "it left before rank 0 tore the "
                      "cluster down");
         }
         pthread_mutex_unlock(&c->mu);
-        if (leave || bye) {
+        if (leave || bye || pending) {
             poke(c);
             /* The thread sends it on its next turn; the socket's linger flushes it. */
             pthread_mutex_lock(&c->mu);

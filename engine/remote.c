@@ -97,6 +97,7 @@ struct weir__remote {
     struct weir__cluster_env env;
     int hb_ms;
     int *link_rid;       /* [c * size + q]: reader id of c's link to rank q, or -1 */
+    int *dial_rid;       /* [c]: the readers one starting dialer took from link_rid, or -1 */
     weir__conn_port *port[NT]; /* per transport: the one port its listeners share */
     unsigned ngroups;    /* connections per (transport, rank pair) at most (1 up to 64 channels) */
     unsigned *group;     /* [c * size + r]: the group (connection) of channel c's link to rank r */
@@ -307,17 +308,19 @@ int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
     }
     size_t n = (size_t)(p->nchans ? p->nchans : 1) * (size_t)e.size;
     rm->link_rid = malloc(n * sizeof *rm->link_rid);
+    rm->dial_rid = malloc((p->nchans ? p->nchans : 1) * sizeof *rm->dial_rid);
     rm->dial = calloc(NSLOTS, sizeof *rm->dial);
     rm->lst = calloc(NSLOTS, sizeof *rm->lst);
     rm->last_ss = calloc(n, sizeof *rm->last_ss);
     rm->last_dial = calloc(NSLOTS, sizeof *rm->last_dial);
     rm->last_lst = calloc(NSLOTS, sizeof *rm->last_lst);
     rm->live = calloc(2 * NSLOTS, 1);
-    if (!rm->link_rid || !rm->dial || !rm->lst || !rm->last_ss || !rm->last_dial ||
+    if (!rm->link_rid || !rm->dial_rid || !rm->dial || !rm->lst || !rm->last_ss || !rm->last_dial ||
         !rm->last_lst || !rm->live) {
         free(rm->group);
         free(rm->live);
         free(rm->link_rid);
+        free(rm->dial_rid);
         free(rm->dial);
         free(rm->lst);
         free(rm->last_ss);
@@ -333,6 +336,8 @@ int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
     }
     for (size_t i = 0; i < n; i++)
         rm->link_rid[i] = -1;
+    for (unsigned c = 0; c < (p->nchans ? p->nchans : 1); c++)
+        rm->dial_rid[c] = -1;
     *out = rm;
     return 0;
 }
@@ -763,27 +768,62 @@ static int start_dialers(struct weir_dag *d)
         weir__conn *cn = weir__conn_dial(ep, &o);
         if (!cn)
             return weir_errcode();
+        /* The readers this connection takes over, taken from link_rid under
+         * the lock: a failure on the cluster thread (break_links_locked) may
+         * come at any moment of the start, which can block for a while in
+         * the dial, and must neither deregister them nor free a connection
+         * still being started. So the connection is published in dial[]
+         * only once started; if the links were broken meanwhile, it is
+         * freed here instead (which gives its readers back). */
         pthread_mutex_lock(&rm->mu);
-        rm->dial[SLOT(t, q, g)] = cn;
+        int broken = rm->broken;
+        if (!broken)
+            for (unsigned c = 0; c < p->nchans; c++) {
+                int *id = &rm->link_rid[(size_t)c * (size_t)rm->size + (size_t)q];
+                if (*id < 0 || p->chans[c].transport != t || GROUP(c, q) != g)
+                    continue;
+                rm->dial_rid[c] = *id;
+                *id = -1; /* this start owns it now */
+            }
         pthread_mutex_unlock(&rm->mu);
+        if (broken) {
+            weir__conn_free(cn);
+            return weir__seterr(-ECANCELED, "link to %s: the dag failed while it started",
+                                weir__cluster_describe(rm->cl, q));
+        }
+        int rc = 0;
         for (unsigned c = 0; c < p->nchans; c++) {
-            int *id = &rm->link_rid[(size_t)c * (size_t)rm->size + (size_t)q];
-            if (*id < 0 || p->chans[c].transport != t || GROUP(c, q) != g)
+            int id = rm->dial_rid[c];
+            if (id < 0)
                 continue;
-            if (weir__conn_add_send_stream(cn, c + 1, d->chans[c], *id) < 0)
-                return weir_errcode();
-            *id = -1; /* the connection owns it now */
+            rm->dial_rid[c] = -1;
+            if (rc == 0 && (rc = weir__conn_add_send_stream(cn, c + 1, d->chans[c], id)) == 0)
+                continue; /* the connection owns it */
+            if (weir__chan_reader_epoch(d->chans[c], id) >= 0) /* not handed over */
+                weir_chan_deregister_reader(d->chans[c], id);
         }
-        if (weir__conn_start(cn) < 0) {
-            char why[512];
+        char why[512];
+        if (rc == 0 && (rc = weir__conn_start(cn)) < 0) {
             snprintf(why, sizeof why, "%s", weir_errmsg());
-            return weir__seterr(weir_errcode(), "link to %s: %s",
-                                weir__cluster_describe(rm->cl, q), why);
+            rc = weir__seterr(rc, "link to %s: %s", weir__cluster_describe(rm->cl, q), why);
+        }
+        if (rc < 0) {
+            snprintf(why, sizeof why, "%s", weir_errmsg());
+            weir__conn_free(cn);
+            return weir__seterr(rc, "%s", why);
         }
         pthread_mutex_lock(&rm->mu);
-        if (rm->dial[SLOT(t, q, g)] == cn) /* not broken meanwhile */
+        broken = rm->broken;
+        if (!broken) {
+            rm->dial[SLOT(t, q, g)] = cn;
             rm->live[2 * SLOT(t, q, g) + 1] = 1;
+        }
         pthread_mutex_unlock(&rm->mu);
+        if (broken) { /* broken while it started: nobody else frees it */
+            weir__conn_free(cn);
+            return weir__seterr(-ECANCELED, "link to %s: the dag failed while it started",
+                                weir__cluster_describe(rm->cl, q));
+        }
     }
     return 0;
 }
@@ -895,6 +935,7 @@ void weir__remote_free(struct weir__remote *rm)
     free(rm->last_dial);
     free(rm->last_lst);
     free(rm->link_rid);
+    free(rm->dial_rid);
     free(rm->dial);
     free(rm->lst);
     free(rm);

@@ -686,7 +686,7 @@ Test(nodes, codec_stats_actors)
 
 /* ---- ranks as processes ---------------------------------------------------------- */
 
-enum { C_OK, C_OPEN, C_KILL, C_LEAVE, C_REPORT };
+enum { C_OK, C_OPEN, C_KILL, C_LEAVE, C_REPORT, C_TEAR };
 
 struct spec {
     int rank, size, mode;
@@ -771,6 +771,18 @@ static void rank_main(const struct spec *s, int fd)
         case C_LEAVE:
             weir__cluster_close(c, 500);
             c = NULL;
+            break;
+        case C_TEAR: /* rank 0 tears down after one barrier; the others wait in a second */
+            weir__cluster_barrier(c, TMO);
+            if (s->rank == 0) {
+                weir__cluster_close(c, TMO);
+                c = NULL;
+                break;
+            }
+            rec.t = t_now_ns();
+            rec.code2 = weir__cluster_barrier(c, 10000);
+            snprintf(rec.msg2, sizeof rec.msg2, "%s", weir_errmsg());
+            rec.close_ms = t_ms_since(rec.t);
             break;
         case C_REPORT:
             weir__cluster_report(c, -EIO, "disk on fire");
@@ -1166,6 +1178,54 @@ Test(nodes, sigkill_worker_detected_within_bound, .timeout = 60)
     cr_assert_lt(d1, hb, "rank 1 saw it %.0f ms after the kill", d1);
     cr_log_info("SIGKILL of rank 2 seen by rank 0 after %.0f ms, by rank 1 after %.0f ms (bound %d)",
                 d0, d1, hb);
+}
+
+/* A worker stopped (SIGSTOP) past the heartbeat bound, then resumed: rank 0
+ * gives it up, and the worker learns that from rank 0 (the same notice,
+ * naming itself) instead of blaming rank 0 for the silence of its own pause. */
+Test(nodes, paused_worker_learns_it_was_given_up, .timeout = 60)
+{
+    int port = free_port();
+    int hb = 1000;
+    struct spec s0 = base(0, 2, port), s1 = base(1, 2, port);
+    s0.mode = s1.mode = C_OPEN;
+    s0.hb_ms = s1.hb_ms = hb;
+    struct child c0 = spawn(&s0), c1 = spawn(&s1);
+    t_sleep_ms(500); /* joined by then: the join takes milliseconds */
+    cr_assert_eq(kill(c1.pid, SIGSTOP), 0);
+    t_sleep_ms(1500);
+    cr_assert_eq(kill(c1.pid, SIGCONT), 0);
+    struct rec r0, r1;
+    collect(c0, &r0);
+    collect(c1, &r1);
+    cr_assert_eq(r0.code2, -EHOSTDOWN, "%d %s", r0.code2, r0.msg2);
+    assert_silent(r0.msg2, 1, c1.pid, hb);
+    cr_assert_eq(r1.code2, -EHOSTDOWN, "%d %s", r1.code2, r1.msg2);
+    cr_assert_str_eq(r1.msg2, r0.msg2); /* rank 0's notice, not "rank 0 fell silent" */
+}
+
+/* Rank 0 tears the cluster down (its compile failed after the join) while
+ * the others wait in the next ready barrier: they return at once with the
+ * reason, not after their timeout (nor never, with WEIR_FOREVER). */
+Test(nodes, teardown_ends_a_waiting_barrier, .timeout = 60)
+{
+    int port = free_port();
+    struct spec s0 = base(0, 3, port), s1 = base(1, 3, port), s2 = base(2, 3, port);
+    s0.mode = s1.mode = s2.mode = C_TEAR;
+    struct child c0 = spawn(&s0), c1 = spawn(&s1), c2 = spawn(&s2);
+    struct rec r0, r1, r2;
+    collect(c0, &r0);
+    collect(c1, &r1);
+    collect(c2, &r2);
+    const struct rec *w[2] = {&r1, &r2};
+    for (int k = 0; k < 2; k++) {
+        char want[200];
+        snprintf(want, sizeof want, "cluster: barrier 2: rank %d: rank 0 tore the cluster down "
+                 "before releasing it", k + 1);
+        cr_assert_eq(w[k]->code2, -ECANCELED, "rank %d: %d %s", k + 1, w[k]->code2, w[k]->msg2);
+        cr_assert_str_eq(w[k]->msg2, want);
+        cr_assert_lt(w[k]->close_ms, 3000, "rank %d waited %.0f ms", k + 1, w[k]->close_ms);
+    }
 }
 
 Test(nodes, sigkill_rank0_detected_within_bound, .timeout = 60)
