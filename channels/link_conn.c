@@ -213,6 +213,8 @@ struct weir__conn {
     weir__conn_port *shared; /* that port while it lives (under its mu) */
     weir__tp_pipe *hand;     /* under mu: a connection the port handed over, not yet judged */
     uint8_t *hand_buf;       /* its HELLO payload (WEIR__FRAME_CTL_MAX bytes) */
+    uint8_t *judge_buf;      /* on a port: the copy of hand_buf being judged (the port may
+                              * hand over a newer HELLO meanwhile) */
     uint32_t hand_len;
     int have_sender;
     uint64_t cur_sender;
@@ -687,7 +689,8 @@ weir__conn *weir__conn_listen_on(weir__conn_port *pt, const weir_link_opts *o)
     }
     pthread_mutex_lock(&pt->mu);
     int ok = 0;
-    if ((cn->scratch = malloc(ERR_MAX)) && (cn->hand_buf = malloc(WEIR__FRAME_CTL_MAX))) {
+    if ((cn->scratch = malloc(ERR_MAX)) && (cn->hand_buf = malloc(WEIR__FRAME_CTL_MAX)) &&
+        (cn->judge_buf = malloc(WEIR__FRAME_CTL_MAX))) {
         if (pt->nmembers == pt->cap) {
             unsigned cap = pt->cap ? 2 * pt->cap : 4;
             weir__conn **m = realloc(pt->members, cap * sizeof *m);
@@ -2216,9 +2219,11 @@ static void *listen_main(void *arg)
             np = cn->hand;
             cn->hand = NULL;
             len = cn->hand_len;
+            if (np) /* judged from a copy: the port writes hand_buf under mu only */
+                memcpy(cn->judge_buf, cn->hand_buf, len);
             pthread_mutex_unlock(&cn->mu);
             if (np)
-                listen_judge(cn, np, cn->hand_buf, len);
+                listen_judge(cn, np, cn->judge_buf, len);
         } else if ((r = cn->tp->accept(cn->lst, cn->hb_ms, &np)) == 0) {
             listen_admit(cn, np);
         } else if (r != -ETIMEDOUT) {
@@ -2251,6 +2256,26 @@ static void *listen_main(void *arg)
             if (cn->nstreams == 1)
                 weir__seterr(-ETIMEDOUT, "%s", text);
             conn_fail(cn, -ETIMEDOUT);
+        }
+    }
+    /* Failed otherwise (a protocol error on the receive thread, a failed
+     * accept): the streams that have not ended get the reason and close, as
+     * when the peer is lost, once the receive thread (their writer) is gone. */
+    int st = weir__load_acquire(&cn->status);
+    if (st != 0 && st != -EPIPE && !weir__load_acquire(&cn->stop)) {
+        if (cn->rx_running)
+            drop_pipe(cn);
+        char text[MSG_LEN];
+        pthread_mutex_lock(&cn->mu);
+        snprintf(text, sizeof text, "%s", cn->err);
+        pthread_mutex_unlock(&cn->mu);
+        for (unsigned i = 0; i < cn->nstreams; i++) {
+            struct stream *s = &cn->st[i];
+            if (weir__load_acquire(&s->ended))
+                continue;
+            weir__store_release(&s->ended, 1);
+            weir_chan_write_error(s->ch, text, 0);
+            weir_chan_close(s->ch);
         }
     }
     return NULL;
@@ -2414,7 +2439,10 @@ int weir__conn_free(weir__conn *cn)
         struct stream *s = &cn->st[i];
         if (s->win_open)
             weir__window_fini(&s->win);
-        if (cn->sending && s->reader >= 0 && weir__chan_reader_epoch(s->ch, s->reader) >= 0)
+        /* Not one the send thread already gave back: the id may be someone
+         * else's by now (the threads are joined: a plain read of dereg). */
+        if (cn->sending && s->reader >= 0 && !s->dereg &&
+            weir__chan_reader_epoch(s->ch, s->reader) >= 0)
             weir_chan_deregister_reader(s->ch, s->reader);
         pthread_mutex_destroy(&s->ack_mu);
     }
@@ -2424,6 +2452,7 @@ int weir__conn_free(weir__conn *cn)
     pthread_mutex_destroy(&cn->send_mu);
     free(cn->scratch);
     free(cn->hand_buf);
+    free(cn->judge_buf);
     free(cn);
     return st;
 }

@@ -916,7 +916,14 @@ BOTH(sigkill_receiver, 60)
     weir_chan_stats(c, &cs);
     cr_assert_eq(cs.nreaders, 0);
     cr_assert_eq(cs.messages, 20000);
+    /* The failed link's reader id is free again: a new reader may take it,
+     * and freeing the link must leave that reader alone. */
+    int nr = weir_chan_register_reader(c);
+    cr_assert_geq(nr, 0, "%s", weir_errmsg());
     weir_link_free(tx);
+    weir_chan_stats(c, &cs);
+    cr_assert_eq(cs.nreaders, 1, "weir_link_free deregistered reader %d, which is not its own", nr);
+    cr_assert_eq(weir_chan_deregister_reader(c, nr), 0, "%s", weir_errmsg());
     close(rep_fd);
     int fds1 = settled_fds();
     cr_assert_eq(fds1, fds0, "fd leak (%d -> %d)", fds0, fds1);
@@ -1022,6 +1029,64 @@ BOTH(idle_link_sleeps, 60)
  * the busy one (a load that stalls the sender can disqualify some, not all
  * of ~5). Every message arrives, checked.
  */
+/*
+ * A sender that breaks the protocol after its HELLO (DATA out of sequence)
+ * fails the listener: w's reader gets the messages before it, then an error
+ * record naming the peer and the problem, then the close; nothing hangs.
+ */
+BOTH(protocol_error_fails_and_closes_w, 30)
+{
+    weir_chan *w = mkchan("w", 16, 4096);
+    int id = weir_chan_register_reader(w);
+    weir_link_opts lo = {.transport = g_tp, .token = "s3cret", .timeout_ms = 5000};
+    weir_link *rx = weir_link_listen(w, "tcp://127.0.0.1:0", &lo);
+    cr_assert_not_null(rx, "listen: %s", weir_errmsg());
+    int fd = raw_connect(rx);
+    uint8_t buf[8192];
+    size_t n = hello_bytes(buf, WEIR__LINK_PROTO, "s3cret", "anon", -1);
+    cr_assert_eq(t_write_full(fd, buf, n), 0);
+    struct weir__frame f;
+    cr_assert_eq(t_read_full(fd, buf, WEIR__FRAME_HDR, 5000), 0, "no answer to the HELLO");
+    cr_assert_eq(weir__frame_decode(buf, WEIR__FRAME_HDR, 1u << 20, &f), WEIR__FRAME_HDR);
+    cr_assert_eq(f.type, WEIR__FR_WELCOME, "answer of type %u", f.type);
+    cr_assert_eq(t_read_full(fd, buf, f.len, 5000), 0);
+    /* messages 0 and 1, then 5 */
+    const uint64_t seqs[3] = {0, 1, 5};
+    for (int k = 0; k < 3; k++) {
+        struct weir__frame d = {WEIR__FR_DATA, 0, 1, 8, 0, seqs[k]};
+        weir__frame_encode(&d, buf);
+        memcpy(buf + WEIR__FRAME_HDR, &seqs[k], 8);
+        cr_assert_eq(t_write_full(fd, buf, WEIR__FRAME_HDR + 8), 0);
+    }
+    weir_chan_msg m;
+    for (uint64_t k = 0; k < 2; k++) {
+        cr_assert_eq(weir_chan_read_msg(w, id, &m, 5000), 0, "%s", weir_errmsg());
+        cr_assert_eq(m.len, 8);
+        cr_assert_eq(m.flags & WEIR_MSG_ERROR, 0);
+        uint64_t v;
+        memcpy(&v, m.data, 8);
+        cr_assert_eq(v, k);
+        weir_chan_release(w, id);
+    }
+    cr_assert_eq(weir_chan_read_msg(w, id, &m, 5000), 0, "the error record: %s", weir_errmsg());
+    cr_assert(m.flags & WEIR_MSG_ERROR, "a message, not an error record");
+    char want[300];
+    struct sockaddr_in me;
+    socklen_t ml = sizeof me;
+    getsockname(fd, (struct sockaddr *)&me, &ml);
+    snprintf(want, sizeof want, "link %s: peer 127.0.0.1:%u sent message 5 of stream 1, expected "
+             "2 of stream 1", weir_link_endpoint(rx), ntohs(me.sin_port));
+    cr_assert_eq(m.len, strlen(want) + 1, "'%.*s'", (int)m.len, (const char *)m.data);
+    cr_assert_str_eq((const char *)m.data, want);
+    weir_chan_release(w, id);
+    cr_assert_eq(weir_chan_read_msg(w, id, &m, 5000), -EPIPE, "w closed: %s", weir_errmsg());
+    cr_assert_eq(weir_link_status(rx), -EPROTO, "%s", weir_errmsg());
+    cr_assert_str_eq(weir_errmsg(), want);
+    close(fd);
+    weir_link_free(rx);
+    weir_chan_free(w);
+}
+
 BOTH(busy_listener_heartbeats, 60)
 {
     weir_chan *w = mkchan("w", 64, 4096);
