@@ -2145,7 +2145,7 @@ static void *listen_rx(void *arg)
 {
     weir__conn *cn = arg;
     weir__tp_pipe *p = cn->pipe;
-    uint64_t last_hb = weir_now_ns();
+    uint64_t last_hb = weir_now_ns(), last_sweep = last_hb;
     struct rx_batch b;
     memset(&b, 0, sizeof b);
     int r = 0;
@@ -2164,6 +2164,7 @@ static void *listen_rx(void *arg)
                 v[i] = &cn->st[i];
             if (cn->nstreams && ack_streams(cn, v, cn->nstreams, ACK_MOVED) < 0)
                 r = weir_errcode();
+            last_sweep = weir_now_ns();
             if (r != -ETIMEDOUT)
                 break;
         }
@@ -2187,11 +2188,25 @@ static void *listen_rx(void *arg)
             break;
         if ((r = rx_chunk(cn, p, &chunk, &b)) == 0)
             r = rx_flush(cn, &b);
+        uint64_t now = weir_now_ns();
+        /* Busy: every ACK_DELAY_MS, what is committed but not acknowledged
+         * yet, below `step`, is acknowledged too. A sender whose own ring
+         * holds fewer than `step` messages waits for exactly that ACK, and
+         * another stream keeping the connection busy would otherwise hold
+         * it back until the connection goes idle. */
+        if (r == 0 && now - last_sweep >= (uint64_t)ACK_DELAY_MS * 1000000ull) {
+            struct stream *v[NSTREAMS];
+            for (unsigned i = 0; i < cn->nstreams; i++)
+                v[i] = &cn->st[i];
+            if (cn->nstreams && ack_streams(cn, v, cn->nstreams, ACK_MOVED) < 0)
+                r = weir_errcode();
+            last_sweep = now;
+        }
         /* Busy too, a HEARTBEAT every RTT_EVERY heartbeat periods: its ECHO
          * keeps this end's round trip current under load, as the dialer's. */
-        if (r == 0 && ms_since(last_hb) >= RTT_EVERY * cn->hb_ms) {
-            r = send_frame(cn, p, WEIR__FR_HEARTBEAT, 0, 0, weir_now_ns(), NULL, 0);
-            last_hb = weir_now_ns();
+        if (r == 0 && now - last_hb >= (uint64_t)RTT_EVERY * (uint64_t)cn->hb_ms * 1000000ull) {
+            r = send_frame(cn, p, WEIR__FR_HEARTBEAT, 0, 0, now, NULL, 0);
+            last_hb = now;
         }
     }
     rx_count(cn, &b);

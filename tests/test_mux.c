@@ -484,6 +484,37 @@ BOTH(stalled_stream_does_not_stall_the_others, 120)
     pair_free(&p);
 }
 
+/*
+ * A sender whose own ring is shallower than the receiver's ACK step (c of
+ * depth 4, w of depth 64: an ACK every 32 messages) on a connection kept
+ * busy by another stream: its messages are acknowledged within ACK_DELAY_MS
+ * all the same, so it finishes while the busy stream still runs.
+ */
+BOTH(shallow_sender_acknowledged_under_load, 120)
+{
+    const uint64_t nbusy = SANITIZED ? 100000 : 600000, nshallow = SANITIZED ? 100 : 500;
+    struct pair p;
+    pair_init(&p, 2, nbusy, 64);
+    weir_chan_free(p.s[1].c);
+    p.s[1].c = mkchan(4);
+    p.s[1].n = nshallow;
+    pair_listen(&p, &(weir_link_opts){.transport = g_tp, .timeout_ms = 5000});
+    pair_dial(&p, weir__conn_endpoint(p.rx), &(weir_link_opts){.transport = g_tp, .timeout_ms = 5000});
+    uint64_t t0 = t_now_ns();
+    pair_run(&p);
+    side_check(&p.s[1]);
+    double ms = t_ms_since(t0);
+    struct weir__conn_stream_stats st;
+    cr_assert_eq(weir__conn_stream_stats(p.rx, 1, &st), 0);
+    fprintf(stderr, "%s: shallow stream: %llu messages in %.0f ms, the busy one at %llu of %llu\n",
+            g_tp == WEIR_TRANSPORT_ZMQ ? "zmq" : "uring", (unsigned long long)nshallow, ms,
+            (unsigned long long)st.messages, (unsigned long long)nbusy);
+    cr_assert_lt(st.messages, nbusy, "the busy stream ended first: the shallow one waited for it");
+    side_check(&p.s[0]);
+    cr_assert_eq(wait_status(p.tx, 5000), -EPIPE, "%s", weir_errmsg());
+    pair_free(&p);
+}
+
 BOTH(stream_error_record_ends_it_alone, 120)
 {
     const uint64_t n = SANITIZED ? 3000 : 20000;
