@@ -1012,6 +1012,20 @@ static void devst_fini(void *p)
     s->dev = NULL;
 }
 
+/* Output 0 of a method: a ROWS x COLS sim-device tensor copied from src (kind:
+ * WEIR__COPY_H2D from the host, WEIR__COPY_D2D from the device). 0 or the failure. */
+static int sim_out(weir_call *c, struct devst *s, const void *src,
+                   enum weir__dev_copy_kind kind)
+{
+    int64_t shape[2] = {ROWS, COLS};
+    DLTensor m = tensor2(NULL, shape, NULL);
+    m.device.device_type = SIM;
+    void *dptr = weir_call_out_tensor(c, 0, &m);
+    if (!dptr || s->dev->ops->copy(s->dev->impl, dptr, src, TBYTES, kind) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    return 0;
+}
+
 /* up: CPU x -> sim-device y = 2x + 1, with exactly one host-to-device copy. */
 static int m_up(weir_call *c, void *p)
 {
@@ -1022,14 +1036,9 @@ static int m_up(weir_call *c, void *p)
     float y[ROWS * COLS];
     for (int k = 0; k < ROWS * COLS; k++)
         y[k] = 2 * ((const float *)x.data)[k] + 1;
-    int64_t shape[2] = {ROWS, COLS};
-    DLTensor m = tensor2(NULL, shape, NULL);
-    m.device.device_type = SIM;
-    void *dptr = weir_call_out_tensor(c, 0, &m);
-    if (!dptr)
-        return weir_call_fail(c, "%s", weir_errmsg());
-    if (s->dev->ops->copy(s->dev->impl, dptr, y, TBYTES, WEIR__COPY_H2D) < 0)
-        return weir_call_fail(c, "%s", weir_errmsg());
+    int rc = sim_out(c, s, y, WEIR__COPY_H2D);
+    if (rc)
+        return rc;
     weir__dev_counters k;
     s->dev->ops->counters(s->dev->impl, &k);
     if (k.copies[WEIR__COPY_H2D] != ++s->calls || k.copies[WEIR__COPY_D2H] || k.copies[WEIR__COPY_D2D])
@@ -1303,14 +1312,9 @@ static int m_mid(weir_call *c, void *p)
         return weir_call_fail(c, "%s", weir_errmsg());
     if (t.device.device_type != SIM || t.ndim != 2 || t.shape[0] != ROWS || t.shape[1] != COLS)
         return weir_call_fail(c, "bad device view");
-    int64_t shape[2] = {ROWS, COLS};
-    DLTensor m = tensor2(NULL, shape, NULL);
-    m.device.device_type = SIM;
-    void *dptr = weir_call_out_tensor(c, 0, &m);
-    if (!dptr)
-        return weir_call_fail(c, "%s", weir_errmsg());
-    if (s->dev->ops->copy(s->dev->impl, dptr, t.data, TBYTES, WEIR__COPY_D2D) < 0)
-        return weir_call_fail(c, "%s", weir_errmsg());
+    int rc = sim_out(c, s, t.data, WEIR__COPY_D2D);
+    if (rc)
+        return rc;
     weir__dev_counters k;
     s->dev->ops->counters(s->dev->impl, &k);
     if (k.copies[WEIR__COPY_D2D] != ++s->calls || k.copies[WEIR__COPY_H2D] ||
@@ -1319,6 +1323,40 @@ static int m_mid(weir_call *c, void *p)
                               (unsigned long long)k.copies[WEIR__COPY_D2D],
                               (unsigned long long)s->calls);
     return 0;
+}
+
+/* weir_execute of a chain's execution e (input x_of(e)). */
+static int chain_execute(weir_dag *d, uint64_t e, weir_result **r)
+{
+    float x[ROWS * COLS];
+    int64_t shape[2] = {ROWS, COLS};
+    for (int i = 0; i < ROWS; i++)
+        for (int j = 0; j < COLS; j++)
+            x[i * COLS + j] = x_of(e, i, j);
+    DLTensor t = tensor2(x, shape, NULL);
+    weir_buf arg = weir_tensor_arg(&t);
+    return weir_execute(d, &arg, 1, r, 10000);
+}
+
+/* Result r of execution e of a chain (output 0 = want_chain), checked and freed. */
+static void chain_result_exact(weir_result *r, uint64_t e)
+{
+    DLTensor z;
+    cr_assert_eq(weir_result_tensor(r, 0, &z), 0, "%s", weir_errmsg());
+    for (int i = 0; i < ROWS; i++)
+        for (int j = 0; j < COLS; j++)
+            cr_assert_eq(((const float *)z.data)[i * COLS + j], want_chain(e, i, j),
+                         "execution %llu [%d][%d]", (unsigned long long)e, i, j);
+    weir_result_free(r);
+}
+
+/* One stage of a tensor chain: a's method m over `in`, its output marked as spec. */
+static weir_node *tensor_stage(weir_actor *a, const char *m, weir_method_fn fn, weir_node *in,
+                               const weir_tensor_spec *spec)
+{
+    weir_node *o = weir_bind(a, m, fn, &in, 1, 1);
+    cr_assert_eq(weir_node_tensor_spec(o, spec), 0, "%s", weir_errmsg());
+    return o;
 }
 
 /*
@@ -1350,12 +1388,8 @@ static void sim_fused(int wu, int wm, int wb, unsigned threads, uint64_t n)
     ds.device = SIM;
     ds.max_bytes = TBYTES;
     cr_assert_eq(weir_node_tensor_spec(in, &s), 0);
-    weir_node *y = weir_bind(up, "up", m_up, &in, 1, 1);
-    cr_assert_eq(weir_node_tensor_spec(y, &ds), 0, "%s", weir_errmsg());
-    weir_node *y2 = weir_bind(mid, "mid", m_mid, &y, 1, 1);
-    cr_assert_eq(weir_node_tensor_spec(y2, &ds), 0, "%s", weir_errmsg());
-    weir_node *z = weir_bind(b, "down", m_down, &y2, 1, 1);
-    cr_assert_eq(weir_node_tensor_spec(z, &s), 0);
+    weir_node *y = tensor_stage(up, "up", m_up, in, &ds);
+    weir_node *z = tensor_stage(b, "down", m_down, tensor_stage(mid, "mid", m_mid, y, &ds), &s);
     cr_assert_eq(weir_output(g, &z, 1), 0);
     weir_compile_opts co = {.threads = threads};
     weir_dag *d = weir_compile(g, &co);
@@ -1423,25 +1457,15 @@ Test(tensor, sim_reader_refuses_lying_record)
     ds.device = SIM;
     ds.max_bytes = TBYTES;
     cr_assert_eq(weir_node_tensor_spec(in, &s), 0);
-    weir_node *y = weir_bind(up, "up", m_up_lying, &in, 1, 1);
-    cr_assert_eq(weir_node_tensor_spec(y, &ds), 0, "%s", weir_errmsg());
-    weir_node *z = weir_bind(b, "down", m_down, &y, 1, 1);
-    cr_assert_eq(weir_node_tensor_spec(z, &s), 0);
+    weir_node *z = tensor_stage(b, "down", m_down, tensor_stage(up, "up", m_up_lying, in, &ds), &s);
     cr_assert_eq(weir_output(g, &z, 1), 0);
     weir_compile_opts co = {.threads = WEIR_THREADS_PER_ACTOR};
     weir_dag *d = weir_compile(g, &co);
     cr_assert_not_null(d, "%s", weir_errmsg());
-    float x[ROWS * COLS];
-    int64_t shape[2] = {ROWS, COLS};
     char want[200];
     for (uint64_t e = 0; e < 12; e++) {
-        for (int i = 0; i < ROWS; i++)
-            for (int j = 0; j < COLS; j++)
-                x[i * COLS + j] = x_of(e, i, j);
-        DLTensor t = tensor2(x, shape, NULL);
-        weir_buf arg = weir_tensor_arg(&t);
         weir_result *r = NULL;
-        int rc = weir_execute(d, &arg, 1, &r, 10000);
+        int rc = chain_execute(d, e, &r);
         if (e == 5 || e == 7) {
             cr_assert_eq(rc, -EREMOTEIO, "execution %llu: %d %s", (unsigned long long)e, rc,
                          weir_errmsg());
@@ -1456,12 +1480,7 @@ Test(tensor, sim_reader_refuses_lying_record)
             continue;
         }
         cr_assert_eq(rc, 0, "execution %llu: %s", (unsigned long long)e, weir_errmsg());
-        DLTensor o;
-        cr_assert_eq(weir_result_tensor(r, 0, &o), 0, "%s", weir_errmsg());
-        for (int i = 0; i < ROWS; i++)
-            for (int j = 0; j < COLS; j++)
-                cr_assert_eq(((const float *)o.data)[i * COLS + j], want_chain(e, i, j));
-        weir_result_free(r);
+        chain_result_exact(r, e);
     }
     cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
     weir_graph_free(g);
@@ -1482,16 +1501,9 @@ Test(tensor, sim_reader_killed_holding_buffer)
     struct weir_actor_stats as;
     cr_assert_eq(weir_dag_actor_stats(d, 1, &as), 0);
     int pid = as.pid;
-    float x[ROWS * COLS];
-    int64_t shape[2] = {ROWS, COLS};
     for (uint64_t e = 0; e < 40; e++) {
-        for (int i = 0; i < ROWS; i++)
-            for (int j = 0; j < COLS; j++)
-                x[i * COLS + j] = x_of(e, i, j);
-        DLTensor t = tensor2(x, shape, NULL);
-        weir_buf arg = weir_tensor_arg(&t);
         weir_result *r = NULL;
-        int rc = weir_execute(d, &arg, 1, &r, 10000);
+        int rc = chain_execute(d, e, &r);
         if (e == 5) {
             cr_assert_eq(rc, -EREMOTEIO, "%d %s", rc, weir_errmsg());
             char want[256];
@@ -1504,12 +1516,7 @@ Test(tensor, sim_reader_killed_holding_buffer)
             continue;
         }
         cr_assert_eq(rc, 0, "execution %llu: %s", (unsigned long long)e, weir_errmsg());
-        DLTensor z;
-        cr_assert_eq(weir_result_tensor(r, 0, &z), 0, "%s", weir_errmsg());
-        for (int i = 0; i < ROWS; i++)
-            for (int j = 0; j < COLS; j++)
-                cr_assert_eq(((const float *)z.data)[i * COLS + j], want_chain(e, i, j));
-        weir_result_free(r);
+        chain_result_exact(r, e);
     }
     cr_assert_eq(weir_dag_actor_stats(d, 1, &as), 0);
     cr_assert_eq(as.restarts, 1);
