@@ -22,7 +22,8 @@
  * notification (the payload pages are then free to be reused). That
  * notification needs the peer's acknowledgement of every byte, so a peer
  * that stopped reading never sends it: the wait is bounded by the send's
- * timeout and ended by close() (-ETIMEDOUT / -EPIPE; the pipe is then
+ * timeout and ended by close(), after a grace of ZC_CLOSE_GRACE_MS for a
+ * notification already on its way (-ETIMEDOUT / -EPIPE; the pipe is then
  * closed, and the kernel holds its own references to the pages).
  *
  * Receiving: a multishot RECV into a ring of provided buffers (kernel 5.19+):
@@ -89,6 +90,7 @@
 #define STAGE_BYTES (64u * 1024u) /* send: small segments are copied into one run of this buffer */
 #define STAGE_SEG_MAX 2048u       /* send: segments up to this size are staged */
 #define ZC_SLICE_MS 20             /* send: a zero-copy notification is awaited in slices of this */
+#define ZC_CLOSE_GRACE_MS 100      /* ... and this long after close() */
 #define STACK_IOV 528u            /* send: iovecs without a malloc (a link batch: 2 * 256 + 1) */
 
 /* user_data of the receive ring's operations */
@@ -582,7 +584,7 @@ static int u_send(weir__tp_pipe *p, const struct iovec *iov_in, unsigned n, int 
             break;
         }
         /* Collect the send's result (and the timeout's, and a ZC notification). */
-        uint64_t t_sub = weir_now_ns();
+        uint64_t t_sub = weir_now_ns(), t_closed = 0;
         int res = 0, got_send = 0, got_notif = !p->send_zc, got_tmo = nsqe == 1;
         while (!got_send || !got_notif || !got_tmo) {
             struct io_uring_cqe *cqe;
@@ -594,11 +596,18 @@ static int u_send(weir__tp_pipe *p, const struct iovec *iov_in, unsigned n, int 
                  * send's timeout and cut short by close(); the pipe must be
                  * closed then, and the kernel keeps its own references to the
                  * pages it still holds (the caller may reuse them). */
-                uint64_t ms = (weir_now_ns() - t_sub) / 1000000ull;
+                uint64_t now = weir_now_ns(), ms = (now - t_sub) / 1000000ull;
+                /* Closed: the notification may still be on its way (a peer
+                 * that acknowledged everything, then closed: the send did
+                 * succeed). A short grace, then give up. */
                 if (weir__load_acquire(&p->closed)) {
-                    ret = perr(p, -EPIPE, "send (closed before the kernel released a zero-copy "
-                                          "send)");
-                    goto out;
+                    if (!t_closed)
+                        t_closed = now;
+                    else if (now - t_closed >= (uint64_t)ZC_CLOSE_GRACE_MS * 1000000ull) {
+                        ret = perr(p, -EPIPE, "send (closed before the kernel released a "
+                                              "zero-copy send)");
+                        goto out;
+                    }
                 }
                 if (timeout_ms >= 0 && ms >= (uint64_t)timeout_ms) {
                     ret = weir__seterr(-ETIMEDOUT, "link peer %s (uring): send timed out after "

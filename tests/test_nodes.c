@@ -2361,10 +2361,20 @@ Test(nodes, bench_dag_nodes_2, .timeout = 120)
 {
     if (!netns_ok())
         cr_skip_test("network namespaces not permitted here");
-    static char out[65536];
+    static char out[65536], err[16384];
+    char errpath[] = "/tmp/weir-bench-nodes2-XXXXXX";
+    int efd = mkstemp(errpath);
+    cr_assert_geq(efd, 0);
     int st = sh_out(out, sizeof out, CLEAN_ENV "WEIR_RUN=%s %s dag --nodes 2 --quick --rounds 1 "
-                    "--budget-ms 40 --json 2>/dev/null", WEIR_RUN, WEIR_BENCH_CLI);
-    cr_assert_eq(st, 0, "%d\n%s", st, out);
+                    "--budget-ms 40 --json 2>%s", WEIR_RUN, WEIR_BENCH_CLI, errpath);
+    /* the tail of stderr (both ranks' and the launcher's) explains a failure */
+    off_t end = lseek(efd, 0, SEEK_END);
+    ssize_t got = pread(efd, err, sizeof err - 1, end > (off_t)sizeof err - 1
+                                                    ? end - (off_t)sizeof err + 1 : 0);
+    err[got > 0 ? got : 0] = 0;
+    close(efd);
+    unlink(errpath);
+    cr_assert_eq(st, 0, "%d\n%s\nstderr:\n%s", st, out, err);
     const char *rows[][2] = {{"pingpong.2rank.lat", "tcp-spin"}, {"chain4.2rank.lat", "weir-uring"},
                              {"chain4.2rank.tput", "weir-uring"}, {"chain4.1rank.lat", "weir"},
                              {"chain4.1rank.tput", "weir"}, {"chain4.2fused.lat", "weir-uring"},
