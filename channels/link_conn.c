@@ -2141,6 +2141,23 @@ static int rx_chunk(weir__conn *cn, weir__tp_pipe *p, struct weir__tp_chunk *chu
     }
 }
 
+/* Acknowledge every stream whose seq or limit moved (ack_streams, ACK_MOVED). 0 or the error. */
+static int ack_moved_all(weir__conn *cn)
+{
+    struct stream *v[NSTREAMS];
+    for (unsigned i = 0; i < cn->nstreams; i++)
+        v[i] = &cn->st[i];
+    return cn->nstreams && ack_streams(cn, v, cn->nstreams, ACK_MOVED) < 0 ? weir_errcode() : 0;
+}
+
+/* A receiving stream that failed: the reason as an error record into its w, then close. */
+static void end_w_with(struct stream *s, const char *text)
+{
+    weir__store_release(&s->ended, 1);
+    weir_chan_write_error(s->ch, text, 0);
+    weir_chan_close(s->ch);
+}
+
 static void *listen_rx(void *arg)
 {
     weir__conn *cn = arg;
@@ -2159,11 +2176,9 @@ static void *listen_rx(void *arg)
         if (r == -ETIMEDOUT)
             r = cn->tp->recv(p, &chunk, ACK_DELAY_MS);
         if (r == -ETIMEDOUT) {
-            struct stream *v[NSTREAMS];
-            for (unsigned i = 0; i < cn->nstreams; i++)
-                v[i] = &cn->st[i];
-            if (cn->nstreams && ack_streams(cn, v, cn->nstreams, ACK_MOVED) < 0)
-                r = weir_errcode();
+            int a = ack_moved_all(cn);
+            if (a < 0)
+                r = a;
             last_sweep = weir_now_ns();
             if (r != -ETIMEDOUT)
                 break;
@@ -2195,11 +2210,7 @@ static void *listen_rx(void *arg)
          * another stream keeping the connection busy would otherwise hold
          * it back until the connection goes idle. */
         if (r == 0 && now - last_sweep >= (uint64_t)ACK_DELAY_MS * 1000000ull) {
-            struct stream *v[NSTREAMS];
-            for (unsigned i = 0; i < cn->nstreams; i++)
-                v[i] = &cn->st[i];
-            if (cn->nstreams && ack_streams(cn, v, cn->nstreams, ACK_MOVED) < 0)
-                r = weir_errcode();
+            r = ack_moved_all(cn);
             last_sweep = now;
         }
         /* Busy too, a HEARTBEAT every RTT_EVERY heartbeat periods: its ECHO
@@ -2262,9 +2273,7 @@ static void *listen_main(void *arg)
                     snprintf(text, sizeof text, "link %s: peer %s lost for %d ms (stream %u, "
                              "after message %llu)", cn->endpoint, cn->peer, cn->timeout_ms,
                              s->id, (unsigned long long)s->expected);
-                weir__store_release(&s->ended, 1);
-                weir_chan_write_error(s->ch, text, 0);
-                weir_chan_close(s->ch);
+                end_w_with(s, text);
             }
             weir__seterr(-ETIMEDOUT, "link %s: peer %s lost for %d ms", cn->endpoint, cn->peer,
                          cn->timeout_ms);
@@ -2284,14 +2293,9 @@ static void *listen_main(void *arg)
         pthread_mutex_lock(&cn->mu);
         snprintf(text, sizeof text, "%s", cn->err);
         pthread_mutex_unlock(&cn->mu);
-        for (unsigned i = 0; i < cn->nstreams; i++) {
-            struct stream *s = &cn->st[i];
-            if (weir__load_acquire(&s->ended))
-                continue;
-            weir__store_release(&s->ended, 1);
-            weir_chan_write_error(s->ch, text, 0);
-            weir_chan_close(s->ch);
-        }
+        for (unsigned i = 0; i < cn->nstreams; i++)
+            if (!weir__load_acquire(&cn->st[i].ended))
+                end_w_with(&cn->st[i], text);
     }
     return NULL;
 }

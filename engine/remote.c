@@ -97,7 +97,6 @@ struct weir__remote {
     struct weir__cluster_env env;
     int hb_ms;
     int *link_rid;       /* [c * size + q]: reader id of c's link to rank q, or -1 */
-    int *dial_rid;       /* [c]: the readers one starting dialer took from link_rid, or -1 */
     weir__conn_port *port[NT]; /* per transport: the one port its listeners share */
     unsigned ngroups;    /* connections per (transport, rank pair) at most (1 up to 64 channels) */
     unsigned *group;     /* [c * size + r]: the group (connection) of channel c's link to rank r */
@@ -308,19 +307,17 @@ int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
     }
     size_t n = (size_t)(p->nchans ? p->nchans : 1) * (size_t)e.size;
     rm->link_rid = malloc(n * sizeof *rm->link_rid);
-    rm->dial_rid = malloc((p->nchans ? p->nchans : 1) * sizeof *rm->dial_rid);
     rm->dial = calloc(NSLOTS, sizeof *rm->dial);
     rm->lst = calloc(NSLOTS, sizeof *rm->lst);
     rm->last_ss = calloc(n, sizeof *rm->last_ss);
     rm->last_dial = calloc(NSLOTS, sizeof *rm->last_dial);
     rm->last_lst = calloc(NSLOTS, sizeof *rm->last_lst);
     rm->live = calloc(2 * NSLOTS, 1);
-    if (!rm->link_rid || !rm->dial_rid || !rm->dial || !rm->lst || !rm->last_ss || !rm->last_dial ||
+    if (!rm->link_rid || !rm->dial || !rm->lst || !rm->last_ss || !rm->last_dial ||
         !rm->last_lst || !rm->live) {
         free(rm->group);
         free(rm->live);
         free(rm->link_rid);
-        free(rm->dial_rid);
         free(rm->dial);
         free(rm->lst);
         free(rm->last_ss);
@@ -336,8 +333,6 @@ int weir__remote_check(const struct weir__plan *p, struct weir__remote **out)
     }
     for (size_t i = 0; i < n; i++)
         rm->link_rid[i] = -1;
-    for (unsigned c = 0; c < (p->nchans ? p->nchans : 1); c++)
-        rm->dial_rid[c] = -1;
     *out = rm;
     return 0;
 }
@@ -775,28 +770,25 @@ static int start_dialers(struct weir_dag *d)
          * still being started. So the connection is published in dial[]
          * only once started; if the links were broken meanwhile, it is
          * freed here instead (which gives its readers back). */
+        int ids[p->nchans ? p->nchans : 1]; /* the readers it takes over, by channel; -1: none */
         pthread_mutex_lock(&rm->mu);
         int broken = rm->broken;
-        if (!broken)
-            for (unsigned c = 0; c < p->nchans; c++) {
-                int *id = &rm->link_rid[(size_t)c * (size_t)rm->size + (size_t)q];
-                if (*id < 0 || p->chans[c].transport != t || GROUP(c, q) != g)
-                    continue;
-                rm->dial_rid[c] = *id;
-                *id = -1; /* this start owns it now */
-            }
-        pthread_mutex_unlock(&rm->mu);
-        if (broken) {
-            weir__conn_free(cn);
-            return weir__seterr(-ECANCELED, "link to %s: the dag failed while it started",
-                                weir__cluster_describe(rm->cl, q));
+        for (unsigned c = 0; c < p->nchans; c++) {
+            int *id = &rm->link_rid[(size_t)c * (size_t)rm->size + (size_t)q];
+            ids[c] = -1;
+            if (broken || *id < 0 || p->chans[c].transport != t || GROUP(c, q) != g)
+                continue;
+            ids[c] = *id;
+            *id = -1; /* this start owns it now */
         }
+        pthread_mutex_unlock(&rm->mu);
+        if (broken)
+            goto broken;
         int rc = 0;
         for (unsigned c = 0; c < p->nchans; c++) {
-            int id = rm->dial_rid[c];
+            int id = ids[c];
             if (id < 0)
                 continue;
-            rm->dial_rid[c] = -1;
             if (rc == 0 && (rc = weir__conn_add_send_stream(cn, c + 1, d->chans[c], id)) == 0)
                 continue; /* the connection owns it */
             if (weir__chan_reader_epoch(d->chans[c], id) >= 0) /* not handed over */
@@ -819,11 +811,13 @@ static int start_dialers(struct weir_dag *d)
             rm->live[2 * SLOT(t, q, g) + 1] = 1;
         }
         pthread_mutex_unlock(&rm->mu);
-        if (broken) { /* broken while it started: nobody else frees it */
-            weir__conn_free(cn);
-            return weir__seterr(-ECANCELED, "link to %s: the dag failed while it started",
-                                weir__cluster_describe(rm->cl, q));
-        }
+        if (broken) /* broken while it started: nobody else frees it */
+            goto broken;
+        continue;
+    broken:
+        weir__conn_free(cn);
+        return weir__seterr(-ECANCELED, "link to %s: the dag failed while it started",
+                            weir__cluster_describe(rm->cl, q));
     }
     return 0;
 }
@@ -935,7 +929,6 @@ void weir__remote_free(struct weir__remote *rm)
     free(rm->last_dial);
     free(rm->last_lst);
     free(rm->link_rid);
-    free(rm->dial_rid);
     free(rm->dial);
     free(rm->lst);
     free(rm);
