@@ -35,6 +35,13 @@ const weir__device_ops *weir__device_cuda_ops(void)
 
 #define EDGE(e) ((e) ? (e) : "?")
 
+const weir__device_ops *weir__device_backend(DLDeviceType type)
+{
+    if (type == kDLCUDA)
+        return weir__device_cuda_ops();
+    return type == WEIR_TENSOR_DEVICE_SIM ? &weir__device_sim_ops : NULL;
+}
+
 int weir__device_open(DLDeviceType type, int id, const char *edge, weir__device **out)
 {
     const weir__device_ops *ops = NULL;

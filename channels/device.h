@@ -98,6 +98,12 @@ typedef struct weir__device_ops {
     int (*host_unregister)(void *dev, void *ptr);
     /* This process's counters for dev. */
     void (*counters)(void *dev, weir__dev_counters *out);
+    /* 1 if this process has initialised the backend (opened a device, or
+     * for CUDA called cuInit, weir or not), else 0. Like CUDA, every
+     * backend refuses open() in a process forked from one that had
+     * initialised it (-ENODEV naming both pids): the engine asks this
+     * before it forks processes that must open the device. */
+    int (*used_here)(void);
 } weir__device_ops;
 
 /* An opened device: the backend, its object and the DLPack device it is. */
@@ -119,6 +125,9 @@ const weir__device_ops *weir__device_cuda_ops(void);
  * (weir__device_close).
  */
 int weir__device_open(DLDeviceType type, int id, const char *edge, weir__device **out);
+/* The backend of device type `type` (NULL: none in this build, or not a
+ * device type). */
+const weir__device_ops *weir__device_backend(DLDeviceType type);
 /* Close an opened device; NULL is a no-op. */
 void weir__device_close(weir__device *d);
 /* Close h's fd (if any) and mark it empty. */

@@ -54,6 +54,7 @@
 static struct {
     void *lib;
     int rc;
+    pid_t init_pid; /* the process whose cuInit this is (a fork inherits the state, not CUDA) */
     char why[400];
     CU_FN(cuInit);
     CU_FN(cuGetErrorString);
@@ -147,7 +148,24 @@ static void cu_load(void)
         snprintf(cu.why, sizeof cu.why, "cuda: cuInit failed: %s (%d)", s ? s : "?", (int)r);
         return;
     }
+    cu.init_pid = getpid();
     cu.rc = 0;
+}
+
+/* Has this process initialised CUDA (weir, or the program through the
+ * runtime API)? Asked without initialising it: before cuInit every driver
+ * call but a few returns CUDA_ERROR_NOT_INITIALIZED. */
+static int cuda_used_here(void)
+{
+    if (cu.rc == 0 && cu.init_pid == getpid())
+        return 1;
+    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    if (!lib)
+        return 0; /* nobody loaded the driver */
+    CUresult (*count)(int *) = (CUresult(*)(int *))dlsym(lib, "cuDeviceGetCount");
+    int n = 0, used = count && count(&n) != CUDA_ERROR_NOT_INITIALIZED;
+    dlclose(lib);
+    return used;
 }
 
 /* -EIO (or -ENOMEM) naming the call and CUDA's reason. */
@@ -206,6 +224,11 @@ static int cuda_open(int id, void **out)
     pthread_once(&cu_once, cu_load);
     if (cu.rc < 0)
         return weir__seterr(cu.rc, "%s", cu.why);
+    if (cu.init_pid != getpid())
+        return weir__seterr(-ENODEV,
+                            "cuda: device %d: this process (pid %d) was forked from pid %d after "
+                            "that process had initialised CUDA; a forked process cannot use CUDA",
+                            id, (int)getpid(), (int)cu.init_pid);
     int n = 0;
     CU_TRY(cu.cuDeviceGetCount(&n), "cuDeviceGetCount");
     if (n == 0)
@@ -535,6 +558,7 @@ static const weir__device_ops cuda_ops = {
     .host_register = cuda_host_register,
     .host_unregister = cuda_host_unregister,
     .counters = cuda_counters,
+    .used_here = cuda_used_here,
 };
 
 const weir__device_ops *weir__device_cuda_ops(void)

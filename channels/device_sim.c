@@ -26,6 +26,11 @@
  *     start, and a host-device copy whose host side lies inside a
  *     registered range counts as pinned (pinned_copies), so tests see which
  *     staged copies would run at full speed on a GPU.
+ *   - Fork, as CUDA has it: a process forked from one that had opened a
+ *     simulated device cannot open one (-ENODEV naming both pids), so the
+ *     tests prove that the engine never makes a process actor open a
+ *     device its parent had initialised (CUDA would fail there: "a forked
+ *     process cannot use CUDA once its parent initialised it").
  *   - Devices 0..WEIR__SIM_NDEV-1 exist; any other id is -ENODEV, as on a
  *     machine with fewer GPUs. Blocks and events carry their device id;
  *     importing one on another device is -EXDEV.
@@ -106,8 +111,26 @@ static void ctr_add(struct sim_dev *d, uint64_t *field, uint64_t v)
     pthread_mutex_unlock(&d->mu);
 }
 
+/* The process that first opened a simulated device (inherited by a fork:
+ * that is how a child knows its parent had initialised it). */
+static pid_t sim_user;
+
+static int sim_used_here(void)
+{
+    return __atomic_load_n(&sim_user, __ATOMIC_ACQUIRE) == getpid();
+}
+
 static int sim_open(int id, void **dev)
 {
+    pid_t me = getpid(), was = 0;
+    if (!__atomic_compare_exchange_n(&sim_user, &was, me, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE) &&
+        was != me)
+        return weir__seterr(-ENODEV,
+                            "sim: device %d: this process (pid %d) was forked from pid %d after "
+                            "that process had initialised the device; a forked process cannot "
+                            "use it (as with CUDA)",
+                            id, (int)me, (int)was);
     if (id < 0 || id >= WEIR__SIM_NDEV)
         return weir__seterr(-ENODEV, "sim: device %d absent (the simulated device has devices "
                                      "0..%d)",
@@ -549,4 +572,5 @@ const weir__device_ops weir__device_sim_ops = {
     .host_register = sim_host_register,
     .host_unregister = sim_host_unregister,
     .counters = sim_counters,
+    .used_here = sim_used_here,
 };

@@ -241,6 +241,10 @@ struct weir_graph;
 int weir__tensor_dag_init(struct weir_dag *d, const struct weir_graph *g);
 /* dag.c teardown: the driver's pools and devices. NULL tensor: no-op. */
 void weir__tensor_dag_free(struct weir_dag *d);
+/* In a forked child (proc.c): drop this process's copy of d's socket to
+ * its device pool holder (which waits for every copy to close) and, for
+ * another dag than the child's own (other), of d's pool handles too. */
+void weir__tensor_forget(struct weir_dag *d, int other);
 /* actor.c, in the actor's thread or process before init: open this actor's
  * devices and import the pools it touches (once per buffer). 0 or an error. */
 int weir__tensor_actor_start(struct actor_rt *a);
@@ -328,6 +332,11 @@ int weir__remote_chan_stats(const struct weir_dag *d, unsigned c, struct weir_ch
  * before any of them is released. */
 void weir__proc_track(struct weir_dag *d);
 void weir__proc_untrack(struct weir_dag *d);
+/* fork() for a process of dag d (an actor, or tensor.c's device pool
+ * holder): in the child (0) other dags' fds and mappings are dropped, it
+ * dies with the forking thread (PR_SET_PDEATHSIG) and is named
+ * "weir:TITLE"; the parent gets the pid, or -1 with errno. */
+pid_t weir__proc_fork(struct weir_dag *d, const char *title);
 int weir__proc_start(struct weir_dag *d, struct actor_rt *a);
 int weir__proc_monitor_start(struct weir_dag *d);
 void weir__proc_monitor_stop(struct weir_dag *d);

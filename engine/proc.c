@@ -147,6 +147,7 @@ static void forget_dag(struct weir_dag *o)
         munmap(o->notes, o->notes_bytes);
     o->notes = NULL;
     weir__prof_forget(o);
+    weir__tensor_forget(o, 1);
     if (o->mon_efd >= 0)
         close(o->mon_efd);
     if (o->exit_efd >= 0)
@@ -154,27 +155,38 @@ static void forget_dag(struct weir_dag *o)
     o->mon_efd = o->exit_efd = -1;
 }
 
-int weir__proc_start(struct weir_dag *d, struct actor_rt *a)
+pid_t weir__proc_fork(struct weir_dag *d, const char *title)
 {
     pid_t parent = getpid();
     fflush(NULL); /* the child must not inherit (and later repeat) buffered output */
     pthread_mutex_lock(&live_mu);
     pid_t pid = fork();
-    if (pid != 0)
+    if (pid != 0) {
+        int e = errno;
         pthread_mutex_unlock(&live_mu);
+        errno = e;
+        return pid;
+    }
+    for (struct weir_dag *o = live_head; o; o = o->live_next)
+        if (o != d)
+            forget_dag(o);
+    pthread_mutex_init(&live_mu, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(1);
+    char name[16];
+    snprintf(name, sizeof name, "weir:%s", title);
+    prctl(PR_SET_NAME, name);
+    return 0;
+}
+
+int weir__proc_start(struct weir_dag *d, struct actor_rt *a)
+{
+    pid_t pid = weir__proc_fork(d, a->pa->name);
     if (pid < 0)
         return weir__seterr(-errno, "actor '%s': fork failed: %s", a->pa->name, strerror(errno));
     if (pid == 0) {
-        for (struct weir_dag *o = live_head; o; o = o->live_next)
-            if (o != d)
-                forget_dag(o);
-        pthread_mutex_init(&live_mu, NULL);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
-        char name[16];
-        snprintf(name, sizeof name, "weir:%s", a->pa->name);
-        prctl(PR_SET_NAME, name);
+        weir__tensor_forget(d, 0); /* the holder waits for the driver's end only */
         cpu_set_t set;
         char why[160];
         if (a->pa->cpus && (weir__cpulist_parse(a->pa->cpus, &set, why, sizeof why) < 0 ||

@@ -56,7 +56,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <weir/tensor.h>
 
@@ -69,7 +74,9 @@
 
 #define NAME_MAX_ (3 * WEIR_MAX_NAME + 16)
 
-/* A device edge's pool, owned by the driver. */
+/* A device edge's pool, owned by the driver (or, for dags with process
+ * actors, by the holder: then the driver has only the handles, and its own
+ * mappings once it writes a device argument). */
 struct tpool {
     weir__device *dev;
     unsigned nbuf, nrd;
@@ -84,6 +91,7 @@ struct tedge {
     int writer; /* actor index, WEIR__PLAN_DRIVER for arguments */
     int wrank;  /* the writer's rank */
     int staged; /* a device edge read on other ranks or by the driver: staged through the slot */
+    int check;  /* the holder opens the device once to check it (no pool here) */
     struct tpool *pool; /* device edges with a channel, on the writer's rank */
 };
 
@@ -94,6 +102,11 @@ struct weir__tensor_rt {
     struct tedge *edges;
     int *chan_edge; /* per channel: edge index or -1 */
     int **reg_edge; /* per actor, per register: edge index or -1 */
+    /* Dags with process actors: the pools are made by the holder process. */
+    int held;
+    pid_t holder;               /* 0: none (yet, or any more) */
+    int hold_sock;              /* the driver's end of the holder's socket, or -1 */
+    weir__dev_counters *hold_ctr; /* the holder's counters, published as it exits (MAP_SHARED) */
 };
 
 /* One actor's view of a device edge it touches. */
@@ -187,19 +200,19 @@ static void pool_free(struct tpool *p, weir__dev_counters *acc)
     if (!p)
         return;
     const weir__device_ops *o = p->dev ? p->dev->ops : NULL;
-    for (unsigned b = 0; o && b < p->nbuf; b++) {
+    for (unsigned b = 0; b < p->nbuf; b++) {
         if (p->h_mem)
             weir__dev_ipc_close(&p->h_mem[b]);
         if (p->h_ready)
             weir__dev_ipc_close(&p->h_ready[b]);
-        if (p->mem && p->mem[b])
+        if (o && p->mem && p->mem[b])
             o->mem_free(p->dev->impl, p->mem[b]);
-        if (p->ready && p->ready[b])
+        if (o && p->ready && p->ready[b])
             o->ev_destroy(p->dev->impl, p->ready[b]);
         for (unsigned r = 0; r < p->nrd; r++) {
             if (p->h_rel)
                 weir__dev_ipc_close(&p->h_rel[b * p->nrd + r]);
-            if (p->rel && p->rel[b * p->nrd + r])
+            if (o && p->rel && p->rel[b * p->nrd + r])
                 o->ev_destroy(p->dev->impl, p->rel[b * p->nrd + r]);
         }
     }
@@ -227,7 +240,8 @@ static weir__dev_ipc *handles(unsigned n)
     return h;
 }
 
-static int pool_new(const struct tedge *e, unsigned nbuf, unsigned nrd, struct tpool **out)
+/* A pool's arrays and empty handles, no device. */
+static int pool_shell(const struct tedge *e, unsigned nbuf, unsigned nrd, struct tpool **out)
 {
     struct tpool *p = calloc(1, sizeof *p);
     if (!p)
@@ -241,11 +255,20 @@ static int pool_new(const struct tedge *e, unsigned nbuf, unsigned nrd, struct t
     p->h_mem = handles(nbuf);
     p->h_ready = handles(nbuf);
     p->h_rel = handles(nbuf * nrd);
-    int rc;
     if (!p->mem || !p->ptr || !p->ready || !p->rel || !p->h_mem || !p->h_ready || !p->h_rel) {
-        rc = weir__seterr(-ENOMEM, "tensor edge '%s': out of memory", e->name);
-        goto fail;
+        pool_free(p, NULL);
+        return weir__seterr(-ENOMEM, "tensor edge '%s': out of memory", e->name);
     }
+    *out = p;
+    return 0;
+}
+
+static int pool_new(const struct tedge *e, unsigned nbuf, unsigned nrd, struct tpool **out)
+{
+    struct tpool *p;
+    int rc = pool_shell(e, nbuf, nrd, &p);
+    if (rc < 0)
+        return rc;
     if ((rc = weir__device_open(e->spec.device, e->spec.device_id, e->name, &p->dev)) < 0)
         goto fail;
     const weir__device_ops *o = p->dev->ops;
@@ -272,6 +295,8 @@ fail:
     pool_free(p, NULL);
     return rc;
 }
+
+static void holder_stop(struct weir__tensor_rt *T, weir__dev_counters *acc);
 
 static pthread_mutex_t last_mu = PTHREAD_MUTEX_INITIALIZER;
 static weir__dev_counters last_ctr, last_drv;
@@ -309,6 +334,7 @@ void weir__tensor_dag_free(struct weir_dag *d)
     }
     for (unsigned i = 0; i < T->nedges; i++)
         pool_free(T->edges[i].pool, &drv);
+    holder_stop(T, &drv); /* after the driver's own mappings of its pools are gone */
     if (publish) {
         pthread_mutex_lock(&last_mu);
         last_ctr = sum;
@@ -392,7 +418,7 @@ static int edge_setup(struct weir_dag *d, const weir_graph *g, unsigned i)
                             "pool's buffers)",
                             e->name);
     unsigned nrd = 0; /* actors reading on the writer's rank: the pool's release events */
-    int procs = e->writer >= 0 && p->actors[e->writer].isolation == WEIR_PROCESS, here = 0;
+    int here = 0;
     if (e->chan >= 0)
         for (unsigned r = 0; r < p->chans[e->chan].nreaders; r++) {
             int32_t who = p->chans[e->chan].readers[r];
@@ -406,7 +432,6 @@ static int edge_setup(struct weir_dag *d, const weir_graph *g, unsigned i)
             else
                 e->staged = 1;
             here |= weir__plan_party_rank(p, who) == d->rank;
-            procs |= p->actors[who].isolation == WEIR_PROCESS;
         }
     if (e->staged) {
         /* Room for the record and the staged copy (every rank: the
@@ -415,17 +440,15 @@ static int edge_setup(struct weir_dag *d, const weir_graph *g, unsigned i)
         if (p->chans[e->chan].slot_bytes < need)
             p->chans[e->chan].slot_bytes = need;
     }
-    if (e->spec.device == kDLCUDA && procs && weir__device_cuda_ops())
-        return weir__seterr(-ENOSYS,
-                            "tensor edge '%s': CUDA edges of process actors are not done yet (the "
-                            "pools would have to be created after the fork and their handles "
-                            "passed over a unix socket)",
-                            e->name);
     if (e->chan < 0 || e->wrank != d->rank) {
         /* Local only, or written on another rank: an actor here allocates
          * its own buffer (if any reads it here); check the device now. */
         if (e->chan >= 0 && !here)
             return 0;
+        if (T->held) {
+            e->check = 1; /* by the holder: this process must not open it */
+            return 0;
+        }
         weir__device *dv;
         int rc = weir__device_open(e->spec.device, e->spec.device_id, e->name, &dv);
         if (rc < 0)
@@ -433,7 +456,230 @@ static int edge_setup(struct weir_dag *d, const weir_graph *g, unsigned i)
         weir__device_close(dv);
         return 0;
     }
+    if (T->held)
+        return pool_shell(e, p->chans[e->chan].depth, nrd, &e->pool);
     return pool_new(e, p->chans[e->chan].depth, nrd, &e->pool);
+}
+
+/* ---- the holder: device pools of dags with process actors --------------- */
+
+/*
+ * CUDA cannot be used in a process forked from one that had initialised it,
+ * and process actors are forked from the driver. So when this rank has
+ * process actors and the graph device edges, the driver must not touch the
+ * device before they are forked: the pools are made by a holder, a process
+ * forked first, while the driver has not initialised the device. It opens
+ * the device, makes and exports every pool (and checks the edges the driver
+ * would have checked), sends the handles to the driver over a unix socket
+ * (SCM_RIGHTS), and keeps the pools until the driver closes the socket at
+ * teardown; then it publishes its counters and exits. The driver keeps the
+ * handles: the actor processes forked after it inherit them and import
+ * them, as thread actors do. The driver maps a pool itself only to write a
+ * device argument (after the forks), and a process forked after that (a
+ * restart) cannot open the device: it fails to start, with the backend's
+ * reason.
+ */
+
+struct hold_status {
+    int32_t rc;
+    char why[600];
+};
+
+static int holder_wanted(const struct weir_dag *d, const weir_graph *g)
+{
+    int dev = 0;
+    for (unsigned i = 0; i < g->ntensors; i++)
+        dev |= g->tensors[i].spec.device != kDLCPU;
+    for (unsigned a = 0; dev && a < d->plan->nactors; a++)
+        if (d->plan->actors[a].isolation == WEIR_PROCESS && WEIR__ACTOR_HERE(d, a))
+            return 1;
+    return 0;
+}
+
+static void holder_main(struct weir_dag *d, int sock)
+{
+    struct weir__tensor_rt *T = d->tensor;
+    struct hold_status st;
+    memset(&st, 0, sizeof st);
+    struct tpool **mine = calloc(T->nedges, sizeof *mine);
+    if (!mine)
+        st.rc = weir__seterr(-ENOMEM, "device pool holder: out of memory");
+    for (unsigned i = 0; mine && st.rc == 0 && i < T->nedges; i++) {
+        const struct tedge *e = &T->edges[i];
+        weir__device *dv;
+        if (e->pool)
+            st.rc = pool_new(e, e->pool->nbuf, e->pool->nrd, &mine[i]);
+        else if (e->check && (st.rc = weir__device_open(e->spec.device, e->spec.device_id,
+                                                        e->name, &dv)) == 0)
+            weir__device_close(dv);
+    }
+    if (st.rc < 0)
+        snprintf(st.why, sizeof st.why, "%s", weir_errmsg());
+    int ok = send(sock, &st, sizeof st, MSG_NOSIGNAL) == (ssize_t)sizeof st && st.rc == 0;
+    for (unsigned i = 0; ok && i < T->nedges; i++) {
+        const struct tpool *P = mine[i];
+        for (unsigned b = 0; P && ok && b < P->nbuf; b++) {
+            ok = weir__dev_ipc_send(sock, &P->h_mem[b]) == 0 &&
+                 weir__dev_ipc_send(sock, &P->h_ready[b]) == 0;
+            for (unsigned q = 0; ok && q < P->nrd; q++)
+                ok = weir__dev_ipc_send(sock, &P->h_rel[b * P->nrd + q]) == 0;
+        }
+    }
+    /* Keep the pools until the driver closes its end (or dies: PDEATHSIG). */
+    char c;
+    while (ok && (recv(sock, &c, 1, 0) > 0 || errno == EINTR))
+        ;
+    weir__dev_counters acc;
+    memset(&acc, 0, sizeof acc);
+    for (unsigned i = 0; mine && i < T->nedges; i++)
+        pool_free(mine[i], &acc);
+    *T->hold_ctr = acc;
+    _exit(0);
+}
+
+/* Close the holder's socket, wait for it to exit (killed past 5 s), add its
+ * counters to *acc. */
+static void holder_stop(struct weir__tensor_rt *T, weir__dev_counters *acc)
+{
+    if (T->hold_sock >= 0) {
+        shutdown(T->hold_sock, SHUT_RDWR);
+        close(T->hold_sock);
+        T->hold_sock = -1;
+    }
+    if (T->holder > 0) {
+        int st = 0, done = 0;
+        for (int i = 0; i < 5000 && !done; i++) {
+            pid_t r = waitpid(T->holder, &st, WNOHANG);
+            done = r == T->holder || (r < 0 && errno != EINTR);
+            if (!done)
+                usleep(1000);
+        }
+        if (!done) {
+            kill(T->holder, SIGKILL);
+            waitpid(T->holder, &st, 0);
+        } else if (acc && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+            ctr_sum(acc, T->hold_ctr);
+        }
+        T->holder = 0;
+    }
+    if (T->hold_ctr)
+        munmap(T->hold_ctr, sizeof *T->hold_ctr);
+    T->hold_ctr = NULL;
+}
+
+static int holder_start(struct weir_dag *d)
+{
+    struct weir__tensor_rt *T = d->tensor;
+    for (unsigned i = 0; i < T->nedges; i++) {
+        const struct tedge *e = &T->edges[i];
+        const weir__device_ops *o = weir__device_backend(e->spec.device);
+        if (is_device(e) && o && o->used_here())
+            return weir__seterr(-EBUSY,
+                                "tensor edge '%s': this process has used the %s device before "
+                                "weir_compile, and process actors forked from it could not (a "
+                                "forked process cannot use a device its parent initialised): "
+                                "compile dags with process actors and device edges before the "
+                                "program's first device call",
+                                e->name, o->name);
+    }
+    T->hold_ctr = mmap(NULL, sizeof *T->hold_ctr, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (T->hold_ctr == MAP_FAILED) {
+        T->hold_ctr = NULL;
+        return weir__seterr(-ENOMEM, "device pool holder: out of memory");
+    }
+    memset(T->hold_ctr, 0, sizeof *T->hold_ctr);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return weir__seterr(-errno, "device pool holder: socketpair: %s", strerror(errno));
+    pid_t pid = weir__proc_fork(d, "devpool");
+    if (pid < 0) {
+        int e = errno;
+        close(sv[0]);
+        close(sv[1]);
+        return weir__seterr(-e, "device pool holder: fork failed: %s", strerror(e));
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        holder_main(d, sv[1]);
+    }
+    close(sv[1]);
+    T->holder = pid;
+    T->hold_sock = sv[0];
+    /* Its first answer: the pools are made, or why not. */
+    int tmo = d->timeout_ms;
+    struct pollfd pf = {.fd = sv[0], .events = POLLIN};
+    int n;
+    while ((n = poll(&pf, 1, tmo)) < 0 && errno == EINTR)
+        ;
+    if (n == 0)
+        return weir__seterr(-ETIMEDOUT, "device pool holder (pid %d): no answer in %d ms",
+                            (int)pid, tmo);
+    struct hold_status st;
+    ssize_t got = recv(sv[0], &st, sizeof st, 0);
+    if (got != (ssize_t)sizeof st)
+        return weir__seterr(-EPIPE, "device pool holder (pid %d): died before it answered",
+                            (int)pid);
+    st.why[sizeof st.why - 1] = '\0';
+    if (st.rc < 0)
+        return weir__seterr(st.rc, "%s", st.why);
+    for (unsigned i = 0; i < T->nedges; i++) {
+        struct tpool *P = T->edges[i].pool;
+        for (unsigned b = 0; P && b < P->nbuf; b++) {
+            int rc = weir__dev_ipc_recv(sv[0], &P->h_mem[b], tmo);
+            if (rc == 0)
+                rc = weir__dev_ipc_recv(sv[0], &P->h_ready[b], tmo);
+            for (unsigned q = 0; rc == 0 && q < P->nrd; q++)
+                rc = weir__dev_ipc_recv(sv[0], &P->h_rel[b * P->nrd + q], tmo);
+            if (rc < 0) {
+                char why[512];
+                snprintf(why, sizeof why, "%s", weir_errmsg());
+                return weir__seterr(rc, "tensor edge '%s': handles from the device pool holder "
+                                        "(pid %d): %s",
+                                    T->edges[i].name, (int)pid, why);
+            }
+        }
+    }
+    return 0;
+}
+
+void weir__tensor_forget(struct weir_dag *d, int other)
+{
+    struct weir__tensor_rt *T = d->tensor;
+    if (!T)
+        return;
+    if (T->hold_sock >= 0)
+        close(T->hold_sock);
+    T->hold_sock = -1;
+    T->holder = 0; /* not this process's child */
+    for (unsigned i = 0; other && i < T->nedges; i++) {
+        struct tpool *P = T->edges[i].pool;
+        for (unsigned b = 0; P && b < P->nbuf; b++) {
+            weir__dev_ipc_close(&P->h_mem[b]);
+            weir__dev_ipc_close(&P->h_ready[b]);
+            for (unsigned q = 0; q < P->nrd; q++)
+                weir__dev_ipc_close(&P->h_rel[b * P->nrd + q]);
+        }
+    }
+}
+
+/* The driver's own mapping of a held pool (to write device arguments). */
+static int pool_attach(const struct tedge *e, struct tpool *P)
+{
+    int rc = weir__device_open(e->spec.device, e->spec.device_id, e->name, &P->dev);
+    if (rc < 0)
+        return rc;
+    const weir__device_ops *o = P->dev->ops;
+    void *dv = P->dev->impl;
+    for (unsigned b = 0; b < P->nbuf; b++) {
+        if ((rc = o->mem_import(dv, &P->h_mem[b], &P->mem[b], &P->ptr[b])) < 0 ||
+            (rc = o->ev_import(dv, &P->h_ready[b], &P->ready[b])) < 0)
+            return rc;
+        for (unsigned q = 0; q < P->nrd; q++)
+            if ((rc = o->ev_import(dv, &P->h_rel[b * P->nrd + q], &P->rel[b * P->nrd + q])) < 0)
+                return rc;
+    }
+    return 0;
 }
 
 int weir__tensor_dag_init(struct weir_dag *d, const weir_graph *g)
@@ -453,6 +699,8 @@ int weir__tensor_dag_init(struct weir_dag *d, const weir_graph *g)
         goto oom;
     for (unsigned c = 0; c < p->nchans; c++)
         T->chan_edge[c] = -1;
+    T->hold_sock = -1;
+    T->held = holder_wanted(d, g);
     T->ctr_bytes = (p->nactors ? p->nactors : 1) * sizeof *T->ctr;
     T->ctr = mmap(NULL, T->ctr_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (T->ctr == MAP_FAILED) {
@@ -482,6 +730,15 @@ int weir__tensor_dag_init(struct weir_dag *d, const weir_graph *g)
             else if (op->kind == WEIR__OP_CALL)
                 for (unsigned o = 0; o < op->nout; o++)
                     T->reg_edge[a][op->out[o]] = edge_of(g, op->node, o);
+        }
+    }
+    if (T->held) {
+        int rc = holder_start(d);
+        if (rc < 0) {
+            char why[700];
+            snprintf(why, sizeof why, "%s", weir_errmsg());
+            weir__tensor_dag_free(d);
+            return weir__seterr(rc, "graph '%s': %s", p->graph, why);
         }
     }
     return 0;
@@ -934,12 +1191,19 @@ static int arg_write_device(const struct tedge *e, const DLTensor *t, uint64_t e
                             size_t *len)
 {
     struct tpool *P = e->pool;
+    int rc = P->dev ? 0 : pool_attach(e, P);
+    if (rc < 0) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", weir_errmsg());
+        return weir__seterr(rc, "tensor edge '%s': execution %llu: %s", e->name,
+                            (unsigned long long)exec, why);
+    }
     const weir__device_ops *o = P->dev->ops;
     void *dv = P->dev->impl;
     unsigned bi = (unsigned)(exec % P->nbuf);
     size_t span, total;
     void *data;
-    int rc = weir__tensor_span(t, e->name, &span);
+    rc = weir__tensor_span(t, e->name, &span);
     for (unsigned q = 0; rc == 0 && q < P->nrd; q++)
         rc = o->ev_wait(dv, P->rel[bi * P->nrd + q]);
     if (rc == 0 && span)

@@ -508,23 +508,13 @@ Test(tensor, sim_ipc_across_processes)
     int fds0 = open_fds();
     int sv[2];
     cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-    weir__device *dv;
-    cr_assert_eq(weir__device_open(WEIR_TENSOR_DEVICE_SIM, 0, "ipc", &dv), 0, "%s", weir_errmsg());
     const size_t n = 256 * 1024 + 3;
-    void *mem, *ptr, *ev;
-    cr_assert_eq(dv->ops->mem_alloc(dv->impl, n, &mem, &ptr), 0, "%s", weir_errmsg());
-    cr_assert_eq(dv->ops->ev_create(dv->impl, &ev), 0, "%s", weir_errmsg());
     unsigned char *h = malloc(n);
     fill(h, n, 1);
     const uint64_t sum1 = fnv(h, n);
     fill(h, n, 2);
     const uint64_t sum2 = fnv(h, n);
     fill(h, n, 1);
-    cr_assert_eq(dv->ops->copy(dv->impl, ptr, h, n, WEIR__COPY_H2D), 0);
-    cr_assert_eq(dv->ops->ev_record(dv->impl, ev), 0);
-    weir__dev_ipc hm, he;
-    cr_assert_eq(dv->ops->mem_export(dv->impl, mem, &hm), 0, "%s", weir_errmsg());
-    cr_assert_eq(dv->ops->ev_export(dv->impl, ev, &he), 0, "%s", weir_errmsg());
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
@@ -566,6 +556,18 @@ Test(tensor, sim_ipc_across_processes)
             _exit(18);
         _exit(0);
     }
+    /* The parent opens its device after the fork: a process forked from one
+     * that had initialised the device cannot use it (as with CUDA). */
+    weir__device *dv;
+    cr_assert_eq(weir__device_open(WEIR_TENSOR_DEVICE_SIM, 0, "ipc", &dv), 0, "%s", weir_errmsg());
+    void *mem, *ptr, *ev;
+    cr_assert_eq(dv->ops->mem_alloc(dv->impl, n, &mem, &ptr), 0, "%s", weir_errmsg());
+    cr_assert_eq(dv->ops->ev_create(dv->impl, &ev), 0, "%s", weir_errmsg());
+    cr_assert_eq(dv->ops->copy(dv->impl, ptr, h, n, WEIR__COPY_H2D), 0);
+    cr_assert_eq(dv->ops->ev_record(dv->impl, ev), 0);
+    weir__dev_ipc hm, he;
+    cr_assert_eq(dv->ops->mem_export(dv->impl, mem, &hm), 0, "%s", weir_errmsg());
+    cr_assert_eq(dv->ops->ev_export(dv->impl, ev, &he), 0, "%s", weir_errmsg());
     close(sv[1]);
     cr_assert_eq(weir__dev_ipc_send(sv[0], &hm), 0, "%s", weir_errmsg());
     cr_assert_eq(weir__dev_ipc_send(sv[0], &he), 0, "%s", weir_errmsg());
@@ -1081,7 +1083,7 @@ static int m_down(weir_call *c, void *p)
 
 static struct devst st_up, st_b, st_c;
 
-static weir_dag *sim_graph(weir_graph *g, int iso, int diamond, int64_t kill_at)
+static void sim_build(weir_graph *g, int iso, int diamond, int64_t kill_at)
 {
     st_up = (struct devst){.kill_at = -1};
     st_b = (struct devst){.kill_at = kill_at, .add = 3};
@@ -1114,6 +1116,11 @@ static weir_dag *sim_graph(weir_graph *g, int iso, int diamond, int64_t kill_at)
         cr_assert_eq(weir_node_tensor_spec(out, &s), 0);
     }
     cr_assert_eq(weir_output(g, &out, 1), 0);
+}
+
+static weir_dag *sim_graph(weir_graph *g, int iso, int diamond, int64_t kill_at)
+{
+    sim_build(g, iso, diamond, kill_at);
     /* A thread per actor: the exact import counts below are per actor (fused actors
      * share their worker's imports). */
     weir_compile_opts co = {.threads = WEIR_THREADS_PER_ACTOR};
@@ -1128,6 +1135,9 @@ static void sim_run(int iso, int diamond, uint64_t n)
     weir_graph *g = weir_graph_new("tsim");
     weir_dag *d = sim_graph(g, iso, diamond, -1);
     run_check(d, n, diamond ? want_diamond : want_chain);
+    /* Process actors: the pool was made by the holder process, and this one
+     * never opened the device (a process forked from it could not). */
+    cr_assert_eq(weir__device_sim_ops.used_here(), iso == WEIR_THREAD);
     cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
     weir_graph_free(g);
     cr_assert_eq(open_fds(), fds0, "every pool buffer, event and handle closed");
@@ -1293,9 +1303,14 @@ static void dev_args_outputs(int iso, uint64_t n)
     cr_assert_eq(dk.copies[WEIR__COPY_H2D] + dk.copies[WEIR__COPY_D2H], 0);
     cr_assert_eq(dk.copy_bytes, n * TBYTES);
     cr_assert_eq(dk.ev_records, n);
-    cr_assert_eq(dk.allocs, 2 * (uint64_t)WEIR_DEFAULT_MAX_INFLIGHT, "two pools of depth buffers");
-    cr_assert_eq(dk.frees, dk.allocs);
-    cr_assert_eq(dk.ev_destroys, dk.ev_creates);
+    const uint64_t D = WEIR_DEFAULT_MAX_INFLIGHT;
+    cr_assert_eq(dk.allocs, 2 * D, "two pools of depth buffers");
+    /* With process actors the holder made the pools and the driver mapped
+     * arg0's (D buffers, D ready and D release events) to write into it. */
+    uint64_t imp = iso == WEIR_PROCESS ? 3 * D : 0;
+    cr_assert_eq(dk.imports, imp);
+    cr_assert_eq(dk.frees, dk.allocs + imp / 3);
+    cr_assert_eq(dk.ev_destroys, dk.ev_creates + 2 * imp / 3);
     for (int j = 0; j < 2; j++)
         dev->ops->mem_free(dev->impl, mem[j]);
     weir__device_close(dev);
@@ -1489,8 +1504,10 @@ Test(tensor, sim_reader_refuses_lying_record)
 
 Test(tensor, sim_device_arguments_and_outputs)
 {
-    dev_args_outputs(WEIR_THREAD, SANITIZED ? 1000 : 20000);
+    /* Processes first: once this process has used the device (the thread
+     * actors, the caller's buffers) it cannot fork actors that use it. */
     dev_args_outputs(WEIR_PROCESS, SANITIZED ? 1000 : 20000);
+    dev_args_outputs(WEIR_THREAD, SANITIZED ? 1000 : 20000);
 }
 
 Test(tensor, sim_reader_killed_holding_buffer)
@@ -1534,7 +1551,7 @@ Test(tensor, sim_reader_killed_holding_buffer)
 Test(tensor, sim_teardown_in_flight)
 {
     int fds0 = open_fds();
-    for (int iso = 0; iso < 2; iso++) {
+    for (int iso = 1; iso >= 0; iso--) { /* processes first (see sim_device_arguments...) */
         weir_graph *g = weir_graph_new("tdown");
         weir_dag *d = sim_graph(g, iso ? WEIR_PROCESS : WEIR_THREAD, 1, -1);
         float x[ROWS * COLS] = {0};
@@ -1548,6 +1565,65 @@ Test(tensor, sim_teardown_in_flight)
         cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
         weir_graph_free(g);
     }
+    cr_assert_eq(open_fds(), fds0);
+}
+
+/* Like CUDA, the simulated device cannot be used by a process forked from
+ * one that had initialised it. */
+Test(tensor, sim_refuses_a_process_forked_after_use)
+{
+    weir__device *dv;
+    cr_assert_eq(weir__device_sim_ops.used_here(), 0);
+    cr_assert_eq(weir__device_open(SIM, 1, "first", &dv), 0, "%s", weir_errmsg());
+    weir__device_close(dv);
+    cr_assert_eq(weir__device_sim_ops.used_here(), 1, "closing does not undo initialisation");
+    int pp[2];
+    cr_assert_eq(pipe(pp), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(pp[0]);
+        weir__device *cd;
+        int rc = weir__device_open(SIM, 0, "child", &cd);
+        char buf[600];
+        int n = snprintf(buf, sizeof buf, "%d %d %s", rc, weir__device_sim_ops.used_here(),
+                         weir_errmsg());
+        _exit(write(pp[1], buf, (size_t)n) == n ? 0 : 1);
+    }
+    close(pp[1]);
+    char got[600] = {0}, want[600];
+    cr_assert_gt(read(pp[0], got, sizeof got - 1), 0);
+    close(pp[0]);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    snprintf(want, sizeof want,
+             "%d 0 tensor edge 'child': sim: device 0: this process (pid %d) was forked from pid "
+             "%d after that process had initialised the device; a forked process cannot use it "
+             "(as with CUDA)",
+             -ENODEV, (int)pid, (int)getpid());
+    cr_assert_str_eq(got, want);
+}
+
+/* So a dag with process actors on device edges needs a driver that has not
+ * used the device: refused at compile, naming the edge, when it has. */
+Test(tensor, sim_process_actors_refused_after_the_device_was_used)
+{
+    int fds0 = open_fds();
+    weir__device *dv;
+    cr_assert_eq(weir__device_open(SIM, 0, "user", &dv), 0, "%s", weir_errmsg());
+    weir__device_close(dv);
+    weir_graph *g = weir_graph_new("tbusy");
+    sim_build(g, WEIR_PROCESS, 0, -1);
+    weir_dag *d = weir_compile(g, &(weir_compile_opts){.threads = WEIR_THREADS_PER_ACTOR});
+    cr_assert_null(d);
+    cr_assert_eq(weir_errcode(), -EBUSY);
+    cr_assert_str_eq(weir_errmsg(),
+                     "graph 'tbusy': tensor edge 'up.up.out0': this process has used the sim "
+                     "device before weir_compile, and process actors forked from it could not (a "
+                     "forked process cannot use a device its parent initialised): compile dags "
+                     "with process actors and device edges before the program's first device "
+                     "call");
+    weir_graph_free(g);
     cr_assert_eq(open_fds(), fds0);
 }
 
