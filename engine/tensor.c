@@ -21,10 +21,13 @@
  *     returns; the producer's stream waits on every rel[b][*] before it
  *     hands out b again.
  *   - The driver opens the device, allocates each pool and its events and
- *     exports them before any fork; each actor (thread or process) opens the
- *     device itself in its own thread/process and imports the buffers and
- *     events of the edges it touches, once, at start (weir__tensor_actor_start).
- *     A restarted process imports again from the same inherited handles.
+ *     exports them; each actor (thread or process) opens the device itself
+ *     in its own thread/process and imports the buffers and events of the
+ *     edges it touches, once, at start (weir__tensor_actor_start). With
+ *     process actors on this rank the pools are made by a holder process
+ *     instead, forked before them, so the driver has not initialised the
+ *     device when it forks them (see "the holder" below). A restarted
+ *     process imports again from the same inherited handles.
  *   - Device edges across ranks: the pool lives on the writer's rank only,
  *     with release events for the readers there. When the edge has readers
  *     on other ranks, its messages are staged through host memory: the

@@ -177,11 +177,14 @@ static int m_down(weir_call *c, void *p)
     return 0;
 }
 
-static void graph_threads(void)
+/* up -> down over a kDLCUDA edge, thread or process actors. Processes: the
+ * pool is made by weir's holder process and this one never initialises
+ * CUDA (its actors are forked from it). */
+static void graph_run(int iso)
 {
     static struct cst su, sd;
     weir_graph *g = weir_graph_new("gpu");
-    weir_actor_opts o = {.state = &su, .init = c_init, .fini = c_fini};
+    weir_actor_opts o = {.state = &su, .init = c_init, .fini = c_fini, .isolation = iso};
     weir_actor *a = weir_actor_new(g, "up", &o);
     o.state = &sd;
     weir_actor *b = weir_actor_new(g, "down", &o);
@@ -203,7 +206,10 @@ static void graph_threads(void)
     }
     CHECK(weir_dag_free(d) == 0, "free");
     weir_graph_free(g);
-    printf("ok: a kDLCUDA edge between two thread actors, 2000 executions exact\n");
+    if (iso == WEIR_PROCESS)
+        CHECK(!weir__device_cuda_ops()->used_here(), "the driver initialised CUDA");
+    printf("ok: a kDLCUDA edge between two %s actors, 2000 executions exact\n",
+           iso == WEIR_PROCESS ? "process" : "thread");
 }
 
 int main(void)
@@ -225,7 +231,8 @@ int main(void)
         return 1;
     if (WEXITSTATUS(st) == 77)
         return 77;
+    graph_run(WEIR_PROCESS); /* first: before this process initialises CUDA */
     two_processes();
-    graph_threads();
+    graph_run(WEIR_THREAD);
     return 0;
 }

@@ -11,6 +11,17 @@
  * without the library or the device: weir_compile fails with -ENODEV and
  * "graph 'g': tensor edge 'E': cuda: ..."); WEIR_TENSOR_DEVICE_SIM in tests.
  *
+ * Device edges and process actors: a process forked from one that had
+ * initialised CUDA cannot use CUDA, and process actors are forked from the
+ * process that calls weir_compile. So a dag with process actors and device
+ * edges has its pools made by a small holder process that weir_compile
+ * forks first, and the driver does not touch the device before the actors
+ * are forked. Compile such dags before the program's first device call (a
+ * program that already used the device gets -EBUSY from weir_compile,
+ * naming the edge). A process actor restarted after the driver used the
+ * device (a device argument, a thread actor on a device edge) cannot open
+ * it and fails to start with CUDA's reason.
+ *
  * A tensor edge carries the tensor's metadata in its ring slot (a fixed
  * record, see channels/tensor.h) and its data either in the same slot
  * (kDLCPU: 64-byte aligned, zero-copy) or in a device buffer of the edge's
