@@ -157,6 +157,7 @@ struct stream {
     pthread_mutex_t ack_mu;
     int starved;         /* under mu: fewer than step credits left */
     int ended;           /* atomic: CLOSE received, or the stream failed; ch closed */
+    int refused;         /* atomic: this end failed it and sent REFUSE (said again after a cut) */
 };
 
 struct weir__conn {
@@ -412,6 +413,8 @@ static void send_refuse_locked(weir__conn *cn, weir__tp_pipe *p, uint32_t stream
         struct iovec iov[2] = {{h, sizeof h}, {buf, (size_t)n}};
         if (cn->tp->send(p, iov, 2, timeout_ms) == 0)
             weir__fetch_add(&cn->frames, 1);
+        else
+            cn->tp->close(p); /* a prefix may have gone: the byte stream is broken */
     }
 }
 
@@ -1293,7 +1296,13 @@ static void *tx_main(void *arg)
                     continue;
                 }
                 uint64_t limit = weir__load_acquire(&s->limit);
-                if (weir__load_relaxed(&s->sent) >= limit) {
+                /* A CLOSE takes no credit: a stream whose channel closed with
+                 * everything sent closes now. (After a cut, a receiver that had
+                 * already ended the stream grants it nothing and waits for the
+                 * CLOSE again, to acknowledge it.) */
+                int close_only = weir__load_relaxed(&s->sent) >= limit &&
+                                 weir__window_drained(&s->win);
+                if (weir__load_relaxed(&s->sent) >= limit && !close_only) {
                     if (!s->stalled)
                         weir__fetch_add(&s->credit_stalls, 1);
                     s->stalled = 1;
@@ -1306,7 +1315,8 @@ static void *tx_main(void *arg)
                 x->limit = limit;
                 x->nf = 0;
                 x->bytes = 0;
-                x->done = x->closed = x->err = 0;
+                x->done = x->closed = close_only;
+                x->err = 0;
                 x->text[0] = '\0';
                 cand[ncand++] = s;
             }
@@ -1531,6 +1541,8 @@ static int ack_group(weir__conn *cn, struct stream *const *v, unsigned n, int mo
                 k++;
             }
             r = cn->tp->send(cn->pipe, iov, k, cn->timeout_ms);
+            if (r < 0)
+                cn->tp->close(cn->pipe); /* a prefix may have gone: the byte stream is broken */
             if (r == 0) {
                 weir__fetch_add(&cn->frames, k);
                 weir__fetch_add(&cn->batches, 1);
@@ -1801,6 +1813,19 @@ static void listen_judge(weir__conn *cn, weir__tp_pipe *p, const uint8_t *hb, ui
         cn->tp->pipe_free(p);
         return;
     }
+    /* A stream this end refused: its REFUSE may have been lost in a cut, so
+     * it is said again (the sender ends that stream, if it has not yet). p
+     * is not published: no other sender. */
+    for (unsigned i = 0; i < cn->nstreams; i++) {
+        struct stream *s = &cn->st[i];
+        if (!weir__load_acquire(&s->refused))
+            continue;
+        char text[MSG_LEN];
+        pthread_mutex_lock(&cn->mu);
+        snprintf(text, sizeof text, "%s", s->err);
+        pthread_mutex_unlock(&cn->mu);
+        send_refuse_locked(cn, p, s->id, text, cn->timeout_ms);
+    }
     if (publish_pipe(cn, p, peer, listen_rx) < 0)
         cn->tp->pipe_free(p);
     return;
@@ -1847,8 +1872,11 @@ static int skip_bytes(weir__conn *cn, weir__tp_pipe *p, size_t len)
  * and tell the sender (REFUSE on the stream). */
 static void recv_stream_fail(struct stream *s, weir__tp_pipe *p, int code, const char *text)
 {
+    if (code == -EPIPE)
+        code = -ECONNABORTED; /* w was closed under it: -EPIPE is a clean end only */
     weir__store_release(&s->ended, 1);
     stream_end(s, code, text);
+    weir__store_release(&s->refused, 1);
     weir_chan_write_error(s->ch, text, 0);
     weir_chan_close(s->ch);
     pthread_mutex_lock(&s->cn->send_mu);

@@ -171,6 +171,14 @@ int weir__window_ready(struct weir__window *w)
     return w->next < w->avail || weir__load_acquire(&w->ctl->closed) || !alive(w);
 }
 
+int weir__window_drained(struct weir__window *w)
+{
+    if (w->next < weir__load_acquire(&w->ctl->write_seq) || !weir__load_acquire(&w->ctl->closed))
+        return 0;
+    /* closed is stored after the last commit: reload to be exact. */
+    return w->next >= weir__load_acquire(&w->ctl->write_seq);
+}
+
 int weir__window_poll(struct weir__window *w, weir_chan_msg *m)
 {
     if (w->next >= w->avail) {

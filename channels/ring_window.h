@@ -67,6 +67,10 @@ int weir__window_poll(struct weir__window *w, weir_chan_msg *m);
  * Takes nothing: a waiter's check from the taker's thread. */
 int weir__window_ready(struct weir__window *w);
 
+/* Has the channel been closed with every message taken (poll would say
+ * -EPIPE)? Takes nothing: the taker's thread. */
+int weir__window_drained(struct weir__window *w);
+
 /* Move the taker back to seq (released <= seq <= next): next() returns
  * message seq again (a link resending after a reconnect). 0 or -EINVAL. */
 int weir__window_rewind(struct weir__window *w, uint64_t seq);

@@ -21,7 +21,8 @@
 struct proxy {
     int lfd;
     uint16_t port, target;
-    int mode;     /* 0 forward, 1 black hole (accept, forward nothing) */
+    int mode;     /* 0 forward, 1 black hole (accept, forward nothing), 2 forward only
+                     what the dialer sends (drop the listener's answers) */
     int cut;      /* set: reset the current connection pair */
     int stop;
     int accepted; /* connections accepted */
@@ -82,7 +83,8 @@ static void *proxy_thr(void *arg)
                 a = b = -1;
                 break;
             }
-            if (__atomic_load_n(&px->mode, __ATOMIC_ACQUIRE) == 0 && t_write_full(to, buf, (size_t)k) < 0) {
+            int mode = __atomic_load_n(&px->mode, __ATOMIC_ACQUIRE);
+            if ((mode == 0 || (mode == 2 && i == 1)) && t_write_full(to, buf, (size_t)k) < 0) {
                 close(a);
                 close(b);
                 a = b = -1;

@@ -714,6 +714,106 @@ BOTH(resume_after_reset_every_stream_whole, 120)
     pair_free(&p);
 }
 
+/* A stream the receiver ended (every message and the CLOSE arrived) whose
+ * last ACK was lost in a cut: after the reconnect the receiver grants it
+ * nothing, and the sender closes it again without credit (a CLOSE takes
+ * none); the receiver acknowledges that, and the stream ends cleanly at
+ * once, while the connection's other stream goes on. */
+BOTH(ended_stream_ends_after_its_last_ack_was_lost, 60)
+{
+    struct pair p;
+    pair_init(&p, 2, 8, 16); /* stream 1: 8 messages, within its first credits */
+    p.s[1].n = SANITIZED ? 1000 : 4000;
+    weir_link_opts lo = {.transport = g_tp, .timeout_ms = 20000};
+    pair_listen(&p, &lo);
+    struct proxy px;
+    proxy_start(&px, weir__conn_endpoint(p.rx));
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", px.port);
+    pair_dial(&p, ep, &lo);
+    t_sleep_ms(200); /* HELLO and WELCOME through */
+    __atomic_store_n(&px.mode, 2, __ATOMIC_RELEASE); /* the receiver's ACKs are lost */
+    struct side *a = &p.s[0], *b = &p.s[1];
+    pthread_create(&a->rt, NULL, reader_thr, a);
+    pthread_create(&a->wt, NULL, writer_thr, a);
+    cr_assert_eq(wait_stream(p.rx, 1, 5000), -EPIPE, "the receiver ended stream 1: %s",
+                 weir_errmsg());
+    t_sleep_ms(50);
+    cr_assert_eq(weir__conn_stream_status(p.tx, 1), 0, "the sender never heard its last ACK");
+    __atomic_store_n(&px.cut, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&px.mode, 0, __ATOMIC_RELEASE);
+    uint64_t t0 = t_now_ns();
+    cr_assert_eq(wait_stream(p.tx, 1, 5000), -EPIPE, "sender's stream 1: %d",
+                 weir__conn_stream_status(p.tx, 1));
+    cr_assert_lt(t_ms_since(t0), 3000, "it ended within a reconnect, not a timeout");
+    side_check(a);
+    pthread_create(&b->rt, NULL, reader_thr, b);
+    pthread_create(&b->wt, NULL, writer_thr, b);
+    side_check(b);
+    cr_assert_eq(wait_status(p.tx, 5000), -EPIPE, "%s", weir_errmsg());
+    cr_assert_eq(wait_status(p.rx, 5000), -EPIPE, "%s", weir_errmsg());
+    struct weir_link_stats ls;
+    weir__conn_stats(p.tx, &ls);
+    cr_assert_eq(ls.reconnects, 1, "sender reconnects %llu", (unsigned long long)ls.reconnects);
+    struct weir__conn_stream_stats st;
+    weir__conn_stream_stats(p.tx, 1, &st);
+    cr_assert_eq(st.frames, 8 + 2, "8 DATA, nothing resent, and the CLOSE twice: %llu frames",
+                 (unsigned long long)st.frames);
+    weir__conn_stream_stats(p.rx, 1, &st);
+    cr_assert_eq(st.messages, 8);
+    cr_assert_eq(st.frames, 8 + 2, "the receiver got both CLOSEs: %llu frames",
+                 (unsigned long long)st.frames);
+    proxy_stop(&px);
+    pair_free(&p);
+}
+
+/* A stream the receiver refused (its channel w was closed by its user) whose
+ * REFUSE was lost in a cut: the receiver says it again after the WELCOME,
+ * and the sender's stream fails at once with the receiver's reason, while
+ * the other stream goes on. */
+BOTH(refused_stream_fails_after_its_refuse_was_lost, 60)
+{
+    struct pair p;
+    pair_init(&p, 2, 8, 16);
+    p.s[1].n = SANITIZED ? 1000 : 4000;
+    weir_link_opts lo = {.transport = g_tp, .timeout_ms = 20000};
+    pair_listen(&p, &lo);
+    struct proxy px;
+    proxy_start(&px, weir__conn_endpoint(p.rx));
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", px.port);
+    pair_dial(&p, ep, &lo);
+    t_sleep_ms(200);
+    __atomic_store_n(&px.mode, 2, __ATOMIC_RELEASE); /* the receiver's answers are lost */
+    struct side *a = &p.s[0], *b = &p.s[1];
+    weir_chan_close(a->w); /* stream 1 cannot be delivered: the receiver refuses it */
+    pthread_create(&a->wt, NULL, writer_thr, a);
+    pthread_join(a->wt, NULL);
+    cr_assert_eq(a->wf.text[0], 0, "%s", a->wf.text);
+    int st1 = wait_stream(p.rx, 1, 5000);
+    cr_assert_eq(st1, -ECONNABORTED, "the receiver failed stream 1 (w closed under it): %d", st1);
+    t_sleep_ms(50);
+    cr_assert_eq(weir__conn_stream_status(p.tx, 1), 0, "the sender never heard the REFUSE");
+    __atomic_store_n(&px.cut, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&px.mode, 0, __ATOMIC_RELEASE);
+    uint64_t t0 = t_now_ns();
+    cr_assert_eq(wait_stream(p.tx, 1, 5000), -ECONNABORTED, "sender's stream 1: %d",
+                 weir__conn_stream_status(p.tx, 1));
+    cr_assert_lt(t_ms_since(t0), 3000, "it failed within a reconnect, not a timeout");
+    struct weir__conn_stream_stats st;
+    weir__conn_stream_stats(p.tx, 1, &st);
+    cr_assert_eq(st.status, -ECONNABORTED);
+    pthread_create(&b->rt, NULL, reader_thr, b);
+    pthread_create(&b->wt, NULL, writer_thr, b);
+    side_check(b);
+    cr_assert_eq(wait_stream(p.tx, 2, 5000), -EPIPE, "stream 2 ended cleanly");
+    struct weir_link_stats ls;
+    weir__conn_stats(p.tx, &ls);
+    cr_assert_eq(ls.reconnects, 1, "sender reconnects %llu", (unsigned long long)ls.reconnects);
+    proxy_stop(&px);
+    pair_free(&p);
+}
+
 /* ---- a port shared by several listeners (weir__conn_port) ------------------------ */
 
 /* Three senders, each with its own streams, into one port: one listening
