@@ -866,16 +866,23 @@ static const char *impl_notes(int impl, int pingpong)
 
 /*
  * Depth of the weir rings c and w: bench_depth_for's (4096 slots at 64 B,
- * 16 at 64 KiB, 4 at 1 MiB), but 1024 from 65 B to 4 KiB, as many messages
+ * 16 at 64 KiB), but 1024 from 65 B to 4 KiB, as many messages
  * as the ZeroMQ baseline buffers on each side (HWM 1000). A link keeps
  * every message in c until the receiver acknowledges it, so the depth is
  * its window: with 16 slots a 4 KiB stream is bound by the ack round trip
- * (weir-uring 123 k msgs/s at 16, 612 k at 1024; zmq 165 k). At 64 KiB and
- * up more slots gain nothing (34 k msgs/s at 16 and at 64, 28 k at 256).
+ * (weir-uring 123 k msgs/s at 16, 612 k at 1024; zmq 165 k). At 64 KiB
+ * more slots gain nothing (34 k msgs/s at 16 and at 64, 28 k at 256; three
+ * paired --quick runs later, veth / zmq: 1.80 1.89 1.92 at 16, 1.74 1.99
+ * 1.45 at 64). At 1 MiB 4 slots (4 MiB in flight) bind the stream to the
+ * ack round trip: 16 slots, still a quarter of ZeroMQ's HWM of 64 (three
+ * paired --quick runs, weir-uring / tcp-block: lo 0.67 0.69 0.86 at 4,
+ * 1.51 0.73 0.91 at 16; veth 0.92 0.86 0.85 at 4, 1.10 1.05 1.20 at 16).
  */
 static unsigned net_depth(size_t n)
 {
     if (bench_opts.depth) return bench_opts.depth;
+    if (n >= 1048576)
+        return 16;
     return n > 64 && n <= 4096 ? 1024 : bench_depth_for(n);
 }
 
