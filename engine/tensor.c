@@ -61,6 +61,9 @@
 #include <string.h>
 #include <poll.h>
 #include <signal.h>
+#if defined(__x86_64__) && defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -1187,6 +1190,38 @@ int weir__tensor_arg_len(struct weir_dag *d, unsigned chan, const weir_buf *b, s
     return 0;
 }
 
+/*
+ * A CPU tensor argument into its slot (64-byte aligned). Large ones with
+ * non-temporal stores: the slot is read next by an actor, on another CPU,
+ * not by this thread, and a cached store would first read every line of it
+ * from memory (read-for-ownership): a third of the traffic of the copy.
+ */
+#define NT_MIN (1u << 20)
+static void big_copy(void *dst, const void *src, size_t n)
+{
+#if defined(__x86_64__) && defined(__SSE2__)
+    if (n >= NT_MIN && ((uintptr_t)dst & 63) == 0) {
+        char *d = dst;
+        const char *s = src;
+        size_t body = n & ~(size_t)63;
+        for (size_t i = 0; i < body; i += 64) {
+            __m128i a = _mm_loadu_si128((const __m128i *)(s + i));
+            __m128i b = _mm_loadu_si128((const __m128i *)(s + i + 16));
+            __m128i c = _mm_loadu_si128((const __m128i *)(s + i + 32));
+            __m128i e = _mm_loadu_si128((const __m128i *)(s + i + 48));
+            _mm_stream_si128((__m128i *)(d + i), a);
+            _mm_stream_si128((__m128i *)(d + i + 16), b);
+            _mm_stream_si128((__m128i *)(d + i + 32), c);
+            _mm_stream_si128((__m128i *)(d + i + 48), e);
+        }
+        _mm_sfence(); /* the stores are visible before the commit that publishes them */
+        memcpy(d + body, s + body, n - body);
+        return;
+    }
+#endif
+    memcpy(dst, src, n);
+}
+
 /* A device argument into buffer exec % depth of the driver's pool (its slot
  * is reserved: every reader released the buffer's last message), and its
  * record (with the host copy when staged) into dst. */
@@ -1247,7 +1282,7 @@ int weir__tensor_arg_write(struct weir_dag *d, unsigned chan, const weir_buf *b,
         return 0;
     size_t span = total - (size_t)((char *)data - (char *)dst);
     if (span)
-        memcpy(data, t->data, span);
+        big_copy(data, t->data, span);
     *len = total;
     return 1;
 }

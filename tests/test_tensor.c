@@ -1627,6 +1627,57 @@ Test(tensor, sim_process_actors_refused_after_the_device_was_used)
     cr_assert_eq(open_fds(), fds0);
 }
 
+/* A large CPU argument (copied into its slot with non-temporal stores past
+ * 1 MiB, engine/tensor.c big_copy): every byte, the unaligned tail too. */
+static int m_hash(weir_call *c, void *st)
+{
+    (void)st;
+    DLTensor t;
+    if (weir_call_in_tensor(c, 0, &t) < 0)
+        return weir_call_fail(c, "%s", weir_errmsg());
+    if (((uintptr_t)t.data & 63) != 0)
+        return weir_call_fail(c, "data at %p is not 64-byte aligned", t.data);
+    uint64_t *o = weir_call_out(c, 0, sizeof *o);
+    *o = fnv((const char *)t.data + t.byte_offset, (size_t)t.shape[0]);
+    return 0;
+}
+
+Test(tensor, large_cpu_argument_every_byte)
+{
+    const size_t sizes[] = {(1u << 20) - 1, 1u << 20, (3u << 20) + 17};
+    weir_graph *g = weir_graph_new("tbig");
+    weir_actor *a = weir_actor_new(g, "a", &(weir_actor_opts){0});
+    weir_node *in = weir_input(g, 0);
+    cr_assert_eq(weir_node_tensor(in, kDLCPU, 0), 0, "%s", weir_errmsg());
+    weir_node *h = weir_bind(a, "hash", m_hash, &in, 1, 1);
+    cr_assert_eq(weir_output(g, &h, 1), 0);
+    weir_dag *d = weir_compile(g, NULL);
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    unsigned char *buf = malloc(sizes[2] + 1);
+    for (unsigned k = 0; k < 6; k++) {
+        size_t n = sizes[k % 3];
+        unsigned char *src = buf + (k & 1); /* the source need not be aligned */
+        fill(src, n, k);
+        int64_t shape[1] = {(int64_t)n};
+        DLTensor t;
+        memset(&t, 0, sizeof t);
+        t.data = src;
+        t.device.device_type = kDLCPU;
+        t.ndim = 1;
+        t.shape = shape;
+        t.dtype = (DLDataType){kDLUInt, 8, 1};
+        weir_buf arg = weir_tensor_arg(&t);
+        weir_result *r;
+        cr_assert_eq(weir_execute(d, &arg, 1, &r, 10000), 0, "%s", weir_errmsg());
+        cr_assert_eq(*(const uint64_t *)weir_result_data(r, 0, NULL), fnv(src, n),
+                     "%zu bytes, execution %u", n, k);
+        weir_result_free(r);
+    }
+    free(buf);
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+}
+
 /* ---- bad input: each a clear error naming the edge; the graph goes on -------- */
 
 /* The producer's output for execution e: e % 8 picks what is wrong with it. */
