@@ -533,8 +533,11 @@ static void holder_main(struct weir_dag *d, int sock)
     }
     /* Keep the pools until the driver closes its end (or dies: PDEATHSIG). */
     char c;
-    while (ok && (recv(sock, &c, 1, 0) > 0 || errno == EINTR))
-        ;
+    while (ok) {
+        ssize_t k = recv(sock, &c, 1, 0);
+        if (k == 0 || (k < 0 && errno != EINTR))
+            break;
+    }
     weir__dev_counters acc;
     memset(&acc, 0, sizeof acc);
     for (unsigned i = 0; mine && i < T->nedges; i++)

@@ -328,6 +328,50 @@ fail:
     weir__device_close(dev);
 }
 
+/* up -> down over a device edge of `bytes` (a thread or process actor each,
+ * states st0 and st1), up's output to down, down's to the driver. */
+static weir_dag *dev_chain(weir_graph *g, void *st0, void *st1, int (*init)(void *),
+                           void (*fini)(void *), int iso, weir_method_fn up, weir_method_fn down,
+                           int dev, size_t bytes)
+{
+    weir_actor_opts o = {.state = st0, .init = init, .fini = fini, .isolation = iso};
+    weir_actor *a = weir_actor_new(g, "up", &o);
+    o.state = st1;
+    weir_actor *b = weir_actor_new(g, "down", &o);
+    weir_node *in = weir_input(g, 0);
+    weir_node *y = weir_bind(a, "up", up, &in, 1, 1);
+    weir_node_tensor(y, (DLDeviceType)dev, bytes);
+    weir_node *z = weir_bind(b, "down", down, &y, 1, 1);
+    weir_output(g, &z, 1);
+    return weir_compile(g, &(weir_compile_opts){.threads = WEIR_THREADS_PER_ACTOR});
+}
+
+/* Execute d with arguments 0, 1, ... for the budget (at least min_n times);
+ * result n must be n * mul. 0 and the count and span, or -1 (weir_errmsg). */
+static int dev_run(weir_dag *d, uint64_t min_n, uint64_t mul, uint64_t *n_out, uint64_t *span)
+{
+    uint64_t n = 0, t0 = bench_now_ns();
+    while (n < min_n || bench_now_ns() - t0 < bench_opts.budget_ns) {
+        uint64_t v = n;
+        weir_buf arg = {&v, sizeof v};
+        weir_result *r;
+        if (weir_execute(d, &arg, 1, &r, bench_opts.timeout_ms) < 0)
+            return -1;
+        uint64_t got = *(const uint64_t *)weir_result_data(r, 0, NULL);
+        weir_result_free(r);
+        if (got != n * mul) {
+            weir__seterr(-EBADMSG, "execution %llu: result %llu, expected %llu",
+                         (unsigned long long)n, (unsigned long long)got,
+                         (unsigned long long)(n * mul));
+            return -1;
+        }
+        n++;
+    }
+    *n_out = n;
+    *span = bench_now_ns() - t0;
+    return 0;
+}
+
 /* The chain up -> down over a simulated-device edge, thread or process
  * actors. The actors' states live in shared memory, so a process actor's
  * counters (written at fini, in the child) reach the bench; weir's own
@@ -349,36 +393,11 @@ static void run_sim(int proc)
     }
     memset(st, 0, 2 * sizeof *st);
     g = weir_graph_new("tsim");
-    weir_actor_opts o = {.state = &st[0], .init = sim_init, .fini = sim_fini,
-                         .isolation = proc ? WEIR_PROCESS : WEIR_THREAD};
-    weir_actor *a = weir_actor_new(g, "up", &o);
-    o.state = &st[1];
-    weir_actor *b = weir_actor_new(g, "down", &o);
-    weir_node *in = weir_input(g, 0);
-    weir_node *y = weir_bind(a, "up", m_up, &in, 1, 1);
-    weir_node_tensor(y, WEIR_TENSOR_DEVICE_SIM, SIM_BYTES);
-    weir_node *z = weir_bind(b, "down", m_down, &y, 1, 1);
-    weir_output(g, &z, 1);
-    weir_compile_opts co = {.threads = WEIR_THREADS_PER_ACTOR};
-    d = weir_compile(g, &co);
-    uint64_t n = 0, t0 = bench_now_ns();
-    if (!d)
+    d = dev_chain(g, &st[0], &st[1], sim_init, sim_fini, proc ? WEIR_PROCESS : WEIR_THREAD, m_up,
+                  m_down, WEIR_TENSOR_DEVICE_SIM, SIM_BYTES);
+    uint64_t n, span;
+    if (!d || dev_run(d, 100, SIM_BYTES / 8, &n, &span) < 0)
         goto fail;
-    while (n < 100 || bench_now_ns() - t0 < bench_opts.budget_ns) {
-        uint64_t v = n;
-        weir_buf arg = {&v, sizeof v};
-        weir_result *r;
-        if (weir_execute(d, &arg, 1, &r, bench_opts.timeout_ms) < 0)
-            goto fail;
-        uint64_t got = *(const uint64_t *)weir_result_data(r, 0, NULL);
-        weir_result_free(r);
-        if (got != n * (SIM_BYTES / 8)) {
-            weir__seterr(-EBADMSG, "execution %llu: wrong sum", (unsigned long long)n);
-            goto fail;
-        }
-        n++;
-    }
-    uint64_t span = bench_now_ns() - t0;
     if (weir_dag_free(d) < 0) {
         d = NULL;
         goto fail;
@@ -508,7 +527,7 @@ static void run_d2d(int type)
                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     weir_graph *g = NULL;
     weir_dag *d = NULL;
-    uint64_t n = 0, t0;
+    uint64_t n, span;
     if (st == MAP_FAILED) {
         st = NULL;
         weir__seterr(-ENOMEM, "mmap of the actors' states: %s", strerror(errno));
@@ -517,36 +536,10 @@ static void run_d2d(int type)
     memset(st, 0, 2 * sizeof *st);
     st[0].type = st[1].type = type;
     g = weir_graph_new("td2d");
-    weir_actor_opts o = {.state = &st[0], .init = d2d_init, .fini = d2d_fini,
-                         .isolation = WEIR_PROCESS};
-    weir_actor *a = weir_actor_new(g, "up", &o);
-    o.state = &st[1];
-    weir_actor *b = weir_actor_new(g, "down", &o);
-    weir_node *in = weir_input(g, 0);
-    weir_node *y = weir_bind(a, "up", m_d2d_up, &in, 1, 1);
-    weir_node_tensor(y, (DLDeviceType)type, D2D_BYTES);
-    weir_node *z = weir_bind(b, "down", m_d2d_down, &y, 1, 1);
-    weir_output(g, &z, 1);
-    d = weir_compile(g, &(weir_compile_opts){.threads = WEIR_THREADS_PER_ACTOR});
-    if (!d)
+    d = dev_chain(g, &st[0], &st[1], d2d_init, d2d_fini, WEIR_PROCESS, m_d2d_up, m_d2d_down, type,
+                  D2D_BYTES);
+    if (!d || dev_run(d, 20, 1, &n, &span) < 0)
         goto fail;
-    t0 = bench_now_ns();
-    while (n < 20 || bench_now_ns() - t0 < bench_opts.budget_ns) {
-        uint64_t v = n;
-        weir_buf arg = {&v, sizeof v};
-        weir_result *r;
-        if (weir_execute(d, &arg, 1, &r, bench_opts.timeout_ms) < 0)
-            goto fail;
-        uint64_t got = *(const uint64_t *)weir_result_data(r, 0, NULL);
-        weir_result_free(r);
-        if (got != n) {
-            weir__seterr(-EBADMSG, "execution %llu: stamp %llu", (unsigned long long)n,
-                         (unsigned long long)got);
-            goto fail;
-        }
-        n++;
-    }
-    uint64_t span = bench_now_ns() - t0;
     if (weir_dag_free(d) < 0) {
         d = NULL;
         goto fail;

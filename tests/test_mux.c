@@ -714,6 +714,23 @@ BOTH(resume_after_reset_every_stream_whole, 120)
     pair_free(&p);
 }
 
+/* Two streams through a proxy (stream 1: 8 messages, within its first
+ * credits; stream 2: more), connected, then the receiver's answers lost
+ * (proxy mode 2) until the test cuts the connection. */
+static void lost_answers_pair(struct pair *p, struct proxy *px)
+{
+    pair_init(p, 2, 8, 16);
+    p->s[1].n = SANITIZED ? 1000 : 4000;
+    weir_link_opts lo = {.transport = g_tp, .timeout_ms = 20000};
+    pair_listen(p, &lo);
+    proxy_start(px, weir__conn_endpoint(p->rx));
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", px->port);
+    pair_dial(p, ep, &lo);
+    t_sleep_ms(200); /* HELLO and WELCOME through */
+    __atomic_store_n(&px->mode, 2, __ATOMIC_RELEASE);
+}
+
 /* A stream the receiver ended (every message and the CLOSE arrived) whose
  * last ACK was lost in a cut: after the reconnect the receiver grants it
  * nothing, and the sender closes it again without credit (a CLOSE takes
@@ -722,17 +739,8 @@ BOTH(resume_after_reset_every_stream_whole, 120)
 BOTH(ended_stream_ends_after_its_last_ack_was_lost, 60)
 {
     struct pair p;
-    pair_init(&p, 2, 8, 16); /* stream 1: 8 messages, within its first credits */
-    p.s[1].n = SANITIZED ? 1000 : 4000;
-    weir_link_opts lo = {.transport = g_tp, .timeout_ms = 20000};
-    pair_listen(&p, &lo);
     struct proxy px;
-    proxy_start(&px, weir__conn_endpoint(p.rx));
-    char ep[64];
-    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", px.port);
-    pair_dial(&p, ep, &lo);
-    t_sleep_ms(200); /* HELLO and WELCOME through */
-    __atomic_store_n(&px.mode, 2, __ATOMIC_RELEASE); /* the receiver's ACKs are lost */
+    lost_answers_pair(&p, &px);
     struct side *a = &p.s[0], *b = &p.s[1];
     pthread_create(&a->rt, NULL, reader_thr, a);
     pthread_create(&a->wt, NULL, writer_thr, a);
@@ -774,17 +782,8 @@ BOTH(ended_stream_ends_after_its_last_ack_was_lost, 60)
 BOTH(refused_stream_fails_after_its_refuse_was_lost, 60)
 {
     struct pair p;
-    pair_init(&p, 2, 8, 16);
-    p.s[1].n = SANITIZED ? 1000 : 4000;
-    weir_link_opts lo = {.transport = g_tp, .timeout_ms = 20000};
-    pair_listen(&p, &lo);
     struct proxy px;
-    proxy_start(&px, weir__conn_endpoint(p.rx));
-    char ep[64];
-    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", px.port);
-    pair_dial(&p, ep, &lo);
-    t_sleep_ms(200);
-    __atomic_store_n(&px.mode, 2, __ATOMIC_RELEASE); /* the receiver's answers are lost */
+    lost_answers_pair(&p, &px);
     struct side *a = &p.s[0], *b = &p.s[1];
     weir_chan_close(a->w); /* stream 1 cannot be delivered: the receiver refuses it */
     pthread_create(&a->wt, NULL, writer_thr, a);
