@@ -1300,9 +1300,9 @@ static void *tx_main(void *arg)
                  * everything sent closes now. (After a cut, a receiver that had
                  * already ended the stream grants it nothing and waits for the
                  * CLOSE again, to acknowledge it.) */
-                int close_only = weir__load_relaxed(&s->sent) >= limit &&
-                                 weir__window_drained(&s->win);
-                if (weir__load_relaxed(&s->sent) >= limit && !close_only) {
+                int at_limit = weir__load_relaxed(&s->sent) >= limit;
+                int close_only = at_limit && weir__window_drained(&s->win);
+                if (at_limit && !close_only) {
                     if (!s->stalled)
                         weir__fetch_add(&s->credit_stalls, 1);
                     s->stalled = 1;

@@ -238,6 +238,20 @@ static void pool_free(struct tpool *p, weir__dev_counters *acc)
     free(p);
 }
 
+/* A pool's handles in one order (the holder sends them in it, the driver
+ * receives them in it): per buffer its memory, its ready event, then its
+ * release events. */
+static unsigned pool_nhandles(const struct tpool *P)
+{
+    return P->nbuf * (2 + P->nrd);
+}
+
+static weir__dev_ipc *pool_handle(const struct tpool *P, unsigned k)
+{
+    unsigned b = k / (2 + P->nrd), j = k % (2 + P->nrd);
+    return j == 0 ? &P->h_mem[b] : j == 1 ? &P->h_ready[b] : &P->h_rel[b * P->nrd + j - 2];
+}
+
 static weir__dev_ipc *handles(unsigned n)
 {
     weir__dev_ipc *h = calloc(n ? n : 1, sizeof *h);
@@ -522,15 +536,9 @@ static void holder_main(struct weir_dag *d, int sock)
     if (st.rc < 0)
         snprintf(st.why, sizeof st.why, "%s", weir_errmsg());
     int ok = send(sock, &st, sizeof st, MSG_NOSIGNAL) == (ssize_t)sizeof st && st.rc == 0;
-    for (unsigned i = 0; ok && i < T->nedges; i++) {
-        const struct tpool *P = mine[i];
-        for (unsigned b = 0; P && ok && b < P->nbuf; b++) {
-            ok = weir__dev_ipc_send(sock, &P->h_mem[b]) == 0 &&
-                 weir__dev_ipc_send(sock, &P->h_ready[b]) == 0;
-            for (unsigned q = 0; ok && q < P->nrd; q++)
-                ok = weir__dev_ipc_send(sock, &P->h_rel[b * P->nrd + q]) == 0;
-        }
-    }
+    for (unsigned i = 0; ok && i < T->nedges; i++)
+        for (unsigned k = 0; mine[i] && ok && k < pool_nhandles(mine[i]); k++)
+            ok = weir__dev_ipc_send(sock, pool_handle(mine[i], k)) == 0;
     /* Keep the pools until the driver closes its end (or dies: PDEATHSIG). */
     char c;
     while (ok) {
@@ -633,13 +641,9 @@ static int holder_start(struct weir_dag *d)
     if (st.rc < 0)
         return weir__seterr(st.rc, "%s", st.why);
     for (unsigned i = 0; i < T->nedges; i++) {
-        struct tpool *P = T->edges[i].pool;
-        for (unsigned b = 0; P && b < P->nbuf; b++) {
-            int rc = weir__dev_ipc_recv(sv[0], &P->h_mem[b], tmo);
-            if (rc == 0)
-                rc = weir__dev_ipc_recv(sv[0], &P->h_ready[b], tmo);
-            for (unsigned q = 0; rc == 0 && q < P->nrd; q++)
-                rc = weir__dev_ipc_recv(sv[0], &P->h_rel[b * P->nrd + q], tmo);
+        const struct tpool *P = T->edges[i].pool;
+        for (unsigned k = 0; P && k < pool_nhandles(P); k++) {
+            int rc = weir__dev_ipc_recv(sv[0], pool_handle(P, k), tmo);
             if (rc < 0) {
                 char why[512];
                 snprintf(why, sizeof why, "%s", weir_errmsg());
@@ -661,34 +665,36 @@ void weir__tensor_forget(struct weir_dag *d, int other)
         close(T->hold_sock);
     T->hold_sock = -1;
     T->holder = 0; /* not this process's child */
-    for (unsigned i = 0; other && i < T->nedges; i++) {
-        struct tpool *P = T->edges[i].pool;
-        for (unsigned b = 0; P && b < P->nbuf; b++) {
-            weir__dev_ipc_close(&P->h_mem[b]);
-            weir__dev_ipc_close(&P->h_ready[b]);
-            for (unsigned q = 0; q < P->nrd; q++)
-                weir__dev_ipc_close(&P->h_rel[b * P->nrd + q]);
-        }
+    for (unsigned i = 0; other && i < T->nedges; i++)
+        for (unsigned k = 0; T->edges[i].pool && k < pool_nhandles(T->edges[i].pool); k++)
+            weir__dev_ipc_close(pool_handle(T->edges[i].pool, k));
+}
+
+/* Import pool P's buffers and ready events into dev, and its release
+ * events: every reader's (rd < 0: a writer waits on them all) or reader
+ * rd's only (it records its own). Into arrays of P's sizes. */
+static int pool_import(const struct tpool *P, weir__device *dev, int rd, void **mem, void **ptr,
+                       void **ready, void **rel)
+{
+    const weir__device_ops *o = dev->ops;
+    int rc;
+    for (unsigned b = 0; b < P->nbuf; b++) {
+        if ((rc = o->mem_import(dev->impl, &P->h_mem[b], &mem[b], &ptr[b])) < 0 ||
+            (rc = o->ev_import(dev->impl, &P->h_ready[b], &ready[b])) < 0)
+            return rc;
+        for (unsigned q = 0; q < P->nrd; q++)
+            if ((rd < 0 || (int)q == rd) &&
+                (rc = o->ev_import(dev->impl, &P->h_rel[b * P->nrd + q], &rel[b * P->nrd + q])) < 0)
+                return rc;
     }
+    return 0;
 }
 
 /* The driver's own mapping of a held pool (to write device arguments). */
 static int pool_attach(const struct tedge *e, struct tpool *P)
 {
     int rc = weir__device_open(e->spec.device, e->spec.device_id, e->name, &P->dev);
-    if (rc < 0)
-        return rc;
-    const weir__device_ops *o = P->dev->ops;
-    void *dv = P->dev->impl;
-    for (unsigned b = 0; b < P->nbuf; b++) {
-        if ((rc = o->mem_import(dv, &P->h_mem[b], &P->mem[b], &P->ptr[b])) < 0 ||
-            (rc = o->ev_import(dv, &P->h_ready[b], &P->ready[b])) < 0)
-            return rc;
-        for (unsigned q = 0; q < P->nrd; q++)
-            if ((rc = o->ev_import(dv, &P->h_rel[b * P->nrd + q], &P->rel[b * P->nrd + q])) < 0)
-                return rc;
-    }
-    return 0;
+    return rc < 0 ? rc : pool_import(P, P->dev, -1, P->mem, P->ptr, P->ready, P->rel);
 }
 
 int weir__tensor_dag_init(struct weir_dag *d, const weir_graph *g)
@@ -834,18 +840,9 @@ static int act_edge_open(struct actor_rt *a, const struct tedge *e, struct tact_
     t->rel = calloc((size_t)P->nbuf * (P->nrd ? P->nrd : 1), sizeof *t->rel);
     if (!t->mem || !t->ptr || !t->ready || !t->rel)
         return weir__seterr(-ENOMEM, "tensor edge '%s': out of memory", e->name);
-    for (unsigned b = 0; b < P->nbuf; b++) {
-        if ((rc = o->mem_import(dv, &P->h_mem[b], &t->mem[b], &t->ptr[b])) < 0 ||
-            (rc = o->ev_import(dv, &P->h_ready[b], &t->ready[b])) < 0)
-            return rc;
-        /* The writer waits on every reader's release event; a reader
-         * records only its own. */
-        for (unsigned q = 0; q < P->nrd; q++)
-            if ((t->rd < 0 || (int)q == t->rd) &&
-                (rc = o->ev_import(dv, &P->h_rel[b * P->nrd + q], &t->rel[b * P->nrd + q])) < 0)
-                return rc;
-    }
-    return 0;
+    /* The writer waits on every reader's release event; a reader records
+     * only its own. */
+    return pool_import(P, t->dev, t->rd, t->mem, t->ptr, t->ready, t->rel);
 }
 
 /*

@@ -347,29 +347,60 @@ static weir_dag *dev_chain(weir_graph *g, void *st0, void *st1, int (*init)(void
 }
 
 /* Execute d with arguments 0, 1, ... for the budget (at least min_n times);
- * result n must be n * mul. 0 and the count and span, or -1 (weir_errmsg). */
+ * result n must be n * mul. Frees d either way (which publishes the device
+ * counters). 0 and the count and span, or -1 (weir_errmsg). */
 static int dev_run(weir_dag *d, uint64_t min_n, uint64_t mul, uint64_t *n_out, uint64_t *span)
 {
     uint64_t n = 0, t0 = bench_now_ns();
-    while (n < min_n || bench_now_ns() - t0 < bench_opts.budget_ns) {
+    int rc = 0;
+    while (rc == 0 && (n < min_n || bench_now_ns() - t0 < bench_opts.budget_ns)) {
         uint64_t v = n;
         weir_buf arg = {&v, sizeof v};
         weir_result *r;
-        if (weir_execute(d, &arg, 1, &r, bench_opts.timeout_ms) < 0)
-            return -1;
+        if ((rc = weir_execute(d, &arg, 1, &r, bench_opts.timeout_ms)) < 0)
+            break;
         uint64_t got = *(const uint64_t *)weir_result_data(r, 0, NULL);
         weir_result_free(r);
-        if (got != n * mul) {
-            weir__seterr(-EBADMSG, "execution %llu: result %llu, expected %llu",
-                         (unsigned long long)n, (unsigned long long)got,
-                         (unsigned long long)(n * mul));
-            return -1;
-        }
+        if (got != n * mul)
+            rc = weir__seterr(-EBADMSG, "execution %llu: result %llu, expected %llu",
+                              (unsigned long long)n, (unsigned long long)got,
+                              (unsigned long long)(n * mul));
         n++;
     }
-    *n_out = n;
     *span = bench_now_ns() - t0;
-    return 0;
+    *n_out = n;
+    if (rc < 0) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", weir_errmsg());
+        weir_dag_free(d);
+        weir__seterr(rc, "%s", why);
+        return -1;
+    }
+    return weir_dag_free(d) < 0 ? -1 : 0;
+}
+
+/* Two actors' states of `bytes` each in memory shared with actor processes
+ * (a process actor's fini writes its counters there), zeroed; NULL with
+ * the reason. */
+static void *shared_states(size_t bytes)
+{
+    void *st = mmap(NULL, 2 * bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (st == MAP_FAILED) {
+        weir__seterr(-ENOMEM, "mmap of the actors' states: %s", strerror(errno));
+        return NULL;
+    }
+    return memset(st, 0, 2 * bytes);
+}
+
+/* A chain case failed: its row says why; free its graph and states. */
+static void chain_failed(struct bench_row *row, weir_graph *g, void *st, size_t bytes)
+{
+    row->failed = 1;
+    snprintf(row->error, sizeof row->error, "%s", weir_errmsg());
+    sim_emit(row, -1);
+    weir_graph_free(g);
+    if (st)
+        munmap(st, 2 * bytes);
 }
 
 /* The chain up -> down over a simulated-device edge, thread or process
@@ -382,27 +413,17 @@ static void run_sim(int proc)
     bench_row_init(&row, proc ? "sim.chain2.proc" : "sim.chain2.thr", "weir", SIM_BYTES, 2, 8);
     if (!bench_begin(&row))
         return;
-    struct simst *st = mmap(NULL, 2 * sizeof *st, PROT_READ | PROT_WRITE,
-                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    weir_graph *g = NULL;
-    weir_dag *d = NULL;
-    if (st == MAP_FAILED) {
-        st = NULL;
-        weir__seterr(-ENOMEM, "mmap of the actors' states: %s", strerror(errno));
-        goto fail;
-    }
-    memset(st, 0, 2 * sizeof *st);
-    g = weir_graph_new("tsim");
-    d = dev_chain(g, &st[0], &st[1], sim_init, sim_fini, proc ? WEIR_PROCESS : WEIR_THREAD, m_up,
-                  m_down, WEIR_TENSOR_DEVICE_SIM, SIM_BYTES);
+    struct simst *st = shared_states(sizeof *st);
+    weir_graph *g = weir_graph_new("tsim");
+    weir_dag *d = st ? dev_chain(g, &st[0], &st[1], sim_init, sim_fini,
+                                 proc ? WEIR_PROCESS : WEIR_THREAD, m_up, m_down,
+                                 WEIR_TENSOR_DEVICE_SIM, SIM_BYTES)
+                     : NULL;
     uint64_t n, span;
-    if (!d || dev_run(d, 100, SIM_BYTES / 8, &n, &span) < 0)
-        goto fail;
-    if (weir_dag_free(d) < 0) {
-        d = NULL;
-        goto fail;
+    if (!d || dev_run(d, 100, SIM_BYTES / 8, &n, &span) < 0) {
+        chain_failed(&row, g, st, sizeof *st);
+        return;
     }
-    d = NULL;
     bench_row_throughput(&row, n, span);
     weir__dev_counters ka, kd;
     weir__tensor_last_counters(&ka);
@@ -419,15 +440,6 @@ static void run_sim(int proc)
     sim_emit(&row, h2d + d2h);
     weir_graph_free(g);
     munmap(st, 2 * sizeof *st);
-    return;
-fail:
-    row.failed = 1;
-    snprintf(row.error, sizeof row.error, "%s", weir_errmsg());
-    sim_emit(&row, -1);
-    weir_dag_free(d);
-    weir_graph_free(g);
-    if (st)
-        munmap(st, 2 * sizeof *st);
 }
 
 /* ---- device to device across two processes --------------------------------- */
@@ -523,28 +535,18 @@ static void run_d2d(int type)
     bench_row_init(&row, name, "weir", D2D_BYTES, 2, 2);
     if (!bench_begin(&row))
         return;
-    struct d2dst *st = mmap(NULL, 2 * sizeof *st, PROT_READ | PROT_WRITE,
-                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    weir_graph *g = NULL;
-    weir_dag *d = NULL;
+    struct d2dst *st = shared_states(sizeof *st);
+    weir_graph *g = weir_graph_new("td2d");
+    if (st)
+        st[0].type = st[1].type = type;
+    weir_dag *d = st ? dev_chain(g, &st[0], &st[1], d2d_init, d2d_fini, WEIR_PROCESS, m_d2d_up,
+                                 m_d2d_down, type, D2D_BYTES)
+                     : NULL;
     uint64_t n, span;
-    if (st == MAP_FAILED) {
-        st = NULL;
-        weir__seterr(-ENOMEM, "mmap of the actors' states: %s", strerror(errno));
-        goto fail;
+    if (!d || dev_run(d, 20, 1, &n, &span) < 0) {
+        chain_failed(&row, g, st, sizeof *st);
+        return;
     }
-    memset(st, 0, 2 * sizeof *st);
-    st[0].type = st[1].type = type;
-    g = weir_graph_new("td2d");
-    d = dev_chain(g, &st[0], &st[1], d2d_init, d2d_fini, WEIR_PROCESS, m_d2d_up, m_d2d_down, type,
-                  D2D_BYTES);
-    if (!d || dev_run(d, 20, 1, &n, &span) < 0)
-        goto fail;
-    if (weir_dag_free(d) < 0) {
-        d = NULL;
-        goto fail;
-    }
-    d = NULL;
     bench_row_throughput(&row, n, span);
     snprintf(row.notes, sizeof row.notes,
              "process actors, %s device: one d2d of the tensor per message (up), read in place "
@@ -553,15 +555,6 @@ static void run_d2d(int type)
     sim_emit(&row, -1);
     weir_graph_free(g);
     munmap(st, 2 * sizeof *st);
-    return;
-fail:
-    row.failed = 1;
-    snprintf(row.error, sizeof row.error, "%s", weir_errmsg());
-    sim_emit(&row, -1);
-    weir_dag_free(d);
-    weir_graph_free(g);
-    if (st)
-        munmap(st, 2 * sizeof *st);
 }
 
 /* Baseline: the device's own d2d of D2D_BYTES plus the case's small copies,

@@ -731,6 +731,21 @@ static void lost_answers_pair(struct pair *p, struct proxy *px)
     __atomic_store_n(&px->mode, 2, __ATOMIC_RELEASE);
 }
 
+/* The receiver ended stream 1 but its answer was lost (the sender's stream
+ * still runs): cut the connection; after the reconnect the sender's stream
+ * 1 ends with `want` within 3 s (a reconnect, not a timeout). */
+static void cut_then_stream1_ends(struct pair *p, struct proxy *px, int want)
+{
+    t_sleep_ms(50);
+    cr_assert_eq(weir__conn_stream_status(p->tx, 1), 0, "the sender never heard its answer");
+    __atomic_store_n(&px->cut, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&px->mode, 0, __ATOMIC_RELEASE);
+    uint64_t t0 = t_now_ns();
+    cr_assert_eq(wait_stream(p->tx, 1, 5000), want, "sender's stream 1: %d",
+                 weir__conn_stream_status(p->tx, 1));
+    cr_assert_lt(t_ms_since(t0), 3000, "it ended within a reconnect, not a timeout");
+}
+
 /* A stream the receiver ended (every message and the CLOSE arrived) whose
  * last ACK was lost in a cut: after the reconnect the receiver grants it
  * nothing, and the sender closes it again without credit (a CLOSE takes
@@ -746,14 +761,7 @@ BOTH(ended_stream_ends_after_its_last_ack_was_lost, 60)
     pthread_create(&a->wt, NULL, writer_thr, a);
     cr_assert_eq(wait_stream(p.rx, 1, 5000), -EPIPE, "the receiver ended stream 1: %s",
                  weir_errmsg());
-    t_sleep_ms(50);
-    cr_assert_eq(weir__conn_stream_status(p.tx, 1), 0, "the sender never heard its last ACK");
-    __atomic_store_n(&px.cut, 1, __ATOMIC_RELEASE);
-    __atomic_store_n(&px.mode, 0, __ATOMIC_RELEASE);
-    uint64_t t0 = t_now_ns();
-    cr_assert_eq(wait_stream(p.tx, 1, 5000), -EPIPE, "sender's stream 1: %d",
-                 weir__conn_stream_status(p.tx, 1));
-    cr_assert_lt(t_ms_since(t0), 3000, "it ended within a reconnect, not a timeout");
+    cut_then_stream1_ends(&p, &px, -EPIPE);
     side_check(a);
     pthread_create(&b->rt, NULL, reader_thr, b);
     pthread_create(&b->wt, NULL, writer_thr, b);
@@ -791,14 +799,7 @@ BOTH(refused_stream_fails_after_its_refuse_was_lost, 60)
     cr_assert_eq(a->wf.text[0], 0, "%s", a->wf.text);
     int st1 = wait_stream(p.rx, 1, 5000);
     cr_assert_eq(st1, -ECONNABORTED, "the receiver failed stream 1 (w closed under it): %d", st1);
-    t_sleep_ms(50);
-    cr_assert_eq(weir__conn_stream_status(p.tx, 1), 0, "the sender never heard the REFUSE");
-    __atomic_store_n(&px.cut, 1, __ATOMIC_RELEASE);
-    __atomic_store_n(&px.mode, 0, __ATOMIC_RELEASE);
-    uint64_t t0 = t_now_ns();
-    cr_assert_eq(wait_stream(p.tx, 1, 5000), -ECONNABORTED, "sender's stream 1: %d",
-                 weir__conn_stream_status(p.tx, 1));
-    cr_assert_lt(t_ms_since(t0), 3000, "it failed within a reconnect, not a timeout");
+    cut_then_stream1_ends(&p, &px, -ECONNABORTED);
     struct weir__conn_stream_stats st;
     weir__conn_stream_stats(p.tx, 1, &st);
     cr_assert_eq(st.status, -ECONNABORTED);
