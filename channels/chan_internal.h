@@ -38,6 +38,18 @@ void weir__chan_set_label(weir_chan *c, const char *label);
 int weir__chan_can_read(weir_chan *c, int id);
 int weir__chan_can_reserve(weir_chan *c, size_t len);
 
+/* Would a read by id (timeout -1) return at once: a message, the close, or
+ * an error? Would a reserve of c return at once: a free slot (growing the
+ * slot if need be does not wait), the close, or misuse? Neither reads a
+ * clock or writes an error text: the checks of a schedule run step by step
+ * (the driver's worker, engine/actor.c). ring_fork.c, ring_io.c. */
+int weir__chan_read_wont_block(weir_chan *c, int id);
+int weir__chan_space_now(weir_chan *c);
+struct weir__wait_word;
+/* The futex word a reader of c (writer_side 0) or its writer (1) sleeps on,
+ * for weir__wait_many. */
+void weir__chan_wait_word(const weir_chan *c, int writer_side, struct weir__wait_word *w);
+
 /* Hooks for readers that keep their own cursor (channels/ring_window.c);
  * defined in ring_cursor.c, beside the handle's private state (ring_handle.h). */
 struct weir__gen_view {

@@ -155,6 +155,25 @@ int weir__chan_can_read(weir_chan *c, int id)
     return r->seq < r->avail;
 }
 
+/* Would weir_chan_read_msg(c, id, .., -1) return at once: a message, the
+ * close, or an error (a deregistered or mis-used id)? Reads no clock. */
+int weir__chan_read_wont_block(weir_chan *c, int id)
+{
+    if (id < 0 || id >= WEIR_CHAN_MAX_READERS)
+        return 1;
+    const struct weir__rstate *r = &c->r[id];
+    if (!r->registered || r->held ||
+        weir__load_relaxed(&c->ctl->readers[id].epoch) != r->epoch)
+        return 1;
+    return weir__chan_can_read(c, id) || weir__load_acquire(&c->ctl->closed);
+}
+
+void weir__chan_wait_word(const weir_chan *c, int writer_side, struct weir__wait_word *w)
+{
+    w->futex = writer_side ? &c->ctl->wr_futex : &c->ctl->rd_futex;
+    w->sleepers = writer_side ? &c->ctl->wr_sleeping : &c->ctl->rd_sleepers;
+}
+
 /* Would weir_chan_reserve(len) succeed at once without growing? */
 int weir__chan_can_reserve(weir_chan *c, size_t len)
 {

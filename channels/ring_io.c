@@ -129,6 +129,15 @@ static int wait_for_space(weir_chan *c, int timeout_ms)
     return ret;
 }
 
+int weir__chan_space_now(weir_chan *c)
+{
+    if (!c->writer || weir__load_relaxed(&c->ctl->closed))
+        return 1;
+    if (c->w.rescan || !weir__ring_slot_free(c))
+        rescan(c);
+    return weir__ring_slot_free(c);
+}
+
 /* The slow checks of a reserve (cold): the error, or 0 when only the size is unusual. */
 static __attribute__((noinline, cold)) int reserve_check(weir_chan *c, size_t len, const char *what)
 {

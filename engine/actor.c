@@ -390,7 +390,9 @@ static void actor_leave(struct actor_rt *a)
     }
 }
 
-int weir__actor_run(struct actor_rt *a)
+/* Import what the schedule touches and run every member's init; 0, or the
+ * init's code with a->init_failed set and its text in that member's note. */
+static int actor_start(struct actor_rt *a)
 {
     struct actor_rt *all = a->d->actors;
     int trc;
@@ -419,7 +421,13 @@ int weir__actor_run(struct actor_rt *a)
     }
     for (unsigned k = 0; k < a->nmembers; k++)
         weir__store_release(&all[a->members[k]].note->ready, 1);
-    actor_loop(a);
+    return 0;
+}
+
+/* The members' fini, then leave (close, deregister), as the schedule ends. */
+static void actor_stop(struct actor_rt *a)
+{
+    struct actor_rt *all = a->d->actors;
     for (unsigned k = 0; k < a->nmembers; k++) {
         struct actor_rt *m = &all[a->members[k]];
         weir__store_release(&m->note->phase, WEIR__PHASE_FINI);
@@ -429,5 +437,138 @@ int weir__actor_run(struct actor_rt *a)
     actor_leave(a);
     weir__tensor_actor_stop(a);
     weir__store_release(&a->note->left, 1);
+}
+
+int weir__actor_run(struct actor_rt *a)
+{
+    int rc = actor_start(a);
+    if (rc != 0)
+        return rc;
+    actor_loop(a);
+    actor_stop(a);
     return 0;
+}
+
+/* ---- the driver's worker -------------------------------------------------- */
+
+int weir__actor_inline_start(struct actor_rt *a)
+{
+    a->pc_e = 0;
+    a->pc_i = 0;
+    a->pc_state = WEIR__PC_RUN;
+    int rc = actor_start(a);
+    if (rc != 0)
+        a->pc_state = WEIR__PC_LEFT; /* as a thread whose init failed: no fini, no leave */
+    return rc;
+}
+
+/* Would op i run now without waiting? If not, *w is what to sleep on. */
+static int op_ready(struct actor_rt *a, const struct weir__plan_op *op, struct weir__wait_word *w)
+{
+    struct weir_dag *d = a->d;
+    switch (op->kind) {
+    case WEIR__OP_READ:
+        if (weir__chan_read_wont_block(d->chans[op->chan], a->rid[op->chan]))
+            return 1;
+        weir__chan_wait_word(d->chans[op->chan], 0, w);
+        return 0;
+    case WEIR__OP_CALL:
+        /* weir_call_out reserves in the output channels: each must have a slot. */
+        for (unsigned k = 0; k < op->nout; k++) {
+            int ch = a->reg_chan[op->out[k]];
+            if (ch >= 0 && !weir__chan_space_now(d->chans[ch])) {
+                weir__chan_wait_word(d->chans[ch], 1, w);
+                return 0;
+            }
+        }
+        return 1;
+    case WEIR__OP_WRITE:
+        /* A commit never waits; an error record (a skipped call) reserves. */
+        if (!a->regs[op->reg].err || weir__chan_space_now(d->chans[op->chan]))
+            return 1;
+        weir__chan_wait_word(d->chans[op->chan], 1, w);
+        return 0;
+    default:
+        return 1;
+    }
+}
+
+int weir__actor_inline_ready(struct actor_rt *a)
+{
+    struct weir__wait_word w;
+    return a->pc_state != WEIR__PC_RUN || op_ready(a, &a->pa->ops[a->pc_i], &w);
+}
+
+/*
+ * Run the schedule from where it stopped, op by op, until the next op would
+ * wait: the ops are actor_loop's, each called only once it cannot block, so
+ * the channel calls' waits never start. An op that ends the loop there (a
+ * READ of a closed channel, a failed WRITE) ends it here: the members' fini
+ * run and the actor leaves, as a thread's would.
+ */
+int weir__actor_inline_step(struct actor_rt *a, struct weir__wait_word *w)
+{
+    struct weir_dag *d = a->d;
+    const struct weir__plan_actor *pa = a->pa;
+    if (a->pc_state != WEIR__PC_RUN)
+        return -EPIPE;
+    int ran = 0;
+    for (;;) {
+        const struct weir__plan_op *op = &pa->ops[a->pc_i];
+        if (!op_ready(a, op, w))
+            return ran;
+        struct reg *r = &a->regs[op->reg];
+        uint64_t e = a->pc_e;
+        uint64_t trace_t0 = __builtin_expect(a->trace != NULL, 0) ? weir_now_ns() : 0;
+        int end = 0;
+        switch (op->kind) {
+        case WEIR__OP_READ: {
+            weir_chan_msg m;
+            if (weir_chan_read_msg(d->chans[op->chan], a->rid[op->chan], &m, -1) < 0) {
+                end = 1;
+                break;
+            }
+            r->data = m.data;
+            r->len = m.len;
+            r->err = (m.flags & WEIR_MSG_ERROR) != 0;
+            if (r->err)
+                reg_set_error(r, (const char *)m.data);
+            break;
+        }
+        case WEIR__OP_CALL:
+            run_call(a, op, e);
+            break;
+        case WEIR__OP_WRITE: {
+            weir_chan *ch = d->chans[op->chan];
+            int rc = r->err ? weir_chan_write_error(ch, r->errtext ? r->errtext : "error", -1)
+                            : weir_chan_commit(ch, r->len);
+            r->reserved = 0;
+            end = rc < 0;
+            break;
+        }
+        case WEIR__OP_RELEASE:
+            weir_chan_release(d->chans[op->chan], a->rid[op->chan]);
+            break;
+        }
+        if (end) {
+            a->pc_state = WEIR__PC_LEFT;
+            actor_stop(a);
+            return -EPIPE;
+        }
+        if (__builtin_expect(trace_t0 != 0, 0))
+            weir__trace_op(a, a->pc_i, e, trace_t0);
+        ran = 1;
+        if (++a->pc_i == pa->nops) {
+            a->pc_i = 0;
+            a->pc_e++;
+        }
+    }
+}
+
+void weir__actor_inline_abandon(struct actor_rt *a)
+{
+    if (a->pc_state == WEIR__PC_RUN) {
+        a->pc_state = WEIR__PC_LEFT;
+        actor_stop(a);
+    }
 }

@@ -145,6 +145,29 @@ static void *actor_thread_main(void *arg)
     return NULL;
 }
 
+/*
+ * The worker whose schedule the driver runs (weir_compile_opts.driver_worker):
+ * the lowest-numbered worker of this rank with calls, none of whose actors is
+ * pinned to CPUs or asked for a thread of its own. NULL if there is none.
+ */
+static struct actor_rt *pick_driver_worker(struct weir_dag *d, const weir_graph *g)
+{
+    struct actor_rt *best = NULL;
+    for (unsigned a = 0; a < d->plan->nactors; a++) {
+        struct actor_rt *ar = &d->actors[a];
+        if (ar->pa->isolation == WEIR_PROCESS || !ar->nmembers || !ar->pa->nops ||
+            !WEIR__ACTOR_HERE(d, a) || (best && best->pa->worker <= ar->pa->worker))
+            continue;
+        unsigned k = 0;
+        while (k < ar->nmembers && !d->actors[ar->members[k]].pa->cpus &&
+               g->actors[ar->members[k]]->opts.worker != WEIR_WORKER_ALONE)
+            k++;
+        if (k == ar->nmembers)
+            best = ar;
+    }
+    return best;
+}
+
 static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
                                   const weir_compile_opts *opts, struct weir__remote *rm)
 {
@@ -286,10 +309,14 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
     }
     if (d->nproc && weir__proc_monitor_start(d) < 0)
         goto fail;
+    if (opts && opts->driver_worker && d->rank == 0)
+        d->inl = pick_driver_worker(d, g);
     for (unsigned a = 0; a < p->nactors; a++) {
         struct actor_rt *ar = &d->actors[a];
-        if (ar->pa->isolation == WEIR_PROCESS || !ar->nmembers || !WEIR__ACTOR_HERE(d, a))
-            continue; /* a process, an actor its worker's lead runs, or another rank's */
+        if (ar->pa->isolation == WEIR_PROCESS || !ar->nmembers || !WEIR__ACTOR_HERE(d, a) ||
+            ar == d->inl)
+            continue; /* a process, an actor its worker's lead runs, another rank's, or
+                         the driver's worker */
         const char *cpus = NULL; /* the compiler checked that a worker's pins agree */
         for (unsigned k = 0; k < ar->nmembers; k++)
             if (d->actors[ar->members[k]].pa->cpus)
@@ -311,6 +338,13 @@ static struct weir_dag *dag_start(struct weir__plan *p, const weir_graph *g,
             goto fail;
         }
         ar->started = 1;
+    }
+    /* The driver's worker starts here, after the threads: its init runs in
+     * this thread, and fails the compile as a thread's would. */
+    if (d->inl && weir__actor_inline_start(d->inl) != 0) {
+        const struct actor_rt *f = &d->actors[d->inl->init_failed];
+        weir__dag_mark_dead(d, (int)d->inl->idx, "actor '%s' (thread) could not start: %s",
+                            f->pa->name, f->note->text);
     }
     weir__prof_start(d);
     return d;
@@ -474,13 +508,26 @@ WEIR_API int weir_dag_free(weir_dag *d)
     /* 1. Everyone drains and leaves through the close cascade, until the deadline. */
     uint64_t deadline = tmo < 0 ? UINT64_MAX : weir_now_ns() + (uint64_t)tmo * 1000000ull;
     weir__remote_quiesce(d);
+    /* The driver's worker drains in this thread, as the threads do in theirs. */
+    int inl_waits = d->inl && weir__driver_inline_finish(d, deadline) < 0;
     unsigned pending = d->actors ? wait_actors(d, deadline, 0) : 0;
     /* 2. Past it: kill the processes still running and break the pipeline around
      *    them, then give the threads that waited on them a moment to leave. */
-    if (pending && d->nproc)
+    if ((pending || inl_waits) && d->nproc)
         stuck += weir__proc_stop_all(d, msg, sizeof msg, &len);
+    if (inl_waits)
+        inl_waits = weir__driver_inline_finish(d, weir_now_ns() + 200000000ull) < 0;
     if (pending && d->actors)
         wait_actors(d, weir_now_ns() + 200000000ull, 1);
+    /* Still waiting: it leaves now (fini, close), named among the stuck. */
+    if (inl_waits) {
+        stuck++;
+        if (len < (int)sizeof msg)
+            len += snprintf(msg + len, sizeof msg - (size_t)len,
+                            "%sactor '%s' (the driver's worker) is stuck waiting on a channel",
+                            len > 0 ? "; " : "", d->inl->pa->name);
+        weir__actor_inline_abandon(d->inl);
+    }
     /* 3. Threads still running are stuck: name them and let them go. */
     if (d->actors)
         for (unsigned a = 0; a < p->nactors; a++) {

@@ -91,6 +91,124 @@ static int deadline_ms(struct weir__deadline *dl)
     return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
+/* ---- the driver's worker -------------------------------------------------- */
+
+/*
+ * With a driver's worker (d->inl, weir_compile_opts.driver_worker) nothing
+ * runs its schedule but the driver's own calls, so every wait of the driver
+ * runs it: until ready(arg) says the driver can go on, step the worker
+ * (engine/actor.c); when neither can move, sleep on both words at once (the
+ * one the driver waits on and the one the worker's next op waits on), under
+ * the policy of every channel wait (spin, yield, sleep). 0 once ready,
+ * -ETIMEDOUT past the deadline (no text: the caller says what timed out).
+ */
+struct inl_wait {
+    struct weir_dag *d;
+    int (*ready)(void *arg);
+    void *arg;
+};
+
+static int inl_own(void *p)
+{
+    const struct inl_wait *iw = p;
+    return iw->ready(iw->arg);
+}
+
+static int inl_ready_only(void *p)
+{
+    const struct inl_wait *iw = p;
+    return weir__actor_inline_ready(iw->d->inl);
+}
+
+static int inl_either(void *p)
+{
+    const struct inl_wait *iw = p;
+    return iw->ready(iw->arg) || weir__actor_inline_ready(iw->d->inl);
+}
+
+static int run_inline_until(struct weir_dag *d, int (*ready)(void *), void *arg,
+                            struct weir__wait_word own, struct weir__deadline *dl)
+{
+    struct inl_wait iw = {d, ready, arg};
+    struct weir__wait_word w[2] = {own, {0}};
+    for (;;) {
+        if (ready(arg))
+            return 0;
+        int s = weir__actor_inline_step(d->inl, &w[1]);
+        if (s > 0)
+            continue;
+        if (ready(arg))
+            return 0;
+        if (weir__wait_many(w, s == 0 ? 2 : 1, s == 0 ? inl_either : inl_own, &iw, &d->inl_spin,
+                            deadline_ms(dl)) < 0)
+            return -ETIMEDOUT;
+    }
+}
+
+/* What a driver's wait on a message of window w (engine/driver.c's collect) is for. */
+static int win_ready(void *w)
+{
+    return weir__window_ready(w);
+}
+
+/* Take the next message of window w (of channel c), stepping the driver's
+ * worker while there is none: 1, or < 0 as weir__window_poll (-ETIMEDOUT). */
+static int inline_take(struct weir_dag *d, unsigned c, struct weir__window *w, weir_chan_msg *m,
+                       struct weir__deadline *dl)
+{
+    struct weir__wait_word own;
+    weir__chan_wait_word(d->chans[c], 0, &own);
+    for (;;) {
+        int rc = weir__window_poll(w, m);
+        if (rc != 0)
+            return rc;
+        if (run_inline_until(d, win_ready, w, own, dl) < 0)
+            return -ETIMEDOUT;
+    }
+}
+
+static int space_ready(void *ch)
+{
+    return weir__chan_space_now(ch);
+}
+
+/* A slot of argument channel ch, stepping the driver's worker while there is
+ * none (it may be the reader that frees one): as weir_chan_reserve. */
+static void *inline_reserve(struct weir_dag *d, weir_chan *ch, size_t len,
+                            struct weir__deadline *dl)
+{
+    struct weir__wait_word own;
+    weir__chan_wait_word(ch, 1, &own);
+    if (!weir__chan_space_now(ch) && run_inline_until(d, space_ready, ch, own, dl) < 0) {
+        weir__seterr(-ETIMEDOUT, "channel '%s': timed out after %d ms waiting for its readers",
+                     weir_chan_name(ch), dl->timeout_ms);
+        return NULL;
+    }
+    return weir_chan_reserve(ch, len, 0);
+}
+
+/* Teardown (dag.c): run the driver's worker until its schedule ends (its
+ * inputs closed and drained) or the deadline (UINT64_MAX: none). 0 once it
+ * left, -ETIMEDOUT if it still waits. */
+int weir__driver_inline_finish(struct weir_dag *d, uint64_t deadline)
+{
+    struct weir__wait_word w;
+    for (;;) {
+        int s = weir__actor_inline_step(d->inl, &w);
+        if (s < 0)
+            return 0;
+        if (s > 0)
+            continue;
+        uint64_t now = weir_now_ns();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        uint64_t left = deadline == UINT64_MAX ? 0 : (deadline - now + 999999) / 1000000;
+        int ms = deadline == UINT64_MAX ? -1 : left > INT32_MAX ? INT32_MAX : (int)left;
+        struct inl_wait iw = {d, NULL, NULL};
+        weir__wait_many(&w, 1, inl_ready_only, &iw, &d->inl_spin, ms);
+    }
+}
+
 /* ---- results ------------------------------------------------------------ */
 
 /*
@@ -584,7 +702,9 @@ static int collect_one(struct weir_dag *d, struct weir__deadline *dl)
         weir_chan_msg *m = &d->held[d->partial_k];
         struct weir__window *w = &o->ch[d->partial_k].w;
         rc = weir__window_poll(w, m);
-        if (rc == 0 && (rc = weir__window_next(w, m, deadline_ms(dl))) == 0)
+        if (rc == 0 && d->inl)
+            rc = inline_take(d, c, w, m, dl);
+        else if (rc == 0 && (rc = weir__window_next(w, m, deadline_ms(dl))) == 0)
             rc = 1; /* kicks are off: no -EINTR */
         if (rc < 0) {
             if (rc == -EPIPE && weir__load_acquire(&d->dead))
@@ -711,7 +831,11 @@ static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned narg
         if (d->tensor && weir__tensor_arg_len(d, d->argch[k], b, &len) < 0) /* engine/tensor.c */
             break;
         alen[k] = len;
-        dst[k] = weir_chan_reserve(ch, len, weir__chan_can_reserve(ch, len) ? 0 : deadline_ms(dl));
+        if (d->inl && !weir__chan_can_reserve(ch, len))
+            dst[k] = inline_reserve(d, ch, len, dl);
+        else
+            dst[k] = weir_chan_reserve(ch, len,
+                                       weir__chan_can_reserve(ch, len) ? 0 : deadline_ms(dl));
         if (!dst[k])
             break;
     }
@@ -741,6 +865,12 @@ static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned narg
     for (k = 0; k < d->nargch; k++)
         weir_chan_commit(d->chans[d->argch[k]], alen[k]);
     *exec_id = d->next_submit++;
+    /* The driver's worker takes the new arguments now, so the workers after
+     * it start on them while the caller goes on. */
+    if (d->inl) {
+        struct weir__wait_word w;
+        weir__actor_inline_step(d->inl, &w);
+    }
     WEIR_PROBE2(execution_submit, p->graph, *exec_id);
     return 0;
 }

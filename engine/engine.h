@@ -55,6 +55,7 @@ struct weir__actor_note {
 } __attribute__((aligned(64)));
 
 enum { WEIR__PHASE_RUN = 0, WEIR__PHASE_INIT = 1, WEIR__PHASE_FINI = 2 };
+enum { WEIR__PC_RUN = 0, WEIR__PC_LEFT = 1 };
 
 
 struct weir__method_ctr;
@@ -88,6 +89,10 @@ struct actor_rt {
     unsigned *members;
     int init_failed; /* after weir__actor_run failed: the member whose init did */
     unsigned runner;   /* the actor whose schedule runs this one's calls (itself, or the lead) */
+    /* the driver's worker (weir_compile_opts.driver_worker): where its schedule stopped */
+    uint64_t pc_e;  /* execution */
+    unsigned pc_i;  /* op */
+    int pc_state;   /* WEIR__PC_* */
     /* thread actors */
     pthread_t th;
     int started;
@@ -188,6 +193,10 @@ struct weir_dag {
     /* several ranks (remote.c): this process's rank; NULL and 0 on one rank */
     int rank;
     struct weir__remote *remote;
+    /* the driver's worker (rank 0, weir_compile_opts.driver_worker): the lead whose
+     * schedule the driver's calls run (driver.c), or NULL */
+    struct actor_rt *inl;
+    uint32_t inl_spin; /* spin budget of the driver's waits that step it */
 };
 
 /* Whether actor a runs on this rank (every actor does on one rank). */
@@ -202,6 +211,21 @@ struct weir_dag {
  * teardown, or non-zero when an init failed: a->init_failed is then that
  * member's index, and its text is in that member's note. */
 int weir__actor_run(struct actor_rt *a);
+/*
+ * actor.c: the driver's worker. Its schedule runs in the driver's thread,
+ * step by step, inside the driver's calls (driver.c), never waiting inside
+ * a channel call. inline_start: the members' init (as weir__actor_run's).
+ * inline_step: run ops until the next would wait; >0 if any ran, 0 if none
+ * could (*w: the word to sleep on until it can), -EPIPE once the schedule
+ * ended (it then ran the members' fini and left, as a thread does).
+ * inline_ready: could the next op run now (or has the schedule ended)?
+ * inline_abandon: leave now (teardown past its deadline): fini, close, deregister.
+ */
+struct weir__wait_word;
+int weir__actor_inline_start(struct actor_rt *a);
+int weir__actor_inline_step(struct actor_rt *a, struct weir__wait_word *w);
+int weir__actor_inline_ready(struct actor_rt *a);
+void weir__actor_inline_abandon(struct actor_rt *a);
 
 /* driver.c: results. A result block of at least `bytes` (from the reuse cache
  * or malloc); free with weir__result_free (NULL is a no-op). */
@@ -216,6 +240,9 @@ void weir__result_free(struct weir_result *r);
 int weir__driver_init(struct weir_dag *d);
 void weir__driver_stop(struct weir_dag *d);
 void weir__driver_fini(struct weir_dag *d);
+/* driver.c: teardown runs the driver's worker (d->inl) until it leaves, or
+ * the deadline (UINT64_MAX: none): 0 once it left, -ETIMEDOUT. */
+int weir__driver_inline_finish(struct weir_dag *d, uint64_t deadline);
 
 /* fail.c: the dag's failure state. */
 /*

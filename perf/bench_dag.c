@@ -206,7 +206,7 @@ static int m_join(weir_call *c, void *st)
     return 0;
 }
 
-enum { MODE_THR, MODE_PROC, MODE_FUSED };
+enum { MODE_THR, MODE_PROC, MODE_FUSED, MODE_DRVW };
 
 const struct bench_dag_shape *bench_dag_shape(const char *name)
 {
@@ -279,8 +279,9 @@ static weir_dag *weir_build_on(const struct bench_dag_shape *s, int mode, size_t
     }
     weir_compile_opts co = {
         .max_inflight = bench_dag_inflight(), .buffer_bytes = n, .timeout_ms = bench_opts.timeout_ms,
-        .threads = mode == MODE_FUSED ? bench_opts.threads : WEIR_THREADS_PER_ACTOR,
-        .transport = transport};
+        .threads = mode == MODE_FUSED || mode == MODE_DRVW ? bench_opts.threads
+                                                           : WEIR_THREADS_PER_ACTOR,
+        .transport = transport, .driver_worker = mode == MODE_DRVW};
     d = weir_compile(g, &co);
     if (!d) snprintf(why, wl, "weir_compile: %s", weir_errmsg());
 out:
@@ -360,8 +361,11 @@ static void run_weir(const struct bench_dag_shape *s, int mode, size_t n)
     struct bench_row lat, tput;
     unsigned win = bench_dag_inflight();
     bench_dag_init_rows(&lat, &tput, s,
-                        mode == MODE_PROC ? "proc" : mode == MODE_FUSED ? "fused" : "thr", "weir",
-                        n, win);
+                        mode == MODE_PROC    ? "proc"
+                        : mode == MODE_FUSED ? "fused"
+                        : mode == MODE_DRVW  ? "drvw"
+                                             : "thr",
+                        "weir", n, win);
     int want_lat = bench_begin(&lat), want_tput = bench_begin(&tput);
     if (!want_lat && !want_tput) return;
     if (mode == MODE_FUSED) {
@@ -370,6 +374,12 @@ static void run_weir(const struct bench_dag_shape *s, int mode, size_t n)
                  "weir_execute", s->nactors, w, w == 1 ? "" : "s");
         snprintf(tput.notes, sizeof(tput.notes), "%d actors fused on %d worker%s + driver; "
                  "%u in flight", s->nactors, w, w == 1 ? "" : "s", win);
+    } else if (mode == MODE_DRVW) {
+        int w = bench_opts.threads < s->nactors ? bench_opts.threads : s->nactors;
+        snprintf(lat.notes, sizeof(lat.notes), "%d actors fused on %d worker%s, the first run "
+                 "by the driver; weir_execute", s->nactors, w, w == 1 ? "" : "s");
+        snprintf(tput.notes, sizeof(tput.notes), "%d actors fused on %d worker%s, the first run "
+                 "by the driver; %u in flight", s->nactors, w, w == 1 ? "" : "s", win);
     } else if (mode == MODE_PROC) {
         snprintf(lat.notes, sizeof(lat.notes), "%d actor procs + driver; weir_execute",
                  s->nactors);
@@ -494,6 +504,20 @@ static void ratios(void)
         snprintf(d1, sizeof d1, "weir chain4.fused.lat 8 B (threads %d) p50 ns / 2000 ns",
                  bench_opts.threads);
         bench_ratio("chain4.fused_lat_2us", d1, V(cfl, p50_ns), cfl ? 2000 : -1, "<=", 1, NULL);
+        /* The same three with the first worker run by the driver (driver_worker = 1). */
+        cf = bench_find("chain4.drvw.tput", "weir", 8, 0);
+        cfl = bench_find("chain4.drvw.lat", "weir", 8, 0);
+        snprintf(d1, sizeof d1, "weir chain4.drvw.tput 8 B (threads %d) / chain4.thr.tput",
+                 bench_opts.threads);
+        bench_ratio("chain4.drvw_vs_thr", d1, V(cf, msgs_per_s), V(c8, msgs_per_s), ">=", 10,
+                    NULL);
+        snprintf(d1, sizeof d1, "weir chain4.drvw.tput 8 B (threads %d) / floor chain4.call.tput",
+                 bench_opts.threads);
+        bench_ratio("chain4.drvw_vs_floor", d1, V(cf, msgs_per_s), V(cfloor, msgs_per_s), ">=",
+                    0.25, NULL);
+        snprintf(d1, sizeof d1, "weir chain4.drvw.lat 8 B (threads %d) p50 ns / 2000 ns",
+                 bench_opts.threads);
+        bench_ratio("chain4.drvw_lat_2us", d1, V(cfl, p50_ns), cfl ? 2000 : -1, "<=", 1, NULL);
     }
     bench_ratio("chain4.proc_vs_ray",
                 "  (info) weir chain4.proc.tput 8 B exec/s / Ray CG 5.7k exec/s",
@@ -559,6 +583,7 @@ static void plan(void)
             run_floor(s, dag_sizes[z]);
             run_weir(s, MODE_THR, dag_sizes[z]);
             run_weir(s, MODE_FUSED, dag_sizes[z]);
+            run_weir(s, MODE_DRVW, dag_sizes[z]);
             run_weir(s, MODE_PROC, dag_sizes[z]);
             bench_dag_run_pthread(s, dag_sizes[z]);
         }

@@ -79,6 +79,9 @@ typedef struct weir_compile_opts {
                                  Not part of the plan. */
     int threads;            /* worker threads for the WEIR_THREAD actors (co-scheduling,
                                below); 0: automatic; WEIR_THREADS_PER_ACTOR: one each */
+    int driver_worker;      /* 1: the driver's own thread runs the first worker (below, "The
+                               driver's worker"); 0: every worker is a thread of its own.
+                               Not part of the plan. */
 } weir_compile_opts;
 
 /*
@@ -122,6 +125,28 @@ typedef struct weir_compile_opts {
  * actor: every rank must compile the same plan, and their CPU counts may
  * differ.
  * threads < -1 or > 65536 is -EINVAL.
+ */
+/*
+ * The driver's worker. With driver_worker = 1 the first worker of rank 0
+ * (the lowest-numbered one with calls, none of whose actors is pinned with
+ * weir_actor_opts.cpu or placed WEIR_WORKER_ALONE; with automatic placement
+ * it holds the head of the graph) gets no thread: the thread that calls
+ * weir_submit, weir_wait and weir_execute runs its fused schedule, inside
+ * those calls. submit runs it as far as it can go without waiting; every
+ * wait of the driver runs it while it can move and sleeps on both its own
+ * channel and the worker's at once when neither can. So a hand-off between
+ * the driver and that worker is a function call, not a context switch: with
+ * threads = 2 a chain of 4 is the driver (running a, b) and one worker thread
+ * (c, d), two threads on two CPUs instead of three.
+ * What changes for the actors on it: their init runs in weir_compile's
+ * thread, their methods in the driver's calls (never at the same time as
+ * the caller's other code), their fini in weir_dag_free's; they make
+ * progress only while the driver is inside one of those calls (a result you
+ * never wait for is computed by a later call, or by the teardown, which runs
+ * the worker until its inputs are drained). A method that blocks blocks the
+ * driver: keep such an actor on a worker of its own (WEIR_WORKER_ALONE).
+ * Ignored on other ranks (their weir_dag_join runs no schedule) and when no
+ * worker qualifies.
  */
 #define WEIR_THREADS_AUTO 0
 #define WEIR_THREADS_PER_ACTOR (-1)
