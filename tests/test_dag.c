@@ -2092,31 +2092,47 @@ static weir_graph *diamond_graph(const weir_actor_opts *ao)
     return g;
 }
 
+/* Every case twice: workers on threads of their own, and (dw 1) the first
+ * worker run by the driver's calls (weir_compile_opts.driver_worker). */
 Test(dag, fused_diamond_and_fanout_every_output)
 {
     weir_graph *g = diamond_graph(NULL);
-    for (int t = 1; t <= 4; t++) {
-        weir_dag *d = weir_compile(g, &(weir_compile_opts){.threads = t, .max_inflight = 8});
-        cr_assert_not_null(d, "threads %d: %s", t, weir_errmsg());
-        cr_assert_eq(run_pipelined(d, N_FUSED / 2, 8, check_diamond),
-                     expected_sum(N_FUSED / 2, f_diamond), "threads %d", t);
-        cr_assert_eq(weir_dag_free(d), 0);
-    }
+    for (int dw = 0; dw <= 1; dw++)
+        for (int t = 1; t <= 4; t++) {
+            weir_dag *d = weir_compile(
+                g, &(weir_compile_opts){.threads = t, .max_inflight = 8, .driver_worker = dw});
+            cr_assert_not_null(d, "threads %d: %s", t, weir_errmsg());
+            cr_assert_eq(run_pipelined(d, N_FUSED / 2, 8, check_diamond),
+                         expected_sum(N_FUSED / 2, f_diamond), "threads %d dw %d", t, dw);
+            cr_assert_eq(weir_dag_free(d), 0);
+        }
     /* Explicit: f1 and f2 on worker 2, parse and join on worker 1 (so worker 1
-     * waits for worker 2 inside its own schedule, in topological order). */
+     * waits for worker 2 inside its own schedule, in topological order; with
+     * dw 1 the driver's worker stops mid-schedule at join's READ). */
     weir_actor_opts ao[4] = {{.worker = 1}, {.worker = 2},
                              {.worker = 2}, {.worker = 1}};
     weir_graph *h = diamond_graph(ao);
-    weir_dag *d = weir_compile(h, &(weir_compile_opts){.threads = 2, .max_inflight = 8});
-    cr_assert_not_null(d, "%s", weir_errmsg());
-    char *txt = plan_text(d);
-    cr_assert(strstr(txt, "    worker 1: parse, join\n    worker 2: f1, f2\n"), "%s", txt);
-    /* parse.out0 goes to worker 2 once (one reader for both fused consumers). */
-    cr_assert(strstr(txt, "parse.parse.out0  worker 1 -> worker 2 "), "%s", txt);
-    free(txt);
-    cr_assert_eq(run_pipelined(d, N_FUSED / 2, 8, check_diamond),
-                 expected_sum(N_FUSED / 2, f_diamond));
-    cr_assert_eq(weir_dag_free(d), 0);
+    for (int dw = 0; dw <= 1; dw++) {
+        weir_dag *d = weir_compile(
+            h, &(weir_compile_opts){.threads = 2, .max_inflight = 8, .driver_worker = dw});
+        cr_assert_not_null(d, "%s", weir_errmsg());
+        char *txt = plan_text(d);
+        cr_assert(strstr(txt, "    worker 1: parse, join\n    worker 2: f1, f2\n"), "%s", txt);
+        /* parse.out0 goes to worker 2 once (one reader for both fused consumers). */
+        cr_assert(strstr(txt, "parse.parse.out0  worker 1 -> worker 2 "), "%s", txt);
+        free(txt);
+        cr_assert_eq(run_pipelined(d, N_FUSED / 2, 8, check_diamond),
+                     expected_sum(N_FUSED / 2, f_diamond), "dw %d", dw);
+        /* One at a time too: every execute waits on worker 2 mid-schedule. */
+        for (int64_t i = 0; i < 2000; i++) {
+            weir_buf arg = {&i, sizeof i};
+            weir_result *r = NULL;
+            cr_assert_eq(weir_execute(d, &arg, 1, &r, TMO), 0, "%s", weir_errmsg());
+            cr_assert_eq(result64(r, 0), f_diamond(i));
+            weir_result_free(r);
+        }
+        cr_assert_eq(weir_dag_free(d), 0);
+    }
     weir_graph_free(h);
     weir_graph_free(g);
 
@@ -2130,13 +2146,15 @@ Test(dag, fused_diamond_and_fanout_every_output)
                           weir_bind(k2, "plus3", plus_three, &x, 1, 1),
                           weir_bind(k3, "neg", negate, &x, 1, 1)};
     cr_assert_eq(weir_output(g, outs, 3), 0);
-    for (int t = 1; t <= 3; t++) {
-        d = weir_compile(g, &(weir_compile_opts){.threads = t, .max_inflight = 8});
-        cr_assert_not_null(d, "threads %d: %s", t, weir_errmsg());
-        cr_assert_eq(run_pipelined(d, N_FUSED / 2, 8, check_fanout),
-                     expected_sum(N_FUSED / 2, f_fanout), "threads %d", t);
-        cr_assert_eq(weir_dag_free(d), 0);
-    }
+    for (int dw = 0; dw <= 1; dw++)
+        for (int t = 1; t <= 3; t++) {
+            weir_dag *d = weir_compile(
+                g, &(weir_compile_opts){.threads = t, .max_inflight = 8, .driver_worker = dw});
+            cr_assert_not_null(d, "threads %d: %s", t, weir_errmsg());
+            cr_assert_eq(run_pipelined(d, N_FUSED / 2, 8, check_fanout),
+                         expected_sum(N_FUSED / 2, f_fanout), "threads %d dw %d", t, dw);
+            cr_assert_eq(weir_dag_free(d), 0);
+        }
     weir_graph_free(g);
 }
 
@@ -2153,9 +2171,12 @@ Test(dag, fused_failure_fails_its_execution_only)
     weir_node *xy[2] = {x, y};
     weir_node *z = weir_bind(c, "sum", sum2, xy, 2, 1);
     weir_output(g, &z, 1);
-    for (int t = 1; t <= 2; t++) {
-        /* threads 1: a, b, c on one worker; threads 2: (a, b) | c. */
-        weir_dag *d = weir_compile(g, &(weir_compile_opts){.threads = t, .max_inflight = 8});
+    for (int k = 0; k < 4; k++) {
+        /* threads 1: a, b, c on one worker; threads 2: (a, b) | c; k >= 2: the
+         * first worker run by the driver. */
+        int t = 1 + k % 2;
+        weir_dag *d = weir_compile(
+            g, &(weir_compile_opts){.threads = t, .max_inflight = 8, .driver_worker = k >= 2});
         cr_assert_not_null(d, "%s", weir_errmsg());
         const int n = FUSED_SANITIZED ? 3000 : 20000, win = 8;
         int nfail = 0;
@@ -2211,25 +2232,29 @@ Test(dag, fused_with_a_process_actor)
     weir_actor_opts ao[4] = {{0}, {.isolation = WEIR_PROCESS},
                              {0}, {0}};
     weir_graph *g = chain4_graph("fproc", ao);
-    weir_dag *d = weir_compile(g, &(weir_compile_opts){.threads = 1, .max_inflight = 8});
-    cr_assert_not_null(d, "%s", weir_errmsg());
-    char *txt = plan_text(d);
-    cr_assert(strstr(txt, "  placement: threads 1, 1 worker\n"
-                          "    worker 1: a, c, d\n"
-                          "    process: b\n"),
-              "%s", txt);
-    cr_assert(strstr(txt, "actor 1 'b'  node 0, process, unpinned, 2 registers\n"), "%s", txt);
-    /* a and c share worker 1, but b sits between them: a -> b -> worker 1. */
-    cr_assert(strstr(txt, "a.inc.out0  worker 1 -> b "), "%s", txt);
-    cr_assert(strstr(txt, "b.inc.out0  b -> worker 1 "), "%s", txt);
-    free(txt);
-    struct weir_actor_stats st;
-    cr_assert_eq(weir_dag_actor_stats(d, 1, &st), 0);
-    cr_assert_eq(st.isolation, WEIR_PROCESS);
-    cr_assert_neq(st.pid, (int)getpid());
-    const int n = FUSED_SANITIZED ? 5000 : 50000;
-    cr_assert_eq(run_pipelined(d, n, 8, check_chain4), expected_sum(n, f_chain4));
-    cr_assert_eq(weir_dag_free(d), 0);
+    for (int dw = 0; dw <= 1; dw++) {
+        /* dw 1: the driver runs worker 1, which waits for process b mid-schedule. */
+        weir_dag *d = weir_compile(
+            g, &(weir_compile_opts){.threads = 1, .max_inflight = 8, .driver_worker = dw});
+        cr_assert_not_null(d, "%s", weir_errmsg());
+        char *txt = plan_text(d);
+        cr_assert(strstr(txt, "  placement: threads 1, 1 worker\n"
+                              "    worker 1: a, c, d\n"
+                              "    process: b\n"),
+                  "%s", txt);
+        cr_assert(strstr(txt, "actor 1 'b'  node 0, process, unpinned, 2 registers\n"), "%s", txt);
+        /* a and c share worker 1, but b sits between them: a -> b -> worker 1. */
+        cr_assert(strstr(txt, "a.inc.out0  worker 1 -> b "), "%s", txt);
+        cr_assert(strstr(txt, "b.inc.out0  b -> worker 1 "), "%s", txt);
+        free(txt);
+        struct weir_actor_stats st;
+        cr_assert_eq(weir_dag_actor_stats(d, 1, &st), 0);
+        cr_assert_eq(st.isolation, WEIR_PROCESS);
+        cr_assert_neq(st.pid, (int)getpid());
+        const int n = FUSED_SANITIZED ? 5000 : 50000;
+        cr_assert_eq(run_pipelined(d, n, 8, check_chain4), expected_sum(n, f_chain4), "dw %d", dw);
+        cr_assert_eq(weir_dag_free(d), 0);
+    }
     weir_graph_free(g);
 }
 
@@ -2447,4 +2472,233 @@ Test(dag, actors_without_calls_leave_at_teardown, .timeout = 60)
         cr_assert_eq(__atomic_load_n(&finis_run, __ATOMIC_RELAXED), 1);
         weir_graph_free(g);
     }
+}
+
+/* ---- the driver's worker (weir_compile_opts.driver_worker) ---------------- */
+
+/* Where an actor's init, methods and fini ran. */
+struct where_ran {
+    pthread_t init_th, call_th, fini_th;
+    int calls, moved; /* calls; 1 if a call ran in another thread than the first */
+};
+
+static int where_init(void *st)
+{
+    ((struct where_ran *)st)->init_th = pthread_self();
+    return 0;
+}
+static void where_fini(void *st)
+{
+    ((struct where_ran *)st)->fini_th = pthread_self();
+}
+static int where_inc(weir_call *c, void *st)
+{
+    struct where_ran *w = st;
+    if (w->calls++ == 0)
+        w->call_th = pthread_self();
+    else if (!pthread_equal(w->call_th, pthread_self()))
+        w->moved = 1;
+    return out64(c, 0, in64(c, 0) + 1);
+}
+
+static weir_graph *where_chain4(struct where_ran *w)
+{
+    weir_graph *g = weir_graph_new("drvw");
+    weir_node *x = weir_input(g, 0);
+    for (int i = 0; i < 4; i++) {
+        char an[2] = {(char)('a' + i), 0};
+        w[i] = (struct where_ran){0};
+        weir_actor_opts ao = {.state = &w[i], .init = where_init, .fini = where_fini};
+        weir_actor *a = weir_actor_new(g, an, &ao);
+        cr_assert_not_null(a, "%s", weir_errmsg());
+        x = weir_bind(a, "inc", where_inc, &x, 1, 1);
+        cr_assert_not_null(x, "%s", weir_errmsg());
+    }
+    cr_assert_eq(weir_output(g, &x, 1), 0);
+    return g;
+}
+
+static int task_count(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    cr_assert_not_null(dir);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)))
+        n += e->d_name[0] != '.';
+    closedir(dir);
+    return n;
+}
+
+/* With driver_worker the first worker gets no thread: its actors' init,
+ * methods and fini run in the caller's thread (weir_compile, the driver's
+ * calls, weir_dag_free), the other workers as before; the plan (and its
+ * hash) is the same either way. */
+Test(dag, driver_worker_runs_the_first_worker_in_the_callers_thread)
+{
+    struct where_ran w[4];
+    weir_graph *g = where_chain4(w);
+    weir_dag *plain = weir_compile(g, &(weir_compile_opts){.threads = 2, .max_inflight = 8});
+    cr_assert_not_null(plain, "%s", weir_errmsg());
+    uint64_t hash = weir_dag_plan_hash(plain);
+    cr_assert_eq(weir_dag_free(plain), 0);
+    for (int t = 1; t <= 2; t++) {
+        /* The same dag without the option: the tasks a dag adds (its workers,
+         * the profiling publisher). */
+        int before = task_count();
+        plain = weir_compile(g, &(weir_compile_opts){.threads = t, .max_inflight = 8});
+        cr_assert_not_null(plain, "%s", weir_errmsg());
+        int added = task_count() - before;
+        cr_assert_eq(weir_dag_free(plain), 0);
+        for (int i = 0; i < 4; i++)
+            w[i] = (struct where_ran){0};
+        weir_dag *d = weir_compile(
+            g, &(weir_compile_opts){.threads = t, .max_inflight = 8, .driver_worker = 1});
+        cr_assert_not_null(d, "%s", weir_errmsg());
+        /* threads 2: (a, b) here, (c, d) on a thread; threads 1: no worker thread. */
+        cr_assert_eq(task_count() - before, added - 1, "threads %d: %d tasks, %d before", t,
+                     task_count(), before);
+        cr_assert_eq(weir_dag_plan_hash(d), t == 2 ? hash : weir_dag_plan_hash(d));
+        cr_assert_eq(run_pipelined(d, N_FUSED, 8, check_chain4), expected_sum(N_FUSED, f_chain4));
+        for (int64_t i = 0; i < 1000; i++) {
+            weir_buf arg = {&i, sizeof i};
+            weir_result *r = NULL;
+            cr_assert_eq(weir_execute(d, &arg, 1, &r, TMO), 0, "%s", weir_errmsg());
+            cr_assert_eq(result64(r, 0), i + 4);
+            weir_result_free(r);
+        }
+        cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+        for (int i = 0; i < 4; i++) {
+            int here = i < 2 || t == 1;
+            cr_assert_eq(w[i].calls, N_FUSED + 1000, "actor %d", i);
+            cr_assert_eq(w[i].moved, 0, "actor %d ran in two threads", i);
+            cr_assert_eq(pthread_equal(w[i].call_th, pthread_self()) != 0, here,
+                         "threads %d actor %d: methods ran %s the test's thread", t, i,
+                         here ? "outside" : "in");
+            cr_assert_eq(pthread_equal(w[i].init_th, pthread_self()) != 0, here);
+            cr_assert_eq(pthread_equal(w[i].fini_th, pthread_self()) != 0, here);
+        }
+        if (t == 2)
+            cr_assert(pthread_equal(w[2].call_th, w[3].call_th), "c and d share worker 2");
+    }
+    weir_graph_free(g);
+}
+
+/* Executions submitted and never waited for still run: the teardown runs the
+ * driver's worker until its inputs are drained. A wait that cannot finish in
+ * time fails with the usual text and the next one gets the result. */
+static int slow_ms, slow_calls;
+static int slow_neg(weir_call *c, void *st)
+{
+    (void)st;
+    __atomic_add_fetch(&slow_calls, 1, __ATOMIC_RELAXED);
+    int64_t x = in64(c, 0);
+    if (x < 0) {
+        struct timespec ts = {slow_ms / 1000, (long)(slow_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return out64(c, 0, x + 1);
+}
+
+static weir_graph *slow_tail_chain(struct where_ran *w)
+{
+    /* a, b (counted) -> c (sleeps on a negative value) on worker 2. */
+    weir_graph *g = weir_graph_new("dwslow");
+    weir_node *x = weir_input(g, 0);
+    for (int i = 0; i < 3; i++) {
+        char an[2] = {(char)('a' + i), 0};
+        w[i] = (struct where_ran){0};
+        weir_actor_opts ao = {.state = &w[i], .init = where_init, .fini = where_fini,
+                              .worker = i < 2 ? 1 : 2};
+        weir_actor *a = weir_actor_new(g, an, &ao);
+        cr_assert_not_null(a, "%s", weir_errmsg());
+        x = weir_bind(a, "inc", i < 2 ? where_inc : slow_neg, &x, 1, 1);
+        cr_assert_not_null(x, "%s", weir_errmsg());
+    }
+    cr_assert_eq(weir_output(g, &x, 1), 0);
+    return g;
+}
+
+Test(dag, driver_worker_drains_at_teardown_and_times_out_cleanly)
+{
+    struct where_ran w[3];
+    weir_graph *g = slow_tail_chain(w);
+    /* c sleeps 100 ms in execution 0 with 2 slots before it: when the
+     * teardown begins, b has not run execution 2 and a not 3. */
+    slow_ms = 100;
+    __atomic_store_n(&slow_calls, 0, __ATOMIC_RELAXED);
+    weir_dag *d = weir_compile(g, &(weir_compile_opts){.threads = 2, .max_inflight = 4,
+                                                       .depth = 2, .driver_worker = 1});
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    uint64_t id;
+    for (int64_t i = 0; i < 4; i++) {
+        int64_t v = i ? i : -10;
+        weir_buf arg = {&v, sizeof v};
+        cr_assert_eq(weir_submit(d, &arg, 1, &id, TMO), 0, "%s", weir_errmsg());
+    }
+    cr_assert_lt(w[1].calls, 4);
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    cr_assert_eq(w[0].calls, 4);
+    cr_assert_eq(w[1].calls, 4);
+    cr_assert_eq(__atomic_load_n(&slow_calls, __ATOMIC_RELAXED), 4);
+    cr_assert(pthread_equal(w[1].fini_th, pthread_self()));
+
+    slow_ms = 300;
+    d = weir_compile(g, &(weir_compile_opts){.threads = 2, .max_inflight = 8, .driver_worker = 1});
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    int64_t v = -100; /* c sleeps 300 ms on it */
+    weir_buf arg = {&v, sizeof v};
+    cr_assert_eq(weir_submit(d, &arg, 1, &id, TMO), 0, "%s", weir_errmsg());
+    weir_result *r = NULL;
+    uint64_t t0 = weir_now_ns();
+    cr_assert_eq(weir_wait(d, id, &r, 50), -ETIMEDOUT);
+    uint64_t el = weir_now_ns() - t0;
+    cr_assert(el >= 45000000ull && el < 250000000ull, "wait returned after %llu ns",
+              (unsigned long long)el);
+    cr_assert_str_eq(weir_errmsg(), "graph 'dwslow': execution 0: not finished in time "
+                                    "(waiting for execution 0 on channel 'c.inc.out0')");
+    cr_assert_null(r);
+    cr_assert_eq(weir_wait(d, id, &r, TMO), 0, "%s", weir_errmsg());
+    cr_assert_eq(result64(r, 0), -97);
+    weir_result_free(r);
+    cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
+    weir_graph_free(g);
+}
+
+/* A worker stuck in a method holds the driver's worker (its channel to it is
+ * full): teardown returns within its bound and names both. */
+Test(dag, driver_worker_stuck_teardown_names_both)
+{
+    struct where_ran w[3];
+    weir_graph *g = slow_tail_chain(w);
+    slow_ms = 1200;
+    weir_dag *d = weir_compile(g, &(weir_compile_opts){.threads = 2, .max_inflight = 4,
+                                                       .depth = 2, .timeout_ms = 150,
+                                                       .driver_worker = 1});
+    cr_assert_not_null(d, "%s", weir_errmsg());
+    uint64_t id;
+    for (int64_t i = 0; i < 3; i++) {
+        int64_t v = i ? i : -10; /* c sleeps in execution 0 only */
+        weir_buf arg = {&v, sizeof v};
+        cr_assert_eq(weir_submit(d, &arg, 1, &id, TMO), 0, "%s", weir_errmsg());
+    }
+    struct timespec ts = {0, 50000000L};
+    nanosleep(&ts, NULL); /* c is in its first call; b.inc.out0 holds 2, a and b wait */
+    cr_assert_eq(w[0].calls, 3);
+    cr_assert_eq(w[1].calls, 2, "b could not write its third output");
+    uint64_t t0 = weir_now_ns();
+    cr_assert_eq(weir_dag_free(d), -ETIMEDOUT);
+    uint64_t el = weir_now_ns() - t0;
+    cr_assert(el < 900000000ull, "teardown took %llu ns", (unsigned long long)el);
+    cr_assert_str_eq(weir_errmsg(),
+                     "graph 'dwslow': teardown timed out after 150 ms: actor 'a' (the driver's "
+                     "worker) is stuck waiting on a channel; actor 'c' is stuck in method 'inc' "
+                     "(execution 0) (threads are left running detached and freed when they "
+                     "return; processes are killed)");
+    cr_assert(pthread_equal(w[1].fini_th, pthread_self()), "the driver's worker ran its fini");
+    weir_graph_free(g);
+    /* Let the detached thread finish and free the dag (checked by ASan's leak check). */
+    ts.tv_sec = 1;
+    ts.tv_nsec = 500000000L;
+    nanosleep(&ts, NULL);
 }
