@@ -49,6 +49,9 @@ struct weir__wait_word;
 /* The futex word a reader of c (writer_side 0) or its writer (1) sleeps on,
  * for weir__wait_many. */
 void weir__chan_wait_word(const weir_chan *c, int writer_side, struct weir__wait_word *w);
+/* Count ns of waiting done for c's reader `reader` (starved) or, reader < 0,
+ * for its writer (blocked), by someone who waited for them (weir_chan_stats). */
+void weir__chan_count_wait(weir_chan *c, int reader, uint64_t ns);
 
 /* Hooks for readers that keep their own cursor (channels/ring_window.c);
  * defined in ring_cursor.c, beside the handle's private state (ring_handle.h). */

@@ -168,6 +168,14 @@ int weir__chan_read_wont_block(weir_chan *c, int id)
     return weir__chan_can_read(c, id) || weir__load_acquire(&c->ctl->closed);
 }
 
+void weir__chan_count_wait(weir_chan *c, int reader, uint64_t ns)
+{
+    if (reader >= 0 && reader < WEIR_CHAN_MAX_READERS)
+        weir__counter_add(&c->ctl->readers[reader].starved_ns, ns);
+    else if (reader < 0)
+        weir__counter_add(&c->ctl->blocked_ns, ns);
+}
+
 void weir__chan_wait_word(const weir_chan *c, int writer_side, struct weir__wait_word *w)
 {
     w->futex = writer_side ? &c->ctl->wr_futex : &c->ctl->rd_futex;

@@ -462,7 +462,8 @@ int weir__actor_inline_start(struct actor_rt *a)
     return rc;
 }
 
-/* Would op i run now without waiting? If not, *w is what to sleep on. */
+/* Would op i run now without waiting? If not, *w is what to sleep on, and
+ * a->blk_chan / blk_rid the channel and reader id (-1: its writer) that waits. */
 static int op_ready(struct actor_rt *a, const struct weir__plan_op *op, struct weir__wait_word *w)
 {
     struct weir_dag *d = a->d;
@@ -471,6 +472,8 @@ static int op_ready(struct actor_rt *a, const struct weir__plan_op *op, struct w
         if (weir__chan_read_wont_block(d->chans[op->chan], a->rid[op->chan]))
             return 1;
         weir__chan_wait_word(d->chans[op->chan], 0, w);
+        a->blk_chan = op->chan;
+        a->blk_rid = a->rid[op->chan];
         return 0;
     case WEIR__OP_CALL:
         /* weir_call_out reserves in the output channels: each must have a slot. */
@@ -478,6 +481,8 @@ static int op_ready(struct actor_rt *a, const struct weir__plan_op *op, struct w
             int ch = a->reg_chan[op->out[k]];
             if (ch >= 0 && !weir__chan_space_now(d->chans[ch])) {
                 weir__chan_wait_word(d->chans[ch], 1, w);
+                a->blk_chan = (unsigned)ch;
+                a->blk_rid = -1;
                 return 0;
             }
         }
@@ -487,6 +492,8 @@ static int op_ready(struct actor_rt *a, const struct weir__plan_op *op, struct w
         if (!a->regs[op->reg].err || weir__chan_space_now(d->chans[op->chan]))
             return 1;
         weir__chan_wait_word(d->chans[op->chan], 1, w);
+        a->blk_chan = op->chan;
+        a->blk_rid = -1;
         return 0;
     default:
         return 1;

@@ -139,8 +139,14 @@ static int run_inline_until(struct weir_dag *d, int (*ready)(void *), void *arg,
             continue;
         if (ready(arg))
             return 0;
-        if (weir__wait_many(w, s == 0 ? 2 : 1, s == 0 ? inl_either : inl_own, &iw, &d->inl_spin,
-                            deadline_ms(dl)) < 0)
+        uint64_t t0 = weir_now_ns();
+        int rc = weir__wait_many(w, s == 0 ? 2 : 1, s == 0 ? inl_either : inl_own, &iw,
+                                 &d->inl_spin, deadline_ms(dl));
+        /* The worker waited too: its channel's stats say so, as a thread's would. */
+        if (s == 0)
+            weir__chan_count_wait(d->chans[d->inl->blk_chan], d->inl->blk_rid,
+                                  weir_now_ns() - t0);
+        if (rc < 0)
             return -ETIMEDOUT;
     }
 }
@@ -206,6 +212,7 @@ int weir__driver_inline_finish(struct weir_dag *d, uint64_t deadline)
         int ms = deadline == UINT64_MAX ? -1 : left > INT32_MAX ? INT32_MAX : (int)left;
         struct inl_wait iw = {d, NULL, NULL};
         weir__wait_many(&w, 1, inl_ready_only, &iw, &d->inl_spin, ms);
+        weir__chan_count_wait(d->chans[d->inl->blk_chan], d->inl->blk_rid, weir_now_ns() - now);
     }
 }
 

@@ -93,6 +93,8 @@ struct actor_rt {
     uint64_t pc_e;  /* execution */
     unsigned pc_i;  /* op */
     int pc_state;   /* WEIR__PC_* */
+    unsigned blk_chan; /* when a step stopped: the channel its next op waits on ... */
+    int blk_rid;       /* ... as reader blk_rid, or as its writer (-1) */
     /* thread actors */
     pthread_t th;
     int started;
@@ -218,6 +220,8 @@ int weir__actor_run(struct actor_rt *a);
  * inline_step: run ops until the next would wait; >0 if any ran, 0 if none
  * could (*w: the word to sleep on until it can), -EPIPE once the schedule
  * ended (it then ran the members' fini and left, as a thread does).
+ * (a->blk_chan and a->blk_rid: the channel and reader id, -1 for the
+ * writer, the waiting is counted for: driver.c adds it to weir_chan_stats).
  * inline_ready: could the next op run now (or has the schedule ended)?
  * inline_abandon: leave now (teardown past its deadline): fini, close, deregister.
  */

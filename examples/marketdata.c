@@ -15,13 +15,15 @@
  * functions run in a plain loop.
  *
  *   weir-marketdata [-n EXECUTIONS] [-i MAX_INFLIGHT] [-w WORK] [--process]
- *                   [--threads N] [--plan FILE] [--quiet] [--nodes N]
+ *                   [--threads N] [--driver-worker] [--plan FILE] [--quiet] [--nodes N]
  *
  * -w adds WORK rounds of arithmetic to the momentum stage to make it the
  * bottleneck on purpose (watch the table move). --process runs the two
  * feature actors as separate processes (WEIR_PROCESS); --threads N runs the
  * thread actors on N workers (weir_compile_opts.threads: 0 automatic, the
  * default; -1 a thread per actor), fusing the stages placed on one worker;
+ * --driver-worker runs the first worker in this (the driver's) thread
+ * (weir_compile_opts.driver_worker);
  * --plan saves the compiled plan for `weir-plan show FILE`, which prints the
  * placement.
  *
@@ -215,9 +217,10 @@ static int usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s [-n EXECUTIONS] [-i MAX_INFLIGHT] [-w WORK] [--process] [--threads N] "
-            "[--plan FILE] [--quiet] [--nodes N]\n"
+            "[--driver-worker] [--plan FILE] [--quiet] [--nodes N]\n"
             "  --threads N  workers for the thread actors: 0 automatic (default), -1 one per "
             "actor\n"
+            "  --driver-worker  the first worker runs in the driver's thread, inside its calls\n"
             "  --nodes N    the pipeline across N ranks (2..8), actor i on rank i %% N; from a "
             "shell\n"
             "               it runs itself under weir-run --netns -n N (root)\n",
@@ -419,7 +422,7 @@ static void actor_table(weir_dag *d, int rank, int nranks, double el)
 int main(int argc, char **argv)
 {
     long n = 300000, inflight = 16, work = 0, threads = 0, nodes = 0;
-    int quiet = 0, process = 0;
+    int quiet = 0, process = 0, driver_worker = 0;
     const char *plan_path = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-n") && i + 1 < argc)
@@ -434,6 +437,8 @@ int main(int argc, char **argv)
             process = 1;
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = strtol(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--driver-worker"))
+            driver_worker = 1;
         else if (!strcmp(argv[i], "--plan") && i + 1 < argc)
             plan_path = argv[++i];
         else if (!strcmp(argv[i], "--nodes") && i + 1 < argc)
@@ -495,7 +500,7 @@ int main(int argc, char **argv)
         make_tick(lines[i], sizeof lines[i], px);
 
     weir_compile_opts co = {.max_inflight = (unsigned)inflight, .buffer_bytes = 64,
-                            .threads = (int)threads};
+                            .threads = (int)threads, .driver_worker = driver_worker};
     uint64_t t_compiled = weir_now_ns(); /* counters run from here */
     weir_dag *d = weir_compile(g, &co);
     if (!d) {
@@ -550,9 +555,11 @@ int main(int argc, char **argv)
     snprintf(tdesc, sizeof tdesc, threads == 0 ? "automatic" : threads < 0 ? "one per actor" : "%ld",
              threads);
     printf("weir-marketdata: %ld executions of parse -> {momentum, liquidity} -> join -> score, "
-           "max_inflight %ld, %s, thread actors on %u worker%s (--threads %s), plan %016llx\n",
+           "max_inflight %ld, %s, thread actors on %u worker%s (--threads %s%s), plan %016llx\n",
            n, inflight, process ? "feature actors in processes" : "all actors in threads",
-           nworkers, nworkers == 1 ? "" : "s", tdesc, (unsigned long long)weir_dag_plan_hash(d));
+           nworkers, nworkers == 1 ? "" : "s", tdesc,
+           driver_worker ? "; the first run by the driver" : "",
+           (unsigned long long)weir_dag_plan_hash(d));
     if (nranks > 1)
         printf("  across %d ranks (actor i on rank i %% %d): parser on rank 0, momentum %d, "
                "liquidity %d, joiner %d, scorer %d; rank 0 drives\n",

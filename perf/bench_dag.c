@@ -22,8 +22,9 @@
  *   floor    the stage functions called in sequence on one thread
  *   weir     the compiled dag: a thread per actor (.thr, threads =
  *            WEIR_THREADS_PER_ACTOR), the thread actors fused on
- *            --threads N workers (.fused, threads = N, default 2), or every
- *            actor WEIR_PROCESS (.proc); unpinned
+ *            --threads N workers (.fused, threads = N, default 2), the same
+ *            with the first worker run by the driver (.drvw, driver_worker
+ *            = 1), or every actor WEIR_PROCESS (.proc); unpinned
  *   pthread  what users write today: one thread per actor, bounded
  *            mutex/condvar queues (capacity = max_inflight) of buffers
  *            preallocated per producer; fan-out shares one refcounted
@@ -465,7 +466,8 @@ static void legend(void)
                (unsigned long long)bench_dag_tput_warmup());
     bench_note("floor = the same stage functions called in sequence on one thread (no copy in "
                "or out, no threads); weir .thr = a thread per actor, .fused = the actors fused "
-               "on --threads %d workers (weir_compile_opts.threads; chain4 a,b | c,d), .proc = "
+               "on --threads %d workers (weir_compile_opts.threads; chain4 a,b | c,d), .drvw = the "
+               "same with the first worker run by the driver's calls (driver_worker = 1), .proc = "
                "every actor WEIR_PROCESS (driver in this process); max_inflight = depth = %u, "
                "buffer_bytes = msg_bytes; pthread = one thread per actor, mutex/condvar bounded "
                "queues (capacity = depth) of preallocated buffers, fan-out shares one refcounted "

@@ -2659,8 +2659,17 @@ Test(dag, driver_worker_drains_at_teardown_and_times_out_cleanly)
                                     "(waiting for execution 0 on channel 'c.inc.out0')");
     cr_assert_null(r);
     cr_assert_eq(weir_wait(d, id, &r, TMO), 0, "%s", weir_errmsg());
+    el = weir_now_ns() - t0;
     cr_assert_eq(result64(r, 0), -97);
     weir_result_free(r);
+    /* Meanwhile the driver's worker (a, b) waited for its next argument: its
+     * stats say so, as a worker thread's would. */
+    struct weir_actor_stats as;
+    cr_assert_eq(weir_dag_actor_stats(d, 0, &as), 0);
+    cr_assert(as.input_starved_ns >= 200000000ull && as.input_starved_ns <= el,
+              "a waited %llu ns of %llu", (unsigned long long)as.input_starved_ns,
+              (unsigned long long)el);
+    cr_assert_eq(as.output_blocked_ns, 0);
     cr_assert_eq(weir_dag_free(d), 0, "%s", weir_errmsg());
     weir_graph_free(g);
 }
