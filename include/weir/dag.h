@@ -112,6 +112,8 @@ typedef struct weir_compile_opts {
  *   a thread per actor (5 threads)  0.64-0.78 M exec/s pipelined, p50 18-19 us
  *   threads = 2 (3 threads)         1.36-1.44 M exec/s,           p50 8.5-10.7 us
  *   threads = 1 (2 threads)         6.0-6.5 M exec/s,             p50 0.36-0.37 us
+ *   threads = 2, driver_worker = 1 (2 threads: the driver runs a, b; below)
+ *                                   4.4-4.5 M exec/s,             p50 0.39-0.45 us
  * so weir_compile then uses one worker per CPU but one (left to the
  * driver), at least 1. With a CPU for every actor, a thread per actor lets
  * the stages run in parallel (and a method that blocks stalls no other
