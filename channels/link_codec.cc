@@ -130,16 +130,19 @@ int weir__link_welcome_encode(const struct weir__link_welcome *w, uint8_t *out, 
     }
 }
 
-int weir__link_refuse_encode(const char *reason, uint8_t *out, size_t cap)
+int weir__link_refuse_encode(const char *reason, const uint32_t *ended, uint32_t nended,
+                             uint8_t *out, size_t cap)
 {
-    if (!reason || !out)
+    if (!reason || !out || (nended && !ended) || nended > WEIR__LINK_MAX_STREAMS)
         return weir__seterr(-EINVAL, "link REFUSE: encode: bad argument");
     try {
         fb::FlatBufferBuilder b(256);
         size_t n = std::strlen(reason);
         if (n > WEIR__LINK_MAX_REASON)
             n = WEIR__LINK_MAX_REASON;
-        auto r = wl::CreateRefuse(b, b.CreateString(reason, n));
+        auto rs = b.CreateString(reason, n);
+        auto ev = nended ? b.CreateVector(ended, nended) : fb::Offset<fb::Vector<uint32_t>>();
+        auto r = wl::CreateRefuse(b, rs, ev);
         return finish(b, wl::CreateControl(b, 0, 0, r), out, cap);
     } catch (...) {
         return weir__seterr(-ENOMEM, "link REFUSE: out of memory while encoding");
@@ -220,7 +223,7 @@ int weir__link_welcome_decode(const uint8_t *buf, size_t len, struct weir__link_
     return 0;
 }
 
-int weir__link_refuse_decode(const uint8_t *buf, size_t len, char *reason, size_t cap)
+int weir__link_refuse_decode(const uint8_t *buf, size_t len, struct weir__link_refuse *out)
 {
     alignas(8) uint8_t tmp[WEIR__FRAME_CTL_MAX];
     const wl::Control *c = open_ctl(buf, len, "REFUSE", tmp);
@@ -229,6 +232,8 @@ int weir__link_refuse_decode(const uint8_t *buf, size_t len, char *reason, size_
     const wl::Refuse *r = c->refuse();
     if (!r)
         return weir__seterr(-EPROTO, "link REFUSE: the control frame holds no Refuse");
+    out->nended = 0;
+    out->reason[0] = '\0';
     char tmpr[WEIR__LINK_MAX_REASON + 1];
     int ret = copy_str(r->reason(), tmpr, sizeof tmpr, "REFUSE", "reason");
     if (ret < 0)
@@ -236,7 +241,22 @@ int weir__link_refuse_decode(const uint8_t *buf, size_t len, char *reason, size_
     for (char *p = tmpr; *p; p++)
         if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
             *p = '?'; // one line of printable text, whatever the peer sent
-    std::snprintf(reason, cap, "%s", tmpr);
+    const auto *ev = r->ended();
+    uint32_t n = ev ? ev->size() : 0;
+    if (n > WEIR__LINK_MAX_STREAMS)
+        return weir__seterr(-EPROTO, "link REFUSE: %u ended streams (at most %d)", n,
+                            WEIR__LINK_MAX_STREAMS);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t id = ev->Get(i);
+        if (id == 0)
+            return weir__seterr(-EPROTO, "link REFUSE: ended stream entry %u: id 0", i);
+        for (uint32_t j = 0; j < i; j++)
+            if (out->ended[j] == id)
+                return weir__seterr(-EPROTO, "link REFUSE: stream %u ended twice", id);
+        out->ended[i] = id;
+    }
+    out->nended = n;
+    std::snprintf(out->reason, sizeof out->reason, "%s", tmpr);
     return 0;
 }
 

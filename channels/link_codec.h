@@ -46,12 +46,20 @@ struct weir__link_welcome {
     struct weir__link_stream_accept streams[WEIR__LINK_MAX_STREAMS];
 };
 
+struct weir__link_refuse {
+    char reason[WEIR__LINK_MAX_REASON + 1]; /* one line of printable text */
+    uint32_t nended;                        /* streams the refusing end saw end cleanly */
+    uint32_t ended[WEIR__LINK_MAX_STREAMS]; /* their ids: >= 1, each once */
+};
+
 /* Encoders: write the payload into out[0..cap) and return its length, or
  * -EMSGSIZE if it does not fit in cap (WEIR__FRAME_CTL_MAX is always
  * enough for valid input), -EINVAL for out-of-range input, -ENOMEM. */
 int weir__link_hello_encode(const struct weir__link_hello *h, uint8_t *out, size_t cap);
 int weir__link_welcome_encode(const struct weir__link_welcome *w, uint8_t *out, size_t cap);
-int weir__link_refuse_encode(const char *reason, uint8_t *out, size_t cap);
+/* ended: nended stream ids (NULL and 0: none), at most WEIR__LINK_MAX_STREAMS. */
+int weir__link_refuse_encode(const char *reason, const uint32_t *ended, uint32_t nended,
+                             uint8_t *out, size_t cap);
 
 /* Decoders: verify buf[0..len) and fill *out. 0, or -EBADMSG / -EPROTO with
  * one line in weir_errmsg() (not a weir link frame, failed verification,
@@ -59,6 +67,6 @@ int weir__link_refuse_encode(const char *reason, uint8_t *out, size_t cap);
  * A version mismatch is NOT judged here (the caller names both versions). */
 int weir__link_hello_decode(const uint8_t *buf, size_t len, struct weir__link_hello *out);
 int weir__link_welcome_decode(const uint8_t *buf, size_t len, struct weir__link_welcome *out);
-int weir__link_refuse_decode(const uint8_t *buf, size_t len, char *reason, size_t cap);
+int weir__link_refuse_decode(const uint8_t *buf, size_t len, struct weir__link_refuse *out);
 
 #endif

@@ -392,7 +392,7 @@ static int refuse_pipe(const struct weir__tp_ops *tp, weir__tp_pipe *p, const ch
                        int timeout_ms)
 {
     uint8_t buf[WEIR__FRAME_CTL_MAX];
-    int n = weir__link_refuse_encode(reason, buf, sizeof buf);
+    int n = weir__link_refuse_encode(reason, NULL, 0, buf, sizeof buf);
     if (n <= 0)
         return -EINVAL;
     uint8_t h[WEIR__FRAME_HDR];
@@ -401,12 +401,14 @@ static int refuse_pipe(const struct weir__tp_ops *tp, weir__tp_pipe *p, const ch
     return tp->send(p, iov, 2, timeout_ms);
 }
 
-/* REFUSE with a reason on stream (0: the connection); the caller holds send_mu. */
-static void send_refuse_locked(weir__conn *cn, weir__tp_pipe *p, uint32_t stream,
-                               const char *reason, int timeout_ms)
+/* REFUSE with a reason on stream (0: the connection), naming the nended
+ * streams of `ended` as ended cleanly; the caller holds send_mu. */
+static void send_refuse_ended_locked(weir__conn *cn, weir__tp_pipe *p, uint32_t stream,
+                                     const char *reason, const uint32_t *ended,
+                                     uint32_t nended, int timeout_ms)
 {
     uint8_t buf[WEIR__FRAME_CTL_MAX];
-    int n = weir__link_refuse_encode(reason, buf, sizeof buf);
+    int n = weir__link_refuse_encode(reason, ended, nended, buf, sizeof buf);
     if (n > 0) {
         uint8_t h[WEIR__FRAME_HDR];
         hdr(h, WEIR__FR_REFUSE, 0, stream, (uint32_t)n, 0, 0);
@@ -416,6 +418,12 @@ static void send_refuse_locked(weir__conn *cn, weir__tp_pipe *p, uint32_t stream
         else
             cn->tp->close(p); /* a prefix may have gone: the byte stream is broken */
     }
+}
+
+static void send_refuse_locked(weir__conn *cn, weir__tp_pipe *p, uint32_t stream,
+                               const char *reason, int timeout_ms)
+{
+    send_refuse_ended_locked(cn, p, stream, reason, NULL, 0, timeout_ms);
 }
 
 /* Read one frame header within timeout_ms. */
@@ -892,6 +900,36 @@ static void send_check_done_locked(struct stream *s)
     }
 }
 
+/*
+ * A reconnect refused because the receiver's streams have all ended: those
+ * it names in rf->ended received their CLOSE after every message, so the
+ * ACK this end waits for was lost in the cut. Each ends cleanly (-EPIPE),
+ * as if that ACK had come; one this end never closed is the peer's error.
+ * The other streams fail with the refusal, as before.
+ */
+static void ended_by_peer(weir__conn *cn, const struct weir__link_refuse *rf)
+{
+    for (uint32_t i = 0; i < rf->nended; i++) {
+        struct stream *s = find_stream(cn, rf->ended[i]);
+        if (!s || weir__load_acquire(&s->status) != 0)
+            continue;
+        if (!weir__load_acquire(&s->closed_sent)) {
+            char text[MSG_LEN];
+            snprintf(text, sizeof text, "link %s: peer %s says stream %u ended, but this end "
+                     "never closed it", cn->endpoint, cn->peer, s->id);
+            stream_end(s, -EPROTO, text);
+            continue;
+        }
+        uint64_t cs = weir__load_acquire(&s->close_seq);
+        if (cs > weir__window_released(&s->win))
+            weir__window_release_upto(&s->win, cs, weir__load_acquire(&s->sent));
+        pthread_mutex_lock(&cn->mu);
+        weir__store_release(&s->acked, cs);
+        send_check_done_locked(s);
+        pthread_mutex_unlock(&cn->mu);
+    }
+}
+
 /* Dial, HELLO, WELCOME. On success the pipe is published (a new generation)
  * with every stream's resume point set and its window released up to it. */
 static int dial_once(weir__conn *cn, int timeout_ms)
@@ -932,9 +970,11 @@ static int dial_once(weir__conn *cn, int timeout_ms)
     if ((r = cn->tp->recv_into(p, buf, f.len, timeout_ms)) < 0)
         goto out;
     if (f.type == WEIR__FR_REFUSE) {
-        char reason[WEIR__LINK_MAX_REASON + 1];
-        if ((r = weir__link_refuse_decode(buf, f.len, reason, sizeof reason)) == 0)
-            r = cerr(cn, -ECONNREFUSED, "refused by the peer: %s", reason);
+        struct weir__link_refuse rf;
+        if ((r = weir__link_refuse_decode(buf, f.len, &rf)) == 0) {
+            ended_by_peer(cn, &rf);
+            r = cerr(cn, -ECONNREFUSED, "refused by the peer: %s", rf.reason);
+        }
         goto out;
     }
     struct weir__link_welcome w;
@@ -1053,14 +1093,16 @@ static void *dial_rx(void *arg)
             pthread_mutex_unlock(&cn->send_mu);
         } else if (f.type == WEIR__FR_REFUSE) {
             uint8_t buf[WEIR__FRAME_CTL_MAX];
-            char reason[WEIR__LINK_MAX_REASON + 1] = "?";
-            if (cn->tp->recv_into(p, buf, f.len, cn->suspect_ms) == 0)
-                weir__link_refuse_decode(buf, f.len, reason, sizeof reason);
+            struct weir__link_refuse rf;
+            const char *reason = "?";
+            if (cn->tp->recv_into(p, buf, f.len, cn->suspect_ms) == 0 &&
+                weir__link_refuse_decode(buf, f.len, &rf) == 0)
+                reason = rf.reason;
             struct stream *s = f.stream ? find_stream(cn, f.stream) : NULL;
             if (s) {
                 /* The receiver ended this stream only. */
                 char text[MSG_LEN];
-                snprintf(text, sizeof text, "link %s: peer %s ended stream %u: %s", cn->endpoint,
+                snprintf(text, sizeof text, "link %.60s: peer %.60s ended stream %u: %.80s", cn->endpoint,
                          cn->peer, s->id, reason);
                 stream_end(s, -ECONNABORTED, text);
                 continue;
@@ -1103,6 +1145,8 @@ static int dial_reconnect(weir__conn *cn)
             return cerr(cn, -ETIMEDOUT, "peer %s lost for %d ms (%s)", cn->peer, cn->timeout_ms,
                         why);
         int r = dial_once(cn, left < cn->suspect_ms ? left : cn->suspect_ms);
+        if (r < 0 && getenv("WEIR_LINK_DEBUG"))
+            fprintf(stderr, "link %s: dial: %s\n", cn->endpoint, weir_errmsg());
         if (r == 0) {
             weir__fetch_add(&cn->reconnects, 1);
             return 0;
@@ -1833,7 +1877,14 @@ refuse: {
     char line[256];
     snprintf(line, sizeof line, "refused %.40s: %.190s", peer, why);
     refusal(cn, line);
-    send_refuse_locked(cn, p, 0, why, 200);
+    /* Ended (check_hello's -EPIPE): the sender may be reconnecting only
+     * because a last ACK was lost; the streams whose CLOSE came tell it so. */
+    uint32_t ended[NSTREAMS], nended = 0;
+    for (unsigned i = 0; r == -EPIPE && i < cn->nstreams; i++)
+        if (weir__load_acquire(&cn->st[i].ended) &&
+            weir__load_acquire(&cn->st[i].status) == -EPIPE)
+            ended[nended++] = cn->st[i].id;
+    send_refuse_ended_locked(cn, p, 0, why, ended, nended, 200);
     cn->tp->pipe_free(p);
 }
 }
@@ -2081,7 +2132,8 @@ static int rx_frame(weir__conn *cn, weir__tp_pipe *p, struct weir__frame *f, str
         return r;
     case WEIR__FR_REFUSE: {
         /* The sender ended this stream (its side failed). */
-        char reason[WEIR__LINK_MAX_REASON + 1] = "?";
+        struct weir__link_refuse rf;
+        const char *reason = "?";
         if (!s) {
             r = cerr(cn, -EPROTO, "peer %s sent REFUSE on the connection, a dialer's only "
                      "answer is to close", cn->peer);
@@ -2092,10 +2144,11 @@ static int rx_frame(weir__conn *cn, weir__tp_pipe *p, struct weir__frame *f, str
             return r;
         if ((r = cn->tp->recv_into(p, cn->scratch, f->len, cn->suspect_ms)) < 0)
             return r;
-        weir__link_refuse_decode(cn->scratch, f->len, reason, sizeof reason);
+        if (weir__link_refuse_decode(cn->scratch, f->len, &rf) == 0)
+            reason = rf.reason;
         if (!weir__load_acquire(&s->ended)) {
             char text[MSG_LEN];
-            snprintf(text, sizeof text, "link %s: peer %s ended stream %u: %s", cn->endpoint,
+            snprintf(text, sizeof text, "link %.60s: peer %.60s ended stream %u: %.80s", cn->endpoint,
                      cn->peer, s->id, reason);
             weir__store_release(&s->ended, 1);
             stream_end(s, -ECONNABORTED, text);
@@ -2261,7 +2314,12 @@ static void *listen_rx(void *arg)
 static void *listen_main(void *arg)
 {
     weir__conn *cn = arg;
-    while (!weir__load_acquire(&cn->stop) && !weir__load_acquire(&cn->status)) {
+    /* Past a clean end (-EPIPE) too, until the link is freed: a sender whose
+     * last ACK was lost reconnects, and its refusal names the streams that
+     * ended (listen_judge), so it ends them cleanly instead of failing. */
+    int st0;
+    while (!weir__load_acquire(&cn->stop) &&
+           ((st0 = weir__load_acquire(&cn->status)) == 0 || st0 == -EPIPE)) {
         weir__tp_pipe *np = NULL;
         int r;
         if (cn->on_port) {

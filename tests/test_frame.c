@@ -170,10 +170,46 @@ Test(frame, largest_hello_fits_one_control_frame)
 Test(frame, refuse_text_is_one_line)
 {
     uint8_t buf[WEIR__FRAME_CTL_MAX];
-    int n = weir__link_refuse_encode("bad\ntoken\x01", buf, sizeof buf);
-    char reason[64];
-    cr_assert_eq(weir__link_refuse_decode(buf, (size_t)n, reason, sizeof reason), 0);
-    cr_assert_str_eq(reason, "bad?token?");
+    int n = weir__link_refuse_encode("bad\ntoken\x01", NULL, 0, buf, sizeof buf);
+    struct weir__link_refuse rf;
+    cr_assert_eq(weir__link_refuse_decode(buf, (size_t)n, &rf), 0);
+    cr_assert_str_eq(rf.reason, "bad?token?");
+    cr_assert_eq(rf.nended, 0);
+}
+
+/* A REFUSE of an ended connection names the streams that ended cleanly;
+ * the decoder takes ids >= 1, each once, at most a HELLO's worth. */
+Test(frame, refuse_names_ended_streams)
+{
+    uint8_t buf[WEIR__FRAME_CTL_MAX];
+    struct weir__link_refuse rf;
+    const uint32_t ended[3] = {1, 7, 2};
+    int n = weir__link_refuse_encode("the stream has ended", ended, 3, buf, sizeof buf);
+    cr_assert_gt(n, 0, "%s", weir_errmsg());
+    cr_assert_eq(weir__link_refuse_decode(buf, (size_t)n, &rf), 0, "%s", weir_errmsg());
+    cr_assert_str_eq(rf.reason, "the stream has ended");
+    cr_assert_eq(rf.nended, 3);
+    cr_assert_eq(rf.ended[0], 1);
+    cr_assert_eq(rf.ended[1], 7);
+    cr_assert_eq(rf.ended[2], 2);
+
+    const uint32_t twice[2] = {3, 3};
+    n = weir__link_refuse_encode("x", twice, 2, buf, sizeof buf);
+    cr_assert_eq(weir__link_refuse_decode(buf, (size_t)n, &rf), -EPROTO);
+    cr_assert_str_eq(weir_errmsg(), "link REFUSE: stream 3 ended twice");
+    const uint32_t zero[2] = {4, 0};
+    n = weir__link_refuse_encode("x", zero, 2, buf, sizeof buf);
+    cr_assert_eq(weir__link_refuse_decode(buf, (size_t)n, &rf), -EPROTO);
+    cr_assert_str_eq(weir_errmsg(), "link REFUSE: ended stream entry 1: id 0");
+    uint32_t many[WEIR__LINK_MAX_STREAMS + 1];
+    for (unsigned i = 0; i <= WEIR__LINK_MAX_STREAMS; i++)
+        many[i] = i + 1;
+    cr_assert_eq(weir__link_refuse_encode("x", many, WEIR__LINK_MAX_STREAMS + 1, buf, sizeof buf),
+                 -EINVAL);
+    cr_assert_str_eq(weir_errmsg(), "link REFUSE: encode: bad argument");
+    n = weir__link_refuse_encode("x", many, WEIR__LINK_MAX_STREAMS, buf, sizeof buf);
+    cr_assert_eq(weir__link_refuse_decode(buf, (size_t)n, &rf), 0, "%s", weir_errmsg());
+    cr_assert_eq(rf.nended, WEIR__LINK_MAX_STREAMS);
 }
 
 Test(frame, endpoints)

@@ -783,6 +783,52 @@ BOTH(ended_stream_ends_after_its_last_ack_was_lost, 60)
     pair_free(&p);
 }
 
+/* The same with the connection's only stream: the receiver has ended the
+ * whole connection, so it refuses the reconnect ("the stream has ended"),
+ * but its REFUSE names the stream as ended cleanly (its CLOSE came after
+ * every message), and the sender ends it as if the lost ACK had come:
+ * -EPIPE with the clean text, not -ECONNREFUSED. */
+BOTH(last_stream_ends_cleanly_after_its_last_ack_was_lost, 60)
+{
+    struct pair p;
+    struct proxy px;
+    pair_init(&p, 1, 8, 16);
+    weir_link_opts lo = {.transport = g_tp, .timeout_ms = 20000};
+    pair_listen(&p, &lo);
+    proxy_start(&px, weir__conn_endpoint(p.rx));
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", px.port);
+    pair_dial(&p, ep, &lo);
+    t_sleep_ms(200); /* HELLO and WELCOME through */
+    __atomic_store_n(&px.mode, 2, __ATOMIC_RELEASE);
+    struct side *a = &p.s[0];
+    pthread_create(&a->rt, NULL, reader_thr, a);
+    pthread_create(&a->wt, NULL, writer_thr, a);
+    cr_assert_eq(wait_status(p.rx, 5000), -EPIPE, "the receiver ended: %s", weir_errmsg());
+    cut_then_stream1_ends(&p, &px, -EPIPE);
+    side_check(a);
+    cr_assert_eq(wait_status(p.tx, 5000), -EPIPE, "%s", weir_errmsg());
+    char want[200];
+    snprintf(want, sizeof want,
+             "link %s: stream ended (channel closed, every message acknowledged)", ep);
+    struct weir__conn_stream_stats st;
+    weir__conn_stream_stats(p.tx, 1, &st);
+    cr_assert_eq(st.frames, 8 + 1, "8 DATA and one CLOSE, nothing resent: %llu frames",
+                 (unsigned long long)st.frames);
+    cr_assert_eq(weir__conn_status(p.tx), -EPIPE);
+    cr_assert_str_eq(weir_errmsg(), want);
+    struct weir_link_stats ls;
+    weir__conn_stats(p.rx, &ls);
+    /* Once per reconnect: the proxy dropped the answers to those made before the cut. */
+    cr_assert_geq(ls.refused, 1);
+    const char *tail = ": the stream has ended";
+    size_t lr = strlen(ls.last_refusal);
+    cr_assert(lr > strlen(tail) && !strcmp(ls.last_refusal + lr - strlen(tail), tail), "%s",
+              ls.last_refusal);
+    proxy_stop(&px);
+    pair_free(&p);
+}
+
 /* A stream the receiver refused (its channel w was closed by its user) whose
  * REFUSE was lost in a cut: the receiver says it again after the WELCOME,
  * and the sender's stream fails at once with the receiver's reason, while

@@ -74,10 +74,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (d == 0 && w.nstreams > WEIR__LINK_MAX_STREAMS)
                     __builtin_trap();
             } else {
-                char reason[WEIR__LINK_MAX_REASON + 1];
-                d = weir__link_refuse_decode(data + off, avail, reason, sizeof reason);
-                if (d == 0 && (strlen(reason) > WEIR__LINK_MAX_REASON || strchr(reason, '\n')))
+                struct weir__link_refuse rf;
+                d = weir__link_refuse_decode(data + off, avail, &rf);
+                if (d == 0 && (strlen(rf.reason) > WEIR__LINK_MAX_REASON ||
+                               strchr(rf.reason, '\n') || rf.nended > WEIR__LINK_MAX_STREAMS))
                     __builtin_trap();
+                for (uint32_t i = 0; d == 0 && i < rf.nended; i++) {
+                    if (rf.ended[i] == 0)
+                        __builtin_trap();
+                    for (uint32_t j = 0; j < i; j++)
+                        if (rf.ended[j] == rf.ended[i])
+                            __builtin_trap();
+                }
             }
             if (d < 0) {
                 if (d != -EBADMSG && d != -EPROTO)
