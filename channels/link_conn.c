@@ -146,7 +146,8 @@ struct stream {
     uint64_t sent;       /* atomic: messages handed to the transport (cursor) */
     uint64_t resume;     /* under mu: next_seq of the last WELCOME */
     int stalled;         /* send thread: out of credit, counted in credit_stalls */
-    int dereg;           /* send thread: failed, its reader of ch deregistered */
+    int dereg;           /* failed, its reader of ch deregistered (set and read under mu:
+                            a release must not publish into a deregistered reader id) */
     int closed_sent;     /* atomic: CLOSE handed to the transport */
     uint64_t close_seq;  /* atomic */
 
@@ -882,6 +883,18 @@ int weir__conn_add_send_stream(weir__conn *cn, uint32_t stream, weir_chan *c, in
 
 static void *dial_rx(void *arg);
 
+/* Under mu: release s's window up to seq, the receiver having committed
+ * every message before it - unless s failed (its reader of c is then
+ * deregistered, or about to be: publishing into that id could move the
+ * position of whoever registers it next). Serialized with the
+ * deregistration (tx_release_failed) by mu. */
+static void release_acked_locked(struct stream *s, uint64_t seq)
+{
+    if (weir__load_acquire(&s->status) == 0 && !s->dereg &&
+        seq > weir__window_released(&s->win))
+        weir__window_release_upto(&s->win, seq, weir__load_acquire(&s->sent));
+}
+
 /* Under mu: a stream whose CLOSE was sent and acknowledged has ended. */
 static void send_check_done_locked(struct stream *s)
 {
@@ -921,9 +934,8 @@ static void ended_by_peer(weir__conn *cn, const struct weir__link_refuse *rf)
             continue;
         }
         uint64_t cs = weir__load_acquire(&s->close_seq);
-        if (cs > weir__window_released(&s->win))
-            weir__window_release_upto(&s->win, cs, weir__load_acquire(&s->sent));
         pthread_mutex_lock(&cn->mu);
+        release_acked_locked(s, cs);
         weir__store_release(&s->acked, cs);
         send_check_done_locked(s);
         pthread_mutex_unlock(&cn->mu);
@@ -1018,10 +1030,9 @@ static int dial_once(weir__conn *cn, int timeout_ms)
         if (weir__load_acquire(&s->status) != 0)
             continue;
         uint64_t next = acc[i]->next_seq;
-        /* Everything before next was committed by the receiver (a lost ack). */
-        if (next > weir__window_released(&s->win))
-            weir__window_release_upto(&s->win, next, weir__load_acquire(&s->sent));
         pthread_mutex_lock(&cn->mu);
+        /* Everything before next was committed by the receiver (a lost ack). */
+        release_acked_locked(s, next);
         s->resume = next;
         weir__store_release(&s->acked, next);
         weir__store_release(&s->limit, next + acc[i]->credits);
@@ -1066,9 +1077,8 @@ static void *dial_rx(void *arg)
                                    (unsigned long long)sent));
                 break;
             }
-            if (weir__load_acquire(&s->status) == 0)
-                weir__window_release_upto(&s->win, f.seq, sent);
             pthread_mutex_lock(&cn->mu);
+            release_acked_locked(s, f.seq);
             weir__store_release(&s->acked, f.seq);
             /* The send thread waits for this ACK (on the bell) only when the
              * stream had used its credit; under mu, where it decides so. */
@@ -1270,9 +1280,13 @@ static void tx_release_failed(weir__conn *cn)
         struct stream *s = &cn->st[i];
         int st = weir__load_acquire(&s->status);
         if (st != 0 && st != -EPIPE && !s->dereg) {
+            /* Under mu: an ACK being applied (release_acked_locked) finishes
+             * its publish first, and none comes after. */
+            pthread_mutex_lock(&cn->mu);
             s->dereg = 1;
             if (weir__chan_reader_epoch(s->ch, s->reader) >= 0)
                 weir_chan_deregister_reader(s->ch, s->reader);
+            pthread_mutex_unlock(&cn->mu);
         }
     }
 }
