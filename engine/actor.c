@@ -306,6 +306,49 @@ static uint64_t resume_point(struct actor_rt *a, uint64_t *rd_at, uint64_t *wr_a
     return lo;
 }
 
+/* Op i of a's schedule in execution e (waits as its channel call does):
+ * 0, or < 0 when the schedule ends there (a READ of a closed channel:
+ * teardown, or an upstream actor died; a failed WRITE). */
+static inline __attribute__((always_inline)) int run_op(struct actor_rt *a, unsigned i,
+                                                        uint64_t e)
+{
+    struct weir_dag *d = a->d;
+    const struct weir__plan_op *op = &a->pa->ops[i];
+    struct reg *r = &a->regs[op->reg];
+    uint64_t trace_t0 = __builtin_expect(a->trace != NULL, 0) ? weir_now_ns() : 0;
+    switch (op->kind) {
+    case WEIR__OP_READ: {
+        weir_chan_msg m;
+        if (weir_chan_read_msg(d->chans[op->chan], a->rid[op->chan], &m, -1) < 0)
+            return -EPIPE;
+        r->data = m.data;
+        r->len = m.len;
+        r->err = (m.flags & WEIR_MSG_ERROR) != 0;
+        if (r->err)
+            reg_set_error(r, (const char *)m.data);
+        break;
+    }
+    case WEIR__OP_CALL:
+        run_call(a, op, e);
+        break;
+    case WEIR__OP_WRITE: {
+        weir_chan *ch = d->chans[op->chan];
+        int rc = r->err ? weir_chan_write_error(ch, r->errtext ? r->errtext : "error", -1)
+                        : weir_chan_commit(ch, r->len);
+        r->reserved = 0;
+        if (rc < 0)
+            return rc;
+        break;
+    }
+    case WEIR__OP_RELEASE:
+        weir_chan_release(d->chans[op->chan], a->rid[op->chan]);
+        break;
+    }
+    if (__builtin_expect(trace_t0 != 0, 0))
+        weir__trace_op(a, i, e, trace_t0);
+    return 0;
+}
+
 /* The schedule loop; returns at teardown (-EPIPE on a READ) or when a WRITE fails. */
 static void actor_loop(struct actor_rt *a)
 {
@@ -336,43 +379,10 @@ static void actor_loop(struct actor_rt *a)
         weir__flag_wait(&a->note->stop);
         return;
     }
-    for (uint64_t e = first;; e++) {
-        for (unsigned i = 0; i < pa->nops; i++) {
-            const struct weir__plan_op *op = &pa->ops[i];
-            struct reg *r = &a->regs[op->reg];
-            uint64_t trace_t0 = __builtin_expect(a->trace != NULL, 0) ? weir_now_ns() : 0;
-            switch (op->kind) {
-            case WEIR__OP_READ: {
-                weir_chan_msg m;
-                if (weir_chan_read_msg(d->chans[op->chan], a->rid[op->chan], &m, -1) < 0)
-                    return; /* -EPIPE: teardown, or an upstream actor died */
-                r->data = m.data;
-                r->len = m.len;
-                r->err = (m.flags & WEIR_MSG_ERROR) != 0;
-                if (r->err)
-                    reg_set_error(r, (const char *)m.data);
-                break;
-            }
-            case WEIR__OP_CALL:
-                run_call(a, op, e);
-                break;
-            case WEIR__OP_WRITE: {
-                weir_chan *ch = d->chans[op->chan];
-                int rc = r->err ? weir_chan_write_error(ch, r->errtext ? r->errtext : "error", -1)
-                                : weir_chan_commit(ch, r->len);
-                r->reserved = 0;
-                if (rc < 0)
-                    return;
-                break;
-            }
-            case WEIR__OP_RELEASE:
-                weir_chan_release(d->chans[op->chan], a->rid[op->chan]);
-                break;
-            }
-            if (__builtin_expect(trace_t0 != 0, 0))
-                weir__trace_op(a, i, e, trace_t0);
-        }
-    }
+    for (uint64_t e = first;; e++)
+        for (unsigned i = 0; i < pa->nops; i++)
+            if (run_op(a, i, e) < 0)
+                return;
 }
 
 /* Leaving: close what this actor writes, deregister what it reads, so the
@@ -508,14 +518,13 @@ int weir__actor_inline_ready(struct actor_rt *a)
 
 /*
  * Run the schedule from where it stopped, op by op, until the next op would
- * wait: the ops are actor_loop's, each called only once it cannot block, so
- * the channel calls' waits never start. An op that ends the loop there (a
+ * wait: the ops are actor_loop's (run_op), each run only once it cannot
+ * block, so the channel calls' waits never start. An op that ends the loop there (a
  * READ of a closed channel, a failed WRITE) ends it here: the members' fini
  * run and the actor leaves, as a thread's would.
  */
 int weir__actor_inline_step(struct actor_rt *a, struct weir__wait_word *w)
 {
-    struct weir_dag *d = a->d;
     const struct weir__plan_actor *pa = a->pa;
     if (a->pc_state != WEIR__PC_RUN)
         return -EPIPE;
@@ -524,46 +533,11 @@ int weir__actor_inline_step(struct actor_rt *a, struct weir__wait_word *w)
         const struct weir__plan_op *op = &pa->ops[a->pc_i];
         if (!op_ready(a, op, w))
             return ran;
-        struct reg *r = &a->regs[op->reg];
-        uint64_t e = a->pc_e;
-        uint64_t trace_t0 = __builtin_expect(a->trace != NULL, 0) ? weir_now_ns() : 0;
-        int end = 0;
-        switch (op->kind) {
-        case WEIR__OP_READ: {
-            weir_chan_msg m;
-            if (weir_chan_read_msg(d->chans[op->chan], a->rid[op->chan], &m, -1) < 0) {
-                end = 1;
-                break;
-            }
-            r->data = m.data;
-            r->len = m.len;
-            r->err = (m.flags & WEIR_MSG_ERROR) != 0;
-            if (r->err)
-                reg_set_error(r, (const char *)m.data);
-            break;
-        }
-        case WEIR__OP_CALL:
-            run_call(a, op, e);
-            break;
-        case WEIR__OP_WRITE: {
-            weir_chan *ch = d->chans[op->chan];
-            int rc = r->err ? weir_chan_write_error(ch, r->errtext ? r->errtext : "error", -1)
-                            : weir_chan_commit(ch, r->len);
-            r->reserved = 0;
-            end = rc < 0;
-            break;
-        }
-        case WEIR__OP_RELEASE:
-            weir_chan_release(d->chans[op->chan], a->rid[op->chan]);
-            break;
-        }
-        if (end) {
+        if (run_op(a, a->pc_i, a->pc_e) < 0) {
             a->pc_state = WEIR__PC_LEFT;
             actor_stop(a);
             return -EPIPE;
         }
-        if (__builtin_expect(trace_t0 != 0, 0))
-            weir__trace_op(a, a->pc_i, e, trace_t0);
         ran = 1;
         if (++a->pc_i == pa->nops) {
             a->pc_i = 0;

@@ -477,6 +477,32 @@ static void legend(void)
                "~50 us per call for one actor, 5.7k executions/s for a chain of 4 actors");
 }
 
+/* The co-scheduling targets for chain4.<mode> (fused, drvw: the first worker
+ * run by the driver) at --threads N: beside a thread per actor (thr), the
+ * call loop, and 2 us of round trip. */
+static void fused_ratios(const char *mode, const struct bench_row *thr)
+{
+    char name[64], d1[112], key[48];
+    snprintf(name, sizeof name, "chain4.%s.tput", mode);
+    const struct bench_row *cf = bench_find(name, "weir", 8, 0);
+    snprintf(name, sizeof name, "chain4.%s.lat", mode);
+    const struct bench_row *cfl = bench_find(name, "weir", 8, 0);
+    const struct bench_row *cfloor = bench_find("chain4.call.tput", "floor", 8, 0);
+    double tp = cf ? cf->msgs_per_s : -1;
+    snprintf(key, sizeof key, "chain4.%s_vs_thr", mode);
+    snprintf(d1, sizeof d1, "weir chain4.%s.tput 8 B (threads %d) / chain4.thr.tput", mode,
+             bench_opts.threads);
+    bench_ratio(key, d1, tp, thr ? thr->msgs_per_s : -1, ">=", 10, NULL);
+    snprintf(key, sizeof key, "chain4.%s_vs_floor", mode);
+    snprintf(d1, sizeof d1, "weir chain4.%s.tput 8 B (threads %d) / floor chain4.call.tput", mode,
+             bench_opts.threads);
+    bench_ratio(key, d1, tp, cfloor ? cfloor->msgs_per_s : -1, ">=", 0.25, NULL);
+    snprintf(key, sizeof key, "chain4.%s_lat_2us", mode);
+    snprintf(d1, sizeof d1, "weir chain4.%s.lat 8 B (threads %d) p50 ns / 2000 ns", mode,
+             bench_opts.threads);
+    bench_ratio(key, d1, cfl ? cfl->p50_ns : -1, cfl ? 2000 : -1, "<=", 1, NULL);
+}
+
 static void ratios(void)
 {
 #define V(r, f) ((r) ? (r)->f : -1)
@@ -490,37 +516,8 @@ static void ratios(void)
                 o8p ? RAY_CALL_NS : -1, V(o8p, p50_ns), ">=", 25, NULL);
     bench_ratio("chain4.thr_vs_ray", "weir chain4.thr.tput 8 B exec/s / Ray CG 5.7k exec/s",
                 V(c8, msgs_per_s), c8 ? RAY_CHAIN4_EPS : -1, ">=", 35, NULL);
-    {
-        const struct bench_row *cf = bench_find("chain4.fused.tput", "weir", 8, 0);
-        const struct bench_row *cfl = bench_find("chain4.fused.lat", "weir", 8, 0);
-        const struct bench_row *cfloor = bench_find("chain4.call.tput", "floor", 8, 0);
-        char d1[96];
-        snprintf(d1, sizeof d1, "weir chain4.fused.tput 8 B (threads %d) / chain4.thr.tput",
-                 bench_opts.threads);
-        bench_ratio("chain4.fused_vs_thr", d1, V(cf, msgs_per_s), V(c8, msgs_per_s), ">=", 10,
-                    NULL);
-        snprintf(d1, sizeof d1, "weir chain4.fused.tput 8 B (threads %d) / floor chain4.call.tput",
-                 bench_opts.threads);
-        bench_ratio("chain4.fused_vs_floor", d1, V(cf, msgs_per_s), V(cfloor, msgs_per_s), ">=",
-                    0.25, NULL);
-        snprintf(d1, sizeof d1, "weir chain4.fused.lat 8 B (threads %d) p50 ns / 2000 ns",
-                 bench_opts.threads);
-        bench_ratio("chain4.fused_lat_2us", d1, V(cfl, p50_ns), cfl ? 2000 : -1, "<=", 1, NULL);
-        /* The same three with the first worker run by the driver (driver_worker = 1). */
-        cf = bench_find("chain4.drvw.tput", "weir", 8, 0);
-        cfl = bench_find("chain4.drvw.lat", "weir", 8, 0);
-        snprintf(d1, sizeof d1, "weir chain4.drvw.tput 8 B (threads %d) / chain4.thr.tput",
-                 bench_opts.threads);
-        bench_ratio("chain4.drvw_vs_thr", d1, V(cf, msgs_per_s), V(c8, msgs_per_s), ">=", 10,
-                    NULL);
-        snprintf(d1, sizeof d1, "weir chain4.drvw.tput 8 B (threads %d) / floor chain4.call.tput",
-                 bench_opts.threads);
-        bench_ratio("chain4.drvw_vs_floor", d1, V(cf, msgs_per_s), V(cfloor, msgs_per_s), ">=",
-                    0.25, NULL);
-        snprintf(d1, sizeof d1, "weir chain4.drvw.lat 8 B (threads %d) p50 ns / 2000 ns",
-                 bench_opts.threads);
-        bench_ratio("chain4.drvw_lat_2us", d1, V(cfl, p50_ns), cfl ? 2000 : -1, "<=", 1, NULL);
-    }
+    fused_ratios("fused", c8);
+    fused_ratios("drvw", c8);
     bench_ratio("chain4.proc_vs_ray",
                 "  (info) weir chain4.proc.tput 8 B exec/s / Ray CG 5.7k exec/s",
                 V(c8p, msgs_per_s), c8p ? RAY_CHAIN4_EPS : -1, ">=", 35, NULL);
