@@ -220,11 +220,12 @@ static weir_dag *weir_build_on(const struct bench_dag_shape *s, int mode, size_t
                                const int *rank_of, int transport, char *why, size_t wl);
 
 weir_dag *bench_dag_build_on(const struct bench_dag_shape *s, size_t n, const int *node,
-                             int transport, int threads, char *why, size_t wl)
+                             int transport, int threads, int drvw, char *why, size_t wl)
 {
     int save = bench_opts.threads;
     bench_opts.threads = threads;
-    weir_dag *d = weir_build_on(s, threads ? MODE_FUSED : MODE_THR, n, node, transport, why, wl);
+    int mode = drvw ? MODE_DRVW : threads ? MODE_FUSED : MODE_THR;
+    weir_dag *d = weir_build_on(s, mode, n, node, transport, why, wl);
     bench_opts.threads = save;
     return d;
 }

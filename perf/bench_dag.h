@@ -97,9 +97,11 @@ struct bench_dag_weir {
 const struct bench_dag_shape *bench_dag_shape(const char *name);
 /* Compile shape s (max_inflight = depth, buffer_bytes n) with actor i on rank
  * node[i] (NULL: all on rank 0), links over transport (WEIR_TRANSPORT_*), the
- * actors on `threads` workers per rank (0: a thread per actor). NULL with why. */
+ * actors on `threads` workers per rank (0: a thread per actor), rank 0's first
+ * worker run by its driver if drvw (weir_compile_opts.driver_worker). NULL
+ * with why. */
 weir_dag *bench_dag_build_on(const struct bench_dag_shape *s, size_t n, const int *node,
-                             int transport, int threads, char *why, size_t wl);
+                             int transport, int threads, int drvw, char *why, size_t wl);
 /* The measurement windows' ops over w (execute / submit / wait, every output checked). */
 struct bench_dag_ops bench_dag_weir_ops(struct bench_dag_weir *w, uint8_t *arg, size_t n);
 /* `weir-bench dag --nodes N` (bench_dag_nodes.c): the whole command. */

@@ -31,7 +31,9 @@
  *     chain4.2rank.lat and .tput (the windows of bench_dag_common.c),
  *     rank 1 sits in weir_dag_join; both free;
  *  3. the same with the actors fused on one worker per rank (threads = 1:
- *     a,b on rank 0's worker, c,d on rank 1's), chain4.2fused;
+ *     a,b on rank 0's worker, c,d on rank 1's), chain4.2fused, then again
+ *     with rank 0's worker run by its driver (driver_worker: a,b in the
+ *     driver's calls), chain4.2drvw;
  *  4. the same over ZeroMQ links (not with --no-zmq): a transport that is
  *     not built fails both ranks' compile alike, and the row is skipped
  *     with the reason;
@@ -323,8 +325,8 @@ static void note_par(struct bench_row *r, double par)
 }
 
 /* Rank 0: compile (node: across, or NULL for one rank), measure lat and tput. */
-static void run_rank0(const int *node, int transport, int threads, struct bench_row *lat,
-                      struct bench_row *tput)
+static void run_rank0(const int *node, int transport, int threads, int drvw,
+                      struct bench_row *lat, struct bench_row *tput)
 {
     const struct bench_dag_shape *s = bench_dag_shape("chain4");
     size_t n = MSG;
@@ -335,7 +337,7 @@ static void run_rank0(const int *node, int transport, int threads, struct bench_
         bench_dag_row_failf(tput, "out of memory");
         return;
     }
-    weir_dag *d = bench_dag_build_on(s, n, node, transport, threads, why, sizeof why);
+    weir_dag *d = bench_dag_build_on(s, n, node, transport, threads, drvw, why, sizeof why);
     if (!d && weir_errcode() == -ENOSYS) {
         /* a transport not built into this library: skipped, with the reason */
         snprintf(lat->error, sizeof lat->error, "%s", why);
@@ -370,7 +372,7 @@ static int run_rank1(int transport, int threads)
 {
     char why[BENCH_ERR_LEN] = "";
     weir_dag *d = bench_dag_build_on(bench_dag_shape("chain4"), MSG, across, transport, threads,
-                                     why, sizeof why);
+                                     0, why, sizeof why);
     if (!d && weir_errcode() == -ENOSYS)
         return 0; /* not built: rank 0's row says so */
     if (!d) {
@@ -398,7 +400,7 @@ static void one_rank(int threads, struct bench_row *lat, struct bench_row *tput)
         saved[i] = v ? strdup(v) : NULL;
         unsetenv(hidden[i]);
     }
-    run_rank0(NULL, WEIR_TRANSPORT_URING, threads, lat, tput);
+    run_rank0(NULL, WEIR_TRANSPORT_URING, threads, 0, lat, tput);
     for (size_t i = 0; i < NHIDDEN; i++) {
         if (saved[i]) setenv(hidden[i], saved[i], 1);
         free(saved[i]);
@@ -407,8 +409,8 @@ static void one_rank(int threads, struct bench_row *lat, struct bench_row *tput)
 
 /* ---------------------------------------------------------------- rows */
 
-enum { R_FLOOR, R_LAT2, R_TPUT2, R_ZLAT2, R_ZTPUT2, R_LAT1, R_TPUT1, R_FLAT2, R_FTPUT2, R_FLAT1,
-       R_FTPUT1, NROWS };
+enum { R_FLOOR, R_LAT2, R_TPUT2, R_ZLAT2, R_ZTPUT2, R_LAT1, R_TPUT1, R_FLAT2, R_FTPUT2, R_DLAT2,
+       R_DTPUT2, R_FLAT1, R_FTPUT1, NROWS };
 
 static void init_rows(struct bench_row *r)
 {
@@ -432,6 +434,10 @@ static void init_rows(struct bench_row *r)
     for (int i = R_FLAT2; i <= R_FTPUT2; i++)
         snprintf(r[i].notes, sizeof r[i].notes, "threads 1 per rank: a,b fused on rank 0, c,d "
                  "on rank 1; %s", i == R_FLAT2 ? "weir_execute" : "in flight = depth");
+    bench_dag_init_rows(&r[R_DLAT2], &r[R_DTPUT2], s, "2drvw", "weir-uring", MSG, win);
+    for (int i = R_DLAT2; i <= R_DTPUT2; i++)
+        snprintf(r[i].notes, sizeof r[i].notes, "as 2fused, rank 0's worker run by its driver "
+                 "(driver_worker); %s", i == R_DLAT2 ? "weir_execute" : "in flight = depth");
     for (int i = R_FLAT1; i <= R_FTPUT1; i++)
         snprintf(r[i].notes, sizeof r[i].notes, "threads 2: a,b | c,d, one rank; %s",
                  i == R_FLAT1 ? "weir_execute" : "in flight = depth");
@@ -491,6 +497,14 @@ static void ratios(void)
     bench_ratio("nodes.fused_tput_vs_1rank",
                 "  (info) weir chain4.2fused.tput / chain4.1fused.tput",
                 V(ft2, msgs_per_s), V(ft1, msgs_per_s), ">=", 0.5, NULL);
+    const struct bench_row *dl2 = bench_find("chain4.2drvw.lat", "weir-uring", MSG, 0);
+    const struct bench_row *dt2 = bench_find("chain4.2drvw.tput", "weir-uring", MSG, 0);
+    bench_ratio("nodes.drvw_rtt_vs_tcp",
+                "  (info) weir chain4.2drvw.lat p50 / tcp-spin pingpong p50", V(dl2, p50_ns),
+                V(fl, p50_ns), "<=", 3, NULL);
+    bench_ratio("nodes.drvw_tput_vs_1rank",
+                "  (info) weir chain4.2drvw.tput / chain4.1rank.tput",
+                V(dt2, msgs_per_s), V(t1, msgs_per_s), ">=", 0.5, NULL);
 #undef V
 }
 
@@ -537,7 +551,7 @@ int bench_dag_nodes(int argc, char **argv)
         if (!freopen("/dev/null", "w", stdout)) status = 1;
         for (int round = 0; round < bench_opts.rounds && !status; round++) {
             if (floor_rank1(host, port) < 0 || run_rank1(WEIR_TRANSPORT_URING, 0) < 0 ||
-                run_rank1(WEIR_TRANSPORT_URING, 1) < 0 ||
+                run_rank1(WEIR_TRANSPORT_URING, 1) < 0 || run_rank1(WEIR_TRANSPORT_URING, 1) < 0 ||
                 (!bench_opts.no_zmq && run_rank1(WEIR_TRANSPORT_ZMQ, 0) < 0))
                 status = 1;
         }
@@ -554,16 +568,20 @@ int bench_dag_nodes(int argc, char **argv)
         double par = bench_parallelism();
         note_par(&r[R_LAT2], par);
         note_par(&r[R_TPUT2], par);
-        run_rank0(across, WEIR_TRANSPORT_URING, 0, &r[R_LAT2], &r[R_TPUT2]);
+        run_rank0(across, WEIR_TRANSPORT_URING, 0, 0, &r[R_LAT2], &r[R_TPUT2]);
         par = bench_parallelism();
         note_par(&r[R_FLAT2], par);
         note_par(&r[R_FTPUT2], par);
-        run_rank0(across, WEIR_TRANSPORT_URING, 1, &r[R_FLAT2], &r[R_FTPUT2]);
+        run_rank0(across, WEIR_TRANSPORT_URING, 1, 0, &r[R_FLAT2], &r[R_FTPUT2]);
+        par = bench_parallelism();
+        note_par(&r[R_DLAT2], par);
+        note_par(&r[R_DTPUT2], par);
+        run_rank0(across, WEIR_TRANSPORT_URING, 1, 1, &r[R_DLAT2], &r[R_DTPUT2]);
         if (!bench_opts.no_zmq) {
             par = bench_parallelism();
             note_par(&r[R_ZLAT2], par);
             note_par(&r[R_ZTPUT2], par);
-            run_rank0(across, WEIR_TRANSPORT_ZMQ, 0, &r[R_ZLAT2], &r[R_ZTPUT2]);
+            run_rank0(across, WEIR_TRANSPORT_ZMQ, 0, 0, &r[R_ZLAT2], &r[R_ZTPUT2]);
         }
         par = bench_parallelism();
         note_par(&r[R_LAT1], par);

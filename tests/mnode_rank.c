@@ -501,6 +501,8 @@ int main(int argc, char **argv)
     weir_compile_opts co = {.max_inflight = 8};
     if (getenv("MNODE_THREADS"))
         co.threads = atoi(getenv("MNODE_THREADS"));
+    if (getenv("MNODE_DRIVER_WORKER")) /* rank 0's first worker runs in its driver */
+        co.driver_worker = atoi(getenv("MNODE_DRIVER_WORKER"));
     if (getenv("MNODE_TRANSPORT"))
         co.transport = !strcmp(getenv("MNODE_TRANSPORT"), "zmq") ? WEIR_TRANSPORT_ZMQ
                                                                  : WEIR_TRANSPORT_URING;

@@ -1875,6 +1875,18 @@ Test(nodes, dag_fused_workers_per_rank, .timeout = 300)
                           "    worker 2 (rank 1): src\n"
                           "    worker 3 (rank 2): left\n"
                           "    worker 4 (rank 2): join\n"), "%s", out);
+    /* The same with rank 0's worker run by its driver (driver_worker): s1,
+     * then right, between two links; the plans are the same. The diamond
+     * also with its feature actors in processes. */
+    char again[16384];
+    mn_run_show("MNODE_THREADS=1 MNODE_DRIVER_WORKER=1", "chain", 2, "thread", MN_EXECS, again,
+                sizeof again);
+    cr_assert(strstr(again, "    worker 1 (rank 0): s1\n"), "%s", again);
+    mn_run_show("MNODE_THREADS=2 MNODE_DRIVER_WORKER=1", "diamond", 3, "thread", MN_EXECS, again,
+                sizeof again);
+    cr_assert_str_eq(again, out, "driver_worker is not part of the plan");
+    mn_run_show("MNODE_THREADS=2 MNODE_DRIVER_WORKER=1", "diamond", 3, "mixed", MN_EXECS, again,
+                sizeof again);
 }
 
 static int mn_nop(weir_call *c, void *state);
