@@ -155,19 +155,6 @@ int weir__chan_can_read(weir_chan *c, int id)
     return r->seq < r->avail;
 }
 
-/* Would weir_chan_read_msg(c, id, .., -1) return at once: a message, the
- * close, or an error (a deregistered or mis-used id)? Reads no clock. */
-int weir__chan_read_wont_block(weir_chan *c, int id)
-{
-    if (id < 0 || id >= WEIR_CHAN_MAX_READERS)
-        return 1;
-    const struct weir__rstate *r = &c->r[id];
-    if (!r->registered || r->held ||
-        weir__load_relaxed(&c->ctl->readers[id].epoch) != r->epoch)
-        return 1;
-    return weir__chan_can_read(c, id) || weir__load_acquire(&c->ctl->closed);
-}
-
 void weir__chan_count_wait(weir_chan *c, int reader, uint64_t ns)
 {
     if (reader >= 0 && reader < WEIR_CHAN_MAX_READERS)

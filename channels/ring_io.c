@@ -566,6 +566,13 @@ static inline int read_ok(const weir_chan *c, int reader)
            weir__load_relaxed(&c->ctl->readers[reader].epoch) == c->r[reader].epoch;
 }
 
+/* Would weir_chan_read_msg(c, id, .., -1) return at once: a message, the
+ * close, or an error (read_ok fails: a deregistered or mis-used id)? */
+int weir__chan_read_wont_block(weir_chan *c, int id)
+{
+    return !read_ok(c, id) || weir__chan_can_read(c, id) || weir__load_acquire(&c->ctl->closed);
+}
+
 /* Describe message seq at slot idx of the reader's generation into *m:
  * 0, or < 0 (a forward that cannot be followed, a corrupt header). */
 static inline int take(weir_chan *c, struct weir__rstate *r, uint64_t seq, unsigned idx,

@@ -114,23 +114,19 @@ static int inl_own(void *p)
     return iw->ready(iw->arg);
 }
 
-static int inl_ready_only(void *p)
-{
-    const struct inl_wait *iw = p;
-    return weir__actor_inline_ready(iw->d->inl);
-}
-
 static int inl_either(void *p)
 {
     const struct inl_wait *iw = p;
     return iw->ready(iw->arg) || weir__actor_inline_ready(iw->d->inl);
 }
 
+/* own.futex NULL: the driver waits on nothing of its own (teardown). */
 static int run_inline_until(struct weir_dag *d, int (*ready)(void *), void *arg,
                             struct weir__wait_word own, struct weir__deadline *dl)
 {
     struct inl_wait iw = {d, ready, arg};
     struct weir__wait_word w[2] = {own, {0}};
+    struct weir__wait_word *wv = own.futex ? w : &w[1];
     for (;;) {
         if (ready(arg))
             return 0;
@@ -140,8 +136,10 @@ static int run_inline_until(struct weir_dag *d, int (*ready)(void *), void *arg,
         if (ready(arg))
             return 0;
         uint64_t t0 = weir_now_ns();
-        int rc = weir__wait_many(w, s == 0 ? 2 : 1, s == 0 ? inl_either : inl_own, &iw,
-                                 &d->inl_spin, deadline_ms(dl));
+        /* s < 0 (the worker left) with no word of our own: ready() said so above. */
+        unsigned n = (own.futex != NULL) + (s == 0);
+        int rc = weir__wait_many(wv, n, s == 0 ? inl_either : inl_own, &iw, &d->inl_spin,
+                                 deadline_ms(dl));
         /* The worker waited too: its channel's stats say so, as a thread's would. */
         if (s == 0)
             weir__chan_count_wait(d->chans[d->inl->blk_chan], d->inl->blk_rid,
@@ -193,27 +191,19 @@ static void *inline_reserve(struct weir_dag *d, weir_chan *ch, size_t len,
     return weir_chan_reserve(ch, len, 0);
 }
 
+static int inl_left(void *a)
+{
+    return ((const struct actor_rt *)a)->pc_state != WEIR__PC_RUN;
+}
+
 /* Teardown (dag.c): run the driver's worker until its schedule ends (its
  * inputs closed and drained) or the deadline (UINT64_MAX: none). 0 once it
  * left, -ETIMEDOUT if it still waits. */
 int weir__driver_inline_finish(struct weir_dag *d, uint64_t deadline)
 {
-    struct weir__wait_word w;
-    for (;;) {
-        int s = weir__actor_inline_step(d->inl, &w);
-        if (s < 0)
-            return 0;
-        if (s > 0)
-            continue;
-        uint64_t now = weir_now_ns();
-        if (now >= deadline)
-            return -ETIMEDOUT;
-        uint64_t left = deadline == UINT64_MAX ? 0 : (deadline - now + 999999) / 1000000;
-        int ms = deadline == UINT64_MAX ? -1 : left > INT32_MAX ? INT32_MAX : (int)left;
-        struct inl_wait iw = {d, NULL, NULL};
-        weir__wait_many(&w, 1, inl_ready_only, &iw, &d->inl_spin, ms);
-        weir__chan_count_wait(d->chans[d->inl->blk_chan], d->inl->blk_rid, weir_now_ns() - now);
-    }
+    /* An absolute deadline in the driver's form: at set, timeout_ms only its sign. */
+    struct weir__deadline dl = {deadline == UINT64_MAX ? -1 : 1, deadline};
+    return run_inline_until(d, inl_left, d->inl, (struct weir__wait_word){0}, &dl);
 }
 
 /* ---- results ------------------------------------------------------------ */
@@ -838,11 +828,9 @@ static int submit_locked(struct weir_dag *d, const weir_buf *args, unsigned narg
         if (d->tensor && weir__tensor_arg_len(d, d->argch[k], b, &len) < 0) /* engine/tensor.c */
             break;
         alen[k] = len;
-        if (d->inl && !weir__chan_can_reserve(ch, len))
-            dst[k] = inline_reserve(d, ch, len, dl);
-        else
-            dst[k] = weir_chan_reserve(ch, len,
-                                       weir__chan_can_reserve(ch, len) ? 0 : deadline_ms(dl));
+        int now = weir__chan_can_reserve(ch, len);
+        dst[k] = now || !d->inl ? weir_chan_reserve(ch, len, now ? 0 : deadline_ms(dl))
+                                : inline_reserve(d, ch, len, dl);
         if (!dst[k])
             break;
     }

@@ -470,6 +470,25 @@ static void legend(const char *host, int port)
                "each case, in its notes");
 }
 
+/* The (info) targets of chain4.2<v> (fused, drvw): round trip beside the TCP
+ * floor fl, throughput beside the one-rank row base (named base_name). */
+static void info_ratios(const char *v, const struct bench_row *fl, const struct bench_row *base,
+                        const char *base_name)
+{
+    char name[48], key[48], desc[112];
+    snprintf(name, sizeof name, "chain4.2%s.lat", v);
+    const struct bench_row *l = bench_find(name, "weir-uring", MSG, 0);
+    snprintf(name, sizeof name, "chain4.2%s.tput", v);
+    const struct bench_row *t = bench_find(name, "weir-uring", MSG, 0);
+    snprintf(key, sizeof key, "nodes.%s_rtt_vs_tcp", v);
+    snprintf(desc, sizeof desc, "  (info) weir chain4.2%s.lat p50 / tcp-spin pingpong p50", v);
+    bench_ratio(key, desc, l ? l->p50_ns : -1, fl ? fl->p50_ns : -1, "<=", 3, NULL);
+    snprintf(key, sizeof key, "nodes.%s_tput_vs_1rank", v);
+    snprintf(desc, sizeof desc, "  (info) weir chain4.2%s.tput / chain4.%s.tput", v, base_name);
+    bench_ratio(key, desc, t ? t->msgs_per_s : -1, base ? base->msgs_per_s : -1, ">=", 0.5,
+                NULL);
+}
+
 static void ratios(void)
 {
 #define V(r, f) ((r) ? (r)->f : -1)
@@ -488,23 +507,8 @@ static void ratios(void)
                 V(t2, msgs_per_s), t2 ? RAY_CHAIN4_EPS : -1, ">=", 50, NULL);
     bench_ratio("nodes.rtt_vs_1rank", "  (info) weir chain4.2rank.lat p50 / chain4.1rank.lat p50",
                 V(l2, p50_ns), V(l1, p50_ns), "<=", 1e9, NULL);
-    const struct bench_row *fl2 = bench_find("chain4.2fused.lat", "weir-uring", MSG, 0);
-    const struct bench_row *ft2 = bench_find("chain4.2fused.tput", "weir-uring", MSG, 0);
-    const struct bench_row *ft1 = bench_find("chain4.1fused.tput", "weir", MSG, 0);
-    bench_ratio("nodes.fused_rtt_vs_tcp",
-                "  (info) weir chain4.2fused.lat p50 / tcp-spin pingpong p50", V(fl2, p50_ns),
-                V(fl, p50_ns), "<=", 3, NULL);
-    bench_ratio("nodes.fused_tput_vs_1rank",
-                "  (info) weir chain4.2fused.tput / chain4.1fused.tput",
-                V(ft2, msgs_per_s), V(ft1, msgs_per_s), ">=", 0.5, NULL);
-    const struct bench_row *dl2 = bench_find("chain4.2drvw.lat", "weir-uring", MSG, 0);
-    const struct bench_row *dt2 = bench_find("chain4.2drvw.tput", "weir-uring", MSG, 0);
-    bench_ratio("nodes.drvw_rtt_vs_tcp",
-                "  (info) weir chain4.2drvw.lat p50 / tcp-spin pingpong p50", V(dl2, p50_ns),
-                V(fl, p50_ns), "<=", 3, NULL);
-    bench_ratio("nodes.drvw_tput_vs_1rank",
-                "  (info) weir chain4.2drvw.tput / chain4.1rank.tput",
-                V(dt2, msgs_per_s), V(t1, msgs_per_s), ">=", 0.5, NULL);
+    info_ratios("fused", fl, bench_find("chain4.1fused.tput", "weir", MSG, 0), "1fused");
+    info_ratios("drvw", fl, t1, "1rank");
 #undef V
 }
 
